@@ -1,0 +1,602 @@
+//! The national catalogue: agencies, the systems they run (the NIRS-style
+//! inventory, graded 1–4 by impact) and the services they offer.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::validation::Checker;
+use crate::{Invalid, MemberId};
+
+/// A language nara's pages and catalogue texts are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    #[default]
+    En,
+    Es,
+    Ko,
+}
+
+impl Lang {
+    pub const ALL: [Lang; 3] = [Lang::En, Lang::Es, Lang::Ko];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Es => "es",
+            Lang::Ko => "ko",
+        }
+    }
+
+    /// The language's name in itself, for the language switch.
+    pub fn endonym(self) -> &'static str {
+        match self {
+            Lang::En => "English",
+            Lang::Es => "Español",
+            Lang::Ko => "한국어",
+        }
+    }
+
+    /// Accepts a primary tag with an optional region (`es-419`, `ko-KR`).
+    pub fn from_tag(tag: &str) -> Option<Lang> {
+        let primary = tag.split(['-', '_']).next()?.trim().to_ascii_lowercase();
+        Lang::ALL.into_iter().find(|l| l.code() == primary)
+    }
+}
+
+impl FromStr for Lang {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Lang::ALL
+            .into_iter()
+            .find(|l| l.code() == s)
+            .ok_or_else(|| format!("unknown language {s:?}; nara speaks en, es and ko"))
+    }
+}
+
+/// A text in each of nara's three languages; all three are required.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Localized {
+    #[schema(example = "Ministry of the Interior and Safety")]
+    pub en: String,
+    #[schema(example = "Ministerio del Interior y Seguridad")]
+    pub es: String,
+    #[schema(example = "행정안전부")]
+    pub ko: String,
+}
+
+impl Localized {
+    pub fn new(en: &str, es: &str, ko: &str) -> Self {
+        Self {
+            en: en.to_owned(),
+            es: es.to_owned(),
+            ko: ko.to_owned(),
+        }
+    }
+
+    pub fn get(&self, lang: Lang) -> &str {
+        match lang {
+            Lang::En => &self.en,
+            Lang::Es => &self.es,
+            Lang::Ko => &self.ko,
+        }
+    }
+
+    fn check(&self, c: &mut Checker, field: &str, max: usize) {
+        for lang in Lang::ALL {
+            c.text(&format!("{field}.{}", lang.code()), self.get(lang), max);
+        }
+    }
+}
+
+/// Declares a closed set of named values stored and sent as snake_case text.
+macro_rules! domain_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(format!(
+                        "unknown value {:?}; expected one of: {}",
+                        s,
+                        [$($text),+].join(", ")
+                    )),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+domain_enum!(
+    /// What kind of body an agency is.
+    AgencyKind { Ministry = "ministry", LocalGovernment = "local_government", PublicBody = "public_body" }
+);
+domain_enum!(
+    /// What an inventoried system or asset is.
+    SystemKind { Application = "application", Server = "server", Database = "database", NetworkDevice = "network_device", Storage = "storage" }
+);
+domain_enum!(
+    /// Where a system runs in its life cycle.
+    Environment { Production = "production", DisasterRecovery = "disaster_recovery", Staging = "staging", Development = "development" }
+);
+domain_enum!(
+    /// A system's operational state.
+    SystemStatus { Operational = "operational", Degraded = "degraded", Maintenance = "maintenance", Retired = "retired" }
+);
+domain_enum!(
+    /// Who a service is for.
+    Audience { Citizen = "citizen", Business = "business", Agency = "agency" }
+);
+domain_enum!(
+    /// How a service is delivered.
+    Channel { Online = "online", Mobile = "mobile", InPerson = "in_person", Mixed = "mixed" }
+);
+domain_enum!(
+    /// Whether a service is offered.
+    ServiceStatus { Active = "active", Planned = "planned", Suspended = "suspended", Retired = "retired" }
+);
+
+/// A system's criticality grade, 1 (national impact) to 4 (local, low impact),
+/// as NIRS grades the systems it hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Grade(u8);
+
+impl utoipa::PartialSchema for Grade {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(4))
+            .description(Some("Criticality grade: 1 = national impact, 4 = local, low impact"))
+            .into()
+    }
+}
+
+impl ToSchema for Grade {}
+
+impl Grade {
+    pub const ALL: [Grade; 4] = [Grade(1), Grade(2), Grade(3), Grade(4)];
+
+    pub fn new(n: i64) -> Result<Self, String> {
+        if (1..=4).contains(&n) {
+            Ok(Grade(n as u8))
+        } else {
+            Err(format!("grade must be 1 to 4, got {n}"))
+        }
+    }
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl FromStr for Grade {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let n: i64 = s
+            .parse()
+            .map_err(|_| format!("grade must be a number from 1 to 4, got {s:?}"))?;
+        Grade::new(n)
+    }
+}
+
+impl Serialize for Grade {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Grade {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        Grade::new(n).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A moment, as milliseconds since the Unix epoch; sent as RFC 3339 text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ToSchema)]
+#[schema(value_type = String, format = DateTime)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Timestamp(ms)
+    }
+
+    pub fn rfc3339(self) -> String {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.0.max(0) as u64);
+        humantime::format_rfc3339_millis(t).to_string()
+    }
+
+    /// The calendar date, `YYYY-MM-DD`, for pages.
+    pub fn date(self) -> String {
+        self.rfc3339().chars().take(10).collect()
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.rfc3339())
+    }
+}
+
+// ---------------------------------------------------------------- agencies
+
+/// A member of the national platform: a ministry, a local government or a public body.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Agency {
+    pub id: MemberId,
+    pub name: Localized,
+    pub kind: AgencyKind,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The body of a request that registers an agency.
+#[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAgency {
+    pub id: MemberId,
+    pub name: Localized,
+    pub kind: AgencyKind,
+}
+
+/// The body of a request that replaces an agency's details; its id never changes.
+#[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgencyChanges {
+    pub name: Localized,
+    pub kind: AgencyKind,
+}
+
+impl NewAgency {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let mut c = Checker::default();
+        self.name.check(&mut c, "name", 200);
+        c.finish()
+    }
+
+    pub fn changes(&self) -> AgencyChanges {
+        AgencyChanges {
+            name: self.name.clone(),
+            kind: self.kind,
+        }
+    }
+}
+
+impl AgencyChanges {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let mut c = Checker::default();
+        self.name.check(&mut c, "name", 200);
+        c.finish()
+    }
+}
+
+// ---------------------------------------------------------------- systems
+
+/// An inventoried system or asset of an agency.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct System {
+    pub id: i64,
+    #[serde(flatten)]
+    pub details: SystemInput,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A system's details, as registered or replaced through the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SystemInput {
+    /// The owner agency.
+    pub agency: MemberId,
+    /// The agency's own code for the system, unique within the agency.
+    #[schema(example = "RESREG-DB-01")]
+    pub code: String,
+    #[schema(example = "Resident registration database")]
+    pub name: String,
+    pub kind: SystemKind,
+    pub grade: Grade,
+    pub environment: Environment,
+    /// Where the system answers, if it has an address (http or https).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    pub status: SystemStatus,
+}
+
+impl SystemInput {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let mut c = Checker::default();
+        c.code("code", &self.code, 64);
+        c.text("name", &self.name, 200);
+        if let Some(u) = &self.endpoint_url {
+            match url::Url::parse(u) {
+                Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {
+                    if u.len() > 2000 {
+                        c.push("endpoint_url", "must be at most 2000 characters");
+                    }
+                }
+                Ok(_) => c.push("endpoint_url", "must be an http or https URL with a host"),
+                Err(e) => c.push("endpoint_url", format!("is not a valid URL: {e}")),
+            }
+        }
+        c.finish()
+    }
+}
+
+// ---------------------------------------------------------------- services
+
+/// A public service an agency offers.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Service {
+    pub id: i64,
+    #[serde(flatten)]
+    pub details: ServiceInput,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A service's details, as registered or replaced through the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceInput {
+    /// The owner agency.
+    pub agency: MemberId,
+    /// The agency's own code for the service, unique within the agency.
+    #[schema(example = "resident-registration-certificate")]
+    pub code: String,
+    pub name: Localized,
+    pub description: Localized,
+    pub audience: Audience,
+    /// The law that empowers the agency to offer the service.
+    #[schema(example = "Resident Registration Act, Article 29")]
+    pub legal_basis: String,
+    pub channel: Channel,
+    pub status: ServiceStatus,
+}
+
+impl ServiceInput {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let mut c = Checker::default();
+        c.code("code", &self.code, 64);
+        self.name.check(&mut c, "name", 200);
+        self.description.check(&mut c, "description", 4000);
+        c.text("legal_basis", &self.legal_basis, 500);
+        c.finish()
+    }
+}
+
+// ---------------------------------------------------------------- listing
+
+/// Reads an optional query parameter; an empty value (an HTML form's "any")
+/// means absent, anything else must parse.
+fn optional<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    match Option::<String>::deserialize(d)? {
+        None => Ok(None),
+        Some(s) if s.trim().is_empty() => Ok(None),
+        Some(s) => s.trim().parse().map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+/// Free text to search for: at most 200 characters, matched case-insensitively
+/// anywhere in names, codes and descriptions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchText(String);
+
+impl SearchText {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for SearchText {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.chars().count() > 200 {
+            Err("search text must be at most 200 characters".into())
+        } else if s.chars().any(char::is_control) {
+            Err("search text must not contain control characters".into())
+        } else {
+            Ok(SearchText(s.to_lowercase()))
+        }
+    }
+}
+
+/// Which page of a list to return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageRequest {
+    /// Page number, from 1.
+    #[serde(default = "PageRequest::first")]
+    #[param(minimum = 1, maximum = 100000, default = 1)]
+    pub page: u32,
+    /// Items per page, 1 to 100.
+    #[serde(default = "PageRequest::default_size")]
+    #[param(minimum = 1, maximum = 100, default = 20)]
+    pub per_page: u32,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self {
+            page: 1,
+            per_page: Self::default_size(),
+        }
+    }
+}
+
+impl PageRequest {
+    fn first() -> u32 {
+        1
+    }
+    fn default_size() -> u32 {
+        20
+    }
+
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let mut c = Checker::default();
+        if !(1..=100_000).contains(&self.page) {
+            c.push("page", "must be from 1 to 100000");
+        }
+        if !(1..=100).contains(&self.per_page) {
+            c.push("per_page", "must be from 1 to 100");
+        }
+        c.finish()
+    }
+
+    pub fn offset(&self) -> i64 {
+        i64::from(self.page.saturating_sub(1)) * i64::from(self.per_page)
+    }
+}
+
+/// One page of a list, with the total number of matches.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+    pub page: u32,
+    pub per_page: u32,
+}
+
+impl<T> Page<T> {
+    pub fn pages(&self) -> u32 {
+        (self.total.div_ceil(u64::from(self.per_page.max(1)))).max(1) as u32
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AgencyFilter {
+    /// Only agencies of this kind.
+    #[serde(default, deserialize_with = "optional")]
+    #[param(value_type = Option<AgencyKind>)]
+    pub kind: Option<AgencyKind>,
+    /// Text to find in the agency's names or identifier.
+    #[serde(default, deserialize_with = "optional")]
+    #[param(value_type = Option<String>, max_length = 200)]
+    pub q: Option<SearchText>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SystemFilter {
+    /// Only systems of this owner agency (`INSTANCE/CLASS/CODE`).
+    #[serde(default, deserialize_with = "optional")]
+    #[param(value_type = Option<String>)]
+    pub agency: Option<MemberId>,
+    /// Only systems of this criticality grade (1–4).
+    #[serde(default, deserialize_with = "optional")]
+    #[param(value_type = Option<u8>, minimum = 1, maximum = 4)]
+    pub grade: Option<Grade>,
+    /// Only systems of this kind.
+    #[serde(default, deserialize_with = "optional")]
+    #[param(value_type = Option<SystemKind>)]
+    pub kind: Option<SystemKind>,
+    /// Only systems in this state.
+    #[serde(default, deserialize_with = "optional")]
+    #[param(value_type = Option<SystemStatus>)]
+    pub status: Option<SystemStatus>,
+    /// Text to find in the system's name or code.
+    #[serde(default, deserialize_with = "optional")]
+    #[param(value_type = Option<String>, max_length = 200)]
+    pub q: Option<SearchText>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ServiceFilter {
+    /// Only services of this owner agency (`INSTANCE/CLASS/CODE`).
+    #[serde(default, deserialize_with = "optional")]
+    #[param(value_type = Option<String>)]
+    pub agency: Option<MemberId>,
+    /// Only services for this audience.
+    #[serde(default, deserialize_with = "optional")]
+    #[param(value_type = Option<Audience>)]
+    pub audience: Option<Audience>,
+    /// Only services in this state.
+    #[serde(default, deserialize_with = "optional")]
+    #[param(value_type = Option<ServiceStatus>)]
+    pub status: Option<ServiceStatus>,
+    /// Text to find in the service's names, descriptions or code, in any language.
+    #[serde(default, deserialize_with = "optional")]
+    #[param(value_type = Option<String>, max_length = 200)]
+    pub q: Option<SearchText>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grade_bounds() {
+        assert!(Grade::new(0).is_err());
+        assert!(Grade::new(5).is_err());
+        assert_eq!(Grade::new(1).unwrap().get(), 1);
+        assert!(serde_json::from_str::<Grade>("7").is_err());
+    }
+
+    #[test]
+    fn lang_tags() {
+        assert_eq!(Lang::from_tag("es-419"), Some(Lang::Es));
+        assert_eq!(Lang::from_tag("ko-KR"), Some(Lang::Ko));
+        assert_eq!(Lang::from_tag("fr"), None);
+        assert!("zz".parse::<Lang>().is_err());
+    }
+
+    #[test]
+    fn system_input_reports_every_bad_field() {
+        let input = SystemInput {
+            agency: MemberId::parse("KR/GOV/MOIS").unwrap(),
+            code: "has space".into(),
+            name: "  ".into(),
+            kind: SystemKind::Server,
+            grade: Grade::new(1).unwrap(),
+            environment: Environment::Production,
+            endpoint_url: Some("ftp://x".into()),
+            status: SystemStatus::Operational,
+        };
+        let fields: Vec<_> = input.validate().unwrap_err().errors.into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["code", "name", "endpoint_url"]);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let r = serde_json::from_str::<NewAgency>(
+            r#"{"id":"KR/GOV/X","name":{"en":"a","es":"b","ko":"c"},"kind":"ministry","extra":1}"#,
+        );
+        assert!(r.is_err());
+    }
+}

@@ -1,0 +1,451 @@
+//! The catalogue's tables: agencies, systems and services.
+
+use nara_core::{
+    Agency, AgencyChanges, AgencyFilter, Localized, MemberId, NewAgency, Page, PageRequest,
+    Service, ServiceFilter, ServiceInput, System, SystemFilter, SystemInput, Timestamp,
+};
+
+use crate::sql::{Arg, Sql, bind_args, contains_pattern};
+use crate::{Result, Store, StoreError, constraint_error, parse_column, with_pool};
+
+#[derive(sqlx::FromRow)]
+struct AgencyRow {
+    id: String,
+    name_en: String,
+    name_es: String,
+    name_ko: String,
+    kind: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<AgencyRow> for Agency {
+    type Error = StoreError;
+    fn try_from(r: AgencyRow) -> Result<Self> {
+        Ok(Agency {
+            id: parse_column(&r.id, "agencies.id")?,
+            name: Localized { en: r.name_en, es: r.name_es, ko: r.name_ko },
+            kind: parse_column(&r.kind, "agencies.kind")?,
+            created_at: Timestamp(r.created_at),
+            updated_at: Timestamp(r.updated_at),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SystemRow {
+    id: i64,
+    agency_id: String,
+    code: String,
+    name: String,
+    kind: String,
+    grade: i32,
+    environment: String,
+    endpoint_url: Option<String>,
+    status: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<SystemRow> for System {
+    type Error = StoreError;
+    fn try_from(r: SystemRow) -> Result<Self> {
+        Ok(System {
+            id: r.id,
+            details: SystemInput {
+                agency: parse_column(&r.agency_id, "systems.agency_id")?,
+                code: r.code,
+                name: r.name,
+                kind: parse_column(&r.kind, "systems.kind")?,
+                grade: nara_core::Grade::new(i64::from(r.grade)).map_err(StoreError::Corrupt)?,
+                environment: parse_column(&r.environment, "systems.environment")?,
+                endpoint_url: r.endpoint_url,
+                status: parse_column(&r.status, "systems.status")?,
+            },
+            created_at: Timestamp(r.created_at),
+            updated_at: Timestamp(r.updated_at),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ServiceRow {
+    id: i64,
+    agency_id: String,
+    code: String,
+    name_en: String,
+    name_es: String,
+    name_ko: String,
+    description_en: String,
+    description_es: String,
+    description_ko: String,
+    audience: String,
+    legal_basis: String,
+    channel: String,
+    status: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<ServiceRow> for Service {
+    type Error = StoreError;
+    fn try_from(r: ServiceRow) -> Result<Self> {
+        Ok(Service {
+            id: r.id,
+            details: ServiceInput {
+                agency: parse_column(&r.agency_id, "services.agency_id")?,
+                code: r.code,
+                name: Localized { en: r.name_en, es: r.name_es, ko: r.name_ko },
+                description: Localized { en: r.description_en, es: r.description_es, ko: r.description_ko },
+                audience: parse_column(&r.audience, "services.audience")?,
+                legal_basis: r.legal_basis,
+                channel: parse_column(&r.channel, "services.channel")?,
+                status: parse_column(&r.status, "services.status")?,
+            },
+            created_at: Timestamp(r.created_at),
+            updated_at: Timestamp(r.updated_at),
+        })
+    }
+}
+
+const AGENCY_COLUMNS: &str = "id, name_en, name_es, name_ko, kind, created_at, updated_at";
+const SYSTEM_COLUMNS: &str =
+    "id, agency_id, code, name, kind, grade, environment, endpoint_url, status, created_at, updated_at";
+const SERVICE_COLUMNS: &str = "id, agency_id, code, name_en, name_es, name_ko, description_en, description_es, description_ko, audience, legal_basis, channel, status, created_at, updated_at";
+
+// What a search matches, lower-cased once at write time.
+pub(crate) fn agency_search_text(id: &MemberId, name: &Localized) -> String {
+    format!("{id} {} {} {}", name.en, name.es, name.ko).to_lowercase()
+}
+
+pub(crate) fn system_search_text(s: &SystemInput) -> String {
+    format!("{} {} {} {}", s.agency, s.code, s.name, s.endpoint_url.as_deref().unwrap_or("")).to_lowercase()
+}
+
+pub(crate) fn service_search_text(s: &ServiceInput) -> String {
+    format!(
+        "{} {} {} {} {} {} {} {} {}",
+        s.agency, s.code, s.name.en, s.name.es, s.name.ko, s.description.en, s.description.es, s.description.ko, s.legal_basis
+    )
+    .to_lowercase()
+}
+
+fn search_condition(sql: &mut Sql, q: Option<&nara_core::catalogue::SearchText>) {
+    if let Some(q) = q.filter(|q| !q.as_str().is_empty()) {
+        sql.and().push("search_text LIKE ").bind(Arg::Text(contains_pattern(q.as_str()))).push(" ESCAPE '\\'");
+    }
+}
+
+fn equals(sql: &mut Sql, column: &str, value: Option<String>) {
+    if let Some(v) = value {
+        sql.and().push(column).push(" = ").bind(Arg::Text(v));
+    }
+}
+
+fn agency_conditions(sql: &mut Sql, f: &AgencyFilter) {
+    equals(sql, "kind", f.kind.map(|k| k.as_str().to_owned()));
+    search_condition(sql, f.q.as_ref());
+}
+
+fn system_conditions(sql: &mut Sql, f: &SystemFilter) {
+    equals(sql, "agency_id", f.agency.as_ref().map(ToString::to_string));
+    if let Some(g) = f.grade {
+        sql.and().push("grade = ").bind(Arg::Int(i64::from(g.get())));
+    }
+    equals(sql, "kind", f.kind.map(|k| k.as_str().to_owned()));
+    equals(sql, "status", f.status.map(|k| k.as_str().to_owned()));
+    search_condition(sql, f.q.as_ref());
+}
+
+fn service_conditions(sql: &mut Sql, f: &ServiceFilter) {
+    equals(sql, "agency_id", f.agency.as_ref().map(ToString::to_string));
+    equals(sql, "audience", f.audience.map(|k| k.as_str().to_owned()));
+    equals(sql, "status", f.status.map(|k| k.as_str().to_owned()));
+    search_condition(sql, f.q.as_ref());
+}
+
+/// Counts and figures the home and agency pages show.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CatalogueStats {
+    pub agencies: u64,
+    pub services: u64,
+    pub systems: u64,
+    /// Systems per grade, index 0 = grade 1.
+    pub systems_by_grade: [u64; 4],
+}
+
+/// Runs a filtered, paged list: one COUNT and one page of rows.
+macro_rules! list_page {
+    ($store:expr, $table:literal, $columns:expr, $row:ty, $conditions:expr, $page:expr) => {{
+        let page: PageRequest = $page;
+        let mut count = Sql::new(concat!("SELECT COUNT(*) FROM ", $table));
+        $conditions(&mut count);
+        let mut select = Sql::new(&format!("SELECT {} FROM {}", $columns, $table));
+        $conditions(&mut select);
+        select.push(" ORDER BY id LIMIT ").bind(Arg::Int(i64::from(page.per_page)));
+        select.push(" OFFSET ").bind(Arg::Int(page.offset()));
+        let (total, rows): (i64, Vec<$row>) = with_pool!($store, |pool| {
+            let total = bind_args!(sqlx::query_scalar(&count.text), count).fetch_one(pool).await?;
+            let rows = bind_args!(sqlx::query_as(&select.text), select).fetch_all(pool).await?;
+            (total, rows)
+        });
+        Ok(Page {
+            items: rows.into_iter().map(TryInto::try_into).collect::<Result<Vec<_>>>()?,
+            total: total.max(0) as u64,
+            page: page.page,
+            per_page: page.per_page,
+        })
+    }};
+}
+
+impl Store {
+    // ------------------------------------------------------------ agencies
+
+    pub async fn list_agencies(&self, filter: &AgencyFilter, page: PageRequest) -> Result<Page<Agency>> {
+        list_page!(self, "agencies", AGENCY_COLUMNS, AgencyRow, |s: &mut Sql| agency_conditions(s, filter), page)
+    }
+
+    /// Every agency, for filters and menus (there are tens, not thousands).
+    pub async fn all_agencies(&self) -> Result<Vec<Agency>> {
+        let sql = format!("SELECT {AGENCY_COLUMNS} FROM agencies ORDER BY id");
+        let rows: Vec<AgencyRow> = with_pool!(self, |pool| sqlx::query_as(&sql).fetch_all(pool).await?);
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    pub async fn get_agency(&self, id: &MemberId) -> Result<Option<Agency>> {
+        let sql = format!("SELECT {AGENCY_COLUMNS} FROM agencies WHERE id = $1");
+        let row: Option<AgencyRow> =
+            with_pool!(self, |pool| sqlx::query_as(&sql).bind(id.as_str()).fetch_optional(pool).await?);
+        row.map(TryInto::try_into).transpose()
+    }
+
+    pub async fn create_agency(&self, new: &NewAgency) -> Result<Agency> {
+        new.validate()?;
+        let now = Timestamp::now();
+        let sql = "INSERT INTO agencies (id, name_en, name_es, name_ko, kind, search_text, created_at, updated_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $7)";
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(sql)
+                .bind(new.id.as_str())
+                .bind(&new.name.en)
+                .bind(&new.name.es)
+                .bind(&new.name.ko)
+                .bind(new.kind.as_str())
+                .bind(agency_search_text(&new.id, &new.name))
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| constraint_error(e, &format!("agency {}", new.id)))?;
+            tx.commit().await?;
+        });
+        Ok(Agency { id: new.id.clone(), name: new.name.clone(), kind: new.kind, created_at: now, updated_at: now })
+    }
+
+    pub async fn update_agency(&self, id: &MemberId, changes: &AgencyChanges) -> Result<Agency> {
+        changes.validate()?;
+        let now = Timestamp::now();
+        let sql = "UPDATE agencies SET name_en = $2, name_es = $3, name_ko = $4, kind = $5, search_text = $6, updated_at = $7 \
+                   WHERE id = $1 RETURNING created_at";
+        let created: Option<i64> = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let created = sqlx::query_scalar(sql)
+                .bind(id.as_str())
+                .bind(&changes.name.en)
+                .bind(&changes.name.es)
+                .bind(&changes.name.ko)
+                .bind(changes.kind.as_str())
+                .bind(agency_search_text(id, &changes.name))
+                .bind(now.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            created
+        });
+        let created = created.ok_or_else(|| StoreError::NotFound(format!("agency {id}")))?;
+        Ok(Agency { id: id.clone(), name: changes.name.clone(), kind: changes.kind, created_at: Timestamp(created), updated_at: now })
+    }
+
+    // ------------------------------------------------------------ systems
+
+    pub async fn list_systems(&self, filter: &SystemFilter, page: PageRequest) -> Result<Page<System>> {
+        list_page!(self, "systems", SYSTEM_COLUMNS, SystemRow, |s: &mut Sql| system_conditions(s, filter), page)
+    }
+
+    pub async fn get_system(&self, id: i64) -> Result<Option<System>> {
+        let sql = format!("SELECT {SYSTEM_COLUMNS} FROM systems WHERE id = $1");
+        let row: Option<SystemRow> = with_pool!(self, |pool| sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?);
+        row.map(TryInto::try_into).transpose()
+    }
+
+    pub async fn create_system(&self, input: &SystemInput) -> Result<System> {
+        input.validate()?;
+        let now = Timestamp::now();
+        let sql = "INSERT INTO systems (agency_id, code, name, kind, grade, environment, endpoint_url, status, search_text, created_at, updated_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id";
+        let id: i64 = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let id = sqlx::query_scalar(sql)
+                .bind(input.agency.as_str())
+                .bind(&input.code)
+                .bind(&input.name)
+                .bind(input.kind.as_str())
+                .bind(i32::from(input.grade.get()))
+                .bind(input.environment.as_str())
+                .bind(input.endpoint_url.as_deref())
+                .bind(input.status.as_str())
+                .bind(system_search_text(input))
+                .bind(now.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| constraint_error(e, &format!("system {} of {}", input.code, input.agency)))?;
+            tx.commit().await?;
+            id
+        });
+        Ok(System { id, details: input.clone(), created_at: now, updated_at: now })
+    }
+
+    pub async fn update_system(&self, id: i64, input: &SystemInput) -> Result<System> {
+        input.validate()?;
+        let now = Timestamp::now();
+        let sql = "UPDATE systems SET agency_id = $2, code = $3, name = $4, kind = $5, grade = $6, environment = $7, \
+                   endpoint_url = $8, status = $9, search_text = $10, updated_at = $11 WHERE id = $1 RETURNING created_at";
+        let created: Option<i64> = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let created = sqlx::query_scalar(sql)
+                .bind(id)
+                .bind(input.agency.as_str())
+                .bind(&input.code)
+                .bind(&input.name)
+                .bind(input.kind.as_str())
+                .bind(i32::from(input.grade.get()))
+                .bind(input.environment.as_str())
+                .bind(input.endpoint_url.as_deref())
+                .bind(input.status.as_str())
+                .bind(system_search_text(input))
+                .bind(now.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| constraint_error(e, &format!("system {} of {}", input.code, input.agency)))?;
+            tx.commit().await?;
+            created
+        });
+        let created = created.ok_or_else(|| StoreError::NotFound(format!("system {id}")))?;
+        Ok(System { id, details: input.clone(), created_at: Timestamp(created), updated_at: now })
+    }
+
+    // ------------------------------------------------------------ services
+
+    pub async fn list_services(&self, filter: &ServiceFilter, page: PageRequest) -> Result<Page<Service>> {
+        list_page!(self, "services", SERVICE_COLUMNS, ServiceRow, |s: &mut Sql| service_conditions(s, filter), page)
+    }
+
+    pub async fn get_service(&self, id: i64) -> Result<Option<Service>> {
+        let sql = format!("SELECT {SERVICE_COLUMNS} FROM services WHERE id = $1");
+        let row: Option<ServiceRow> = with_pool!(self, |pool| sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?);
+        row.map(TryInto::try_into).transpose()
+    }
+
+    pub async fn create_service(&self, input: &ServiceInput) -> Result<Service> {
+        input.validate()?;
+        let now = Timestamp::now();
+        let sql = "INSERT INTO services (agency_id, code, name_en, name_es, name_ko, description_en, description_es, description_ko, \
+                   audience, legal_basis, channel, status, search_text, created_at, updated_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING id";
+        let id: i64 = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let id = bind_service(sqlx::query_scalar(sql), input)
+                .bind(now.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| constraint_error(e, &format!("service {} of {}", input.code, input.agency)))?;
+            tx.commit().await?;
+            id
+        });
+        Ok(Service { id, details: input.clone(), created_at: now, updated_at: now })
+    }
+
+    pub async fn update_service(&self, id: i64, input: &ServiceInput) -> Result<Service> {
+        input.validate()?;
+        let now = Timestamp::now();
+        let sql = "UPDATE services SET agency_id = $1, code = $2, name_en = $3, name_es = $4, name_ko = $5, description_en = $6, \
+                   description_es = $7, description_ko = $8, audience = $9, legal_basis = $10, channel = $11, status = $12, \
+                   search_text = $13, updated_at = $14 WHERE id = $15 RETURNING created_at";
+        let created: Option<i64> = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let created = bind_service(sqlx::query_scalar(sql), input)
+                .bind(now.0)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| constraint_error(e, &format!("service {} of {}", input.code, input.agency)))?;
+            tx.commit().await?;
+            created
+        });
+        let created = created.ok_or_else(|| StoreError::NotFound(format!("service {id}")))?;
+        Ok(Service { id, details: input.clone(), created_at: Timestamp(created), updated_at: now })
+    }
+
+    // ------------------------------------------------------------ figures
+
+    /// Counts for the whole country, or for one agency.
+    pub async fn catalogue_stats(&self, agency: Option<&MemberId>) -> Result<CatalogueStats> {
+        let owner = agency.map(|a| a.as_str().to_owned());
+        let counts_sql = "SELECT \
+            (SELECT COUNT(*) FROM agencies WHERE $1 IS NULL OR id = $1), \
+            (SELECT COUNT(*) FROM services WHERE $1 IS NULL OR agency_id = $1)";
+        let mut grades = Sql::new("SELECT grade, COUNT(*) FROM systems");
+        equals(&mut grades, "agency_id", owner.clone());
+        grades.push(" GROUP BY grade");
+        let ((agencies, services), by_grade): ((i64, i64), Vec<(i32, i64)>) = with_pool!(self, |pool| {
+            let counts = sqlx::query_as(counts_sql).bind(owner.as_deref()).fetch_one(pool).await?;
+            let by_grade = bind_args!(sqlx::query_as(&grades.text), grades).fetch_all(pool).await?;
+            (counts, by_grade)
+        });
+        let mut stats = CatalogueStats { agencies: agencies as u64, services: services as u64, ..Default::default() };
+        for (grade, n) in by_grade {
+            if let Some(slot) = usize::try_from(grade - 1).ok().and_then(|i| stats.systems_by_grade.get_mut(i)) {
+                *slot = n as u64;
+                stats.systems += n as u64;
+            }
+        }
+        Ok(stats)
+    }
+}
+
+/// Binds a service's thirteen stored fields, in column order, to `$1`–`$13`.
+fn bind_service<'q, Q: BindService<'q>>(q: Q, s: &'q ServiceInput) -> Q {
+    q.bind_text(s.agency.as_str())
+        .bind_text(&s.code)
+        .bind_text(&s.name.en)
+        .bind_text(&s.name.es)
+        .bind_text(&s.name.ko)
+        .bind_text(&s.description.en)
+        .bind_text(&s.description.es)
+        .bind_text(&s.description.ko)
+        .bind_text(s.audience.as_str())
+        .bind_text(&s.legal_basis)
+        .bind_text(s.channel.as_str())
+        .bind_text(s.status.as_str())
+        .bind_owned(service_search_text(s))
+}
+
+/// The two bind calls `bind_service` needs, for any backend's scalar query.
+trait BindService<'q>: Sized {
+    fn bind_text(self, v: &'q str) -> Self;
+    fn bind_owned(self, v: String) -> Self;
+}
+
+impl<'q, DB, O> BindService<'q> for sqlx::query::QueryScalar<'q, DB, O, <DB as sqlx::Database>::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    fn bind_text(self, v: &'q str) -> Self {
+        self.bind(v)
+    }
+    fn bind_owned(self, v: String) -> Self {
+        self.bind(v)
+    }
+}

@@ -1,0 +1,145 @@
+//! Bulk loading of a sample country (the demo's, or the national scale) in
+//! multi-row INSERTs, a batch per transaction. Rows already present (same id
+//! or same agency and code) are left as they are, so seeding twice is safe.
+
+use nara_core::seed::Country;
+use nara_core::Timestamp;
+
+use crate::catalogue::{agency_search_text, service_search_text, system_search_text};
+use crate::sql::{Arg, Sql, bind_args};
+use crate::{Result, Store, with_pool};
+
+/// Rows per INSERT: well under SQLite's 32,766 and PostgreSQL's 65,535
+/// placeholders per statement with the widest table (15 columns).
+const BATCH: usize = 500;
+
+/// What a seed wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SeedReport {
+    pub agencies: u64,
+    pub services: u64,
+    pub systems: u64,
+}
+
+fn insert(table: &str, columns: &[&str], rows: impl Iterator<Item = Vec<Arg>>) -> Option<Sql> {
+    let mut sql = Sql::new(&format!("INSERT INTO {table} ({}) VALUES ", columns.join(", ")));
+    let mut any = false;
+    for (i, row) in rows.enumerate() {
+        sql.push(if i == 0 { "(" } else { ", (" });
+        for (j, arg) in row.into_iter().enumerate() {
+            if j > 0 {
+                sql.push(", ");
+            }
+            sql.bind(arg);
+        }
+        sql.push(")");
+        any = true;
+    }
+    sql.push(" ON CONFLICT DO NOTHING");
+    any.then_some(sql)
+}
+
+fn text(s: &str) -> Arg {
+    Arg::Text(s.to_owned())
+}
+
+impl Store {
+    /// Writes a sample country, calling `progress` with the number of rows
+    /// written so far (out of `country.len()`).
+    pub async fn seed(&self, country: &Country, progress: &(dyn Fn(u64) + Sync)) -> Result<SeedReport> {
+        let now = Timestamp::now().0;
+        let mut report = SeedReport::default();
+        let mut done = 0u64;
+
+        let agency_rows = country.agencies.iter().map(|a| {
+            vec![
+                text(a.id.as_str()),
+                text(&a.name.en),
+                text(&a.name.es),
+                text(&a.name.ko),
+                text(a.kind.as_str()),
+                Arg::Text(agency_search_text(&a.id, &a.name)),
+                Arg::Int(now),
+                Arg::Int(now),
+            ]
+        });
+        let columns = ["id", "name_en", "name_es", "name_ko", "kind", "search_text", "created_at", "updated_at"];
+        for chunk in agency_rows.collect::<Vec<_>>().chunks(BATCH) {
+            report.agencies += self.run_batch(insert("agencies", &columns, chunk.iter().cloned())).await?;
+            done += chunk.len() as u64;
+            progress(done);
+        }
+
+        let columns = [
+            "agency_id", "code", "name_en", "name_es", "name_ko", "description_en", "description_es", "description_ko",
+            "audience", "legal_basis", "channel", "status", "search_text", "created_at", "updated_at",
+        ];
+        for chunk in country.services.chunks(BATCH) {
+            let rows = chunk.iter().map(|s| {
+                vec![
+                    text(s.agency.as_str()),
+                    text(&s.code),
+                    text(&s.name.en),
+                    text(&s.name.es),
+                    text(&s.name.ko),
+                    text(&s.description.en),
+                    text(&s.description.es),
+                    text(&s.description.ko),
+                    text(s.audience.as_str()),
+                    text(&s.legal_basis),
+                    text(s.channel.as_str()),
+                    text(s.status.as_str()),
+                    Arg::Text(service_search_text(s)),
+                    Arg::Int(now),
+                    Arg::Int(now),
+                ]
+            });
+            report.services += self.run_batch(insert("services", &columns, rows)).await?;
+            done += chunk.len() as u64;
+            progress(done);
+        }
+
+        let columns = [
+            "agency_id", "code", "name", "kind", "grade", "environment", "endpoint_url", "status", "search_text",
+            "created_at", "updated_at",
+        ];
+        for chunk in country.systems.chunks(BATCH) {
+            let rows = chunk.iter().map(|s| {
+                vec![
+                    text(s.agency.as_str()),
+                    text(&s.code),
+                    text(&s.name),
+                    text(s.kind.as_str()),
+                    Arg::Int(i64::from(s.grade.get())),
+                    text(s.environment.as_str()),
+                    Arg::OptText(s.endpoint_url.clone()),
+                    text(s.status.as_str()),
+                    Arg::Text(system_search_text(s)),
+                    Arg::Int(now),
+                    Arg::Int(now),
+                ]
+            });
+            report.systems += self.run_batch(insert("systems", &columns, rows)).await?;
+            done += chunk.len() as u64;
+            progress(done);
+        }
+        Ok(report)
+    }
+
+    async fn run_batch(&self, sql: Option<Sql>) -> Result<u64> {
+        let Some(sql) = sql else { return Ok(0) };
+        let affected = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let n = bind_args!(sqlx::query(&sql.text), sql).execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            n
+        });
+        Ok(affected)
+    }
+
+    /// True when no agency is registered yet (a new database).
+    pub async fn is_empty(&self) -> Result<bool> {
+        let n: i64 = with_pool!(self, |pool| sqlx::query_scalar("SELECT COUNT(*) FROM agencies").fetch_one(pool).await?);
+        Ok(n == 0)
+    }
+}

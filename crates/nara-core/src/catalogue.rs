@@ -47,6 +47,12 @@ impl Lang {
     }
 }
 
+impl From<&Lang> for Lang {
+    fn from(l: &Lang) -> Lang {
+        *l
+    }
+}
+
 impl FromStr for Lang {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -78,8 +84,9 @@ impl Localized {
         }
     }
 
-    pub fn get(&self, lang: Lang) -> &str {
-        match lang {
+    /// The text in `lang` (by value or reference, as templates pass it).
+    pub fn get(&self, lang: impl Into<Lang>) -> &str {
+        match lang.into() {
             Lang::En => &self.en,
             Lang::Es => &self.es,
             Lang::Ko => &self.ko,
@@ -171,7 +178,9 @@ impl utoipa::PartialSchema for Grade {
             .schema_type(utoipa::openapi::schema::Type::Integer)
             .minimum(Some(1))
             .maximum(Some(4))
-            .description(Some("Criticality grade: 1 = national impact, 4 = local, low impact"))
+            .description(Some(
+                "Criticality grade: 1 = national impact, 4 = local, low impact",
+            ))
             .into()
     }
 }
@@ -191,6 +200,12 @@ impl Grade {
 
     pub fn get(self) -> u8 {
         self.0
+    }
+}
+
+impl fmt::Display for Grade {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
     }
 }
 
@@ -339,7 +354,9 @@ impl SystemInput {
         c.text("name", &self.name, 200);
         if let Some(u) = &self.endpoint_url {
             match url::Url::parse(u) {
-                Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {
+                Ok(parsed)
+                    if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() =>
+                {
                     if u.len() > 2000 {
                         c.push("endpoint_url", "must be at most 2000 characters");
                     }
@@ -588,7 +605,13 @@ mod tests {
             endpoint_url: Some("ftp://x".into()),
             status: SystemStatus::Operational,
         };
-        let fields: Vec<_> = input.validate().unwrap_err().errors.into_iter().map(|e| e.field).collect();
+        let fields: Vec<_> = input
+            .validate()
+            .unwrap_err()
+            .errors
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
         assert_eq!(fields, ["code", "name", "endpoint_url"]);
     }
 

@@ -31,7 +31,9 @@ impl MemberId {
             if !ok {
                 return Err(Invalid::one(
                     "id",
-                    format!("the {name} part must be 1 to 64 ASCII letters, digits, '-', '_' or '.'"),
+                    format!(
+                        "the {name} part must be 1 to 64 ASCII letters, digits, '-', '_' or '.'"
+                    ),
                 ));
             }
         }
@@ -78,7 +80,9 @@ impl utoipa::PartialSchema for MemberId {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .pattern(Some(r"^[A-Za-z0-9._-]{1,64}/[A-Za-z0-9._-]{1,64}/[A-Za-z0-9._-]{1,64}$"))
+            .pattern(Some(
+                r"^[A-Za-z0-9._-]{1,64}/[A-Za-z0-9._-]{1,64}/[A-Za-z0-9._-]{1,64}$",
+            ))
             .examples([serde_json::json!("KR/GOV/MOIS")])
             .description(Some("X-Road member identifier INSTANCE/CLASS/CODE"))
             .into()
@@ -100,7 +104,16 @@ mod tests {
 
     #[test]
     fn rejects_malformed_ids() {
-        for bad in ["", "KR", "KR/GOV", "KR/GOV/MOIS/X", "KR//MOIS", "KR/GOV/MO IS", "KR/GOV/MO%IS", "KR/GOV/'; drop table--"] {
+        for bad in [
+            "",
+            "KR",
+            "KR/GOV",
+            "KR/GOV/MOIS/X",
+            "KR//MOIS",
+            "KR/GOV/MO IS",
+            "KR/GOV/MO%IS",
+            "KR/GOV/'; drop table--",
+        ] {
             assert!(MemberId::parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }

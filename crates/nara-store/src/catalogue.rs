@@ -24,7 +24,11 @@ impl TryFrom<AgencyRow> for Agency {
     fn try_from(r: AgencyRow) -> Result<Self> {
         Ok(Agency {
             id: parse_column(&r.id, "agencies.id")?,
-            name: Localized { en: r.name_en, es: r.name_es, ko: r.name_ko },
+            name: Localized {
+                en: r.name_en,
+                es: r.name_es,
+                ko: r.name_ko,
+            },
             kind: parse_column(&r.kind, "agencies.kind")?,
             created_at: Timestamp(r.created_at),
             updated_at: Timestamp(r.updated_at),
@@ -95,8 +99,16 @@ impl TryFrom<ServiceRow> for Service {
             details: ServiceInput {
                 agency: parse_column(&r.agency_id, "services.agency_id")?,
                 code: r.code,
-                name: Localized { en: r.name_en, es: r.name_es, ko: r.name_ko },
-                description: Localized { en: r.description_en, es: r.description_es, ko: r.description_ko },
+                name: Localized {
+                    en: r.name_en,
+                    es: r.name_es,
+                    ko: r.name_ko,
+                },
+                description: Localized {
+                    en: r.description_en,
+                    es: r.description_es,
+                    ko: r.description_ko,
+                },
                 audience: parse_column(&r.audience, "services.audience")?,
                 legal_basis: r.legal_basis,
                 channel: parse_column(&r.channel, "services.channel")?,
@@ -109,8 +121,7 @@ impl TryFrom<ServiceRow> for Service {
 }
 
 const AGENCY_COLUMNS: &str = "id, name_en, name_es, name_ko, kind, created_at, updated_at";
-const SYSTEM_COLUMNS: &str =
-    "id, agency_id, code, name, kind, grade, environment, endpoint_url, status, created_at, updated_at";
+const SYSTEM_COLUMNS: &str = "id, agency_id, code, name, kind, grade, environment, endpoint_url, status, created_at, updated_at";
 const SERVICE_COLUMNS: &str = "id, agency_id, code, name_en, name_es, name_ko, description_en, description_es, description_ko, audience, legal_basis, channel, status, created_at, updated_at";
 
 // What a search matches, lower-cased once at write time.
@@ -119,20 +130,38 @@ pub(crate) fn agency_search_text(id: &MemberId, name: &Localized) -> String {
 }
 
 pub(crate) fn system_search_text(s: &SystemInput) -> String {
-    format!("{} {} {} {}", s.agency, s.code, s.name, s.endpoint_url.as_deref().unwrap_or("")).to_lowercase()
+    format!(
+        "{} {} {} {}",
+        s.agency,
+        s.code,
+        s.name,
+        s.endpoint_url.as_deref().unwrap_or("")
+    )
+    .to_lowercase()
 }
 
 pub(crate) fn service_search_text(s: &ServiceInput) -> String {
     format!(
         "{} {} {} {} {} {} {} {} {}",
-        s.agency, s.code, s.name.en, s.name.es, s.name.ko, s.description.en, s.description.es, s.description.ko, s.legal_basis
+        s.agency,
+        s.code,
+        s.name.en,
+        s.name.es,
+        s.name.ko,
+        s.description.en,
+        s.description.es,
+        s.description.ko,
+        s.legal_basis
     )
     .to_lowercase()
 }
 
 fn search_condition(sql: &mut Sql, q: Option<&nara_core::catalogue::SearchText>) {
     if let Some(q) = q.filter(|q| !q.as_str().is_empty()) {
-        sql.and().push("search_text LIKE ").bind(Arg::Text(contains_pattern(q.as_str()))).push(" ESCAPE '\\'");
+        sql.and()
+            .push("search_text LIKE ")
+            .bind(Arg::Text(contains_pattern(q.as_str())))
+            .push(" ESCAPE '\\'");
     }
 }
 
@@ -150,7 +179,9 @@ fn agency_conditions(sql: &mut Sql, f: &AgencyFilter) {
 fn system_conditions(sql: &mut Sql, f: &SystemFilter) {
     equals(sql, "agency_id", f.agency.as_ref().map(ToString::to_string));
     if let Some(g) = f.grade {
-        sql.and().push("grade = ").bind(Arg::Int(i64::from(g.get())));
+        sql.and()
+            .push("grade = ")
+            .bind(Arg::Int(i64::from(g.get())));
     }
     equals(sql, "kind", f.kind.map(|k| k.as_str().to_owned()));
     equals(sql, "status", f.status.map(|k| k.as_str().to_owned()));
@@ -182,15 +213,24 @@ macro_rules! list_page {
         $conditions(&mut count);
         let mut select = Sql::new(&format!("SELECT {} FROM {}", $columns, $table));
         $conditions(&mut select);
-        select.push(" ORDER BY id LIMIT ").bind(Arg::Int(i64::from(page.per_page)));
+        select
+            .push(" ORDER BY id LIMIT ")
+            .bind(Arg::Int(i64::from(page.per_page)));
         select.push(" OFFSET ").bind(Arg::Int(page.offset()));
         let (total, rows): (i64, Vec<$row>) = with_pool!($store, |pool| {
-            let total = bind_args!(sqlx::query_scalar(&count.text), count).fetch_one(pool).await?;
-            let rows = bind_args!(sqlx::query_as(&select.text), select).fetch_all(pool).await?;
+            let total = bind_args!(sqlx::query_scalar(&count.text), count)
+                .fetch_one(pool)
+                .await?;
+            let rows = bind_args!(sqlx::query_as(&select.text), select)
+                .fetch_all(pool)
+                .await?;
             (total, rows)
         });
         Ok(Page {
-            items: rows.into_iter().map(TryInto::try_into).collect::<Result<Vec<_>>>()?,
+            items: rows
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<Vec<_>>>()?,
             total: total.max(0) as u64,
             page: page.page,
             per_page: page.per_page,
@@ -201,21 +241,35 @@ macro_rules! list_page {
 impl Store {
     // ------------------------------------------------------------ agencies
 
-    pub async fn list_agencies(&self, filter: &AgencyFilter, page: PageRequest) -> Result<Page<Agency>> {
-        list_page!(self, "agencies", AGENCY_COLUMNS, AgencyRow, |s: &mut Sql| agency_conditions(s, filter), page)
+    pub async fn list_agencies(
+        &self,
+        filter: &AgencyFilter,
+        page: PageRequest,
+    ) -> Result<Page<Agency>> {
+        list_page!(
+            self,
+            "agencies",
+            AGENCY_COLUMNS,
+            AgencyRow,
+            |s: &mut Sql| agency_conditions(s, filter),
+            page
+        )
     }
 
     /// Every agency, for filters and menus (there are tens, not thousands).
     pub async fn all_agencies(&self) -> Result<Vec<Agency>> {
         let sql = format!("SELECT {AGENCY_COLUMNS} FROM agencies ORDER BY id");
-        let rows: Vec<AgencyRow> = with_pool!(self, |pool| sqlx::query_as(&sql).fetch_all(pool).await?);
+        let rows: Vec<AgencyRow> =
+            with_pool!(self, |pool| sqlx::query_as(&sql).fetch_all(pool).await?);
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
     pub async fn get_agency(&self, id: &MemberId) -> Result<Option<Agency>> {
         let sql = format!("SELECT {AGENCY_COLUMNS} FROM agencies WHERE id = $1");
-        let row: Option<AgencyRow> =
-            with_pool!(self, |pool| sqlx::query_as(&sql).bind(id.as_str()).fetch_optional(pool).await?);
+        let row: Option<AgencyRow> = with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(id.as_str())
+            .fetch_optional(pool)
+            .await?);
         row.map(TryInto::try_into).transpose()
     }
 
@@ -239,7 +293,13 @@ impl Store {
                 .map_err(|e| constraint_error(e, &format!("agency {}", new.id)))?;
             tx.commit().await?;
         });
-        Ok(Agency { id: new.id.clone(), name: new.name.clone(), kind: new.kind, created_at: now, updated_at: now })
+        Ok(Agency {
+            id: new.id.clone(),
+            name: new.name.clone(),
+            kind: new.kind,
+            created_at: now,
+            updated_at: now,
+        })
     }
 
     pub async fn update_agency(&self, id: &MemberId, changes: &AgencyChanges) -> Result<Agency> {
@@ -263,18 +323,38 @@ impl Store {
             created
         });
         let created = created.ok_or_else(|| StoreError::NotFound(format!("agency {id}")))?;
-        Ok(Agency { id: id.clone(), name: changes.name.clone(), kind: changes.kind, created_at: Timestamp(created), updated_at: now })
+        Ok(Agency {
+            id: id.clone(),
+            name: changes.name.clone(),
+            kind: changes.kind,
+            created_at: Timestamp(created),
+            updated_at: now,
+        })
     }
 
     // ------------------------------------------------------------ systems
 
-    pub async fn list_systems(&self, filter: &SystemFilter, page: PageRequest) -> Result<Page<System>> {
-        list_page!(self, "systems", SYSTEM_COLUMNS, SystemRow, |s: &mut Sql| system_conditions(s, filter), page)
+    pub async fn list_systems(
+        &self,
+        filter: &SystemFilter,
+        page: PageRequest,
+    ) -> Result<Page<System>> {
+        list_page!(
+            self,
+            "systems",
+            SYSTEM_COLUMNS,
+            SystemRow,
+            |s: &mut Sql| system_conditions(s, filter),
+            page
+        )
     }
 
     pub async fn get_system(&self, id: i64) -> Result<Option<System>> {
         let sql = format!("SELECT {SYSTEM_COLUMNS} FROM systems WHERE id = $1");
-        let row: Option<SystemRow> = with_pool!(self, |pool| sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?);
+        let row: Option<SystemRow> = with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?);
         row.map(TryInto::try_into).transpose()
     }
 
@@ -298,11 +378,18 @@ impl Store {
                 .bind(now.0)
                 .fetch_one(&mut *tx)
                 .await
-                .map_err(|e| constraint_error(e, &format!("system {} of {}", input.code, input.agency)))?;
+                .map_err(|e| {
+                    constraint_error(e, &format!("system {} of {}", input.code, input.agency))
+                })?;
             tx.commit().await?;
             id
         });
-        Ok(System { id, details: input.clone(), created_at: now, updated_at: now })
+        Ok(System {
+            id,
+            details: input.clone(),
+            created_at: now,
+            updated_at: now,
+        })
     }
 
     pub async fn update_system(&self, id: i64, input: &SystemInput) -> Result<System> {
@@ -326,23 +413,44 @@ impl Store {
                 .bind(now.0)
                 .fetch_optional(&mut *tx)
                 .await
-                .map_err(|e| constraint_error(e, &format!("system {} of {}", input.code, input.agency)))?;
+                .map_err(|e| {
+                    constraint_error(e, &format!("system {} of {}", input.code, input.agency))
+                })?;
             tx.commit().await?;
             created
         });
         let created = created.ok_or_else(|| StoreError::NotFound(format!("system {id}")))?;
-        Ok(System { id, details: input.clone(), created_at: Timestamp(created), updated_at: now })
+        Ok(System {
+            id,
+            details: input.clone(),
+            created_at: Timestamp(created),
+            updated_at: now,
+        })
     }
 
     // ------------------------------------------------------------ services
 
-    pub async fn list_services(&self, filter: &ServiceFilter, page: PageRequest) -> Result<Page<Service>> {
-        list_page!(self, "services", SERVICE_COLUMNS, ServiceRow, |s: &mut Sql| service_conditions(s, filter), page)
+    pub async fn list_services(
+        &self,
+        filter: &ServiceFilter,
+        page: PageRequest,
+    ) -> Result<Page<Service>> {
+        list_page!(
+            self,
+            "services",
+            SERVICE_COLUMNS,
+            ServiceRow,
+            |s: &mut Sql| service_conditions(s, filter),
+            page
+        )
     }
 
     pub async fn get_service(&self, id: i64) -> Result<Option<Service>> {
         let sql = format!("SELECT {SERVICE_COLUMNS} FROM services WHERE id = $1");
-        let row: Option<ServiceRow> = with_pool!(self, |pool| sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?);
+        let row: Option<ServiceRow> = with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?);
         row.map(TryInto::try_into).transpose()
     }
 
@@ -358,11 +466,18 @@ impl Store {
                 .bind(now.0)
                 .fetch_one(&mut *tx)
                 .await
-                .map_err(|e| constraint_error(e, &format!("service {} of {}", input.code, input.agency)))?;
+                .map_err(|e| {
+                    constraint_error(e, &format!("service {} of {}", input.code, input.agency))
+                })?;
             tx.commit().await?;
             id
         });
-        Ok(Service { id, details: input.clone(), created_at: now, updated_at: now })
+        Ok(Service {
+            id,
+            details: input.clone(),
+            created_at: now,
+            updated_at: now,
+        })
     }
 
     pub async fn update_service(&self, id: i64, input: &ServiceInput) -> Result<Service> {
@@ -378,12 +493,19 @@ impl Store {
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await
-                .map_err(|e| constraint_error(e, &format!("service {} of {}", input.code, input.agency)))?;
+                .map_err(|e| {
+                    constraint_error(e, &format!("service {} of {}", input.code, input.agency))
+                })?;
             tx.commit().await?;
             created
         });
         let created = created.ok_or_else(|| StoreError::NotFound(format!("service {id}")))?;
-        Ok(Service { id, details: input.clone(), created_at: Timestamp(created), updated_at: now })
+        Ok(Service {
+            id,
+            details: input.clone(),
+            created_at: Timestamp(created),
+            updated_at: now,
+        })
     }
 
     // ------------------------------------------------------------ figures
@@ -394,22 +516,47 @@ impl Store {
         let counts_sql = "SELECT \
             (SELECT COUNT(*) FROM agencies WHERE $1 IS NULL OR id = $1), \
             (SELECT COUNT(*) FROM services WHERE $1 IS NULL OR agency_id = $1)";
-        let mut grades = Sql::new("SELECT grade, COUNT(*) FROM systems");
-        equals(&mut grades, "agency_id", owner.clone());
-        grades.push(" GROUP BY grade");
-        let ((agencies, services), by_grade): ((i64, i64), Vec<(i32, i64)>) = with_pool!(self, |pool| {
-            let counts = sqlx::query_as(counts_sql).bind(owner.as_deref()).fetch_one(pool).await?;
-            let by_grade = bind_args!(sqlx::query_as(&grades.text), grades).fetch_all(pool).await?;
-            (counts, by_grade)
-        });
-        let mut stats = CatalogueStats { agencies: agencies as u64, services: services as u64, ..Default::default() };
-        for (grade, n) in by_grade {
-            if let Some(slot) = usize::try_from(grade - 1).ok().and_then(|i| stats.systems_by_grade.get_mut(i)) {
-                *slot = n as u64;
-                stats.systems += n as u64;
+        let (agencies, services): (i64, i64) = with_pool!(self, |pool| sqlx::query_as(counts_sql)
+            .bind(owner.as_deref())
+            .fetch_one(pool)
+            .await?);
+        let filter = SystemFilter {
+            agency: agency.cloned(),
+            ..Default::default()
+        };
+        let systems_by_grade = self.count_systems_by_grade(&filter).await?;
+        Ok(CatalogueStats {
+            agencies: agencies.max(0) as u64,
+            services: services.max(0) as u64,
+            systems: systems_by_grade.iter().sum(),
+            systems_by_grade,
+        })
+    }
+
+    /// How many systems of each grade match a filter (its grade is ignored, so
+    /// a chart can show every grade beside the selected one). Index 0 = grade 1.
+    pub async fn count_systems_by_grade(&self, filter: &SystemFilter) -> Result<[u64; 4]> {
+        let filter = SystemFilter {
+            grade: None,
+            ..filter.clone()
+        };
+        let mut sql = Sql::new("SELECT grade, COUNT(*) FROM systems");
+        system_conditions(&mut sql, &filter);
+        sql.push(" GROUP BY grade");
+        let rows: Vec<(i32, i64)> =
+            with_pool!(self, |pool| bind_args!(sqlx::query_as(&sql.text), sql)
+                .fetch_all(pool)
+                .await?);
+        let mut counts = [0u64; 4];
+        for (grade, n) in rows {
+            if let Some(slot) = usize::try_from(grade - 1)
+                .ok()
+                .and_then(|i| counts.get_mut(i))
+            {
+                *slot = n.max(0) as u64;
             }
         }
-        Ok(stats)
+        Ok(counts)
     }
 }
 
@@ -436,7 +583,8 @@ trait BindService<'q>: Sized {
     fn bind_owned(self, v: String) -> Self;
 }
 
-impl<'q, DB, O> BindService<'q> for sqlx::query::QueryScalar<'q, DB, O, <DB as sqlx::Database>::Arguments<'q>>
+impl<'q, DB, O> BindService<'q>
+    for sqlx::query::QueryScalar<'q, DB, O, <DB as sqlx::Database>::Arguments<'q>>
 where
     DB: sqlx::Database,
     &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,

@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use nara_core::Invalid;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 pub use seed::SeedReport;
 
@@ -116,7 +118,10 @@ impl Store {
                 .max_connections(max)
                 .connect_with(options)
                 .await?;
-            Ok(Store { backend: Backend::Sqlite(pool), max_connections: max })
+            Ok(Store {
+                backend: Backend::Sqlite(pool),
+                max_connections: max,
+            })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url)?;
             let max = 16;
@@ -125,7 +130,10 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await?;
-            Ok(Store { backend: Backend::Postgres(pool), max_connections: max })
+            Ok(Store {
+                backend: Backend::Postgres(pool),
+                max_connections: max,
+            })
         } else {
             Err(StoreError::UnsupportedUrl(url.to_owned()))
         }
@@ -162,7 +170,11 @@ impl Store {
 
     pub fn pool_stats(&self) -> PoolStats {
         let (size, idle) = with_pool!(self, |pool| (pool.size(), pool.num_idle() as u32));
-        PoolStats { size, idle, max: self.max_connections }
+        PoolStats {
+            size,
+            idle,
+            max: self.max_connections,
+        }
     }
 
     /// Waits for open connections to finish and closes the pool.

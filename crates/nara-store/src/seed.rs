@@ -2,8 +2,8 @@
 //! multi-row INSERTs, a batch per transaction. Rows already present (same id
 //! or same agency and code) are left as they are, so seeding twice is safe.
 
-use nara_core::seed::Country;
 use nara_core::Timestamp;
+use nara_core::seed::Country;
 
 use crate::catalogue::{agency_search_text, service_search_text, system_search_text};
 use crate::sql::{Arg, Sql, bind_args};
@@ -22,7 +22,10 @@ pub struct SeedReport {
 }
 
 fn insert(table: &str, columns: &[&str], rows: impl Iterator<Item = Vec<Arg>>) -> Option<Sql> {
-    let mut sql = Sql::new(&format!("INSERT INTO {table} ({}) VALUES ", columns.join(", ")));
+    let mut sql = Sql::new(&format!(
+        "INSERT INTO {table} ({}) VALUES ",
+        columns.join(", ")
+    ));
     let mut any = false;
     for (i, row) in rows.enumerate() {
         sql.push(if i == 0 { "(" } else { ", (" });
@@ -46,7 +49,11 @@ fn text(s: &str) -> Arg {
 impl Store {
     /// Writes a sample country, calling `progress` with the number of rows
     /// written so far (out of `country.len()`).
-    pub async fn seed(&self, country: &Country, progress: &(dyn Fn(u64) + Sync)) -> Result<SeedReport> {
+    pub async fn seed(
+        &self,
+        country: &Country,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<SeedReport> {
         let now = Timestamp::now().0;
         let mut report = SeedReport::default();
         let mut done = 0u64;
@@ -63,16 +70,40 @@ impl Store {
                 Arg::Int(now),
             ]
         });
-        let columns = ["id", "name_en", "name_es", "name_ko", "kind", "search_text", "created_at", "updated_at"];
+        let columns = [
+            "id",
+            "name_en",
+            "name_es",
+            "name_ko",
+            "kind",
+            "search_text",
+            "created_at",
+            "updated_at",
+        ];
         for chunk in agency_rows.collect::<Vec<_>>().chunks(BATCH) {
-            report.agencies += self.run_batch(insert("agencies", &columns, chunk.iter().cloned())).await?;
+            report.agencies += self
+                .run_batch(insert("agencies", &columns, chunk.iter().cloned()))
+                .await?;
             done += chunk.len() as u64;
             progress(done);
         }
 
         let columns = [
-            "agency_id", "code", "name_en", "name_es", "name_ko", "description_en", "description_es", "description_ko",
-            "audience", "legal_basis", "channel", "status", "search_text", "created_at", "updated_at",
+            "agency_id",
+            "code",
+            "name_en",
+            "name_es",
+            "name_ko",
+            "description_en",
+            "description_es",
+            "description_ko",
+            "audience",
+            "legal_basis",
+            "channel",
+            "status",
+            "search_text",
+            "created_at",
+            "updated_at",
         ];
         for chunk in country.services.chunks(BATCH) {
             let rows = chunk.iter().map(|s| {
@@ -100,8 +131,17 @@ impl Store {
         }
 
         let columns = [
-            "agency_id", "code", "name", "kind", "grade", "environment", "endpoint_url", "status", "search_text",
-            "created_at", "updated_at",
+            "agency_id",
+            "code",
+            "name",
+            "kind",
+            "grade",
+            "environment",
+            "endpoint_url",
+            "status",
+            "search_text",
+            "created_at",
+            "updated_at",
         ];
         for chunk in country.systems.chunks(BATCH) {
             let rows = chunk.iter().map(|s| {
@@ -130,7 +170,10 @@ impl Store {
         let Some(sql) = sql else { return Ok(0) };
         let affected = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let n = bind_args!(sqlx::query(&sql.text), sql).execute(&mut *tx).await?.rows_affected();
+            let n = bind_args!(sqlx::query(&sql.text), sql)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
             tx.commit().await?;
             n
         });
@@ -139,7 +182,11 @@ impl Store {
 
     /// True when no agency is registered yet (a new database).
     pub async fn is_empty(&self) -> Result<bool> {
-        let n: i64 = with_pool!(self, |pool| sqlx::query_scalar("SELECT COUNT(*) FROM agencies").fetch_one(pool).await?);
+        let n: i64 = with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM agencies"
+        )
+        .fetch_one(pool)
+        .await?);
         Ok(n == 0)
     }
 }

@@ -1,1 +1,247 @@
-fn main() {}
+//! The `nara` binary: a thin command line over the library crates.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use nara_server::{AppState, Config};
+use nara_store::Store;
+use secrecy::SecretString;
+
+/// nara — a government's digital public services on one platform.
+#[derive(Parser)]
+#[command(name = "nara", version, about, long_about = None)]
+struct Cli {
+    /// Log format: `text` for people, `json` for log collectors.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Scale {
+    /// 10 agencies, 30 services, 200 systems.
+    Demo,
+    /// 45 agencies, 1,460 services, 45,000 systems.
+    National,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a complete sample country on embedded SQLite: create the data
+    /// directory, seed it on first start, serve, and print the address.
+    Demo {
+        /// Data directory (created if absent).
+        #[arg(long, default_value = "./nara-data")]
+        data: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Serve with the configuration from a file and NARA_* variables.
+    Serve {
+        /// A nara.toml file; NARA_* environment variables override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on (overrides the configuration).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Load a sample country into the configured database.
+    Seed {
+        /// How big a country.
+        #[arg(long, value_enum, default_value_t = Scale::Demo)]
+        scale: Scale,
+        /// Seed of the generator; the same seed gives the same country.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Database URL (overrides the configuration).
+        #[arg(long, env = "NARA_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Database URL (overrides the configuration).
+        #[arg(long, env = "NARA_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn load_config(file: Option<&Path>, database_url: Option<String>) -> anyhow::Result<Config> {
+    let mut config = Config::load(file).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    if let Some(url) = database_url {
+        config.database_url = Some(SecretString::from(url));
+    }
+    Ok(config)
+}
+
+/// Opens the store, creating the data directory a SQLite file lives in.
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    }
+    Store::connect(&config.database_url())
+        .await
+        .context("opening the database (the URL is in your configuration)")
+}
+
+/// The demo's operator token: made once, kept in the data directory (0600).
+fn demo_operator_token(data: &Path) -> anyhow::Result<String> {
+    let path = data.join("operator-token");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let token = existing.trim().to_owned();
+        if token.len() >= 32 {
+            return Ok(token);
+        }
+    }
+    let bytes: [u8; 24] = rand::random();
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, &token)?;
+    Ok(token)
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+async fn seed_with_progress(
+    store: &Store,
+    country: &nara_core::seed::Country,
+) -> anyhow::Result<nara_store::SeedReport> {
+    let bar = ProgressBar::new(country.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} seeding [{bar:40}] {pos}/{len} rows ({per_sec}, {eta} left)",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let report = store.seed(country, &|done| bar.set_position(done)).await?;
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let state = AppState::new(store, config);
+    nara_server::serve(listener, state, nara_server::shutdown_signal()).await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Demo { data, listen } => {
+            let mut config =
+                Config::load(None).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+            config.data_dir = data.clone();
+            config.listen = listen;
+            config.database_url = None;
+            let store = open_store(&config).await?;
+            if store.is_empty().await? {
+                let report = seed_with_progress(&store, &nara_core::seed::demo()).await?;
+                println!(
+                    "Seeded the demo country: {} agencies, {} services, {} systems.",
+                    report.agencies, report.services, report.systems
+                );
+            } else {
+                println!("Reusing the data in {}.", data.display());
+            }
+            let token = demo_operator_token(&data)?;
+            config.operator_token = Some(SecretString::from(token.clone()));
+            println!("nara demo is running at http://{listen}/");
+            println!(
+                "Operator token (systems inventory and write API), kept in {}:",
+                data.join("operator-token").display()
+            );
+            println!("  {token}");
+            println!("Press Ctrl-C to stop.");
+            serve(config, store).await
+        }
+        Command::Serve { config, listen } => {
+            let mut config = load_config(config.as_deref(), None)?;
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            let store = open_store(&config).await?;
+            tracing::info!(listen = %config.listen, backend = store.kind().as_str(), "serving");
+            serve(config, store).await
+        }
+        Command::Seed {
+            scale,
+            seed,
+            config,
+            database_url,
+        } => {
+            let config = load_config(config.as_deref(), database_url)?;
+            let store = open_store(&config).await?;
+            let started = Instant::now();
+            let country = match scale {
+                Scale::Demo => nara_core::seed::demo(),
+                Scale::National => nara_core::seed::national(seed),
+            };
+            let report = seed_with_progress(&store, &country).await?;
+            println!(
+                "Wrote {} agencies, {} services and {} systems to {} in {:.1} s (rows already present were kept).",
+                report.agencies,
+                report.services,
+                report.systems,
+                store.kind().as_str(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Migrate {
+            config,
+            database_url,
+        } => {
+            let config = load_config(config.as_deref(), database_url)?;
+            let store = open_store(&config).await?;
+            println!("The {} database is migrated.", store.kind().as_str());
+            Ok(())
+        }
+    }
+}

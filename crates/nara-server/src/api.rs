@@ -1,0 +1,326 @@
+//! The JSON API under `/api/v1/`: the national catalogue. Reads of agencies
+//! and services are public; the systems inventory and every write need the
+//! operator credential. The OpenAPI 3.1 document at `/openapi.json` is
+//! generated from these handlers' annotations.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use nara_core::{
+    Agency, AgencyChanges, AgencyFilter, MemberId, NewAgency, Page, PageRequest, Service,
+    ServiceFilter, ServiceInput, System, SystemFilter, SystemInput,
+};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::AppState;
+use crate::auth::Operator;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::problem::Problem;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "nara",
+        description = "The national catalogue of agencies, their systems and their public services. \
+                       Errors are RFC 9457 problem details.",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        list_agencies, create_agency, get_agency, update_agency,
+        list_systems, create_system, get_system, update_system,
+        list_services, create_service, get_service, update_service,
+    ),
+    components(schemas(Problem, Page<Agency>, Page<System>, Page<Service>)),
+    modifiers(&OperatorAuth),
+    tags(
+        (name = "agencies", description = "Ministries, local governments and public bodies"),
+        (name = "systems", description = "The inventory of agency systems and assets (operators only)"),
+        (name = "services", description = "The public services agencies offer"),
+    )
+)]
+pub struct ApiDoc;
+
+struct OperatorAuth;
+
+impl Modify for OperatorAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "operator",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some("The bootstrap operator token"))
+                        .build(),
+                ),
+            );
+        }
+    }
+}
+
+fn created<T: serde::Serialize>(location: String, body: T) -> Response {
+    (
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    )
+        .into_response()
+}
+
+fn numeric_id(raw: &str) -> Result<i64, Problem> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| Problem::bad_request("id", format!("{raw:?} is not a positive integer id")))
+}
+
+fn member_id(raw: &str) -> Result<MemberId, Problem> {
+    MemberId::parse(raw).map_err(|e| Problem::bad_request("id", e.errors[0].detail.clone()))
+}
+
+// ------------------------------------------------------------------ agencies
+
+/// List agencies.
+#[utoipa::path(get, path = "/api/v1/agencies", tag = "agencies", params(AgencyFilter, PageRequest),
+    responses(
+        (status = 200, description = "A page of agencies", body = Page<Agency>),
+        (status = 400, description = "A query parameter is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A query parameter is out of range", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_agencies(
+    State(state): State<AppState>,
+    ApiQuery(filter): ApiQuery<AgencyFilter>,
+    ApiQuery(page): ApiQuery<PageRequest>,
+) -> Result<Json<Page<Agency>>, Problem> {
+    page.validate()?;
+    Ok(Json(state.store.list_agencies(&filter, page).await?))
+}
+
+/// Register an agency.
+#[utoipa::path(post, path = "/api/v1/agencies", tag = "agencies", request_body = NewAgency, security(("operator" = [])),
+    responses(
+        (status = 201, description = "Registered", body = Agency),
+        (status = 400, description = "The body is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid operator credential", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The identifier is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create_agency(
+    State(state): State<AppState>,
+    _: Operator,
+    ApiJson(new): ApiJson<NewAgency>,
+) -> Result<Response, Problem> {
+    let agency = state.store.create_agency(&new).await?;
+    Ok(created(format!("/api/v1/agencies/{}", agency.id), agency))
+}
+
+/// Get one agency by its member identifier (`KR/GOV/MOIS`).
+#[utoipa::path(get, path = "/api/v1/agencies/{id}", tag = "agencies",
+    params(("id" = String, Path, description = "Member identifier INSTANCE/CLASS/CODE", example = "KR/GOV/MOIS")),
+    responses(
+        (status = 200, description = "The agency", body = Agency),
+        (status = 400, description = "The identifier is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such agency", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_agency(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Agency>, Problem> {
+    let id = member_id(&id)?;
+    let agency = state
+        .store
+        .get_agency(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found(&format!("agency {id}")))?;
+    Ok(Json(agency))
+}
+
+/// Replace an agency's names and kind.
+#[utoipa::path(put, path = "/api/v1/agencies/{id}", tag = "agencies", request_body = AgencyChanges, security(("operator" = [])),
+    params(("id" = String, Path, description = "Member identifier INSTANCE/CLASS/CODE")),
+    responses(
+        (status = 200, description = "Updated", body = Agency),
+        (status = 400, description = "The body or identifier is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid operator credential", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such agency", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn update_agency(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+    ApiJson(changes): ApiJson<AgencyChanges>,
+) -> Result<Json<Agency>, Problem> {
+    let id = member_id(&id)?;
+    Ok(Json(state.store.update_agency(&id, &changes).await?))
+}
+
+// ------------------------------------------------------------------ systems
+
+/// List inventoried systems (operators only).
+#[utoipa::path(get, path = "/api/v1/systems", tag = "systems", params(SystemFilter, PageRequest), security(("operator" = [])),
+    responses(
+        (status = 200, description = "A page of systems", body = Page<System>),
+        (status = 400, description = "A query parameter is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid operator credential", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A query parameter is out of range", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_systems(
+    State(state): State<AppState>,
+    _: Operator,
+    ApiQuery(filter): ApiQuery<SystemFilter>,
+    ApiQuery(page): ApiQuery<PageRequest>,
+) -> Result<Json<Page<System>>, Problem> {
+    page.validate()?;
+    Ok(Json(state.store.list_systems(&filter, page).await?))
+}
+
+/// Register a system.
+#[utoipa::path(post, path = "/api/v1/systems", tag = "systems", request_body = SystemInput, security(("operator" = [])),
+    responses(
+        (status = 201, description = "Registered", body = System),
+        (status = 400, description = "The body is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid operator credential", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The agency already has a system with this code", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid or the agency does not exist", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create_system(
+    State(state): State<AppState>,
+    _: Operator,
+    ApiJson(input): ApiJson<SystemInput>,
+) -> Result<Response, Problem> {
+    let system = state.store.create_system(&input).await?;
+    Ok(created(format!("/api/v1/systems/{}", system.id), system))
+}
+
+/// Get one system (operators only).
+#[utoipa::path(get, path = "/api/v1/systems/{id}", tag = "systems", security(("operator" = [])),
+    params(("id" = i64, Path, description = "System id")),
+    responses(
+        (status = 200, description = "The system", body = System),
+        (status = 400, description = "The id is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid operator credential", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such system", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_system(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<System>, Problem> {
+    let id = numeric_id(&id)?;
+    let system = state
+        .store
+        .get_system(id)
+        .await?
+        .ok_or_else(|| Problem::not_found(&format!("system {id}")))?;
+    Ok(Json(system))
+}
+
+/// Replace a system's details.
+#[utoipa::path(put, path = "/api/v1/systems/{id}", tag = "systems", request_body = SystemInput, security(("operator" = [])),
+    params(("id" = i64, Path, description = "System id")),
+    responses(
+        (status = 200, description = "Updated", body = System),
+        (status = 400, description = "The body or id is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid operator credential", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such system", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The agency already has a system with this code", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn update_system(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<SystemInput>,
+) -> Result<Json<System>, Problem> {
+    let id = numeric_id(&id)?;
+    Ok(Json(state.store.update_system(id, &input).await?))
+}
+
+// ------------------------------------------------------------------ services
+
+/// Search the service catalogue.
+#[utoipa::path(get, path = "/api/v1/services", tag = "services", params(ServiceFilter, PageRequest),
+    responses(
+        (status = 200, description = "A page of services", body = Page<Service>),
+        (status = 400, description = "A query parameter is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A query parameter is out of range", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_services(
+    State(state): State<AppState>,
+    ApiQuery(filter): ApiQuery<ServiceFilter>,
+    ApiQuery(page): ApiQuery<PageRequest>,
+) -> Result<Json<Page<Service>>, Problem> {
+    page.validate()?;
+    Ok(Json(state.store.list_services(&filter, page).await?))
+}
+
+/// Register a service.
+#[utoipa::path(post, path = "/api/v1/services", tag = "services", request_body = ServiceInput, security(("operator" = [])),
+    responses(
+        (status = 201, description = "Registered", body = Service),
+        (status = 400, description = "The body is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid operator credential", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The agency already has a service with this code", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid or the agency does not exist", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create_service(
+    State(state): State<AppState>,
+    _: Operator,
+    ApiJson(input): ApiJson<ServiceInput>,
+) -> Result<Response, Problem> {
+    let service = state.store.create_service(&input).await?;
+    Ok(created(format!("/api/v1/services/{}", service.id), service))
+}
+
+/// Get one service.
+#[utoipa::path(get, path = "/api/v1/services/{id}", tag = "services",
+    params(("id" = i64, Path, description = "Service id")),
+    responses(
+        (status = 200, description = "The service", body = Service),
+        (status = 400, description = "The id is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such service", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_service(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Service>, Problem> {
+    let id = numeric_id(&id)?;
+    let service = state
+        .store
+        .get_service(id)
+        .await?
+        .ok_or_else(|| Problem::not_found(&format!("service {id}")))?;
+    Ok(Json(service))
+}
+
+/// Replace a service's details.
+#[utoipa::path(put, path = "/api/v1/services/{id}", tag = "services", request_body = ServiceInput, security(("operator" = [])),
+    params(("id" = i64, Path, description = "Service id")),
+    responses(
+        (status = 200, description = "Updated", body = Service),
+        (status = 400, description = "The body or id is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid operator credential", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such service", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The agency already has a service with this code", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn update_service(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<ServiceInput>,
+) -> Result<Json<Service>, Problem> {
+    let id = numeric_id(&id)?;
+    Ok(Json(state.store.update_service(id, &input).await?))
+}
+
+/// `GET /openapi.json`.
+pub async fn openapi() -> Response {
+    match ApiDoc::openapi().to_json() {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(_) => Problem::internal().into_response(),
+    }
+}

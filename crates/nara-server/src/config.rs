@@ -1,0 +1,158 @@
+//! nara's configuration: one typed struct read from an optional `nara.toml`
+//! and then `NARA_*` environment variables (which win). Secrets are wrapped in
+//! [`SecretString`] so that neither `Debug` nor a log line can print them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// Everything an operator can set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `sqlite:PATH` or `postgres://…`; defaults to `nara.db` in the data directory.
+    #[serde(default)]
+    pub database_url: Option<SecretString>,
+    /// Where to listen for HTTP.
+    pub listen: SocketAddr,
+    /// Where nara keeps its files (the SQLite database, keys).
+    pub data_dir: PathBuf,
+    /// The X-Road instance this deployment belongs to, e.g. `KR`.
+    pub instance: String,
+    /// The bootstrap operator token: a bearer credential for the write API and
+    /// the operator pages until accounts and roles exist. No token, no writes.
+    #[serde(default)]
+    pub operator_token: Option<SecretString>,
+    /// The address citizens use, e.g. `https://gov.example`; `https` turns on
+    /// HSTS and `Secure` cookies.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// The defaults, as a provider figment merges under the file and environment.
+#[derive(Serialize)]
+struct Defaults {
+    listen: &'static str,
+    data_dir: &'static str,
+    instance: &'static str,
+    max_body_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./nara-data"),
+            instance: "KR".into(),
+            operator_token: None,
+            public_url: None,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the defaults, then `file` if given (it must exist), then `NARA_*`.
+    pub fn load(file: Option<&Path>) -> Result<Config, Box<figment::Error>> {
+        let defaults = Defaults {
+            listen: "127.0.0.1:8080",
+            data_dir: "./nara-data",
+            instance: "KR",
+            max_body_bytes: 1024 * 1024,
+        };
+        let mut figment = Figment::from(Serialized::defaults(defaults));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(Box::new(figment::Error::from(format!(
+                    "configuration file {} does not exist",
+                    path.display()
+                ))));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        // Only the known keys: other NARA_* variables (a test's, say) are not config.
+        let env = Env::prefixed("NARA_").only(&[
+            "database_url",
+            "listen",
+            "data_dir",
+            "instance",
+            "operator_token",
+            "public_url",
+            "max_body_bytes",
+        ]);
+        figment.merge(env).extract().map_err(Box::new)
+    }
+
+    /// The database URL: the configured one, or SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        use secrecy::ExposeSecret;
+        match &self.database_url {
+            Some(url) => url.expose_secret().to_owned(),
+            None => nara_store::Store::sqlite_url(&self.data_dir),
+        }
+    }
+
+    /// Whether citizens reach nara over TLS (HSTS, `Secure` cookies).
+    pub fn is_https(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn file_then_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "nara.toml",
+                "listen = \"0.0.0.0:9000\"\ninstance = \"EE\"\noperator_token = \"file-secret-token\"\n",
+            )?;
+            jail.set_env("NARA_INSTANCE", "ES");
+            let c = Config::load(Some(Path::new("nara.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.listen.port(), 9000);
+            assert_eq!(c.instance, "ES");
+            assert_eq!(
+                c.operator_token
+                    .as_ref()
+                    .map(|t| t.expose_secret().to_owned())
+                    .as_deref(),
+                Some("file-secret-token")
+            );
+            assert_eq!(c.data_dir, PathBuf::from("./nara-data"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let c = Config {
+            operator_token: Some(SecretString::from("hunter2-hunter2")),
+            database_url: Some(SecretString::from("postgres://u:pw-secret@h/db")),
+            ..Config::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"));
+        assert!(!shown.contains("pw-secret"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("nara.toml", "lisen = \"0.0.0.0:9000\"\n")?;
+            assert!(Config::load(Some(Path::new("nara.toml"))).is_err());
+            Ok(())
+        });
+    }
+}

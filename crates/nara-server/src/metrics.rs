@@ -1,0 +1,142 @@
+//! Prometheus metrics at `/metrics`: per-route request counts and latency
+//! histograms, and the database pool. Served in the OpenMetrics text format,
+//! which Prometheus scrapes natively. Routes are labelled by their pattern
+//! (`/api/v1/systems/{id}`), never the raw path, to keep cardinality bounded.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::AppState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+type Latency = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Latency,
+    pool_size: Gauge,
+    pool_idle: Gauge,
+    pool_max: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.25 ms to about 8 s, doubling.
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        let mut registry = Registry::with_prefix("nara");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency: Latency = Family::new_with_constructor(latency_histogram);
+        let (pool_size, pool_idle, pool_max) =
+            (Gauge::default(), Gauge::default(), Gauge::default());
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by route",
+            latency.clone(),
+        );
+        registry.register(
+            "db_pool_connections",
+            "Open database connections",
+            pool_size.clone(),
+        );
+        registry.register(
+            "db_pool_idle_connections",
+            "Idle database connections",
+            pool_idle.clone(),
+        );
+        registry.register(
+            "db_pool_max_connections",
+            "The database pool's limit",
+            pool_max.clone(),
+        );
+        Arc::new(Metrics {
+            registry,
+            requests,
+            latency,
+            pool_size,
+            pool_idle,
+            pool_max,
+        })
+    }
+}
+
+/// Middleware: counts and times every request by its route pattern.
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(request).await;
+    let metrics = &state.metrics;
+    metrics
+        .latency
+        .get_or_create(&RouteLabels {
+            method: method.clone(),
+            route: route.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            method,
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
+/// `GET /metrics`.
+pub async fn scrape(State(state): State<AppState>) -> Response {
+    let pool = state.store.pool_stats();
+    let metrics = &state.metrics;
+    metrics.pool_size.set(i64::from(pool.size));
+    metrics.pool_idle.set(i64::from(pool.idle));
+    metrics.pool_max.set(i64::from(pool.max));
+    let mut body = String::new();
+    if prometheus_client::encoding::text::encode(&mut body, &metrics.registry).is_err() {
+        return crate::problem::Problem::internal().into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,769 @@
+//! The server-rendered pages: home, service catalogue, service, agencies,
+//! agency, the operators' systems inventory and operator sign-in.
+//!
+//! Every page speaks the visitor's language: `?lang=` (remembered in a
+//! cookie), else the cookie, else `Accept-Language`, else English. A form's
+//! bad value re-renders the form with the error beside its field (status 400).
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{FromRequestParts, Path, RawQuery, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use nara_core::{
+    Agency, Audience, FieldError, Grade, Lang, MemberId, Page, PageRequest, Service, ServiceFilter,
+    System, SystemFilter, SystemKind, SystemStatus,
+};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::auth::{self, SESSION_COOKIE, SESSION_SECONDS};
+use crate::extract::parse_query;
+use crate::i18n::{Tr, negotiate};
+use crate::problem::Problem;
+
+const LANG_COOKIE: &str = "nara_lang";
+
+/// A link of the language switch.
+pub struct LangLink {
+    pub code: &'static str,
+    pub name: &'static str,
+    pub href: String,
+    pub current: bool,
+}
+
+/// What the page frame (header, navigation, footer) needs.
+pub struct Layout {
+    pub lang: Lang,
+    pub tr: Tr,
+    pub title: String,
+    pub nav: &'static str,
+    pub switch: Vec<LangLink>,
+    pub operator: bool,
+}
+
+/// Links to the neighbouring pages of a list.
+pub struct Pager {
+    pub page: u32,
+    pub pages: u32,
+    pub previous: Option<String>,
+    pub next: Option<String>,
+}
+
+/// The request as a page sees it: language, address and whether an operator
+/// is signed in.
+pub struct PageCtx {
+    pub lang: Lang,
+    path: String,
+    query: String,
+    pub operator: bool,
+}
+
+fn query_param(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The language from cookie or `Accept-Language`, ignoring the query.
+fn preferred_lang(headers: &HeaderMap) -> Lang {
+    auth::cookie(headers, LANG_COOKIE)
+        .and_then(|c| c.parse().ok())
+        .or_else(|| {
+            headers
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(negotiate)
+        })
+        .unwrap_or_default()
+}
+
+impl PageCtx {
+    fn from_parts(parts: &Parts, state: &AppState) -> Result<PageCtx, PageError> {
+        let query = parts.uri.query().unwrap_or("").to_owned();
+        let fallback = preferred_lang(&parts.headers);
+        let lang = match query_param(&query, "lang") {
+            Some(code) => code.parse::<Lang>().map_err(|_| PageError {
+                status: StatusCode::BAD_REQUEST,
+                message: "error.bad_request",
+                lang: fallback,
+            })?,
+            None => fallback,
+        };
+        let operator = match (
+            &state.config.operator_token,
+            auth::cookie(&parts.headers, SESSION_COOKIE),
+        ) {
+            (Some(token), Some(value)) => auth::session_valid(token, value, auth::unix_now()),
+            _ => false,
+        };
+        Ok(PageCtx {
+            lang,
+            path: parts.uri.path().to_owned(),
+            query,
+            operator,
+        })
+    }
+
+    /// The current address with one query parameter replaced (or removed).
+    fn href_with(&self, name: &str, value: Option<&str>) -> String {
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in form_urlencoded::parse(self.query.as_bytes()) {
+            if k != name {
+                out.append_pair(&k, &v);
+            }
+        }
+        if let Some(value) = value {
+            out.append_pair(name, value);
+        }
+        let query = out.finish();
+        if query.is_empty() {
+            self.path.clone()
+        } else {
+            format!("{}?{}", self.path, query)
+        }
+    }
+
+    pub fn layout(&self, title: &str, nav: &'static str) -> Layout {
+        Layout {
+            lang: self.lang,
+            tr: Tr(self.lang),
+            title: title.to_owned(),
+            nav,
+            switch: Lang::ALL
+                .into_iter()
+                .map(|l| LangLink {
+                    code: l.code(),
+                    name: l.endonym(),
+                    href: self.href_with("lang", Some(l.code())),
+                    current: l == self.lang,
+                })
+                .collect(),
+            operator: self.operator,
+        }
+    }
+
+    fn pager<T>(&self, page: &Page<T>) -> Pager {
+        let pages = page.pages();
+        let link = |n: u32| self.href_with("page", Some(&n.to_string()));
+        Pager {
+            page: page.page,
+            pages,
+            previous: (page.page > 1).then(|| link(page.page - 1)),
+            next: (page.page < pages).then(|| link(page.page + 1)),
+        }
+    }
+
+    fn tr(&self) -> Tr {
+        Tr(self.lang)
+    }
+}
+
+impl FromRequestParts<AppState> for PageCtx {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
+        PageCtx::from_parts(parts, state)
+    }
+}
+
+/// A page that could not be shown, rendered as an error page in the visitor's language.
+#[derive(Debug)]
+pub struct PageError {
+    pub status: StatusCode,
+    pub message: &'static str,
+    pub lang: Lang,
+}
+
+impl PageError {
+    pub fn not_found(lang: Lang) -> Self {
+        PageError {
+            status: StatusCode::NOT_FOUND,
+            message: "error.not_found",
+            lang,
+        }
+    }
+
+    fn internal(lang: Lang) -> Self {
+        PageError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: "error.internal",
+            lang,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    layout: Layout,
+    message: &'static str,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let ctx = PageCtx {
+            lang: self.lang,
+            path: "/".into(),
+            query: String::new(),
+            operator: false,
+        };
+        let page = ErrorPage {
+            layout: ctx.layout(Tr(self.lang).s("error.title"), ""),
+            message: self.message,
+        };
+        (self.status, render(&page)).into_response()
+    }
+}
+
+/// Logs a store failure and shows the "our fault" page.
+fn store_failed(lang: Lang) -> impl FnOnce(nara_store::StoreError) -> PageError {
+    move |e| {
+        tracing::error!(error = %e, "store error while rendering a page");
+        PageError::internal(lang)
+    }
+}
+
+fn render<T: Template>(page: &T) -> Response {
+    match page.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+/// Middleware: a valid `?lang=` is remembered for a year in a cookie.
+pub async fn remember_language(request: Request, next: Next) -> Response {
+    let chosen = request
+        .uri()
+        .query()
+        .and_then(|q| query_param(q, "lang"))
+        .and_then(|code| code.parse::<Lang>().ok());
+    let secure = request.extensions().get::<crate::Https>().is_some();
+    let mut response = next.run(request).await;
+    if let Some(lang) = chosen {
+        let cookie = format!(
+            "{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly{}",
+            lang.code(),
+            if secure { "; Secure" } else { "" }
+        );
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    response
+}
+
+/// Middleware: state-changing requests to pages must come from this site
+/// (Fetch Metadata, else `Origin` against `Host`). With `SameSite=Strict`
+/// session cookies this closes cross-site request forgery.
+pub async fn same_origin_only(request: Request, next: Next) -> Response {
+    let method = request.method();
+    if method == "GET" || method == "HEAD" || method == "OPTIONS" {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    let allowed = match site {
+        Some(site) => site == "same-origin" || site == "none",
+        None => match (headers.get(header::ORIGIN), headers.get(header::HOST)) {
+            (Some(origin), Some(host)) => origin
+                .to_str()
+                .ok()
+                .and_then(|o| o.split_once("://"))
+                .is_some_and(|(_, rest)| Some(rest) == host.to_str().ok()),
+            // No Origin: not a browser form post (browsers send it on POST).
+            (None, _) => true,
+            (Some(_), None) => false,
+        },
+    };
+    if allowed {
+        next.run(request).await
+    } else {
+        tracing::warn!(path = %request.uri().path(), "cross-site form post refused");
+        PageError {
+            status: StatusCode::FORBIDDEN,
+            message: "error.forbidden",
+            lang: preferred_lang(headers),
+        }
+        .into_response()
+    }
+}
+
+// ------------------------------------------------------------------ home
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    layout: Layout,
+    stats: nara_store::CatalogueStats,
+    agencies: Vec<Agency>,
+}
+
+pub async fn home(ctx: PageCtx, State(state): State<AppState>) -> Result<Response, PageError> {
+    let stats = state
+        .store
+        .catalogue_stats(None)
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let agencies = state
+        .store
+        .all_agencies()
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    Ok(render(&HomePage {
+        layout: ctx.layout(ctx.tr().s("home.title"), "home"),
+        stats,
+        agencies,
+    }))
+}
+
+// ------------------------------------------------------------------ catalogue
+
+/// The raw values of a filter form, to show them back as they were typed.
+#[derive(Debug, Default, Deserialize)]
+struct FormValues {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    agency: String,
+    #[serde(default)]
+    audience: String,
+    #[serde(default)]
+    grade: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    status: String,
+}
+
+/// Parses a list page's filter and page number; on failure, the field error to show.
+fn parse_list<F: serde::de::DeserializeOwned + Default>(
+    query: &str,
+) -> (F, PageRequest, Option<FieldError>) {
+    let first_error = |p: Problem| p.errors.into_iter().next();
+    let filter = parse_query::<F>(query);
+    let page = parse_query::<PageRequest>(query)
+        .and_then(|p| p.validate().map(|()| p).map_err(Problem::from));
+    match (filter, page) {
+        (Ok(f), Ok(p)) => (f, p, None),
+        (Err(e), _) => (F::default(), PageRequest::default(), first_error(e)),
+        (_, Err(e)) => (F::default(), PageRequest::default(), first_error(e)),
+    }
+}
+
+/// An agency's name in the page's language, or its identifier if unknown.
+fn agency_label<'a>(agencies: &'a [Agency], lang: Lang, id: &'a str) -> &'a str {
+    agencies
+        .iter()
+        .find(|a| a.id.as_str() == id)
+        .map(|a| a.name.get(lang))
+        .unwrap_or(id)
+}
+
+#[derive(Template)]
+#[template(path = "services.html")]
+struct ServicesPage<'a> {
+    layout: Layout,
+    q: String,
+    agency: String,
+    audience: String,
+    audiences: &'static [Audience],
+    agencies: &'a [Agency],
+    page: Page<Service>,
+    pager: Pager,
+    form_error: Option<FieldError>,
+}
+
+impl ServicesPage<'_> {
+    fn agency_name<'b>(&'b self, id: &'b str) -> &'b str {
+        agency_label(self.agencies, self.layout.lang, id)
+    }
+
+    fn error_for(&self, field: &str) -> bool {
+        self.form_error.as_ref().is_some_and(|e| e.field == field)
+    }
+}
+
+pub async fn services(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let query = query.unwrap_or_default();
+    let values: FormValues = serde_urlencoded::from_str(&query).unwrap_or_default();
+    let (filter, page_request, form_error) = parse_list::<ServiceFilter>(&query);
+    let agencies = state
+        .store
+        .all_agencies()
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let page = if form_error.is_some() {
+        Page {
+            items: Vec::new(),
+            total: 0,
+            page: 1,
+            per_page: page_request.per_page,
+        }
+    } else {
+        state
+            .store
+            .list_services(&filter, page_request)
+            .await
+            .map_err(store_failed(ctx.lang))?
+    };
+    let status = if form_error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let view = ServicesPage {
+        layout: ctx.layout(ctx.tr().s("services.title"), "services"),
+        q: values.q,
+        agency: values.agency,
+        audience: values.audience,
+        audiences: Audience::ALL,
+        agencies: &agencies,
+        pager: ctx.pager(&page),
+        page,
+        form_error,
+    };
+    Ok((status, render(&view)).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "service.html")]
+struct ServicePage {
+    layout: Layout,
+    service: Service,
+    agency_name: String,
+}
+
+pub async fn service(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let id: i64 = id.parse().map_err(|_| PageError::not_found(ctx.lang))?;
+    let service = state
+        .store
+        .get_service(id)
+        .await
+        .map_err(store_failed(ctx.lang))?
+        .ok_or_else(|| PageError::not_found(ctx.lang))?;
+    let agency = state
+        .store
+        .get_agency(&service.details.agency)
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let agency_name = agency
+        .map(|a| a.name.get(ctx.lang).to_owned())
+        .unwrap_or_else(|| service.details.agency.to_string());
+    let title = service.details.name.get(ctx.lang).to_owned();
+    Ok(render(&ServicePage {
+        layout: ctx.layout(&title, "services"),
+        service,
+        agency_name,
+    }))
+}
+
+// ------------------------------------------------------------------ agencies
+
+#[derive(Template)]
+#[template(path = "agencies.html")]
+struct AgenciesPage {
+    layout: Layout,
+    agencies: Vec<Agency>,
+}
+
+pub async fn agencies(ctx: PageCtx, State(state): State<AppState>) -> Result<Response, PageError> {
+    let agencies = state
+        .store
+        .all_agencies()
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    Ok(render(&AgenciesPage {
+        layout: ctx.layout(ctx.tr().s("agencies.title"), "agencies"),
+        agencies,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "agency.html")]
+struct AgencyPage {
+    layout: Layout,
+    agency: Agency,
+    page: Page<Service>,
+    pager: Pager,
+}
+
+pub async fn agency(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let id = MemberId::parse(&id).map_err(|_| PageError::not_found(ctx.lang))?;
+    let agency = state
+        .store
+        .get_agency(&id)
+        .await
+        .map_err(store_failed(ctx.lang))?
+        .ok_or_else(|| PageError::not_found(ctx.lang))?;
+    let page_request = parse_query::<PageRequest>(&ctx.query)
+        .ok()
+        .filter(|p| p.validate().is_ok())
+        .unwrap_or_default();
+    let filter = ServiceFilter {
+        agency: Some(id),
+        ..Default::default()
+    };
+    let page = state
+        .store
+        .list_services(&filter, page_request)
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let title = agency.name.get(ctx.lang).to_owned();
+    Ok(render(&AgencyPage {
+        layout: ctx.layout(&title, "agencies"),
+        agency,
+        pager: ctx.pager(&page),
+        page,
+    }))
+}
+
+// ------------------------------------------------------------------ systems
+
+pub struct Bar {
+    pub grade: u8,
+    pub count: u64,
+    pub y: u32,
+    pub width: u32,
+}
+
+pub struct Chart {
+    pub bars: Vec<Bar>,
+    pub height: u32,
+}
+
+impl Chart {
+    /// Horizontal bars scaled to the largest count, 330 px at most.
+    fn by_grade(counts: [u64; 4]) -> Chart {
+        let max = counts.iter().copied().max().unwrap_or(0).max(1);
+        let bars = counts
+            .iter()
+            .enumerate()
+            .map(|(i, &count)| Bar {
+                grade: i as u8 + 1,
+                count,
+                y: i as u32 * 34,
+                width: ((count as f64 / max as f64) * 330.0).round() as u32,
+            })
+            .collect();
+        Chart {
+            bars,
+            height: 4 * 34,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "systems.html")]
+struct SystemsPage<'a> {
+    layout: Layout,
+    form: FormValues,
+    agencies: &'a [Agency],
+    grades: [Grade; 4],
+    kinds: &'static [SystemKind],
+    statuses: &'static [SystemStatus],
+    chart: Chart,
+    page: Page<System>,
+    pager: Pager,
+    form_error: Option<FieldError>,
+}
+
+impl SystemsPage<'_> {
+    fn agency_name<'b>(&'b self, id: &'b str) -> &'b str {
+        agency_label(self.agencies, self.layout.lang, id)
+    }
+
+    fn error_for(&self, field: &str) -> bool {
+        self.form_error.as_ref().is_some_and(|e| e.field == field)
+    }
+}
+
+fn sign_in_redirect(ctx: &PageCtx) -> Response {
+    let here = if ctx.query.is_empty() {
+        ctx.path.clone()
+    } else {
+        format!("{}?{}", ctx.path, ctx.query)
+    };
+    let next: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
+    Redirect::to(&format!("/operator/sign-in?next={next}")).into_response()
+}
+
+pub async fn systems(ctx: PageCtx, State(state): State<AppState>) -> Result<Response, PageError> {
+    if !ctx.operator {
+        return Ok(sign_in_redirect(&ctx));
+    }
+    let form: FormValues = serde_urlencoded::from_str(&ctx.query).unwrap_or_default();
+    let (filter, page_request, form_error) = parse_list::<SystemFilter>(&ctx.query);
+    let agencies = state
+        .store
+        .all_agencies()
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let (page, counts) = if form_error.is_some() {
+        (
+            Page {
+                items: Vec::new(),
+                total: 0,
+                page: 1,
+                per_page: page_request.per_page,
+            },
+            [0; 4],
+        )
+    } else {
+        let page = state
+            .store
+            .list_systems(&filter, page_request)
+            .await
+            .map_err(store_failed(ctx.lang))?;
+        let counts = state
+            .store
+            .count_systems_by_grade(&filter)
+            .await
+            .map_err(store_failed(ctx.lang))?;
+        (page, counts)
+    };
+    let status = if form_error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let view = SystemsPage {
+        layout: ctx.layout(ctx.tr().s("systems.title"), "systems"),
+        form,
+        agencies: &agencies,
+        grades: Grade::ALL,
+        kinds: SystemKind::ALL,
+        statuses: SystemStatus::ALL,
+        chart: Chart::by_grade(counts),
+        pager: ctx.pager(&page),
+        page,
+        form_error,
+    };
+    Ok((status, render(&view)).into_response())
+}
+
+// ------------------------------------------------------------------ operator sign-in
+
+#[derive(Template)]
+#[template(path = "signin.html")]
+struct SignInPage {
+    layout: Layout,
+    enabled: bool,
+    wrong: bool,
+    next: String,
+}
+
+/// Where to go after signing in: a local path only, never another site.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        _ => "/systems".to_owned(),
+    }
+}
+
+pub async fn sign_in_form(ctx: PageCtx, State(state): State<AppState>) -> Response {
+    let next = safe_next(query_param(&ctx.query, "next").as_deref());
+    render(&SignInPage {
+        layout: ctx.layout(ctx.tr().s("signin.title"), "sign-in"),
+        enabled: state.config.operator_token.is_some(),
+        wrong: false,
+        next,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct SignIn {
+    token: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+pub async fn sign_in(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    Form(form): Form<SignIn>,
+) -> Response {
+    let next = safe_next(form.next.as_deref());
+    let Some(token) = &state.config.operator_token else {
+        return (StatusCode::FORBIDDEN, sign_in_form(ctx, State(state)).await).into_response();
+    };
+    if !auth::token_matches(token, form.token.trim()) {
+        tracing::warn!("operator sign-in refused");
+        let page = SignInPage {
+            layout: ctx.layout(ctx.tr().s("signin.title"), "sign-in"),
+            enabled: true,
+            wrong: true,
+            next,
+        };
+        return (StatusCode::UNAUTHORIZED, render(&page)).into_response();
+    }
+    let Some(value) = auth::issue_session(token, auth::unix_now() + SESSION_SECONDS) else {
+        return PageError::internal(ctx.lang).into_response();
+    };
+    let secure = if state.config.is_https() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{SESSION_COOKIE}={value}; Path=/; Max-Age={SESSION_SECONDS}; HttpOnly; SameSite=Strict{secure}"
+    );
+    let mut response = Redirect::to(&next).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+}
+
+pub async fn sign_out() -> Response {
+    let mut response = Redirect::to("/").into_response();
+    let cookie = format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+}
+
+/// The page for an address nothing answers.
+pub async fn not_found(headers: HeaderMap) -> Response {
+    PageError::not_found(preferred_lang(&headers)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_stays_on_site() {
+        assert_eq!(safe_next(Some("/systems?grade=1")), "/systems?grade=1");
+        assert_eq!(safe_next(Some("//evil.example/")), "/systems");
+        assert_eq!(safe_next(Some("https://evil.example/")), "/systems");
+        assert_eq!(safe_next(Some("/\\evil.example")), "/systems");
+        assert_eq!(safe_next(None), "/systems");
+    }
+
+    #[test]
+    fn chart_scales_to_the_largest_bar() {
+        let c = Chart::by_grade([10, 20, 40, 0]);
+        assert_eq!(c.bars[2].width, 330);
+        assert_eq!(c.bars[0].width, 83);
+        assert_eq!(c.bars[3].width, 0);
+    }
+}

@@ -1,0 +1,190 @@
+//! The test harness: a fresh database per test, and the real server on a free port.
+
+use std::net::SocketAddr;
+
+use nara_server::{AppState, Config};
+use nara_store::Store;
+use secrecy::SecretString;
+
+pub const TOKEN: &str = "test-operator-token-0123456789abcdef";
+
+/// A fresh, migrated database of the named backend, or `None` when
+/// PostgreSQL is not available outside CI.
+pub async fn fresh_store(backend: &str) -> Option<(Store, Option<tempfile::TempDir>)> {
+    match backend {
+        "sqlite" => {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = Store::connect(&Store::sqlite_url(dir.path()))
+                .await
+                .expect("sqlite store");
+            Some((store, Some(dir)))
+        }
+        "postgres" => {
+            let Ok(admin_url) = std::env::var("NARA_TEST_POSTGRES_URL") else {
+                if std::env::var("CI").is_ok_and(|v| v == "true") {
+                    panic!(
+                        "CI=true but NARA_TEST_POSTGRES_URL is not set: the PostgreSQL tests must run in CI"
+                    );
+                }
+                eprintln!("NOTICE: NARA_TEST_POSTGRES_URL is not set; skipping a PostgreSQL test");
+                return None;
+            };
+            let name = format!("nara_test_{}", rand::random::<u64>());
+            let admin = sqlx::PgPool::connect(&admin_url)
+                .await
+                .expect("connect to the PostgreSQL admin URL");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&admin)
+                .await
+                .expect("create test database");
+            admin.close().await;
+            let (base, _) = admin_url
+                .rsplit_once('/')
+                .expect("admin URL has a database path");
+            let store = Store::connect(&format!("{base}/{name}"))
+                .await
+                .expect("postgres store");
+            Some((store, None))
+        }
+        other => panic!("unknown backend {other}"),
+    }
+}
+
+/// The real server, listening on a free port.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub store: Store,
+    pub client: reqwest::Client,
+    _dir: Option<tempfile::TempDir>,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl TestApp {
+    /// A server on `backend` with the demo country seeded.
+    pub async fn start(backend: &str) -> Option<TestApp> {
+        let app = TestApp::start_empty(backend).await?;
+        app.store
+            .seed(&nara_core::seed::demo(), &|_| {})
+            .await
+            .expect("seed demo");
+        Some(app)
+    }
+
+    pub async fn start_empty(backend: &str) -> Option<TestApp> {
+        let (store, dir) = fresh_store(backend).await?;
+        let config = Config {
+            operator_token: Some(SecretString::from(TOKEN)),
+            max_body_bytes: 64 * 1024,
+            ..Config::default()
+        };
+        Some(TestApp::serve(store, config, dir).await)
+    }
+
+    pub async fn serve(store: Store, config: Config, dir: Option<tempfile::TempDir>) -> TestApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let state = AppState::new(store.clone(), config);
+        tokio::spawn(async move {
+            let _ = nara_server::serve(listener, state, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        TestApp {
+            addr,
+            store,
+            client,
+            _dir: dir,
+            _shutdown: tx,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn get_as_operator(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(TOKEN)
+            .json(body)
+            .send()
+            .await
+            .expect("send")
+    }
+
+    /// Everything in the catalogue, for "nothing changed" checks.
+    pub async fn snapshot(&self) -> String {
+        use nara_core::*;
+        let all = PageRequest {
+            page: 1,
+            per_page: 100,
+        };
+        let mut out = String::new();
+        let agencies = self.store.all_agencies().await.unwrap();
+        out.push_str(&serde_json::to_string(&agencies).unwrap());
+        let mut page = 1;
+        loop {
+            let p = self
+                .store
+                .list_systems(&SystemFilter::default(), PageRequest { page, ..all })
+                .await
+                .unwrap();
+            out.push_str(&serde_json::to_string(&p.items).unwrap());
+            if page >= p.pages() {
+                break;
+            }
+            page += 1;
+        }
+        let s = self
+            .store
+            .list_services(&ServiceFilter::default(), all)
+            .await
+            .unwrap();
+        out.push_str(&serde_json::to_string(&s.items).unwrap());
+        out
+    }
+}
+
+/// Declares a test that runs once per backend: `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! backends {
+    ($(async fn $name:ident($backend:ident: &str) $body:block)+) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                async fn run($backend: &str) $body
+                #[tokio::test]
+                async fn sqlite() { run("sqlite").await }
+                #[tokio::test]
+                async fn postgres() { run("postgres").await }
+            }
+        )+
+    };
+}

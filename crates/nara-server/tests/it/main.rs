@@ -1,0 +1,11 @@
+//! nara's integration tests: one binary (one link step) that starts the real
+//! server on a free port over a real database. Tests marked with
+//! `backends!` run unchanged against SQLite and PostgreSQL; PostgreSQL needs
+//! `NARA_TEST_POSTGRES_URL` (an admin URL; each test creates its own database).
+//! Without it they skip with a notice, except under `CI=true`, where they fail.
+
+mod api;
+mod bad_input;
+mod common;
+mod pages;
+mod store_contract;

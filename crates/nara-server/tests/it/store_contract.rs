@@ -1,0 +1,166 @@
+//! The store's contract: the same tests against SQLite and PostgreSQL.
+
+use nara_core::*;
+use nara_store::{Store, StoreError};
+
+use crate::backends;
+use crate::common::fresh_store;
+
+fn agency(id: &str) -> NewAgency {
+    NewAgency {
+        id: MemberId::parse(id).unwrap(),
+        name: Localized::new("Ministry of Tests", "Ministerio de Pruebas", "시험부"),
+        kind: AgencyKind::Ministry,
+    }
+}
+
+fn system(agency: &str, code: &str, grade: i64) -> SystemInput {
+    SystemInput {
+        agency: MemberId::parse(agency).unwrap(),
+        code: code.into(),
+        name: format!("System {code}"),
+        kind: SystemKind::Database,
+        grade: Grade::new(grade).unwrap(),
+        environment: Environment::Production,
+        endpoint_url: Some("https://db.test.go.kr/".into()),
+        status: SystemStatus::Operational,
+    }
+}
+
+fn service(agency: &str, code: &str) -> ServiceInput {
+    ServiceInput {
+        agency: MemberId::parse(agency).unwrap(),
+        code: code.into(),
+        name: Localized::new("Dog licence", "Licencia canina", "반려견 등록"),
+        description: Localized::new(
+            "Register your dog.",
+            "Registre a su perro.",
+            "반려견을 등록합니다.",
+        ),
+        audience: Audience::Citizen,
+        legal_basis: "Animal Protection Act, Article 15".into(),
+        channel: Channel::Online,
+        status: ServiceStatus::Active,
+    }
+}
+
+async fn store(backend: &str) -> Option<(Store, Option<tempfile::TempDir>)> {
+    fresh_store(backend).await
+}
+
+backends! {
+    async fn agencies_round_trip(backend: &str) {
+        let Some((store, _dir)) = store(backend).await else { return };
+        let created = store.create_agency(&agency("KR/GOV/MOT")).await.unwrap();
+        let got = store.get_agency(&created.id).await.unwrap().unwrap();
+        assert_eq!(got, created);
+        assert!(matches!(store.create_agency(&agency("KR/GOV/MOT")).await, Err(StoreError::Conflict(_))));
+
+        let changes = AgencyChanges { name: Localized::new("Ministry of Trials", "Ministerio de Ensayos", "시행부"), kind: AgencyKind::PublicBody };
+        let updated = store.update_agency(&created.id, &changes).await.unwrap();
+        assert_eq!(updated.created_at, created.created_at);
+        assert_eq!(store.get_agency(&created.id).await.unwrap().unwrap().name.ko, "시행부");
+        let missing = MemberId::parse("KR/GOV/NOPE").unwrap();
+        assert!(matches!(store.update_agency(&missing, &changes).await, Err(StoreError::NotFound(_))));
+        assert!(store.get_agency(&missing).await.unwrap().is_none());
+    }
+
+    async fn systems_round_trip_and_constraints(backend: &str) {
+        let Some((store, _dir)) = store(backend).await else { return };
+        store.create_agency(&agency("KR/GOV/MOT")).await.unwrap();
+        let s = store.create_system(&system("KR/GOV/MOT", "DB-1", 1)).await.unwrap();
+        assert_eq!(store.get_system(s.id).await.unwrap().unwrap(), s);
+        assert!(matches!(store.create_system(&system("KR/GOV/MOT", "DB-1", 2)).await, Err(StoreError::Conflict(_))));
+        match store.create_system(&system("KR/GOV/NONE", "DB-2", 2)).await {
+            Err(StoreError::Invalid(i)) => assert_eq!(i.errors[0].field, "agency"),
+            other => panic!("expected an invalid agency, got {other:?}"),
+        }
+        let mut changed = system("KR/GOV/MOT", "DB-1", 3);
+        changed.endpoint_url = None;
+        let u = store.update_system(s.id, &changed).await.unwrap();
+        assert_eq!(u.details.grade.get(), 3);
+        assert_eq!(store.get_system(s.id).await.unwrap().unwrap().details.endpoint_url, None);
+        assert!(matches!(store.update_system(999_999, &changed).await, Err(StoreError::NotFound(_))));
+        // Invalid input is refused before the database is touched.
+        let mut bad = system("KR/GOV/MOT", "DB 9", 1);
+        bad.name = String::new();
+        assert!(matches!(store.create_system(&bad).await, Err(StoreError::Invalid(_))));
+    }
+
+    async fn services_round_trip(backend: &str) {
+        let Some((store, _dir)) = store(backend).await else { return };
+        store.create_agency(&agency("KR/LOC/TOWN")).await.unwrap();
+        let s = store.create_service(&service("KR/LOC/TOWN", "dog-licence")).await.unwrap();
+        assert_eq!(store.get_service(s.id).await.unwrap().unwrap(), s);
+        let mut changed = service("KR/LOC/TOWN", "dog-licence");
+        changed.status = ServiceStatus::Suspended;
+        changed.name.es = "Licencia para perros".into();
+        store.update_service(s.id, &changed).await.unwrap();
+        let got = store.get_service(s.id).await.unwrap().unwrap();
+        assert_eq!(got.details.status, ServiceStatus::Suspended);
+        assert_eq!(got.details.name.es, "Licencia para perros");
+        assert!(matches!(store.create_service(&service("KR/LOC/TOWN", "dog-licence")).await, Err(StoreError::Conflict(_))));
+    }
+
+    async fn filters_search_and_pages(backend: &str) {
+        let Some((store, _dir)) = store(backend).await else { return };
+        store.seed(&seed::demo(), &|_| {}).await.unwrap();
+        let all = store.list_systems(&SystemFilter::default(), PageRequest { page: 1, per_page: 7 }).await.unwrap();
+        assert_eq!(all.total, 200);
+        assert_eq!(all.items.len(), 7);
+        assert_eq!(all.pages(), 29);
+        let last = store.list_systems(&SystemFilter::default(), PageRequest { page: 29, per_page: 7 }).await.unwrap();
+        assert_eq!(last.items.len(), 4);
+        let beyond = store.list_systems(&SystemFilter::default(), PageRequest { page: 30, per_page: 7 }).await.unwrap();
+        assert!(beyond.items.is_empty());
+
+        let mois = MemberId::parse("KR/GOV/MOIS").unwrap();
+        let f = SystemFilter { agency: Some(mois.clone()), grade: Some(Grade::new(3).unwrap()), ..Default::default() };
+        let page = store.list_systems(&f, PageRequest { page: 1, per_page: 100 }).await.unwrap();
+        assert!(page.total > 0);
+        assert!(page.items.iter().all(|s| s.details.agency == mois && s.details.grade.get() == 3));
+        let by_grade = store.count_systems_by_grade(&f).await.unwrap();
+        assert_eq!(by_grade[2], page.total, "the grade count agrees with the list");
+
+        // Search is case-insensitive and works in every language.
+        let q = |s: &str| Some(s.parse::<catalogue::SearchText>().unwrap());
+        let page1 = PageRequest::default();
+        for needle in ["CERTIFICATE", "certificado", "등본", "kr/gov/nts"] {
+            let found = store.list_services(&ServiceFilter { q: q(needle), ..Default::default() }, page1).await.unwrap();
+            assert!(found.total > 0, "{needle} should match");
+        }
+        // LIKE wildcards and SQL metacharacters are literal text.
+        for needle in ["%", "_", "' OR 1=1 --", "\\", "\"; DROP TABLE services; --"] {
+            let found = store.list_services(&ServiceFilter { q: q(needle), ..Default::default() }, page1).await.unwrap();
+            assert_eq!(found.total, 0, "{needle:?} must not match everything");
+        }
+        let svc = store.list_services(&ServiceFilter { agency: Some(mois.clone()), audience: Some(Audience::Citizen), ..Default::default() }, page1).await.unwrap();
+        assert!(svc.total >= 3);
+        assert!(svc.items.iter().all(|s| s.details.agency == mois && s.details.audience == Audience::Citizen));
+        let ag = store.list_agencies(&AgencyFilter { kind: Some(AgencyKind::LocalGovernment), q: None }, page1).await.unwrap();
+        assert_eq!(ag.total, 1);
+    }
+
+    async fn seeding_twice_changes_nothing(backend: &str) {
+        let Some((store, _dir)) = store(backend).await else { return };
+        let first = store.seed(&seed::demo(), &|_| {}).await.unwrap();
+        assert_eq!((first.agencies, first.services, first.systems), (10, 30, 200));
+        let second = store.seed(&seed::demo(), &|_| {}).await.unwrap();
+        assert_eq!((second.agencies, second.services, second.systems), (0, 0, 0));
+        let stats = store.catalogue_stats(None).await.unwrap();
+        assert_eq!((stats.agencies, stats.services, stats.systems), (10, 30, 200));
+        assert_eq!(stats.systems_by_grade.iter().sum::<u64>(), 200);
+        assert!(!store.is_empty().await.unwrap());
+        // Migrating an up-to-date database is a no-op.
+        store.migrate().await.unwrap();
+        store.ping().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn unknown_database_schemes_are_refused() {
+    assert!(matches!(
+        Store::open("mysql://x").await,
+        Err(StoreError::UnsupportedUrl(_))
+    ));
+}

@@ -78,6 +78,10 @@ async fn stylesheet() -> Response {
     )
 }
 
+async fn favicon() -> Response {
+    static_asset("image/svg+xml", include_str!("../static/favicon.svg"))
+}
+
 async fn htmx() -> Response {
     static_asset(
         "text/javascript; charset=utf-8",
@@ -163,7 +167,9 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::scrape))
         .route("/static/style.css", get(stylesheet))
-        .route("/static/htmx.min.js", get(htmx));
+        .route("/static/htmx.min.js", get(htmx))
+        .route("/static/favicon.svg", get(favicon))
+        .route("/favicon.ico", get(favicon));
 
     let max_body = state.config.max_body_bytes;
     Router::new()

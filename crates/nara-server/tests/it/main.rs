@@ -4,6 +4,8 @@
 //! `NARA_TEST_POSTGRES_URL` (an admin URL; each test creates its own database).
 //! Without it they skip with a notice, except under `CI=true`, where they fail.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
+
 mod api;
 mod bad_input;
 mod common;

@@ -1,0 +1,104 @@
+// Browser smoke test: with `nara demo` (or any nara) running at NARA_URL, load
+// the public pages in each language in Debian's Chromium, and fail on any
+// console error, page error, failed request or axe-core (WCAG 2.x A/AA)
+// violation. Also checks keyboard use (skip link), the htmx live search and,
+// with NARA_TOKEN, the operators' inventory.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { chromium } from 'playwright-core';
+
+const require = createRequire(import.meta.url);
+const base = (process.env.NARA_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
+const token = process.env.NARA_TOKEN || '';
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+
+const failures = [];
+const fail = (msg) => { failures.push(msg); console.error(`FAIL ${msg}`); };
+
+const browser = await chromium.launch({
+  executablePath,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+
+async function audit(page, label) {
+  // page.evaluate runs through the DevTools protocol, which the page's CSP does not govern.
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(async () =>
+    await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'] } }));
+  for (const v of result.violations) {
+    fail(`${label}: axe ${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`);
+  }
+  return result;
+}
+
+function watch(page, label) {
+  page.on('console', (m) => { if (m.type() === 'error') fail(`${label}: console error: ${m.text()}`); });
+  page.on('pageerror', (e) => fail(`${label}: page error: ${e.message}`));
+  page.on('requestfailed', (r) => fail(`${label}: request failed: ${r.url()} ${r.failure()?.errorText}`));
+}
+
+const context = await browser.newContext();
+let checked = 0;
+for (const lang of ['en', 'es', 'ko']) {
+  for (const path of ['/', '/services', '/services/1', '/agencies', '/agencies/KR/GOV/MOIS', '/operator/sign-in']) {
+    const page = await context.newPage();
+    const label = `${path} [${lang}]`;
+    watch(page, label);
+    const url = `${base}${path}${path.includes('?') ? '&' : '?'}lang=${lang}`;
+    const response = await page.goto(url, { waitUntil: 'networkidle' });
+    if (!response || response.status() !== 200) fail(`${label}: HTTP ${response?.status()}`);
+    const htmlLang = await page.getAttribute('html', 'lang');
+    if (htmlLang !== lang) fail(`${label}: <html lang="${htmlLang}">`);
+    await audit(page, label);
+    checked += 1;
+    await page.close();
+  }
+}
+
+// Keyboard: the first Tab reaches the skip link, Enter moves focus to <main>.
+{
+  const page = await context.newPage();
+  watch(page, 'keyboard');
+  await page.goto(`${base}/services?lang=en`, { waitUntil: 'networkidle' });
+  await page.keyboard.press('Tab');
+  const first = await page.evaluate(() => document.activeElement?.className);
+  if (first !== 'skip-link') fail(`keyboard: first Tab focused "${first}", not the skip link`);
+  await page.keyboard.press('Enter');
+  const target = await page.evaluate(() => document.activeElement?.id);
+  if (target !== 'main') fail(`keyboard: the skip link moved focus to "${target}", not #main`);
+  // Live search (htmx): typing narrows the results without a page load.
+  const before = await page.textContent('#results .count');
+  await page.fill('#q', 'certificate');
+  await page.waitForFunction((b) => document.querySelector('#results .count')?.textContent !== b, before, { timeout: 5000 })
+    .catch(() => fail('live search: results did not update'));
+  const after = await page.textContent('#results .count');
+  if (!page.url().includes('q=certificate')) fail(`live search: address not updated (${page.url()})`);
+  await audit(page, 'live search');
+  console.log(`live search: "${before?.trim()}" → "${after?.trim()}"`);
+  await page.close();
+}
+
+// Operators: sign in with the keyboard, then audit the inventory with its chart.
+if (token) {
+  const page = await context.newPage();
+  watch(page, 'systems');
+  await page.goto(`${base}/systems?lang=ko`, { waitUntil: 'networkidle' });
+  await page.fill('#token', token);
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/\/systems/);
+  await page.waitForLoadState('networkidle');
+  if (!(await page.$('table')) || !(await page.$('figure.chart svg'))) fail('systems: no table or chart after sign-in');
+  await audit(page, '/systems [ko]');
+  await page.screenshot({ path: process.env.SCREENSHOT || '/tmp/nara-systems.png', fullPage: false });
+  checked += 1;
+  await page.close();
+}
+
+await browser.close();
+if (failures.length) {
+  console.error(`browser smoke test: ${failures.length} failure(s) over ${checked} pages`);
+  process.exit(1);
+}
+console.log(`browser smoke test: ${checked} pages in en, es and ko, no console errors, no axe violations`);

@@ -1,0 +1,191 @@
+//! Catalogue search under load, against `/healthz` measured in the same run.
+//!
+//!     cargo bench -p nara --bench catalogue
+//!
+//! Seeds the national-scale country (45 agencies, 1,460 services, 45,000
+//! systems) with the real `nara seed`, starts the real `nara serve` as a child
+//! process, and drives it over loopback with concurrent keep-alive clients.
+//! Rounds interleave the scenarios so that noise from this shared machine hits
+//! them alike; figures are medians over rounds, p99 over all requests.
+//! Set NARA_BENCH_DATABASE_URL to a PostgreSQL URL to measure that backend.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails by panicking
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const CONCURRENCY: usize = 16;
+const ROUNDS: usize = 5;
+const ROUND_SECONDS: f64 = 2.0;
+const TOKEN: &str = "bench-operator-token-0123456789abcdef";
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Runs `paths` round-robin with CONCURRENCY clients for ROUND_SECONDS.
+async fn round(client: &reqwest::Client, base: &str, paths: Arc<Vec<String>>) -> (f64, Vec<Duration>) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(ROUND_SECONDS);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (client, base, paths, next) = (client.clone(), base.to_owned(), paths.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let path = &paths[next.fetch_add(1, Ordering::Relaxed) % paths.len()];
+                let t = Instant::now();
+                let r = client.get(format!("{base}{path}")).bearer_auth(TOKEN).send().await.unwrap();
+                assert!(r.status().is_success(), "{path}: {}", r.status());
+                r.bytes().await.unwrap();
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let rate = all.len() as f64 / started.elapsed().as_secs_f64();
+    (rate, all)
+}
+
+#[tokio::main]
+async fn main() {
+    let nara = env!("CARGO_BIN_EXE_nara");
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = std::env::var("NARA_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display()));
+    let backend = if database_url.starts_with("sqlite") { "sqlite" } else { "postgres" };
+
+    println!("nara catalogue benchmark ({backend}, {CONCURRENCY} clients, {ROUNDS} rounds of {ROUND_SECONDS} s per scenario)");
+    let t = Instant::now();
+    let status = Command::new(nara)
+        .args(["seed", "--scale", "national", "--seed", "7", "--database-url", &database_url])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "nara seed failed");
+    let seed_seconds = t.elapsed().as_secs_f64();
+    println!("national seed (45 agencies, 1,460 services, 45,000 systems): {seed_seconds:.2} s");
+
+    let port = free_port();
+    let child = Command::new(nara)
+        .arg("serve")
+        .env("NARA_DATABASE_URL", &database_url)
+        .env("NARA_LISTEN", format!("127.0.0.1:{port}"))
+        .env("NARA_OPERATOR_TOKEN", TOKEN)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY).build().unwrap();
+    for _ in 0..200 {
+        if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rss_idle = rss_mib(server.0.id());
+
+    let agencies = ["KR/GOV/MOIS", "KR/GOV/NTS", "KR/LOC/SEOUL", "KR/LOC/BUSAN", "KR/GOV/MOHW", "KR/PUB/NHIS", "KR/GOV/KCS", "KR/LOC/JEJU"];
+    let system_words = ["database", "server", "tax", "web", "payment", "03", "backup", "https://"];
+    let service_words = ["certificate", "permit", "신청", "licencia", "renewal", "pension", "voucher", "appeal"];
+    let mut systems = Vec::new();
+    let mut services = Vec::new();
+    for a in agencies {
+        for w in system_words {
+            systems.push(format!("/api/v1/systems?agency={a}&q={}", w.replace("://", "%3A%2F%2F")));
+        }
+        for w in service_words {
+            services.push(format!("/api/v1/services?agency={a}&q={w}"));
+        }
+    }
+    let scenarios: Vec<(&str, Arc<Vec<String>>)> = vec![
+        ("GET /healthz (baseline)", Arc::new(vec!["/healthz".to_owned()])),
+        ("search systems: text + agency", Arc::new(systems)),
+        ("search services: text + agency", Arc::new(services)),
+    ];
+
+    // Warm up every scenario once.
+    for (_, paths) in &scenarios {
+        round(&client, &base, paths.clone()).await;
+    }
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); scenarios.len()];
+    let mut latencies: Vec<Vec<Duration>> = vec![Vec::new(); scenarios.len()];
+    for _ in 0..ROUNDS {
+        for (i, (_, paths)) in scenarios.iter().enumerate() {
+            let (rate, l) = round(&client, &base, paths.clone()).await;
+            rates[i].push(rate);
+            latencies[i].extend(l);
+        }
+    }
+    let rss_loaded = rss_mib(server.0.id());
+
+    let baseline = median(rates[0].clone());
+    println!();
+    println!("{:<34} {:>10} {:>9} {:>9} {:>12}", "scenario", "req/s", "p50 ms", "p99 ms", "vs healthz");
+    let mut verdicts = Vec::new();
+    for (i, (name, _)) in scenarios.iter().enumerate() {
+        let mut l = latencies[i].clone();
+        l.sort();
+        let rate = median(rates[i].clone());
+        let p50 = percentile(&l, 0.50).as_secs_f64() * 1e3;
+        let p99 = percentile(&l, 0.99).as_secs_f64() * 1e3;
+        println!("{name:<34} {rate:>10.0} {p50:>9.2} {p99:>9.2} {:>11.1}%", rate / baseline * 100.0);
+        if i > 0 {
+            verdicts.push(format!(
+                "{name}: p99 {p99:.2} ms {} 20 ms; rate {:.1}% of /healthz {} 30%",
+                if p99 < 20.0 { "<" } else { "≥ (MISSED)" },
+                rate / baseline * 100.0,
+                if rate / baseline >= 0.30 { "≥" } else { "< (MISSED)" }
+            ));
+        }
+    }
+    println!();
+    println!("server resident memory: {rss_idle:.1} MiB after start on the seeded database, {rss_loaded:.1} MiB after the load");
+    println!("goals (search p99 under 20 ms and at least 30% of the /healthz rate):");
+    for v in verdicts {
+        println!("  {v}");
+    }
+}

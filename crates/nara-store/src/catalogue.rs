@@ -120,6 +120,11 @@ impl TryFrom<ServiceRow> for Service {
     }
 }
 
+/// Every write to systems or services bumps the catalogue's version in its own
+/// transaction, so other nodes' read models notice (see `cache`).
+pub(crate) const BUMP_VERSION: &str =
+    "UPDATE catalogue_version SET version = version + 1 WHERE id = 1";
+
 const AGENCY_COLUMNS: &str = "id, name_en, name_es, name_ko, kind, created_at, updated_at";
 const SYSTEM_COLUMNS: &str = "id, agency_id, code, name, kind, grade, environment, endpoint_url, status, created_at, updated_at";
 const SERVICE_COLUMNS: &str = "id, agency_id, code, name_en, name_es, name_ko, description_en, description_es, description_ko, audience, legal_basis, channel, status, created_at, updated_at";
@@ -339,6 +344,9 @@ impl Store {
         filter: &SystemFilter,
         page: PageRequest,
     ) -> Result<Page<System>> {
+        if let Some(snapshot) = self.cache.fresh() {
+            return Ok(snapshot.list_systems(filter, page));
+        }
         list_page!(
             self,
             "systems",
@@ -381,9 +389,11 @@ impl Store {
                 .map_err(|e| {
                     constraint_error(e, &format!("system {} of {}", input.code, input.agency))
                 })?;
+            sqlx::query(BUMP_VERSION).execute(&mut *tx).await?;
             tx.commit().await?;
             id
         });
+        self.after_catalogue_write();
         Ok(System {
             id,
             details: input.clone(),
@@ -416,9 +426,11 @@ impl Store {
                 .map_err(|e| {
                     constraint_error(e, &format!("system {} of {}", input.code, input.agency))
                 })?;
+            sqlx::query(BUMP_VERSION).execute(&mut *tx).await?;
             tx.commit().await?;
             created
         });
+        self.after_catalogue_write();
         let created = created.ok_or_else(|| StoreError::NotFound(format!("system {id}")))?;
         Ok(System {
             id,
@@ -435,6 +447,9 @@ impl Store {
         filter: &ServiceFilter,
         page: PageRequest,
     ) -> Result<Page<Service>> {
+        if let Some(snapshot) = self.cache.fresh() {
+            return Ok(snapshot.list_services(filter, page));
+        }
         list_page!(
             self,
             "services",
@@ -469,9 +484,11 @@ impl Store {
                 .map_err(|e| {
                     constraint_error(e, &format!("service {} of {}", input.code, input.agency))
                 })?;
+            sqlx::query(BUMP_VERSION).execute(&mut *tx).await?;
             tx.commit().await?;
             id
         });
+        self.after_catalogue_write();
         Ok(Service {
             id,
             details: input.clone(),
@@ -496,9 +513,11 @@ impl Store {
                 .map_err(|e| {
                     constraint_error(e, &format!("service {} of {}", input.code, input.agency))
                 })?;
+            sqlx::query(BUMP_VERSION).execute(&mut *tx).await?;
             tx.commit().await?;
             created
         });
+        self.after_catalogue_write();
         let created = created.ok_or_else(|| StoreError::NotFound(format!("service {id}")))?;
         Ok(Service {
             id,
@@ -536,6 +555,9 @@ impl Store {
     /// How many systems of each grade match a filter (its grade is ignored, so
     /// a chart can show every grade beside the selected one). Index 0 = grade 1.
     pub async fn count_systems_by_grade(&self, filter: &SystemFilter) -> Result<[u64; 4]> {
+        if let Some(snapshot) = self.cache.fresh() {
+            return Ok(snapshot.count_systems_by_grade(filter));
+        }
         let filter = SystemFilter {
             grade: None,
             ..filter.clone()
@@ -559,6 +581,109 @@ impl Store {
         Ok(counts)
     }
 }
+
+#[derive(sqlx::FromRow)]
+struct SystemWithText {
+    #[sqlx(flatten)]
+    row: SystemRow,
+    search_text: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct ServiceWithText {
+    #[sqlx(flatten)]
+    row: ServiceRow,
+    search_text: String,
+}
+
+impl Store {
+    /// Loads every system and service, as of one consistent moment.
+    async fn load_snapshot(&self) -> Result<crate::cache::Snapshot> {
+        let systems_sql = format!("SELECT {SYSTEM_COLUMNS}, search_text FROM systems");
+        let services_sql = format!("SELECT {SERVICE_COLUMNS}, search_text FROM services");
+        let postgres = self.kind() == crate::BackendKind::Postgres;
+        let (version, systems, services): (i64, Vec<SystemWithText>, Vec<ServiceWithText>) =
+            with_pool!(self, |pool| {
+                let mut tx = pool.begin().await?;
+                if postgres {
+                    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let version = sqlx::query_scalar(VERSION).fetch_one(&mut *tx).await?;
+                let systems = sqlx::query_as(&systems_sql).fetch_all(&mut *tx).await?;
+                let services = sqlx::query_as(&services_sql).fetch_all(&mut *tx).await?;
+                tx.commit().await?;
+                (version, systems, services)
+            });
+        let systems = systems
+            .into_iter()
+            .map(|r| Ok((System::try_from(r.row)?, r.search_text)))
+            .collect::<Result<Vec<_>>>()?;
+        let services = services
+            .into_iter()
+            .map(|r| Ok((Service::try_from(r.row)?, r.search_text)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(crate::cache::Snapshot::new(version, systems, services))
+    }
+
+    /// Reloads the read model unless the one in place is fresh and current.
+    pub async fn reload_catalogue(&self) -> Result<()> {
+        let _one_at_a_time = self.cache.loading().lock().await;
+        if self.cache.fresh().is_some()
+            && Some(self.catalogue_version().await?) == self.cache.current_version()
+        {
+            return Ok(());
+        }
+        let writes = self.cache.writes_before_load();
+        let snapshot = self.load_snapshot().await?;
+        self.cache.install(snapshot, writes);
+        Ok(())
+    }
+
+    async fn catalogue_version(&self) -> Result<i64> {
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(VERSION)
+            .fetch_one(pool)
+            .await?))
+    }
+
+    /// Serves catalogue reads from memory from now on: loads the read model,
+    /// then keeps it current in the background (see `cache`).
+    pub async fn enable_catalogue_cache(&self) -> Result<()> {
+        self.cache.enable();
+        self.reload_catalogue().await?;
+        let store = self.clone();
+        tokio::spawn(async move {
+            while !store.is_closed() {
+                tokio::time::sleep(crate::cache::POLL).await;
+                let changed = match store.catalogue_version().await {
+                    Ok(v) => Some(v) != store.cache.current_version(),
+                    Err(_) => false,
+                };
+                if changed {
+                    if let Err(e) = store.reload_catalogue().await {
+                        tracing::warn!(error = %e, "reloading the catalogue read model failed");
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// After a local write: the read model is stale; reload it in the background.
+    pub(crate) fn after_catalogue_write(&self) {
+        if self.cache.wrote() {
+            let store = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = store.reload_catalogue().await {
+                    tracing::warn!(error = %e, "reloading the catalogue read model failed");
+                }
+            });
+        }
+    }
+}
+
+const VERSION: &str = "SELECT version FROM catalogue_version WHERE id = 1";
 
 /// Binds a service's thirteen stored fields, in column order, to `$1`–`$13`.
 fn bind_service<'q, Q: BindService<'q>>(q: Q, s: &'q ServiceInput) -> Q {

@@ -6,6 +6,7 @@
 //! SQLite and PostgreSQL accept, and the [`with_pool!`] macro expands the code
 //! that runs it once per backend so that types are resolved per driver.
 
+mod cache;
 mod catalogue;
 pub use catalogue::CatalogueStats;
 mod seed;
@@ -87,10 +88,19 @@ pub struct PoolStats {
 }
 
 /// The handle to nara's database; cheap to clone, shared by every request.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Store {
     backend: Backend,
     max_connections: u32,
+    cache: std::sync::Arc<cache::Cache>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.kind())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {
@@ -121,6 +131,7 @@ impl Store {
             Ok(Store {
                 backend: Backend::Sqlite(pool),
                 max_connections: max,
+                cache: Default::default(),
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url)?;
@@ -133,6 +144,7 @@ impl Store {
             Ok(Store {
                 backend: Backend::Postgres(pool),
                 max_connections: max,
+                cache: Default::default(),
             })
         } else {
             Err(StoreError::UnsupportedUrl(url.to_owned()))
@@ -175,6 +187,10 @@ impl Store {
             idle,
             max: self.max_connections,
         }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        with_pool!(self, |pool| pool.is_closed())
     }
 
     /// Waits for open connections to finish and closes the pool.

@@ -163,6 +163,7 @@ impl Store {
             done += chunk.len() as u64;
             progress(done);
         }
+        self.after_catalogue_write();
         Ok(report)
     }
 
@@ -174,6 +175,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            sqlx::query(crate::catalogue::BUMP_VERSION)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             n
         });

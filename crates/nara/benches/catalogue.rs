@@ -43,7 +43,11 @@ fn rss_mib(pid: u32) -> f64 {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -60,19 +64,29 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Runs `paths` round-robin with CONCURRENCY clients for ROUND_SECONDS.
-async fn round(client: &reqwest::Client, base: &str, paths: Arc<Vec<String>>) -> (f64, Vec<Duration>) {
+async fn round(
+    client: &reqwest::Client,
+    base: &str,
+    paths: Arc<Vec<String>>,
+) -> (f64, Vec<Duration>) {
     let next = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_secs_f64(ROUND_SECONDS);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..CONCURRENCY {
-        let (client, base, paths, next) = (client.clone(), base.to_owned(), paths.clone(), next.clone());
+        let (client, base, paths, next) =
+            (client.clone(), base.to_owned(), paths.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             while Instant::now() < deadline {
                 let path = &paths[next.fetch_add(1, Ordering::Relaxed) % paths.len()];
                 let t = Instant::now();
-                let r = client.get(format!("{base}{path}")).bearer_auth(TOKEN).send().await.unwrap();
+                let r = client
+                    .get(format!("{base}{path}"))
+                    .bearer_auth(TOKEN)
+                    .send()
+                    .await
+                    .unwrap();
                 assert!(r.status().is_success(), "{path}: {}", r.status());
                 r.bytes().await.unwrap();
                 latencies.push(t.elapsed());
@@ -94,12 +108,26 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let database_url = std::env::var("NARA_BENCH_DATABASE_URL")
         .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display()));
-    let backend = if database_url.starts_with("sqlite") { "sqlite" } else { "postgres" };
+    let backend = if database_url.starts_with("sqlite") {
+        "sqlite"
+    } else {
+        "postgres"
+    };
 
-    println!("nara catalogue benchmark ({backend}, {CONCURRENCY} clients, {ROUNDS} rounds of {ROUND_SECONDS} s per scenario)");
+    println!(
+        "nara catalogue benchmark ({backend}, {CONCURRENCY} clients, {ROUNDS} rounds of {ROUND_SECONDS} s per scenario)"
+    );
     let t = Instant::now();
     let status = Command::new(nara)
-        .args(["seed", "--scale", "national", "--seed", "7", "--database-url", &database_url])
+        .args([
+            "seed",
+            "--scale",
+            "national",
+            "--seed",
+            "7",
+            "--database-url",
+            &database_url,
+        ])
         .stdout(Stdio::null())
         .status()
         .unwrap();
@@ -119,30 +147,64 @@ async fn main() {
         .unwrap();
     let server = Server(child);
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()
+        .unwrap();
     for _ in 0..200 {
-        if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let rss_idle = rss_mib(server.0.id());
 
-    let agencies = ["KR/GOV/MOIS", "KR/GOV/NTS", "KR/LOC/SEOUL", "KR/LOC/BUSAN", "KR/GOV/MOHW", "KR/PUB/NHIS", "KR/GOV/KCS", "KR/LOC/JEJU"];
-    let system_words = ["database", "server", "tax", "web", "payment", "03", "backup", "https://"];
-    let service_words = ["certificate", "permit", "신청", "licencia", "renewal", "pension", "voucher", "appeal"];
+    let agencies = [
+        "KR/GOV/MOIS",
+        "KR/GOV/NTS",
+        "KR/LOC/SEOUL",
+        "KR/LOC/BUSAN",
+        "KR/GOV/MOHW",
+        "KR/PUB/NHIS",
+        "KR/GOV/KCS",
+        "KR/LOC/JEJU",
+    ];
+    let system_words = [
+        "database", "server", "tax", "web", "payment", "03", "backup", "https://",
+    ];
+    let service_words = [
+        "certificate",
+        "permit",
+        "신청",
+        "licencia",
+        "renewal",
+        "pension",
+        "voucher",
+        "appeal",
+    ];
     let mut systems = Vec::new();
     let mut services = Vec::new();
     for a in agencies {
         for w in system_words {
-            systems.push(format!("/api/v1/systems?agency={a}&q={}", w.replace("://", "%3A%2F%2F")));
+            systems.push(format!(
+                "/api/v1/systems?agency={a}&q={}",
+                w.replace("://", "%3A%2F%2F")
+            ));
         }
         for w in service_words {
             services.push(format!("/api/v1/services?agency={a}&q={w}"));
         }
     }
     let scenarios: Vec<(&str, Arc<Vec<String>>)> = vec![
-        ("GET /healthz (baseline)", Arc::new(vec!["/healthz".to_owned()])),
+        (
+            "GET /healthz (baseline)",
+            Arc::new(vec!["/healthz".to_owned()]),
+        ),
         ("search systems: text + agency", Arc::new(systems)),
         ("search services: text + agency", Arc::new(services)),
     ];
@@ -164,7 +226,10 @@ async fn main() {
 
     let baseline = median(rates[0].clone());
     println!();
-    println!("{:<34} {:>10} {:>9} {:>9} {:>12}", "scenario", "req/s", "p50 ms", "p99 ms", "vs healthz");
+    println!(
+        "{:<34} {:>10} {:>9} {:>9} {:>12}",
+        "scenario", "req/s", "p50 ms", "p99 ms", "vs healthz"
+    );
     let mut verdicts = Vec::new();
     for (i, (name, _)) in scenarios.iter().enumerate() {
         let mut l = latencies[i].clone();
@@ -172,18 +237,27 @@ async fn main() {
         let rate = median(rates[i].clone());
         let p50 = percentile(&l, 0.50).as_secs_f64() * 1e3;
         let p99 = percentile(&l, 0.99).as_secs_f64() * 1e3;
-        println!("{name:<34} {rate:>10.0} {p50:>9.2} {p99:>9.2} {:>11.1}%", rate / baseline * 100.0);
+        println!(
+            "{name:<34} {rate:>10.0} {p50:>9.2} {p99:>9.2} {:>11.1}%",
+            rate / baseline * 100.0
+        );
         if i > 0 {
             verdicts.push(format!(
                 "{name}: p99 {p99:.2} ms {} 20 ms; rate {:.1}% of /healthz {} 30%",
                 if p99 < 20.0 { "<" } else { "≥ (MISSED)" },
                 rate / baseline * 100.0,
-                if rate / baseline >= 0.30 { "≥" } else { "< (MISSED)" }
+                if rate / baseline >= 0.30 {
+                    "≥"
+                } else {
+                    "< (MISSED)"
+                }
             ));
         }
     }
     println!();
-    println!("server resident memory: {rss_idle:.1} MiB after start on the seeded database, {rss_loaded:.1} MiB after the load");
+    println!(
+        "server resident memory: {rss_idle:.1} MiB after start on the seeded database, {rss_loaded:.1} MiB after the load"
+    );
     println!("goals (search p99 under 20 ms and at least 30% of the /healthz rate):");
     for v in verdicts {
         println!("  {v}");

@@ -161,6 +161,10 @@ async fn seed_with_progress(
 }
 
 async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
+    store
+        .enable_catalogue_cache()
+        .await
+        .context("loading the catalogue into memory")?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;

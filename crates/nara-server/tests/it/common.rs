@@ -8,16 +8,13 @@ use secrecy::SecretString;
 
 pub const TOKEN: &str = "test-operator-token-0123456789abcdef";
 
-/// A fresh, migrated database of the named backend, or `None` when
-/// PostgreSQL is not available outside CI.
-pub async fn fresh_store(backend: &str) -> Option<(Store, Option<tempfile::TempDir>)> {
+/// The URL of a fresh, empty database of the named backend, or `None` when
+/// PostgreSQL is not available outside CI. Keep the directory while testing.
+pub async fn fresh_database(backend: &str) -> Option<(String, Option<tempfile::TempDir>)> {
     match backend {
         "sqlite" => {
             let dir = tempfile::tempdir().expect("tempdir");
-            let store = Store::connect(&Store::sqlite_url(dir.path()))
-                .await
-                .expect("sqlite store");
-            Some((store, Some(dir)))
+            Some((Store::sqlite_url(dir.path()), Some(dir)))
         }
         "postgres" => {
             let Ok(admin_url) = std::env::var("NARA_TEST_POSTGRES_URL") else {
@@ -41,13 +38,17 @@ pub async fn fresh_store(backend: &str) -> Option<(Store, Option<tempfile::TempD
             let (base, _) = admin_url
                 .rsplit_once('/')
                 .expect("admin URL has a database path");
-            let store = Store::connect(&format!("{base}/{name}"))
-                .await
-                .expect("postgres store");
-            Some((store, None))
+            Some((format!("{base}/{name}"), None))
         }
         other => panic!("unknown backend {other}"),
     }
+}
+
+/// A fresh, migrated store of the named backend (see [`fresh_database`]).
+pub async fn fresh_store(backend: &str) -> Option<(Store, Option<tempfile::TempDir>)> {
+    let (url, dir) = fresh_database(backend).await?;
+    let store = Store::connect(&url).await.expect("open the test database");
+    Some((store, dir))
 }
 
 /// The real server, listening on a free port.
@@ -80,7 +81,12 @@ impl TestApp {
         Some(TestApp::serve(store, config, dir).await)
     }
 
+    /// Serves like `nara serve`: with the catalogue read model enabled.
     pub async fn serve(store: Store, config: Config, dir: Option<tempfile::TempDir>) -> TestApp {
+        store
+            .enable_catalogue_cache()
+            .await
+            .expect("catalogue read model");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

@@ -157,6 +157,60 @@ backends! {
     }
 }
 
+backends! {
+    async fn the_read_model_answers_like_the_database(backend: &str) {
+        let Some((url, _dir)) = crate::common::fresh_database(backend).await else { return };
+        let sql = Store::connect(&url).await.unwrap();
+        sql.seed(&seed::national(11), &|_| {}).await.unwrap();
+        // A second node on the same database, with the in-memory read model.
+        let cached = Store::connect(&url).await.unwrap();
+        cached.enable_catalogue_cache().await.unwrap();
+        let q = |s: &str| Some(s.parse::<catalogue::SearchText>().unwrap());
+        let agencies = [None, Some(MemberId::parse("KR/GOV/MOIS").unwrap()), Some(MemberId::parse("KR/LOC/JEJU").unwrap()), Some(MemberId::parse("KR/GOV/NOPE").unwrap())];
+        let mut compared = 0;
+        for agency in &agencies {
+            for text in [None, q("database"), q("03"), q("https://"), q("%"), q("nothing-matches-this")] {
+                for grade in [None, Some(Grade::new(1).unwrap()), Some(Grade::new(4).unwrap())] {
+                    for page in [PageRequest { page: 1, per_page: 20 }, PageRequest { page: 3, per_page: 7 }, PageRequest { page: 500, per_page: 100 }] {
+                        let f = SystemFilter { agency: agency.clone(), grade, q: text.clone(), kind: Some(SystemKind::Server).filter(|_| grade.is_some()), status: None };
+                        let a = sql.list_systems(&f, page).await.unwrap();
+                        let b = cached.list_systems(&f, page).await.unwrap();
+                        assert_eq!((a.total, &a.items), (b.total, &b.items), "{f:?} {page:?}");
+                        assert_eq!(sql.count_systems_by_grade(&f).await.unwrap(), cached.count_systems_by_grade(&f).await.unwrap());
+                        compared += 1;
+                    }
+                }
+                for audience in [None, Some(Audience::Business)] {
+                    let f = ServiceFilter { agency: agency.clone(), audience, status: None, q: text.clone() };
+                    let a = sql.list_services(&f, PageRequest::default()).await.unwrap();
+                    let b = cached.list_services(&f, PageRequest::default()).await.unwrap();
+                    assert_eq!((a.total, &a.items), (b.total, &b.items), "{f:?}");
+                }
+            }
+        }
+        assert!(compared > 200);
+
+        // Read your own writes at once; other nodes' writes within seconds.
+        let mut new = SystemInput {
+            agency: MemberId::parse("KR/GOV/MOIS").unwrap(), code: "FRESH-1".into(), name: "Freshly written".into(),
+            kind: SystemKind::Server, grade: Grade::new(2).unwrap(), environment: Environment::Staging,
+            endpoint_url: None, status: SystemStatus::Operational,
+        };
+        let find = SystemFilter { q: q("freshly written"), ..Default::default() };
+        cached.create_system(&new).await.unwrap();
+        assert_eq!(cached.list_systems(&find, PageRequest::default()).await.unwrap().total, 1, "a node reads its own write");
+        new.code = "FRESH-2".into();
+        sql.create_system(&new).await.unwrap();
+        let mut seen = 0;
+        for _ in 0..50 {
+            seen = cached.list_systems(&find, PageRequest::default()).await.unwrap().total;
+            if seen == 2 { break }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(seen, 2, "another node's write reaches the read model within seconds");
+    }
+}
+
 #[tokio::test]
 async fn unknown_database_schemes_are_refused() {
     assert!(matches!(

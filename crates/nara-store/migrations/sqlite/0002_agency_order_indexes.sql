@@ -1,4 +1,5 @@
--- Lists filtered by agency are ordered by id: one index serves both, so the
--- planner need not walk every row in id order to find one agency's.
-CREATE INDEX systems_by_agency ON systems (agency_id, id);
+-- Lists filtered by agency: a covering index answers counts and searches
+-- within one agency without visiting the table (an agency's rows are spread
+-- over the whole table, so visiting them costs a page read each).
+CREATE INDEX systems_search_by_agency ON systems (agency_id, search_text);
 CREATE INDEX services_by_agency ON services (agency_id, id);

@@ -660,10 +660,8 @@ impl Store {
                     Ok(v) => Some(v) != store.cache.current_version(),
                     Err(_) => false,
                 };
-                if changed {
-                    if let Err(e) = store.reload_catalogue().await {
-                        tracing::warn!(error = %e, "reloading the catalogue read model failed");
-                    }
+                if changed && let Err(e) = store.reload_catalogue().await {
+                    tracing::warn!(error = %e, "reloading the catalogue read model failed");
                 }
             }
         });

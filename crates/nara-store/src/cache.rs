@@ -14,7 +14,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use nara_core::catalogue::SearchText;
-use nara_core::{MemberId, Page, PageRequest, Service, ServiceFilter, System, SystemFilter};
+use nara_core::{
+    Agency, MemberId, Page, PageRequest, Service, ServiceFilter, System, SystemFilter,
+};
 
 /// A row with the lower-cased text a search matches against.
 struct Indexed<T> {
@@ -149,6 +151,8 @@ pub(crate) struct Snapshot {
     pub version: i64,
     /// The local write counter when loading began; see [`Cache::fresh`].
     writes_seen: u64,
+    /// Every agency, in id order (tens of them).
+    pub agencies: Vec<Agency>,
     systems: Table<System>,
     services: Table<Service>,
 }
@@ -156,12 +160,14 @@ pub(crate) struct Snapshot {
 impl Snapshot {
     pub fn new(
         version: i64,
+        agencies: Vec<Agency>,
         systems: Vec<(System, String)>,
         services: Vec<(Service, String)>,
     ) -> Self {
         Snapshot {
             version,
             writes_seen: 0,
+            agencies,
             systems: Table::new(
                 systems
                     .into_iter()

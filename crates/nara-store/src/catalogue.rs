@@ -263,6 +263,9 @@ impl Store {
 
     /// Every agency, for filters and menus (there are tens, not thousands).
     pub async fn all_agencies(&self) -> Result<Vec<Agency>> {
+        if let Some(snapshot) = self.cache.fresh() {
+            return Ok(snapshot.agencies.clone());
+        }
         let sql = format!("SELECT {AGENCY_COLUMNS} FROM agencies ORDER BY id");
         let rows: Vec<AgencyRow> =
             with_pool!(self, |pool| sqlx::query_as(&sql).fetch_all(pool).await?);
@@ -296,8 +299,10 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| constraint_error(e, &format!("agency {}", new.id)))?;
+            sqlx::query(BUMP_VERSION).execute(&mut *tx).await?;
             tx.commit().await?;
         });
+        self.after_catalogue_write();
         Ok(Agency {
             id: new.id.clone(),
             name: new.name.clone(),
@@ -324,9 +329,11 @@ impl Store {
                 .bind(now.0)
                 .fetch_optional(&mut *tx)
                 .await?;
+            sqlx::query(BUMP_VERSION).execute(&mut *tx).await?;
             tx.commit().await?;
             created
         });
+        self.after_catalogue_write();
         let created = created.ok_or_else(|| StoreError::NotFound(format!("agency {id}")))?;
         Ok(Agency {
             id: id.clone(),
@@ -597,25 +604,31 @@ struct ServiceWithText {
 }
 
 impl Store {
-    /// Loads every system and service, as of one consistent moment.
+    /// Loads every agency, system and service, as of one consistent moment.
     async fn load_snapshot(&self) -> Result<crate::cache::Snapshot> {
         let systems_sql = format!("SELECT {SYSTEM_COLUMNS}, search_text FROM systems");
         let services_sql = format!("SELECT {SERVICE_COLUMNS}, search_text FROM services");
+        let agencies_sql = format!("SELECT {AGENCY_COLUMNS} FROM agencies ORDER BY id");
         let postgres = self.kind() == crate::BackendKind::Postgres;
-        let (version, systems, services): (i64, Vec<SystemWithText>, Vec<ServiceWithText>) =
-            with_pool!(self, |pool| {
-                let mut tx = pool.begin().await?;
-                if postgres {
-                    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let version = sqlx::query_scalar(VERSION).fetch_one(&mut *tx).await?;
-                let systems = sqlx::query_as(&systems_sql).fetch_all(&mut *tx).await?;
-                let services = sqlx::query_as(&services_sql).fetch_all(&mut *tx).await?;
-                tx.commit().await?;
-                (version, systems, services)
-            });
+        let (version, systems, services, agencies): (
+            i64,
+            Vec<SystemWithText>,
+            Vec<ServiceWithText>,
+            Vec<AgencyRow>,
+        ) = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            if postgres {
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let version = sqlx::query_scalar(VERSION).fetch_one(&mut *tx).await?;
+            let systems = sqlx::query_as(&systems_sql).fetch_all(&mut *tx).await?;
+            let services = sqlx::query_as(&services_sql).fetch_all(&mut *tx).await?;
+            let agencies = sqlx::query_as(&agencies_sql).fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            (version, systems, services, agencies)
+        });
         let systems = systems
             .into_iter()
             .map(|r| Ok((System::try_from(r.row)?, r.search_text)))
@@ -624,7 +637,13 @@ impl Store {
             .into_iter()
             .map(|r| Ok((Service::try_from(r.row)?, r.search_text)))
             .collect::<Result<Vec<_>>>()?;
-        Ok(crate::cache::Snapshot::new(version, systems, services))
+        let agencies = agencies
+            .into_iter()
+            .map(Agency::try_from)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(crate::cache::Snapshot::new(
+            version, agencies, systems, services,
+        ))
     }
 
     /// Reloads the read model unless the one in place is fresh and current.

@@ -189,6 +189,7 @@ async fn main() {
     ];
     let mut systems = Vec::new();
     let mut services = Vec::new();
+    let mut pages = Vec::new();
     for a in agencies {
         for w in system_words {
             systems.push(format!(
@@ -198,6 +199,7 @@ async fn main() {
         }
         for w in service_words {
             services.push(format!("/api/v1/services?agency={a}&q={w}"));
+            pages.push(format!("/services?agency={a}&q={w}&lang=ko"));
         }
     }
     let scenarios: Vec<(&str, Arc<Vec<String>>)> = vec![
@@ -207,6 +209,7 @@ async fn main() {
         ),
         ("search systems: text + agency", Arc::new(systems)),
         ("search services: text + agency", Arc::new(services)),
+        ("catalogue page (HTML, ko)", Arc::new(pages)),
     ];
 
     // Warm up every scenario once.

@@ -623,3 +623,27 @@ mod tests {
         assert!(r.is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn text_parsers_never_panic(s in any::<String>()) {
+            let _ = Lang::from_tag(&s);
+            let _ = s.parse::<Lang>();
+            let _ = s.parse::<Grade>();
+            let _ = s.parse::<SystemKind>();
+            if let Ok(q) = s.parse::<SearchText>() {
+                prop_assert!(q.as_str().chars().count() <= 200 * 3, "lower-casing may grow a text, not unboundedly");
+            }
+        }
+
+        #[test]
+        fn grades_outside_one_to_four_are_refused(n in any::<i64>()) {
+            prop_assert_eq!(Grade::new(n).is_ok(), (1..=4).contains(&n));
+        }
+    }
+}

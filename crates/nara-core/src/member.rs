@@ -118,3 +118,30 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics(s in any::<String>()) {
+            let _ = MemberId::parse(&s);
+        }
+
+        #[test]
+        fn valid_ids_round_trip(parts in proptest::collection::vec("[A-Za-z0-9._-]{1,64}", 3)) {
+            let text = parts.join("/");
+            let id = MemberId::parse(&text).unwrap();
+            prop_assert_eq!(id.to_string(), text);
+            prop_assert_eq!(id.code(), parts[2].as_str());
+        }
+
+        #[test]
+        fn ids_with_forbidden_characters_are_refused(prefix in "[A-Z]{1,5}", bad in "[/:;%\\\\ ]", suffix in "[A-Z]{0,5}") {
+            let text = format!("KR/GOV/{prefix}{bad}{suffix}");
+            prop_assert!(MemberId::parse(&text).is_err());
+        }
+    }
+}

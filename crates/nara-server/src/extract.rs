@@ -94,3 +94,44 @@ pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, Problem> {
         Problem::bad_request(&field, inner)
     })
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use nara_core::{AgencyFilter, PageRequest, ServiceFilter, SystemFilter, SystemInput};
+    use proptest::prelude::*;
+
+    proptest! {
+        // Hostile input gets an answer, never a panic.
+        #[test]
+        fn query_parsing_never_panics(q in any::<String>()) {
+            let _ = parse_query::<SystemFilter>(&q);
+            let _ = parse_query::<ServiceFilter>(&q);
+            let _ = parse_query::<AgencyFilter>(&q);
+            let _ = parse_query::<PageRequest>(&q);
+        }
+
+        #[test]
+        fn query_parsing_of_likely_keys_never_panics(
+            key in "(agency|grade|kind|status|q|page|per_page|audience)",
+            value in any::<String>(),
+        ) {
+            let q: String = form_urlencoded::Serializer::new(String::new()).append_pair(&key, &value).finish();
+            let _ = parse_query::<SystemFilter>(&q);
+            let _ = parse_query::<PageRequest>(&q);
+        }
+
+        #[test]
+        fn json_parsing_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_json::<SystemInput>(&bytes);
+            let _ = parse_json::<nara_core::NewAgency>(&bytes);
+        }
+
+        #[test]
+        fn bad_problems_name_a_field(grade in 5i64..1000) {
+            let body = format!(r#"{{"agency":"KR/GOV/MOIS","code":"A","name":"n","kind":"server","grade":{grade},"environment":"production","status":"operational"}}"#);
+            let problem = parse_json::<SystemInput>(body.as_bytes()).err().unwrap();
+            prop_assert_eq!(problem.errors[0].field.as_str(), "grade");
+        }
+    }
+}

@@ -148,3 +148,15 @@ mod tests {
         assert_eq!(negotiate(""), None);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn negotiation_never_panics(header in any::<String>()) {
+            let _ = super::negotiate(&header);
+        }
+    }
+}

@@ -238,6 +238,8 @@ pub(crate) struct Cache {
     /// Local catalogue writes so far; bumped after each commit.
     writes: AtomicU64,
     enabled: AtomicBool,
+    /// A background reload is scheduled and has not yet started loading.
+    reload_pending: AtomicBool,
     loading: tokio::sync::Mutex<()>,
 }
 
@@ -260,6 +262,17 @@ impl Cache {
     pub fn wrote(&self) -> bool {
         self.writes.fetch_add(1, Ordering::AcqRel);
         self.enabled.load(Ordering::Acquire)
+    }
+
+    /// Claims the right to schedule a reload; false if one is already
+    /// scheduled (it will see this write, as it reads the counter later).
+    pub fn schedule_reload(&self) -> bool {
+        !self.reload_pending.swap(true, Ordering::AcqRel)
+    }
+
+    /// Called by the scheduled reload just before it reads the write counter.
+    pub fn reload_started(&self) {
+        self.reload_pending.store(false, Ordering::Release);
     }
 
     pub fn enable(&self) {

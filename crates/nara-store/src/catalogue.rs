@@ -687,11 +687,15 @@ impl Store {
         Ok(())
     }
 
-    /// After a local write: the read model is stale; reload it in the background.
+    /// After a local write: the read model is stale; reload it in the
+    /// background. A burst of writes schedules one reload, not one each.
     pub(crate) fn after_catalogue_write(&self) {
-        if self.cache.wrote() {
+        if self.cache.wrote() && self.cache.schedule_reload() {
             let store = self.clone();
             tokio::spawn(async move {
+                // Let a burst of writes finish before paying for a reload.
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                store.cache.reload_started();
                 if let Err(e) = store.reload_catalogue().await {
                     tracing::warn!(error = %e, "reloading the catalogue read model failed");
                 }

@@ -33,7 +33,8 @@ pub enum StoreError {
     Conflict(String),
     #[error(transparent)]
     Invalid(#[from] Invalid),
-    #[error("unsupported database URL {0:?}: use sqlite:PATH or postgres://…")]
+    /// Names only the scheme: the rest of a URL may hold a password.
+    #[error("unsupported database URL scheme {0:?}: use sqlite:PATH or postgres://…")]
     UnsupportedUrl(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -147,7 +148,10 @@ impl Store {
                 cache: Default::default(),
             })
         } else {
-            Err(StoreError::UnsupportedUrl(url.to_owned()))
+            let scheme = url.split(':').next().unwrap_or_default();
+            Err(StoreError::UnsupportedUrl(
+                scheme.chars().take(20).collect(),
+            ))
         }
     }
 

@@ -13,7 +13,12 @@ use secrecy::SecretString;
 
 /// nara — a government's digital public services on one platform.
 #[derive(Parser)]
-#[command(name = "nara", version, about, long_about = None)]
+#[command(
+    name = "nara",
+    version,
+    about = "nara — a government's digital public services on one platform",
+    long_about = "nara — a government's digital public services on one platform.\n\nStart with `nara demo`: a sample country on embedded SQLite, nothing else to install."
+)]
 struct Cli {
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -174,10 +179,18 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    match cli.command {
+    if let Err(e) = run(cli.command).await {
+        // One readable line with its causes, not a backtrace.
+        eprintln!("nara: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Demo { data, listen } => {
             let mut config =
                 Config::load(None).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;

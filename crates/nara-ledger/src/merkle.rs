@@ -89,7 +89,7 @@ pub fn range_hash<S: SubtreeHashes>(src: &mut S, start: u64, end: u64) -> Result
     if n == 0 {
         return Ok(empty_root());
     }
-    if n.is_power_of_two() && start % n == 0 {
+    if n.is_power_of_two() && start.is_multiple_of(n) {
         return src.subtree(start, n.trailing_zeros());
     }
     let k = split_point(n);

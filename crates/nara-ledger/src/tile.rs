@@ -163,7 +163,7 @@ pub fn decode_bundle(mut bytes: &[u8]) -> Result<Vec<Vec<u8>>, BundleError> {
 
 /// Splits a hash tile's bytes into hashes.
 pub fn hashes_of(tile: &[u8]) -> Option<Vec<Hash>> {
-    if tile.len() % 32 != 0 {
+    if !tile.len().is_multiple_of(32) {
         return None;
     }
     Some(

@@ -9,9 +9,13 @@
 //! fetched by HTTP.
 
 pub mod checkpoint;
+pub mod entry;
 pub mod merkle;
 pub mod note;
 pub mod tile;
 
 pub use checkpoint::Checkpoint;
+pub use entry::Entry;
 pub use merkle::{Hash, leaf_hash, node_hash};
+
+pub mod audit;

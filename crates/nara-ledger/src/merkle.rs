@@ -84,7 +84,11 @@ impl SubtreeHashes for &[Hash] {
 
 /// MTH(D[start : end]) for a range that RFC 9162's recursions produce (its
 /// start is a multiple of the largest power of two not above its length).
-pub fn range_hash<S: SubtreeHashes>(src: &mut S, start: u64, end: u64) -> Result<Hash, S::Error> {
+pub fn range_hash<S: SubtreeHashes + ?Sized>(
+    src: &mut S,
+    start: u64,
+    end: u64,
+) -> Result<Hash, S::Error> {
     let n = end - start;
     if n == 0 {
         return Ok(empty_root());
@@ -99,12 +103,12 @@ pub fn range_hash<S: SubtreeHashes>(src: &mut S, start: u64, end: u64) -> Result
 }
 
 /// The root hash of the tree of the first `size` leaves.
-pub fn tree_root<S: SubtreeHashes>(src: &mut S, size: u64) -> Result<Hash, S::Error> {
+pub fn tree_root<S: SubtreeHashes + ?Sized>(src: &mut S, size: u64) -> Result<Hash, S::Error> {
     range_hash(src, 0, size)
 }
 
 /// RFC 9162 §2.1.3.1 PATH(index, D[0:size]).
-pub fn inclusion_proof<S: SubtreeHashes>(
+pub fn inclusion_proof<S: SubtreeHashes + ?Sized>(
     src: &mut S,
     index: u64,
     size: u64,
@@ -117,7 +121,7 @@ pub fn inclusion_proof<S: SubtreeHashes>(
     Ok(Ok(proof))
 }
 
-fn path<S: SubtreeHashes>(
+fn path<S: SubtreeHashes + ?Sized>(
     src: &mut S,
     m: u64,
     start: u64,
@@ -140,7 +144,7 @@ fn path<S: SubtreeHashes>(
 }
 
 /// RFC 9162 §2.1.4.1 PROOF(first, D[0:second]).
-pub fn consistency_proof<S: SubtreeHashes>(
+pub fn consistency_proof<S: SubtreeHashes + ?Sized>(
     src: &mut S,
     first: u64,
     second: u64,
@@ -153,7 +157,7 @@ pub fn consistency_proof<S: SubtreeHashes>(
     Ok(Ok(proof))
 }
 
-fn subproof<S: SubtreeHashes>(
+fn subproof<S: SubtreeHashes + ?Sized>(
     src: &mut S,
     m: u64,
     start: u64,

@@ -5,6 +5,7 @@ use nara_core::{
     Service, ServiceFilter, ServiceInput, System, SystemFilter, SystemInput, Timestamp,
 };
 
+use crate::ledger::entry_bytes;
 use crate::sql::{Arg, Sql, bind_args, contains_pattern};
 use crate::{Result, Store, StoreError, constraint_error, parse_column, with_pool};
 
@@ -120,7 +121,44 @@ impl TryFrom<ServiceRow> for Service {
     }
 }
 
-/// Every write to systems or services bumps the catalogue's version in its own
+/// Finishes a catalogue change inside its transaction: bumps the catalogue
+/// version, appends the change's ledger entry, commits. One step, so no path
+/// commits a change without its entry (DESIGN.md invariant 2).
+macro_rules! commit_change {
+    ($tx:ident, $entry:expr) => {{
+        let entry: Vec<u8> = $entry;
+        sqlx::query(BUMP_VERSION).execute(&mut *$tx).await?;
+        sqlx::query(crate::ledger::APPEND)
+            .bind(entry)
+            .execute(&mut *$tx)
+            .await?;
+        $tx.commit().await?;
+    }};
+}
+
+pub(crate) fn system_entry(kind: &str, s: &System) -> Result<Vec<u8>> {
+    entry_bytes(
+        kind,
+        vec![
+            format!("system:{}", s.id),
+            format!("agency:{}", s.details.agency),
+        ],
+        s,
+    )
+}
+
+pub(crate) fn service_entry(kind: &str, s: &Service) -> Result<Vec<u8>> {
+    entry_bytes(
+        kind,
+        vec![
+            format!("service:{}", s.id),
+            format!("agency:{}", s.details.agency),
+        ],
+        s,
+    )
+}
+
+/// Every write to the catalogue bumps the catalogue's version in its own
 /// transaction, so other nodes' read models notice (see `cache`).
 pub(crate) const BUMP_VERSION: &str =
     "UPDATE catalogue_version SET version = version + 1 WHERE id = 1";
@@ -284,6 +322,18 @@ impl Store {
     pub async fn create_agency(&self, new: &NewAgency) -> Result<Agency> {
         new.validate()?;
         let now = Timestamp::now();
+        let agency = Agency {
+            id: new.id.clone(),
+            name: new.name.clone(),
+            kind: new.kind,
+            created_at: now,
+            updated_at: now,
+        };
+        let entry = entry_bytes(
+            "catalogue.agency.created",
+            vec![format!("agency:{}", agency.id)],
+            &agency,
+        )?;
         let sql = "INSERT INTO agencies (id, name_en, name_es, name_ko, kind, search_text, created_at, updated_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $7)";
         with_pool!(self, |pool| {
@@ -299,17 +349,10 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| constraint_error(e, &format!("agency {}", new.id)))?;
-            sqlx::query(BUMP_VERSION).execute(&mut *tx).await?;
-            tx.commit().await?;
+            commit_change!(tx, entry);
         });
         self.after_catalogue_write();
-        Ok(Agency {
-            id: new.id.clone(),
-            name: new.name.clone(),
-            kind: new.kind,
-            created_at: now,
-            updated_at: now,
-        })
+        Ok(agency)
     }
 
     pub async fn update_agency(&self, id: &MemberId, changes: &AgencyChanges) -> Result<Agency> {
@@ -317,9 +360,9 @@ impl Store {
         let now = Timestamp::now();
         let sql = "UPDATE agencies SET name_en = $2, name_es = $3, name_ko = $4, kind = $5, search_text = $6, updated_at = $7 \
                    WHERE id = $1 RETURNING created_at";
-        let created: Option<i64> = with_pool!(self, |pool| {
+        let agency: Agency = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let created = sqlx::query_scalar(sql)
+            let created: Option<i64> = sqlx::query_scalar(sql)
                 .bind(id.as_str())
                 .bind(&changes.name.en)
                 .bind(&changes.name.es)
@@ -329,19 +372,26 @@ impl Store {
                 .bind(now.0)
                 .fetch_optional(&mut *tx)
                 .await?;
-            sqlx::query(BUMP_VERSION).execute(&mut *tx).await?;
-            tx.commit().await?;
-            created
+            let created = created.ok_or_else(|| StoreError::NotFound(format!("agency {id}")))?;
+            let agency = Agency {
+                id: id.clone(),
+                name: changes.name.clone(),
+                kind: changes.kind,
+                created_at: Timestamp(created),
+                updated_at: now,
+            };
+            commit_change!(
+                tx,
+                entry_bytes(
+                    "catalogue.agency.updated",
+                    vec![format!("agency:{id}")],
+                    &agency
+                )?
+            );
+            agency
         });
         self.after_catalogue_write();
-        let created = created.ok_or_else(|| StoreError::NotFound(format!("agency {id}")))?;
-        Ok(Agency {
-            id: id.clone(),
-            name: changes.name.clone(),
-            kind: changes.kind,
-            created_at: Timestamp(created),
-            updated_at: now,
-        })
+        Ok(agency)
     }
 
     // ------------------------------------------------------------ systems
@@ -378,73 +428,55 @@ impl Store {
         let now = Timestamp::now();
         let sql = "INSERT INTO systems (agency_id, code, name, kind, grade, environment, endpoint_url, status, search_text, created_at, updated_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id";
-        let id: i64 = with_pool!(self, |pool| {
+        let system: System = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let id = sqlx::query_scalar(sql)
-                .bind(input.agency.as_str())
-                .bind(&input.code)
-                .bind(&input.name)
-                .bind(input.kind.as_str())
-                .bind(i32::from(input.grade.get()))
-                .bind(input.environment.as_str())
-                .bind(input.endpoint_url.as_deref())
-                .bind(input.status.as_str())
-                .bind(system_search_text(input))
+            let id: i64 = bind_system(sqlx::query_scalar(sql), input)
                 .bind(now.0)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| {
                     constraint_error(e, &format!("system {} of {}", input.code, input.agency))
                 })?;
-            sqlx::query(BUMP_VERSION).execute(&mut *tx).await?;
-            tx.commit().await?;
-            id
+            let system = System {
+                id,
+                details: input.clone(),
+                created_at: now,
+                updated_at: now,
+            };
+            commit_change!(tx, system_entry("catalogue.system.created", &system)?);
+            system
         });
         self.after_catalogue_write();
-        Ok(System {
-            id,
-            details: input.clone(),
-            created_at: now,
-            updated_at: now,
-        })
+        Ok(system)
     }
 
     pub async fn update_system(&self, id: i64, input: &SystemInput) -> Result<System> {
         input.validate()?;
         let now = Timestamp::now();
-        let sql = "UPDATE systems SET agency_id = $2, code = $3, name = $4, kind = $5, grade = $6, environment = $7, \
-                   endpoint_url = $8, status = $9, search_text = $10, updated_at = $11 WHERE id = $1 RETURNING created_at";
-        let created: Option<i64> = with_pool!(self, |pool| {
+        let sql = "UPDATE systems SET agency_id = $1, code = $2, name = $3, kind = $4, grade = $5, environment = $6, \
+                   endpoint_url = $7, status = $8, search_text = $9, updated_at = $10 WHERE id = $11 RETURNING created_at";
+        let system: System = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let created = sqlx::query_scalar(sql)
-                .bind(id)
-                .bind(input.agency.as_str())
-                .bind(&input.code)
-                .bind(&input.name)
-                .bind(input.kind.as_str())
-                .bind(i32::from(input.grade.get()))
-                .bind(input.environment.as_str())
-                .bind(input.endpoint_url.as_deref())
-                .bind(input.status.as_str())
-                .bind(system_search_text(input))
+            let created: Option<i64> = bind_system(sqlx::query_scalar(sql), input)
                 .bind(now.0)
+                .bind(id)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(|e| {
                     constraint_error(e, &format!("system {} of {}", input.code, input.agency))
                 })?;
-            sqlx::query(BUMP_VERSION).execute(&mut *tx).await?;
-            tx.commit().await?;
-            created
+            let created = created.ok_or_else(|| StoreError::NotFound(format!("system {id}")))?;
+            let system = System {
+                id,
+                details: input.clone(),
+                created_at: Timestamp(created),
+                updated_at: now,
+            };
+            commit_change!(tx, system_entry("catalogue.system.updated", &system)?);
+            system
         });
         self.after_catalogue_write();
-        let created = created.ok_or_else(|| StoreError::NotFound(format!("system {id}")))?;
-        Ok(System {
-            id,
-            details: input.clone(),
-            created_at: Timestamp(created),
-            updated_at: now,
-        })
+        Ok(system)
     }
 
     // ------------------------------------------------------------ services
@@ -482,26 +514,26 @@ impl Store {
         let sql = "INSERT INTO services (agency_id, code, name_en, name_es, name_ko, description_en, description_es, description_ko, \
                    audience, legal_basis, channel, status, search_text, created_at, updated_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING id";
-        let id: i64 = with_pool!(self, |pool| {
+        let service: Service = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let id = bind_service(sqlx::query_scalar(sql), input)
+            let id: i64 = bind_service(sqlx::query_scalar(sql), input)
                 .bind(now.0)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| {
                     constraint_error(e, &format!("service {} of {}", input.code, input.agency))
                 })?;
-            sqlx::query(BUMP_VERSION).execute(&mut *tx).await?;
-            tx.commit().await?;
-            id
+            let service = Service {
+                id,
+                details: input.clone(),
+                created_at: now,
+                updated_at: now,
+            };
+            commit_change!(tx, service_entry("catalogue.service.created", &service)?);
+            service
         });
         self.after_catalogue_write();
-        Ok(Service {
-            id,
-            details: input.clone(),
-            created_at: now,
-            updated_at: now,
-        })
+        Ok(service)
     }
 
     pub async fn update_service(&self, id: i64, input: &ServiceInput) -> Result<Service> {
@@ -510,9 +542,9 @@ impl Store {
         let sql = "UPDATE services SET agency_id = $1, code = $2, name_en = $3, name_es = $4, name_ko = $5, description_en = $6, \
                    description_es = $7, description_ko = $8, audience = $9, legal_basis = $10, channel = $11, status = $12, \
                    search_text = $13, updated_at = $14 WHERE id = $15 RETURNING created_at";
-        let created: Option<i64> = with_pool!(self, |pool| {
+        let service: Service = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let created = bind_service(sqlx::query_scalar(sql), input)
+            let created: Option<i64> = bind_service(sqlx::query_scalar(sql), input)
                 .bind(now.0)
                 .bind(id)
                 .fetch_optional(&mut *tx)
@@ -520,18 +552,18 @@ impl Store {
                 .map_err(|e| {
                     constraint_error(e, &format!("service {} of {}", input.code, input.agency))
                 })?;
-            sqlx::query(BUMP_VERSION).execute(&mut *tx).await?;
-            tx.commit().await?;
-            created
+            let created = created.ok_or_else(|| StoreError::NotFound(format!("service {id}")))?;
+            let service = Service {
+                id,
+                details: input.clone(),
+                created_at: Timestamp(created),
+                updated_at: now,
+            };
+            commit_change!(tx, service_entry("catalogue.service.updated", &service)?);
+            service
         });
         self.after_catalogue_write();
-        let created = created.ok_or_else(|| StoreError::NotFound(format!("service {id}")))?;
-        Ok(Service {
-            id,
-            details: input.clone(),
-            created_at: Timestamp(created),
-            updated_at: now,
-        })
+        Ok(service)
     }
 
     // ------------------------------------------------------------ figures
@@ -706,6 +738,19 @@ impl Store {
 
 const VERSION: &str = "SELECT version FROM catalogue_version WHERE id = 1";
 
+/// Binds a system's nine stored fields, in column order, to `$1`–`$9`.
+fn bind_system<'q, Q: BindService<'q> + BindInt<'q>>(q: Q, s: &'q SystemInput) -> Q {
+    q.bind_text(s.agency.as_str())
+        .bind_text(&s.code)
+        .bind_text(&s.name)
+        .bind_text(s.kind.as_str())
+        .bind_int(i32::from(s.grade.get()))
+        .bind_text(s.environment.as_str())
+        .bind_opt_text(s.endpoint_url.as_deref())
+        .bind_text(s.status.as_str())
+        .bind_owned(system_search_text(s))
+}
+
 /// Binds a service's thirteen stored fields, in column order, to `$1`–`$13`.
 fn bind_service<'q, Q: BindService<'q>>(q: Q, s: &'q ServiceInput) -> Q {
     q.bind_text(s.agency.as_str())
@@ -723,10 +768,15 @@ fn bind_service<'q, Q: BindService<'q>>(q: Q, s: &'q ServiceInput) -> Q {
         .bind_owned(service_search_text(s))
 }
 
-/// The two bind calls `bind_service` needs, for any backend's scalar query.
+/// The bind calls `bind_service` and `bind_system` need, for any backend's scalar query.
 trait BindService<'q>: Sized {
     fn bind_text(self, v: &'q str) -> Self;
+    fn bind_opt_text(self, v: Option<&'q str>) -> Self;
     fn bind_owned(self, v: String) -> Self;
+}
+
+trait BindInt<'q>: Sized {
+    fn bind_int(self, v: i32) -> Self;
 }
 
 impl<'q, DB, O> BindService<'q>
@@ -734,12 +784,27 @@ impl<'q, DB, O> BindService<'q>
 where
     DB: sqlx::Database,
     &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
     fn bind_text(self, v: &'q str) -> Self {
         self.bind(v)
     }
+    fn bind_opt_text(self, v: Option<&'q str>) -> Self {
+        self.bind(v)
+    }
     fn bind_owned(self, v: String) -> Self {
+        self.bind(v)
+    }
+}
+
+impl<'q, DB, O> BindInt<'q>
+    for sqlx::query::QueryScalar<'q, DB, O, <DB as sqlx::Database>::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    i32: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    fn bind_int(self, v: i32) -> Self {
         self.bind(v)
     }
 }

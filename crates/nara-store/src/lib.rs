@@ -8,6 +8,7 @@
 
 mod cache;
 mod catalogue;
+pub mod ledger;
 pub use catalogue::CatalogueStats;
 mod seed;
 mod sql;

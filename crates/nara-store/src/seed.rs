@@ -2,12 +2,22 @@
 //! multi-row INSERTs, a batch per transaction. Rows already present (same id
 //! or same agency and code) are left as they are, so seeding twice is safe.
 
-use nara_core::Timestamp;
+use std::collections::HashMap;
+
+use nara_core::{Service, ServiceInput, System, SystemInput, Timestamp};
+
+use crate::StoreError;
+use crate::catalogue::{service_entry, system_entry};
+use crate::ledger::entry_bytes;
 use nara_core::seed::Country;
 
 use crate::catalogue::{agency_search_text, service_search_text, system_search_text};
 use crate::sql::{Arg, Sql, bind_args};
 use crate::{Result, Store, with_pool};
+
+/// What an INSERT returns to key the ledger entries of the rows it inserted.
+const AGENCY_KEY: &str = "CAST(0 AS BIGINT), id, id";
+const ROW_KEY: &str = "id, agency_id, code";
 
 /// Rows per INSERT: well under SQLite's 32,766 and PostgreSQL's 65,535
 /// placeholders per statement with the widest table (15 columns).
@@ -21,7 +31,12 @@ pub struct SeedReport {
     pub systems: u64,
 }
 
-fn insert(table: &str, columns: &[&str], rows: impl Iterator<Item = Vec<Arg>>) -> Option<Sql> {
+fn insert(
+    table: &str,
+    columns: &[&str],
+    returning: &str,
+    rows: impl Iterator<Item = Vec<Arg>>,
+) -> Option<Sql> {
     let mut sql = Sql::new(&format!(
         "INSERT INTO {table} ({}) VALUES ",
         columns.join(", ")
@@ -38,7 +53,9 @@ fn insert(table: &str, columns: &[&str], rows: impl Iterator<Item = Vec<Arg>>) -
         sql.push(")");
         any = true;
     }
-    sql.push(" ON CONFLICT DO NOTHING");
+    // The inserted rows' keys come back, so each gets its ledger entry.
+    sql.push(" ON CONFLICT DO NOTHING RETURNING ")
+        .push(returning);
     any.then_some(sql)
 }
 
@@ -82,7 +99,24 @@ impl Store {
         ];
         for chunk in agency_rows.collect::<Vec<_>>().chunks(BATCH) {
             report.agencies += self
-                .run_batch(insert("agencies", &columns, chunk.iter().cloned()))
+                .run_batch(
+                    insert("agencies", &columns, AGENCY_KEY, chunk.iter().cloned()),
+                    |(_, id, _)| {
+                        let a = country.agencies.iter().find(|a| a.id.as_str() == id)?;
+                        let agency = nara_core::Agency {
+                            id: a.id.clone(),
+                            name: a.name.clone(),
+                            kind: a.kind,
+                            created_at: Timestamp(now),
+                            updated_at: Timestamp(now),
+                        };
+                        Some(entry_bytes(
+                            "catalogue.agency.created",
+                            vec![format!("agency:{}", a.id)],
+                            &agency,
+                        ))
+                    },
+                )
                 .await?;
             done += chunk.len() as u64;
             progress(done);
@@ -125,7 +159,23 @@ impl Store {
                     Arg::Int(now),
                 ]
             });
-            report.services += self.run_batch(insert("services", &columns, rows)).await?;
+            let by_key: HashMap<(&str, &str), &ServiceInput> = chunk
+                .iter()
+                .map(|s| ((s.agency.as_str(), s.code.as_str()), s))
+                .collect();
+            let entry = |(id, agency, code): &(i64, String, String)| {
+                let details = (*by_key.get(&(agency.as_str(), code.as_str()))?).clone();
+                let service = Service {
+                    id: *id,
+                    details,
+                    created_at: Timestamp(now),
+                    updated_at: Timestamp(now),
+                };
+                Some(service_entry("catalogue.service.created", &service))
+            };
+            report.services += self
+                .run_batch(insert("services", &columns, ROW_KEY, rows), |r| entry(&r))
+                .await?;
             done += chunk.len() as u64;
             progress(done);
         }
@@ -159,7 +209,23 @@ impl Store {
                     Arg::Int(now),
                 ]
             });
-            report.systems += self.run_batch(insert("systems", &columns, rows)).await?;
+            let by_key: HashMap<(&str, &str), &SystemInput> = chunk
+                .iter()
+                .map(|s| ((s.agency.as_str(), s.code.as_str()), s))
+                .collect();
+            let entry = |(id, agency, code): &(i64, String, String)| {
+                let details = (*by_key.get(&(agency.as_str(), code.as_str()))?).clone();
+                let system = System {
+                    id: *id,
+                    details,
+                    created_at: Timestamp(now),
+                    updated_at: Timestamp(now),
+                };
+                Some(system_entry("catalogue.system.created", &system))
+            };
+            report.systems += self
+                .run_batch(insert("systems", &columns, ROW_KEY, rows), |r| entry(&r))
+                .await?;
             done += chunk.len() as u64;
             progress(done);
         }
@@ -167,21 +233,47 @@ impl Store {
         Ok(report)
     }
 
-    async fn run_batch(&self, sql: Option<Sql>) -> Result<u64> {
+    /// Runs one multi-row INSERT … RETURNING and appends a ledger entry for
+    /// each row it inserted, in the same transaction.
+    async fn run_batch(
+        &self,
+        sql: Option<Sql>,
+        entry: impl Fn((i64, String, String)) -> Option<Result<Vec<u8>>>,
+    ) -> Result<u64> {
         let Some(sql) = sql else { return Ok(0) };
-        let affected = with_pool!(self, |pool| {
+        let inserted = with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let n = bind_args!(sqlx::query(&sql.text), sql)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let rows: Vec<(i64, String, String)> = bind_args!(sqlx::query_as(&sql.text), sql)
+                .fetch_all(&mut *tx)
+                .await?;
+            let n = rows.len() as u64;
+            let entries = rows
+                .into_iter()
+                .map(|r| {
+                    entry(r).unwrap_or_else(|| {
+                        Err(StoreError::Corrupt("a seeded row came back unknown".into()))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            for chunk in entries.chunks(1_000) {
+                let mut append = Sql::new("INSERT INTO ledger_pending (entry) VALUES ");
+                for (i, e) in chunk.iter().enumerate() {
+                    append
+                        .push(if i == 0 { "(" } else { ", (" })
+                        .bind(Arg::Bytes(e.clone()))
+                        .push(")");
+                }
+                bind_args!(sqlx::query(&append.text), append)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sqlx::query(crate::catalogue::BUMP_VERSION)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
             n
         });
-        Ok(affected)
+        Ok(inserted)
     }
 
     /// True when no agency is registered yet (a new database).

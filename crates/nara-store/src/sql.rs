@@ -7,6 +7,7 @@ pub(crate) enum Arg {
     Text(String),
     OptText(Option<String>),
     Int(i64),
+    Bytes(Vec<u8>),
 }
 
 #[derive(Debug, Default)]
@@ -70,6 +71,7 @@ macro_rules! bind_args {
                 $crate::sql::Arg::Text(s) => q.bind(s.as_str()),
                 $crate::sql::Arg::OptText(s) => q.bind(s.as_deref()),
                 $crate::sql::Arg::Int(i) => q.bind(*i),
+                $crate::sql::Arg::Bytes(b) => q.bind(b.as_slice()),
             };
         }
         q

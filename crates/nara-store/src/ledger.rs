@@ -1,0 +1,382 @@
+//! The ledger's storage: appending entries in the transaction of the change
+//! they record, integrating them into the Merkle tree (tiles) with a signed
+//! checkpoint, and reading tiles, entries and proofs back.
+//!
+//! Integration is one transaction: take pending entries, give them indexes,
+//! extend the right edge of every tile level, sign the new tree head. On
+//! PostgreSQL an advisory lock lets exactly one node integrate at a time.
+
+use std::collections::HashMap;
+
+use nara_ledger::merkle::{self, Hash, ProofError, SubtreeHashes, leaf_hash, root_of};
+use nara_ledger::note::Signer;
+use nara_ledger::tile::{HEIGHT, TileError, TileHashes, WIDTH};
+use nara_ledger::{Checkpoint, Entry};
+
+use crate::{BackendKind, Result, Store, StoreError, with_pool};
+
+/// Entries integrated per transaction.
+const BATCH: i64 = 20_000;
+/// The advisory lock key that elects the one integrating node.
+const INTEGRATOR_LOCK: i64 = 0x6e61_7261_6c65_6467; // "naraledg"
+
+pub(crate) const APPEND: &str = "INSERT INTO ledger_pending (entry) VALUES ($1)";
+
+/// A signed tree head as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub size: u64,
+    pub root: Hash,
+    /// The signed note, ready to serve.
+    pub note: String,
+    pub created_at: i64,
+}
+
+/// Builds the canonical bytes of a catalogue change's entry.
+pub(crate) fn entry_bytes(
+    kind: &str,
+    subjects: Vec<String>,
+    state: &impl serde::Serialize,
+) -> Result<Vec<u8>> {
+    let json = serde_json::to_vec(state)
+        .map_err(|e| StoreError::Corrupt(format!("serialising state: {e}")))?;
+    let entry = Entry {
+        kind: kind.to_owned(),
+        time_ms: nara_core::Timestamp::now().0,
+        // Until accounts exist, only the bootstrap operator can change anything.
+        actor: "operator".to_owned(),
+        subjects,
+        digest: nara_ledger::entry::digest(&json),
+    };
+    entry
+        .encode()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn hashes_from(bytes: &[u8]) -> Result<Vec<Hash>> {
+    nara_ledger::tile::hashes_of(bytes)
+        .ok_or_else(|| StoreError::Corrupt("a stored tile is not whole hashes".into()))
+}
+
+fn concat(hashes: &[Hash]) -> Vec<u8> {
+    hashes.iter().flatten().copied().collect()
+}
+
+/// The right edge of the tree: the last (partial) tile of each level.
+struct Edge {
+    /// level → (tile index, hashes)
+    tiles: Vec<(u64, Vec<Hash>)>,
+    /// Tiles to write back: (level, index, hashes).
+    dirty: HashMap<(u8, u64), Vec<Hash>>,
+}
+
+impl Edge {
+    fn push(&mut self, level: usize, hash: Hash) {
+        if self.tiles.len() <= level {
+            self.tiles.push((0, Vec::new()));
+        }
+        let (index, hashes) = &mut self.tiles[level];
+        hashes.push(hash);
+        let key = (level as u8, *index);
+        if hashes.len() as u64 == WIDTH {
+            let full = std::mem::take(hashes);
+            *index += 1;
+            let root = root_of(&full);
+            self.dirty.insert(key, full);
+            self.push(level + 1, root);
+        } else {
+            self.dirty.insert(key, hashes.clone());
+        }
+    }
+
+    fn fetch(
+        &self,
+        level: u8,
+        index: u64,
+        width: u64,
+    ) -> std::result::Result<Vec<Hash>, (u8, u64)> {
+        if let Some(hashes) = self.dirty.get(&(level, index)) {
+            return Ok(hashes[..(width as usize).min(hashes.len())].to_vec());
+        }
+        match self.tiles.get(usize::from(level)) {
+            Some((i, hashes)) if *i == index => {
+                Ok(hashes[..(width as usize).min(hashes.len())].to_vec())
+            }
+            _ => Err((level, index)),
+        }
+    }
+}
+
+impl Store {
+    /// Moves pending entries into the log and signs a checkpoint of the new
+    /// tree. Returns `None` when there was nothing to do (or, on PostgreSQL,
+    /// another node holds the integrator lock).
+    pub async fn integrate(&self, signer: &Signer) -> Result<Option<StoredCheckpoint>> {
+        let postgres = self.kind() == BackendKind::Postgres;
+        let result: Option<StoredCheckpoint> = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            if postgres {
+                let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                    .bind(INTEGRATOR_LOCK)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if !locked {
+                    return Ok(None);
+                }
+            }
+            // A write first, so SQLite takes the write lock before reading.
+            let mut pending: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+                "DELETE FROM ledger_pending WHERE id IN (SELECT id FROM ledger_pending ORDER BY id LIMIT $1) RETURNING id, entry",
+            )
+            .bind(BATCH)
+            .fetch_all(&mut *tx)
+            .await?;
+            pending.sort_by_key(|(id, _)| *id);
+            let size: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries")
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let last: Option<i64> = sqlx::query_scalar("SELECT MAX(size) FROM ledger_checkpoints")
+                .fetch_one(&mut *tx)
+                .await?;
+            if pending.is_empty() && last == Some(size) {
+                return Ok(None);
+            }
+            let size = size as u64;
+
+            // Load the right edge of every level.
+            let mut edge = Edge {
+                tiles: Vec::new(),
+                dirty: HashMap::new(),
+            };
+            let mut level = 0u32;
+            loop {
+                let at_level = if level * HEIGHT >= 64 {
+                    0
+                } else {
+                    size >> (level * HEIGHT)
+                };
+                let (index, width) = (at_level / WIDTH, at_level % WIDTH);
+                let hashes = if width > 0 {
+                    let stored: Option<Vec<u8>> = sqlx::query_scalar(
+                        "SELECT hashes FROM ledger_tiles WHERE level = $1 AND idx = $2",
+                    )
+                    .bind(level as i32)
+                    .bind(index as i64)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let hashes = hashes_from(&stored.unwrap_or_default())?;
+                    if (hashes.len() as u64) < width {
+                        return Err(StoreError::Corrupt(format!(
+                            "ledger tile {level}/{index} has {} hashes, expected {width}",
+                            hashes.len()
+                        )));
+                    }
+                    hashes[..width as usize].to_vec()
+                } else {
+                    Vec::new()
+                };
+                edge.tiles.push((index, hashes));
+                if at_level < WIDTH {
+                    break;
+                }
+                level += 1;
+            }
+
+            // Sequence the entries and extend the tiles.
+            let new_size = size + pending.len() as u64;
+            for chunk in pending
+                .chunks(1_000)
+                .enumerate()
+                .map(|(c, chunk)| (size + (c * 1_000) as u64, chunk))
+            {
+                let (first, rows) = chunk;
+                let mut sql = String::from("INSERT INTO ledger_entries (idx, entry) VALUES ");
+                for i in 0..rows.len() {
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
+                }
+                let mut q = sqlx::query(&sql);
+                for (i, (_, entry)) in rows.iter().enumerate() {
+                    q = q.bind((first + i as u64) as i64).bind(entry.as_slice());
+                }
+                q.execute(&mut *tx).await?;
+            }
+            for (_, entry) in &pending {
+                edge.push(0, leaf_hash(entry));
+            }
+            for ((level, index), hashes) in &edge.dirty {
+                sqlx::query(
+                    "INSERT INTO ledger_tiles (level, idx, hashes) VALUES ($1, $2, $3) \
+                     ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes",
+                )
+                .bind(i32::from(*level))
+                .bind(*index as i64)
+                .bind(concat(hashes))
+                .execute(&mut *tx)
+                .await?;
+            }
+
+            // The new tree head, from the right edge alone.
+            let mut src = TileHashes::new(new_size, |l, i, w| edge.fetch(l, i, w));
+            let root = merkle::tree_root(&mut src, new_size)
+                .map_err(|e| StoreError::Corrupt(format!("computing the tree head: {e:?}")))?;
+            let checkpoint = Checkpoint {
+                origin: signer.verifier().name().to_owned(),
+                size: new_size,
+                root,
+                extensions: Vec::new(),
+            };
+            let note = signer
+                .sign(&checkpoint.body())
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let now = nara_core::Timestamp::now().0;
+            sqlx::query("INSERT INTO ledger_checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(new_size as i64)
+                .bind(root.as_slice())
+                .bind(&note)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Some(StoredCheckpoint {
+                size: new_size,
+                root,
+                note,
+                created_at: now,
+            })
+        });
+        Ok(result)
+    }
+
+    /// The latest signed checkpoint, if any was published.
+    pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>> {
+        let row: Option<(i64, Vec<u8>, String, i64)> =
+            with_pool!(self, |pool| {
+                sqlx::query_as(
+            "SELECT size, root, note, created_at FROM ledger_checkpoints ORDER BY size DESC LIMIT 1"
+        )
+        .fetch_optional(pool)
+        .await?
+            });
+        row.map(|(size, root, note, created_at)| {
+            let root: Hash = root
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("a checkpoint root is not 32 bytes".into()))?;
+            Ok(StoredCheckpoint {
+                size: size as u64,
+                root,
+                note,
+                created_at,
+            })
+        })
+        .transpose()
+    }
+
+    /// A stored hash tile, as served (whole hashes, full or the partial edge).
+    pub async fn ledger_tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>> {
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT hashes FROM ledger_tiles WHERE level = $1 AND idx = $2"
+        )
+        .bind(i32::from(level))
+        .bind(index as i64)
+        .fetch_optional(pool)
+        .await?))
+    }
+
+    /// Entries `start..start + count` of the log, in order.
+    pub async fn ledger_entries(&self, start: u64, count: u64) -> Result<Vec<(u64, Vec<u8>)>> {
+        let rows: Vec<(i64, Vec<u8>)> = with_pool!(self, |pool| sqlx::query_as(
+            "SELECT idx, entry FROM ledger_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx"
+        )
+        .bind(start as i64)
+        .bind(start.saturating_add(count).min(i64::MAX as u64) as i64)
+        .fetch_all(pool)
+        .await?);
+        Ok(rows.into_iter().map(|(i, e)| (i as u64, e)).collect())
+    }
+
+    /// The newest entries, newest first.
+    pub async fn recent_ledger_entries(&self, limit: u32) -> Result<Vec<(u64, Vec<u8>)>> {
+        let rows: Vec<(i64, Vec<u8>)> = with_pool!(self, |pool| sqlx::query_as(
+            "SELECT idx, entry FROM ledger_entries ORDER BY idx DESC LIMIT $1"
+        )
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?);
+        Ok(rows.into_iter().map(|(i, e)| (i as u64, e)).collect())
+    }
+
+    /// Entries written but not yet in a checkpoint.
+    pub async fn ledger_pending_count(&self) -> Result<u64> {
+        let n: i64 = with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM ledger_pending"
+        )
+        .fetch_one(pool)
+        .await?);
+        Ok(n.max(0) as u64)
+    }
+
+    /// Runs `f` over subtree hashes read from the stored tiles of a tree of
+    /// `size` leaves, loading the tiles it asks for.
+    async fn from_tiles<T>(
+        &self,
+        size: u64,
+        f: impl Fn(
+            &mut dyn SubtreeHashes<Error = TileError<(u8, u64)>>,
+        ) -> std::result::Result<T, TileError<(u8, u64)>>,
+    ) -> Result<T> {
+        let mut have: HashMap<(u8, u64), Vec<Hash>> = HashMap::new();
+        // Each round loads at least one more tile; a proof needs a few per level.
+        for _ in 0..1_000 {
+            let mut src = TileHashes::new(size, |l, i, w| match have.get(&(l, i)) {
+                Some(t) if t.len() as u64 >= w => Ok(t[..w as usize].to_vec()),
+                Some(_) => Err((l, u64::MAX)),
+                None => Err((l, i)),
+            });
+            match f(&mut src) {
+                Ok(v) => return Ok(v),
+                Err(TileError::Fetch((level, index))) if index != u64::MAX => {
+                    let bytes = self.ledger_tile(level, index).await?.ok_or_else(|| {
+                        StoreError::Corrupt(format!("ledger tile {level}/{index} is missing"))
+                    })?;
+                    have.insert((level, index), hashes_from(&bytes)?);
+                }
+                Err(e) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "ledger tiles are inconsistent: {e:?}"
+                    )));
+                }
+            }
+        }
+        Err(StoreError::Corrupt("a proof needed too many tiles".into()))
+    }
+
+    /// The inclusion proof of entry `index` in the tree of `size` entries.
+    pub async fn inclusion_proof(
+        &self,
+        index: u64,
+        size: u64,
+    ) -> Result<std::result::Result<Vec<Hash>, ProofError>> {
+        self.from_tiles(size, |src| merkle::inclusion_proof(src, index, size))
+            .await
+    }
+
+    /// The consistency proof between the trees of `first` and `second` entries.
+    pub async fn consistency_proof(
+        &self,
+        first: u64,
+        second: u64,
+    ) -> Result<std::result::Result<Vec<Hash>, ProofError>> {
+        self.from_tiles(second, |src| merkle::consistency_proof(src, first, second))
+            .await
+    }
+
+    /// The root hash of the tree of `size` entries, from the stored tiles.
+    pub async fn ledger_root(&self, size: u64) -> Result<Hash> {
+        self.from_tiles(size, |src| merkle::tree_root(src, size))
+            .await
+    }
+}

@@ -321,7 +321,7 @@ impl Store {
 
     /// Runs `f` over subtree hashes read from the stored tiles of a tree of
     /// `size` leaves, loading the tiles it asks for.
-    async fn from_tiles<T>(
+    async fn with_stored_tiles<T>(
         &self,
         size: u64,
         f: impl Fn(
@@ -360,7 +360,7 @@ impl Store {
         index: u64,
         size: u64,
     ) -> Result<std::result::Result<Vec<Hash>, ProofError>> {
-        self.from_tiles(size, |src| merkle::inclusion_proof(src, index, size))
+        self.with_stored_tiles(size, |src| merkle::inclusion_proof(src, index, size))
             .await
     }
 
@@ -370,13 +370,13 @@ impl Store {
         first: u64,
         second: u64,
     ) -> Result<std::result::Result<Vec<Hash>, ProofError>> {
-        self.from_tiles(second, |src| merkle::consistency_proof(src, first, second))
+        self.with_stored_tiles(second, |src| merkle::consistency_proof(src, first, second))
             .await
     }
 
     /// The root hash of the tree of `size` entries, from the stored tiles.
     pub async fn ledger_root(&self, size: u64) -> Result<Hash> {
-        self.from_tiles(size, |src| merkle::tree_root(src, size))
+        self.with_stored_tiles(size, |src| merkle::tree_root(src, size))
             .await
     }
 }

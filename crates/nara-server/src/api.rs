@@ -31,6 +31,7 @@ use crate::problem::Problem;
         list_agencies, create_agency, get_agency, update_agency,
         list_systems, create_system, get_system, update_system,
         list_services, create_service, get_service, update_service,
+        crate::ledger::entry, crate::ledger::consistency,
     ),
     components(schemas(Problem, Page<Agency>, Page<System>, Page<Service>)),
     modifiers(&OperatorAuth),
@@ -38,6 +39,8 @@ use crate::problem::Problem;
         (name = "agencies", description = "Ministries, local governments and public bodies"),
         (name = "systems", description = "The inventory of agency systems and assets (operators only)"),
         (name = "services", description = "The public services agencies offer"),
+        (name = "ledger", description = "The public ledger: entries with inclusion proofs, consistency proofs. \
+            The C2SP tlog-tiles resources are at /ledger/checkpoint, /ledger/tile/… and /ledger/vkey"),
     )
 )]
 pub struct ApiDoc;

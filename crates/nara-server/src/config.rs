@@ -33,6 +33,14 @@ pub struct Config {
     pub public_url: Option<String>,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// The ledger's checkpoint origin and key name, e.g. `gov.example/ledger`;
+    /// by default derived from `public_url`.
+    #[serde(default)]
+    pub ledger_origin: Option<String>,
+    /// The ledger signing key file (C2SP skey format, mode 0600); by default
+    /// `ledger.key` in the data directory. Nodes sharing a database share it.
+    #[serde(default)]
+    pub ledger_key: Option<PathBuf>,
 }
 
 /// The defaults, as a provider figment merges under the file and environment.
@@ -54,6 +62,8 @@ impl Default for Config {
             operator_token: None,
             public_url: None,
             max_body_bytes: 1024 * 1024,
+            ledger_origin: None,
+            ledger_key: None,
         }
     }
 }
@@ -86,6 +96,8 @@ impl Config {
             "operator_token",
             "public_url",
             "max_body_bytes",
+            "ledger_origin",
+            "ledger_key",
         ]);
         figment.merge(env).extract().map_err(Box::new)
     }
@@ -97,6 +109,26 @@ impl Config {
             Some(url) => url.expose_secret().to_owned(),
             None => nara_store::Store::sqlite_url(&self.data_dir),
         }
+    }
+
+    /// The ledger's origin line (and signing key name).
+    pub fn ledger_origin(&self) -> String {
+        if let Some(origin) = &self.ledger_origin {
+            return origin.clone();
+        }
+        match self.public_url.as_deref().and_then(|u| u.split_once("://")) {
+            Some((_, rest)) => format!("{}/ledger", rest.trim_end_matches('/')),
+            None => format!(
+                "nara.localhost/{}/ledger",
+                self.instance.to_ascii_lowercase()
+            ),
+        }
+    }
+
+    pub fn ledger_key_path(&self) -> PathBuf {
+        self.ledger_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("ledger.key"))
     }
 
     /// Whether citizens reach nara over TLS (HSTS, `Secure` cookies).

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod extract;
 pub mod i18n;
+pub mod ledger;
 pub mod metrics;
 pub mod pages;
 pub mod problem;
@@ -36,14 +37,16 @@ pub struct AppState {
     pub store: Store,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
+    pub ledger: Arc<ledger::LedgerKeys>,
 }
 
 impl AppState {
-    pub fn new(store: Store, config: Config) -> Self {
+    pub fn new(store: Store, config: Config, ledger: ledger::LedgerKeys) -> Self {
         AppState {
             store,
             config: Arc::new(config),
             metrics: Metrics::new(),
+            ledger: Arc::new(ledger),
         }
     }
 }
@@ -145,7 +148,16 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/services/{id}",
             g(api::get_service).put(api::update_service),
         )
+        .route("/api/v1/ledger/entries/{index}", g(ledger::entry))
+        .route("/api/v1/ledger/consistency", g(ledger::consistency))
         .route("/openapi.json", g(api::openapi));
+
+    // C2SP tlog-tiles, served as the spec names them.
+    let tiles = Router::new()
+        .route("/ledger/checkpoint", g(ledger::checkpoint))
+        .route("/ledger/vkey", g(ledger::vkey))
+        .route("/ledger/vkeys", g(ledger::vkeys))
+        .route("/ledger/tile/{*path}", g(ledger::tile));
 
     let pages = Router::new()
         .route("/", g(pages::home))
@@ -174,6 +186,7 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     Router::new()
         .merge(api)
+        .merge(tiles)
         .merge(pages)
         .merge(operations)
         .fallback(fallback)
@@ -196,6 +209,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let store = state.store.clone();
+    let integrator = ledger::spawn_integrator(store.clone(), state.ledger.clone());
     let app = router(state);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let graceful = async move {
@@ -216,6 +230,7 @@ pub async fn serve(
         },
         Err(_) => server.await.unwrap_or(Ok(())),
     };
+    integrator.abort();
     store.close().await;
     result
 }

@@ -253,14 +253,13 @@ impl Store {
 
     /// The latest signed checkpoint, if any was published.
     pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>> {
-        let row: Option<(i64, Vec<u8>, String, i64)> =
-            with_pool!(self, |pool| {
-                sqlx::query_as(
+        let row: Option<(i64, Vec<u8>, String, i64)> = with_pool!(self, |pool| {
+            sqlx::query_as(
             "SELECT size, root, note, created_at FROM ledger_checkpoints ORDER BY size DESC LIMIT 1"
         )
         .fetch_optional(pool)
         .await?
-            });
+        });
         row.map(|(size, root, note, created_at)| {
             let root: Hash = root
                 .try_into()

@@ -76,6 +76,11 @@ enum Command {
         #[arg(long, env = "NARA_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
     },
+    /// The public ledger: verify it, show it, manage its signing key.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
     /// Apply pending database migrations and exit.
     Migrate {
         #[arg(long)]
@@ -84,6 +89,158 @@ enum Command {
         #[arg(long, env = "NARA_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Print the verifier key (C2SP vkey) of this node's ledger signing key.
+    Vkey {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Verify a nara ledger over HTTP with nothing but its verifier key: the
+    /// checkpoint's signature, every entry against the signed root, and that
+    /// the log still extends a checkpoint saved earlier.
+    Verify {
+        /// The ledger's address, e.g. http://127.0.0.1:8080/ledger.
+        #[arg(long)]
+        url: String,
+        /// The verifier key (C2SP vkey), or a file holding it.
+        #[arg(long)]
+        vkey: String,
+        /// A checkpoint saved by an earlier run (see --save).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Where to save the verified checkpoint for the next run.
+        #[arg(long)]
+        save: Option<PathBuf>,
+    },
+    /// Print the most recent entries readably.
+    Show {
+        /// How many entries.
+        #[arg(long, default_value_t = 20)]
+        count: u32,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Database URL (overrides the configuration).
+        #[arg(long, env = "NARA_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+    },
+    /// Retire the signing key (its verifier key stays published at
+    /// /ledger/vkeys, so old checkpoints stay verifiable) and make a new one.
+    RotateKey {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+async fn ledger(command: LedgerCommand) -> anyhow::Result<()> {
+    use nara_server::ledger::{LedgerKeys, verify_log};
+    match command {
+        LedgerCommand::Vkey { config } => {
+            let config = load_config(config.as_deref(), None)?;
+            let keys =
+                LedgerKeys::load_or_create(&config.ledger_key_path(), &config.ledger_origin())?;
+            println!("{}", keys.signer.verifier().vkey());
+        }
+        LedgerCommand::RotateKey { config } => {
+            let config = load_config(config.as_deref(), None)?;
+            let keys = LedgerKeys::rotate(&config.ledger_key_path(), &config.ledger_origin())?;
+            println!("New ledger key; restart nara to sign with it. Verifier keys, current first:");
+            for vkey in keys.vkeys() {
+                println!("  {vkey}");
+            }
+        }
+        LedgerCommand::Verify {
+            url,
+            vkey,
+            checkpoint,
+            save,
+        } => {
+            let vkey = match std::fs::read_to_string(&vkey) {
+                Ok(text) => text.trim().to_owned(),
+                Err(_) => vkey,
+            };
+            let base = if url.trim_end_matches('/').ends_with("/ledger") {
+                url
+            } else {
+                format!("{}/ledger", url.trim_end_matches('/'))
+            };
+            let saved = match &checkpoint {
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?,
+                ),
+                None => None,
+            };
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} verifying [{bar:40}] {pos}/{len} entries")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            let verified = verify_log(&base, &vkey, saved.as_deref(), &|done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            })
+            .await;
+            bar.finish_and_clear();
+            let verified = verified.map_err(|e| anyhow::anyhow!("verification FAILED: {e}"))?;
+            println!(
+                "OK: {} entries of {} hash to the signed root {}",
+                verified.entries,
+                verified.checkpoint.origin,
+                hex(&verified.checkpoint.root)
+            );
+            if checkpoint.is_some() {
+                println!("OK: the log is consistent with the saved checkpoint");
+            }
+            if let Some(path) = save {
+                std::fs::write(&path, &verified.note)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("Saved the checkpoint to {}", path.display());
+            }
+        }
+        LedgerCommand::Show {
+            count,
+            config,
+            database_url,
+        } => {
+            let config = load_config(config.as_deref(), database_url)?;
+            let store = open_store(&config).await?;
+            let checkpoint = store.latest_checkpoint().await?;
+            match &checkpoint {
+                Some(cp) => println!(
+                    "Tree size {} (root {}); pending {}",
+                    cp.size,
+                    hex(&cp.root),
+                    store.ledger_pending_count().await?
+                ),
+                None => println!(
+                    "No checkpoint published yet; pending {}",
+                    store.ledger_pending_count().await?
+                ),
+            }
+            for (index, bytes) in store.recent_ledger_entries(count).await? {
+                match nara_ledger::Entry::decode(&bytes) {
+                    Ok(e) => println!(
+                        "#{index:<8} {}  {:<28} {:<10} {}  digest {}",
+                        nara_core::Timestamp(e.time_ms).rfc3339(),
+                        e.kind,
+                        e.actor,
+                        e.subjects.join(" "),
+                        &hex(&e.digest)[..16]
+                    ),
+                    Err(err) => println!("#{index:<8} (undecodable: {err})"),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn init_logging(format: LogFormat) {
@@ -173,7 +330,11 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
-    let state = AppState::new(store, config);
+    let keys = nara_server::ledger::LedgerKeys::load_or_create(
+        &config.ledger_key_path(),
+        &config.ledger_origin(),
+    )?;
+    let state = AppState::new(store, config, keys);
     nara_server::serve(listener, state, nara_server::shutdown_signal()).await?;
     Ok(())
 }
@@ -251,6 +412,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Ledger { command } => ledger(command).await,
         Command::Migrate {
             config,
             database_url,

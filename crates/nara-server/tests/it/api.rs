@@ -197,7 +197,11 @@ async fn graceful_shutdown_finishes_and_stops() {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(nara_server::serve(
         listener,
-        nara_server::AppState::new(store, Default::default()),
+        nara_server::AppState::new(
+            store,
+            Default::default(),
+            nara_server::ledger::LedgerKeys::ephemeral("test/ledger").unwrap(),
+        ),
         async {
             let _ = rx.await;
         },

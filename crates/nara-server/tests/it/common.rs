@@ -54,6 +54,8 @@ pub async fn fresh_store(backend: &str) -> Option<(Store, Option<tempfile::TempD
 /// The real server, listening on a free port.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The database's URL, for tests that must reach past the store (tampering).
+    pub url: String,
     pub store: Store,
     pub client: reqwest::Client,
     _dir: Option<tempfile::TempDir>,
@@ -72,13 +74,16 @@ impl TestApp {
     }
 
     pub async fn start_empty(backend: &str) -> Option<TestApp> {
-        let (store, dir) = fresh_store(backend).await?;
+        let (url, dir) = fresh_database(backend).await?;
+        let store = Store::connect(&url).await.expect("open the test database");
         let config = Config {
             operator_token: Some(SecretString::from(TOKEN)),
             max_body_bytes: 64 * 1024,
             ..Config::default()
         };
-        Some(TestApp::serve(store, config, dir).await)
+        let mut app = TestApp::serve(store, config, dir).await;
+        app.url = url;
+        Some(app)
     }
 
     /// Serves like `nara serve`: with the catalogue read model enabled.
@@ -92,7 +97,9 @@ impl TestApp {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let state = AppState::new(store.clone(), config);
+        let keys = nara_server::ledger::LedgerKeys::ephemeral(&config.ledger_origin())
+            .expect("ledger key");
+        let state = AppState::new(store.clone(), config, keys);
         tokio::spawn(async move {
             let _ = nara_server::serve(listener, state, async {
                 let _ = rx.await;
@@ -105,6 +112,7 @@ impl TestApp {
             .expect("client");
         TestApp {
             addr,
+            url: String::new(),
             store,
             client,
             _dir: dir,
@@ -193,4 +201,26 @@ macro_rules! backends {
             }
         )+
     };
+}
+
+/// Runs SQL on the test's database behind nara's back, as an attacker with
+/// database access could.
+pub async fn tamper(url: &str, sql: &str, bytes: Option<Vec<u8>>) {
+    if url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(url).await.expect("connect");
+        let mut q = sqlx::query(sql);
+        if let Some(b) = &bytes {
+            q = q.bind(b.as_slice());
+        }
+        q.execute(&pool).await.expect("tamper");
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.expect("connect");
+        let mut q = sqlx::query(sql);
+        if let Some(b) = &bytes {
+            q = q.bind(b.as_slice());
+        }
+        q.execute(&pool).await.expect("tamper");
+        pool.close().await;
+    }
 }

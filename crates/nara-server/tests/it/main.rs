@@ -9,5 +9,6 @@
 mod api;
 mod bad_input;
 mod common;
+mod ledger;
 mod pages;
 mod store_contract;

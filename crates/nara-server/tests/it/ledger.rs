@@ -58,12 +58,12 @@ backends! {
         assert_eq!(proof["entry"]["kind"], "catalogue.system.created");
         assert_eq!(proof["entry"]["actor"], "operator");
         let verifier = note::Verifier::from_vkey(vkey.trim()).unwrap();
-        let checkpoint = Checkpoint::parse(note::open(proof["checkpoint"].as_str().unwrap(), &[verifier.clone()]).unwrap()).unwrap();
+        let checkpoint = Checkpoint::parse(note::open(proof["checkpoint"].as_str().unwrap(), std::slice::from_ref(&verifier)).unwrap()).unwrap();
         let path: Vec<[u8; 32]> = proof["inclusion_proof"].as_array().unwrap().iter().map(b64hash).collect();
         merkle::verify_inclusion(&b64hash(&proof["leaf_hash"]), 240, checkpoint.size, &path, &checkpoint.root).unwrap();
         // And a consistency proof links the two checkpoints.
         let c: Value = app.get("/api/v1/ledger/consistency?first=240").await.json().await.unwrap();
-        let earlier = Checkpoint::parse(note::open(&first, &[verifier.clone()]).unwrap()).unwrap();
+        let earlier = Checkpoint::parse(note::open(&first, std::slice::from_ref(&verifier)).unwrap()).unwrap();
         let later = Checkpoint::parse(note::open(&second, &[verifier]).unwrap()).unwrap();
         let path: Vec<[u8; 32]> = c["proof"].as_array().unwrap().iter().map(b64hash).collect();
         merkle::verify_consistency(240, 241, &earlier.root, &later.root, &path).unwrap();

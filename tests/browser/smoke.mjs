@@ -42,7 +42,7 @@ function watch(page, label) {
 const context = await browser.newContext();
 let checked = 0;
 for (const lang of ['en', 'es', 'ko']) {
-  for (const path of ['/', '/services', '/services/1', '/agencies', '/agencies/KR/GOV/MOIS', '/operator/sign-in']) {
+  for (const path of ['/', '/services', '/services/1', '/agencies', '/agencies/KR/GOV/MOIS', '/ledger', '/operator/sign-in']) {
     const page = await context.newPage();
     const label = `${path} [${lang}]`;
     watch(page, label);

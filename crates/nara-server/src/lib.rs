@@ -166,6 +166,7 @@ pub fn router(state: AppState) -> Router {
         .route("/agencies", g(pages::agencies))
         .route("/agencies/{*id}", g(pages::agency))
         .route("/systems", g(pages::systems))
+        .route("/ledger", g(pages::ledger))
         .route(
             "/operator/sign-in",
             g(pages::sign_in_form).post(pages::sign_in),

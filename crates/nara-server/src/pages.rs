@@ -659,6 +659,98 @@ pub async fn systems(ctx: PageCtx, State(state): State<AppState>) -> Result<Resp
     Ok((status, render(&view)).into_response())
 }
 
+// ------------------------------------------------------------------ ledger
+
+pub struct LedgerRow {
+    pub index: u64,
+    pub time: String,
+    pub kind: String,
+    pub subjects: String,
+    pub digest: String,
+}
+
+#[derive(Template)]
+#[template(path = "ledger.html")]
+struct LedgerPage {
+    layout: Layout,
+    checkpoint: Option<nara_store::ledger::StoredCheckpoint>,
+    root_hex: String,
+    signed_at: String,
+    kinds: Vec<(String, usize)>,
+    recent: Vec<LedgerRow>,
+    base: String,
+}
+
+/// The public ledger page: the latest checkpoint, recent entries, how to verify.
+pub async fn ledger(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let checkpoint = state
+        .store
+        .latest_checkpoint()
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let recent_raw = state
+        .store
+        .recent_ledger_entries(50)
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let mut kinds: Vec<(String, usize)> = Vec::new();
+    let recent: Vec<LedgerRow> = recent_raw
+        .iter()
+        .filter_map(|(index, bytes)| {
+            let e = nara_ledger::Entry::decode(bytes).ok()?;
+            match kinds.iter_mut().find(|(k, _)| *k == e.kind) {
+                Some((_, n)) => *n += 1,
+                None => kinds.push((e.kind.clone(), 1)),
+            }
+            Some(LedgerRow {
+                index: *index,
+                time: nara_core::Timestamp(e.time_ms).rfc3339(),
+                kind: e.kind,
+                subjects: e.subjects.join(", "),
+                digest: e
+                    .digest
+                    .iter()
+                    .take(8)
+                    .map(|b| format!("{b:02x}"))
+                    .collect(),
+            })
+        })
+        .collect();
+    kinds.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let base = match &state.config.public_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("localhost:8080");
+            format!("http://{host}")
+        }
+    };
+    let (root_hex, signed_at) = checkpoint
+        .as_ref()
+        .map(|cp| {
+            (
+                cp.root.iter().map(|b| format!("{b:02x}")).collect(),
+                nara_core::Timestamp(cp.created_at).rfc3339(),
+            )
+        })
+        .unwrap_or_default();
+    Ok(render(&LedgerPage {
+        layout: ctx.layout(ctx.tr().s("ledger.title"), "ledger"),
+        checkpoint,
+        root_hex,
+        signed_at,
+        kinds,
+        recent,
+        base,
+    }))
+}
+
 // ------------------------------------------------------------------ operator sign-in
 
 #[derive(Template)]

@@ -207,3 +207,30 @@ async fn cross_site_form_posts_are_refused() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn the_ledger_page_shows_the_checkpoint_in_three_languages() {
+    let app = TestApp::start("sqlite").await.unwrap();
+    for _ in 0..100 {
+        let note = app.get("/ledger/checkpoint").await.text().await.unwrap();
+        if note.lines().nth(1) == Some("240") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for (lang, heading) in [
+        ("en", "Public ledger"),
+        ("es", "Registro público"),
+        ("ko", "공개 원장"),
+    ] {
+        let (status, _, html) = page(&app, &format!("/ledger?lang={lang}"), &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains(heading));
+        assert!(html.contains("catalogue.system.created"));
+        assert!(html.contains("nara ledger verify --url"));
+        assert!(
+            html.contains("— nara.localhost/kr/ledger "),
+            "the signed note is shown"
+        );
+    }
+}

@@ -152,9 +152,9 @@ pub fn spawn_integrator(store: Store, keys: Arc<LedgerKeys>) -> tokio::task::Joi
     tokio::spawn(async move {
         while !store.is_closed() {
             match store.integrate(&keys.signer).await {
-                // More may be waiting beyond one batch: go again at once.
-                Ok(Some(_)) => continue,
-                Ok(None) => {}
+                // More is waiting beyond one batch: go again at once.
+                Ok(Some(done)) if done.more_waiting => continue,
+                Ok(_) => {}
                 Err(e) => {
                     if store.is_closed() {
                         break;

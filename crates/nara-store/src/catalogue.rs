@@ -337,6 +337,7 @@ impl Store {
         let sql = "INSERT INTO agencies (id, name_en, name_es, name_ko, kind, search_text, created_at, updated_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $7)";
         with_pool!(self, |pool| {
+            let _writer = self.writer().await;
             let mut tx = pool.begin().await?;
             sqlx::query(sql)
                 .bind(new.id.as_str())
@@ -361,6 +362,7 @@ impl Store {
         let sql = "UPDATE agencies SET name_en = $2, name_es = $3, name_ko = $4, kind = $5, search_text = $6, updated_at = $7 \
                    WHERE id = $1 RETURNING created_at";
         let agency: Agency = with_pool!(self, |pool| {
+            let _writer = self.writer().await;
             let mut tx = pool.begin().await?;
             let created: Option<i64> = sqlx::query_scalar(sql)
                 .bind(id.as_str())
@@ -429,6 +431,7 @@ impl Store {
         let sql = "INSERT INTO systems (agency_id, code, name, kind, grade, environment, endpoint_url, status, search_text, created_at, updated_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id";
         let system: System = with_pool!(self, |pool| {
+            let _writer = self.writer().await;
             let mut tx = pool.begin().await?;
             let id: i64 = bind_system(sqlx::query_scalar(sql), input)
                 .bind(now.0)
@@ -456,6 +459,7 @@ impl Store {
         let sql = "UPDATE systems SET agency_id = $1, code = $2, name = $3, kind = $4, grade = $5, environment = $6, \
                    endpoint_url = $7, status = $8, search_text = $9, updated_at = $10 WHERE id = $11 RETURNING created_at";
         let system: System = with_pool!(self, |pool| {
+            let _writer = self.writer().await;
             let mut tx = pool.begin().await?;
             let created: Option<i64> = bind_system(sqlx::query_scalar(sql), input)
                 .bind(now.0)
@@ -515,6 +519,7 @@ impl Store {
                    audience, legal_basis, channel, status, search_text, created_at, updated_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING id";
         let service: Service = with_pool!(self, |pool| {
+            let _writer = self.writer().await;
             let mut tx = pool.begin().await?;
             let id: i64 = bind_service(sqlx::query_scalar(sql), input)
                 .bind(now.0)
@@ -543,6 +548,7 @@ impl Store {
                    description_es = $7, description_ko = $8, audience = $9, legal_basis = $10, channel = $11, status = $12, \
                    search_text = $13, updated_at = $14 WHERE id = $15 RETURNING created_at";
         let service: Service = with_pool!(self, |pool| {
+            let _writer = self.writer().await;
             let mut tx = pool.begin().await?;
             let created: Option<i64> = bind_service(sqlx::query_scalar(sql), input)
                 .bind(now.0)

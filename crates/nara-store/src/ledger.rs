@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use nara_ledger::merkle::{self, Hash, ProofError, SubtreeHashes, leaf_hash, root_of};
 use nara_ledger::note::Signer;
-use nara_ledger::tile::{HEIGHT, TileError, TileHashes, WIDTH};
+use nara_ledger::tile::{HEIGHT, TileError, TileHashes, WIDTH, tile_width};
 use nara_ledger::{Checkpoint, Entry};
 
 use crate::{BackendKind, Result, Store, StoreError, with_pool};
@@ -30,6 +30,40 @@ pub struct StoredCheckpoint {
     /// The signed note, ready to serve.
     pub note: String,
     pub created_at: i64,
+}
+
+/// What one integration did.
+#[derive(Debug, Clone)]
+pub struct Integrated {
+    pub checkpoint: StoredCheckpoint,
+    /// Entries integrated.
+    pub entries: u64,
+    /// The batch was full: more entries may be waiting.
+    pub more_waiting: bool,
+}
+
+/// A tile's hashes never change once written (a partial tile only grows), so
+/// proofs read them from memory after the first time; a cached prefix too
+/// short for a request is read again. Bounded: at 8,192 tiles (64 MiB) it
+/// starts afresh.
+#[derive(Default)]
+pub(crate) struct TileCache(std::sync::Mutex<HashMap<(u8, u64), std::sync::Arc<Vec<Hash>>>>);
+
+impl TileCache {
+    const MAX: usize = 8_192;
+
+    fn get(&self, key: (u8, u64)) -> Option<std::sync::Arc<Vec<Hash>>> {
+        self.0.lock().ok()?.get(&key).cloned()
+    }
+
+    fn insert(&self, key: (u8, u64), hashes: &[Hash]) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= Self::MAX {
+                map.clear();
+            }
+            map.insert(key, std::sync::Arc::new(hashes.to_vec()));
+        }
+    }
 }
 
 /// Builds the canonical bytes of a catalogue change's entry.
@@ -62,12 +96,13 @@ fn concat(hashes: &[Hash]) -> Vec<u8> {
     hashes.iter().flatten().copied().collect()
 }
 
-/// The right edge of the tree: the last (partial) tile of each level.
+/// The right edge of the tree: the last (partial) tile of each level, and
+/// the tiles that filled up during this integration.
 struct Edge {
     /// level → (tile index, hashes)
     tiles: Vec<(u64, Vec<Hash>)>,
-    /// Tiles to write back: (level, index, hashes).
-    dirty: HashMap<(u8, u64), Vec<Hash>>,
+    /// Tiles completed during this integration: (level, index) → 256 hashes.
+    full: HashMap<(u8, u64), Vec<Hash>>,
 }
 
 impl Edge {
@@ -77,16 +112,25 @@ impl Edge {
         }
         let (index, hashes) = &mut self.tiles[level];
         hashes.push(hash);
-        let key = (level as u8, *index);
         if hashes.len() as u64 == WIDTH {
             let full = std::mem::take(hashes);
+            let key = (level as u8, *index);
             *index += 1;
             let root = root_of(&full);
-            self.dirty.insert(key, full);
+            self.full.insert(key, full);
             self.push(level + 1, root);
-        } else {
-            self.dirty.insert(key, hashes.clone());
         }
+    }
+
+    /// Every tile to write back: the completed ones and the non-empty edge.
+    fn to_write(&self) -> impl Iterator<Item = ((u8, u64), &Vec<Hash>)> {
+        let edge = self
+            .tiles
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, h))| !h.is_empty())
+            .map(|(l, (i, h))| ((l as u8, *i), h));
+        self.full.iter().map(|(k, v)| (*k, v)).chain(edge)
     }
 
     fn fetch(
@@ -95,15 +139,14 @@ impl Edge {
         index: u64,
         width: u64,
     ) -> std::result::Result<Vec<Hash>, (u8, u64)> {
-        if let Some(hashes) = self.dirty.get(&(level, index)) {
-            return Ok(hashes[..(width as usize).min(hashes.len())].to_vec());
-        }
-        match self.tiles.get(usize::from(level)) {
-            Some((i, hashes)) if *i == index => {
-                Ok(hashes[..(width as usize).min(hashes.len())].to_vec())
-            }
-            _ => Err((level, index)),
-        }
+        let hashes = match self.full.get(&(level, index)) {
+            Some(h) => h,
+            None => match self.tiles.get(usize::from(level)) {
+                Some((i, h)) if *i == index => h,
+                _ => return Err((level, index)),
+            },
+        };
+        Ok(hashes[..(width as usize).min(hashes.len())].to_vec())
     }
 }
 
@@ -111,9 +154,10 @@ impl Store {
     /// Moves pending entries into the log and signs a checkpoint of the new
     /// tree. Returns `None` when there was nothing to do (or, on PostgreSQL,
     /// another node holds the integrator lock).
-    pub async fn integrate(&self, signer: &Signer) -> Result<Option<StoredCheckpoint>> {
+    pub async fn integrate(&self, signer: &Signer) -> Result<Option<Integrated>> {
         let postgres = self.kind() == BackendKind::Postgres;
-        let result: Option<StoredCheckpoint> = with_pool!(self, |pool| {
+        let result: Option<Integrated> = with_pool!(self, |pool| {
+            let _writer = self.writer().await;
             let mut tx = pool.begin().await?;
             if postgres {
                 let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
@@ -147,7 +191,7 @@ impl Store {
             // Load the right edge of every level.
             let mut edge = Edge {
                 tiles: Vec::new(),
-                dirty: HashMap::new(),
+                full: HashMap::new(),
             };
             let mut level = 0u32;
             loop {
@@ -207,13 +251,13 @@ impl Store {
             for (_, entry) in &pending {
                 edge.push(0, leaf_hash(entry));
             }
-            for ((level, index), hashes) in &edge.dirty {
+            for ((level, index), hashes) in edge.to_write() {
                 sqlx::query(
                     "INSERT INTO ledger_tiles (level, idx, hashes) VALUES ($1, $2, $3) \
                      ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes",
                 )
-                .bind(i32::from(*level))
-                .bind(*index as i64)
+                .bind(i32::from(level))
+                .bind(index as i64)
                 .bind(concat(hashes))
                 .execute(&mut *tx)
                 .await?;
@@ -241,14 +285,47 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            Some(StoredCheckpoint {
-                size: new_size,
-                root,
-                note,
-                created_at: now,
+            Some(Integrated {
+                checkpoint: StoredCheckpoint {
+                    size: new_size,
+                    root,
+                    note,
+                    created_at: now,
+                },
+                entries: pending.len() as u64,
+                more_waiting: pending.len() as i64 == BATCH,
             })
         });
         Ok(result)
+    }
+
+    /// Appends entries (canonical bytes) durably in one transaction: for
+    /// records that are not catalogue changes, and bulk paths. Catalogue
+    /// writes append their own entry inside their own transaction instead.
+    pub async fn append_entries(&self, entries: &[Vec<u8>]) -> Result<()> {
+        for e in entries {
+            Entry::decode(e).map_err(|e| {
+                StoreError::Invalid(nara_core::Invalid::one("entry", e.to_string()))
+            })?;
+        }
+        with_pool!(self, |pool| {
+            let _writer = self.writer().await;
+            let mut tx = pool.begin().await?;
+            for chunk in entries.chunks(1_000) {
+                let mut sql = String::from("INSERT INTO ledger_pending (entry) VALUES ");
+                for i in 0..chunk.len() {
+                    sql.push_str(if i == 0 { "(" } else { ", (" });
+                    sql.push_str(&format!("${})", i + 1));
+                }
+                let mut q = sqlx::query(&sql);
+                for e in chunk {
+                    q = q.bind(e.as_slice());
+                }
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
     /// The latest signed checkpoint, if any was published.
@@ -338,10 +415,19 @@ impl Store {
             match f(&mut src) {
                 Ok(v) => return Ok(v),
                 Err(TileError::Fetch((level, index))) if index != u64::MAX => {
+                    let width = tile_width(level, index, size) as usize;
+                    if let Some(cached) =
+                        self.tiles.get((level, index)).filter(|t| t.len() >= width)
+                    {
+                        have.insert((level, index), cached.to_vec());
+                        continue;
+                    }
                     let bytes = self.ledger_tile(level, index).await?.ok_or_else(|| {
                         StoreError::Corrupt(format!("ledger tile {level}/{index} is missing"))
                     })?;
-                    have.insert((level, index), hashes_from(&bytes)?);
+                    let hashes = hashes_from(&bytes)?;
+                    self.tiles.insert((level, index), &hashes);
+                    have.insert((level, index), hashes);
                 }
                 Err(e) => {
                     return Err(StoreError::Corrupt(format!(

@@ -95,6 +95,10 @@ pub struct Store {
     backend: Backend,
     max_connections: u32,
     cache: std::sync::Arc<cache::Cache>,
+    tiles: std::sync::Arc<ledger::TileCache>,
+    /// SQLite has one writer at a time; writers queue here, in order, rather
+    /// than sleeping in SQLite's busy handler (which backs off up to 100 ms).
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -134,6 +138,8 @@ impl Store {
                 backend: Backend::Sqlite(pool),
                 max_connections: max,
                 cache: Default::default(),
+                tiles: Default::default(),
+                writer: Default::default(),
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url)?;
@@ -147,6 +153,8 @@ impl Store {
                 backend: Backend::Postgres(pool),
                 max_connections: max,
                 cache: Default::default(),
+                tiles: Default::default(),
+                writer: Default::default(),
             })
         } else {
             let scheme = url.split(':').next().unwrap_or_default();
@@ -191,6 +199,15 @@ impl Store {
             size,
             idle,
             max: self.max_connections,
+        }
+    }
+
+    /// Holds the node's write turn for the length of a write transaction
+    /// (SQLite only: PostgreSQL runs writers concurrently).
+    pub(crate) async fn writer(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite(_) => Some(self.writer.lock().await),
+            Backend::Postgres(_) => None,
         }
     }
 

@@ -242,6 +242,7 @@ impl Store {
     ) -> Result<u64> {
         let Some(sql) = sql else { return Ok(0) };
         let inserted = with_pool!(self, |pool| {
+            let _writer = self.writer().await;
             let mut tx = pool.begin().await?;
             let rows: Vec<(i64, String, String)> = bind_args!(sqlx::query_as(&sql.text), sql)
                 .fetch_all(&mut *tx)

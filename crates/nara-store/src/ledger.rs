@@ -47,7 +47,10 @@ pub struct Integrated {
 /// short for a request is read again. Bounded: at 8,192 tiles (64 MiB) it
 /// starts afresh.
 #[derive(Default)]
-pub(crate) struct TileCache(std::sync::Mutex<HashMap<(u8, u64), std::sync::Arc<Vec<Hash>>>>);
+pub(crate) struct TileCache(std::sync::Mutex<HashMap<TileKey, std::sync::Arc<Vec<Hash>>>>);
+
+/// (level, index) of a hash tile.
+type TileKey = (u8, u64);
 
 impl TileCache {
     const MAX: usize = 8_192;

@@ -88,6 +88,17 @@ impl TestApp {
 
     /// Serves like `nara serve`: with the catalogue read model enabled.
     pub async fn serve(store: Store, config: Config, dir: Option<tempfile::TempDir>) -> TestApp {
+        let keys = nara_server::ledger::LedgerKeys::ephemeral(&config.ledger_origin())
+            .expect("ledger key");
+        TestApp::serve_with_keys(store, config, dir, keys).await
+    }
+
+    pub async fn serve_with_keys(
+        store: Store,
+        config: Config,
+        dir: Option<tempfile::TempDir>,
+        keys: nara_server::ledger::LedgerKeys,
+    ) -> TestApp {
         store
             .enable_catalogue_cache()
             .await
@@ -97,8 +108,6 @@ impl TestApp {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let keys = nara_server::ledger::LedgerKeys::ephemeral(&config.ledger_origin())
-            .expect("ledger key");
         let state = AppState::new(store.clone(), config, keys);
         tokio::spawn(async move {
             let _ = nara_server::serve(listener, state, async {

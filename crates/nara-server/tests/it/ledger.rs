@@ -35,6 +35,41 @@ fn b64hash(s: &Value) -> [u8; 32] {
 }
 
 backends! {
+    async fn two_nodes_share_one_log(backend: &str) {
+        let Some((url, _dir)) = crate::common::fresh_database(backend).await else { return };
+        let config = || nara_server::Config {
+            operator_token: Some(secrecy::SecretString::from(crate::common::TOKEN)),
+            ..Default::default()
+        };
+        let seed = [42u8; 32];
+        let origin = config().ledger_origin();
+        let keys = || nara_server::ledger::LedgerKeys { signer: note::Signer::new(&origin, &seed).unwrap(), retired: vec![] };
+        let a = TestApp::serve_with_keys(nara_store::Store::connect(&url).await.unwrap(), config(), None, keys()).await;
+        let b = TestApp::serve_with_keys(nara_store::Store::connect(&url).await.unwrap(), config(), None, keys()).await;
+        let agency = json!({"id": "KR/GOV/TWO", "name": {"en": "Two", "es": "Dos", "ko": "둘"}, "kind": "ministry"});
+        assert_eq!(a.send_json(Method::POST, "/api/v1/agencies", &agency).await.status(), StatusCode::CREATED);
+        // Both nodes take writes and both run an integrator; one integrates at a time.
+        let bodies: Vec<Value> = (0..40)
+            .map(|i| json!({"agency": "KR/GOV/TWO", "code": format!("N-{i}"), "name": "Node test", "kind": "server",
+                            "grade": 4, "environment": "development", "status": "operational"}))
+            .collect();
+        let writes = bodies.iter().enumerate().map(|(i, body)| {
+            let node = if i % 2 == 0 { &a } else { &b };
+            node.send_json(Method::POST, "/api/v1/systems", body)
+        });
+        for w in futures_util::future::join_all(writes).await {
+            assert_eq!(w.status(), StatusCode::CREATED);
+        }
+        let from_a = wait_for_size(&a, 41).await;
+        let from_b = wait_for_size(&b, 41).await;
+        assert_eq!(from_a, from_b, "both nodes serve the same signed checkpoint");
+        let vkey = vkey(&a).await;
+        let via_a = verify_log(&a.url("/ledger"), &vkey, None, &|_, _| {}).await.unwrap();
+        let via_b = verify_log(&b.url("/ledger"), &vkey, Some(&from_a), &|_, _| {}).await.unwrap();
+        assert_eq!(via_a.checkpoint, via_b.checkpoint);
+        assert_eq!(via_a.entries, 41);
+    }
+
     async fn every_change_is_recorded_and_verifies(backend: &str) {
         let Some(app) = TestApp::start(backend).await else { return };
         // The demo country: 10 agencies, 30 services, 200 systems, an entry each.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# NARA_PG_FSYNC=on keeps fsync on (for durable benchmark figures; tests run faster without).
 # Starts a throwaway PostgreSQL cluster from the machine's binaries in a
 # temporary directory, runs the given command with NARA_TEST_POSTGRES_URL
 # pointing at it, and removes the cluster afterwards.
@@ -30,7 +31,7 @@ trap cleanup EXIT
 "${run_as[@]}" "$bindir/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
   || { cat "$dir/initdb.log" >&2; exit 1; }
 "${run_as[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-  -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c fsync=off -c max_connections=300" start >/dev/null \
+  -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c fsync=${NARA_PG_FSYNC:-off} -c max_connections=300" start >/dev/null \
   || { cat "$dir/server.log" >&2; exit 1; }
 
 export NARA_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"

@@ -460,14 +460,41 @@ pub async fn verify_log(
     saved: Option<&str>,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Verified, VerifyError> {
-    let verifier = Verifier::from_vkey(vkey.trim()).map_err(VerifyError::Signature)?;
+    verify_log_with(base, &[vkey], saved, progress).await
+}
+
+/// [`verify_log`] trusting several verifier keys of the same log (the current
+/// one and retired ones), so checkpoints saved before a key rotation still check.
+pub async fn verify_log_with(
+    base: &str,
+    vkeys: &[&str],
+    saved: Option<&str>,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Verified, VerifyError> {
+    let trusted = vkeys
+        .iter()
+        .flat_map(|k| k.lines())
+        .filter(|k| !k.trim().is_empty())
+        .map(|k| Verifier::from_vkey(k.trim()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(VerifyError::Signature)?;
+    let Some(verifier) = trusted.first().cloned() else {
+        return Err(VerifyError::Signature(NoteError::BadKey(
+            "no verifier key given",
+        )));
+    };
+    if let Some(other) = trusted.iter().find(|k| k.name() != verifier.name()) {
+        return Err(VerifyError::Origin {
+            got: other.name().to_owned(),
+            want: verifier.name().to_owned(),
+        });
+    }
     let base = base.trim_end_matches('/');
     let client = reqwest::Client::new();
     let note_bytes = fetch(&client, &format!("{base}/checkpoint")).await?;
     let note_text =
         String::from_utf8(note_bytes).map_err(|_| VerifyError::Checkpoint("not UTF-8".into()))?;
-    let body =
-        note::open(&note_text, std::slice::from_ref(&verifier)).map_err(VerifyError::Signature)?;
+    let body = note::open(&note_text, &trusted).map_err(VerifyError::Signature)?;
     let checkpoint = Checkpoint::parse(body).map_err(|e| VerifyError::Checkpoint(e.to_string()))?;
     if checkpoint.origin != verifier.name() {
         return Err(VerifyError::Origin {
@@ -508,7 +535,6 @@ pub async fn verify_log(
     }
     let leaves = audit::check_entries(&checkpoint, &entries, &served)?;
     if let Some(saved) = saved {
-        let trusted = [verifier.clone()];
         let body = note::open(saved, &trusted).map_err(|e| VerifyError::Saved(e.to_string()))?;
         let saved = Checkpoint::parse(body).map_err(|e| VerifyError::Saved(e.to_string()))?;
         audit::check_extends(&saved, &checkpoint, &leaves)?;

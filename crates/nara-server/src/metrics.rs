@@ -41,6 +41,9 @@ pub struct Metrics {
     pool_size: Gauge,
     pool_idle: Gauge,
     pool_max: Gauge,
+    ledger_entries: Gauge,
+    ledger_pending: Gauge,
+    ledger_checkpoint_age: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -80,6 +83,23 @@ impl Metrics {
             "The database pool's limit",
             pool_max.clone(),
         );
+        let (ledger_entries, ledger_pending, ledger_checkpoint_age) =
+            (Gauge::default(), Gauge::default(), Gauge::default());
+        registry.register(
+            "ledger_entries",
+            "Entries in the latest signed checkpoint",
+            ledger_entries.clone(),
+        );
+        registry.register(
+            "ledger_pending_entries",
+            "Entries written but not yet in a checkpoint",
+            ledger_pending.clone(),
+        );
+        registry.register(
+            "ledger_checkpoint_age_seconds",
+            "Seconds since the latest checkpoint was signed",
+            ledger_checkpoint_age.clone(),
+        );
         Arc::new(Metrics {
             registry,
             requests,
@@ -87,6 +107,9 @@ impl Metrics {
             pool_size,
             pool_idle,
             pool_max,
+            ledger_entries,
+            ledger_pending,
+            ledger_checkpoint_age,
         })
     }
 }
@@ -127,6 +150,16 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
     metrics.pool_size.set(i64::from(pool.size));
     metrics.pool_idle.set(i64::from(pool.idle));
     metrics.pool_max.set(i64::from(pool.max));
+    // The ledger's health: a growing backlog or an old checkpoint means the integrator is stuck.
+    if let Ok(Some(cp)) = state.store.latest_checkpoint().await {
+        metrics.ledger_entries.set(cp.size as i64);
+        metrics
+            .ledger_checkpoint_age
+            .set((nara_core::Timestamp::now().0 - cp.created_at).max(0) / 1000);
+    }
+    if let Ok(pending) = state.store.ledger_pending_count().await {
+        metrics.ledger_pending.set(pending as i64);
+    }
     let mut body = String::new();
     if prometheus_client::encoding::text::encode(&mut body, &metrics.registry).is_err() {
         return crate::problem::Problem::internal().into_response();

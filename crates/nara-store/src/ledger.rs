@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use nara_ledger::merkle::{self, Hash, ProofError, SubtreeHashes, leaf_hash, root_of};
 use nara_ledger::note::Signer;
-use nara_ledger::tile::{HEIGHT, TileError, TileHashes, WIDTH, tile_width};
+use nara_ledger::tile::{HEIGHT, TileError, TileHashes, WIDTH};
 use nara_ledger::{Checkpoint, Entry};
 
 use crate::{BackendKind, Result, Store, StoreError, with_pool};
@@ -410,21 +410,24 @@ impl Store {
         let mut have: HashMap<(u8, u64), Vec<Hash>> = HashMap::new();
         // Each round loads at least one more tile; a proof needs a few per level.
         for _ in 0..1_000 {
-            let mut src = TileHashes::new(size, |l, i, w| match have.get(&(l, i)) {
-                Some(t) if t.len() as u64 >= w => Ok(t[..w as usize].to_vec()),
-                Some(_) => Err((l, u64::MAX)),
-                None => Err((l, i)),
+            // Tiles already read (this call, or cached by earlier ones) are
+            // used at once; only a tile never seen costs a round to load.
+            let mut src = TileHashes::new(size, |l, i, w| {
+                if let Some(t) = have.get(&(l, i)) {
+                    return if t.len() as u64 >= w {
+                        Ok(t[..w as usize].to_vec())
+                    } else {
+                        Err((l, u64::MAX))
+                    };
+                }
+                match self.tiles.get((l, i)) {
+                    Some(t) if t.len() as u64 >= w => Ok(t[..w as usize].to_vec()),
+                    _ => Err((l, i)),
+                }
             });
             match f(&mut src) {
                 Ok(v) => return Ok(v),
                 Err(TileError::Fetch((level, index))) if index != u64::MAX => {
-                    let width = tile_width(level, index, size) as usize;
-                    if let Some(cached) =
-                        self.tiles.get((level, index)).filter(|t| t.len() >= width)
-                    {
-                        have.insert((level, index), cached.to_vec());
-                        continue;
-                    }
                     let bytes = self.ledger_tile(level, index).await?.ok_or_else(|| {
                         StoreError::Corrupt(format!("ledger tile {level}/{index} is missing"))
                     })?;

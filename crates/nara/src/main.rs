@@ -105,9 +105,10 @@ enum LedgerCommand {
         /// The ledger's address, e.g. http://127.0.0.1:8080/ledger.
         #[arg(long)]
         url: String,
-        /// The verifier key (C2SP vkey), or a file holding it.
-        #[arg(long)]
-        vkey: String,
+        /// The verifier key (C2SP vkey), or a file holding one or more (one a
+        /// line, as /ledger/vkeys serves them: current and retired keys).
+        #[arg(long, required = true)]
+        vkey: Vec<String>,
         /// A checkpoint saved by an earlier run (see --save).
         #[arg(long)]
         checkpoint: Option<PathBuf>,
@@ -135,7 +136,7 @@ enum LedgerCommand {
 }
 
 async fn ledger(command: LedgerCommand) -> anyhow::Result<()> {
-    use nara_server::ledger::{LedgerKeys, verify_log};
+    use nara_server::ledger::{LedgerKeys, verify_log_with};
     match command {
         LedgerCommand::Vkey { config } => {
             let config = load_config(config.as_deref(), None)?;
@@ -157,10 +158,15 @@ async fn ledger(command: LedgerCommand) -> anyhow::Result<()> {
             checkpoint,
             save,
         } => {
-            let vkey = match std::fs::read_to_string(&vkey) {
-                Ok(text) => text.trim().to_owned(),
-                Err(_) => vkey,
-            };
+            let vkeys: Vec<String> = vkey
+                .into_iter()
+                .map(|k| {
+                    std::fs::read_to_string(&k)
+                        .map(|t| t.trim().to_owned())
+                        .unwrap_or(k)
+                })
+                .collect();
+            let vkeys: Vec<&str> = vkeys.iter().map(String::as_str).collect();
             let base = if url.trim_end_matches('/').ends_with("/ledger") {
                 url
             } else {
@@ -179,7 +185,7 @@ async fn ledger(command: LedgerCommand) -> anyhow::Result<()> {
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
                     .progress_chars("=> "),
             );
-            let verified = verify_log(&base, &vkey, saved.as_deref(), &|done, total| {
+            let verified = verify_log_with(&base, &vkeys, saved.as_deref(), &|done, total| {
                 bar.set_length(total);
                 bar.set_position(done);
             })

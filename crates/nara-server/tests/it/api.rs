@@ -158,6 +158,8 @@ async fn operations_endpoints() {
     );
     assert!(text.contains("nara_http_request_duration_seconds_bucket"));
     assert!(text.contains("nara_db_pool_max_connections 8"));
+    assert!(text.contains("nara_ledger_pending_entries"));
+    assert!(text.contains("nara_ledger_checkpoint_age_seconds"));
     let headers = app.get("/").await.headers().clone();
     assert!(
         headers["content-security-policy"]

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use nara_core::{Service, ServiceInput, System, SystemInput, Timestamp};
+use nara_core::{Service, System, Timestamp};
 
 use crate::StoreError;
 use crate::catalogue::{service_entry, system_entry};
@@ -57,6 +57,20 @@ fn insert(
     sql.push(" ON CONFLICT DO NOTHING RETURNING ")
         .push(returning);
     any.then_some(sql)
+}
+
+/// The ledger entry of each row an `INSERT … RETURNING id, agency_id, code`
+/// reports, found in the batch by its (agency, code) key.
+fn entry_for<'a, T: Clone>(
+    chunk: &'a [T],
+    key: fn(&T) -> (&str, &str),
+    make: impl Fn(i64, T) -> Result<Vec<u8>> + 'a,
+) -> impl Fn((i64, String, String)) -> Option<Result<Vec<u8>>> + 'a {
+    let by_key: HashMap<(&str, &str), &T> = chunk.iter().map(|row| (key(row), row)).collect();
+    move |(id, agency, code)| {
+        let row = (*by_key.get(&(agency.as_str(), code.as_str()))?).clone();
+        Some(make(id, row))
+    }
 }
 
 fn text(s: &str) -> Arg {
@@ -159,22 +173,21 @@ impl Store {
                     Arg::Int(now),
                 ]
             });
-            let by_key: HashMap<(&str, &str), &ServiceInput> = chunk
-                .iter()
-                .map(|s| ((s.agency.as_str(), s.code.as_str()), s))
-                .collect();
-            let entry = |(id, agency, code): &(i64, String, String)| {
-                let details = (*by_key.get(&(agency.as_str(), code.as_str()))?).clone();
-                let service = Service {
-                    id: *id,
-                    details,
-                    created_at: Timestamp(now),
-                    updated_at: Timestamp(now),
-                };
-                Some(service_entry("catalogue.service.created", &service))
-            };
+            let entry = entry_for(
+                chunk,
+                |s| (s.agency.as_str(), s.code.as_str()),
+                |id, details| {
+                    let service = Service {
+                        id,
+                        details,
+                        created_at: Timestamp(now),
+                        updated_at: Timestamp(now),
+                    };
+                    service_entry("catalogue.service.created", &service)
+                },
+            );
             report.services += self
-                .run_batch(insert("services", &columns, ROW_KEY, rows), |r| entry(&r))
+                .run_batch(insert("services", &columns, ROW_KEY, rows), entry)
                 .await?;
             done += chunk.len() as u64;
             progress(done);
@@ -209,22 +222,21 @@ impl Store {
                     Arg::Int(now),
                 ]
             });
-            let by_key: HashMap<(&str, &str), &SystemInput> = chunk
-                .iter()
-                .map(|s| ((s.agency.as_str(), s.code.as_str()), s))
-                .collect();
-            let entry = |(id, agency, code): &(i64, String, String)| {
-                let details = (*by_key.get(&(agency.as_str(), code.as_str()))?).clone();
-                let system = System {
-                    id: *id,
-                    details,
-                    created_at: Timestamp(now),
-                    updated_at: Timestamp(now),
-                };
-                Some(system_entry("catalogue.system.created", &system))
-            };
+            let entry = entry_for(
+                chunk,
+                |s| (s.agency.as_str(), s.code.as_str()),
+                |id, details| {
+                    let system = System {
+                        id,
+                        details,
+                        created_at: Timestamp(now),
+                        updated_at: Timestamp(now),
+                    };
+                    system_entry("catalogue.system.created", &system)
+                },
+            );
             report.systems += self
-                .run_batch(insert("systems", &columns, ROW_KEY, rows), |r| entry(&r))
+                .run_batch(insert("systems", &columns, ROW_KEY, rows), entry)
                 .await?;
             done += chunk.len() as u64;
             progress(done);

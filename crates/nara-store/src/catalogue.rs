@@ -7,7 +7,7 @@ use nara_core::{
 
 use crate::ledger::entry_bytes;
 use crate::sql::{Arg, Sql, bind_args, contains_pattern};
-use crate::{Result, Store, StoreError, constraint_error, parse_column, with_pool};
+use crate::{Result, Store, StoreError, constraint_error, parse_column, with_pool, write_tx};
 
 #[derive(sqlx::FromRow)]
 struct AgencyRow {
@@ -125,13 +125,14 @@ impl TryFrom<ServiceRow> for Service {
 /// version, appends the change's ledger entry, commits. One step, so no path
 /// commits a change without its entry (DESIGN.md invariant 2).
 macro_rules! commit_change {
-    ($tx:ident, $entry:expr) => {{
+    ($store:ident, $tx:ident, $entry:expr) => {{
         let entry: Vec<u8> = $entry;
         sqlx::query(BUMP_VERSION).execute(&mut *$tx).await?;
-        sqlx::query(crate::ledger::APPEND)
-            .bind(entry)
-            .execute(&mut *$tx)
-            .await?;
+        crate::ledger::append_in_tx!(
+            $tx,
+            $store.kind() == crate::BackendKind::Sqlite,
+            std::slice::from_ref(&entry)
+        );
         $tx.commit().await?;
     }};
 }
@@ -337,8 +338,7 @@ impl Store {
         let sql = "INSERT INTO agencies (id, name_en, name_es, name_ko, kind, search_text, created_at, updated_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $7)";
         with_pool!(self, |pool| {
-            let _writer = self.writer().await;
-            let mut tx = pool.begin().await?;
+            let (_turn, mut tx) = write_tx!(self, pool);
             sqlx::query(sql)
                 .bind(new.id.as_str())
                 .bind(&new.name.en)
@@ -350,7 +350,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| constraint_error(e, &format!("agency {}", new.id)))?;
-            commit_change!(tx, entry);
+            commit_change!(self, tx, entry);
         });
         self.after_catalogue_write();
         Ok(agency)
@@ -362,8 +362,7 @@ impl Store {
         let sql = "UPDATE agencies SET name_en = $2, name_es = $3, name_ko = $4, kind = $5, search_text = $6, updated_at = $7 \
                    WHERE id = $1 RETURNING created_at";
         let agency: Agency = with_pool!(self, |pool| {
-            let _writer = self.writer().await;
-            let mut tx = pool.begin().await?;
+            let (_turn, mut tx) = write_tx!(self, pool);
             let created: Option<i64> = sqlx::query_scalar(sql)
                 .bind(id.as_str())
                 .bind(&changes.name.en)
@@ -383,6 +382,7 @@ impl Store {
                 updated_at: now,
             };
             commit_change!(
+                self,
                 tx,
                 entry_bytes(
                     "catalogue.agency.updated",
@@ -431,8 +431,7 @@ impl Store {
         let sql = "INSERT INTO systems (agency_id, code, name, kind, grade, environment, endpoint_url, status, search_text, created_at, updated_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id";
         let system: System = with_pool!(self, |pool| {
-            let _writer = self.writer().await;
-            let mut tx = pool.begin().await?;
+            let (_turn, mut tx) = write_tx!(self, pool);
             let id: i64 = bind_system(sqlx::query_scalar(sql), input)
                 .bind(now.0)
                 .fetch_one(&mut *tx)
@@ -446,7 +445,7 @@ impl Store {
                 created_at: now,
                 updated_at: now,
             };
-            commit_change!(tx, system_entry("catalogue.system.created", &system)?);
+            commit_change!(self, tx, system_entry("catalogue.system.created", &system)?);
             system
         });
         self.after_catalogue_write();
@@ -459,8 +458,7 @@ impl Store {
         let sql = "UPDATE systems SET agency_id = $1, code = $2, name = $3, kind = $4, grade = $5, environment = $6, \
                    endpoint_url = $7, status = $8, search_text = $9, updated_at = $10 WHERE id = $11 RETURNING created_at";
         let system: System = with_pool!(self, |pool| {
-            let _writer = self.writer().await;
-            let mut tx = pool.begin().await?;
+            let (_turn, mut tx) = write_tx!(self, pool);
             let created: Option<i64> = bind_system(sqlx::query_scalar(sql), input)
                 .bind(now.0)
                 .bind(id)
@@ -476,7 +474,7 @@ impl Store {
                 created_at: Timestamp(created),
                 updated_at: now,
             };
-            commit_change!(tx, system_entry("catalogue.system.updated", &system)?);
+            commit_change!(self, tx, system_entry("catalogue.system.updated", &system)?);
             system
         });
         self.after_catalogue_write();
@@ -519,8 +517,7 @@ impl Store {
                    audience, legal_basis, channel, status, search_text, created_at, updated_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING id";
         let service: Service = with_pool!(self, |pool| {
-            let _writer = self.writer().await;
-            let mut tx = pool.begin().await?;
+            let (_turn, mut tx) = write_tx!(self, pool);
             let id: i64 = bind_service(sqlx::query_scalar(sql), input)
                 .bind(now.0)
                 .fetch_one(&mut *tx)
@@ -534,7 +531,11 @@ impl Store {
                 created_at: now,
                 updated_at: now,
             };
-            commit_change!(tx, service_entry("catalogue.service.created", &service)?);
+            commit_change!(
+                self,
+                tx,
+                service_entry("catalogue.service.created", &service)?
+            );
             service
         });
         self.after_catalogue_write();
@@ -548,8 +549,7 @@ impl Store {
                    description_es = $7, description_ko = $8, audience = $9, legal_basis = $10, channel = $11, status = $12, \
                    search_text = $13, updated_at = $14 WHERE id = $15 RETURNING created_at";
         let service: Service = with_pool!(self, |pool| {
-            let _writer = self.writer().await;
-            let mut tx = pool.begin().await?;
+            let (_turn, mut tx) = write_tx!(self, pool);
             let created: Option<i64> = bind_service(sqlx::query_scalar(sql), input)
                 .bind(now.0)
                 .bind(id)
@@ -565,7 +565,11 @@ impl Store {
                 created_at: Timestamp(created),
                 updated_at: now,
             };
-            commit_change!(tx, service_entry("catalogue.service.updated", &service)?);
+            commit_change!(
+                self,
+                tx,
+                service_entry("catalogue.service.updated", &service)?
+            );
             service
         });
         self.after_catalogue_write();

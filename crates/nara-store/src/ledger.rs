@@ -13,14 +13,51 @@ use nara_ledger::note::Signer;
 use nara_ledger::tile::{HEIGHT, TileError, TileHashes, WIDTH};
 use nara_ledger::{Checkpoint, Entry};
 
-use crate::{BackendKind, Result, Store, StoreError, with_pool};
+use crate::{BackendKind, Result, Store, StoreError, with_pool, write_tx};
 
 /// Entries integrated per transaction.
 const BATCH: i64 = 20_000;
 /// The advisory lock key that elects the one integrating node.
 const INTEGRATOR_LOCK: i64 = 0x6e61_7261_6c65_6467; // "naraledg"
 
-pub(crate) const APPEND: &str = "INSERT INTO ledger_pending (entry) VALUES ($1)";
+/// Appends entries in the caller's transaction (`$sqlite`: the store is on
+/// SQLite). On SQLite, whose one writer makes commit order the log's order,
+/// each entry gets its index here, so it is written once and integration
+/// only hashes it. On PostgreSQL, where concurrent writers commit in an order
+/// none of them can know, entries wait in `ledger_pending` for the integrator
+/// to sequence them.
+macro_rules! append_in_tx {
+    ($tx:ident, $sqlite:expr, $entries:expr) => {{
+        let entries: &[Vec<u8>] = $entries;
+        let sqlite: bool = $sqlite;
+        let base: i64 = if sqlite {
+            sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries")
+                .fetch_one(&mut *$tx)
+                .await?
+        } else {
+            0
+        };
+        for (c, chunk) in entries.chunks(1_000).enumerate() {
+            let mut sql = crate::sql::Sql::new(if sqlite {
+                "INSERT INTO ledger_entries (idx, entry) VALUES "
+            } else {
+                "INSERT INTO ledger_pending (entry) VALUES "
+            });
+            for (i, e) in chunk.iter().enumerate() {
+                sql.push(if i == 0 { "(" } else { ", (" });
+                if sqlite {
+                    sql.bind(crate::sql::Arg::Int(base + (c * 1_000 + i) as i64))
+                        .push(", ");
+                }
+                sql.bind(crate::sql::Arg::Bytes(e.clone())).push(")");
+            }
+            crate::sql::bind_args!(sqlx::query(&sql.text), sql)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    }};
+}
+pub(crate) use append_in_tx;
 
 /// A signed tree head as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +67,14 @@ pub struct StoredCheckpoint {
     /// The signed note, ready to serve.
     pub note: String,
     pub created_at: i64,
+}
+
+/// Entries read and hashed before taking the write turn (SQLite).
+struct Prepared {
+    /// The latest checkpoint's size when they were read.
+    last: Option<i64>,
+    rows: Vec<(i64, Vec<u8>)>,
+    leaves: Vec<Hash>,
 }
 
 /// What one integration did.
@@ -159,9 +204,40 @@ impl Store {
     /// another node holds the integrator lock).
     pub async fn integrate(&self, signer: &Signer) -> Result<Option<Integrated>> {
         let postgres = self.kind() == BackendKind::Postgres;
+        // On SQLite the entries already have their indexes: read and hash them
+        // before taking the write turn, so appenders wait only for the tiles
+        // and the checkpoint to be written.
+        let prepared: Option<Prepared> = if postgres {
+            None
+        } else {
+            let last: Option<i64> = with_pool!(self, |pool| sqlx::query_scalar(
+                "SELECT MAX(size) FROM ledger_checkpoints"
+            )
+            .fetch_one(pool)
+            .await?);
+            let size = last.unwrap_or(0);
+            let rows: Vec<(i64, Vec<u8>)> = with_pool!(self, |pool| sqlx::query_as(
+                "SELECT idx, entry FROM ledger_entries WHERE idx >= $1 ORDER BY idx LIMIT $2",
+            )
+            .bind(size)
+            .bind(BATCH)
+            .fetch_all(pool)
+            .await?);
+            if let Some((i, (idx, _))) = rows
+                .iter()
+                .enumerate()
+                .find(|(i, (idx, _))| *idx != size + *i as i64)
+            {
+                return Err(StoreError::Corrupt(format!(
+                    "ledger entry {} is missing before entry {idx}",
+                    size + i as i64
+                )));
+            }
+            let leaves = rows.iter().map(|(_, e)| leaf_hash(e)).collect();
+            Some(Prepared { last, rows, leaves })
+        };
         let result: Option<Integrated> = with_pool!(self, |pool| {
-            let _writer = self.writer().await;
-            let mut tx = pool.begin().await?;
+            let (_turn, mut tx) = write_tx!(self, pool);
             if postgres {
                 let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
                     .bind(INTEGRATOR_LOCK)
@@ -171,21 +247,34 @@ impl Store {
                     return Ok(None);
                 }
             }
-            // A write first, so SQLite takes the write lock before reading.
-            let mut pending: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-                "DELETE FROM ledger_pending WHERE id IN (SELECT id FROM ledger_pending ORDER BY id LIMIT $1) RETURNING id, entry",
-            )
-            .bind(BATCH)
-            .fetch_all(&mut *tx)
-            .await?;
-            pending.sort_by_key(|(id, _)| *id);
-            let size: i64 =
-                sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries")
-                    .fetch_one(&mut *tx)
-                    .await?;
             let last: Option<i64> = sqlx::query_scalar("SELECT MAX(size) FROM ledger_checkpoints")
                 .fetch_one(&mut *tx)
                 .await?;
+            // The entries to integrate, in order, and the tree size they extend.
+            let (size, pending): (i64, Vec<(i64, Vec<u8>)>) = if postgres {
+                let mut pending: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+                    "DELETE FROM ledger_pending WHERE id IN (SELECT id FROM ledger_pending ORDER BY id LIMIT $1) RETURNING id, entry",
+                )
+                .bind(BATCH)
+                .fetch_all(&mut *tx)
+                .await?;
+                pending.sort_by_key(|(id, _)| *id);
+                let size: i64 =
+                    sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries")
+                        .fetch_one(&mut *tx)
+                        .await?;
+                (size, pending)
+            } else {
+                // Read before the write turn; if another integrator moved the
+                // tree on meanwhile, this round has nothing to do.
+                let Some(prepared) = &prepared else {
+                    return Err(StoreError::Corrupt("no prepared entries".into()));
+                };
+                if prepared.last != last {
+                    return Ok(None);
+                }
+                (last.unwrap_or(0), prepared.rows.clone())
+            };
             if pending.is_empty() && last == Some(size) {
                 return Ok(None);
             }
@@ -230,9 +319,10 @@ impl Store {
                 level += 1;
             }
 
-            // Sequence the entries and extend the tiles.
+            // Sequence the entries (PostgreSQL) and extend the tiles.
             let new_size = size + pending.len() as u64;
-            for chunk in pending
+            let to_insert: &[(i64, Vec<u8>)] = if postgres { &pending } else { &[] };
+            for chunk in to_insert
                 .chunks(1_000)
                 .enumerate()
                 .map(|(c, chunk)| (size + (c * 1_000) as u64, chunk))
@@ -251,8 +341,11 @@ impl Store {
                 }
                 q.execute(&mut *tx).await?;
             }
-            for (_, entry) in &pending {
-                edge.push(0, leaf_hash(entry));
+            match &prepared {
+                Some(prepared) => prepared.leaves.iter().for_each(|h| edge.push(0, *h)),
+                None => pending
+                    .iter()
+                    .for_each(|(_, entry)| edge.push(0, leaf_hash(entry))),
             }
             for ((level, index), hashes) in edge.to_write() {
                 sqlx::query(
@@ -307,25 +400,14 @@ impl Store {
     /// writes append their own entry inside their own transaction instead.
     pub async fn append_entries(&self, entries: &[Vec<u8>]) -> Result<()> {
         for e in entries {
-            Entry::decode(e).map_err(|e| {
+            Entry::check(e).map_err(|e| {
                 StoreError::Invalid(nara_core::Invalid::one("entry", e.to_string()))
             })?;
         }
+        let sqlite = self.kind() == BackendKind::Sqlite;
         with_pool!(self, |pool| {
-            let _writer = self.writer().await;
-            let mut tx = pool.begin().await?;
-            for chunk in entries.chunks(1_000) {
-                let mut sql = String::from("INSERT INTO ledger_pending (entry) VALUES ");
-                for i in 0..chunk.len() {
-                    sql.push_str(if i == 0 { "(" } else { ", (" });
-                    sql.push_str(&format!("${})", i + 1));
-                }
-                let mut q = sqlx::query(&sql);
-                for e in chunk {
-                    q = q.bind(e.as_slice());
-                }
-                q.execute(&mut *tx).await?;
-            }
+            let (_turn, mut tx) = write_tx!(self, pool);
+            append_in_tx!(tx, sqlite, entries);
             tx.commit().await?;
         });
         Ok(())
@@ -390,11 +472,17 @@ impl Store {
 
     /// Entries written but not yet in a checkpoint.
     pub async fn ledger_pending_count(&self) -> Result<u64> {
-        let n: i64 = with_pool!(self, |pool| sqlx::query_scalar(
-            "SELECT COUNT(*) FROM ledger_pending"
+        let n: i64 = with_pool!(self, |pool| {
+            sqlx::query_scalar(
+            if self.kind() == BackendKind::Sqlite {
+                "SELECT COUNT(*) FROM ledger_entries WHERE idx >= COALESCE((SELECT MAX(size) FROM ledger_checkpoints), 0)"
+            } else {
+                "SELECT COUNT(*) FROM ledger_pending"
+            }
         )
         .fetch_one(pool)
-        .await?);
+        .await?
+        });
         Ok(n.max(0) as u64)
     }
 

@@ -81,6 +81,23 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// Starts a write transaction on `$pool`: on SQLite it first takes this
+/// node's write turn, then `BEGIN IMMEDIATE` takes SQLite's write lock up
+/// front, so a transaction that reads before it writes (the ledger's next
+/// index) never works from a stale snapshot. Yields `(turn, tx)`.
+macro_rules! write_tx {
+    ($store:expr, $pool:ident) => {{
+        let turn = $store.writer().await;
+        let tx = if turn.is_some() {
+            $pool.begin_with("BEGIN IMMEDIATE").await?
+        } else {
+            $pool.begin().await?
+        };
+        (turn, tx)
+    }};
+}
+pub(crate) use write_tx;
+
 /// How many connections a pool holds, for `/metrics`.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolStats {

@@ -13,7 +13,7 @@ use nara_core::seed::Country;
 
 use crate::catalogue::{agency_search_text, service_search_text, system_search_text};
 use crate::sql::{Arg, Sql, bind_args};
-use crate::{Result, Store, with_pool};
+use crate::{Result, Store, with_pool, write_tx};
 
 /// What an INSERT returns to key the ledger entries of the rows it inserted.
 const AGENCY_KEY: &str = "CAST(0 AS BIGINT), id, id";
@@ -253,9 +253,9 @@ impl Store {
         entry: impl Fn((i64, String, String)) -> Option<Result<Vec<u8>>>,
     ) -> Result<u64> {
         let Some(sql) = sql else { return Ok(0) };
+        let sqlite = self.kind() == crate::BackendKind::Sqlite;
         let inserted = with_pool!(self, |pool| {
-            let _writer = self.writer().await;
-            let mut tx = pool.begin().await?;
+            let (_turn, mut tx) = write_tx!(self, pool);
             let rows: Vec<(i64, String, String)> = bind_args!(sqlx::query_as(&sql.text), sql)
                 .fetch_all(&mut *tx)
                 .await?;
@@ -268,18 +268,7 @@ impl Store {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            for chunk in entries.chunks(1_000) {
-                let mut append = Sql::new("INSERT INTO ledger_pending (entry) VALUES ");
-                for (i, e) in chunk.iter().enumerate() {
-                    append
-                        .push(if i == 0 { "(" } else { ", (" })
-                        .bind(Arg::Bytes(e.clone()))
-                        .push(")");
-                }
-                bind_args!(sqlx::query(&append.text), append)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            crate::ledger::append_in_tx!(tx, sqlite, &entries);
             sqlx::query(crate::catalogue::BUMP_VERSION)
                 .execute(&mut *tx)
                 .await?;

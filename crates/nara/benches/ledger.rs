@@ -194,7 +194,12 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let backlog = caught_up.elapsed();
-    let appended = store.latest_checkpoint().await.unwrap().map(|c| c.size).unwrap_or(0);
+    let appended = store
+        .latest_checkpoint()
+        .await
+        .unwrap()
+        .map(|c| c.size)
+        .unwrap_or(0);
     println!();
     println!("durable appends (Store::append_entries): {a:>9.0} entries/s");
     println!("plain inserts, same rows and batches:   {p:>9.0} rows/s");

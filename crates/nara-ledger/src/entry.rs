@@ -39,21 +39,23 @@ pub fn digest(bytes: &[u8]) -> Hash {
     Sha256::digest(bytes).into()
 }
 
+/// A kind is 1–64 bytes of `a-z`, `0-9`, `.` and `_`.
+fn check_kind(kind: &[u8]) -> Result<(), EntryError> {
+    let allowed = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'_';
+    if kind.is_empty() || kind.len() > 64 || !kind.iter().all(allowed) {
+        return Err(EntryError(
+            "the kind must be 1 to 64 of a-z, 0-9, '.' and '_'",
+        ));
+    }
+    Ok(())
+}
+
 impl Entry {
     /// The canonical bytes: version, then each field length-prefixed.
     pub fn encode(&self) -> Result<Vec<u8>, EntryError> {
         let mut out = vec![VERSION];
         let kind = self.kind.as_bytes();
-        if kind.is_empty()
-            || kind.len() > 64
-            || !kind
-                .iter()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'_')
-        {
-            return Err(EntryError(
-                "the kind must be 1 to 64 of a-z, 0-9, '.' and '_'",
-            ));
-        }
+        check_kind(kind)?;
         out.push(kind.len() as u8);
         out.extend_from_slice(kind);
         out.extend_from_slice(&self.time_ms.to_be_bytes());
@@ -89,16 +91,7 @@ impl Entry {
         }
         let n = usize::from(r.take(1)?[0]);
         let kind = r.take(n)?;
-        if kind.is_empty()
-            || kind.len() > 64
-            || !kind
-                .iter()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'_')
-        {
-            return Err(EntryError(
-                "the kind must be 1 to 64 of a-z, 0-9, '.' and '_'",
-            ));
-        }
+        check_kind(kind)?;
         r.take(8)?;
         let n = usize::from(r.take(1)?[0]);
         std::str::from_utf8(r.take(n)?).map_err(|_| EntryError("text is not UTF-8"))?;

@@ -63,31 +63,31 @@ async fn plain_round(url: &str, size: usize) -> f64 {
                 sql.push_str(&format!("${})", i + 1));
             }
             let mut n = 0u64;
+            // The same loop on either driver; SQLite writers take turns, as the store's do.
+            macro_rules! insert_until_deadline {
+                ($pool:expr, $take_turns:expr) => {{
+                    let pool = $pool;
+                    while Instant::now() < deadline {
+                        let _turn = if $take_turns {
+                            Some(gate.lock().await)
+                        } else {
+                            None
+                        };
+                        let mut tx = pool.begin().await.unwrap();
+                        let mut q = sqlx::query(&sql);
+                        for r in &rows {
+                            q = q.bind(r.as_slice());
+                        }
+                        q.execute(&mut *tx).await.unwrap();
+                        tx.commit().await.unwrap();
+                        n += rows.len() as u64;
+                    }
+                }};
+            }
             if url.starts_with("sqlite") {
-                let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-                while Instant::now() < deadline {
-                    let _turn = gate.lock().await;
-                    let mut tx = pool.begin().await.unwrap();
-                    let mut q = sqlx::query(&sql);
-                    for r in &rows {
-                        q = q.bind(r.as_slice());
-                    }
-                    q.execute(&mut *tx).await.unwrap();
-                    tx.commit().await.unwrap();
-                    n += rows.len() as u64;
-                }
+                insert_until_deadline!(sqlx::SqlitePool::connect(&url).await.unwrap(), true);
             } else {
-                let pool = sqlx::PgPool::connect(&url).await.unwrap();
-                while Instant::now() < deadline {
-                    let mut tx = pool.begin().await.unwrap();
-                    let mut q = sqlx::query(&sql);
-                    for r in &rows {
-                        q = q.bind(r.as_slice());
-                    }
-                    q.execute(&mut *tx).await.unwrap();
-                    tx.commit().await.unwrap();
-                    n += rows.len() as u64;
-                }
+                insert_until_deadline!(sqlx::PgPool::connect(&url).await.unwrap(), false);
             }
             n
         }));

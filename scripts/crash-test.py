@@ -14,7 +14,7 @@ through the API; restarts it; repeats. Then checks that
 import argparse, json, os, random, signal, socket, struct, subprocess, sys, tempfile, threading, time
 import urllib.error, urllib.request
 
-TOKEN = "crash-test-operator-token-0123456789"
+TOKEN = ""  # issued by `nara operator-token` once the database exists
 
 
 def free_port():
@@ -40,7 +40,7 @@ def main():
     args = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="nara-crash-")
-    env = dict(os.environ, NARA_DATA_DIR=work, NARA_OPERATOR_TOKEN=TOKEN, RUST_LOG="warn")
+    env = dict(os.environ, NARA_DATA_DIR=work, RUST_LOG="warn")
     if args.backend == "postgres":
         admin = os.environ["NARA_TEST_POSTGRES_URL"]
         name = f"nara_crash_{random.randrange(1 << 32)}"
@@ -51,6 +51,9 @@ def main():
     base = f"http://127.0.0.1:{port}"
 
     subprocess.run([args.nara, "seed", "--scale", "demo"], env=env, check=True, stdout=subprocess.DEVNULL)
+    global TOKEN
+    TOKEN = subprocess.run([args.nara, "operator-token", "--username", "crash-test", "--scopes", "catalogue:write", "--days", "1"],
+                           env=env, check=True, capture_output=True, text=True).stdout.strip()
 
     acknowledged, checkpoints, lock = [], set(), threading.Lock()
     counter = iter(range(10**9))

@@ -15,9 +15,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
-use crate::auth::Operator;
+use crate::auth::Principal;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::problem::Problem;
+use nara_core::identity::Role;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -51,11 +52,11 @@ impl Modify for OperatorAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         if let Some(components) = openapi.components.as_mut() {
             components.add_security_scheme(
-                "operator",
+                "api_token",
                 SecurityScheme::Http(
                     HttpBuilder::new()
                         .scheme(HttpAuthScheme::Bearer)
-                        .description(Some("The bootstrap operator token"))
+                        .description(Some("An operator API token (`nara_at_…`), scoped and expiring, made on the account page or with `nara token create`"))
                         .build(),
                 ),
             );
@@ -102,20 +103,20 @@ pub async fn list_agencies(
 }
 
 /// Register an agency.
-#[utoipa::path(post, path = "/api/v1/agencies", tag = "agencies", request_body = NewAgency, security(("operator" = [])),
+#[utoipa::path(post, path = "/api/v1/agencies", tag = "agencies", request_body = NewAgency, security(("api_token" = [])),
     responses(
         (status = 201, description = "Registered", body = Agency),
         (status = 400, description = "The body is malformed", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid operator credential", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The identifier is taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_agency(
     State(state): State<AppState>,
-    _: Operator,
+    who: Principal,
     ApiJson(new): ApiJson<NewAgency>,
 ) -> Result<Response, Problem> {
-    let agency = state.store.create_agency(&new).await?;
+    let agency = state.store.create_agency(&new, &who.actor()).await?;
     Ok(created(format!("/api/v1/agencies/{}", agency.id), agency))
 }
 
@@ -141,38 +142,42 @@ pub async fn get_agency(
 }
 
 /// Replace an agency's names and kind.
-#[utoipa::path(put, path = "/api/v1/agencies/{id}", tag = "agencies", request_body = AgencyChanges, security(("operator" = [])),
+#[utoipa::path(put, path = "/api/v1/agencies/{id}", tag = "agencies", request_body = AgencyChanges, security(("api_token" = [])),
     params(("id" = String, Path, description = "Member identifier INSTANCE/CLASS/CODE")),
     responses(
         (status = 200, description = "Updated", body = Agency),
         (status = 400, description = "The body or identifier is malformed", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid operator credential", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such agency", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn update_agency(
     State(state): State<AppState>,
-    _: Operator,
+    who: Principal,
     Path(id): Path<String>,
     ApiJson(changes): ApiJson<AgencyChanges>,
 ) -> Result<Json<Agency>, Problem> {
     let id = member_id(&id)?;
-    Ok(Json(state.store.update_agency(&id, &changes).await?))
+    Ok(Json(
+        state
+            .store
+            .update_agency(&id, &changes, &who.actor())
+            .await?,
+    ))
 }
 
 // ------------------------------------------------------------------ systems
 
 /// List inventoried systems (operators only).
-#[utoipa::path(get, path = "/api/v1/systems", tag = "systems", params(SystemFilter, PageRequest), security(("operator" = [])),
+#[utoipa::path(get, path = "/api/v1/systems", tag = "systems", params(SystemFilter, PageRequest), security(("api_token" = [])),
     responses(
         (status = 200, description = "A page of systems", body = Page<System>),
         (status = 400, description = "A query parameter is malformed", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid operator credential", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A query parameter is out of range", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list_systems(
     State(state): State<AppState>,
-    _: Operator,
     ApiQuery(filter): ApiQuery<SystemFilter>,
     ApiQuery(page): ApiQuery<PageRequest>,
 ) -> Result<Json<Page<System>>, Problem> {
@@ -181,35 +186,34 @@ pub async fn list_systems(
 }
 
 /// Register a system.
-#[utoipa::path(post, path = "/api/v1/systems", tag = "systems", request_body = SystemInput, security(("operator" = [])),
+#[utoipa::path(post, path = "/api/v1/systems", tag = "systems", request_body = SystemInput, security(("api_token" = [])),
     responses(
         (status = 201, description = "Registered", body = System),
         (status = 400, description = "The body is malformed", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid operator credential", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The agency already has a system with this code", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid or the agency does not exist", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_system(
     State(state): State<AppState>,
-    _: Operator,
+    who: Principal,
     ApiJson(input): ApiJson<SystemInput>,
 ) -> Result<Response, Problem> {
-    let system = state.store.create_system(&input).await?;
+    let system = state.store.create_system(&input, &who.actor()).await?;
     Ok(created(format!("/api/v1/systems/{}", system.id), system))
 }
 
 /// Get one system (operators only).
-#[utoipa::path(get, path = "/api/v1/systems/{id}", tag = "systems", security(("operator" = [])),
+#[utoipa::path(get, path = "/api/v1/systems/{id}", tag = "systems", security(("api_token" = [])),
     params(("id" = i64, Path, description = "System id")),
     responses(
         (status = 200, description = "The system", body = System),
         (status = 400, description = "The id is malformed", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid operator credential", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such system", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_system(
     State(state): State<AppState>,
-    _: Operator,
     Path(id): Path<String>,
 ) -> Result<Json<System>, Problem> {
     let id = numeric_id(&id)?;
@@ -222,24 +226,26 @@ pub async fn get_system(
 }
 
 /// Replace a system's details.
-#[utoipa::path(put, path = "/api/v1/systems/{id}", tag = "systems", request_body = SystemInput, security(("operator" = [])),
+#[utoipa::path(put, path = "/api/v1/systems/{id}", tag = "systems", request_body = SystemInput, security(("api_token" = [])),
     params(("id" = i64, Path, description = "System id")),
     responses(
         (status = 200, description = "Updated", body = System),
         (status = 400, description = "The body or id is malformed", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid operator credential", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such system", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The agency already has a system with this code", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn update_system(
     State(state): State<AppState>,
-    _: Operator,
+    who: Principal,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<SystemInput>,
 ) -> Result<Json<System>, Problem> {
     let id = numeric_id(&id)?;
-    Ok(Json(state.store.update_system(id, &input).await?))
+    Ok(Json(
+        state.store.update_system(id, &input, &who.actor()).await?,
+    ))
 }
 
 // ------------------------------------------------------------------ services
@@ -261,20 +267,21 @@ pub async fn list_services(
 }
 
 /// Register a service.
-#[utoipa::path(post, path = "/api/v1/services", tag = "services", request_body = ServiceInput, security(("operator" = [])),
+#[utoipa::path(post, path = "/api/v1/services", tag = "services", request_body = ServiceInput, security(("api_token" = [])),
     responses(
         (status = 201, description = "Registered", body = Service),
         (status = 400, description = "The body is malformed", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid operator credential", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The agency already has a service with this code", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid or the agency does not exist", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_service(
     State(state): State<AppState>,
-    _: Operator,
+    who: Principal,
     ApiJson(input): ApiJson<ServiceInput>,
 ) -> Result<Response, Problem> {
-    let service = state.store.create_service(&input).await?;
+    may_design(&who, &input.agency)?;
+    let service = state.store.create_service(&input, &who.actor()).await?;
     Ok(created(format!("/api/v1/services/{}", service.id), service))
 }
 
@@ -300,24 +307,40 @@ pub async fn get_service(
 }
 
 /// Replace a service's details.
-#[utoipa::path(put, path = "/api/v1/services/{id}", tag = "services", request_body = ServiceInput, security(("operator" = [])),
+#[utoipa::path(put, path = "/api/v1/services/{id}", tag = "services", request_body = ServiceInput, security(("api_token" = [])),
     params(("id" = i64, Path, description = "Service id")),
     responses(
         (status = 200, description = "Updated", body = Service),
         (status = 400, description = "The body or id is malformed", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid operator credential", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such service", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The agency already has a service with this code", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn update_service(
     State(state): State<AppState>,
-    _: Operator,
+    who: Principal,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<ServiceInput>,
 ) -> Result<Json<Service>, Problem> {
     let id = numeric_id(&id)?;
-    Ok(Json(state.store.update_service(id, &input).await?))
+    may_design(&who, &input.agency)?;
+    if let Some(current) = state.store.get_service(id).await? {
+        may_design(&who, &current.details.agency)?;
+    }
+    Ok(Json(
+        state.store.update_service(id, &input, &who.actor()).await?,
+    ))
+}
+
+/// Operators may change any agency's services; a service designer only those
+/// of the agencies they design for.
+fn may_design(who: &Principal, agency: &nara_core::MemberId) -> Result<(), Problem> {
+    if who.has_role(Role::Operator) || who.has_role_for(Role::ServiceDesigner, agency) {
+        Ok(())
+    } else {
+        Err(Problem::forbidden().detail(format!("you do not design services for {agency}")))
+    }
 }
 
 /// `GET /openapi.json`.

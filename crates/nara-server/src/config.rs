@@ -23,10 +23,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The X-Road instance this deployment belongs to, e.g. `KR`.
     pub instance: String,
-    /// The bootstrap operator token: a bearer credential for the write API and
-    /// the operator pages until accounts and roles exist. No token, no writes.
+    /// Demo mode (`nara demo`): citizens may sign up, and staff may sign in
+    /// without a second factor. Never set in production.
     #[serde(default)]
-    pub operator_token: Option<SecretString>,
+    pub demo: bool,
     /// The address citizens use, e.g. `https://gov.example`; `https` turns on
     /// HSTS and `Secure` cookies.
     #[serde(default)]
@@ -59,7 +59,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./nara-data"),
             instance: "KR".into(),
-            operator_token: None,
+            demo: false,
             public_url: None,
             max_body_bytes: 1024 * 1024,
             ledger_origin: None,
@@ -93,7 +93,7 @@ impl Config {
             "listen",
             "data_dir",
             "instance",
-            "operator_token",
+            "demo",
             "public_url",
             "max_body_bytes",
             "ledger_origin",
@@ -131,6 +131,19 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("ledger.key"))
     }
 
+    /// The OpenID Connect issuer: the public URL without a trailing slash.
+    pub fn issuer(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    /// The identity key file (national-identifier hashing, OIDC signing).
+    pub fn identity_key_path(&self) -> PathBuf {
+        self.data_dir.join("identity.key")
+    }
+
     /// Whether citizens reach nara over TLS (HSTS, `Secure` cookies).
     pub fn is_https(&self) -> bool {
         self.public_url
@@ -143,26 +156,19 @@ impl Config {
 #[allow(clippy::result_large_err)] // figment::Jail's closures return its large error
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
 
     #[test]
     fn file_then_environment() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
                 "nara.toml",
-                "listen = \"0.0.0.0:9000\"\ninstance = \"EE\"\noperator_token = \"file-secret-token\"\n",
+                "listen = \"0.0.0.0:9000\"\ninstance = \"EE\"\ndemo = true\n",
             )?;
             jail.set_env("NARA_INSTANCE", "ES");
             let c = Config::load(Some(Path::new("nara.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(c.listen.port(), 9000);
             assert_eq!(c.instance, "ES");
-            assert_eq!(
-                c.operator_token
-                    .as_ref()
-                    .map(|t| t.expose_secret().to_owned())
-                    .as_deref(),
-                Some("file-secret-token")
-            );
+            assert!(c.demo);
             assert_eq!(c.data_dir, PathBuf::from("./nara-data"));
             Ok(())
         });
@@ -171,12 +177,10 @@ mod tests {
     #[test]
     fn secrets_never_print() {
         let c = Config {
-            operator_token: Some(SecretString::from("hunter2-hunter2")),
             database_url: Some(SecretString::from("postgres://u:pw-secret@h/db")),
             ..Config::default()
         };
         let shown = format!("{c:?}");
-        assert!(!shown.contains("hunter2"));
         assert!(!shown.contains("pw-secret"));
     }
 

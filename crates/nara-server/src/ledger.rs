@@ -123,7 +123,7 @@ fn retired_keys(path: &FsPath) -> Vec<Verifier> {
     keys
 }
 
-fn write_private(path: &FsPath, contents: &str) -> anyhow::Result<()> {
+pub fn write_private(path: &FsPath, contents: &str) -> anyhow::Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;

@@ -2,16 +2,20 @@
 //! the middleware around them. [`router`] builds the whole application from
 //! an [`AppState`]; the binary and the integration tests both call it.
 
+pub mod account;
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod demo;
 pub mod extract;
 pub mod i18n;
 pub mod ledger;
 pub mod metrics;
+pub mod oidc;
 pub mod pages;
+pub mod policy;
 pub mod problem;
-mod security;
+pub mod security;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,7 +26,6 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use nara_store::Store;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
@@ -38,15 +41,31 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     pub ledger: Arc<ledger::LedgerKeys>,
+    pub identity: Arc<auth::IdentityKeys>,
+    pub rules: Arc<policy::Rules>,
+    pub passwords: Arc<auth::PasswordWork>,
+    /// Failed sign-ins by account and by address.
+    pub account_throttle: Arc<auth::Throttle>,
+    pub address_throttle: Arc<auth::Throttle>,
 }
 
 impl AppState {
-    pub fn new(store: Store, config: Config, ledger: ledger::LedgerKeys) -> Self {
+    pub fn new(
+        store: Store,
+        config: Config,
+        ledger: ledger::LedgerKeys,
+        identity: auth::IdentityKeys,
+    ) -> Self {
         AppState {
             store,
             config: Arc::new(config),
             metrics: Metrics::new(),
             ledger: Arc::new(ledger),
+            identity: Arc::new(identity),
+            rules: Arc::new(policy::Rules::new(&route_rules())),
+            passwords: Arc::new(auth::PasswordWork::default()),
+            account_throttle: Arc::new(auth::Throttle::new(auth::ACCOUNT_FREE_FAILURES)),
+            address_throttle: Arc::new(auth::Throttle::new(auth::ADDRESS_FREE_FAILURES)),
         }
     }
 }
@@ -119,77 +138,143 @@ async fn mark_https(State(state): State<AppState>, mut request: Request, next: N
     next.run(request).await
 }
 
-/// The whole application.
-pub fn router(state: AppState) -> Router {
-    use axum::routing::{get as g, post};
+/// Declares routes and their policy rules together, so neither exists
+/// without the other: `"/path" => get(handler): Rule, post(handler): Rule;`.
+/// Yields the router and the rule table.
+macro_rules! routes {
+    ($( $path:literal => $( $method:ident ( $handler:expr ) : $rule:expr ),+ ;)*) => {{
+        let mut router: Router<AppState> = Router::new();
+        let mut table: Vec<policy::RouteRule> = Vec::new();
+        $(
+            let mut on = axum::routing::MethodRouter::<AppState>::new();
+            $(
+                on = on.$method($handler);
+                table.push(policy::RouteRule {
+                    method: policy_method(stringify!($method)),
+                    path: $path,
+                    rule: $rule,
+                });
+            )+
+            router = router.route($path, on);
+        )*
+        (router, table)
+    }};
+}
 
-    let api = Router::new()
-        .route(
-            "/api/v1/agencies",
-            g(api::list_agencies).post(api::create_agency),
-        )
-        .route(
-            "/api/v1/agencies/{*id}",
-            g(api::get_agency).put(api::update_agency),
-        )
-        .route(
-            "/api/v1/systems",
-            g(api::list_systems).post(api::create_system),
-        )
-        .route(
-            "/api/v1/systems/{id}",
-            g(api::get_system).put(api::update_system),
-        )
-        .route(
-            "/api/v1/services",
-            g(api::list_services).post(api::create_service),
-        )
-        .route(
-            "/api/v1/services/{id}",
-            g(api::get_service).put(api::update_service),
-        )
-        .route("/api/v1/ledger/entries/{index}", g(ledger::entry))
-        .route("/api/v1/ledger/consistency", g(ledger::consistency))
-        .route("/openapi.json", g(api::openapi));
+const fn policy_method(m: &'static str) -> &'static str {
+    match m.as_bytes() {
+        b"get" => "GET",
+        b"post" => "POST",
+        b"put" => "PUT",
+        b"delete" => "DELETE",
+        _ => "UNKNOWN",
+    }
+}
+
+/// Every route with its rule, in groups that share middleware.
+fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
+    use nara_core::identity::Role::*;
+    use policy::Rule::*;
+    const STAFF_INVENTORY: &[nara_core::identity::Role] = &[Operator, SecurityAnalyst, Auditor];
+    const OPERATORS: &[nara_core::identity::Role] = &[Operator];
+    const DESIGNERS: &[nara_core::identity::Role] = &[Operator, ServiceDesigner];
+
+    let (api, mut table) = routes! {
+        "/api/v1/agencies" => get(api::list_agencies): Public, post(api::create_agency): Api(OPERATORS, "catalogue:write");
+        "/api/v1/agencies/{*id}" => get(api::get_agency): Public, put(api::update_agency): Api(OPERATORS, "catalogue:write");
+        "/api/v1/systems" => get(api::list_systems): Api(STAFF_INVENTORY, "systems:read"), post(api::create_system): Api(OPERATORS, "catalogue:write");
+        "/api/v1/systems/{id}" => get(api::get_system): Api(STAFF_INVENTORY, "systems:read"), put(api::update_system): Api(OPERATORS, "catalogue:write");
+        "/api/v1/services" => get(api::list_services): Public, post(api::create_service): Api(DESIGNERS, "catalogue:write");
+        "/api/v1/services/{id}" => get(api::get_service): Public, put(api::update_service): Api(DESIGNERS, "catalogue:write");
+        "/api/v1/ledger/entries/{index}" => get(ledger::entry): Public;
+        "/api/v1/ledger/consistency" => get(ledger::consistency): Public;
+        "/api/v1/security/events" => get(account::security_events_api): Api(&[SecurityAnalyst, Auditor], "identity:read");
+        "/openapi.json" => get(api::openapi): Public;
+    };
 
     // C2SP tlog-tiles, served as the spec names them.
-    let tiles = Router::new()
-        .route("/ledger/checkpoint", g(ledger::checkpoint))
-        .route("/ledger/vkey", g(ledger::vkey))
-        .route("/ledger/vkeys", g(ledger::vkeys))
-        .route("/ledger/tile/{*path}", g(ledger::tile));
+    let (tiles, t) = routes! {
+        "/ledger/checkpoint" => get(ledger::checkpoint): Public;
+        "/ledger/vkey" => get(ledger::vkey): Public;
+        "/ledger/vkeys" => get(ledger::vkeys): Public;
+        "/ledger/tile/{*path}" => get(ledger::tile): Public;
+    };
+    table.extend(t);
 
-    let pages = Router::new()
-        .route("/", g(pages::home))
-        .route("/services", g(pages::services))
-        .route("/services/{id}", g(pages::service))
-        .route("/agencies", g(pages::agencies))
-        .route("/agencies/{*id}", g(pages::agency))
-        .route("/systems", g(pages::systems))
-        .route("/ledger", g(pages::ledger))
-        .route(
-            "/operator/sign-in",
-            g(pages::sign_in_form).post(pages::sign_in),
-        )
-        .route("/operator/sign-out", post(pages::sign_out))
+    // The OpenID Connect provider's machine endpoints (CORS-free, no cookies
+    // except on the authorization endpoint, which is a page).
+    let (oidc, t) = routes! {
+        "/.well-known/openid-configuration" => get(oidc::discovery): Public;
+        "/oidc/jwks" => get(oidc::jwks): Public;
+        "/oidc/token" => post(oidc::token): Public;
+        "/oidc/userinfo" => get(oidc::userinfo): Public, post(oidc::userinfo): Public;
+        "/oidc/revoke" => post(oidc::revoke): Public;
+    };
+    table.extend(t);
+
+    let (pages, t) = routes! {
+        "/" => get(pages::home): Public;
+        "/services" => get(pages::services): Public;
+        "/services/{id}" => get(pages::service): Public;
+        "/agencies" => get(pages::agencies): Public;
+        "/agencies/{*id}" => get(pages::agency): Public;
+        "/systems" => get(pages::systems): Roles(STAFF_INVENTORY);
+        "/ledger" => get(pages::ledger): Public;
+        "/sign-in" => get(account::sign_in_form): Public, post(account::sign_in): Public;
+        "/sign-in/second-factor" => get(account::second_factor_form): SigningIn, post(account::second_factor): SigningIn;
+        "/sign-in/set-up-second-factor" => get(account::enrol_form): SigningIn, post(account::enrol): SigningIn;
+        "/sign-up" => get(account::sign_up_form): Public, post(account::sign_up): Public;
+        "/sign-out" => post(account::sign_out): SigningIn;
+        "/account" => get(account::account_page): SignedIn;
+        "/account/second-factor" => get(account::enrol_form): SignedIn, post(account::enrol): SignedIn;
+        "/account/sessions/end" => post(account::end_sessions): SignedIn;
+        "/account/apps/revoke" => post(account::revoke_app): SignedIn;
+        "/admin/officials" => get(account::officials_page): Roles(&[AgencyAdmin]), post(account::create_official): Roles(&[AgencyAdmin]);
+        "/admin/roles" => post(account::change_role): Roles(&[AgencyAdmin]);
+        "/admin/apps" => get(account::apps_page): Roles(&[AgencyAdmin]), post(account::register_app): Roles(&[AgencyAdmin]);
+        "/security/events" => get(account::security_events_page): Roles(&[SecurityAnalyst, Auditor]);
+        "/oidc/authorize" => get(oidc::authorize): SignedIn, post(oidc::decide): SignedIn;
+    };
+    table.extend(t);
+    let pages = pages
         .layer(middleware::from_fn(pages::same_origin_only))
         .layer(middleware::from_fn(pages::remember_language));
 
-    let operations = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics::scrape))
-        .route("/static/style.css", get(stylesheet))
-        .route("/static/htmx.min.js", get(htmx))
-        .route("/static/favicon.svg", get(favicon))
-        .route("/favicon.ico", get(favicon));
+    let (operations, t) = routes! {
+        "/healthz" => get(healthz): Public;
+        "/readyz" => get(readyz): Public;
+        "/metrics" => get(metrics::scrape): Public;
+        "/static/style.css" => get(stylesheet): Public;
+        "/static/htmx.min.js" => get(htmx): Public;
+        "/static/favicon.svg" => get(favicon): Public;
+        "/favicon.ico" => get(favicon): Public;
+    };
+    table.extend(t);
 
-    let max_body = state.config.max_body_bytes;
-    Router::new()
+    let router = Router::new()
         .merge(api)
         .merge(tiles)
+        .merge(oidc)
         .merge(pages)
-        .merge(operations)
+        .merge(operations);
+    (router, table)
+}
+
+/// Every declared route and its rule (for the policy point and the
+/// authorization matrix test).
+pub fn route_rules() -> Vec<policy::RouteRule> {
+    routes().1
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let (routes, _) = routes();
+    let max_body = state.config.max_body_bytes;
+    routes
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            policy::enforce,
+        ))
         .fallback(fallback)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -218,7 +303,11 @@ pub async fn serve(
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = done_tx.send(());
     };
-    let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(graceful);
     let server = tokio::spawn(async move { server.await });
     // Once shutdown starts, give in-flight requests a bounded time to finish.
     let result = match done_rx.await {

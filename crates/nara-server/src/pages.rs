@@ -1,17 +1,17 @@
 //! The server-rendered pages: home, service catalogue, service, agencies,
-//! agency, the operators' systems inventory and operator sign-in.
+//! agency, the staff's systems inventory and the public ledger. Sign-in and
+//! account pages are in [`crate::account`].
 //!
 //! Every page speaks the visitor's language: `?lang=` (remembered in a
 //! cookie), else the cookie, else `Accept-Language`, else English. A form's
 //! bad value re-renders the form with the error beside its field (status 400).
 
 use askama::Template;
-use axum::Form;
 use axum::extract::{FromRequestParts, Path, RawQuery, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use nara_core::{
     Agency, Audience, FieldError, Grade, Lang, MemberId, Page, PageRequest, Service, ServiceFilter,
     System, SystemFilter, SystemKind, SystemStatus,
@@ -19,7 +19,7 @@ use nara_core::{
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::auth::{self, SESSION_COOKIE, SESSION_SECONDS};
+use crate::auth::{self, Caller};
 use crate::extract::parse_query;
 use crate::i18n::{Tr, negotiate};
 use crate::problem::Problem;
@@ -41,7 +41,46 @@ pub struct Layout {
     pub title: String,
     pub nav: &'static str,
     pub switch: Vec<LangLink>,
-    pub operator: bool,
+    pub user: Option<NavUser>,
+}
+
+/// The signed-in person as the page frame shows them.
+pub struct NavUser {
+    pub display_name: String,
+    pub csrf: String,
+    /// May see the systems inventory.
+    pub staff: bool,
+    pub agency_admin: bool,
+    pub security: bool,
+    /// Part-way through sign-in: only "sign out" is offered.
+    pub pending: bool,
+}
+
+impl NavUser {
+    fn of(caller: &Caller) -> Option<NavUser> {
+        use nara_core::identity::Role;
+        match caller {
+            Caller::Anonymous => None,
+            Caller::Pending { session, account } => Some(NavUser {
+                display_name: account.display_name.clone(),
+                csrf: session.csrf.clone(),
+                staff: false,
+                agency_admin: false,
+                security: false,
+                pending: true,
+            }),
+            Caller::Signed(p) => Some(NavUser {
+                display_name: p.display_name.clone(),
+                csrf: p.csrf().unwrap_or_default().to_owned(),
+                staff: [Role::Operator, Role::SecurityAnalyst, Role::Auditor]
+                    .iter()
+                    .any(|r| p.has_role(*r)),
+                agency_admin: p.has_role(Role::AgencyAdmin),
+                security: p.has_role(Role::SecurityAnalyst) || p.has_role(Role::Auditor),
+                pending: false,
+            }),
+        }
+    }
 }
 
 /// Links to the neighbouring pages of a list.
@@ -52,13 +91,13 @@ pub struct Pager {
     pub next: Option<String>,
 }
 
-/// The request as a page sees it: language, address and whether an operator
-/// is signed in.
+/// The request as a page sees it: language, address and who is calling
+/// (as decided by the policy point).
 pub struct PageCtx {
     pub lang: Lang,
-    path: String,
-    query: String,
-    pub operator: bool,
+    pub path: String,
+    pub query: String,
+    pub caller: Caller,
 }
 
 fn query_param(query: &str, name: &str) -> Option<String> {
@@ -81,7 +120,7 @@ fn preferred_lang(headers: &HeaderMap) -> Lang {
 }
 
 impl PageCtx {
-    fn from_parts(parts: &Parts, state: &AppState) -> Result<PageCtx, PageError> {
+    fn from_parts(parts: &Parts) -> Result<PageCtx, PageError> {
         let query = parts.uri.query().unwrap_or("").to_owned();
         let fallback = preferred_lang(&parts.headers);
         let lang = match query_param(&query, "lang") {
@@ -92,18 +131,11 @@ impl PageCtx {
             })?,
             None => fallback,
         };
-        let operator = match (
-            &state.config.operator_token,
-            auth::cookie(&parts.headers, SESSION_COOKIE),
-        ) {
-            (Some(token), Some(value)) => auth::session_valid(token, value, auth::unix_now()),
-            _ => false,
-        };
         Ok(PageCtx {
             lang,
             path: parts.uri.path().to_owned(),
             query,
-            operator,
+            caller: crate::policy::caller_of(&parts.extensions),
         })
     }
 
@@ -141,7 +173,7 @@ impl PageCtx {
                     current: l == self.lang,
                 })
                 .collect(),
-            operator: self.operator,
+            user: NavUser::of(&self.caller),
         }
     }
 
@@ -156,7 +188,7 @@ impl PageCtx {
         }
     }
 
-    fn tr(&self) -> Tr {
+    pub fn tr(&self) -> Tr {
         Tr(self.lang)
     }
 }
@@ -164,8 +196,8 @@ impl PageCtx {
 impl FromRequestParts<AppState> for PageCtx {
     type Rejection = PageError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
-        PageCtx::from_parts(parts, state)
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, PageError> {
+        PageCtx::from_parts(parts)
     }
 }
 
@@ -186,7 +218,7 @@ impl PageError {
         }
     }
 
-    fn internal(lang: Lang) -> Self {
+    pub fn internal(lang: Lang) -> Self {
         PageError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: "error.internal",
@@ -208,7 +240,7 @@ impl IntoResponse for PageError {
             lang: self.lang,
             path: "/".into(),
             query: String::new(),
-            operator: false,
+            caller: Caller::Anonymous,
         };
         let page = ErrorPage {
             layout: ctx.layout(Tr(self.lang).s("error.title"), ""),
@@ -219,14 +251,14 @@ impl IntoResponse for PageError {
 }
 
 /// Logs a store failure and shows the "our fault" page.
-fn store_failed(lang: Lang) -> impl FnOnce(nara_store::StoreError) -> PageError {
+pub fn store_failed(lang: Lang) -> impl FnOnce(nara_store::StoreError) -> PageError {
     move |e| {
         tracing::error!(error = %e, "store error while rendering a page");
         PageError::internal(lang)
     }
 }
 
-fn render<T: Template>(page: &T) -> Response {
+pub fn render<T: Template>(page: &T) -> Response {
     match page.render() {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
@@ -595,20 +627,7 @@ impl SystemsPage<'_> {
     }
 }
 
-fn sign_in_redirect(ctx: &PageCtx) -> Response {
-    let here = if ctx.query.is_empty() {
-        ctx.path.clone()
-    } else {
-        format!("{}?{}", ctx.path, ctx.query)
-    };
-    let next: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
-    Redirect::to(&format!("/operator/sign-in?next={next}")).into_response()
-}
-
 pub async fn systems(ctx: PageCtx, State(state): State<AppState>) -> Result<Response, PageError> {
-    if !ctx.operator {
-        return Ok(sign_in_redirect(&ctx));
-    }
     let form: FormValues = serde_urlencoded::from_str(&ctx.query).unwrap_or_default();
     let (filter, page_request, form_error) = parse_list::<SystemFilter>(&ctx.query);
     let agencies = state
@@ -751,86 +770,35 @@ pub async fn ledger(
     }))
 }
 
-// ------------------------------------------------------------------ operator sign-in
-
-#[derive(Template)]
-#[template(path = "signin.html")]
-struct SignInPage {
-    layout: Layout,
-    enabled: bool,
-    wrong: bool,
-    next: String,
+/// Whether a route template is a page (whose frame shows who is signed in).
+pub fn is_page(route: &str) -> bool {
+    // The OIDC authorization endpoint is where people sign in and consent.
+    route == "/oidc/authorize"
+        || !(route.starts_with("/api/")
+            || route.starts_with("/ledger/")
+            || route.starts_with("/static/")
+            || route.starts_with("/oidc/")
+            || route.starts_with("/.well-known/")
+            || matches!(
+                route,
+                "/healthz" | "/readyz" | "/metrics" | "/openapi.json" | "/favicon.ico"
+            ))
 }
 
-/// Where to go after signing in: a local path only, never another site.
-fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
-        _ => "/systems".to_owned(),
-    }
-}
-
-pub async fn sign_in_form(ctx: PageCtx, State(state): State<AppState>) -> Response {
-    let next = safe_next(query_param(&ctx.query, "next").as_deref());
-    render(&SignInPage {
-        layout: ctx.layout(ctx.tr().s("signin.title"), "sign-in"),
-        enabled: state.config.operator_token.is_some(),
-        wrong: false,
-        next,
-    })
-}
-
-#[derive(Deserialize)]
-pub struct SignIn {
-    token: String,
-    #[serde(default)]
-    next: Option<String>,
-}
-
-pub async fn sign_in(
-    ctx: PageCtx,
-    State(state): State<AppState>,
-    Form(form): Form<SignIn>,
-) -> Response {
-    let next = safe_next(form.next.as_deref());
-    let Some(token) = &state.config.operator_token else {
-        return (StatusCode::FORBIDDEN, sign_in_form(ctx, State(state)).await).into_response();
+/// The page for a signed-in person who may not see what they asked for.
+pub async fn forbidden(headers: &HeaderMap, caller: &Caller) -> Response {
+    let lang = preferred_lang(headers);
+    let ctx = PageCtx {
+        lang,
+        path: "/".into(),
+        query: String::new(),
+        caller: caller.clone(),
     };
-    if !auth::token_matches(token, form.token.trim()) {
-        tracing::warn!("operator sign-in refused");
-        let page = SignInPage {
-            layout: ctx.layout(ctx.tr().s("signin.title"), "sign-in"),
-            enabled: true,
-            wrong: true,
-            next,
-        };
-        return (StatusCode::UNAUTHORIZED, render(&page)).into_response();
-    }
-    let Some(value) = auth::issue_session(token, auth::unix_now() + SESSION_SECONDS) else {
-        return PageError::internal(ctx.lang).into_response();
+    let page = ErrorPage {
+        layout: ctx.layout(Tr(lang).s("error.title"), ""),
+        message: "error.not_allowed",
     };
-    let secure = if state.config.is_https() {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!(
-        "{SESSION_COOKIE}={value}; Path=/; Max-Age={SESSION_SECONDS}; HttpOnly; SameSite=Strict{secure}"
-    );
-    let mut response = Redirect::to(&next).into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().append(header::SET_COOKIE, v);
-    }
-    response
-}
-
-pub async fn sign_out() -> Response {
-    let mut response = Redirect::to("/").into_response();
-    let cookie = format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().append(header::SET_COOKIE, v);
-    }
-    response
+    (StatusCode::FORBIDDEN, render(&page)).into_response()
 }
 
 /// The page for an address nothing answers.
@@ -841,15 +809,6 @@ pub async fn not_found(headers: HeaderMap) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn next_stays_on_site() {
-        assert_eq!(safe_next(Some("/systems?grade=1")), "/systems?grade=1");
-        assert_eq!(safe_next(Some("//evil.example/")), "/systems");
-        assert_eq!(safe_next(Some("https://evil.example/")), "/systems");
-        assert_eq!(safe_next(Some("/\\evil.example")), "/systems");
-        assert_eq!(safe_next(None), "/systems");
-    }
 
     #[test]
     fn chart_scales_to_the_largest_bar() {

@@ -75,9 +75,27 @@ impl Problem {
         Problem::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "An operator credential is required",
+            "Authentication is required",
         )
-        .detail("send `Authorization: Bearer <operator token>`")
+        .detail("sign in, or send `Authorization: Bearer <API token>`")
+    }
+
+    pub fn forbidden() -> Self {
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "You are not allowed to do this",
+        )
+        .detail("your roles (or your token's scopes) do not allow this request")
+    }
+
+    pub fn busy() -> Self {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "Too many sign-ins at once",
+        )
+        .detail("please try again in a few seconds")
     }
 
     pub fn internal() -> Self {

@@ -9,6 +9,16 @@ use axum::response::Response;
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// The CSP for a page whose form answers with a redirect to another origin
+/// (the OIDC consent screen): browsers hold redirects after a form post to
+/// `form-action`.
+pub fn csp_with_form_action(origin: &str) -> String {
+    CSP.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {origin}"),
+    )
+}
+
 pub async fn headers(request: Request, next: Next) -> Response {
     let https = request.extensions().get::<crate::Https>().is_some();
     let mut response = next.run(request).await;

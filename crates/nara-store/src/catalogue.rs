@@ -126,20 +126,15 @@ impl TryFrom<ServiceRow> for Service {
 /// commits a change without its entry (DESIGN.md invariant 2).
 macro_rules! commit_change {
     ($store:ident, $tx:ident, $entry:expr) => {{
-        let entry: Vec<u8> = $entry;
         sqlx::query(BUMP_VERSION).execute(&mut *$tx).await?;
-        crate::ledger::append_in_tx!(
-            $tx,
-            $store.kind() == crate::BackendKind::Sqlite,
-            std::slice::from_ref(&entry)
-        );
-        $tx.commit().await?;
+        crate::ledger::commit_with_entry!($store, $tx, $entry);
     }};
 }
 
-pub(crate) fn system_entry(kind: &str, s: &System) -> Result<Vec<u8>> {
+pub(crate) fn system_entry(kind: &str, actor: &str, s: &System) -> Result<Vec<u8>> {
     entry_bytes(
         kind,
+        actor,
         vec![
             format!("system:{}", s.id),
             format!("agency:{}", s.details.agency),
@@ -148,9 +143,10 @@ pub(crate) fn system_entry(kind: &str, s: &System) -> Result<Vec<u8>> {
     )
 }
 
-pub(crate) fn service_entry(kind: &str, s: &Service) -> Result<Vec<u8>> {
+pub(crate) fn service_entry(kind: &str, actor: &str, s: &Service) -> Result<Vec<u8>> {
     entry_bytes(
         kind,
+        actor,
         vec![
             format!("service:{}", s.id),
             format!("agency:{}", s.details.agency),
@@ -320,7 +316,7 @@ impl Store {
         row.map(TryInto::try_into).transpose()
     }
 
-    pub async fn create_agency(&self, new: &NewAgency) -> Result<Agency> {
+    pub async fn create_agency(&self, new: &NewAgency, actor: &str) -> Result<Agency> {
         new.validate()?;
         let now = Timestamp::now();
         let agency = Agency {
@@ -332,6 +328,7 @@ impl Store {
         };
         let entry = entry_bytes(
             "catalogue.agency.created",
+            actor,
             vec![format!("agency:{}", agency.id)],
             &agency,
         )?;
@@ -356,7 +353,12 @@ impl Store {
         Ok(agency)
     }
 
-    pub async fn update_agency(&self, id: &MemberId, changes: &AgencyChanges) -> Result<Agency> {
+    pub async fn update_agency(
+        &self,
+        id: &MemberId,
+        changes: &AgencyChanges,
+        actor: &str,
+    ) -> Result<Agency> {
         changes.validate()?;
         let now = Timestamp::now();
         let sql = "UPDATE agencies SET name_en = $2, name_es = $3, name_ko = $4, kind = $5, search_text = $6, updated_at = $7 \
@@ -386,6 +388,7 @@ impl Store {
                 tx,
                 entry_bytes(
                     "catalogue.agency.updated",
+                    actor,
                     vec![format!("agency:{id}")],
                     &agency
                 )?
@@ -425,7 +428,7 @@ impl Store {
         row.map(TryInto::try_into).transpose()
     }
 
-    pub async fn create_system(&self, input: &SystemInput) -> Result<System> {
+    pub async fn create_system(&self, input: &SystemInput, actor: &str) -> Result<System> {
         input.validate()?;
         let now = Timestamp::now();
         let sql = "INSERT INTO systems (agency_id, code, name, kind, grade, environment, endpoint_url, status, search_text, created_at, updated_at) \
@@ -445,14 +448,18 @@ impl Store {
                 created_at: now,
                 updated_at: now,
             };
-            commit_change!(self, tx, system_entry("catalogue.system.created", &system)?);
+            commit_change!(
+                self,
+                tx,
+                system_entry("catalogue.system.created", actor, &system)?
+            );
             system
         });
         self.after_catalogue_write();
         Ok(system)
     }
 
-    pub async fn update_system(&self, id: i64, input: &SystemInput) -> Result<System> {
+    pub async fn update_system(&self, id: i64, input: &SystemInput, actor: &str) -> Result<System> {
         input.validate()?;
         let now = Timestamp::now();
         let sql = "UPDATE systems SET agency_id = $1, code = $2, name = $3, kind = $4, grade = $5, environment = $6, \
@@ -474,7 +481,11 @@ impl Store {
                 created_at: Timestamp(created),
                 updated_at: now,
             };
-            commit_change!(self, tx, system_entry("catalogue.system.updated", &system)?);
+            commit_change!(
+                self,
+                tx,
+                system_entry("catalogue.system.updated", actor, &system)?
+            );
             system
         });
         self.after_catalogue_write();
@@ -510,7 +521,7 @@ impl Store {
         row.map(TryInto::try_into).transpose()
     }
 
-    pub async fn create_service(&self, input: &ServiceInput) -> Result<Service> {
+    pub async fn create_service(&self, input: &ServiceInput, actor: &str) -> Result<Service> {
         input.validate()?;
         let now = Timestamp::now();
         let sql = "INSERT INTO services (agency_id, code, name_en, name_es, name_ko, description_en, description_es, description_ko, \
@@ -534,7 +545,7 @@ impl Store {
             commit_change!(
                 self,
                 tx,
-                service_entry("catalogue.service.created", &service)?
+                service_entry("catalogue.service.created", actor, &service)?
             );
             service
         });
@@ -542,7 +553,12 @@ impl Store {
         Ok(service)
     }
 
-    pub async fn update_service(&self, id: i64, input: &ServiceInput) -> Result<Service> {
+    pub async fn update_service(
+        &self,
+        id: i64,
+        input: &ServiceInput,
+        actor: &str,
+    ) -> Result<Service> {
         input.validate()?;
         let now = Timestamp::now();
         let sql = "UPDATE services SET agency_id = $1, code = $2, name_en = $3, name_es = $4, name_ko = $5, description_en = $6, \
@@ -568,7 +584,7 @@ impl Store {
             commit_change!(
                 self,
                 tx,
-                service_entry("catalogue.service.updated", &service)?
+                service_entry("catalogue.service.updated", actor, &service)?
             );
             service
         });

@@ -59,6 +59,22 @@ macro_rules! append_in_tx {
 }
 pub(crate) use append_in_tx;
 
+/// Finishes a change inside its transaction: appends the change's ledger
+/// entry and commits. One step, so no path commits a change without its entry
+/// (DESIGN.md invariant 2).
+macro_rules! commit_with_entry {
+    ($store:ident, $tx:ident, $entry:expr) => {{
+        let entry: Vec<u8> = $entry;
+        crate::ledger::append_in_tx!(
+            $tx,
+            $store.kind() == crate::BackendKind::Sqlite,
+            std::slice::from_ref(&entry)
+        );
+        $tx.commit().await?;
+    }};
+}
+pub(crate) use commit_with_entry;
+
 /// A signed tree head as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredCheckpoint {
@@ -117,6 +133,7 @@ impl TileCache {
 /// Builds the canonical bytes of a catalogue change's entry.
 pub(crate) fn entry_bytes(
     kind: &str,
+    actor: &str,
     subjects: Vec<String>,
     state: &impl serde::Serialize,
 ) -> Result<Vec<u8>> {
@@ -125,8 +142,7 @@ pub(crate) fn entry_bytes(
     let entry = Entry {
         kind: kind.to_owned(),
         time_ms: nara_core::Timestamp::now().0,
-        // Until accounts exist, only the bootstrap operator can change anything.
-        actor: "operator".to_owned(),
+        actor: actor.to_owned(),
         subjects,
         digest: nara_ledger::entry::digest(&json),
     };

@@ -8,7 +8,9 @@
 
 mod cache;
 mod catalogue;
+pub mod identity;
 pub mod ledger;
+pub mod oidc;
 pub use catalogue::CatalogueStats;
 mod seed;
 mod sql;

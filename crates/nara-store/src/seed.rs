@@ -16,6 +16,8 @@ use crate::sql::{Arg, Sql, bind_args};
 use crate::{Result, Store, with_pool, write_tx};
 
 /// What an INSERT returns to key the ledger entries of the rows it inserted.
+/// The actor named in the entries of seeded rows: `nara seed`/`nara demo`.
+const SEED_ACTOR: &str = "seed";
 const AGENCY_KEY: &str = "CAST(0 AS BIGINT), id, id";
 const ROW_KEY: &str = "id, agency_id, code";
 
@@ -126,6 +128,7 @@ impl Store {
                         };
                         Some(entry_bytes(
                             "catalogue.agency.created",
+                            SEED_ACTOR,
                             vec![format!("agency:{}", a.id)],
                             &agency,
                         ))
@@ -183,7 +186,7 @@ impl Store {
                         created_at: Timestamp(now),
                         updated_at: Timestamp(now),
                     };
-                    service_entry("catalogue.service.created", &service)
+                    service_entry("catalogue.service.created", SEED_ACTOR, &service)
                 },
             );
             report.services += self
@@ -232,7 +235,7 @@ impl Store {
                         created_at: Timestamp(now),
                         updated_at: Timestamp(now),
                     };
-                    system_entry("catalogue.system.created", &system)
+                    system_entry("catalogue.system.created", SEED_ACTOR, &system)
                 },
             );
             report.systems += self

@@ -76,6 +76,29 @@ enum Command {
         #[arg(long, env = "NARA_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
     },
+    /// Issue an operator API token (creating the operator account, without a
+    /// password, if it does not exist): the bootstrap path for automation.
+    /// Prints only the token; it is stored as a digest.
+    OperatorToken {
+        /// The operator's username.
+        #[arg(long)]
+        username: String,
+        /// Scopes, comma-separated: catalogue:write, systems:read, identity:read.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "catalogue:write,systems:read"
+        )]
+        scopes: Vec<String>,
+        /// Days the token is valid.
+        #[arg(long, default_value_t = 30)]
+        days: u64,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Database URL (overrides the configuration).
+        #[arg(long, env = "NARA_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+    },
     /// The public ledger: verify it, show it, manage its signing key.
     Ledger {
         #[command(subcommand)]
@@ -280,35 +303,60 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
         .context("opening the database (the URL is in your configuration)")
 }
 
-/// The demo's operator token: made once, kept in the data directory (0600).
-fn demo_operator_token(data: &Path) -> anyhow::Result<String> {
-    let path = data.join("operator-token");
-    if let Ok(existing) = std::fs::read_to_string(&path) {
-        let token = existing.trim().to_owned();
-        if token.len() >= 32 {
-            return Ok(token);
+async fn operator_token(
+    store: &Store,
+    username: &str,
+    scopes: &[String],
+    days: u64,
+) -> anyhow::Result<String> {
+    use nara_core::identity::{AccountKind, Grant, Role};
+    for s in scopes {
+        anyhow::ensure!(
+            nara_server::auth::SCOPES.contains(&s.as_str()),
+            "unknown scope {s:?}; known: {}",
+            nara_server::auth::SCOPES.join(", ")
+        );
+    }
+    anyhow::ensure!((1..=365).contains(&days), "--days must be 1 to 365");
+    let username = nara_core::identity::normalize_username(username)?;
+    let account = match store.account_by_username(&username).await? {
+        Some(a) => a,
+        None => {
+            store
+                .create_account(
+                    &nara_store::identity::NewAccount {
+                        kind: AccountKind::Operator,
+                        username: username.clone(),
+                        display_name: username.clone(),
+                        national_id_hash: None,
+                        agency: None,
+                        // No password can match: this account signs in only with tokens.
+                        password_hash: "!".into(),
+                        totp_secret: None,
+                        grants: vec![Grant::new(Role::Operator, None)?],
+                    },
+                    "cli",
+                )
+                .await?
         }
-    }
-    let bytes: [u8; 24] = rand::random();
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    write_private(&path, &token)?;
-    Ok(token)
-}
-
-fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(contents.as_bytes())?;
-    Ok(())
+    };
+    anyhow::ensure!(
+        store
+            .grants(account.id)
+            .await?
+            .iter()
+            .any(|g| g.role == Role::Operator),
+        "{username} is not an operator"
+    );
+    let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+    Ok(nara_server::auth::issue_api_token(
+        store,
+        account.id,
+        "cli",
+        &scopes,
+        std::time::Duration::from_secs(days * 86_400),
+    )
+    .await?)
 }
 
 async fn seed_with_progress(
@@ -340,7 +388,8 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         &config.ledger_key_path(),
         &config.ledger_origin(),
     )?;
-    let state = AppState::new(store, config, keys);
+    let identity = nara_server::auth::IdentityKeys::load_or_create(&config.identity_key_path())?;
+    let state = AppState::new(store, config, keys, identity);
     nara_server::serve(listener, state, nara_server::shutdown_signal()).await?;
     Ok(())
 }
@@ -374,14 +423,36 @@ async fn run(command: Command) -> anyhow::Result<()> {
             } else {
                 println!("Reusing the data in {}.", data.display());
             }
-            let token = demo_operator_token(&data)?;
-            config.operator_token = Some(SecretString::from(token.clone()));
+            config.demo = true;
+            let identity =
+                nara_server::auth::IdentityKeys::load_or_create(&config.identity_key_path())?;
+            let (accounts, app) = nara_server::demo::ensure(&store, &identity, &data).await?;
             println!("nara demo is running at http://{listen}/");
             println!(
-                "Operator token (systems inventory and write API), kept in {}:",
-                data.join("operator-token").display()
+                "Demo accounts (also in {}; staff sign in with a TOTP code from totp_secret):",
+                data.join("demo-accounts.json").display()
             );
-            println!("  {token}");
+            for a in &accounts {
+                println!(
+                    "  {:<17} {:<11} {}{}",
+                    a.role,
+                    a.username,
+                    a.password,
+                    a.agency
+                        .as_deref()
+                        .map(|g| format!("  ({g})"))
+                        .unwrap_or_default()
+                );
+            }
+            if let Some(token) = accounts.iter().find_map(|a| a.api_token.as_deref()) {
+                println!("Operator API token: {token}");
+            }
+            println!(
+                "Sample agency app (OIDC): client_id {} redirect {} (secret in {})",
+                app.client_id,
+                app.redirect_uri,
+                data.join("demo-app.json").display()
+            );
             println!("Press Ctrl-C to stop.");
             serve(config, store).await
         }
@@ -419,6 +490,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Ledger { command } => ledger(command).await,
+        Command::OperatorToken {
+            username,
+            scopes,
+            days,
+            config,
+            database_url,
+        } => {
+            let config = load_config(config.as_deref(), database_url)?;
+            let store = open_store(&config).await?;
+            let token = operator_token(&store, &username, &scopes, days).await?;
+            println!("{token}");
+            Ok(())
+        }
         Command::Migrate {
             config,
             database_url,

@@ -130,7 +130,7 @@ async fn openapi_documents_every_api_route() {
         }
     }
     assert!(doc["components"]["schemas"]["Problem"].is_object());
-    assert!(doc["components"]["securitySchemes"]["operator"].is_object());
+    assert!(doc["components"]["securitySchemes"]["api_token"].is_object());
 }
 
 #[tokio::test]
@@ -177,21 +177,6 @@ async fn operations_endpoints() {
 }
 
 #[tokio::test]
-async fn without_an_operator_token_nobody_writes() {
-    let (store, dir) = crate::common::fresh_store("sqlite").await.unwrap();
-    let config = nara_server::Config {
-        operator_token: None,
-        ..Default::default()
-    };
-    let app = TestApp::serve(store, config, dir).await;
-    let r = app
-        .send_json(Method::POST, "/api/v1/agencies", &new_agency())
-        .await;
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert!(app.store.is_empty().await.unwrap());
-}
-
-#[tokio::test]
 async fn graceful_shutdown_finishes_and_stops() {
     let (store, _dir) = crate::common::fresh_store("sqlite").await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -203,6 +188,7 @@ async fn graceful_shutdown_finishes_and_stops() {
             store,
             Default::default(),
             nara_server::ledger::LedgerKeys::ephemeral("test/ledger").unwrap(),
+            nara_server::auth::IdentityKeys::ephemeral(),
         ),
         async {
             let _ = rx.await;

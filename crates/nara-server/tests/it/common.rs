@@ -2,11 +2,11 @@
 
 use std::net::SocketAddr;
 
+use nara_server::auth::IdentityKeys;
 use nara_server::{AppState, Config};
 use nara_store::Store;
-use secrecy::SecretString;
-
-pub const TOKEN: &str = "test-operator-token-0123456789abcdef";
+/// An operator API token with every scope, installed in every test database.
+pub const TOKEN: &str = "nara_at_test-operator-token-0123456789abcdef";
 
 /// The URL of a fresh, empty database of the named backend, or `None` when
 /// PostgreSQL is not available outside CI. Keep the directory while testing.
@@ -77,7 +77,6 @@ impl TestApp {
         let (url, dir) = fresh_database(backend).await?;
         let store = Store::connect(&url).await.expect("open the test database");
         let config = Config {
-            operator_token: Some(SecretString::from(TOKEN)),
             max_body_bytes: 64 * 1024,
             ..Config::default()
         };
@@ -103,12 +102,18 @@ impl TestApp {
             .enable_catalogue_cache()
             .await
             .expect("catalogue read model");
+        install_operator_token(&store).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let state = AppState::new(store.clone(), config, keys);
+        let mut config = config;
+        if config.public_url.is_none() {
+            config.public_url = Some(format!("http://{addr}"));
+        }
+        let identity = IdentityKeys::ephemeral();
+        let state = AppState::new(store.clone(), config, keys, identity);
         tokio::spawn(async move {
             let _ = nara_server::serve(listener, state, async {
                 let _ = rx.await;
@@ -192,6 +197,157 @@ impl TestApp {
         out.push_str(&serde_json::to_string(&s.items).unwrap());
         out
     }
+}
+
+/// Creates the test operator (no password: tokens only) holding [`TOKEN`],
+/// once per database (several test nodes may share one).
+pub async fn install_operator_token(store: &Store) {
+    use nara_core::identity::{AccountKind, Grant, Role};
+    if store
+        .account_by_username("test-operator")
+        .await
+        .expect("lookup")
+        .is_some()
+    {
+        return;
+    }
+    let created = store
+        .create_account(
+            &nara_store::identity::NewAccount {
+                kind: AccountKind::Operator,
+                username: "test-operator".into(),
+                display_name: "Test Operator".into(),
+                national_id_hash: None,
+                agency: None,
+                password_hash: "!".into(),
+                totp_secret: None,
+                grants: vec![Grant::new(Role::Operator, None).unwrap()],
+            },
+            "test",
+        )
+        .await;
+    let account = match created {
+        Ok(a) => a,
+        // Another node of the same test created it first.
+        Err(nara_store::StoreError::Conflict(_)) => return,
+        Err(e) => panic!("creating the test operator: {e}"),
+    };
+    store
+        .create_api_token(
+            account.id,
+            "test",
+            &nara_server::auth::digest(TOKEN),
+            &nara_server::auth::SCOPES.join(" "),
+            nara_core::Timestamp::now().0 + 86_400_000,
+        )
+        .await
+        .expect("test token");
+}
+
+/// A signed-in browser-like session: its cookie header and anti-forgery token.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+impl TestApp {
+    /// The demo accounts (created on first call), as `nara demo` makes them.
+    pub async fn demo_accounts(&self) -> Vec<nara_server::demo::DemoAccount> {
+        let dir = std::env::temp_dir().join(format!("nara-demo-{}", self.addr.port()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let keys = IdentityKeys::ephemeral();
+        nara_server::demo::ensure(&self.store, &keys, &dir)
+            .await
+            .expect("demo accounts")
+            .0
+    }
+
+    /// Signs in over HTTP like a browser: password, then the TOTP code if
+    /// the account has one. Panics if sign-in fails.
+    pub async fn sign_in(&self, a: &nara_server::demo::DemoAccount) -> Session {
+        let r = self
+            .client
+            .post(self.url("/sign-in"))
+            .form(&[
+                ("username", a.username.as_str()),
+                ("password", a.password.as_str()),
+                ("next", "/account"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            reqwest::StatusCode::SEE_OTHER,
+            "sign-in of {}",
+            a.username
+        );
+        let mut cookie = session_cookie(&r).expect("session cookie");
+        if let Some(secret) = &a.totp_secret {
+            let csrf = self.csrf_of(&cookie, "/sign-in/second-factor").await;
+            let code = totp_now(secret, &a.username);
+            let r = self
+                .client
+                .post(self.url("/sign-in/second-factor"))
+                .header("cookie", &cookie)
+                .form(&[
+                    ("code", code.as_str()),
+                    ("csrf", csrf.as_str()),
+                    ("next", "/account"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                r.status(),
+                reqwest::StatusCode::SEE_OTHER,
+                "second factor of {}",
+                a.username
+            );
+            cookie = session_cookie(&r).expect("rotated session cookie");
+        }
+        let csrf = self.csrf_of(&cookie, "/account").await;
+        Session { cookie, csrf }
+    }
+
+    /// The anti-forgery token a page embeds for this session.
+    pub async fn csrf_of(&self, cookie: &str, path: &str) -> String {
+        let html = self
+            .client
+            .get(self.url(path))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let marker = "name=\"csrf\" value=\"";
+        let at = html.find(marker).expect("a csrf field") + marker.len();
+        html[at..at + html[at..].find('"').unwrap()].to_owned()
+    }
+}
+
+/// `name=value` of the session cookie a response sets.
+pub fn session_cookie(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("nara_session=") && !v.starts_with("nara_session=;"))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+}
+
+/// The current TOTP code for a base32 secret.
+pub fn totp_now(secret: &str, username: &str) -> String {
+    let bytes = totp_rs::Secret::Encoded(secret.to_owned())
+        .to_bytes()
+        .unwrap();
+    nara_server::auth::totp(&bytes, username)
+        .unwrap()
+        .generate_current()
+        .unwrap()
 }
 
 /// Declares a test that runs once per backend: `name::sqlite` and `name::postgres`.

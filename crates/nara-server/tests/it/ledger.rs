@@ -23,7 +23,9 @@ async fn wait_for_size(app: &TestApp, size: u64) -> String {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    panic!("no checkpoint of size {size} within 10 s");
+    panic!(
+        "no checkpoint of size {size} within 10 s (sizes count the test operator's account entry)"
+    );
 }
 
 async fn vkey(app: &TestApp) -> String {
@@ -37,10 +39,7 @@ fn b64hash(s: &Value) -> [u8; 32] {
 backends! {
     async fn two_nodes_share_one_log(backend: &str) {
         let Some((url, _dir)) = crate::common::fresh_database(backend).await else { return };
-        let config = || nara_server::Config {
-            operator_token: Some(secrecy::SecretString::from(crate::common::TOKEN)),
-            ..Default::default()
-        };
+        let config = nara_server::Config::default;
         let seed = [42u8; 32];
         let origin = config().ledger_origin();
         let keys = || nara_server::ledger::LedgerKeys { signer: note::Signer::new(&origin, &seed).unwrap(), retired: vec![] };
@@ -60,55 +59,56 @@ backends! {
         for w in futures_util::future::join_all(writes).await {
             assert_eq!(w.status(), StatusCode::CREATED);
         }
-        let from_a = wait_for_size(&a, 41).await;
-        let from_b = wait_for_size(&b, 41).await;
+        let from_a = wait_for_size(&a, 42).await;
+        let from_b = wait_for_size(&b, 42).await;
         assert_eq!(from_a, from_b, "both nodes serve the same signed checkpoint");
         let vkey = vkey(&a).await;
         let via_a = verify_log(&a.url("/ledger"), &vkey, None, &|_, _| {}).await.unwrap();
         let via_b = verify_log(&b.url("/ledger"), &vkey, Some(&from_a), &|_, _| {}).await.unwrap();
         assert_eq!(via_a.checkpoint, via_b.checkpoint);
-        assert_eq!(via_a.entries, 41);
+        assert_eq!(via_a.entries, 42);
     }
 
     async fn every_change_is_recorded_and_verifies(backend: &str) {
         let Some(app) = TestApp::start(backend).await else { return };
         // The demo country: 10 agencies, 30 services, 200 systems, an entry each.
-        let first = wait_for_size(&app, 240).await;
+        let first = wait_for_size(&app, 241).await;
         let base = app.url("/ledger");
         let vkey = vkey(&app).await;
         let verified = verify_log(&base, &vkey, None, &|_, _| {}).await.unwrap();
-        assert_eq!(verified.entries, 240);
+        assert_eq!(verified.entries, 241);
 
         let system = json!({"agency": "KR/GOV/MOIS", "code": "LEDGER-1", "name": "Ledger test", "kind": "server", "grade": 1,
                             "environment": "production", "status": "operational"});
         assert_eq!(app.send_json(Method::POST, "/api/v1/systems", &system).await.status(), StatusCode::CREATED);
         // A refused write records nothing.
         assert_eq!(app.send_json(Method::POST, "/api/v1/systems", &system).await.status(), StatusCode::CONFLICT);
-        let second = wait_for_size(&app, 241).await;
+        let second = wait_for_size(&app, 242).await;
         let again = verify_log(&base, &vkey, Some(&first), &|_, _| {}).await.unwrap();
-        assert_eq!(again.entries, 241);
+        assert_eq!(again.entries, 242);
 
         // The newest entry, with its inclusion proof, verifies against the signed root.
-        let proof: Value = app.get("/api/v1/ledger/entries/240").await.json().await.unwrap();
+        let proof: Value = app.get("/api/v1/ledger/entries/241").await.json().await.unwrap();
         assert_eq!(proof["entry"]["kind"], "catalogue.system.created");
-        assert_eq!(proof["entry"]["actor"], "operator");
+        // The actor is the account behind the API token: the test operator, the first account.
+        assert_eq!(proof["entry"]["actor"], "account:1");
         let verifier = note::Verifier::from_vkey(vkey.trim()).unwrap();
         let checkpoint = Checkpoint::parse(note::open(proof["checkpoint"].as_str().unwrap(), std::slice::from_ref(&verifier)).unwrap()).unwrap();
         let path: Vec<[u8; 32]> = proof["inclusion_proof"].as_array().unwrap().iter().map(b64hash).collect();
-        merkle::verify_inclusion(&b64hash(&proof["leaf_hash"]), 240, checkpoint.size, &path, &checkpoint.root).unwrap();
+        merkle::verify_inclusion(&b64hash(&proof["leaf_hash"]), 241, checkpoint.size, &path, &checkpoint.root).unwrap();
         // And a consistency proof links the two checkpoints.
-        let c: Value = app.get("/api/v1/ledger/consistency?first=240").await.json().await.unwrap();
+        let c: Value = app.get("/api/v1/ledger/consistency?first=241").await.json().await.unwrap();
         let earlier = Checkpoint::parse(note::open(&first, std::slice::from_ref(&verifier)).unwrap()).unwrap();
         let later = Checkpoint::parse(note::open(&second, &[verifier]).unwrap()).unwrap();
         let path: Vec<[u8; 32]> = c["proof"].as_array().unwrap().iter().map(b64hash).collect();
-        merkle::verify_consistency(240, 241, &earlier.root, &later.root, &path).unwrap();
+        merkle::verify_consistency(241, 242, &earlier.root, &later.root, &path).unwrap();
 
         // Tiles per C2SP tlog-tiles: a full tile is immutable, a missing one is 404, bad paths are 400.
-        assert_eq!(app.get("/ledger/tile/0/000.p/241").await.status(), StatusCode::OK, "the published partial tile");
-        assert_eq!(app.get("/ledger/tile/entries/000.p/241").await.status(), StatusCode::OK);
-        assert_eq!(app.get("/ledger/tile/0/000.p/242").await.status(), StatusCode::NOT_FOUND, "wider than the tree");
+        assert_eq!(app.get("/ledger/tile/0/000.p/242").await.status(), StatusCode::OK, "the published partial tile");
+        assert_eq!(app.get("/ledger/tile/entries/000.p/242").await.status(), StatusCode::OK);
+        assert_eq!(app.get("/ledger/tile/0/000.p/243").await.status(), StatusCode::NOT_FOUND, "wider than the tree");
         let full = app.get("/ledger/tile/0/000").await;
-        assert_eq!(full.status(), StatusCode::NOT_FOUND, "tile 0/000 is not full at 241 entries");
+        assert_eq!(full.status(), StatusCode::NOT_FOUND, "tile 0/000 is not full at 242 entries");
         let ok = app.get("/ledger/tile/0/000.p/200").await;
         assert_eq!(ok.status(), StatusCode::OK);
         assert_eq!(ok.headers()["cache-control"], "public, max-age=31536000, immutable");
@@ -118,7 +118,7 @@ backends! {
             assert_eq!(app.get(bad).await.status(), StatusCode::BAD_REQUEST, "{bad}");
         }
         assert_eq!(app.get("/ledger/tile/entries/001").await.status(), StatusCode::NOT_FOUND);
-        assert_eq!(app.get("/api/v1/ledger/entries/241").await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(app.get("/api/v1/ledger/entries/242").await.status(), StatusCode::NOT_FOUND);
         assert_eq!(app.get("/api/v1/ledger/entries/-1").await.status(), StatusCode::BAD_REQUEST);
         assert_eq!(app.get("/api/v1/ledger/consistency?first=0").await.status(), StatusCode::BAD_REQUEST);
         assert_eq!(app.get("/api/v1/ledger/consistency?first=5&second=9999").await.status(), StatusCode::BAD_REQUEST);
@@ -126,7 +126,7 @@ backends! {
 
     async fn an_edited_entry_is_caught_and_named(backend: &str) {
         let Some(app) = TestApp::start(backend).await else { return };
-        wait_for_size(&app, 240).await;
+        wait_for_size(&app, 241).await;
         let base = app.url("/ledger");
         let vkey = vkey(&app).await;
         tamper(&app.url, "UPDATE ledger_entries SET entry = $1 WHERE idx = 37", Some(b"forged entry".to_vec())).await;
@@ -143,7 +143,7 @@ backends! {
 
     async fn rewritten_or_truncated_history_is_caught(backend: &str) {
         let Some(app) = TestApp::start(backend).await else { return };
-        let saved = wait_for_size(&app, 240).await;
+        let saved = wait_for_size(&app, 241).await;
         let base = app.url("/ledger");
         let vkey = vkey(&app).await;
         // Truncate: drop the last 100 entries and the tree, as a database
@@ -159,7 +159,7 @@ backends! {
         }
         wait_for_size(&app, 140).await;
         match verify_log(&base, &vkey, Some(&saved), &|_, _| {}).await {
-            Err(VerifyError::Audit(AuditError::Shrunk { saved: 240, current: 140 })) => {}
+            Err(VerifyError::Audit(AuditError::Shrunk { saved: 241, current: 140 })) => {}
             other => panic!("expected the truncation to be caught, got {other:?}"),
         }
         // Rewrite: change an early entry and grow past the saved size.
@@ -175,7 +175,7 @@ backends! {
         }
         wait_for_size(&app, 280).await;
         match verify_log(&base, &vkey, Some(&saved), &|_, _| {}).await {
-            Err(VerifyError::Audit(AuditError::Rewritten { saved: 240 })) => {}
+            Err(VerifyError::Audit(AuditError::Rewritten { saved: 241 })) => {}
             other => panic!("expected the rewrite to be caught, got {other:?}"),
         }
     }

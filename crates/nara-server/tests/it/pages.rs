@@ -1,8 +1,8 @@
-//! The pages: languages, catalogue, operator sign-in, forgery protection.
+//! The pages: languages, catalogue, sign-in, forgery protection.
 
 use reqwest::StatusCode;
 
-use crate::common::{TOKEN, TestApp};
+use crate::common::TestApp;
 
 async fn page(
     app: &TestApp,
@@ -116,73 +116,61 @@ async fn catalogue_search_filters_and_pages() {
 }
 
 #[tokio::test]
-async fn the_inventory_is_for_signed_in_operators() {
+async fn the_inventory_is_for_signed_in_staff() {
     let app = TestApp::start("sqlite").await.unwrap();
     let (status, headers, _) = page(&app, "/systems?grade=1", &[]).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    assert_eq!(
-        headers["location"],
-        "/operator/sign-in?next=%2Fsystems%3Fgrade%3D1"
-    );
+    assert_eq!(headers["location"], "/sign-in?next=%2Fsystems%3Fgrade%3D1");
 
+    let accounts = app.demo_accounts().await;
+    let operator = accounts.iter().find(|a| a.role == "operator").unwrap();
     let wrong = app
         .client
-        .post(app.url("/operator/sign-in"))
-        .form(&[("token", "guess"), ("next", "/systems")])
+        .post(app.url("/sign-in"))
+        .form(&[
+            ("username", "operator"),
+            ("password", "guess-guess-guess"),
+            ("next", "/systems"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     let html = wrong.text().await.unwrap();
-    assert!(html.contains("aria-invalid=\"true\"") && html.contains("id=\"token-error\""));
+    assert!(html.contains("aria-invalid=\"true\"") && html.contains("id=\"signin-error\""));
 
-    let ok = app
-        .client
-        .post(app.url("/operator/sign-in"))
-        .form(&[("token", TOKEN), ("next", "/systems?grade=1")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
-    assert_eq!(ok.headers()["location"], "/systems?grade=1");
-    let cookie = ok.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
-    let session = cookie.split(';').next().unwrap().to_owned();
-
-    let (status, _, html) = page(&app, "/systems?grade=1", &[("cookie", &session)]).await;
+    let session = app.sign_in(operator).await;
+    let (status, _, html) = page(&app, "/systems?grade=1", &[("cookie", &session.cookie)]).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("<table>") && html.contains("<svg role=\"img\""));
     assert!(html.contains("<option value=\"1\" selected>"));
-    let (status, _, html) = page(&app, "/systems?grade=9", &[("cookie", &session)]).await;
+    let (status, _, html) = page(&app, "/systems?grade=9", &[("cookie", &session.cookie)]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(html.contains("id=\"grade-error\""));
-    // A forged or tampered session is no session.
-    let (status, _, _) = page(
-        &app,
-        "/systems",
-        &[("cookie", "nara_operator=9999999999.00ff")],
-    )
-    .await;
+    // A forged session id is no session.
+    let (status, _, _) = page(&app, "/systems", &[("cookie", "nara_session=forged")]).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    // Off-site redirects after sign-in are refused.
-    let r = app
-        .client
-        .post(app.url("/operator/sign-in"))
-        .form(&[("token", TOKEN), ("next", "//evil.example/")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.headers()["location"], "/systems");
+    // A citizen is signed in but may not see the inventory.
+    let citizen = accounts.iter().find(|a| a.role == "citizen").unwrap();
+    let c = app.sign_in(citizen).await;
+    let (status, _, _) = page(&app, "/systems", &[("cookie", &c.cookie)]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
 async fn cross_site_form_posts_are_refused() {
     let app = TestApp::start("sqlite").await.unwrap();
+    let accounts = app.demo_accounts().await;
+    let citizen = accounts.iter().find(|a| a.role == "citizen").unwrap();
+    let form = [
+        ("username", citizen.username.as_str()),
+        ("password", citizen.password.as_str()),
+    ];
     let r = app
         .client
-        .post(app.url("/operator/sign-in"))
+        .post(app.url("/sign-in"))
         .header("sec-fetch-site", "cross-site")
-        .form(&[("token", TOKEN)])
+        .form(&form)
         .send()
         .await
         .unwrap();
@@ -190,18 +178,18 @@ async fn cross_site_form_posts_are_refused() {
     assert!(r.headers().get("set-cookie").is_none());
     let r = app
         .client
-        .post(app.url("/operator/sign-in"))
+        .post(app.url("/sign-in"))
         .header("origin", "https://evil.example")
-        .form(&[("token", TOKEN)])
+        .form(&form)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let r = app
         .client
-        .post(app.url("/operator/sign-in"))
+        .post(app.url("/sign-in"))
         .header("origin", format!("http://{}", app.addr))
-        .form(&[("token", TOKEN)])
+        .form(&form)
         .send()
         .await
         .unwrap();

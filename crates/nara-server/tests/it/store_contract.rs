@@ -51,55 +51,55 @@ async fn store(backend: &str) -> Option<(Store, Option<tempfile::TempDir>)> {
 backends! {
     async fn agencies_round_trip(backend: &str) {
         let Some((store, _dir)) = store(backend).await else { return };
-        let created = store.create_agency(&agency("KR/GOV/MOT")).await.unwrap();
+        let created = store.create_agency(&agency("KR/GOV/MOT"), "test").await.unwrap();
         let got = store.get_agency(&created.id).await.unwrap().unwrap();
         assert_eq!(got, created);
-        assert!(matches!(store.create_agency(&agency("KR/GOV/MOT")).await, Err(StoreError::Conflict(_))));
+        assert!(matches!(store.create_agency(&agency("KR/GOV/MOT"), "test").await, Err(StoreError::Conflict(_))));
 
         let changes = AgencyChanges { name: Localized::new("Ministry of Trials", "Ministerio de Ensayos", "시행부"), kind: AgencyKind::PublicBody };
-        let updated = store.update_agency(&created.id, &changes).await.unwrap();
+        let updated = store.update_agency(&created.id, &changes, "test").await.unwrap();
         assert_eq!(updated.created_at, created.created_at);
         assert_eq!(store.get_agency(&created.id).await.unwrap().unwrap().name.ko, "시행부");
         let missing = MemberId::parse("KR/GOV/NOPE").unwrap();
-        assert!(matches!(store.update_agency(&missing, &changes).await, Err(StoreError::NotFound(_))));
+        assert!(matches!(store.update_agency(&missing, &changes, "test").await, Err(StoreError::NotFound(_))));
         assert!(store.get_agency(&missing).await.unwrap().is_none());
     }
 
     async fn systems_round_trip_and_constraints(backend: &str) {
         let Some((store, _dir)) = store(backend).await else { return };
-        store.create_agency(&agency("KR/GOV/MOT")).await.unwrap();
-        let s = store.create_system(&system("KR/GOV/MOT", "DB-1", 1)).await.unwrap();
+        store.create_agency(&agency("KR/GOV/MOT"), "test").await.unwrap();
+        let s = store.create_system(&system("KR/GOV/MOT", "DB-1", 1), "test").await.unwrap();
         assert_eq!(store.get_system(s.id).await.unwrap().unwrap(), s);
-        assert!(matches!(store.create_system(&system("KR/GOV/MOT", "DB-1", 2)).await, Err(StoreError::Conflict(_))));
-        match store.create_system(&system("KR/GOV/NONE", "DB-2", 2)).await {
+        assert!(matches!(store.create_system(&system("KR/GOV/MOT", "DB-1", 2), "test").await, Err(StoreError::Conflict(_))));
+        match store.create_system(&system("KR/GOV/NONE", "DB-2", 2), "test").await {
             Err(StoreError::Invalid(i)) => assert_eq!(i.errors[0].field, "agency"),
             other => panic!("expected an invalid agency, got {other:?}"),
         }
         let mut changed = system("KR/GOV/MOT", "DB-1", 3);
         changed.endpoint_url = None;
-        let u = store.update_system(s.id, &changed).await.unwrap();
+        let u = store.update_system(s.id, &changed, "test").await.unwrap();
         assert_eq!(u.details.grade.get(), 3);
         assert_eq!(store.get_system(s.id).await.unwrap().unwrap().details.endpoint_url, None);
-        assert!(matches!(store.update_system(999_999, &changed).await, Err(StoreError::NotFound(_))));
+        assert!(matches!(store.update_system(999_999, &changed, "test").await, Err(StoreError::NotFound(_))));
         // Invalid input is refused before the database is touched.
         let mut bad = system("KR/GOV/MOT", "DB 9", 1);
         bad.name = String::new();
-        assert!(matches!(store.create_system(&bad).await, Err(StoreError::Invalid(_))));
+        assert!(matches!(store.create_system(&bad, "test").await, Err(StoreError::Invalid(_))));
     }
 
     async fn services_round_trip(backend: &str) {
         let Some((store, _dir)) = store(backend).await else { return };
-        store.create_agency(&agency("KR/LOC/TOWN")).await.unwrap();
-        let s = store.create_service(&service("KR/LOC/TOWN", "dog-licence")).await.unwrap();
+        store.create_agency(&agency("KR/LOC/TOWN"), "test").await.unwrap();
+        let s = store.create_service(&service("KR/LOC/TOWN", "dog-licence"), "test").await.unwrap();
         assert_eq!(store.get_service(s.id).await.unwrap().unwrap(), s);
         let mut changed = service("KR/LOC/TOWN", "dog-licence");
         changed.status = ServiceStatus::Suspended;
         changed.name.es = "Licencia para perros".into();
-        store.update_service(s.id, &changed).await.unwrap();
+        store.update_service(s.id, &changed, "test").await.unwrap();
         let got = store.get_service(s.id).await.unwrap().unwrap();
         assert_eq!(got.details.status, ServiceStatus::Suspended);
         assert_eq!(got.details.name.es, "Licencia para perros");
-        assert!(matches!(store.create_service(&service("KR/LOC/TOWN", "dog-licence")).await, Err(StoreError::Conflict(_))));
+        assert!(matches!(store.create_service(&service("KR/LOC/TOWN", "dog-licence"), "test").await, Err(StoreError::Conflict(_))));
     }
 
     async fn filters_search_and_pages(backend: &str) {
@@ -197,10 +197,10 @@ backends! {
             endpoint_url: None, status: SystemStatus::Operational,
         };
         let find = SystemFilter { q: q("freshly written"), ..Default::default() };
-        cached.create_system(&new).await.unwrap();
+        cached.create_system(&new, "test").await.unwrap();
         assert_eq!(cached.list_systems(&find, PageRequest::default()).await.unwrap().total, 1, "a node reads its own write");
         new.code = "FRESH-2".into();
-        sql.create_system(&new).await.unwrap();
+        sql.create_system(&new, "test").await.unwrap();
         let mut seen = 0;
         for _ in 0..50 {
             seen = cached.list_systems(&find, PageRequest::default()).await.unwrap().total;

@@ -1,0 +1,1579 @@
+//! The identity pages: sign in (password, then a second factor), sign up
+//! (demo mode only), sign out, the account page (sessions, second factor,
+//! connected apps), agency administration (officials, roles, OIDC apps) and
+//! the security events the security-operations work reads.
+//!
+//! Every state-changing form of a signed-in person carries the session's
+//! anti-forgery token, checked here in constant time, on top of the
+//! same-origin check every page form passes ([`crate::pages::same_origin_only`]).
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::Form;
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use nara_core::identity::{
+    self, AccountKind, Grant, PASSWORD_MAX, Role, check_new_password, normalize_username,
+};
+use nara_core::{Lang, MemberId};
+use nara_store::identity::{Account, NewAccount, SecurityEvent};
+use nara_store::oidc::Client;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::auth::{
+    self, Caller, Principal, constant_time_eq, digest, random_secret, session_cookie,
+};
+use crate::pages::{Layout, PageCtx, PageError, render, store_failed};
+use crate::problem::Problem;
+
+/// Where to go after signing in: a local path only, never another site.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control) =>
+        {
+            n.to_owned()
+        }
+        _ => "/account".to_owned(),
+    }
+}
+
+/// The page a half-signed-in person must finish on.
+pub fn pending_page(stage: &str) -> &'static str {
+    match stage {
+        "enrol" => "/sign-in/set-up-second-factor",
+        _ => "/sign-in/second-factor",
+    }
+}
+
+pub fn csrf_refused(lang: Lang) -> Response {
+    PageError {
+        status: StatusCode::FORBIDDEN,
+        message: "error.forbidden",
+        lang,
+    }
+    .into_response()
+}
+
+fn csrf_ok(caller: &Caller, given: &str) -> bool {
+    let expected = match caller {
+        Caller::Signed(p) => p.csrf(),
+        Caller::Pending { session, .. } => Some(session.csrf.as_str()),
+        Caller::Anonymous => None,
+    };
+    expected.is_some_and(|e| constant_time_eq(e, given))
+}
+
+/// The peer address of the connection (not a forwarded header, which the
+/// client controls), for throttling and security events.
+pub struct ClientAddress(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string())
+                .unwrap_or_else(|| "unknown".into()),
+        ))
+    }
+}
+
+fn user_agent(headers: &HeaderMap) -> String {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect()
+}
+
+fn with_cookie(mut response: Response, cookie: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+}
+
+async fn event(
+    state: &AppState,
+    kind: &str,
+    account: Option<i64>,
+    username: &str,
+    addr: &str,
+    detail: &str,
+) {
+    if let Err(e) = state
+        .store
+        .record_security_event(kind, account, username, addr, detail)
+        .await
+    {
+        tracing::error!(error = %e, kind, "could not record a security event");
+    }
+}
+
+/// Ends the caller's current session, if any (before a new one starts).
+async fn end_current(state: &AppState, caller: &Caller) {
+    let hash = match caller {
+        Caller::Signed(p) => p.session_hash().map(str::to_owned),
+        Caller::Pending { session, .. } => Some(session.id_hash.clone()),
+        Caller::Anonymous => None,
+    };
+    if let Some(h) = hash {
+        let _ = state.store.delete_session(&h).await;
+    }
+}
+
+// --------------------------------------------------------------- sign in
+
+#[derive(Template)]
+#[template(path = "signin.html")]
+struct SignInPage {
+    layout: Layout,
+    next: String,
+    username: String,
+    error: Option<String>,
+    demo: bool,
+}
+
+pub async fn sign_in_form(ctx: PageCtx, State(state): State<AppState>) -> Response {
+    let next = safe_next(
+        form_urlencoded::parse(ctx.query.as_bytes())
+            .find(|(k, _)| k == "next")
+            .map(|(_, v)| v.into_owned())
+            .as_deref(),
+    );
+    render(&SignInPage {
+        layout: ctx.layout(ctx.tr().s("signin.title"), "sign-in"),
+        next,
+        username: String::new(),
+        error: None,
+        demo: state.config.demo,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct SignIn {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+pub async fn sign_in(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    ClientAddress(addr): ClientAddress,
+    headers: HeaderMap,
+    Form(form): Form<SignIn>,
+) -> Response {
+    let next = safe_next(form.next.as_deref());
+    let tr = ctx.tr();
+    let page = |status: StatusCode, error: String| {
+        let view = SignInPage {
+            layout: ctx.layout(tr.s("signin.title"), "sign-in"),
+            next: next.clone(),
+            username: form.username.chars().take(64).collect(),
+            error: Some(error),
+            demo: state.config.demo,
+        };
+        (status, render(&view)).into_response()
+    };
+    let username = normalize_username(&form.username).unwrap_or_default();
+    let account_key = format!("account:{username}");
+    let address_key = format!("address:{addr}");
+    let wait = state
+        .account_throttle
+        .wait(&account_key)
+        .or_else(|| state.address_throttle.wait(&address_key));
+    if let Some(wait) = wait {
+        event(&state, "login.throttled", None, &username, &addr, "").await;
+        let mut r = page(
+            StatusCode::TOO_MANY_REQUESTS,
+            tr.s("signin.throttled")
+                .replace("{n}", &wait.as_secs().max(1).to_string()),
+        );
+        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
+    }
+    let account = if username.is_empty() || form.password.chars().count() > PASSWORD_MAX {
+        None
+    } else {
+        match state.store.account_by_username(&username).await {
+            Ok(a) => a.filter(Account::is_active),
+            Err(e) => return store_failed(ctx.lang)(e).into_response(),
+        }
+    };
+    let verified = match state
+        .passwords
+        .verify(
+            account.as_ref().map(|a| a.password_hash.as_str()),
+            &form.password,
+        )
+        .await
+    {
+        Ok(v) => v,
+        Err(auth::Busy) => {
+            let mut r = page(StatusCode::SERVICE_UNAVAILABLE, tr.s("signin.busy").into());
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return r;
+        }
+    };
+    let Some(account) = account.filter(|_| verified) else {
+        let id = None;
+        event(
+            &state,
+            "login.failed",
+            id,
+            &username,
+            &addr,
+            "wrong username or password",
+        )
+        .await;
+        let locked = state.account_throttle.fail(&account_key);
+        let address_locked = state.address_throttle.fail(&address_key);
+        if let Some(lock) = locked.or(address_locked) {
+            let what = if locked.is_some() {
+                "account"
+            } else {
+                "address"
+            };
+            event(
+                &state,
+                "login.locked",
+                id,
+                &username,
+                &addr,
+                &format!("{what} locked for {} s", lock.as_secs()),
+            )
+            .await;
+        }
+        return page(StatusCode::UNAUTHORIZED, tr.s("signin.wrong").into());
+    };
+    state.account_throttle.succeed(&account_key);
+    let grants = match state.store.grants(account.id).await {
+        Ok(g) => g,
+        Err(e) => return store_failed(ctx.lang)(e).into_response(),
+    };
+    let staff = grants.iter().any(|g| g.role.needs_second_factor());
+    let stage = if account.totp_secret.is_some() {
+        "second_factor"
+    } else if staff && !state.config.demo {
+        "enrol"
+    } else {
+        "full"
+    };
+    // A new session id at every sign-in, and the old session ended.
+    end_current(&state, &ctx.caller).await;
+    let id = match auth::start_session(
+        &state.store,
+        account.id,
+        stage,
+        "pwd",
+        &addr,
+        &user_agent(&headers),
+    )
+    .await
+    {
+        Ok(id) => id,
+        Err(p) => return p.into_response(),
+    };
+    event(
+        &state,
+        "login.password_ok",
+        Some(account.id),
+        &account.username,
+        &addr,
+        stage,
+    )
+    .await;
+    let to = if stage == "full" {
+        next
+    } else {
+        let n: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
+        format!("{}?next={n}", pending_page(stage))
+    };
+    with_cookie(
+        Redirect::to(&to).into_response(),
+        &session_cookie(
+            state.config.is_https(),
+            &id,
+            auth::SESSION_ABSOLUTE_MS / 1000,
+        ),
+    )
+}
+
+// ---------------------------------------------------------- second factor
+
+#[derive(Template)]
+#[template(path = "second_factor.html")]
+struct SecondFactorPage {
+    layout: Layout,
+    next: String,
+    csrf: String,
+    error: bool,
+}
+
+fn next_of(ctx: &PageCtx) -> String {
+    safe_next(
+        form_urlencoded::parse(ctx.query.as_bytes())
+            .find(|(k, _)| k == "next")
+            .map(|(_, v)| v.into_owned())
+            .as_deref(),
+    )
+}
+
+pub async fn second_factor_form(ctx: PageCtx) -> Response {
+    let Caller::Pending { session, .. } = &ctx.caller else {
+        return Redirect::to("/account").into_response();
+    };
+    if session.stage != "second_factor" {
+        return Redirect::to(pending_page(&session.stage)).into_response();
+    }
+    render(&SecondFactorPage {
+        layout: ctx.layout(ctx.tr().s("second_factor.title"), ""),
+        next: next_of(&ctx),
+        csrf: session.csrf.clone(),
+        error: false,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct SecondFactor {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+pub async fn second_factor(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    ClientAddress(addr): ClientAddress,
+    headers: HeaderMap,
+    Form(form): Form<SecondFactor>,
+) -> Response {
+    let Caller::Pending { session, account } = &ctx.caller else {
+        return Redirect::to("/account").into_response();
+    };
+    if !csrf_ok(&ctx.caller, &form.csrf) {
+        return csrf_refused(ctx.lang);
+    }
+    let next = safe_next(form.next.as_deref());
+    let key = format!("account:{}", account.username);
+    if state.account_throttle.wait(&key).is_some() {
+        event(
+            &state,
+            "second_factor.throttled",
+            Some(account.id),
+            &account.username,
+            &addr,
+            "",
+        )
+        .await;
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            render(&SecondFactorPage {
+                layout: ctx.layout(ctx.tr().s("second_factor.title"), ""),
+                next,
+                csrf: session.csrf.clone(),
+                error: true,
+            }),
+        )
+            .into_response();
+    }
+    let ok = match (&account.totp_secret, form.code.trim().len()) {
+        (Some(secret), 6) | (Some(secret), 7) => {
+            match auth::totp_step(
+                secret,
+                &account.username,
+                &form.code,
+                auth::unix_now() as u64,
+            ) {
+                // A code works once, even within its 30 s window.
+                Some(step) => state
+                    .store
+                    .use_totp_step(account.id, step)
+                    .await
+                    .unwrap_or(false),
+                None => false,
+            }
+        }
+        (Some(_), _) => state
+            .store
+            .use_recovery_code(
+                account.id,
+                &digest(&auth::normalize_recovery_code(&form.code)),
+            )
+            .await
+            .unwrap_or(false),
+        (None, _) => false,
+    };
+    if !ok {
+        event(
+            &state,
+            "second_factor.failed",
+            Some(account.id),
+            &account.username,
+            &addr,
+            "",
+        )
+        .await;
+        if let Some(lock) = state.account_throttle.fail(&key) {
+            event(
+                &state,
+                "login.locked",
+                Some(account.id),
+                &account.username,
+                &addr,
+                &format!("account locked for {} s", lock.as_secs()),
+            )
+            .await;
+        }
+        return (
+            StatusCode::UNAUTHORIZED,
+            render(&SecondFactorPage {
+                layout: ctx.layout(ctx.tr().s("second_factor.title"), ""),
+                next,
+                csrf: session.csrf.clone(),
+                error: true,
+            }),
+        )
+            .into_response();
+    }
+    state.account_throttle.succeed(&key);
+    event(
+        &state,
+        "login.succeeded",
+        Some(account.id),
+        &account.username,
+        &addr,
+        "pwd otp",
+    )
+    .await;
+    promote(&state, &ctx.caller, account.id, &addr, &headers, &next).await
+}
+
+/// Replaces a pending session with a full one under a new id.
+async fn promote(
+    state: &AppState,
+    caller: &Caller,
+    account_id: i64,
+    addr: &str,
+    headers: &HeaderMap,
+    next: &str,
+) -> Response {
+    end_current(state, caller).await;
+    match auth::start_session(
+        &state.store,
+        account_id,
+        "full",
+        "pwd otp",
+        addr,
+        &user_agent(headers),
+    )
+    .await
+    {
+        Ok(id) => with_cookie(
+            Redirect::to(next).into_response(),
+            &session_cookie(
+                state.config.is_https(),
+                &id,
+                auth::SESSION_ABSOLUTE_MS / 1000,
+            ),
+        ),
+        Err(p) => p.into_response(),
+    }
+}
+
+// ------------------------------------------------------ second factor set-up
+
+#[derive(Template)]
+#[template(path = "enrol.html")]
+struct EnrolPage {
+    layout: Layout,
+    action: &'static str,
+    csrf: String,
+    secret: String,
+    qr_svg: String,
+    next: String,
+    error: bool,
+}
+
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+struct RecoveryCodesPage {
+    layout: Layout,
+    codes: Vec<String>,
+    next: String,
+}
+
+fn enrol_page(ctx: &PageCtx, csrf: &str, username: &str, secret: String, error: bool) -> Response {
+    let uri = totp_rs::Secret::Encoded(secret.clone())
+        .to_bytes()
+        .ok()
+        .and_then(|b| auth::totp(&b, username))
+        .map(|t| t.get_url())
+        .unwrap_or_default();
+    let qr_svg = qrcode::QrCode::new(uri.as_bytes())
+        .map(|q| {
+            q.render::<qrcode::render::svg::Color>()
+                .min_dimensions(200, 200)
+                .build()
+        })
+        .unwrap_or_default();
+    let pending = matches!(ctx.caller, Caller::Pending { .. });
+    let page = EnrolPage {
+        layout: ctx.layout(ctx.tr().s("enrol.title"), ""),
+        action: if pending {
+            "/sign-in/set-up-second-factor"
+        } else {
+            "/account/second-factor"
+        },
+        csrf: csrf.to_owned(),
+        secret,
+        // The SVG is generated here from a URI we built: no user text in it.
+        qr_svg: qr_svg.replace("<?xml version=\"1.0\" standalone=\"yes\"?>", ""),
+        next: next_of(ctx),
+        error,
+    };
+    let status = if error {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    (status, render(&page)).into_response()
+}
+
+fn caller_account(caller: &Caller) -> Option<(i64, String, String)> {
+    match caller {
+        Caller::Signed(p) => Some((
+            p.account_id,
+            p.username.clone(),
+            p.csrf().unwrap_or_default().to_owned(),
+        )),
+        Caller::Pending { session, account } => {
+            Some((account.id, account.username.clone(), session.csrf.clone()))
+        }
+        Caller::Anonymous => None,
+    }
+}
+
+pub async fn enrol_form(ctx: PageCtx) -> Response {
+    if let Caller::Pending { session, .. } = &ctx.caller
+        && session.stage != "enrol"
+    {
+        return Redirect::to(pending_page(&session.stage)).into_response();
+    }
+    let Some((_, username, csrf)) = caller_account(&ctx.caller) else {
+        return Redirect::to("/sign-in").into_response();
+    };
+    enrol_page(&ctx, &csrf, &username, auth::new_totp_secret(), false)
+}
+
+#[derive(Deserialize)]
+pub struct Enrol {
+    #[serde(default)]
+    secret: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+pub async fn enrol(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    ClientAddress(addr): ClientAddress,
+    headers: HeaderMap,
+    Form(form): Form<Enrol>,
+) -> Response {
+    if !csrf_ok(&ctx.caller, &form.csrf) {
+        return csrf_refused(ctx.lang);
+    }
+    let Some((account_id, username, csrf)) = caller_account(&ctx.caller) else {
+        return Redirect::to("/sign-in").into_response();
+    };
+    if let Caller::Pending { session, .. } = &ctx.caller
+        && session.stage != "enrol"
+    {
+        return Redirect::to(pending_page(&session.stage)).into_response();
+    }
+    let valid_secret = form.secret.len() == 32
+        && totp_rs::Secret::Encoded(form.secret.clone())
+            .to_bytes()
+            .is_ok();
+    let step = valid_secret
+        .then(|| auth::totp_step(&form.secret, &username, &form.code, auth::unix_now() as u64))
+        .flatten();
+    let Some(step) = step else {
+        let secret = if valid_secret {
+            form.secret
+        } else {
+            auth::new_totp_secret()
+        };
+        return enrol_page(&ctx, &csrf, &username, secret, true);
+    };
+    let codes = auth::new_recovery_codes();
+    let hashes: Vec<String> = codes
+        .iter()
+        .map(|c| digest(&auth::normalize_recovery_code(c)))
+        .collect();
+    if let Err(e) = state
+        .store
+        .set_second_factor(account_id, Some(&form.secret), &hashes)
+        .await
+    {
+        return store_failed(ctx.lang)(e).into_response();
+    }
+    let _ = state.store.use_totp_step(account_id, step).await;
+    event(
+        &state,
+        "second_factor.enrolled",
+        Some(account_id),
+        &username,
+        &addr,
+        "totp",
+    )
+    .await;
+    let next = safe_next(form.next.as_deref());
+    let page = RecoveryCodesPage {
+        layout: ctx.layout(ctx.tr().s("recovery.title"), ""),
+        codes,
+        next: next.clone(),
+    };
+    let mut response = render(&page);
+    if matches!(ctx.caller, Caller::Pending { .. }) {
+        // Enrolment proved the second factor: the session becomes full, under a new id.
+        let promoted = promote(&state, &ctx.caller, account_id, &addr, &headers, &next).await;
+        for v in promoted.headers().get_all(header::SET_COOKIE) {
+            response.headers_mut().append(header::SET_COOKIE, v.clone());
+        }
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+// ---------------------------------------------------------------- sign up
+
+#[derive(Template)]
+#[template(path = "signup.html")]
+struct SignUpPage {
+    layout: Layout,
+    fields: Vec<SignUpField>,
+}
+
+/// One field of the sign-up form, with its value and error (if any).
+pub struct SignUpField {
+    pub name: &'static str,
+    pub kind: &'static str,
+    pub autocomplete: &'static str,
+    pub max: usize,
+    pub value: String,
+    pub error: Option<String>,
+}
+
+impl SignUpPage {
+    fn new(layout: Layout, form: &SignUp, errors: &[(String, String)]) -> SignUpPage {
+        let error = |f: &str| errors.iter().find(|(n, _)| n == f).map(|(_, d)| d.clone());
+        let field = |name, kind, autocomplete, max, value: &str| SignUpField {
+            name,
+            kind,
+            autocomplete,
+            max,
+            value: value.to_owned(),
+            error: error(name),
+        };
+        SignUpPage {
+            layout,
+            fields: vec![
+                field("username", "text", "username", 64, &form.username),
+                field("display_name", "text", "name", 100, &form.display_name),
+                field("national_id", "text", "off", 20, &form.national_id),
+                // A password is never sent back.
+                field("password", "password", "new-password", 256, ""),
+            ],
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct SignUp {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    national_id: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn sign_up_form(ctx: PageCtx, State(state): State<AppState>) -> Response {
+    if !state.config.demo {
+        return PageError::not_found(ctx.lang).into_response();
+    }
+    render(&SignUpPage::new(
+        ctx.layout(ctx.tr().s("signup.title"), "sign-up"),
+        &SignUp::default(),
+        &[],
+    ))
+}
+
+/// Demo mode only: in production citizens are provisioned or federated.
+pub async fn sign_up(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    ClientAddress(addr): ClientAddress,
+    headers: HeaderMap,
+    Form(form): Form<SignUp>,
+) -> Response {
+    if !state.config.demo {
+        return PageError::not_found(ctx.lang).into_response();
+    }
+    let _ = &form.csrf;
+    let tr = ctx.tr();
+    let mut errors: Vec<(String, String)> = Vec::new();
+    let username = match normalize_username(&form.username) {
+        Ok(u) => Some(u),
+        Err(_) => {
+            errors.push(("username".into(), tr.s("signup.bad_username").into()));
+            None
+        }
+    };
+    let display = match identity::check_display_name(&form.display_name) {
+        Ok(d) => Some(d),
+        Err(_) => {
+            errors.push((
+                "display_name".into(),
+                tr.s("signup.bad_display_name").into(),
+            ));
+            None
+        }
+    };
+    let national = match identity::normalize_national_id(&form.national_id) {
+        Ok(n) => Some(state.identity.national_id_hash(&n)),
+        Err(_) => {
+            errors.push(("national_id".into(), tr.s("signup.bad_national_id").into()));
+            None
+        }
+    };
+    if let Err(problem) = check_new_password(&form.password, username.as_deref().unwrap_or("")) {
+        errors.push(("password".into(), tr.s(problem.key()).into()));
+    }
+    let refuse = |errors: Vec<(String, String)>, form: &SignUp| {
+        let page = SignUpPage::new(ctx.layout(tr.s("signup.title"), "sign-up"), form, &errors);
+        (StatusCode::BAD_REQUEST, render(&page)).into_response()
+    };
+    let (Some(username), Some(display), Some(national), true) =
+        (username, display, national, errors.is_empty())
+    else {
+        return refuse(errors, &form);
+    };
+    let hash = match state.passwords.hash(&form.password).await {
+        Ok(h) => h,
+        Err(auth::Busy) => return Problem::busy().into_response(),
+    };
+    let new = NewAccount {
+        kind: AccountKind::Citizen,
+        username: username.clone(),
+        display_name: display,
+        national_id_hash: Some(national),
+        agency: None,
+        password_hash: hash,
+        totp_secret: None,
+        grants: vec![Grant {
+            role: Role::Citizen,
+            agency: None,
+        }],
+    };
+    let account = match state.store.create_account(&new, "self-registration").await {
+        Ok(a) => a,
+        Err(nara_store::StoreError::Conflict(_)) => {
+            return refuse(
+                vec![("username".into(), tr.s("signup.taken").into())],
+                &form,
+            );
+        }
+        Err(e) => return store_failed(ctx.lang)(e).into_response(),
+    };
+    event(
+        &state,
+        "account.created",
+        Some(account.id),
+        &username,
+        &addr,
+        "sign-up",
+    )
+    .await;
+    end_current(&state, &ctx.caller).await;
+    match auth::start_session(
+        &state.store,
+        account.id,
+        "full",
+        "pwd",
+        &addr,
+        &user_agent(&headers),
+    )
+    .await
+    {
+        Ok(id) => with_cookie(
+            Redirect::to("/account").into_response(),
+            &session_cookie(
+                state.config.is_https(),
+                &id,
+                auth::SESSION_ABSOLUTE_MS / 1000,
+            ),
+        ),
+        Err(p) => p.into_response(),
+    }
+}
+
+// --------------------------------------------------------------- sign out
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+fn cleared_cookie(state: &AppState) -> String {
+    session_cookie(state.config.is_https(), "", 0)
+}
+
+pub async fn sign_out(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
+    if !csrf_ok(&ctx.caller, &form.csrf) {
+        return csrf_refused(ctx.lang);
+    }
+    end_current(&state, &ctx.caller).await;
+    with_cookie(Redirect::to("/").into_response(), &cleared_cookie(&state))
+}
+
+// ---------------------------------------------------------------- account
+
+pub struct SessionView {
+    pub current: bool,
+    pub created: String,
+    pub last_seen: String,
+    pub address: String,
+    pub device: String,
+}
+
+pub struct AppView {
+    pub client_id: String,
+    pub name: String,
+    pub agency: String,
+    pub scope: String,
+    pub since: String,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    layout: Layout,
+    display_name: String,
+    username: String,
+    kind: &'static str,
+    roles: Vec<(String, String)>,
+    second_factor: bool,
+    recovery_left: i64,
+    sessions: Vec<SessionView>,
+    apps: Vec<AppView>,
+    csrf: String,
+}
+
+fn when(ms: i64) -> String {
+    nara_core::Timestamp(ms)
+        .rfc3339()
+        .chars()
+        .take(16)
+        .collect::<String>()
+        .replace('T', " ")
+}
+
+pub async fn account_page(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+) -> Result<Response, PageError> {
+    let fail = store_failed(ctx.lang);
+    let account = state
+        .store
+        .account(who.account_id)
+        .await
+        .map_err(store_failed(ctx.lang))?
+        .ok_or_else(|| PageError::not_found(ctx.lang))?;
+    let sessions = state
+        .store
+        .sessions_of(who.account_id)
+        .await
+        .map_err(store_failed(ctx.lang))?
+        .into_iter()
+        .map(|s| SessionView {
+            current: Some(s.id_hash.as_str()) == who.session_hash(),
+            created: when(s.created_at),
+            last_seen: when(s.last_seen_at),
+            address: s.address,
+            device: s.user_agent,
+        })
+        .collect();
+    let agencies = state
+        .store
+        .all_agencies()
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let agency_name = |id: &MemberId| {
+        agencies
+            .iter()
+            .find(|a| &a.id == id)
+            .map(|a| a.name.get(ctx.lang).to_owned())
+            .unwrap_or_else(|| id.to_string())
+    };
+    let apps = state
+        .store
+        .connected_apps(who.account_id)
+        .await
+        .map_err(fail)?
+        .into_iter()
+        .map(|(c, scope, at)| AppView {
+            agency: agency_name(&c.agency),
+            client_id: c.client_id,
+            name: c.name,
+            scope,
+            since: when(at),
+        })
+        .collect();
+    let tr = ctx.tr();
+    let roles = who
+        .grants
+        .iter()
+        .map(|g| {
+            (
+                tr.s(&format!("role.{}", g.role)).to_owned(),
+                g.agency.as_ref().map(&agency_name).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let recovery_left = state
+        .store
+        .recovery_codes_left(who.account_id)
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let page = AccountPage {
+        layout: ctx.layout(tr.s("account.title"), "account"),
+        display_name: account.display_name,
+        username: account.username,
+        kind: tr.s(&format!("account_kind.{}", account.kind)),
+        roles,
+        second_factor: account.totp_secret.is_some(),
+        recovery_left,
+        sessions,
+        apps,
+        csrf: who.csrf().unwrap_or_default().to_owned(),
+    };
+    let mut r = render(&page);
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+/// "Sign out everywhere": ends every session of the account, this one too.
+pub async fn end_sessions(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    ClientAddress(addr): ClientAddress,
+    who: Principal,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
+    if !csrf_ok(&ctx.caller, &form.csrf) {
+        return csrf_refused(ctx.lang);
+    }
+    match state.store.delete_sessions_of(who.account_id).await {
+        Ok(n) => {
+            event(
+                &state,
+                "sessions.ended",
+                Some(who.account_id),
+                &who.username,
+                &addr,
+                &format!("{n} sessions"),
+            )
+            .await;
+            with_cookie(
+                Redirect::to("/sign-in").into_response(),
+                &cleared_cookie(&state),
+            )
+        }
+        Err(e) => store_failed(ctx.lang)(e).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RevokeApp {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    client_id: String,
+}
+
+pub async fn revoke_app(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Form(form): Form<RevokeApp>,
+) -> Response {
+    if !csrf_ok(&ctx.caller, &form.csrf) {
+        return csrf_refused(ctx.lang);
+    }
+    match state
+        .store
+        .disconnect_app(who.account_id, &form.client_id)
+        .await
+    {
+        Ok(true) => Redirect::to("/account").into_response(),
+        Ok(false) => PageError::not_found(ctx.lang).into_response(),
+        Err(e) => store_failed(ctx.lang)(e).into_response(),
+    }
+}
+
+// ------------------------------------------------------------ agency admin
+
+/// The agency an admin page is about: the one asked for, if the admin holds
+/// it, else their first. Anything else is "not found" (not "forbidden"), so
+/// an admin cannot probe other agencies.
+fn admin_agency(
+    ctx: &PageCtx,
+    who: &Principal,
+    asked: Option<&str>,
+) -> Result<MemberId, PageError> {
+    let held = who.agencies_for(Role::AgencyAdmin);
+    match asked {
+        Some(a) => held
+            .into_iter()
+            .find(|h| h.as_str() == a)
+            .ok_or_else(|| PageError::not_found(ctx.lang)),
+        None => held
+            .into_iter()
+            .next()
+            .ok_or_else(|| PageError::not_found(ctx.lang)),
+    }
+}
+
+fn query_value(ctx: &PageCtx, name: &str) -> Option<String> {
+    form_urlencoded::parse(ctx.query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+pub struct OfficialView {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub roles: Vec<(String, String)>,
+    pub second_factor: bool,
+}
+
+#[derive(Template)]
+#[template(path = "officials.html")]
+struct OfficialsPage {
+    layout: Layout,
+    agency: String,
+    agency_name: String,
+    admin_agencies: Vec<(String, String)>,
+    officials: Vec<OfficialView>,
+    scoped_roles: Vec<(&'static str, &'static str)>,
+    csrf: String,
+    message: Option<String>,
+    error: Option<String>,
+}
+
+async fn officials_view(
+    ctx: &PageCtx,
+    state: &AppState,
+    who: &Principal,
+    agency: &MemberId,
+    message: Option<String>,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    let tr = ctx.tr();
+    let accounts = state
+        .store
+        .accounts_of_agency(agency)
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let mut officials = Vec::new();
+    for a in accounts {
+        let grants = state
+            .store
+            .grants(a.id)
+            .await
+            .map_err(store_failed(ctx.lang))?;
+        officials.push(OfficialView {
+            id: a.id,
+            username: a.username,
+            display_name: a.display_name,
+            second_factor: a.totp_secret.is_some(),
+            roles: grants
+                .into_iter()
+                .filter(|g| g.agency.as_ref() == Some(agency))
+                .map(|g| {
+                    (
+                        g.role.as_str().to_owned(),
+                        tr.s(&format!("role.{}", g.role)).to_owned(),
+                    )
+                })
+                .collect(),
+        });
+    }
+    let agencies = state
+        .store
+        .all_agencies()
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let name = |id: &MemberId| {
+        agencies
+            .iter()
+            .find(|a| &a.id == id)
+            .map(|a| a.name.get(ctx.lang).to_owned())
+            .unwrap_or_else(|| id.to_string())
+    };
+    let scoped_roles = [Role::Official, Role::AgencyAdmin, Role::ServiceDesigner]
+        .iter()
+        .map(|r| (r.as_str(), tr.s(&format!("role.{r}"))))
+        .collect();
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let page = OfficialsPage {
+        layout: ctx.layout(tr.s("admin.officials_title"), "admin"),
+        agency: agency.to_string(),
+        agency_name: name(agency),
+        admin_agencies: who
+            .agencies_for(Role::AgencyAdmin)
+            .iter()
+            .map(|a| (a.to_string(), name(a)))
+            .collect(),
+        officials,
+        scoped_roles,
+        csrf: who.csrf().unwrap_or_default().to_owned(),
+        message,
+        error,
+    };
+    Ok((status, render(&page)).into_response())
+}
+
+pub async fn officials_page(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+) -> Result<Response, PageError> {
+    let agency = admin_agency(&ctx, &who, query_value(&ctx, "agency").as_deref())?;
+    officials_view(&ctx, &state, &who, &agency, None, None).await
+}
+
+#[derive(Deserialize)]
+pub struct NewOfficial {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    agency: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn create_official(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Form(form): Form<NewOfficial>,
+) -> Result<Response, PageError> {
+    if !csrf_ok(&ctx.caller, &form.csrf) {
+        return Ok(csrf_refused(ctx.lang));
+    }
+    let agency = admin_agency(&ctx, &who, Some(&form.agency))?;
+    let tr = ctx.tr();
+    let username = normalize_username(&form.username);
+    let display = identity::check_display_name(&form.display_name);
+    let error = match (&username, &display) {
+        (Err(_), _) => Some(tr.s("signup.bad_username").to_owned()),
+        (_, Err(_)) => Some(tr.s("signup.bad_display_name").to_owned()),
+        (Ok(u), Ok(_)) => check_new_password(&form.password, u)
+            .err()
+            .map(|p| tr.s(p.key()).to_owned()),
+    };
+    let (Ok(username), Ok(display), None) = (username, display, error.clone()) else {
+        return officials_view(&ctx, &state, &who, &agency, None, error).await;
+    };
+    let hash = match state.passwords.hash(&form.password).await {
+        Ok(h) => h,
+        Err(auth::Busy) => return Ok(Problem::busy().into_response()),
+    };
+    let new = NewAccount {
+        kind: AccountKind::Official,
+        username,
+        display_name: display,
+        national_id_hash: None,
+        agency: Some(agency.clone()),
+        password_hash: hash,
+        totp_secret: None,
+        grants: vec![Grant {
+            role: Role::Official,
+            agency: Some(agency.clone()),
+        }],
+    };
+    match state.store.create_account(&new, &who.actor()).await {
+        Ok(a) => {
+            officials_view(
+                &ctx,
+                &state,
+                &who,
+                &agency,
+                Some(format!("{} ✓", a.username)),
+                None,
+            )
+            .await
+        }
+        Err(nara_store::StoreError::Conflict(_)) => {
+            officials_view(
+                &ctx,
+                &state,
+                &who,
+                &agency,
+                None,
+                Some(tr.s("signup.taken").into()),
+            )
+            .await
+        }
+        Err(e) => Err(store_failed(ctx.lang)(e)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ChangeRole {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    agency: String,
+    #[serde(default)]
+    account_id: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    action: String,
+}
+
+pub async fn change_role(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Form(form): Form<ChangeRole>,
+) -> Result<Response, PageError> {
+    if !csrf_ok(&ctx.caller, &form.csrf) {
+        return Ok(csrf_refused(ctx.lang));
+    }
+    let agency = admin_agency(&ctx, &who, Some(&form.agency))?;
+    let tr = ctx.tr();
+    let bad = |key: &str| Some(tr.s(key).to_owned());
+    let role: Option<Role> = form.role.parse().ok().filter(|r: &Role| r.agency_scoped());
+    let target = match form.account_id.parse::<i64>() {
+        Ok(id) => state
+            .store
+            .account(id)
+            .await
+            .map_err(store_failed(ctx.lang))?,
+        Err(_) => None,
+    };
+    let (Some(role), Some(target)) = (role, target) else {
+        return officials_view(&ctx, &state, &who, &agency, None, bad("admin.bad_role")).await;
+    };
+    if !target.kind.may_hold(role) || target.agency.as_ref() != Some(&agency) {
+        return officials_view(&ctx, &state, &who, &agency, None, bad("admin.bad_role")).await;
+    }
+    if target.id == who.account_id && role == Role::AgencyAdmin && form.action == "revoke" {
+        // An admin cannot lock their agency out by revoking themselves.
+        return officials_view(&ctx, &state, &who, &agency, None, bad("admin.not_self")).await;
+    }
+    let grant = Grant {
+        role,
+        agency: Some(agency.clone()),
+    };
+    let done = match form.action.as_str() {
+        "grant" => {
+            state
+                .store
+                .grant_role(target.id, &grant, &who.actor())
+                .await
+        }
+        "revoke" => {
+            state
+                .store
+                .revoke_role(target.id, &grant, &who.actor())
+                .await
+        }
+        _ => return officials_view(&ctx, &state, &who, &agency, None, bad("admin.bad_role")).await,
+    };
+    match done {
+        Ok(()) => {
+            officials_view(
+                &ctx,
+                &state,
+                &who,
+                &agency,
+                Some(format!("{} ✓", target.username)),
+                None,
+            )
+            .await
+        }
+        Err(nara_store::StoreError::Conflict(_)) | Err(nara_store::StoreError::NotFound(_)) => {
+            officials_view(&ctx, &state, &who, &agency, None, bad("admin.no_change")).await
+        }
+        Err(e) => Err(store_failed(ctx.lang)(e)),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "apps.html")]
+struct AppsPage {
+    layout: Layout,
+    agency: String,
+    agency_name: String,
+    apps: Vec<Client>,
+    csrf: String,
+    created: Option<(String, Option<String>)>,
+    error: Option<String>,
+    issuer: String,
+}
+
+async fn apps_view(
+    ctx: &PageCtx,
+    state: &AppState,
+    who: &Principal,
+    agency: &MemberId,
+    created: Option<(String, Option<String>)>,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    let apps = state
+        .store
+        .clients_of_agency(agency)
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let agency_name = state
+        .store
+        .get_agency(agency)
+        .await
+        .map_err(store_failed(ctx.lang))?
+        .map(|a| a.name.get(ctx.lang).to_owned())
+        .unwrap_or_default();
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let page = AppsPage {
+        layout: ctx.layout(ctx.tr().s("apps.title"), "admin"),
+        agency: agency.to_string(),
+        agency_name,
+        apps,
+        csrf: who.csrf().unwrap_or_default().to_owned(),
+        created,
+        error,
+        issuer: state.config.issuer(),
+    };
+    let mut r = (status, render(&page)).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+pub async fn apps_page(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+) -> Result<Response, PageError> {
+    let agency = admin_agency(&ctx, &who, query_value(&ctx, "agency").as_deref())?;
+    apps_view(&ctx, &state, &who, &agency, None, None).await
+}
+
+#[derive(Deserialize)]
+pub struct RegisterApp {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    agency: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    redirect_uris: String,
+    #[serde(default)]
+    client_type: String,
+}
+
+/// Registers an agency app as an OIDC client. Its secret is shown once.
+pub async fn register_app(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Form(form): Form<RegisterApp>,
+) -> Result<Response, PageError> {
+    if !csrf_ok(&ctx.caller, &form.csrf) {
+        return Ok(csrf_refused(ctx.lang));
+    }
+    let agency = admin_agency(&ctx, &who, Some(&form.agency))?;
+    let tr = ctx.tr();
+    let uris: Vec<String> = form
+        .redirect_uris
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let name_ok = identity::check_display_name(&form.name).is_ok();
+    let uris_ok = !uris.is_empty()
+        && uris.len() <= 5
+        && uris.iter().all(|u| crate::oidc::valid_redirect_uri(u));
+    let confidential = match form.client_type.as_str() {
+        "confidential" => Some(true),
+        "public" => Some(false),
+        _ => None,
+    };
+    let error = if !name_ok {
+        Some(tr.s("apps.bad_name"))
+    } else if !uris_ok {
+        Some(tr.s("apps.bad_redirect"))
+    } else if confidential.is_none() {
+        Some(tr.s("apps.bad_type"))
+    } else {
+        None
+    };
+    if let Some(error) = error {
+        return apps_view(&ctx, &state, &who, &agency, None, Some(error.to_owned())).await;
+    }
+    let client_id = random_secret("app_")[..24].to_owned();
+    let secret = (confidential == Some(true)).then(|| random_secret("nara_cs_"));
+    let client = Client {
+        client_id: client_id.clone(),
+        agency: agency.clone(),
+        name: form.name.trim().to_owned(),
+        redirect_uris: uris,
+        secret_hash: secret.as_deref().map(digest),
+        created_at: nara_core::Timestamp::now(),
+        revoked: false,
+    };
+    state
+        .store
+        .register_client(&client, &who.actor())
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    apps_view(&ctx, &state, &who, &agency, Some((client_id, secret)), None).await
+}
+
+// --------------------------------------------------------- security events
+
+#[derive(Template)]
+#[template(path = "security_events.html")]
+struct SecurityEventsPage {
+    layout: Layout,
+    events: Vec<(String, SecurityEvent)>,
+}
+
+pub async fn security_events_page(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+) -> Result<Response, PageError> {
+    let kind = query_value(&ctx, "kind").filter(|k| k.len() <= 64);
+    let events = state
+        .store
+        .security_events(kind.as_deref(), 200)
+        .await
+        .map_err(store_failed(ctx.lang))?
+        .into_iter()
+        .map(|e| (when(e.at), e))
+        .collect();
+    Ok(render(&SecurityEventsPage {
+        layout: ctx.layout(ctx.tr().s("events.title"), "security"),
+        events,
+    }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct EventsQuery {
+    /// Only events of this kind, e.g. `login.failed`.
+    kind: Option<String>,
+    /// At most this many, newest first (1–1000, default 100).
+    limit: Option<i64>,
+}
+
+/// Security events, newest first (security analysts and auditors).
+#[utoipa::path(get, path = "/api/v1/security/events", tag = "identity", params(EventsQuery), security(("api_token" = [])),
+    responses(
+        (status = 200, description = "Events, newest first"),
+        (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a security analyst or auditor", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn security_events_api(
+    State(state): State<AppState>,
+    crate::extract::ApiQuery(q): crate::extract::ApiQuery<EventsQuery>,
+) -> Result<Json<Vec<SecurityEvent>>, Problem> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::bad_request("limit", "must be 1 to 1000"));
+    }
+    Ok(Json(
+        state
+            .store
+            .security_events(q.kind.as_deref(), limit)
+            .await?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_stays_on_site() {
+        assert_eq!(safe_next(Some("/systems?grade=1")), "/systems?grade=1");
+        assert_eq!(safe_next(Some("//evil.example/")), "/account");
+        assert_eq!(safe_next(Some("https://evil.example/")), "/account");
+        assert_eq!(safe_next(Some("/\\evil.example")), "/account");
+        assert_eq!(safe_next(Some("/x\r\nSet-Cookie: a=b")), "/account");
+        assert_eq!(safe_next(None), "/account");
+    }
+}

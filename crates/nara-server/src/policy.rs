@@ -1,0 +1,261 @@
+//! The one policy point. Every route is declared with its [`Rule`] in
+//! [`crate::routes`] (the router and the rule table come from the same
+//! declaration), and [`enforce`] runs before every handler: it identifies
+//! the caller, finds the route's rule and allows or denies. A route without a
+//! rule is denied to everyone (deny by default), and the authorization matrix
+//! test checks every declared route against every role.
+//!
+//! Rules decide on roles; where a role is held *for an agency*, the handler
+//! narrows further with [`Principal::has_role_for`] on the agency the request
+//! concerns (and answers 404 rather than reveal what it may not see).
+
+use std::collections::HashMap;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use nara_core::identity::Role;
+
+use crate::AppState;
+use crate::auth::{Caller, Credential, Principal, identify};
+use crate::problem::Problem;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Anyone, signed in or not.
+    Public,
+    /// A person part-way through signing in (second factor or its set-up),
+    /// or signed in.
+    SigningIn,
+    /// Any signed-in person (a session, not an API token).
+    SignedIn,
+    /// A signed-in person holding one of these roles (for some agency, where
+    /// the role is scoped; the handler checks which).
+    Roles(&'static [Role]),
+    /// Holders of one of these roles, through a session (reads only) or an
+    /// API token that carries the scope.
+    Api(&'static [Role], &'static str),
+}
+
+/// One declared route and its rule.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteRule {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub rule: Rule,
+}
+
+/// The rule table: by route template, then method.
+#[derive(Debug, Default)]
+pub struct Rules(HashMap<&'static str, Vec<(&'static str, Rule)>>);
+
+impl Rules {
+    pub fn new(table: &[RouteRule]) -> Rules {
+        let mut map: HashMap<&'static str, Vec<(&'static str, Rule)>> = HashMap::new();
+        for r in table {
+            map.entry(r.path).or_default().push((r.method, r.rule));
+        }
+        Rules(map)
+    }
+
+    fn get(&self, method: &Method, path: &str) -> Option<Rule> {
+        // axum answers HEAD with the GET handler, so HEAD follows GET's rule.
+        let method = if method == Method::HEAD {
+            "GET"
+        } else {
+            method.as_str()
+        };
+        self.0
+            .get(path)?
+            .iter()
+            .find(|(m, _)| *m == method)
+            .map(|(_, r)| *r)
+    }
+}
+
+/// What the policy decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// Not signed in (or not far enough): sign in first.
+    Unauthenticated,
+    /// Signed in, but not allowed.
+    Forbidden,
+}
+
+/// The decision for `caller` on a route with `rule`, for a request of `method`.
+pub fn decide(rule: Rule, caller: &Caller, method: &Method) -> Decision {
+    let principal = match caller {
+        Caller::Signed(p) => Some(p.as_ref()),
+        _ => None,
+    };
+    let session = principal.filter(|p| matches!(p.credential, Credential::Session { .. }));
+    let any_role = |p: &Principal, roles: &[Role]| roles.iter().any(|r| p.has_role(*r));
+    match rule {
+        Rule::Public => Decision::Allow,
+        Rule::SigningIn => match caller {
+            Caller::Anonymous => Decision::Unauthenticated,
+            Caller::Pending { .. } => Decision::Allow,
+            Caller::Signed(_) if session.is_some() => Decision::Allow,
+            Caller::Signed(_) => Decision::Forbidden,
+        },
+        Rule::SignedIn => match (principal, session) {
+            (None, _) => Decision::Unauthenticated,
+            (Some(_), None) => Decision::Forbidden,
+            (Some(_), Some(_)) => Decision::Allow,
+        },
+        Rule::Roles(roles) => match (principal, session) {
+            (None, _) => Decision::Unauthenticated,
+            (Some(_), None) => Decision::Forbidden,
+            (Some(p), Some(_)) if any_role(p, roles) => Decision::Allow,
+            (Some(_), Some(_)) => Decision::Forbidden,
+        },
+        Rule::Api(roles, scope) => {
+            let Some(p) = principal else {
+                return Decision::Unauthenticated;
+            };
+            if !any_role(p, roles) {
+                return Decision::Forbidden;
+            }
+            match &p.credential {
+                Credential::Token { scopes, .. } if scopes.iter().any(|s| s == scope) => {
+                    Decision::Allow
+                }
+                // Sessions may read through the API; changes need a token, so a
+                // cookie riding on a cross-site request can never write.
+                Credential::Session { .. } if method == Method::GET || method == Method::HEAD => {
+                    Decision::Allow
+                }
+                _ => Decision::Forbidden,
+            }
+        }
+    }
+}
+
+/// The middleware every routed request passes through.
+pub async fn enforce(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let Some(route) = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+    else {
+        // Unmatched: the fallback answers 404.
+        return next.run(request).await;
+    };
+    // Machine routes answer a denial with a problem; pages with a redirect or page.
+    let api = !crate::pages::is_page(&route);
+    let Some(rule) = state.rules.get(request.method(), &route) else {
+        tracing::error!(%route, method = %request.method(), "route has no policy rule: denied");
+        return Problem::forbidden()
+            .detail("this route has no policy")
+            .into_response();
+    };
+    let https = request.extensions().get::<crate::Https>().is_some();
+    let caller = if rule == Rule::Public && api {
+        // Public machine endpoints (tiles, JSON reads) skip the lookup.
+        Caller::Anonymous
+    } else {
+        match identify(&state.store, request.headers(), https).await {
+            Ok(c) => c,
+            Err(problem) => return problem.into_response(),
+        }
+    };
+    match decide(rule, &caller, request.method()) {
+        Decision::Allow => {
+            if let Caller::Signed(p) = &caller {
+                request.extensions_mut().insert(p.as_ref().clone());
+            }
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Decision::Unauthenticated if api => Problem::unauthorized().into_response(),
+        Decision::Unauthenticated => {
+            let next_path = request
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_else(|| "/".into());
+            if let Caller::Pending { session, .. } = &caller {
+                return Redirect::to(crate::account::pending_page(&session.stage)).into_response();
+            }
+            let encoded: String = form_urlencoded::byte_serialize(next_path.as_bytes()).collect();
+            Redirect::to(&format!("/sign-in?next={encoded}")).into_response()
+        }
+        Decision::Forbidden if api => Problem::forbidden().into_response(),
+        Decision::Forbidden => crate::pages::forbidden(request.headers(), &caller).await,
+    }
+}
+
+/// The caller a request was decided for (set by [`enforce`]).
+pub fn caller_of(extensions: &axum::http::Extensions) -> Caller {
+    extensions
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or(Caller::Anonymous)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nara_core::identity::{AccountKind, Grant};
+
+    fn principal(roles: &[Role], token_scopes: Option<&[&str]>) -> Caller {
+        Caller::Signed(Box::new(Principal {
+            account_id: 1,
+            username: "u".into(),
+            display_name: "U".into(),
+            kind: AccountKind::Official,
+            agency: None,
+            grants: roles
+                .iter()
+                .map(|r| Grant {
+                    role: *r,
+                    agency: r.agency_scoped().then(|| "KR/GOV/1741000".parse().unwrap()),
+                })
+                .collect(),
+            credential: match token_scopes {
+                Some(s) => Credential::Token {
+                    id: 1,
+                    scopes: s.iter().map(|x| x.to_string()).collect(),
+                },
+                None => Credential::Session {
+                    id_hash: "h".into(),
+                    csrf: "c".into(),
+                    amr: "pwd".into(),
+                    created_at: 0,
+                },
+            },
+        }))
+    }
+
+    #[test]
+    fn deny_by_default_and_tokens_need_scopes() {
+        let get = Method::GET;
+        let post = Method::POST;
+        let op = principal(&[Role::Operator], None);
+        let citizen = principal(&[Role::Citizen], None);
+        let rule = Rule::Roles(&[Role::Operator]);
+        assert_eq!(
+            decide(rule, &Caller::Anonymous, &get),
+            Decision::Unauthenticated
+        );
+        assert_eq!(decide(rule, &citizen, &get), Decision::Forbidden);
+        assert_eq!(decide(rule, &op, &get), Decision::Allow);
+
+        let api = Rule::Api(&[Role::Operator], "catalogue:write");
+        let token = principal(&[Role::Operator], Some(&["catalogue:write"]));
+        let unscoped = principal(&[Role::Operator], Some(&["systems:read"]));
+        assert_eq!(decide(api, &token, &post), Decision::Allow);
+        assert_eq!(decide(api, &unscoped, &post), Decision::Forbidden);
+        assert_eq!(
+            decide(api, &op, &post),
+            Decision::Forbidden,
+            "sessions cannot write through the API"
+        );
+        assert_eq!(decide(api, &op, &get), Decision::Allow);
+        // A token never opens a page.
+        assert_eq!(decide(rule, &token, &get), Decision::Forbidden);
+    }
+}

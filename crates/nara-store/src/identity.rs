@@ -1,0 +1,678 @@
+//! Accounts, role grants, sessions, security events and API tokens.
+//!
+//! The store keeps no secret in the clear: callers hand it argon2id hashes,
+//! keyed national-identifier hashes and SHA-256 digests of random tokens, and
+//! look records up by those digests. Role grants and account creation are
+//! ledger entries, written in the change's own transaction.
+
+use nara_core::identity::{AccountKind, Grant};
+use nara_core::{MemberId, Timestamp};
+use serde::Serialize;
+
+use crate::ledger::{commit_with_entry, entry_bytes};
+use crate::{Result, Store, StoreError, constraint_error, parse_column, with_pool, write_tx};
+
+/// Inserts one role grant inside a transaction.
+macro_rules! insert_grant {
+    ($tx:ident, $account:expr, $grant:expr, $actor:expr, $now:expr) => {{
+        let grant: &Grant = $grant;
+        sqlx::query(
+            "INSERT INTO role_grants (account_id, role, agency_id, granted_at, granted_by) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind($account)
+        .bind(grant.role.as_str())
+        .bind(grant.agency.as_ref().map(MemberId::as_str).unwrap_or(""))
+        .bind($now.0)
+        .bind($actor)
+        .execute(&mut *$tx)
+        .await
+        .map_err(|e| constraint_error(e, &format!("role {}", grant.role)))?;
+    }};
+}
+
+/// An account as the sign-in path needs it (hashes included; never serialised).
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: i64,
+    pub kind: AccountKind,
+    pub username: String,
+    pub display_name: String,
+    pub agency: Option<MemberId>,
+    pub password_hash: String,
+    pub totp_secret: Option<String>,
+    pub status: String,
+    pub created_at: Timestamp,
+}
+
+impl Account {
+    pub fn is_active(&self) -> bool {
+        self.status == "active"
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    id: i64,
+    kind: String,
+    username: String,
+    display_name: String,
+    agency_id: Option<String>,
+    password_hash: String,
+    totp_secret: Option<String>,
+    status: String,
+    created_at: i64,
+}
+
+impl TryFrom<AccountRow> for Account {
+    type Error = StoreError;
+    fn try_from(r: AccountRow) -> Result<Self> {
+        Ok(Account {
+            id: r.id,
+            kind: parse_column(&r.kind, "accounts.kind")?,
+            username: r.username,
+            display_name: r.display_name,
+            agency: r
+                .agency_id
+                .map(|a| parse_column(&a, "accounts.agency_id"))
+                .transpose()?,
+            password_hash: r.password_hash,
+            totp_secret: r.totp_secret,
+            status: r.status,
+            created_at: Timestamp(r.created_at),
+        })
+    }
+}
+
+const ACCOUNT_COLUMNS: &str =
+    "id, kind, username, display_name, agency_id, password_hash, totp_secret, status, created_at";
+
+/// A new account, its secrets already hashed by the caller.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub kind: AccountKind,
+    pub username: String,
+    pub display_name: String,
+    pub national_id_hash: Option<String>,
+    pub agency: Option<MemberId>,
+    pub password_hash: String,
+    pub totp_secret: Option<String>,
+    pub grants: Vec<Grant>,
+}
+
+/// What the ledger records of an account: ids, kind, agency and roles, no
+/// personal data (the ledger is public).
+#[derive(Serialize)]
+struct AccountState<'a> {
+    id: i64,
+    kind: AccountKind,
+    agency: Option<&'a MemberId>,
+    grants: &'a [Grant],
+}
+
+/// A server-side session as stored (looked up by the digest of its id).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRecord {
+    pub id_hash: String,
+    pub account_id: i64,
+    pub csrf: String,
+    /// `full`, or `second_factor` while the password is proven and the second
+    /// factor not yet, or `enrol` while a second factor must be set up first.
+    pub stage: String,
+    /// Authentication methods used, space-separated (RFC 8176: `pwd`, `otp`).
+    pub amr: String,
+    pub address: String,
+    pub user_agent: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+}
+
+/// A security event for the security-operations work to read.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct SecurityEvent {
+    pub id: i64,
+    pub at: i64,
+    pub kind: String,
+    pub account_id: Option<i64>,
+    pub username: String,
+    pub address: String,
+    pub detail: String,
+}
+
+/// An operator API token as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiTokenRecord {
+    pub id: i64,
+    pub account_id: i64,
+    pub name: String,
+    pub scopes: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl Store {
+    /// Creates an account with its role grants; one ledger entry.
+    pub async fn create_account(&self, new: &NewAccount, actor: &str) -> Result<Account> {
+        let now = Timestamp::now();
+        let id = with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO accounts (kind, username, display_name, national_id_hash, agency_id, \
+                 password_hash, totp_secret, status, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $8) RETURNING id",
+            )
+            .bind(new.kind.as_str())
+            .bind(&new.username)
+            .bind(&new.display_name)
+            .bind(new.national_id_hash.as_deref())
+            .bind(new.agency.as_ref().map(MemberId::as_str))
+            .bind(&new.password_hash)
+            .bind(new.totp_secret.as_deref())
+            .bind(now.0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| account_conflict(e, new))?;
+            for g in &new.grants {
+                insert_grant!(tx, id, g, actor, now);
+            }
+            let entry = entry_bytes(
+                "identity.account.created",
+                actor,
+                account_subjects(id, new.agency.as_ref()),
+                &AccountState {
+                    id,
+                    kind: new.kind,
+                    agency: new.agency.as_ref(),
+                    grants: &new.grants,
+                },
+            )?;
+            commit_with_entry!(self, tx, entry);
+            id
+        });
+        Ok(Account {
+            id,
+            kind: new.kind,
+            username: new.username.clone(),
+            display_name: new.display_name.clone(),
+            agency: new.agency.clone(),
+            password_hash: new.password_hash.clone(),
+            totp_secret: new.totp_secret.clone(),
+            status: "active".into(),
+            created_at: now,
+        })
+    }
+
+    pub async fn account_by_username(&self, username: &str) -> Result<Option<Account>> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE username = $1");
+        let row: Option<AccountRow> = with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(username)
+            .fetch_optional(pool)
+            .await?);
+        row.map(TryInto::try_into).transpose()
+    }
+
+    pub async fn account(&self, id: i64) -> Result<Option<Account>> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1");
+        let row: Option<AccountRow> = with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?);
+        row.map(TryInto::try_into).transpose()
+    }
+
+    /// Whether an account already holds this national identifier (by its keyed hash).
+    pub async fn national_id_taken(&self, hash: &str) -> Result<bool> {
+        let n: i64 = with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM accounts WHERE national_id_hash = $1"
+        )
+        .bind(hash)
+        .fetch_one(pool)
+        .await?);
+        Ok(n > 0)
+    }
+
+    /// The accounts that belong to an agency or hold a role for it.
+    pub async fn accounts_of_agency(&self, agency: &MemberId) -> Result<Vec<Account>> {
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE agency_id = $1 OR id IN \
+             (SELECT account_id FROM role_grants WHERE agency_id = $1) ORDER BY username"
+        );
+        let rows: Vec<AccountRow> = with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(agency.as_str())
+            .fetch_all(pool)
+            .await?);
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    pub async fn grants(&self, account_id: i64) -> Result<Vec<Grant>> {
+        let rows: Vec<(String, String)> =
+            with_pool!(self, |pool| {
+                sqlx::query_as(
+            "SELECT role, agency_id FROM role_grants WHERE account_id = $1 ORDER BY role, agency_id"
+        )
+        .bind(account_id)
+        .fetch_all(pool)
+        .await?
+            });
+        rows.into_iter()
+            .map(|(role, agency)| {
+                Ok(Grant {
+                    role: parse_column(&role, "role_grants.role")?,
+                    agency: if agency.is_empty() {
+                        None
+                    } else {
+                        Some(parse_column(&agency, "role_grants.agency_id")?)
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Grants a role; a ledger entry. Granting a role already held is a conflict.
+    pub async fn grant_role(&self, account_id: i64, grant: &Grant, actor: &str) -> Result<()> {
+        let now = Timestamp::now();
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            insert_grant!(tx, account_id, grant, actor, now);
+            commit_with_entry!(
+                self,
+                tx,
+                entry_bytes(
+                    "identity.role.granted",
+                    actor,
+                    account_subjects(account_id, grant.agency.as_ref()),
+                    &(account_id, grant)
+                )?
+            );
+        });
+        Ok(())
+    }
+
+    /// Revokes a role; a ledger entry. Revoking a role not held is not found.
+    pub async fn revoke_role(&self, account_id: i64, grant: &Grant, actor: &str) -> Result<()> {
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let done = sqlx::query(
+                "DELETE FROM role_grants WHERE account_id = $1 AND role = $2 AND agency_id = $3",
+            )
+            .bind(account_id)
+            .bind(grant.role.as_str())
+            .bind(grant.agency.as_ref().map(MemberId::as_str).unwrap_or(""))
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!(
+                    "role {} of account {account_id}",
+                    grant.role
+                )));
+            }
+            commit_with_entry!(
+                self,
+                tx,
+                entry_bytes(
+                    "identity.role.revoked",
+                    actor,
+                    account_subjects(account_id, grant.agency.as_ref()),
+                    &(account_id, grant)
+                )?
+            );
+        });
+        Ok(())
+    }
+
+    pub async fn set_password(&self, account_id: i64, password_hash: &str) -> Result<()> {
+        self.update_account(
+            "UPDATE accounts SET password_hash = $2, updated_at = $3 WHERE id = $1",
+            account_id,
+            Some(password_hash),
+        )
+        .await
+    }
+
+    /// Sets up (or, with `None`, removes) the TOTP second factor, replacing
+    /// the recovery codes with `recovery_hashes`.
+    pub async fn set_second_factor(
+        &self,
+        account_id: i64,
+        totp_secret: Option<&str>,
+        recovery_hashes: &[String],
+    ) -> Result<()> {
+        let now = Timestamp::now().0;
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            sqlx::query(
+                "UPDATE accounts SET totp_secret = $2, totp_last_step = NULL, updated_at = $3 WHERE id = $1",
+            )
+            .bind(account_id)
+            .bind(totp_secret)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1")
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await?;
+            for h in recovery_hashes {
+                sqlx::query("INSERT INTO recovery_codes (account_id, code_hash) VALUES ($1, $2)")
+                    .bind(account_id)
+                    .bind(h)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Records that the TOTP time step `step` was used, refusing it (false)
+    /// if it or a later one was used before: a code works once (RFC 6238 §5.2).
+    pub async fn use_totp_step(&self, account_id: i64, step: i64) -> Result<bool> {
+        let done = with_pool!(self, |pool| sqlx::query(
+            "UPDATE accounts SET totp_last_step = $2 WHERE id = $1 \
+             AND (totp_last_step IS NULL OR totp_last_step < $2)"
+        )
+        .bind(account_id)
+        .bind(step)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(done == 1)
+    }
+
+    /// Spends a recovery code; false if it is unknown or already spent.
+    pub async fn use_recovery_code(&self, account_id: i64, code_hash: &str) -> Result<bool> {
+        let done = with_pool!(self, |pool| {
+            sqlx::query(
+            "UPDATE recovery_codes SET used_at = $3 WHERE account_id = $1 AND code_hash = $2 AND used_at IS NULL"
+        )
+        .bind(account_id)
+        .bind(code_hash)
+        .bind(Timestamp::now().0)
+        .execute(pool)
+        .await?
+        .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    pub async fn recovery_codes_left(&self, account_id: i64) -> Result<i64> {
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM recovery_codes WHERE account_id = $1 AND used_at IS NULL"
+        )
+        .bind(account_id)
+        .fetch_one(pool)
+        .await?))
+    }
+
+    async fn update_account(&self, sql: &str, account_id: i64, value: Option<&str>) -> Result<()> {
+        let done = with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let done = sqlx::query(sql)
+                .bind(account_id)
+                .bind(value)
+                .bind(Timestamp::now().0)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            done
+        });
+        if done == 0 {
+            return Err(StoreError::NotFound(format!("account {account_id}")));
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------- sessions
+
+    pub async fn create_session(&self, s: &SessionRecord) -> Result<()> {
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            sqlx::query(
+                "INSERT INTO sessions (id_hash, account_id, csrf, stage, amr, address, user_agent, \
+                 created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&s.id_hash)
+            .bind(s.account_id)
+            .bind(&s.csrf)
+            .bind(&s.stage)
+            .bind(&s.amr)
+            .bind(&s.address)
+            .bind(&s.user_agent)
+            .bind(s.created_at)
+            .bind(s.last_seen_at)
+            .bind(s.expires_at)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            "SELECT id_hash, account_id, csrf, stage, amr, address, user_agent, created_at, \
+             last_seen_at, expires_at FROM sessions WHERE id_hash = $1"
+        )
+        .bind(id_hash)
+        .fetch_optional(pool)
+        .await?))
+    }
+
+    pub async fn sessions_of(&self, account_id: i64) -> Result<Vec<SessionRecord>> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+            "SELECT id_hash, account_id, csrf, stage, amr, address, user_agent, created_at, \
+             last_seen_at, expires_at FROM sessions WHERE account_id = $1 ORDER BY last_seen_at DESC"
+        )
+        .bind(account_id)
+        .fetch_all(pool)
+        .await?
+        }))
+    }
+
+    /// Marks a session as seen now (callers do this at most once a minute).
+    pub async fn touch_session(&self, id_hash: &str, now: i64) -> Result<()> {
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1")
+                .bind(id_hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Moves a session to a new stage with the methods now proven.
+    pub async fn advance_session(&self, id_hash: &str, stage: &str, amr: &str) -> Result<()> {
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            sqlx::query("UPDATE sessions SET stage = $2, amr = $3 WHERE id_hash = $1")
+                .bind(id_hash)
+                .bind(stage)
+                .bind(amr)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn delete_session(&self, id_hash: &str) -> Result<()> {
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+                .bind(id_hash)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Ends every session of an account ("sign out everywhere"); how many.
+    pub async fn delete_sessions_of(&self, account_id: i64) -> Result<u64> {
+        Ok(with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let n = sqlx::query("DELETE FROM sessions WHERE account_id = $1")
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            n
+        }))
+    }
+
+    /// Removes sessions past their absolute expiry.
+    pub async fn purge_sessions(&self, now: i64) -> Result<u64> {
+        Ok(with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let n = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            n
+        }))
+    }
+
+    // ------------------------------------------------------ security events
+
+    pub async fn record_security_event(
+        &self,
+        kind: &str,
+        account_id: Option<i64>,
+        username: &str,
+        address: &str,
+        detail: &str,
+    ) -> Result<()> {
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            sqlx::query(
+                "INSERT INTO security_events (at, kind, account_id, username, address, detail) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(Timestamp::now().0)
+            .bind(kind)
+            .bind(account_id)
+            .bind(username)
+            .bind(address)
+            .bind(detail)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The newest security events first, optionally of one kind.
+    pub async fn security_events(
+        &self,
+        kind: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<SecurityEvent>> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, at, kind, account_id, username, address, detail FROM security_events \
+             WHERE ($1 IS NULL OR kind = $1) ORDER BY id DESC LIMIT $2"
+        )
+        .bind(kind)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    // ----------------------------------------------------------- API tokens
+
+    pub async fn create_api_token(
+        &self,
+        account_id: i64,
+        name: &str,
+        token_hash: &str,
+        scopes: &str,
+        expires_at: i64,
+    ) -> Result<i64> {
+        Ok(with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO api_tokens (account_id, name, token_hash, scopes, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .bind(account_id)
+            .bind(name)
+            .bind(token_hash)
+            .bind(scopes)
+            .bind(Timestamp::now().0)
+            .bind(expires_at)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            id
+        }))
+    }
+
+    pub async fn api_token(&self, token_hash: &str) -> Result<Option<ApiTokenRecord>> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, account_id, name, scopes, created_at, expires_at, revoked_at \
+             FROM api_tokens WHERE token_hash = $1"
+        )
+        .bind(token_hash)
+        .fetch_optional(pool)
+        .await?))
+    }
+
+    pub async fn api_tokens_of(&self, account_id: i64) -> Result<Vec<ApiTokenRecord>> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, account_id, name, scopes, created_at, expires_at, revoked_at \
+             FROM api_tokens WHERE account_id = $1 ORDER BY id DESC"
+        )
+        .bind(account_id)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    /// Revokes one of an account's tokens; false if it has no such token.
+    pub async fn revoke_api_token(&self, account_id: i64, id: i64) -> Result<bool> {
+        Ok(with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let n = sqlx::query(
+                "UPDATE api_tokens SET revoked_at = $3 WHERE id = $1 AND account_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(id)
+            .bind(account_id)
+            .bind(Timestamp::now().0)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            n == 1
+        }))
+    }
+}
+
+fn account_subjects(id: i64, agency: Option<&MemberId>) -> Vec<String> {
+    let mut s = vec![format!("account:{id}")];
+    if let Some(a) = agency {
+        s.push(format!("agency:{a}"));
+    }
+    s
+}
+
+fn account_conflict(e: sqlx::Error, new: &NewAccount) -> StoreError {
+    match constraint_error(e, "account") {
+        StoreError::Conflict(_) => StoreError::Conflict(
+            if new.national_id_hash.is_some() {
+                "this username or national identifier already has an account"
+            } else {
+                "this username is taken"
+            }
+            .into(),
+        ),
+        other => other,
+    }
+}

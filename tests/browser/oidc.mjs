@@ -113,7 +113,7 @@ async function signInThroughApp(account, totp) {
     await page.fill('#code', code);
     await page.keyboard.press('Enter');
   }
-  await page.waitForURL(/\/oidc\/authorize/, { timeout: 5000 }).catch(async (e) => { console.log('at', page.url()); console.log((await page.content()).slice(0, 3000)); throw e; });
+  await page.waitForURL(/\/oidc\/authorize/);
   const consent = await page.textContent('#consent-app');
   check(consent.includes('Sample agency app'), `${account.username}: the consent screen names the app`);
   await page.evaluate(axeSource);

@@ -2,14 +2,15 @@
 // the public pages in each language in Debian's Chromium, and fail on any
 // console error, page error, failed request or axe-core (WCAG 2.x A/AA)
 // violation. Also checks keyboard use (skip link), the htmx live search and,
-// with NARA_TOKEN, the operators' inventory.
+// with NARA_ACCOUNTS (demo-accounts.json), every signed-in page by its role.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
+import * as OTPAuth from 'otpauth';
 
 const require = createRequire(import.meta.url);
 const base = (process.env.NARA_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
-const token = process.env.NARA_TOKEN || '';
+const accounts = process.env.NARA_ACCOUNTS ? JSON.parse(readFileSync(process.env.NARA_ACCOUNTS, 'utf8')) : [];
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
@@ -42,7 +43,7 @@ function watch(page, label) {
 const context = await browser.newContext();
 let checked = 0;
 for (const lang of ['en', 'es', 'ko']) {
-  for (const path of ['/', '/services', '/services/1', '/agencies', '/agencies/KR/GOV/MOIS', '/ledger', '/operator/sign-in']) {
+  for (const path of ['/', '/services', '/services/1', '/agencies', '/agencies/KR/GOV/MOIS', '/ledger', '/sign-in', '/sign-up']) {
     const page = await context.newPage();
     const label = `${path} [${lang}]`;
     watch(page, label);
@@ -80,20 +81,55 @@ for (const lang of ['en', 'es', 'ko']) {
   await page.close();
 }
 
-// Operators: sign in with the keyboard, then audit the inventory with its chart.
-if (token) {
-  const page = await context.newPage();
-  watch(page, 'systems');
-  await page.goto(`${base}/systems?lang=ko`, { waitUntil: 'networkidle' });
-  await page.fill('#token', token);
+// Signs in with the keyboard (and a TOTP code from otpauth, an independent
+// RFC 6238 implementation, for staff), in a fresh context.
+async function signIn(account, lang) {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  watch(page, `sign-in ${account.username}`);
+  await page.goto(`${base}/sign-in?lang=${lang}`, { waitUntil: 'networkidle' });
+  await page.fill('#username', account.username);
+  await page.fill('#password', account.password);
   await page.keyboard.press('Enter');
-  await page.waitForURL(/\/systems/);
+  if (account.totp_secret) {
+    await page.waitForURL(/second-factor/);
+    await audit(page, `/sign-in/second-factor [${lang}]`);
+    const code = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(account.totp_secret) }).generate();
+    await page.fill('#code', code);
+    await page.keyboard.press('Enter');
+  }
+  await page.waitForURL(/\/account/);
   await page.waitForLoadState('networkidle');
-  if (!(await page.$('table')) || !(await page.$('figure.chart svg'))) fail('systems: no table or chart after sign-in');
-  await audit(page, '/systems [ko]');
-  await page.screenshot({ path: process.env.SCREENSHOT || '/tmp/nara-systems.png', fullPage: false });
-  checked += 1;
-  await page.close();
+  return { ctx, page };
+}
+
+// Every signed-in page, audited in each language, by the role that sees it.
+const byRole = (role) => accounts.find((a) => a.role === role);
+const signedInPages = [
+  ['citizen', ['/account', '/account/second-factor']],
+  ['agency_admin', ['/admin/officials', '/admin/apps']],
+  ['security_analyst', ['/security/events']],
+  ['operator', ['/systems']],
+];
+for (const [role, paths] of signedInPages) {
+  const account = byRole(role);
+  if (!account) continue;
+  // One sign-in per role: a TOTP code works once, so staff sign in once.
+  const { ctx, page } = await signIn(account, 'en');
+  for (const lang of ['en', 'es', 'ko']) {
+    for (const path of paths) {
+      const response = await page.goto(`${base}${path}?lang=${lang}`, { waitUntil: 'networkidle' });
+      if (!response || response.status() !== 200) fail(`${path} [${lang}] as ${role}: HTTP ${response?.status()}`);
+      await audit(page, `${path} [${lang}] as ${role}`);
+      checked += 1;
+      if (path === '/systems' && lang === 'ko') {
+        if (!(await page.$('table')) || !(await page.$('figure.chart svg'))) fail('systems: no table or chart after sign-in');
+        await page.screenshot({ path: process.env.SCREENSHOT || '/tmp/nara-systems.png', fullPage: false });
+      }
+      if (path === '/account/second-factor' && !(await page.$('figure.qr svg'))) fail('second factor set-up: no QR code');
+    }
+  }
+  await ctx.close();
 }
 
 await browser.close();

@@ -247,15 +247,14 @@ impl Store {
     }
 
     pub async fn grants(&self, account_id: i64) -> Result<Vec<Grant>> {
-        let rows: Vec<(String, String)> =
-            with_pool!(self, |pool| {
-                sqlx::query_as(
+        let rows: Vec<(String, String)> = with_pool!(self, |pool| {
+            sqlx::query_as(
             "SELECT role, agency_id FROM role_grants WHERE account_id = $1 ORDER BY role, agency_id"
         )
         .bind(account_id)
         .fetch_all(pool)
         .await?
-            });
+        });
         rows.into_iter()
             .map(|(role, agency)| {
                 Ok(Grant {

@@ -7,8 +7,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
 
 mod api;
+mod authz;
 mod bad_input;
 mod common;
+mod identity;
 mod ledger;
 mod pages;
 mod store_contract;

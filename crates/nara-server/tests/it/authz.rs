@@ -1,0 +1,241 @@
+//! The authorization matrix: every route the router declares, called as
+//! every role, against a hand-written table of who may call it. A route
+//! added without a row here fails this test, and so does a row whose route
+//! is gone; a route whose enforcement differs from the table fails too.
+
+use std::collections::HashMap;
+
+use reqwest::StatusCode;
+
+use crate::common::{TOKEN, TestApp};
+
+/// Callers: anonymous, one session per role, and an operator API token.
+const CALLERS: &[&str] = &[
+    "anon",
+    "citizen",
+    "official",
+    "agency_admin",
+    "service_designer",
+    "operator",
+    "security_analyst",
+    "auditor",
+    "token",
+];
+const ALL: &str =
+    "anon citizen official agency_admin service_designer operator security_analyst auditor token";
+const SESSIONS: &str =
+    "citizen official agency_admin service_designer operator security_analyst auditor";
+const INVENTORY: &str = "operator security_analyst auditor";
+const INVENTORY_API: &str = "operator security_analyst auditor token";
+
+/// Who may call each route (method, route template) — written by hand.
+fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
+    HashMap::from([
+        (("GET", "/api/v1/agencies"), ALL),
+        (("POST", "/api/v1/agencies"), "token"),
+        (("GET", "/api/v1/agencies/{*id}"), ALL),
+        (("PUT", "/api/v1/agencies/{*id}"), "token"),
+        (("GET", "/api/v1/systems"), INVENTORY_API),
+        (("POST", "/api/v1/systems"), "token"),
+        (("GET", "/api/v1/systems/{id}"), INVENTORY_API),
+        (("PUT", "/api/v1/systems/{id}"), "token"),
+        (("GET", "/api/v1/services"), ALL),
+        (("POST", "/api/v1/services"), "token"),
+        (("GET", "/api/v1/services/{id}"), ALL),
+        (("PUT", "/api/v1/services/{id}"), "token"),
+        (("GET", "/api/v1/ledger/entries/{index}"), ALL),
+        (("GET", "/api/v1/ledger/consistency"), ALL),
+        (
+            ("GET", "/api/v1/security/events"),
+            "security_analyst auditor",
+        ),
+        (("GET", "/openapi.json"), ALL),
+        (("GET", "/ledger/checkpoint"), ALL),
+        (("GET", "/ledger/vkey"), ALL),
+        (("GET", "/ledger/vkeys"), ALL),
+        (("GET", "/ledger/tile/{*path}"), ALL),
+        (("GET", "/.well-known/openid-configuration"), ALL),
+        (("GET", "/oidc/jwks"), ALL),
+        // The OAuth endpoints authenticate the client themselves (RFC 6749).
+        (("POST", "/oidc/token"), ALL),
+        (("GET", "/oidc/userinfo"), ALL),
+        (("POST", "/oidc/userinfo"), ALL),
+        (("POST", "/oidc/revoke"), ALL),
+        (("GET", "/oidc/authorize"), SESSIONS),
+        (("POST", "/oidc/authorize"), SESSIONS),
+        (("GET", "/"), ALL),
+        (("GET", "/services"), ALL),
+        (("GET", "/services/{id}"), ALL),
+        (("GET", "/agencies"), ALL),
+        (("GET", "/agencies/{*id}"), ALL),
+        (("GET", "/systems"), INVENTORY),
+        (("GET", "/ledger"), ALL),
+        (("GET", "/sign-in"), ALL),
+        (("POST", "/sign-in"), ALL),
+        (("GET", "/sign-in/second-factor"), SESSIONS),
+        (("POST", "/sign-in/second-factor"), SESSIONS),
+        (("GET", "/sign-in/set-up-second-factor"), SESSIONS),
+        (("POST", "/sign-in/set-up-second-factor"), SESSIONS),
+        (("GET", "/sign-up"), ALL),
+        (("POST", "/sign-up"), ALL),
+        (("POST", "/sign-out"), SESSIONS),
+        (("GET", "/account"), SESSIONS),
+        (("GET", "/account/second-factor"), SESSIONS),
+        (("POST", "/account/second-factor"), SESSIONS),
+        (("POST", "/account/sessions/end"), SESSIONS),
+        (("POST", "/account/apps/revoke"), SESSIONS),
+        (("GET", "/admin/officials"), "agency_admin"),
+        (("POST", "/admin/officials"), "agency_admin"),
+        (("POST", "/admin/roles"), "agency_admin"),
+        (("GET", "/admin/apps"), "agency_admin"),
+        (("POST", "/admin/apps"), "agency_admin"),
+        (("GET", "/security/events"), "security_analyst auditor"),
+        (("GET", "/healthz"), ALL),
+        (("GET", "/readyz"), ALL),
+        (("GET", "/metrics"), ALL),
+        (("GET", "/static/style.css"), ALL),
+        (("GET", "/static/htmx.min.js"), ALL),
+        (("GET", "/static/favicon.svg"), ALL),
+        (("GET", "/favicon.ico"), ALL),
+    ])
+}
+
+/// A concrete address for a route template.
+fn concrete(path: &str) -> String {
+    path.replace("{*id}", "KR/GOV/KNPA")
+        .replace("{id}", "1")
+        .replace("{index}", "0")
+        .replace("{*path}", "0/000.p/1")
+}
+
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Allowed,
+    SignInFirst,
+    Forbidden,
+}
+
+fn classify(r: &reqwest::Response) -> Seen {
+    let problem = r.headers().get("content-type").is_some_and(|v| {
+        v.to_str()
+            .unwrap_or("")
+            .starts_with("application/problem+json")
+    });
+    let location = r
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap_or("").to_owned())
+        .unwrap_or_default();
+    match r.status() {
+        StatusCode::FORBIDDEN => Seen::Forbidden,
+        StatusCode::UNAUTHORIZED if problem => Seen::SignInFirst,
+        StatusCode::SEE_OTHER if location.starts_with("/sign-in?") => Seen::SignInFirst,
+        _ => Seen::Allowed,
+    }
+}
+
+#[tokio::test]
+async fn every_route_for_every_role() {
+    let app = TestApp::start("sqlite").await.unwrap();
+    let accounts = app.demo_accounts().await;
+    let rules = nara_server::route_rules();
+    let matrix = matrix();
+
+    // Completeness, both ways.
+    for r in &rules {
+        assert!(
+            matrix.contains_key(&(r.method, r.path)),
+            "{} {} has no row in the authorization matrix: decide who may call it",
+            r.method,
+            r.path
+        );
+    }
+    for (method, path) in matrix.keys() {
+        assert!(
+            rules.iter().any(|r| r.method == *method && r.path == *path),
+            "the matrix names {method} {path}, which the router no longer has"
+        );
+    }
+
+    let mut checked = 0;
+    for r in &rules {
+        let allowed: Vec<&str> = matrix[&(r.method, r.path)].split(' ').collect();
+        for caller in CALLERS {
+            // A fresh session per request: some routes end the session they are called with.
+            let session = match *caller {
+                "anon" | "token" => None,
+                role => {
+                    let a = accounts.iter().find(|a| a.role == role).unwrap();
+                    let account = app
+                        .store
+                        .account_by_username(&a.username)
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    let id = nara_server::auth::start_session(
+                        &app.store, account.id, "full", "pwd otp", "test", "matrix",
+                    )
+                    .await
+                    .unwrap();
+                    let csrf = app
+                        .store
+                        .session(&nara_server::auth::digest(&id))
+                        .await
+                        .unwrap()
+                        .unwrap()
+                        .csrf;
+                    Some((format!("nara_session={id}"), csrf))
+                }
+            };
+            let url = app.url(&concrete(r.path));
+            let mut req = app.client.request(r.method.parse().unwrap(), &url);
+            if let Some((cookie, _)) = &session {
+                req = req.header("cookie", cookie);
+            }
+            if *caller == "token" {
+                req = req.bearer_auth(TOKEN);
+            }
+            if r.method != "GET" {
+                if r.path.starts_with("/api/") {
+                    req = req.json(&serde_json::json!({}));
+                } else {
+                    let csrf = session.as_ref().map(|s| s.1.clone()).unwrap_or_default();
+                    req = req.form(&[("csrf", csrf)]);
+                }
+            }
+            let response = req.send().await.unwrap();
+            let status = response.status();
+            let seen = classify(&response);
+            let expected = if allowed.contains(caller) {
+                Seen::Allowed
+            } else if *caller == "anon" {
+                Seen::SignInFirst
+            } else {
+                Seen::Forbidden
+            };
+            assert_eq!(
+                seen, expected,
+                "{} {} as {caller}: HTTP {status}",
+                r.method, r.path
+            );
+            checked += 1;
+        }
+    }
+    println!(
+        "authorization matrix: {} routes × {} callers = {checked} requests, all as expected",
+        rules.len(),
+        CALLERS.len()
+    );
+    assert_eq!(checked, rules.len() * CALLERS.len());
+}
+
+/// No `.route(` call outside the `routes!` declarations: every route comes
+/// with its rule.
+#[test]
+fn routes_are_only_declared_with_rules() {
+    let source = include_str!("../../src/lib.rs");
+    assert!(
+        !source.contains(".route(\""),
+        "a route added with Router::route bypasses the policy table; declare it in routes! with a Rule"
+    );
+}

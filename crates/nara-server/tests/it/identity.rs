@@ -1,0 +1,686 @@
+//! Identity and access over real HTTP: sign-in, throttling, sessions, the
+//! second factor, forms' anti-forgery tokens, sign-up validation, API token
+//! scopes, agency administration and the OpenID Connect provider's refusals.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::StatusCode;
+use serde_json::Value;
+use sha2::Digest;
+
+use crate::backends;
+use crate::common::{Session, TOKEN, TestApp, session_cookie, totp_now};
+
+fn find<'a>(
+    accounts: &'a [nara_server::demo::DemoAccount],
+    role: &str,
+) -> &'a nara_server::demo::DemoAccount {
+    accounts.iter().find(|a| a.role == role).unwrap()
+}
+
+async fn post_form(
+    app: &TestApp,
+    path: &str,
+    cookie: Option<&str>,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut r = app.client.post(app.url(path)).form(form);
+    if let Some(c) = cookie {
+        r = r.header("cookie", c);
+    }
+    r.send().await.unwrap()
+}
+
+async fn status_with(app: &TestApp, path: &str, cookie: &str) -> StatusCode {
+    app.client
+        .get(app.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+backends! {
+    async fn failed_sign_ins_back_off_and_are_recorded(backend: &str) {
+        let Some(app) = TestApp::start(backend).await else { return };
+        let accounts = app.demo_accounts().await;
+        let citizen = find(&accounts, "citizen");
+        for _ in 0..5 {
+            let r = post_form(&app, "/sign-in", None, &[("username", &citizen.username), ("password", "wrong-password-123")]).await;
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+            assert!(session_cookie(&r).is_none());
+        }
+        // The sixth failure locks the account; even the right password now waits.
+        let r = post_form(&app, "/sign-in", None, &[("username", &citizen.username), ("password", "wrong-password-123")]).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let r = post_form(&app, "/sign-in", None, &[("username", &citizen.username), ("password", &citizen.password)]).await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(r.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() > 0);
+        assert!(session_cookie(&r).is_none());
+        let failed = app.store.security_events(Some("login.failed"), 100).await.unwrap();
+        assert_eq!(failed.len(), 6);
+        assert!(failed.iter().all(|e| e.username == citizen.username && e.address == "127.0.0.1"));
+        assert_eq!(app.store.security_events(Some("login.locked"), 100).await.unwrap().len(), 1);
+        assert_eq!(app.store.security_events(Some("login.throttled"), 100).await.unwrap().len(), 1);
+        // Another account is not affected.
+        let other = accounts.iter().filter(|a| a.role == "citizen").nth(1).unwrap();
+        let r = post_form(&app, "/sign-in", None, &[("username", &other.username), ("password", &other.password)]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    }
+
+    async fn staff_need_the_second_factor_once_per_code(backend: &str) {
+        let Some(app) = TestApp::start(backend).await else { return };
+        let accounts = app.demo_accounts().await;
+        let official = find(&accounts, "official");
+        let r = post_form(&app, "/sign-in", None, &[("username", &official.username), ("password", &official.password), ("next", "/account")]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(r.headers()["location"], "/sign-in/second-factor?next=%2Faccount");
+        let pending = session_cookie(&r).unwrap();
+        // Half signed in is not signed in.
+        let r = app.client.get(app.url("/account")).header("cookie", &pending).send().await.unwrap();
+        assert_eq!(r.headers()["location"], "/sign-in/second-factor");
+        let csrf = app.csrf_of(&pending, "/sign-in/second-factor").await;
+        let wrong = post_form(&app, "/sign-in/second-factor", Some(&pending), &[("code", "000000"), ("csrf", &csrf)]).await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+        // Without the form's anti-forgery token the code is not even tried.
+        let code = totp_now(official.totp_secret.as_ref().unwrap(), &official.username);
+        let forged = post_form(&app, "/sign-in/second-factor", Some(&pending), &[("code", &code), ("csrf", "forged")]).await;
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+        let ok = post_form(&app, "/sign-in/second-factor", Some(&pending), &[("code", &code), ("csrf", &csrf)]).await;
+        assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+        let full = session_cookie(&ok).unwrap();
+        assert_ne!(full, pending, "the session id changes when the second factor is proven");
+        assert_eq!(status_with(&app, "/account", &full).await, StatusCode::OK);
+        assert_ne!(status_with(&app, "/account", &pending).await, StatusCode::OK, "the pending id is gone");
+        // The same code cannot be used again (RFC 6238 §5.2).
+        let r = post_form(&app, "/sign-in", None, &[("username", &official.username), ("password", &official.password)]).await;
+        let pending2 = session_cookie(&r).unwrap();
+        let csrf2 = app.csrf_of(&pending2, "/sign-in/second-factor").await;
+        let replay = post_form(&app, "/sign-in/second-factor", Some(&pending2), &[("code", &code), ("csrf", &csrf2)]).await;
+        assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(app.store.security_events(Some("second_factor.failed"), 10).await.unwrap().len(), 2);
+    }
+
+    async fn sessions_rotate_and_end_everywhere(backend: &str) {
+        let Some(app) = TestApp::start(backend).await else { return };
+        let accounts = app.demo_accounts().await;
+        let citizen = find(&accounts, "citizen");
+        // Session fixation: a planted id is never adopted; sign-in issues a new one.
+        let planted = "nara_session=planted-by-an-attacker";
+        let r = app.client.post(app.url("/sign-in")).header("cookie", planted)
+            .form(&[("username", citizen.username.as_str()), ("password", citizen.password.as_str())]).send().await.unwrap();
+        let issued = session_cookie(&r).unwrap();
+        assert_ne!(issued, planted);
+        assert_ne!(status_with(&app, "/account", planted).await, StatusCode::OK);
+        let cookie_header = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(cookie_header.contains("HttpOnly") && cookie_header.contains("SameSite=Lax") && cookie_header.contains("Path=/"));
+        let a = Session { cookie: issued.clone(), csrf: app.csrf_of(&issued, "/account").await };
+        let b = app.sign_in(citizen).await;
+        assert_eq!(status_with(&app, "/account", &a.cookie).await, StatusCode::OK);
+        // The account page lists both sessions.
+        let html = app.client.get(app.url("/account")).header("cookie", &a.cookie).send().await.unwrap().text().await.unwrap();
+        assert_eq!(html.matches("<td>127.0.0.1</td>").count(), 2);
+        // Ending sessions needs the anti-forgery token …
+        let forged = post_form(&app, "/account/sessions/end", Some(&b.cookie), &[("csrf", &a.csrf)]).await;
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN, "another session's token is not this session's");
+        assert_eq!(status_with(&app, "/account", &a.cookie).await, StatusCode::OK);
+        // … and then ends every one of them.
+        let r = post_form(&app, "/account/sessions/end", Some(&b.cookie), &[("csrf", &b.csrf)]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_ne!(status_with(&app, "/account", &a.cookie).await, StatusCode::OK);
+        assert_ne!(status_with(&app, "/account", &b.cookie).await, StatusCode::OK);
+        // Off-site `next` is refused.
+        let r = post_form(&app, "/sign-in", None, &[("username", &citizen.username), ("password", &citizen.password), ("next", "//evil.example/")]).await;
+        assert_eq!(r.headers()["location"], "/account");
+    }
+
+    async fn agency_admins_manage_only_their_agency(backend: &str) {
+        let Some(app) = TestApp::start(backend).await else { return };
+        let accounts = app.demo_accounts().await;
+        let admin_a = find(&accounts, "agency_admin");
+        let a = app.sign_in(admin_a).await;
+        let agency_a = admin_a.agency.clone().unwrap();
+        let agency_b = accounts.iter().find(|x| x.role == "agency_admin" && x.agency != admin_a.agency).unwrap().agency.clone().unwrap();
+        assert_eq!(status_with(&app, &format!("/admin/officials?agency={agency_a}"), &a.cookie).await, StatusCode::OK);
+        assert_eq!(status_with(&app, &format!("/admin/officials?agency={agency_b}"), &a.cookie).await, StatusCode::NOT_FOUND);
+        let official_b = app.store.account_by_username("official.b").await.unwrap().unwrap();
+        let r = post_form(&app, "/admin/roles", Some(&a.cookie), &[("csrf", &a.csrf), ("agency", &agency_b), ("account_id", &official_b.id.to_string()), ("role", "agency_admin"), ("action", "grant")]).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        // Not across agencies through its own page either.
+        let r = post_form(&app, "/admin/roles", Some(&a.cookie), &[("csrf", &a.csrf), ("agency", &agency_a), ("account_id", &official_b.id.to_string()), ("role", "agency_admin"), ("action", "grant")]).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        // A citizen can never become staff.
+        let citizen = app.store.account_by_username("minji").await.unwrap().unwrap();
+        let r = post_form(&app, "/admin/roles", Some(&a.cookie), &[("csrf", &a.csrf), ("agency", &agency_a), ("account_id", &citizen.id.to_string()), ("role", "official"), ("action", "grant")]).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert!(app.store.grants(official_b.id).await.unwrap().iter().all(|g| g.role != nara_core::identity::Role::AgencyAdmin));
+        // Granting a role in its own agency works and is a ledger entry.
+        let official_a = app.store.account_by_username("official.a").await.unwrap().unwrap();
+        let r = post_form(&app, "/admin/roles", Some(&a.cookie), &[("csrf", &a.csrf), ("agency", &agency_a), ("account_id", &official_a.id.to_string()), ("role", "service_designer"), ("action", "grant")]).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(app.store.grants(official_a.id).await.unwrap().iter().any(|g| g.role == nara_core::identity::Role::ServiceDesigner));
+        let actor = format!("account:{}", app.store.account_by_username(&admin_a.username).await.unwrap().unwrap().id);
+        let mut recorded = false;
+        for _ in 0..50 {
+            let recent = app.store.recent_ledger_entries(5).await.unwrap();
+            if recent.iter().any(|(_, e)| nara_ledger::entry::Entry::decode(e).is_ok_and(|e| e.kind == "identity.role.granted" && e.actor == actor)) {
+                recorded = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(recorded, "the role grant is a ledger entry naming the admin as actor");
+        // Without the anti-forgery token nothing changes.
+        let r = post_form(&app, "/admin/roles", Some(&a.cookie), &[("agency", &agency_a), ("account_id", &official_a.id.to_string()), ("role", "service_designer"), ("action", "revoke")]).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert!(app.store.grants(official_a.id).await.unwrap().iter().any(|g| g.role == nara_core::identity::Role::ServiceDesigner));
+    }
+}
+
+#[tokio::test]
+async fn api_tokens_are_scoped_and_sessions_cannot_write() {
+    let app = TestApp::start("sqlite").await.unwrap();
+    let accounts = app.demo_accounts().await;
+    let operator = app
+        .store
+        .account_by_username("operator")
+        .await
+        .unwrap()
+        .unwrap();
+    let read_only = nara_server::auth::issue_api_token(
+        &app.store,
+        operator.id,
+        "t",
+        &["systems:read"],
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    let agency = serde_json::json!({"id": "KR/GOV/TOKEN", "name": {"en": "T", "es": "T", "ko": "T"}, "kind": "ministry"});
+    let before = app.snapshot().await;
+    let post = |token: String| {
+        let app = &app;
+        let agency = agency.clone();
+        async move {
+            app.client
+                .post(app.url("/api/v1/agencies"))
+                .bearer_auth(token)
+                .json(&agency)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(post(read_only.clone()).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        post(format!("{read_only}x")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(post("nara_at_".into()).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(post("not-a-token".into()).await, StatusCode::UNAUTHORIZED);
+    // Expired and revoked tokens.
+    let expired = nara_server::auth::issue_api_token(
+        &app.store,
+        operator.id,
+        "t",
+        &["catalogue:write"],
+        std::time::Duration::from_millis(1),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(post(expired).await, StatusCode::UNAUTHORIZED);
+    let revoked = nara_server::auth::issue_api_token(
+        &app.store,
+        operator.id,
+        "t",
+        &["catalogue:write"],
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    let id = app.store.api_tokens_of(operator.id).await.unwrap()[0].id;
+    assert!(app.store.revoke_api_token(operator.id, id).await.unwrap());
+    assert_eq!(post(revoked).await, StatusCode::UNAUTHORIZED);
+    // An operator's browser session may read the API but never write through it.
+    let session = app.sign_in(find(&accounts, "operator")).await;
+    let r = app
+        .client
+        .post(app.url("/api/v1/agencies"))
+        .header("cookie", &session.cookie)
+        .json(&agency)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = app
+        .client
+        .get(app.url("/api/v1/systems"))
+        .header("cookie", &session.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(app.snapshot().await, before, "nothing changed");
+    assert_eq!(post(TOKEN.into()).await, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn sign_up_is_demo_only_and_refuses_bad_input() {
+    let (store, dir) = crate::common::fresh_store("sqlite").await.unwrap();
+    store.seed(&nara_core::seed::demo(), &|_| {}).await.unwrap();
+    let demo = TestApp::serve(
+        store,
+        nara_server::Config {
+            demo: true,
+            ..Default::default()
+        },
+        dir,
+    )
+    .await;
+    let good = [
+        ("username", "new.citizen"),
+        ("display_name", "새 시민"),
+        ("national_id", "010203-3456789"),
+        ("password", "a long walk by the han river"),
+    ];
+    let with = |field: &str, value: &str| -> Vec<(String, String)> {
+        good.iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    if *k == field {
+                        value.to_owned()
+                    } else {
+                        v.to_string()
+                    },
+                )
+            })
+            .collect()
+    };
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("username", "\u{0430}dmin".into(), "username-error"), // Cyrillic look-alike
+        ("username", "a".repeat(300), "username-error"),       // overlong
+        ("username", "x' OR '1'='1".into(), "username-error"), // injection
+        (
+            "display_name",
+            "<script>alert(1)</script>\u{0007}".into(),
+            "display_name-error",
+        ),
+        ("national_id", "991340-1234567".into(), "national_id-error"), // no 13th month
+        (
+            "national_id",
+            "'; DROP TABLE accounts; --".into(),
+            "national_id-error",
+        ),
+        ("password", "short".into(), "password-error"),
+        ("password", "password123456".into(), "password-error"), // common
+        ("password", "p".repeat(257), "password-error"),         // overlong
+    ];
+    for (field, value, error_id) in cases {
+        let r = demo
+            .client
+            .post(demo.url("/sign-up"))
+            .form(&with(field, &value))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{field}={value:?}");
+        let html = r.text().await.unwrap();
+        assert!(
+            html.contains(&format!("id=\"{error_id}\"")),
+            "{field}: no error shown"
+        );
+        assert!(!html.contains("<script>alert"), "text is escaped");
+    }
+    assert!(
+        demo.store
+            .account_by_username("new.citizen")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let r = demo
+        .client
+        .post(demo.url("/sign-up"))
+        .form(&good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let account = demo
+        .store
+        .account_by_username("new.citizen")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(account.password_hash.starts_with("$argon2id$"));
+    // The same person (same number) cannot register twice; full-width letters are the same username.
+    let again = with("username", "ＮＥＷ.ＣＩＴＩＺＥＮ");
+    let r = demo
+        .client
+        .post(demo.url("/sign-up"))
+        .form(&again)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let other_name = with("username", "someone.else");
+    let r = demo
+        .client
+        .post(demo.url("/sign-up"))
+        .form(&other_name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "the national id is taken"
+    );
+
+    // Outside demo mode there is no sign-up at all.
+    let prod = TestApp::start("sqlite").await.unwrap();
+    assert_eq!(prod.get("/sign-up").await.status(), StatusCode::NOT_FOUND);
+    let r = prod
+        .client
+        .post(prod.url("/sign-up"))
+        .form(&good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(
+        prod.store
+            .account_by_username("new.citizen")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+// ------------------------------------------------------------------ OIDC
+
+struct Flow {
+    verifier: String,
+    challenge: String,
+}
+
+fn pkce() -> Flow {
+    let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    Flow {
+        verifier,
+        challenge,
+    }
+}
+
+fn authorize_url(client_id: &str, redirect: &str, challenge: &str, method: &str) -> String {
+    let q = form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", redirect)
+        .append_pair("response_type", "code")
+        .append_pair("scope", "openid profile")
+        .append_pair("state", "st-1")
+        .append_pair("nonce", "n-1")
+        .append_pair("code_challenge", challenge)
+        .append_pair("code_challenge_method", method)
+        .finish();
+    format!("/oidc/authorize?{q}")
+}
+
+fn query_of(location: &str) -> std::collections::HashMap<String, String> {
+    let q = location.split_once('?').map(|x| x.1).unwrap_or("");
+    form_urlencoded::parse(q.as_bytes()).into_owned().collect()
+}
+
+#[tokio::test]
+async fn the_provider_refuses_what_it_must() {
+    let app = TestApp::start("sqlite").await.unwrap();
+    let accounts = app.demo_accounts().await;
+    let dir = std::env::temp_dir().join(format!("nara-demo-{}", app.addr.port()));
+    let demo_app: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("demo-app.json")).unwrap()).unwrap();
+    let (client_id, secret, redirect) = (
+        demo_app["client_id"].as_str().unwrap(),
+        demo_app["client_secret"].as_str().unwrap(),
+        demo_app["redirect_uri"].as_str().unwrap(),
+    );
+    let s = app.sign_in(find(&accounts, "citizen")).await;
+    let get = |path: String| {
+        let app = &app;
+        let cookie = s.cookie.clone();
+        async move {
+            app.client
+                .get(app.url(&path))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let flow = pkce();
+
+    // Unknown client or unregistered redirect URI: a page, never a redirect (no open redirect).
+    let r = get(authorize_url(
+        "no-such-app",
+        redirect,
+        &flow.challenge,
+        "S256",
+    ))
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers().get("location").is_none());
+    for evil in [
+        "https://evil.example/callback",
+        "http://127.0.0.1:8090/callback/../x",
+        "http://127.0.0.1:8090/callbackx",
+        "http://127.0.0.1:8090/CALLBACK",
+    ] {
+        let r = get(authorize_url(client_id, evil, &flow.challenge, "S256")).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{evil}");
+        assert!(r.headers().get("location").is_none(), "{evil}");
+    }
+    // PKCE downgrade: plain, or no challenge at all, is refused (back to the app with an error).
+    for (challenge, method) in [
+        (flow.verifier.as_str(), "plain"),
+        ("", "S256"),
+        ("short", "S256"),
+    ] {
+        let r = get(authorize_url(client_id, redirect, challenge, method)).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let q = query_of(r.headers()["location"].to_str().unwrap());
+        assert_eq!(q["error"], "invalid_request", "{method} {challenge}");
+        assert_eq!(q["state"], "st-1");
+        assert!(!q.contains_key("code"));
+    }
+    // The consent screen; answering it without the anti-forgery token does nothing.
+    let r = get(authorize_url(client_id, redirect, &flow.challenge, "S256")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("form-action 'self' http://127.0.0.1:8090"),
+        "{csp}"
+    );
+    let consent = |csrf: &str, challenge: &str| {
+        vec![
+            ("csrf", csrf.to_owned()),
+            ("client_id", client_id.to_owned()),
+            ("redirect_uri", redirect.to_owned()),
+            ("response_type", "code".into()),
+            ("scope", "openid profile".into()),
+            ("state", "st-1".into()),
+            ("nonce", "n-1".into()),
+            ("code_challenge", challenge.to_owned()),
+            ("code_challenge_method", "S256".into()),
+            ("decision", "allow".into()),
+        ]
+    };
+    let r = app
+        .client
+        .post(app.url("/oidc/authorize"))
+        .header("cookie", &s.cookie)
+        .form(&consent("forged", &flow.challenge))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = app
+        .client
+        .post(app.url("/oidc/authorize"))
+        .header("cookie", &s.cookie)
+        .form(&consent(&s.csrf, &flow.challenge))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let q = query_of(r.headers()["location"].to_str().unwrap());
+    let code = q["code"].clone();
+    assert_eq!(q["iss"], format!("http://{}", app.addr));
+
+    let token = |form: Vec<(&'static str, String)>, basic: Option<(&str, &str)>| {
+        let app = &app;
+        let basic = basic.map(|(a, b)| (a.to_owned(), b.to_owned()));
+        async move {
+            let mut r = app.client.post(app.url("/oidc/token")).form(&form);
+            if let Some((id, secret)) = basic {
+                r = r.basic_auth(id, Some(secret));
+            }
+            let r = r.send().await.unwrap();
+            let status = r.status();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let grant = |verifier: &str| {
+        vec![
+            ("grant_type", "authorization_code".into()),
+            ("code", code.clone()),
+            ("redirect_uri", redirect.to_owned()),
+            ("code_verifier", verifier.to_owned()),
+        ]
+    };
+    // Wrong client secret.
+    let (status, body) = token(grant(&flow.verifier), Some((client_id, "wrong"))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    // Wrong verifier: refused, and the code is spent.
+    let (status, body) = token(grant(&pkce().verifier), Some((client_id, secret))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let (status, _) = token(grant(&flow.verifier), Some((client_id, secret))).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a code works once, even after a failed attempt"
+    );
+
+    // A fresh code: redeemed once, then replayed — the replay also revokes the tokens it issued.
+    let flow = pkce();
+    let r = get(authorize_url(client_id, redirect, &flow.challenge, "S256")).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "consent given before: straight back to the app"
+    );
+    let code = query_of(r.headers()["location"].to_str().unwrap())["code"].clone();
+    let grant = vec![
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", redirect),
+        ("code_verifier", &flow.verifier),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, v.to_owned()))
+    .collect::<Vec<_>>();
+    let (status, tokens) = token(grant.clone(), Some((client_id, secret))).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let userinfo = |t: String| {
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url("/oidc/userinfo"))
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(userinfo(access.clone()).await, StatusCode::OK);
+    let (status, body) = token(grant, Some((client_id, secret))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    assert_eq!(
+        userinfo(access).await,
+        StatusCode::UNAUTHORIZED,
+        "code replay revoked the tokens"
+    );
+    // The ID token is an EdDSA JWS whose key is in the JWKS.
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(
+                tokens["id_token"]
+                    .as_str()
+                    .unwrap()
+                    .split('.')
+                    .next()
+                    .unwrap(),
+            )
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["alg"], "EdDSA");
+    let jwks: Value = app.get("/oidc/jwks").await.json().await.unwrap();
+    assert_eq!(jwks["keys"][0]["kid"], header["kid"]);
+    // Unsupported grants and malformed bodies get OAuth errors.
+    let (status, body) = token(
+        vec![("grant_type", "password".into())],
+        Some((client_id, secret)),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unsupported_grant_type"))
+    );
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let app = TestApp::start("sqlite").await.unwrap();
+    for path in [
+        "/",
+        "/sign-in",
+        "/api/v1/agencies",
+        "/oidc/jwks",
+        "/no/such/page",
+        "/account",
+    ] {
+        let r = app.get(path).await;
+        let h = r.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self'")
+                && !csp.contains("unsafe-inline")
+                && csp.contains("frame-ancestors 'none'"),
+            "{path}"
+        );
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert!(h.contains_key("referrer-policy"), "{path}");
+        assert!(
+            !h.contains_key("strict-transport-security"),
+            "no HSTS over plain http"
+        );
+    }
+}

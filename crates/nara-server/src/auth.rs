@@ -166,12 +166,13 @@ impl Default for PasswordWork {
         PasswordWork {
             permits: Semaphore::new(HASHING_AT_ONCE),
             waiting: AtomicUsize::new(0),
-            dummy: hash_now(&random_secret("")).unwrap_or_default(),
+            dummy: hash_password_now(&random_secret("")).unwrap_or_default(),
         }
     }
 }
 
-fn hash_now(password: &str) -> Option<String> {
+/// Hashes on the calling thread (callers in async code use [`PasswordWork`]).
+pub fn hash_password_now(password: &str) -> Option<String> {
     let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
     argon2()
         .hash_password(password.as_bytes(), &salt)
@@ -179,7 +180,8 @@ fn hash_now(password: &str) -> Option<String> {
         .map(|h| h.to_string())
 }
 
-fn verify_now(hash: &str, password: &str) -> bool {
+/// Verifies on the calling thread (callers in async code use [`PasswordWork`]).
+pub fn verify_password_now(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash)
         .map(|h| argon2().verify_password(password.as_bytes(), &h).is_ok())
         .unwrap_or(false)
@@ -202,7 +204,9 @@ impl PasswordWork {
 
     pub async fn hash(&self, password: &str) -> Result<String, Busy> {
         let password = password.to_owned();
-        self.run(move || hash_now(&password)).await?.ok_or(Busy)
+        self.run(move || hash_password_now(&password))
+            .await?
+            .ok_or(Busy)
     }
 
     /// Verifies `password` against `hash`, or against a dummy hash when there
@@ -211,7 +215,9 @@ impl PasswordWork {
         let known = hash.is_some();
         let hash = hash.unwrap_or(&self.dummy).to_owned();
         let password = password.to_owned();
-        let ok = self.run(move || verify_now(&hash, &password)).await?;
+        let ok = self
+            .run(move || verify_password_now(&hash, &password))
+            .await?;
         Ok(ok && known)
     }
 }
@@ -371,9 +377,14 @@ pub enum Credential {
         csrf: String,
         amr: String,
         created_at: i64,
+        expires_at: i64,
     },
     /// An operator API token with its scopes.
-    Token { id: i64, scopes: Vec<String> },
+    Token {
+        id: i64,
+        scopes: Vec<String>,
+        expires_at: i64,
+    },
 }
 
 /// An authenticated account with the roles it holds.
@@ -478,12 +489,77 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Callers recently identified, by the digest of their session id or token,
+/// so that a signed-in page costs no database round trip. An entry is used
+/// only while the store's identity epoch is the one it was filled at (any
+/// sign-out, role change, second-factor change or token revocation — on this
+/// node at once, on others within the 1 s poll — empties it in effect), for
+/// at most [`CACHE_FOR`], and never past its session's absolute expiry.
+#[derive(Default)]
+pub struct CallerCache {
+    entries: std::sync::RwLock<HashMap<String, Cached>>,
+}
+
+struct Cached {
+    caller: Caller,
+    epoch: u64,
+    at: Instant,
+}
+
+pub const CACHE_FOR: Duration = Duration::from_secs(30);
+const CACHE_MAX: usize = 100_000;
+
+impl CallerCache {
+    fn get(&self, key: &str, epoch: u64) -> Option<Caller> {
+        let map = self
+            .entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let c = map.get(key)?;
+        let now = nara_core::Timestamp::now().0;
+        let alive = match &c.caller {
+            Caller::Pending { session, .. } => now < session.expires_at,
+            Caller::Signed(p) => match &p.credential {
+                Credential::Session { expires_at, .. } => now < *expires_at,
+                Credential::Token { expires_at, .. } => now < *expires_at,
+            },
+            Caller::Anonymous => false,
+        };
+        (c.epoch == epoch && c.at.elapsed() < CACHE_FOR && alive).then(|| c.caller.clone())
+    }
+
+    fn put(&self, key: String, caller: &Caller, epoch: u64) {
+        if matches!(caller, Caller::Anonymous) {
+            return;
+        }
+        let mut map = self
+            .entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= CACHE_MAX {
+            map.clear();
+        }
+        map.insert(
+            key,
+            Cached {
+                caller: caller.clone(),
+                epoch,
+                at: Instant::now(),
+            },
+        );
+    }
+}
+
 /// Finds who is calling: an API token in `Authorization`, else a session cookie.
 pub async fn identify(
     store: &Store,
+    cache: &CallerCache,
     headers: &axum::http::HeaderMap,
     https: bool,
 ) -> Result<Caller, Problem> {
+    // The epoch is read before the database, so a change racing this lookup
+    // leaves an entry that is already stale.
+    let epoch = store.identity_epoch();
     if let Some(auth) = headers.get(header::AUTHORIZATION) {
         let token = auth
             .to_str()
@@ -491,12 +567,27 @@ pub async fn identify(
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .ok_or_else(|| Problem::unauthorized().detail("use Authorization: Bearer <token>"))?;
-        return api_token_principal(store, token).await;
+        let key = format!("t:{}", digest(token));
+        if let Some(c) = cache.get(&key, epoch) {
+            return Ok(c);
+        }
+        let caller = api_token_principal(store, token).await?;
+        cache.put(key, &caller, epoch);
+        return Ok(caller);
     }
     let Some(id) = cookie(headers, session_cookie_name(https)) else {
         return Ok(Caller::Anonymous);
     };
-    session_caller(store, id).await
+    if id.len() > 100 {
+        return Ok(Caller::Anonymous);
+    }
+    let key = format!("s:{}", digest(id));
+    if let Some(c) = cache.get(&key, epoch) {
+        return Ok(c);
+    }
+    let caller = session_caller(store, id).await?;
+    cache.put(key, &caller, epoch);
+    Ok(caller)
 }
 
 async fn api_token_principal(store: &Store, token: &str) -> Result<Caller, Problem> {
@@ -530,6 +621,7 @@ async fn api_token_principal(store: &Store, token: &str) -> Result<Caller, Probl
         credential: Credential::Token {
             id: record.id,
             scopes: record.scopes.split(' ').map(str::to_owned).collect(),
+            expires_at: record.expires_at,
         },
     })))
 }
@@ -583,6 +675,7 @@ async fn session_caller(store: &Store, id: &str) -> Result<Caller, Problem> {
             csrf: session.csrf,
             amr: session.amr,
             created_at: session.created_at,
+            expires_at: session.expires_at,
         },
     })))
 }
@@ -703,11 +796,11 @@ mod tests {
 
     #[test]
     fn passwords_hash_and_verify() {
-        let h = hash_now("tangerine-lantern-river").unwrap();
+        let h = hash_password_now("tangerine-lantern-river").unwrap();
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert!(verify_now(&h, "tangerine-lantern-river"));
-        assert!(!verify_now(&h, "tangerine-lantern-rivet"));
-        assert!(!verify_now("not a hash", "x"));
+        assert!(verify_password_now(&h, "tangerine-lantern-river"));
+        assert!(!verify_password_now(&h, "tangerine-lantern-rivet"));
+        assert!(!verify_password_now("not a hash", "x"));
     }
 
     #[test]

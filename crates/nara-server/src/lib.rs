@@ -47,6 +47,7 @@ pub struct AppState {
     /// Failed sign-ins by account and by address.
     pub account_throttle: Arc<auth::Throttle>,
     pub address_throttle: Arc<auth::Throttle>,
+    pub callers: Arc<auth::CallerCache>,
 }
 
 impl AppState {
@@ -66,6 +67,7 @@ impl AppState {
             passwords: Arc::new(auth::PasswordWork::default()),
             account_throttle: Arc::new(auth::Throttle::new(auth::ACCOUNT_FREE_FAILURES)),
             address_throttle: Arc::new(auth::Throttle::new(auth::ADDRESS_FREE_FAILURES)),
+            callers: Arc::default(),
         }
     }
 }
@@ -296,6 +298,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let store = state.store.clone();
     let integrator = ledger::spawn_integrator(store.clone(), state.ledger.clone());
+    let identity_poll = spawn_identity_poll(store.clone());
     let app = router(state);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let graceful = async move {
@@ -321,8 +324,24 @@ pub async fn serve(
         Err(_) => server.await.unwrap_or(Ok(())),
     };
     integrator.abort();
+    identity_poll.abort();
     store.close().await;
     result
+}
+
+/// Notices other nodes' sign-outs, role changes and token revocations
+/// (`identity_version`) once a second, so cached callers go stale in time.
+fn spawn_identity_poll(store: Store) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = store.poll_identity_version().await {
+                tracing::warn!(error = %e, "polling identity_version");
+            }
+        }
+    })
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -157,7 +157,7 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
         // Public machine endpoints (tiles, JSON reads) skip the lookup.
         Caller::Anonymous
     } else {
-        match identify(&state.store, request.headers(), https).await {
+        match identify(&state.store, &state.callers, request.headers(), https).await {
             Ok(c) => c,
             Err(problem) => return problem.into_response(),
         }
@@ -219,12 +219,14 @@ mod tests {
                 Some(s) => Credential::Token {
                     id: 1,
                     scopes: s.iter().map(|x| x.to_string()).collect(),
+                    expires_at: i64::MAX,
                 },
                 None => Credential::Session {
                     id_hash: "h".into(),
                     csrf: "c".into(),
                     amr: "pwd".into(),
                     created_at: 0,
+                    expires_at: i64::MAX,
                 },
             },
         }))

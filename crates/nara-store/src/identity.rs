@@ -31,6 +31,17 @@ macro_rules! insert_grant {
     }};
 }
 
+/// Counts changes that can end or narrow a session or token: this node's own
+/// (at once) and other nodes' (seen when `identity_version` is polled). A
+/// cache of callers is valid while the epoch it was filled at is current.
+#[derive(Debug, Default)]
+pub struct IdentityEpoch {
+    local: std::sync::atomic::AtomicU64,
+    seen_in_database: std::sync::atomic::AtomicI64,
+}
+
+const BUMP_IDENTITY: &str = "UPDATE identity_version SET version = version + 1 WHERE id = 1";
+
 /// An account as the sign-in path needs it (hashes included; never serialised).
 #[derive(Debug, Clone)]
 pub struct Account {
@@ -153,6 +164,37 @@ pub struct ApiTokenRecord {
 }
 
 impl Store {
+    /// The identity epoch: changes when a session, role or token may have
+    /// been ended or narrowed, on this node or (after a poll) another.
+    pub fn identity_epoch(&self) -> u64 {
+        self.identity_epoch
+            .local
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn identity_changed(&self) {
+        self.identity_epoch
+            .local
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Reads `identity_version`; a change made by another node moves the epoch.
+    pub async fn poll_identity_version(&self) -> Result<()> {
+        let v: i64 = with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT version FROM identity_version WHERE id = 1"
+        )
+        .fetch_one(pool)
+        .await?);
+        let before = self
+            .identity_epoch
+            .seen_in_database
+            .swap(v, std::sync::atomic::Ordering::AcqRel);
+        if before != v {
+            self.identity_changed();
+        }
+        Ok(())
+    }
+
     /// Creates an account with its role grants; one ledger entry.
     pub async fn create_account(&self, new: &NewAccount, actor: &str) -> Result<Account> {
         let now = Timestamp::now();
@@ -275,6 +317,7 @@ impl Store {
         with_pool!(self, |pool| {
             let (_turn, mut tx) = write_tx!(self, pool);
             insert_grant!(tx, account_id, grant, actor, now);
+            sqlx::query(BUMP_IDENTITY).execute(&mut *tx).await?;
             commit_with_entry!(
                 self,
                 tx,
@@ -285,6 +328,7 @@ impl Store {
                     &(account_id, grant)
                 )?
             );
+            self.identity_changed();
         });
         Ok(())
     }
@@ -307,6 +351,7 @@ impl Store {
                     grant.role
                 )));
             }
+            sqlx::query(BUMP_IDENTITY).execute(&mut *tx).await?;
             commit_with_entry!(
                 self,
                 tx,
@@ -317,6 +362,7 @@ impl Store {
                     &(account_id, grant)
                 )?
             );
+            self.identity_changed();
         });
         Ok(())
     }
@@ -360,7 +406,9 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            sqlx::query(BUMP_IDENTITY).execute(&mut *tx).await?;
             tx.commit().await?;
+            self.identity_changed();
         });
         Ok(())
     }
@@ -415,7 +463,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            sqlx::query(BUMP_IDENTITY).execute(&mut *tx).await?;
             tx.commit().await?;
+            self.identity_changed();
             done
         });
         if done == 0 {
@@ -496,7 +546,9 @@ impl Store {
                 .bind(amr)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(BUMP_IDENTITY).execute(&mut *tx).await?;
             tx.commit().await?;
+            self.identity_changed();
         });
         Ok(())
     }
@@ -508,7 +560,9 @@ impl Store {
                 .bind(id_hash)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(BUMP_IDENTITY).execute(&mut *tx).await?;
             tx.commit().await?;
+            self.identity_changed();
         });
         Ok(())
     }
@@ -522,7 +576,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            sqlx::query(BUMP_IDENTITY).execute(&mut *tx).await?;
             tx.commit().await?;
+            self.identity_changed();
             n
         }))
     }
@@ -648,7 +704,9 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            sqlx::query(BUMP_IDENTITY).execute(&mut *tx).await?;
             tx.commit().await?;
+            self.identity_changed();
             n == 1
         }))
     }

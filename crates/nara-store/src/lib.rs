@@ -118,6 +118,8 @@ pub struct Store {
     /// SQLite has one writer at a time; writers queue here, in order, rather
     /// than sleeping in SQLite's busy handler (which backs off up to 100 ms).
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Changes to sessions, roles and tokens, for callers' caches.
+    identity_epoch: std::sync::Arc<identity::IdentityEpoch>,
 }
 
 impl std::fmt::Debug for Store {
@@ -159,6 +161,7 @@ impl Store {
                 cache: Default::default(),
                 tiles: Default::default(),
                 writer: Default::default(),
+                identity_epoch: Default::default(),
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url)?;
@@ -174,6 +177,7 @@ impl Store {
                 cache: Default::default(),
                 tiles: Default::default(),
                 writer: Default::default(),
+                identity_epoch: Default::default(),
             })
         } else {
             let scheme = url.split(':').next().unwrap_or_default();

@@ -684,3 +684,27 @@ async fn every_response_carries_the_security_headers() {
         );
     }
 }
+
+backends! {
+    async fn signing_out_everywhere_reaches_every_node(backend: &str) {
+        let Some((url, _dir)) = crate::common::fresh_database(backend).await else { return };
+        let a = TestApp::serve(nara_store::Store::connect(&url).await.unwrap(), nara_server::Config::default(), None).await;
+        let b = TestApp::serve(nara_store::Store::connect(&url).await.unwrap(), nara_server::Config::default(), None).await;
+        a.store.seed(&nara_core::seed::demo(), &|_| {}).await.unwrap();
+        let accounts = a.demo_accounts().await;
+        let citizen = find(&accounts, "citizen");
+        let s = a.sign_in(citizen).await;
+        // Node B knows the session (and caches it).
+        assert_eq!(status_with(&b, "/account", &s.cookie).await, StatusCode::OK);
+        assert_eq!(status_with(&b, "/account", &s.cookie).await, StatusCode::OK);
+        let r = post_form(&a, "/account/sessions/end", Some(&s.cookie), &[("csrf", &s.csrf)]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_ne!(status_with(&a, "/account", &s.cookie).await, StatusCode::OK, "at once on the node that ended it");
+        let started = std::time::Instant::now();
+        while status_with(&b, "/account", &s.cookie).await == StatusCode::OK {
+            assert!(started.elapsed() < std::time::Duration::from_secs(3), "node B still honours the ended session");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        println!("the other node refused the ended session after {:?}", started.elapsed());
+    }
+}

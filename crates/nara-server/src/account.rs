@@ -66,7 +66,7 @@ fn csrf_ok(caller: &Caller, given: &str) -> bool {
     let expected = match caller {
         Caller::Signed(p) => p.csrf(),
         Caller::Pending { session, .. } => Some(session.csrf.as_str()),
-        Caller::Anonymous => None,
+        Caller::Anonymous | Caller::Machine(_) => None,
     };
     expected.is_some_and(|e| constant_time_eq(e, given))
 }
@@ -131,7 +131,7 @@ async fn end_current(state: &AppState, caller: &Caller) {
     let hash = match caller {
         Caller::Signed(p) => p.session_hash().map(str::to_owned),
         Caller::Pending { session, .. } => Some(session.id_hash.clone()),
-        Caller::Anonymous => None,
+        Caller::Anonymous | Caller::Machine(_) => None,
     };
     if let Some(h) = hash {
         let _ = state.store.delete_session(&h).await;
@@ -576,7 +576,7 @@ fn caller_account(caller: &Caller) -> Option<(i64, String, String)> {
         Caller::Pending { session, account } => {
             Some((account.id, account.username.clone(), session.csrf.clone()))
         }
-        Caller::Anonymous => None,
+        Caller::Anonymous | Caller::Machine(_) => None,
     }
 }
 
@@ -1502,6 +1502,169 @@ pub async fn register_app(
         .await
         .map_err(store_failed(ctx.lang))?;
     apps_view(&ctx, &state, &who, &agency, Some((client_id, secret)), None).await
+}
+
+// ------------------------------------------------------- machine clients
+
+#[derive(Template)]
+#[template(path = "machine_clients.html")]
+struct MachineClientsPage {
+    layout: Layout,
+    agency: String,
+    agency_name: String,
+    clients: Vec<nara_store::identity::MachineClient>,
+    csrf: String,
+    message: Option<String>,
+    error: Option<String>,
+}
+
+async fn machine_clients_view(
+    ctx: &PageCtx,
+    state: &AppState,
+    who: &Principal,
+    agency: &MemberId,
+    message: Option<String>,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    let clients = state
+        .store
+        .machine_clients_of(agency)
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let agency_name = state
+        .store
+        .get_agency(agency)
+        .await
+        .map_err(store_failed(ctx.lang))?
+        .map(|a| a.name.get(ctx.lang).to_owned())
+        .unwrap_or_default();
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let page = MachineClientsPage {
+        layout: ctx.layout(ctx.tr().s("machine.title"), "admin"),
+        agency: agency.to_string(),
+        agency_name,
+        clients,
+        csrf: who.csrf().unwrap_or_default().to_owned(),
+        message,
+        error,
+    };
+    Ok((status, render(&page)).into_response())
+}
+
+pub async fn machine_clients_page(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+) -> Result<Response, PageError> {
+    let agency = admin_agency(&ctx, &who, query_value(&ctx, "agency").as_deref())?;
+    machine_clients_view(&ctx, &state, &who, &agency, None, None).await
+}
+
+#[derive(Deserialize)]
+pub struct RegisterKey {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    agency: String,
+    #[serde(default)]
+    subsystem: String,
+    #[serde(default)]
+    public_key: String,
+}
+
+/// Registers a subsystem's Ed25519 public key (raw base64 or PEM).
+pub async fn register_machine_client(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Form(form): Form<RegisterKey>,
+) -> Result<Response, PageError> {
+    if !csrf_ok(&ctx.caller, &form.csrf) {
+        return Ok(csrf_refused(ctx.lang));
+    }
+    let agency = admin_agency(&ctx, &who, Some(&form.agency))?;
+    let tr = ctx.tr();
+    match crate::machine::register(
+        &state.store,
+        &agency,
+        &form.subsystem,
+        &form.public_key,
+        &who.actor(),
+    )
+    .await
+    {
+        Ok(client) => {
+            machine_clients_view(&ctx, &state, &who, &agency, Some(client.key_id), None).await
+        }
+        Err(crate::machine::NotRegistered::Subsystem) => {
+            machine_clients_view(
+                &ctx,
+                &state,
+                &who,
+                &agency,
+                None,
+                Some(tr.s("machine.bad_subsystem").into()),
+            )
+            .await
+        }
+        Err(crate::machine::NotRegistered::Key) => {
+            machine_clients_view(
+                &ctx,
+                &state,
+                &who,
+                &agency,
+                None,
+                Some(tr.s("machine.bad_key").into()),
+            )
+            .await
+        }
+        Err(crate::machine::NotRegistered::Store(e)) => Err(store_failed(ctx.lang)(e)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RevokeKey {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    agency: String,
+    #[serde(default)]
+    key_id: String,
+}
+
+pub async fn revoke_machine_client(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Form(form): Form<RevokeKey>,
+) -> Result<Response, PageError> {
+    if !csrf_ok(&ctx.caller, &form.csrf) {
+        return Ok(csrf_refused(ctx.lang));
+    }
+    let agency = admin_agency(&ctx, &who, Some(&form.agency))?;
+    match state
+        .store
+        .revoke_machine_client(&agency, &form.key_id, &who.actor())
+        .await
+    {
+        Ok(true) => {
+            machine_clients_view(
+                &ctx,
+                &state,
+                &who,
+                &agency,
+                Some(format!("{} ✕", form.key_id)),
+                None,
+            )
+            .await
+        }
+        Ok(false) => Err(PageError::not_found(ctx.lang)),
+        Err(e) => Err(store_failed(ctx.lang)(e)),
+    }
 }
 
 // --------------------------------------------------------- security events

@@ -451,6 +451,8 @@ pub enum Caller {
         account: Box<Account>,
     },
     Signed(Box<Principal>),
+    /// An agency system, by its signed request (RFC 9421).
+    Machine(Box<crate::machine::MachineCaller>),
 }
 
 pub fn session_cookie_name(https: bool) -> &'static str {
@@ -523,13 +525,13 @@ impl CallerCache {
                 Credential::Session { expires_at, .. } => now < *expires_at,
                 Credential::Token { expires_at, .. } => now < *expires_at,
             },
-            Caller::Anonymous => false,
+            Caller::Anonymous | Caller::Machine(_) => false,
         };
         (c.epoch == epoch && c.at.elapsed() < CACHE_FOR && alive).then(|| c.caller.clone())
     }
 
     fn put(&self, key: String, caller: &Caller, epoch: u64) {
-        if matches!(caller, Caller::Anonymous) {
+        if matches!(caller, Caller::Anonymous | Caller::Machine(_)) {
             return;
         }
         let mut map = self

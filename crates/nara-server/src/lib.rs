@@ -10,6 +10,7 @@ pub mod demo;
 pub mod extract;
 pub mod i18n;
 pub mod ledger;
+pub mod machine;
 pub mod metrics;
 pub mod oidc;
 pub mod pages;
@@ -191,6 +192,7 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/api/v1/ledger/entries/{index}" => get(ledger::entry): Public;
         "/api/v1/ledger/consistency" => get(ledger::consistency): Public;
         "/api/v1/security/events" => get(account::security_events_api): Api(&[SecurityAnalyst, Auditor], "identity:read");
+        "/api/v1/machine/whoami" => get(machine::whoami): Machine, post(machine::whoami): Machine;
         "/openapi.json" => get(api::openapi): Public;
     };
 
@@ -234,6 +236,8 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/admin/officials" => get(account::officials_page): Roles(&[AgencyAdmin]), post(account::create_official): Roles(&[AgencyAdmin]);
         "/admin/roles" => post(account::change_role): Roles(&[AgencyAdmin]);
         "/admin/apps" => get(account::apps_page): Roles(&[AgencyAdmin]), post(account::register_app): Roles(&[AgencyAdmin]);
+        "/admin/machine-clients" => get(account::machine_clients_page): Roles(&[AgencyAdmin]), post(account::register_machine_client): Roles(&[AgencyAdmin]);
+        "/admin/machine-clients/revoke" => post(account::revoke_machine_client): Roles(&[AgencyAdmin]);
         "/security/events" => get(account::security_events_page): Roles(&[SecurityAnalyst, Auditor]);
         "/oidc/authorize" => get(oidc::authorize): SignedIn, post(oidc::decide): SignedIn;
     };

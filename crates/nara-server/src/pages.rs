@@ -60,7 +60,7 @@ impl NavUser {
     fn of(caller: &Caller) -> Option<NavUser> {
         use nara_core::identity::Role;
         match caller {
-            Caller::Anonymous => None,
+            Caller::Anonymous | Caller::Machine(_) => None,
             Caller::Pending { session, account } => Some(NavUser {
                 display_name: account.display_name.clone(),
                 csrf: session.csrf.clone(),

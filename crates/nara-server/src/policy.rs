@@ -37,6 +37,9 @@ pub enum Rule {
     /// Holders of one of these roles, through a session (reads only) or an
     /// API token that carries the scope.
     Api(&'static [Role], &'static str),
+    /// An agency system whose request is signed with a registered key
+    /// (RFC 9421, [`crate::machine`]).
+    Machine,
 }
 
 /// One declared route and its rule.
@@ -93,13 +96,23 @@ pub fn decide(rule: Rule, caller: &Caller, method: &Method) -> Decision {
     };
     let session = principal.filter(|p| matches!(p.credential, Credential::Session { .. }));
     let any_role = |p: &Principal, roles: &[Role]| roles.iter().any(|r| p.has_role(*r));
+    if let Caller::Machine(_) = caller {
+        return match rule {
+            Rule::Public | Rule::Machine => Decision::Allow,
+            _ => Decision::Forbidden,
+        };
+    }
     match rule {
         Rule::Public => Decision::Allow,
+        Rule::Machine => match principal {
+            None => Decision::Unauthenticated,
+            Some(_) => Decision::Forbidden,
+        },
         Rule::SigningIn => match caller {
             Caller::Anonymous => Decision::Unauthenticated,
             Caller::Pending { .. } => Decision::Allow,
             Caller::Signed(_) if session.is_some() => Decision::Allow,
-            Caller::Signed(_) => Decision::Forbidden,
+            Caller::Signed(_) | Caller::Machine(_) => Decision::Forbidden,
         },
         Rule::SignedIn => match (principal, session) {
             (None, _) => Decision::Unauthenticated,
@@ -153,6 +166,9 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
             .into_response();
     };
     let https = request.extensions().get::<crate::Https>().is_some();
+    if rule == Rule::Machine {
+        return machine_request(state, request, next, https).await;
+    }
     let caller = if rule == Rule::Public && api {
         // Public machine endpoints (tiles, JSON reads) skip the lookup.
         Caller::Anonymous
@@ -185,6 +201,43 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
         }
         Decision::Forbidden if api => Problem::forbidden().into_response(),
         Decision::Forbidden => crate::pages::forbidden(request.headers(), &caller).await,
+    }
+}
+
+/// Verifies an agency system's signed request. The body is read here (within
+/// the body limit) because the signature covers its digest, then handed on.
+async fn machine_request(state: AppState, request: Request, next: Next, https: bool) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, state.config.max_body_bytes).await else {
+        return Problem::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "The request body is too large",
+        )
+        .into_response();
+    };
+    let signed = crate::machine::SignedRequest {
+        method: &parts.method,
+        target_uri: crate::machine::target_uri(https, &parts.headers, &parts.uri),
+        headers: &parts.headers,
+        body: &bytes,
+    };
+    match crate::machine::verify(&state.store, &signed, crate::auth::unix_now()).await {
+        Ok(m) => {
+            let mut request = Request::from_parts(parts, axum::body::Body::from(bytes));
+            request
+                .extensions_mut()
+                .insert(Caller::Machine(Box::new(m)));
+            next.run(request).await
+        }
+        Err(refused) => {
+            tracing::warn!(reason = %refused, path = %parts.uri.path(), "signed request refused");
+            Problem::unauthorized()
+                .detail(format!(
+                    "sign the request with a registered Ed25519 key (RFC 9421): {refused}"
+                ))
+                .into_response()
+        }
     }
 }
 

@@ -733,3 +733,115 @@ fn account_conflict(e: sqlx::Error, new: &NewAccount) -> StoreError {
         other => other,
     }
 }
+
+/// An agency system's signing key.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct MachineClient {
+    /// `INSTANCE/CLASS/CODE/SUBSYSTEM/N`: the subsystem and a key number.
+    pub key_id: String,
+    #[serde(rename = "agency")]
+    pub agency_id: String,
+    pub subsystem: String,
+    /// The Ed25519 public key, base64url without padding.
+    pub public_key: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+const MACHINE_COLUMNS: &str = "key_id, agency_id, subsystem, public_key, created_at, revoked_at";
+
+impl Store {
+    /// Registers a subsystem's key; a ledger entry.
+    pub async fn register_machine_client(&self, c: &MachineClient, actor: &str) -> Result<()> {
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            sqlx::query(
+                "INSERT INTO machine_clients (key_id, agency_id, subsystem, public_key, created_by, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&c.key_id)
+            .bind(&c.agency_id)
+            .bind(&c.subsystem)
+            .bind(&c.public_key)
+            .bind(actor)
+            .bind(c.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| constraint_error(e, &format!("key {}", c.key_id)))?;
+            commit_with_entry!(
+                self,
+                tx,
+                entry_bytes(
+                    "identity.machine_client.registered",
+                    actor,
+                    vec![
+                        format!("machine_client:{}", c.key_id),
+                        format!("agency:{}", c.agency_id)
+                    ],
+                    c
+                )?
+            );
+        });
+        Ok(())
+    }
+
+    pub async fn machine_client(&self, key_id: &str) -> Result<Option<MachineClient>> {
+        let sql = format!("SELECT {MACHINE_COLUMNS} FROM machine_clients WHERE key_id = $1");
+        Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(key_id)
+            .fetch_optional(pool)
+            .await?))
+    }
+
+    pub async fn machine_clients_of(&self, agency: &MemberId) -> Result<Vec<MachineClient>> {
+        let sql = format!(
+            "SELECT {MACHINE_COLUMNS} FROM machine_clients WHERE agency_id = $1 ORDER BY subsystem, key_id"
+        );
+        Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(agency.as_str())
+            .fetch_all(pool)
+            .await?))
+    }
+
+    /// Revokes a key of the agency; a ledger entry. False if it has no such live key.
+    pub async fn revoke_machine_client(
+        &self,
+        agency: &MemberId,
+        key_id: &str,
+        actor: &str,
+    ) -> Result<bool> {
+        let now = Timestamp::now().0;
+        let done = with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let n = sqlx::query(
+                "UPDATE machine_clients SET revoked_at = $3 WHERE key_id = $1 AND agency_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(key_id)
+            .bind(agency.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Ok(false);
+            }
+            sqlx::query(BUMP_IDENTITY).execute(&mut *tx).await?;
+            commit_with_entry!(
+                self,
+                tx,
+                entry_bytes(
+                    "identity.machine_client.revoked",
+                    actor,
+                    vec![
+                        format!("machine_client:{key_id}"),
+                        format!("agency:{agency}")
+                    ],
+                    &(key_id, now)
+                )?
+            );
+            true
+        });
+        self.identity_changed();
+        Ok(done)
+    }
+}

@@ -99,6 +99,25 @@ enum Command {
         #[arg(long, env = "NARA_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
     },
+    /// Register an agency subsystem's Ed25519 public key for signed requests
+    /// (RFC 9421); prints the key id to sign with. Agency admins do the same
+    /// on /admin/machine-clients.
+    MachineClient {
+        /// The agency, INSTANCE/CLASS/CODE.
+        #[arg(long)]
+        agency: String,
+        /// The subsystem code.
+        #[arg(long)]
+        subsystem: String,
+        /// The public key: base64 of the 32 bytes, or PEM.
+        #[arg(long)]
+        public_key: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Database URL (overrides the configuration).
+        #[arg(long, env = "NARA_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+    },
     /// The public ledger: verify it, show it, manage its signing key.
     Ledger {
         #[command(subcommand)]
@@ -490,6 +509,26 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Ledger { command } => ledger(command).await,
+        Command::MachineClient {
+            agency,
+            subsystem,
+            public_key,
+            config,
+            database_url,
+        } => {
+            let config = load_config(config.as_deref(), database_url)?;
+            let store = open_store(&config).await?;
+            let agency: nara_core::MemberId = agency.parse()?;
+            anyhow::ensure!(
+                store.get_agency(&agency).await?.is_some(),
+                "no agency {agency}"
+            );
+            let client =
+                nara_server::machine::register(&store, &agency, &subsystem, &public_key, "cli")
+                    .await?;
+            println!("{}", client.key_id);
+            Ok(())
+        }
         Command::OperatorToken {
             username,
             scopes,

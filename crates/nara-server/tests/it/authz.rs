@@ -26,6 +26,9 @@ const ALL: &str =
 const SESSIONS: &str =
     "citizen official agency_admin service_designer operator security_analyst auditor";
 const INVENTORY: &str = "operator security_analyst auditor";
+/// Routes for signed agency systems: no person or token is allowed, and
+/// each is told to sign (401), not that it lacks a role.
+const MACHINE: &str = "machine";
 const INVENTORY_API: &str = "operator security_analyst auditor token";
 
 /// Who may call each route (method, route template) — written by hand.
@@ -49,6 +52,9 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
             ("GET", "/api/v1/security/events"),
             "security_analyst auditor",
         ),
+        // Signed agency systems only (tests/it/machine.rs): everyone here must sign first.
+        (("GET", "/api/v1/machine/whoami"), MACHINE),
+        (("POST", "/api/v1/machine/whoami"), MACHINE),
         (("GET", "/openapi.json"), ALL),
         (("GET", "/ledger/checkpoint"), ALL),
         (("GET", "/ledger/vkey"), ALL),
@@ -89,6 +95,9 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
         (("POST", "/admin/roles"), "agency_admin"),
         (("GET", "/admin/apps"), "agency_admin"),
         (("POST", "/admin/apps"), "agency_admin"),
+        (("GET", "/admin/machine-clients"), "agency_admin"),
+        (("POST", "/admin/machine-clients"), "agency_admin"),
+        (("POST", "/admin/machine-clients/revoke"), "agency_admin"),
         (("GET", "/security/events"), "security_analyst auditor"),
         (("GET", "/healthz"), ALL),
         (("GET", "/readyz"), ALL),
@@ -208,7 +217,7 @@ async fn every_route_for_every_role() {
             let seen = classify(&response);
             let expected = if allowed.contains(caller) {
                 Seen::Allowed
-            } else if *caller == "anon" {
+            } else if *caller == "anon" || allowed == [MACHINE] {
                 Seen::SignInFirst
             } else {
                 Seen::Forbidden

@@ -12,5 +12,6 @@ mod bad_input;
 mod common;
 mod identity;
 mod ledger;
+mod machine;
 mod pages;
 mod store_contract;

@@ -1,0 +1,345 @@
+//! Agency systems' signed requests (RFC 9421, Ed25519): registration by the
+//! agency admin, and every way a signature can be wrong. The independent
+//! check with another implementation is `tests/independent/http_signatures.py`.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use ed25519_dalek::{Signer, SigningKey};
+use reqwest::StatusCode;
+use sha2::Digest;
+
+use crate::common::TestApp;
+
+struct Signing<'a> {
+    key: &'a SigningKey,
+    key_id: &'a str,
+    created: i64,
+    covered: &'a [&'a str],
+}
+
+/// Signs per RFC 9421 §2.5, written out by hand from the RFC's text.
+fn signed(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    s: &Signing<'_>,
+    digest_of: &[u8],
+) -> reqwest::RequestBuilder {
+    let target = app.url(path);
+    let digest = format!(
+        "sha-256=:{}:",
+        STANDARD.encode(sha2::Sha256::digest(digest_of))
+    );
+    let mut base = String::new();
+    for c in s.covered {
+        let value = match *c {
+            "@method" => method.to_owned(),
+            "@target-uri" => target.clone(),
+            "@authority" => app.addr.to_string(),
+            "@path" => path.split('?').next().unwrap().to_owned(),
+            "content-digest" => digest.clone(),
+            other => panic!("{other}"),
+        };
+        base.push_str(&format!("\"{c}\": {value}\n"));
+    }
+    let list = s
+        .covered
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let params = format!(
+        "({list});created={};keyid=\"{}\";alg=\"ed25519\"",
+        s.created, s.key_id
+    );
+    base.push_str(&format!("\"@signature-params\": {params}"));
+    let sig = s.key.sign(base.as_bytes());
+    let mut r = app
+        .client
+        .request(method.parse().unwrap(), &target)
+        .header("signature-input", format!("sig1={params}"))
+        .header(
+            "signature",
+            format!("sig1=:{}:", STANDARD.encode(sig.to_bytes())),
+        );
+    if !body.is_empty() {
+        r = r.header("content-digest", digest).body(body.to_vec());
+    }
+    r
+}
+
+#[tokio::test]
+async fn signed_requests_from_registered_subsystems() {
+    let app = TestApp::start("sqlite").await.unwrap();
+    let accounts = app.demo_accounts().await;
+    let admin = accounts.iter().find(|a| a.role == "agency_admin").unwrap();
+    let agency = admin.agency.clone().unwrap();
+    let s = app.sign_in(admin).await;
+    let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+    let public = URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes());
+
+    // Registration: bad input is refused and changes nothing.
+    for (subsystem, public_key) in [
+        ("traffic", "not-a-key"),
+        ("bad subsystem!", public.as_str()),
+        ("traffic", &URL_SAFE_NO_PAD.encode([0u8; 31])),
+    ] {
+        let r = app
+            .client
+            .post(app.url("/admin/machine-clients"))
+            .header("cookie", &s.cookie)
+            .form(&[
+                ("csrf", s.csrf.as_str()),
+                ("agency", &agency),
+                ("subsystem", subsystem),
+                ("public_key", public_key),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::BAD_REQUEST,
+            "{subsystem} {public_key}"
+        );
+    }
+    let r = app
+        .client
+        .post(app.url("/admin/machine-clients"))
+        .header("cookie", &s.cookie)
+        .form(&[
+            ("agency", agency.as_str()),
+            ("subsystem", "traffic"),
+            ("public_key", public.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "no anti-forgery token");
+    assert!(
+        app.store
+            .machine_clients_of(&agency.parse().unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let r = app
+        .client
+        .post(app.url("/admin/machine-clients"))
+        .header("cookie", &s.cookie)
+        .form(&[
+            ("csrf", s.csrf.as_str()),
+            ("agency", &agency),
+            ("subsystem", "traffic"),
+            ("public_key", &public),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let key_id = format!("{agency}/traffic/1");
+    assert!(r.text().await.unwrap().contains(&key_id));
+
+    let now = nara_server::auth::unix_now();
+    let good = Signing {
+        key: &key,
+        key_id: &key_id,
+        created: now,
+        covered: &["@method", "@target-uri", "content-digest"],
+    };
+    let body = br#"{"q": 1}"#;
+    let r = signed(
+        &app,
+        "POST",
+        "/api/v1/machine/whoami?x=1",
+        body,
+        &good,
+        body,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let who: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(who["client"], format!("{agency}/traffic"));
+    // @authority + @path instead of @target-uri (no query).
+    let split = Signing {
+        covered: &["@method", "@authority", "@path"],
+        ..good
+    };
+    assert_eq!(
+        signed(&app, "GET", "/api/v1/machine/whoami", b"", &split, b"")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+
+    let get = Signing {
+        covered: &["@method", "@target-uri"],
+        ..good
+    };
+    let refused = |r: reqwest::Response| async move {
+        let status = r.status();
+        let detail = r.json::<serde_json::Value>().await.unwrap()["detail"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        (status, detail)
+    };
+    let cases: Vec<(&str, reqwest::RequestBuilder, &str)> = vec![
+        (
+            "body changed after signing",
+            signed(
+                &app,
+                "POST",
+                "/api/v1/machine/whoami",
+                body,
+                &good,
+                b"other",
+            ),
+            "Content-Digest",
+        ),
+        (
+            "body not covered",
+            signed(
+                &app,
+                "POST",
+                "/api/v1/machine/whoami",
+                body,
+                &Signing {
+                    covered: &["@method", "@target-uri"],
+                    ..good
+                },
+                body,
+            ),
+            "content-digest",
+        ),
+        (
+            "method not covered",
+            signed(
+                &app,
+                "GET",
+                "/api/v1/machine/whoami",
+                b"",
+                &Signing {
+                    covered: &["@target-uri"],
+                    ..good
+                },
+                b"",
+            ),
+            "@method",
+        ),
+        (
+            "signed ten minutes ago",
+            signed(
+                &app,
+                "GET",
+                "/api/v1/machine/whoami",
+                b"",
+                &Signing {
+                    created: now - 600,
+                    ..get
+                },
+                b"",
+            ),
+            "created",
+        ),
+        (
+            "another key",
+            signed(
+                &app,
+                "GET",
+                "/api/v1/machine/whoami",
+                b"",
+                &Signing {
+                    key: &SigningKey::from_bytes(&[9; 32]),
+                    ..get
+                },
+                b"",
+            ),
+            "does not verify",
+        ),
+        (
+            "unknown key id",
+            signed(
+                &app,
+                "GET",
+                "/api/v1/machine/whoami",
+                b"",
+                &Signing {
+                    key_id: "KR/GOV/X/y/1",
+                    ..get
+                },
+                b"",
+            ),
+            "keyid",
+        ),
+        (
+            "a covered header is absent",
+            signed(&app, "GET", "/api/v1/machine/whoami", b"", &good, b""),
+            "absent",
+        ),
+        (
+            "no signature",
+            app.client.get(app.url("/api/v1/machine/whoami")),
+            "RFC 9421",
+        ),
+        (
+            "garbage",
+            app.client
+                .get(app.url("/api/v1/machine/whoami"))
+                .header("signature-input", "((((")
+                .header("signature", "x=:@@:"),
+            "structured",
+        ),
+    ];
+    for (what, request, expected) in cases {
+        let (status, detail) = refused(request.send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}");
+        assert!(detail.contains(expected), "{what}: {detail}");
+    }
+    // A person's session or an API token is not an agency system.
+    let r = app
+        .client
+        .get(app.url("/api/v1/machine/whoami"))
+        .header("cookie", &s.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // Revoked: refused at once.
+    let r = app
+        .client
+        .post(app.url("/admin/machine-clients/revoke"))
+        .header("cookie", &s.cookie)
+        .form(&[
+            ("csrf", s.csrf.as_str()),
+            ("agency", &agency),
+            ("key_id", &key_id),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        app.store
+            .machine_client(&key_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    let (status, _) = refused(
+        signed(&app, "GET", "/api/v1/machine/whoami", b"", &get, b"")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

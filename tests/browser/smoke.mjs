@@ -107,7 +107,7 @@ async function signIn(account, lang) {
 const byRole = (role) => accounts.find((a) => a.role === role);
 const signedInPages = [
   ['citizen', ['/account', '/account/second-factor']],
-  ['agency_admin', ['/admin/officials', '/admin/apps']],
+  ['agency_admin', ['/admin/officials', '/admin/apps', '/admin/machine-clients']],
   ['security_analyst', ['/security/events']],
   ['operator', ['/systems']],
 ];

@@ -911,6 +911,18 @@ struct AccountPage {
     sessions: Vec<SessionView>,
     apps: Vec<AppView>,
     csrf: String,
+    /// Operators only: their API tokens, and one just made (shown once).
+    tokens: Option<Vec<TokenView>>,
+    new_token: Option<String>,
+    scopes: &'static [&'static str],
+}
+
+pub struct TokenView {
+    pub id: i64,
+    pub name: String,
+    pub scopes: String,
+    pub expires: String,
+    pub live: bool,
 }
 
 fn when(ms: i64) -> String {
@@ -926,6 +938,15 @@ pub async fn account_page(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
+) -> Result<Response, PageError> {
+    account_view(&ctx, &state, &who, None).await
+}
+
+async fn account_view(
+    ctx: &PageCtx,
+    state: &AppState,
+    who: &Principal,
+    new_token: Option<String>,
 ) -> Result<Response, PageError> {
     let fail = store_failed(ctx.lang);
     let account = state
@@ -990,6 +1011,27 @@ pub async fn account_page(
         .recovery_codes_left(who.account_id)
         .await
         .map_err(store_failed(ctx.lang))?;
+    let now = nara_core::Timestamp::now().0;
+    let tokens = if who.has_role(Role::Operator) {
+        Some(
+            state
+                .store
+                .api_tokens_of(who.account_id)
+                .await
+                .map_err(store_failed(ctx.lang))?
+                .into_iter()
+                .map(|t| TokenView {
+                    id: t.id,
+                    name: t.name,
+                    scopes: t.scopes,
+                    expires: when(t.expires_at),
+                    live: t.revoked_at.is_none() && t.expires_at > now,
+                })
+                .collect(),
+        )
+    } else {
+        None
+    };
     let page = AccountPage {
         layout: ctx.layout(tr.s("account.title"), "account"),
         display_name: account.display_name,
@@ -1001,11 +1043,111 @@ pub async fn account_page(
         sessions,
         apps,
         csrf: who.csrf().unwrap_or_default().to_owned(),
+        tokens,
+        new_token,
+        scopes: auth::SCOPES,
     };
     let mut r = render(&page);
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
+}
+
+#[derive(Deserialize)]
+pub struct NewToken {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    /// Checkboxes: each checked scope arrives as its own `scope` field.
+    #[serde(default)]
+    scope: Vec<String>,
+    #[serde(default)]
+    days: String,
+}
+
+/// An operator makes an API token: named, scoped, expiring (1–90 days),
+/// shown once and kept as a digest.
+pub async fn create_token(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    // Repeated `scope` fields need a parser that collects them.
+    let mut form = NewToken {
+        csrf: String::new(),
+        name: String::new(),
+        scope: Vec::new(),
+        days: String::new(),
+    };
+    for (k, v) in form_urlencoded::parse(&body) {
+        match &*k {
+            "csrf" => form.csrf = v.into_owned(),
+            "name" => form.name = v.into_owned(),
+            "scope" => form.scope.push(v.into_owned()),
+            "days" => form.days = v.into_owned(),
+            _ => {}
+        }
+    }
+    if !csrf_ok(&ctx.caller, &form.csrf) {
+        return Ok(csrf_refused(ctx.lang));
+    }
+    let days: u64 = form.days.parse().unwrap_or(0);
+    let scopes: Vec<&str> = auth::SCOPES
+        .iter()
+        .copied()
+        .filter(|s| form.scope.iter().any(|x| x == s))
+        .collect();
+    let valid = (1..=90).contains(&days)
+        && !scopes.is_empty()
+        && scopes.len() == form.scope.len()
+        && identity::check_display_name(&form.name).is_ok();
+    if !valid {
+        return Err(PageError {
+            status: StatusCode::BAD_REQUEST,
+            message: "account.bad_token",
+            lang: ctx.lang,
+        });
+    }
+    let token = auth::issue_api_token(
+        &state.store,
+        who.account_id,
+        form.name.trim(),
+        &scopes,
+        std::time::Duration::from_secs(days * 86_400),
+    )
+    .await
+    .map_err(store_failed(ctx.lang))?;
+    account_view(&ctx, &state, &who, Some(token)).await
+}
+
+#[derive(Deserialize)]
+pub struct RevokeToken {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    id: String,
+}
+
+pub async fn revoke_token(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Form(form): Form<RevokeToken>,
+) -> Result<Response, PageError> {
+    if !csrf_ok(&ctx.caller, &form.csrf) {
+        return Ok(csrf_refused(ctx.lang));
+    }
+    let id: i64 = form
+        .id
+        .parse()
+        .map_err(|_| PageError::not_found(ctx.lang))?;
+    match state.store.revoke_api_token(who.account_id, id).await {
+        Ok(true) => Ok(Redirect::to("/account").into_response()),
+        Ok(false) => Err(PageError::not_found(ctx.lang)),
+        Err(e) => Err(store_failed(ctx.lang)(e)),
+    }
 }
 
 /// "Sign out everywhere": ends every session of the account, this one too.

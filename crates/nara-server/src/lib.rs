@@ -233,6 +233,8 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/account/second-factor" => get(account::enrol_form): SignedIn, post(account::enrol): SignedIn;
         "/account/sessions/end" => post(account::end_sessions): SignedIn;
         "/account/apps/revoke" => post(account::revoke_app): SignedIn;
+        "/account/tokens" => post(account::create_token): Roles(OPERATORS);
+        "/account/tokens/revoke" => post(account::revoke_token): Roles(OPERATORS);
         "/admin/officials" => get(account::officials_page): Roles(&[AgencyAdmin]), post(account::create_official): Roles(&[AgencyAdmin]);
         "/admin/roles" => post(account::change_role): Roles(&[AgencyAdmin]);
         "/admin/apps" => get(account::apps_page): Roles(&[AgencyAdmin]), post(account::register_app): Roles(&[AgencyAdmin]);

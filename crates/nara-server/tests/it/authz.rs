@@ -90,6 +90,8 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
         (("POST", "/account/second-factor"), SESSIONS),
         (("POST", "/account/sessions/end"), SESSIONS),
         (("POST", "/account/apps/revoke"), SESSIONS),
+        (("POST", "/account/tokens"), "operator"),
+        (("POST", "/account/tokens/revoke"), "operator"),
         (("GET", "/admin/officials"), "agency_admin"),
         (("POST", "/admin/officials"), "agency_admin"),
         (("POST", "/admin/roles"), "agency_admin"),

@@ -708,3 +708,118 @@ backends! {
         println!("the other node refused the ended session after {:?}", started.elapsed());
     }
 }
+
+#[tokio::test]
+async fn operators_make_and_revoke_tokens_on_their_account_page() {
+    let app = TestApp::start("sqlite").await.unwrap();
+    let accounts = app.demo_accounts().await;
+    let s = app.sign_in(find(&accounts, "operator")).await;
+    let make = |body: String| {
+        let app = &app;
+        let cookie = s.cookie.clone();
+        async move {
+            app.client
+                .post(app.url("/account/tokens"))
+                .header("cookie", cookie)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let csrf = s.csrf.clone();
+    // Bad input: unknown scope, no scope, too long, no name, no anti-forgery token.
+    for body in [
+        format!("csrf={csrf}&name=ci&scope=everything&days=30"),
+        format!("csrf={csrf}&name=ci&days=30"),
+        format!("csrf={csrf}&name=ci&scope=systems%3Aread&days=91"),
+        format!("csrf={csrf}&name=&scope=systems%3Aread&days=30"),
+    ] {
+        assert_eq!(
+            make(body.clone()).await.status(),
+            StatusCode::BAD_REQUEST,
+            "{body}"
+        );
+    }
+    assert_eq!(
+        make("name=ci&scope=systems%3Aread&days=30".into())
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    let operator = app
+        .store
+        .account_by_username("operator")
+        .await
+        .unwrap()
+        .unwrap();
+    let before = app.store.api_tokens_of(operator.id).await.unwrap().len();
+    let r = make(format!(
+        "csrf={csrf}&name=ci&scope=systems%3Aread&scope=identity%3Aread&days=7"
+    ))
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let html = r.text().await.unwrap();
+    let at = html.find("id=\"new-token\">").unwrap() + "id=\"new-token\">".len();
+    let token = html[at..at + html[at..].find('<').unwrap()].to_owned();
+    assert!(token.starts_with("nara_at_"));
+    assert_eq!(
+        app.store.api_tokens_of(operator.id).await.unwrap().len(),
+        before + 1
+    );
+    // It reads the inventory, and cannot write.
+    let read = app
+        .client
+        .get(app.url("/api/v1/systems"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    let write = app
+        .client
+        .post(app.url("/api/v1/agencies"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(write.status(), StatusCode::FORBIDDEN);
+    // Revoked from the page: refused at once.
+    let id = app.store.api_tokens_of(operator.id).await.unwrap()[0]
+        .id
+        .to_string();
+    let r = post_form(
+        &app,
+        "/account/tokens/revoke",
+        Some(&s.cookie),
+        &[("csrf", &s.csrf), ("id", &id)],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let read = app
+        .client
+        .get(app.url("/api/v1/systems"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), StatusCode::UNAUTHORIZED);
+    // A citizen has no token form and cannot post one.
+    let c = app.sign_in(find(&accounts, "citizen")).await;
+    let r = post_form(
+        &app,
+        "/account/tokens",
+        Some(&c.cookie),
+        &[
+            ("csrf", &c.csrf),
+            ("name", "x"),
+            ("scope", "systems:read"),
+            ("days", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}

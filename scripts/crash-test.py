@@ -52,7 +52,7 @@ def main():
 
     subprocess.run([args.nara, "seed", "--scale", "demo"], env=env, check=True, stdout=subprocess.DEVNULL)
     global TOKEN
-    TOKEN = subprocess.run([args.nara, "operator-token", "--username", "crash-test", "--scopes", "catalogue:write", "--days", "1"],
+    TOKEN = subprocess.run([args.nara, "operator-token", "--username", "crash-test", "--scopes", "catalogue:write,systems:read", "--days", "1"],
                            env=env, check=True, capture_output=True, text=True).stdout.strip()
 
     acknowledged, checkpoints, lock = [], set(), threading.Lock()

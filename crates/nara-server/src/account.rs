@@ -1211,6 +1211,30 @@ pub async fn revoke_app(
 
 // ------------------------------------------------------------ agency admin
 
+/// An agency's name in the page's language (empty if it is gone).
+async fn agency_name(
+    ctx: &PageCtx,
+    state: &AppState,
+    agency: &MemberId,
+) -> Result<String, PageError> {
+    Ok(state
+        .store
+        .get_agency(agency)
+        .await
+        .map_err(store_failed(ctx.lang))?
+        .map(|a| a.name.get(ctx.lang).to_owned())
+        .unwrap_or_default())
+}
+
+/// 400 when a form's error is shown, else 200.
+fn status_for(error: &Option<String>) -> StatusCode {
+    if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    }
+}
+
 /// The agency an admin page is about: the one asked for, if the admin holds
 /// it, else their first. Anything else is "not found" (not "forbidden"), so
 /// an admin cannot probe other agencies.
@@ -1314,11 +1338,7 @@ async fn officials_view(
         .iter()
         .map(|r| (r.as_str(), tr.s(&format!("role.{r}"))))
         .collect();
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = status_for(&error);
     let page = OfficialsPage {
         layout: ctx.layout(tr.s("admin.officials_title"), "admin"),
         agency: agency.to_string(),
@@ -1536,18 +1556,8 @@ async fn apps_view(
         .clients_of_agency(agency)
         .await
         .map_err(store_failed(ctx.lang))?;
-    let agency_name = state
-        .store
-        .get_agency(agency)
-        .await
-        .map_err(store_failed(ctx.lang))?
-        .map(|a| a.name.get(ctx.lang).to_owned())
-        .unwrap_or_default();
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let agency_name = agency_name(ctx, state, agency).await?;
+    let status = status_for(&error);
     let page = AppsPage {
         layout: ctx.layout(ctx.tr().s("apps.title"), "admin"),
         agency: agency.to_string(),
@@ -1673,18 +1683,8 @@ async fn machine_clients_view(
         .machine_clients_of(agency)
         .await
         .map_err(store_failed(ctx.lang))?;
-    let agency_name = state
-        .store
-        .get_agency(agency)
-        .await
-        .map_err(store_failed(ctx.lang))?
-        .map(|a| a.name.get(ctx.lang).to_owned())
-        .unwrap_or_default();
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let agency_name = agency_name(ctx, state, agency).await?;
+    let status = status_for(&error);
     let page = MachineClientsPage {
         layout: ctx.layout(ctx.tr().s("machine.title"), "admin"),
         agency: agency.to_string(),

@@ -612,20 +612,16 @@ async fn api_token_principal(store: &Store, token: &str) -> Result<Caller, Probl
         .map_err(Problem::from)?
         .filter(Account::is_active)
         .ok_or_else(refused)?;
-    let grants = store.grants(account.id).await.map_err(Problem::from)?;
-    Ok(Caller::Signed(Box::new(Principal {
-        account_id: account.id,
-        username: account.username,
-        display_name: account.display_name,
-        kind: account.kind,
-        agency: account.agency,
-        grants,
-        credential: Credential::Token {
+    signed(
+        store,
+        account,
+        Credential::Token {
             id: record.id,
             scopes: record.scopes.split(' ').map(str::to_owned).collect(),
             expires_at: record.expires_at,
         },
-    })))
+    )
+    .await
 }
 
 async fn session_caller(store: &Store, id: &str) -> Result<Caller, Problem> {
@@ -664,6 +660,26 @@ async fn session_caller(store: &Store, id: &str) -> Result<Caller, Problem> {
             account: Box::new(account),
         });
     }
+    signed(
+        store,
+        account,
+        Credential::Session {
+            id_hash,
+            csrf: session.csrf,
+            amr: session.amr,
+            created_at: session.created_at,
+            expires_at: session.expires_at,
+        },
+    )
+    .await
+}
+
+/// The principal of an active account with its current role grants.
+async fn signed(
+    store: &Store,
+    account: Account,
+    credential: Credential,
+) -> Result<Caller, Problem> {
     let grants = store.grants(account.id).await.map_err(Problem::from)?;
     Ok(Caller::Signed(Box::new(Principal {
         account_id: account.id,
@@ -672,13 +688,7 @@ async fn session_caller(store: &Store, id: &str) -> Result<Caller, Problem> {
         kind: account.kind,
         agency: account.agency,
         grants,
-        credential: Credential::Session {
-            id_hash,
-            csrf: session.csrf,
-            amr: session.amr,
-            created_at: session.created_at,
-            expires_at: session.expires_at,
-        },
+        credential,
     })))
 }
 

@@ -10,6 +10,7 @@ use nara_core::{MemberId, Timestamp};
 use serde::Serialize;
 
 use crate::ledger::{commit_with_entry, entry_bytes};
+use crate::sql::{Arg, Sql, bind_args};
 use crate::{Result, Store, StoreError, constraint_error, parse_column, with_pool, write_tx};
 
 /// Inserts one role grant inside a transaction.
@@ -38,6 +39,10 @@ macro_rules! insert_grant {
 pub struct IdentityEpoch {
     local: std::sync::atomic::AtomicU64,
     seen_in_database: std::sync::atomic::AtomicI64,
+}
+
+fn text(s: &str) -> Arg {
+    Arg::Text(s.to_owned())
 }
 
 const BUMP_IDENTITY: &str = "UPDATE identity_version SET version = version + 1 WHERE id = 1";
@@ -454,24 +459,38 @@ impl Store {
     }
 
     async fn update_account(&self, sql: &str, account_id: i64, value: Option<&str>) -> Result<()> {
-        let done = with_pool!(self, |pool| {
-            let (_turn, mut tx) = write_tx!(self, pool);
-            let done = sqlx::query(sql)
-                .bind(account_id)
-                .bind(value)
-                .bind(Timestamp::now().0)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            sqlx::query(BUMP_IDENTITY).execute(&mut *tx).await?;
-            tx.commit().await?;
-            self.identity_changed();
-            done
-        });
-        if done == 0 {
+        let args = vec![
+            Arg::Int(account_id),
+            Arg::OptText(value.map(str::to_owned)),
+            Arg::Int(Timestamp::now().0),
+        ];
+        if self.write_one(Sql::with_args(sql, args), true).await? == 0 {
             return Err(StoreError::NotFound(format!("account {account_id}")));
         }
         Ok(())
+    }
+
+    /// Runs one statement in a write transaction and returns the rows it
+    /// changed. With `ends_access`, the change may end or narrow a session or
+    /// token: `identity_version` is bumped in the same transaction and the
+    /// local epoch after the commit, so cached callers go stale.
+    async fn write_one(&self, sql: Sql, ends_access: bool) -> Result<u64> {
+        let n = with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let n = bind_args!(sqlx::query(&sql.text), sql)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if ends_access {
+                sqlx::query(BUMP_IDENTITY).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            n
+        });
+        if ends_access {
+            self.identity_changed();
+        }
+        Ok(n)
     }
 
     // ------------------------------------------------------------- sessions
@@ -524,77 +543,45 @@ impl Store {
 
     /// Marks a session as seen now (callers do this at most once a minute).
     pub async fn touch_session(&self, id_hash: &str, now: i64) -> Result<()> {
-        with_pool!(self, |pool| {
-            let (_turn, mut tx) = write_tx!(self, pool);
-            sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1")
-                .bind(id_hash)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        });
-        Ok(())
+        let sql = "UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1";
+        self.write_one(
+            Sql::with_args(sql, vec![text(id_hash), Arg::Int(now)]),
+            false,
+        )
+        .await
+        .map(drop)
     }
 
     /// Moves a session to a new stage with the methods now proven.
     pub async fn advance_session(&self, id_hash: &str, stage: &str, amr: &str) -> Result<()> {
-        with_pool!(self, |pool| {
-            let (_turn, mut tx) = write_tx!(self, pool);
-            sqlx::query("UPDATE sessions SET stage = $2, amr = $3 WHERE id_hash = $1")
-                .bind(id_hash)
-                .bind(stage)
-                .bind(amr)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(BUMP_IDENTITY).execute(&mut *tx).await?;
-            tx.commit().await?;
-            self.identity_changed();
-        });
-        Ok(())
+        let sql = "UPDATE sessions SET stage = $2, amr = $3 WHERE id_hash = $1";
+        self.write_one(
+            Sql::with_args(sql, vec![text(id_hash), text(stage), text(amr)]),
+            true,
+        )
+        .await
+        .map(drop)
     }
 
     pub async fn delete_session(&self, id_hash: &str) -> Result<()> {
-        with_pool!(self, |pool| {
-            let (_turn, mut tx) = write_tx!(self, pool);
-            sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
-                .bind(id_hash)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(BUMP_IDENTITY).execute(&mut *tx).await?;
-            tx.commit().await?;
-            self.identity_changed();
-        });
-        Ok(())
+        let sql = "DELETE FROM sessions WHERE id_hash = $1";
+        self.write_one(Sql::with_args(sql, vec![text(id_hash)]), true)
+            .await
+            .map(drop)
     }
 
     /// Ends every session of an account ("sign out everywhere"); how many.
     pub async fn delete_sessions_of(&self, account_id: i64) -> Result<u64> {
-        Ok(with_pool!(self, |pool| {
-            let (_turn, mut tx) = write_tx!(self, pool);
-            let n = sqlx::query("DELETE FROM sessions WHERE account_id = $1")
-                .bind(account_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            sqlx::query(BUMP_IDENTITY).execute(&mut *tx).await?;
-            tx.commit().await?;
-            self.identity_changed();
-            n
-        }))
+        let sql = "DELETE FROM sessions WHERE account_id = $1";
+        self.write_one(Sql::with_args(sql, vec![Arg::Int(account_id)]), true)
+            .await
     }
 
     /// Removes sessions past their absolute expiry.
     pub async fn purge_sessions(&self, now: i64) -> Result<u64> {
-        Ok(with_pool!(self, |pool| {
-            let (_turn, mut tx) = write_tx!(self, pool);
-            let n = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            tx.commit().await?;
-            n
-        }))
+        let sql = "DELETE FROM sessions WHERE expires_at <= $1";
+        self.write_one(Sql::with_args(sql, vec![Arg::Int(now)]), false)
+            .await
     }
 
     // ------------------------------------------------------ security events
@@ -607,23 +594,20 @@ impl Store {
         address: &str,
         detail: &str,
     ) -> Result<()> {
-        with_pool!(self, |pool| {
-            let (_turn, mut tx) = write_tx!(self, pool);
-            sqlx::query(
-                "INSERT INTO security_events (at, kind, account_id, username, address, detail) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(Timestamp::now().0)
-            .bind(kind)
-            .bind(account_id)
-            .bind(username)
-            .bind(address)
-            .bind(detail)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-        });
-        Ok(())
+        let sql = "INSERT INTO security_events (at, kind, account_id, username, address, detail) \
+                   VALUES ($1, $2, $3, $4, $5, $6)";
+        let account = Arg::OptInt(account_id);
+        let args = vec![
+            Arg::Int(Timestamp::now().0),
+            text(kind),
+            account,
+            text(username),
+            text(address),
+            text(detail),
+        ];
+        self.write_one(Sql::with_args(sql, args), false)
+            .await
+            .map(drop)
     }
 
     /// The newest security events first, optionally of one kind.
@@ -693,22 +677,13 @@ impl Store {
 
     /// Revokes one of an account's tokens; false if it has no such token.
     pub async fn revoke_api_token(&self, account_id: i64, id: i64) -> Result<bool> {
-        Ok(with_pool!(self, |pool| {
-            let (_turn, mut tx) = write_tx!(self, pool);
-            let n = sqlx::query(
-                "UPDATE api_tokens SET revoked_at = $3 WHERE id = $1 AND account_id = $2 AND revoked_at IS NULL",
-            )
-            .bind(id)
-            .bind(account_id)
-            .bind(Timestamp::now().0)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            sqlx::query(BUMP_IDENTITY).execute(&mut *tx).await?;
-            tx.commit().await?;
-            self.identity_changed();
-            n == 1
-        }))
+        let sql = "UPDATE api_tokens SET revoked_at = $3 WHERE id = $1 AND account_id = $2 AND revoked_at IS NULL";
+        let args = vec![
+            Arg::Int(id),
+            Arg::Int(account_id),
+            Arg::Int(Timestamp::now().0),
+        ];
+        Ok(self.write_one(Sql::with_args(sql, args), true).await? == 1)
     }
 }
 

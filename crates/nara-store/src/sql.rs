@@ -7,6 +7,7 @@ pub(crate) enum Arg {
     Text(String),
     OptText(Option<String>),
     Int(i64),
+    OptInt(Option<i64>),
     Bytes(Vec<u8>),
 }
 
@@ -21,6 +22,14 @@ impl Sql {
         Self {
             text: text.to_owned(),
             args: Vec::new(),
+        }
+    }
+
+    /// A fixed statement whose `$1…$n` are `args`, in order.
+    pub fn with_args(text: &str, args: Vec<Arg>) -> Self {
+        Self {
+            text: text.to_owned(),
+            args,
         }
     }
 
@@ -71,6 +80,7 @@ macro_rules! bind_args {
                 $crate::sql::Arg::Text(s) => q.bind(s.as_str()),
                 $crate::sql::Arg::OptText(s) => q.bind(s.as_deref()),
                 $crate::sql::Arg::Int(i) => q.bind(*i),
+                $crate::sql::Arg::OptInt(i) => q.bind(*i),
                 $crate::sql::Arg::Bytes(b) => q.bind(b.as_slice()),
             };
         }

@@ -59,6 +59,8 @@ pub struct TestApp {
     pub store: Store,
     pub client: reqwest::Client,
     _dir: Option<tempfile::TempDir>,
+    /// Where the demo accounts' files go (fresh per app: ports are reused).
+    demo_dir: tempfile::TempDir,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -130,6 +132,7 @@ impl TestApp {
             store,
             client,
             _dir: dir,
+            demo_dir: tempfile::tempdir().expect("tempdir"),
             _shutdown: tx,
         }
     }
@@ -252,12 +255,15 @@ pub struct Session {
 }
 
 impl TestApp {
+    pub fn demo_dir(&self) -> &std::path::Path {
+        self.demo_dir.path()
+    }
+
     /// The demo accounts (created on first call), as `nara demo` makes them.
     pub async fn demo_accounts(&self) -> Vec<nara_server::demo::DemoAccount> {
-        let dir = std::env::temp_dir().join(format!("nara-demo-{}", self.addr.port()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = self.demo_dir();
         let keys = IdentityKeys::ephemeral();
-        nara_server::demo::ensure(&self.store, &keys, &dir)
+        nara_server::demo::ensure(&self.store, &keys, dir)
             .await
             .expect("demo accounts")
             .0
@@ -277,12 +283,14 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        assert_eq!(
-            r.status(),
-            reqwest::StatusCode::SEE_OTHER,
-            "sign-in of {}",
-            a.username
-        );
+        if r.status() != reqwest::StatusCode::SEE_OTHER {
+            let status = r.status();
+            panic!(
+                "sign-in of {}: {status}: {}",
+                a.username,
+                r.text().await.unwrap_or_default()
+            );
+        }
         let mut cookie = session_cookie(&r).expect("session cookie");
         if let Some(secret) = &a.totp_secret {
             let csrf = self.csrf_of(&cookie, "/sign-in/second-factor").await;

@@ -440,7 +440,7 @@ fn query_of(location: &str) -> std::collections::HashMap<String, String> {
 async fn the_provider_refuses_what_it_must() {
     let app = TestApp::start("sqlite").await.unwrap();
     let accounts = app.demo_accounts().await;
-    let dir = std::env::temp_dir().join(format!("nara-demo-{}", app.addr.port()));
+    let dir = app.demo_dir();
     let demo_app: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("demo-app.json")).unwrap()).unwrap();
     let (client_id, secret, redirect) = (

@@ -732,8 +732,6 @@ pub struct SignUp {
     national_id: String,
     #[serde(default)]
     password: String,
-    #[serde(default)]
-    csrf: String,
 }
 
 pub async fn sign_up_form(ctx: PageCtx, State(state): State<AppState>) -> Response {
@@ -758,7 +756,6 @@ pub async fn sign_up(
     if !state.config.demo {
         return PageError::not_found(ctx.lang).into_response();
     }
-    let _ = &form.csrf;
     let tr = ctx.tr();
     let mut errors: Vec<(String, String)> = Vec::new();
     let username = match normalize_username(&form.username) {

@@ -366,6 +366,67 @@ mod tests {
         assert_eq!(decode_key(&URL_SAFE_NO_PAD.encode([1u8; 31])), None);
     }
 
+    use proptest::strategy::Strategy;
+
+    proptest::proptest! {
+        /// Hostile headers never panic the checker; they are refused. Half of
+        /// the inputs are well-formed signature parameters with random parts.
+        #[test]
+        fn hostile_signature_headers_are_refused(
+            input in proptest::prop_oneof![
+                "[ -~]{0,200}",
+                (
+                    proptest::collection::vec(proptest::sample::select(vec![
+                        "@method", "@target-uri", "@authority", "@path", "@query", "@scheme",
+                        "@request-target", "@status", "content-digest", "host", "x-missing", "@bogus",
+                    ]), 0..6),
+                    proptest::num::i64::ANY,
+                    "[a-z\"]{0,8}",
+                ).prop_map(|(items, created, alg)| format!(
+                    "sig=({});created={created};keyid=\"KR/GOV/X/s/1\";alg=\"{alg}\"",
+                    items.iter().map(|i| format!("\"{i}\"")).collect::<Vec<_>>().join(" ")
+                )),
+            ],
+            sig in "[ -~]{0,200}",
+            digest in "[ -~]{0,100}",
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+        ) {
+            let mut headers = HeaderMap::new();
+            for (name, value) in [("signature-input", &input), ("signature", &sig), ("content-digest", &digest)] {
+                if let Ok(v) = value.parse() {
+                    headers.insert(name, v);
+                }
+            }
+            let method = Method::POST;
+            let req = SignedRequest {
+                method: &method,
+                target_uri: "http://127.0.0.1:1/api/v1/machine/whoami?x=1".into(),
+                headers: &headers,
+                body: &body,
+            };
+            let client = MachineClient {
+                key_id: "KR/GOV/X/s/1".into(),
+                agency_id: "KR/GOV/X".into(),
+                subsystem: "s".into(),
+                public_key: URL_SAFE_NO_PAD.encode([3u8; 32]),
+                created_at: 0,
+                revoked_at: None,
+            };
+            let _ = digest_matches(&headers, &body);
+            if let (Ok(inputs), Ok(sigs)) = (
+                Parser::parse_dictionary(input.as_bytes()),
+                Parser::parse_dictionary(sig.as_bytes()),
+            ) {
+                for (label, entry) in &inputs {
+                    if let ListEntry::InnerList(params) = entry {
+                        // A random string never verifies.
+                        proptest::prop_assert!(check_one(&req, label, params, &sigs, &client, 1_800_000_000).is_err());
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn content_digest_is_checked() {
         let mut h = HeaderMap::new();

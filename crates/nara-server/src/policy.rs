@@ -193,11 +193,13 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
                 .path_and_query()
                 .map(|p| p.as_str().to_owned())
                 .unwrap_or_else(|| "/".into());
-            if let Caller::Pending { session, .. } = &caller {
-                return Redirect::to(crate::account::pending_page(&session.stage)).into_response();
-            }
+            // Back here after signing in (or finishing the second factor).
             let encoded: String = form_urlencoded::byte_serialize(next_path.as_bytes()).collect();
-            Redirect::to(&format!("/sign-in?next={encoded}")).into_response()
+            let page = match &caller {
+                Caller::Pending { session, .. } => crate::account::pending_page(&session.stage),
+                _ => "/sign-in",
+            };
+            Redirect::to(&format!("{page}?next={encoded}")).into_response()
         }
         Decision::Forbidden if api => Problem::forbidden().into_response(),
         Decision::Forbidden => crate::pages::forbidden(request.headers(), &caller).await,

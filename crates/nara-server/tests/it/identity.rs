@@ -79,7 +79,7 @@ backends! {
         let pending = session_cookie(&r).unwrap();
         // Half signed in is not signed in.
         let r = app.client.get(app.url("/account")).header("cookie", &pending).send().await.unwrap();
-        assert_eq!(r.headers()["location"], "/sign-in/second-factor");
+        assert_eq!(r.headers()["location"], "/sign-in/second-factor?next=%2Faccount");
         let csrf = app.csrf_of(&pending, "/sign-in/second-factor").await;
         let wrong = post_form(&app, "/sign-in/second-factor", Some(&pending), &[("code", "000000"), ("csrf", &csrf)]).await;
         assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);

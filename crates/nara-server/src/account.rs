@@ -62,7 +62,7 @@ pub fn csrf_refused(lang: Lang) -> Response {
     .into_response()
 }
 
-fn csrf_ok(caller: &Caller, given: &str) -> bool {
+pub fn csrf_ok(caller: &Caller, given: &str) -> bool {
     let expected = match caller {
         Caller::Signed(p) => p.csrf(),
         Caller::Pending { session, .. } => Some(session.csrf.as_str()),
@@ -102,14 +102,14 @@ fn user_agent(headers: &HeaderMap) -> String {
         .collect()
 }
 
-fn with_cookie(mut response: Response, cookie: &str) -> Response {
+pub fn with_cookie(mut response: Response, cookie: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(cookie) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
     response
 }
 
-async fn event(
+pub async fn event(
     state: &AppState,
     kind: &str,
     account: Option<i64>,
@@ -275,7 +275,13 @@ pub async fn sign_in(
         Err(e) => return store_failed(ctx.lang)(e).into_response(),
     };
     let staff = grants.iter().any(|g| g.role.needs_second_factor());
-    let stage = if account.totp_secret.is_some() {
+    let has_passkey = !state
+        .store
+        .passkeys_of(account.id)
+        .await
+        .unwrap_or_default()
+        .is_empty();
+    let stage = if account.totp_secret.is_some() || (has_passkey && state.webauthn.is_some()) {
         "second_factor"
     } else if staff && !state.config.demo {
         "enrol"
@@ -331,6 +337,18 @@ struct SecondFactorPage {
     next: String,
     csrf: String,
     error: bool,
+    /// Offer "use a passkey" (the account has one and passkeys are on).
+    passkey: bool,
+}
+
+/// Whether a person can answer the second step with a passkey.
+async fn can_use_passkey(state: &AppState, account_id: i64) -> bool {
+    state.webauthn.is_some()
+        && state
+            .store
+            .passkeys_of(account_id)
+            .await
+            .is_ok_and(|p| !p.is_empty())
 }
 
 fn next_of(ctx: &PageCtx) -> String {
@@ -342,18 +360,20 @@ fn next_of(ctx: &PageCtx) -> String {
     )
 }
 
-pub async fn second_factor_form(ctx: PageCtx) -> Response {
+pub async fn second_factor_form(ctx: PageCtx, State(state): State<AppState>) -> Response {
     let Caller::Pending { session, .. } = &ctx.caller else {
         return Redirect::to("/account").into_response();
     };
     if session.stage != "second_factor" {
         return Redirect::to(pending_page(&session.stage)).into_response();
     }
+    let passkey = can_use_passkey(&state, session.account_id).await;
     render(&SecondFactorPage {
         layout: ctx.layout(ctx.tr().s("second_factor.title"), ""),
         next: next_of(&ctx),
         csrf: session.csrf.clone(),
         error: false,
+        passkey,
     })
 }
 
@@ -399,6 +419,7 @@ pub async fn second_factor(
                 next,
                 csrf: session.csrf.clone(),
                 error: true,
+                passkey: can_use_passkey(&state, account.id).await,
             }),
         )
             .into_response();
@@ -458,6 +479,7 @@ pub async fn second_factor(
                 next,
                 csrf: session.csrf.clone(),
                 error: true,
+                passkey: can_use_passkey(&state, account.id).await,
             }),
         )
             .into_response();
@@ -484,27 +506,37 @@ async fn promote(
     headers: &HeaderMap,
     next: &str,
 ) -> Response {
+    match promote_session(state, caller, account_id, "pwd otp", addr, headers).await {
+        Ok(cookie) => with_cookie(Redirect::to(next).into_response(), &cookie),
+        Err(p) => p.into_response(),
+    }
+}
+
+/// Ends the pending session and starts a full one under a new id, with the
+/// methods proven (`amr`); returns its `Set-Cookie` value.
+pub async fn promote_session(
+    state: &AppState,
+    caller: &Caller,
+    account_id: i64,
+    amr: &str,
+    addr: &str,
+    headers: &HeaderMap,
+) -> Result<String, Problem> {
     end_current(state, caller).await;
-    match auth::start_session(
+    let id = auth::start_session(
         &state.store,
         account_id,
         "full",
-        "pwd otp",
+        amr,
         addr,
         &user_agent(headers),
     )
-    .await
-    {
-        Ok(id) => with_cookie(
-            Redirect::to(next).into_response(),
-            &session_cookie(
-                state.config.is_https(),
-                &id,
-                auth::SESSION_ABSOLUTE_MS / 1000,
-            ),
-        ),
-        Err(p) => p.into_response(),
-    }
+    .await?;
+    Ok(session_cookie(
+        state.config.is_https(),
+        &id,
+        auth::SESSION_ABSOLUTE_MS / 1000,
+    ))
 }
 
 // ------------------------------------------------------ second factor set-up
@@ -912,6 +944,9 @@ struct AccountPage {
     tokens: Option<Vec<TokenView>>,
     new_token: Option<String>,
     scopes: &'static [&'static str],
+    /// (credential id, name, added, last used)
+    passkeys: Vec<(String, String, String, String)>,
+    passkeys_enabled: bool,
 }
 
 pub struct TokenView {
@@ -1043,6 +1078,22 @@ async fn account_view(
         tokens,
         new_token,
         scopes: auth::SCOPES,
+        passkeys: state
+            .store
+            .passkeys_of(who.account_id)
+            .await
+            .map_err(store_failed(ctx.lang))?
+            .into_iter()
+            .map(|p| {
+                (
+                    p.credential_id,
+                    p.name,
+                    when(p.created_at),
+                    p.last_used_at.map(when).unwrap_or_default(),
+                )
+            })
+            .collect(),
+        passkeys_enabled: state.webauthn.is_some(),
     };
     let mut r = render(&page);
     r.headers_mut()

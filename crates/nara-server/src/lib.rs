@@ -14,6 +14,7 @@ pub mod machine;
 pub mod metrics;
 pub mod oidc;
 pub mod pages;
+pub mod passkey;
 pub mod policy;
 pub mod problem;
 pub mod security;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub account_throttle: Arc<auth::Throttle>,
     pub address_throttle: Arc<auth::Throttle>,
     pub callers: Arc<auth::CallerCache>,
+    /// The WebAuthn relying party, when the public URL has a domain name.
+    pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
 }
 
 impl AppState {
@@ -58,8 +61,10 @@ impl AppState {
         ledger: ledger::LedgerKeys,
         identity: auth::IdentityKeys,
     ) -> Self {
+        let webauthn = passkey::relying_party(&config).map(Arc::new);
         AppState {
             store,
+            webauthn,
             config: Arc::new(config),
             metrics: Metrics::new(),
             ledger: Arc::new(ledger),
@@ -105,6 +110,13 @@ async fn stylesheet() -> Response {
 
 async fn favicon() -> Response {
     static_asset("image/svg+xml", include_str!("../static/favicon.svg"))
+}
+
+async fn passkey_js() -> Response {
+    static_asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../static/passkey.js"),
+    )
 }
 
 async fn htmx() -> Response {
@@ -234,6 +246,11 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/account/sessions/end" => post(account::end_sessions): SignedIn;
         "/account/apps/revoke" => post(account::revoke_app): SignedIn;
         "/account/tokens" => post(account::create_token): Roles(OPERATORS);
+        "/account/passkeys/begin" => post(passkey::register_begin): SignedIn;
+        "/account/passkeys/finish" => post(passkey::register_finish): SignedIn;
+        "/account/passkeys/remove" => post(passkey::remove): SignedIn;
+        "/sign-in/passkey/begin" => post(passkey::sign_in_begin): SigningIn;
+        "/sign-in/passkey/finish" => post(passkey::sign_in_finish): SigningIn;
         "/account/tokens/revoke" => post(account::revoke_token): Roles(OPERATORS);
         "/admin/officials" => get(account::officials_page): Roles(&[AgencyAdmin]), post(account::create_official): Roles(&[AgencyAdmin]);
         "/admin/roles" => post(account::change_role): Roles(&[AgencyAdmin]);
@@ -254,6 +271,7 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/metrics" => get(metrics::scrape): Public;
         "/static/style.css" => get(stylesheet): Public;
         "/static/htmx.min.js" => get(htmx): Public;
+        "/static/passkey.js" => get(passkey_js): Public;
         "/static/favicon.svg" => get(favicon): Public;
         "/favicon.ico" => get(favicon): Public;
     };

@@ -820,3 +820,119 @@ impl Store {
         Ok(done)
     }
 }
+
+/// A registered passkey (webauthn-rs's serialised `Passkey`: public key and counter).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PasskeyRecord {
+    pub credential_id: String,
+    pub account_id: i64,
+    pub name: String,
+    pub passkey: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+impl Store {
+    pub async fn add_passkey(&self, p: &PasskeyRecord) -> Result<()> {
+        let sql = "INSERT INTO passkeys (credential_id, account_id, name, passkey, created_at) VALUES ($1, $2, $3, $4, $5)";
+        let args = vec![
+            text(&p.credential_id),
+            Arg::Int(p.account_id),
+            text(&p.name),
+            text(&p.passkey),
+            Arg::Int(p.created_at),
+        ];
+        self.write_one(Sql::with_args(sql, args), false)
+            .await
+            .map_err(|e| match e {
+                StoreError::Database(db) => constraint_error(db, "passkey"),
+                other => other,
+            })
+            .map(drop)
+    }
+
+    pub async fn passkeys_of(&self, account_id: i64) -> Result<Vec<PasskeyRecord>> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            "SELECT credential_id, account_id, name, passkey, created_at, last_used_at \
+             FROM passkeys WHERE account_id = $1 ORDER BY created_at"
+        )
+        .bind(account_id)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    /// Stores a passkey's new state (its signature counter) after a use.
+    pub async fn passkey_used(&self, credential_id: &str, passkey: &str) -> Result<()> {
+        let sql = "UPDATE passkeys SET passkey = $2, last_used_at = $3 WHERE credential_id = $1";
+        let args = vec![
+            text(credential_id),
+            text(passkey),
+            Arg::Int(Timestamp::now().0),
+        ];
+        self.write_one(Sql::with_args(sql, args), false)
+            .await
+            .map(drop)
+    }
+
+    /// Removes one of an account's passkeys; false if it has no such passkey.
+    pub async fn remove_passkey(&self, account_id: i64, credential_id: &str) -> Result<bool> {
+        let sql = "DELETE FROM passkeys WHERE account_id = $1 AND credential_id = $2";
+        let args = vec![Arg::Int(account_id), text(credential_id)];
+        Ok(self.write_one(Sql::with_args(sql, args), true).await? == 1)
+    }
+
+    /// Remembers a session's WebAuthn ceremony (replacing any earlier one).
+    pub async fn put_ceremony(
+        &self,
+        session_hash: &str,
+        kind: &str,
+        state: &str,
+        expires_at: i64,
+    ) -> Result<()> {
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            sqlx::query("DELETE FROM webauthn_ceremonies WHERE session_hash = $1")
+                .bind(session_hash)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO webauthn_ceremonies (session_hash, kind, state, expires_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(session_hash)
+            .bind(kind)
+            .bind(state)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Takes (and forgets) a session's ceremony of `kind`, if it has not expired:
+    /// a challenge is answered once.
+    pub async fn take_ceremony(
+        &self,
+        session_hash: &str,
+        kind: &str,
+        now: i64,
+    ) -> Result<Option<String>> {
+        Ok(with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let state: Option<String> = sqlx::query_scalar(
+                "SELECT state FROM webauthn_ceremonies WHERE session_hash = $1 AND kind = $2 AND expires_at > $3",
+            )
+            .bind(session_hash)
+            .bind(kind)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM webauthn_ceremonies WHERE session_hash = $1")
+                .bind(session_hash)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            state
+        }))
+    }
+}

@@ -823,3 +823,126 @@ async fn operators_make_and_revoke_tokens_on_their_account_page() {
     .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn passkey_ceremonies_refuse_what_they_must() {
+    // With an IP address as the public URL there is no relying party: 404.
+    let app = TestApp::start("sqlite").await.unwrap();
+    let accounts = app.demo_accounts().await;
+    let s = app.sign_in(find(&accounts, "citizen")).await;
+    let post = |app: &TestApp, path: &str, cookie: &str, csrf: Option<&str>, body: &str| {
+        let mut r = app
+            .client
+            .post(app.url(path))
+            .header("cookie", cookie)
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(c) = csrf {
+            r = r.header("x-csrf-token", c);
+        }
+        r.send()
+    };
+    let r = post(
+        &app,
+        "/account/passkeys/begin",
+        &s.cookie,
+        Some(&s.csrf),
+        "{}",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // With a domain name, passkeys are on; bad ceremonies are refused and change nothing.
+    let (store, dir) = crate::common::fresh_store("sqlite").await.unwrap();
+    store.seed(&nara_core::seed::demo(), &|_| {}).await.unwrap();
+    let app = TestApp::serve(
+        store,
+        nara_server::Config {
+            public_url: Some("http://localhost:1".into()),
+            ..Default::default()
+        },
+        dir,
+    )
+    .await;
+    let accounts = app.demo_accounts().await;
+    let s = app.sign_in(find(&accounts, "citizen")).await;
+    let r = post(&app, "/account/passkeys/begin", &s.cookie, None, "{}")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "no anti-forgery header");
+    let r = post(
+        &app,
+        "/account/passkeys/finish",
+        &s.cookie,
+        Some(&s.csrf),
+        "{\"credential\": {}}",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "malformed credential");
+    let r = post(
+        &app,
+        "/account/passkeys/begin",
+        &s.cookie,
+        Some(&s.csrf),
+        "{}",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let options: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(options["publicKey"]["rp"]["id"], "localhost");
+    assert_eq!(
+        options["publicKey"]["authenticatorSelection"]["userVerification"],
+        "required"
+    );
+    let forged = serde_json::json!({"name": "x", "credential": {"id": "AAAA", "rawId": "AAAA", "type": "public-key", "extensions": {},
+        "response": {"attestationObject": "AAAA", "clientDataJSON": "AAAA"}}});
+    let r = post(
+        &app,
+        "/account/passkeys/finish",
+        &s.cookie,
+        Some(&s.csrf),
+        &forged.to_string(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "a forged attestation does not verify"
+    );
+    let r = post(
+        &app,
+        "/account/passkeys/finish",
+        &s.cookie,
+        Some(&s.csrf),
+        &forged.to_string(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "the ceremony was answered once; there is none now"
+    );
+    let citizen = app
+        .store
+        .account_by_username("minji")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(app.store.passkeys_of(citizen.id).await.unwrap().is_empty());
+    // A fully signed-in person has no second step to answer.
+    let r = post(
+        &app,
+        "/sign-in/passkey/begin",
+        &s.cookie,
+        Some(&s.csrf),
+        "{}",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}

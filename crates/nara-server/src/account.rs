@@ -424,7 +424,11 @@ pub async fn second_factor(
         )
             .into_response();
     }
-    let ok = match (&account.totp_secret, form.code.trim().len()) {
+    let secret = account
+        .totp_secret
+        .as_deref()
+        .and_then(|sealed| state.identity.open_totp(sealed));
+    let ok = match (&secret, form.code.trim().len()) {
         (Some(secret), 6) | (Some(secret), 7) => {
             match auth::totp_step(
                 secret,
@@ -551,6 +555,8 @@ struct EnrolPage {
     qr_svg: String,
     next: String,
     error: bool,
+    /// Replacing an authenticator asks for a code from the current one.
+    needs_current: bool,
 }
 
 #[derive(Template)]
@@ -561,7 +567,14 @@ struct RecoveryCodesPage {
     next: String,
 }
 
-fn enrol_page(ctx: &PageCtx, csrf: &str, username: &str, secret: String, error: bool) -> Response {
+fn enrol_page(
+    ctx: &PageCtx,
+    csrf: &str,
+    username: &str,
+    secret: String,
+    error: bool,
+    needs_current: bool,
+) -> Response {
     let uri = totp_rs::Secret::Encoded(secret.clone())
         .to_bytes()
         .ok()
@@ -589,6 +602,7 @@ fn enrol_page(ctx: &PageCtx, csrf: &str, username: &str, secret: String, error: 
         qr_svg: qr_svg.replace("<?xml version=\"1.0\" standalone=\"yes\"?>", ""),
         next: next_of(ctx),
         error,
+        needs_current,
     };
     let status = if error {
         StatusCode::BAD_REQUEST
@@ -612,7 +626,17 @@ fn caller_account(caller: &Caller) -> Option<(i64, String, String)> {
     }
 }
 
-pub async fn enrol_form(ctx: PageCtx) -> Response {
+/// The current TOTP secret of a signed-in person replacing it (step-up: the
+/// new authenticator is accepted only with a code from the old one).
+async fn current_totp(state: &AppState, caller: &Caller) -> Option<String> {
+    let Caller::Signed(p) = caller else {
+        return None;
+    };
+    let account = state.store.account(p.account_id).await.ok().flatten()?;
+    state.identity.open_totp(account.totp_secret.as_deref()?)
+}
+
+pub async fn enrol_form(ctx: PageCtx, State(state): State<AppState>) -> Response {
     if let Caller::Pending { session, .. } = &ctx.caller
         && session.stage != "enrol"
     {
@@ -621,7 +645,15 @@ pub async fn enrol_form(ctx: PageCtx) -> Response {
     let Some((_, username, csrf)) = caller_account(&ctx.caller) else {
         return Redirect::to("/sign-in").into_response();
     };
-    enrol_page(&ctx, &csrf, &username, auth::new_totp_secret(), false)
+    let needs_current = current_totp(&state, &ctx.caller).await.is_some();
+    enrol_page(
+        &ctx,
+        &csrf,
+        &username,
+        auth::new_totp_secret(),
+        false,
+        needs_current,
+    )
 }
 
 #[derive(Deserialize)]
@@ -630,6 +662,9 @@ pub struct Enrol {
     secret: String,
     #[serde(default)]
     code: String,
+    /// A code from the authenticator being replaced.
+    #[serde(default)]
+    current: String,
     #[serde(default)]
     csrf: String,
     #[serde(default)]
@@ -658,25 +693,41 @@ pub async fn enrol(
         && totp_rs::Secret::Encoded(form.secret.clone())
             .to_bytes()
             .is_ok();
+    let now = auth::unix_now() as u64;
     let step = valid_secret
-        .then(|| auth::totp_step(&form.secret, &username, &form.code, auth::unix_now() as u64))
+        .then(|| auth::totp_step(&form.secret, &username, &form.code, now))
         .flatten();
-    let Some(step) = step else {
+    let current = current_totp(&state, &ctx.caller).await;
+    let current_ok = match &current {
+        None => true,
+        Some(old) => match auth::totp_step(old, &username, &form.current, now) {
+            Some(s) => state
+                .store
+                .use_totp_step(account_id, s)
+                .await
+                .unwrap_or(false),
+            None => false,
+        },
+    };
+    let (Some(step), true) = (step, current_ok) else {
         let secret = if valid_secret {
             form.secret
         } else {
             auth::new_totp_secret()
         };
-        return enrol_page(&ctx, &csrf, &username, secret, true);
+        return enrol_page(&ctx, &csrf, &username, secret, true, current.is_some());
     };
     let codes = auth::new_recovery_codes();
     let hashes: Vec<String> = codes
         .iter()
         .map(|c| digest(&auth::normalize_recovery_code(c)))
         .collect();
+    let Some(sealed) = state.identity.seal_totp(&form.secret) else {
+        return PageError::internal(ctx.lang).into_response();
+    };
     if let Err(e) = state
         .store
-        .set_second_factor(account_id, Some(&form.secret), &hashes)
+        .set_second_factor(account_id, Some(&sealed), &hashes)
         .await
     {
         return store_failed(ctx.lang)(e).into_response();

@@ -38,6 +38,7 @@ use crate::problem::Problem;
 /// The node's identity secrets: the key that turns national identifiers into
 /// keyed hashes, and the OpenID Connect signing key. Nodes that share a
 /// database must share this file.
+#[derive(Clone)]
 pub struct IdentityKeys {
     national_id: [u8; 32],
     pub oidc: ed25519_dalek::SigningKey,
@@ -90,6 +91,48 @@ impl IdentityKeys {
         mac.update(b"nara national id v1\0");
         mac.update(digits.as_bytes());
         hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// The key that seals TOTP secrets at rest, derived from the identity key.
+    fn totp_cipher(&self) -> chacha20poly1305::XChaCha20Poly1305 {
+        use chacha20poly1305::KeyInit;
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.national_id)
+            .unwrap_or_else(|_| unreachable_hmac());
+        mac.update(b"nara totp sealing key v1");
+        let key = mac.finalize().into_bytes();
+        chacha20poly1305::XChaCha20Poly1305::new(&key)
+    }
+
+    /// Seals a TOTP secret for the database (XChaCha20-Poly1305, random
+    /// nonce): a copy of the database alone does not yield the codes.
+    pub fn seal_totp(&self, secret: &str) -> Option<String> {
+        use chacha20poly1305::aead::Aead;
+        let nonce: [u8; 24] = rand::random();
+        let sealed = self
+            .totp_cipher()
+            .encrypt(
+                chacha20poly1305::XNonce::from_slice(&nonce),
+                secret.as_bytes(),
+            )
+            .ok()?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        Some(format!("v1:{}", URL_SAFE_NO_PAD.encode(out)))
+    }
+
+    /// Opens a sealed TOTP secret; `None` if it was not sealed by this key.
+    pub fn open_totp(&self, stored: &str) -> Option<String> {
+        use chacha20poly1305::aead::Aead;
+        let raw = URL_SAFE_NO_PAD.decode(stored.strip_prefix("v1:")?).ok()?;
+        if raw.len() < 24 {
+            return None;
+        }
+        let (nonce, sealed) = raw.split_at(24);
+        let plain = self
+            .totp_cipher()
+            .decrypt(chacha20poly1305::XNonce::from_slice(nonce), sealed)
+            .ok()?;
+        String::from_utf8(plain).ok()
     }
 
     /// The OIDC key id: the first 16 bytes of the public key's SHA-256, base64url.
@@ -827,6 +870,33 @@ mod tests {
             a.national_id_hash("9001011234567"),
             b.national_id_hash("9001011234567")
         );
+    }
+
+    #[test]
+    fn totp_secrets_are_sealed() {
+        let a = IdentityKeys::ephemeral();
+        let secret = new_totp_secret();
+        let sealed = a.seal_totp(&secret).unwrap();
+        assert!(!sealed.contains(&secret));
+        assert_eq!(a.open_totp(&sealed).as_deref(), Some(secret.as_str()));
+        assert_ne!(
+            a.seal_totp(&secret).unwrap(),
+            sealed,
+            "a fresh nonce each time"
+        );
+        assert_eq!(
+            IdentityKeys::ephemeral().open_totp(&sealed),
+            None,
+            "another key cannot open it"
+        );
+        assert_eq!(
+            a.open_totp(&secret),
+            None,
+            "plain text is not a sealed secret"
+        );
+        let mut tampered = sealed.clone();
+        tampered.pop();
+        assert_eq!(a.open_totp(&tampered), None);
     }
 
     #[test]

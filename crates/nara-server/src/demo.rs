@@ -206,7 +206,8 @@ pub async fn ensure(
                         .hash(&password)
                         .await
                         .map_err(|_| anyhow::anyhow!("hashing a demo password"))?,
-                    totp_secret: totp_secret.clone(),
+                    // Set below, sealed, with its recovery codes.
+                    totp_secret: None,
                     grants,
                 },
                 "demo",
@@ -217,8 +218,11 @@ pub async fn ensure(
                 .iter()
                 .map(|c| digest(&auth::normalize_recovery_code(c)))
                 .collect();
+            let sealed = keys
+                .seal_totp(secret)
+                .ok_or_else(|| anyhow::anyhow!("sealing a TOTP secret"))?;
             store
-                .set_second_factor(account.id, Some(secret), &codes)
+                .set_second_factor(account.id, Some(&sealed), &codes)
                 .await?;
         }
         let api_token = if plan.role == Role::Operator {

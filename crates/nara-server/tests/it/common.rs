@@ -59,6 +59,8 @@ pub struct TestApp {
     pub store: Store,
     pub client: reqwest::Client,
     _dir: Option<tempfile::TempDir>,
+    /// The server's identity key (demo accounts are made with it).
+    identity: IdentityKeys,
     /// Where the demo accounts' files go (fresh per app: ports are reused).
     demo_dir: tempfile::TempDir,
     _shutdown: tokio::sync::oneshot::Sender<()>,
@@ -115,7 +117,7 @@ impl TestApp {
             config.public_url = Some(format!("http://{addr}"));
         }
         let identity = IdentityKeys::ephemeral();
-        let state = AppState::new(store.clone(), config, keys, identity);
+        let state = AppState::new(store.clone(), config, keys, identity.clone());
         tokio::spawn(async move {
             let _ = nara_server::serve(listener, state, async {
                 let _ = rx.await;
@@ -133,6 +135,7 @@ impl TestApp {
             client,
             _dir: dir,
             demo_dir: tempfile::tempdir().expect("tempdir"),
+            identity,
             _shutdown: tx,
         }
     }
@@ -262,8 +265,7 @@ impl TestApp {
     /// The demo accounts (created on first call), as `nara demo` makes them.
     pub async fn demo_accounts(&self) -> Vec<nara_server::demo::DemoAccount> {
         let dir = self.demo_dir();
-        let keys = IdentityKeys::ephemeral();
-        nara_server::demo::ensure(&self.store, &keys, dir)
+        nara_server::demo::ensure(&self.store, &self.identity, dir)
             .await
             .expect("demo accounts")
             .0

@@ -946,3 +946,95 @@ async fn passkey_ceremonies_refuse_what_they_must() {
     .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn replacing_the_authenticator_needs_a_code_from_the_old_one() {
+    let app = TestApp::start("sqlite").await.unwrap();
+    let accounts = app.demo_accounts().await;
+    let official = find(&accounts, "official");
+    let s = app.sign_in(official).await;
+    let html = app
+        .client
+        .get(app.url("/account/second-factor"))
+        .header("cookie", &s.cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("id=\"current\""),
+        "the old authenticator's code is asked for"
+    );
+    let at = html.find("id=\"totp-secret\">").unwrap() + "id=\"totp-secret\">".len();
+    let new_secret = html[at..at + html[at..].find('<').unwrap()].to_owned();
+    let code_at = |secret: &str, t: u64| {
+        let bytes = totp_rs::Secret::Encoded(secret.to_owned())
+            .to_bytes()
+            .unwrap();
+        nara_server::auth::totp(&bytes, &official.username)
+            .unwrap()
+            .generate(t)
+    };
+    let now = nara_server::auth::unix_now() as u64;
+    let new_code = code_at(&new_secret, now);
+    let before = app
+        .store
+        .account_by_username(&official.username)
+        .await
+        .unwrap()
+        .unwrap()
+        .totp_secret;
+    assert!(
+        before.as_deref().is_some_and(|s| s.starts_with("v1:")),
+        "stored sealed, never in the clear"
+    );
+    let r = post_form(
+        &app,
+        "/account/second-factor",
+        Some(&s.cookie),
+        &[
+            ("csrf", &s.csrf),
+            ("secret", &new_secret),
+            ("code", &new_code),
+            ("current", "000000"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.store
+            .account_by_username(&official.username)
+            .await
+            .unwrap()
+            .unwrap()
+            .totp_secret,
+        before,
+        "unchanged"
+    );
+    // The sign-in used this window's code; the old authenticator's next code is accepted.
+    let current = code_at(official.totp_secret.as_ref().unwrap(), now + 30);
+    let r = post_form(
+        &app,
+        "/account/second-factor",
+        Some(&s.cookie),
+        &[
+            ("csrf", &s.csrf),
+            ("secret", &new_secret),
+            ("code", &new_code),
+            ("current", &current),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("id=\"recovery-codes\""));
+    let after = app
+        .store
+        .account_by_username(&official.username)
+        .await
+        .unwrap()
+        .unwrap()
+        .totp_secret;
+    assert_ne!(after, before);
+}

@@ -354,15 +354,22 @@ pub async fn serve(
 }
 
 /// Notices other nodes' sign-outs, role changes and token revocations
-/// (`identity_version`) once a second, so cached callers go stale in time.
+/// (`identity_version`) once a second, so cached callers go stale in time;
+/// every five minutes purges expired sessions, ceremonies and codes.
 fn spawn_identity_poll(store: Store) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
+        for n in 0u64.. {
             tick.tick().await;
             if let Err(e) = store.poll_identity_version().await {
                 tracing::warn!(error = %e, "polling identity_version");
+            }
+            // Every five minutes, clear out what has expired.
+            if n % 300 == 0
+                && let Err(e) = store.purge_expired(nara_core::Timestamp::now().0).await
+            {
+                tracing::warn!(error = %e, "purging expired sessions");
             }
         }
     })

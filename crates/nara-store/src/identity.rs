@@ -578,10 +578,36 @@ impl Store {
     }
 
     /// Removes sessions past their absolute expiry.
-    pub async fn purge_sessions(&self, now: i64) -> Result<u64> {
-        let sql = "DELETE FROM sessions WHERE expires_at <= $1";
-        self.write_one(Sql::with_args(sql, vec![Arg::Int(now)]), false)
-            .await
+    /// Removes what has expired: sessions past their absolute expiry,
+    /// abandoned WebAuthn ceremonies, and authorization codes (used or not)
+    /// past their lifetime. Returns how many sessions went.
+    pub async fn purge_expired(&self, now: i64) -> Result<u64> {
+        let sessions = self
+            .write_one(
+                Sql::with_args(
+                    "DELETE FROM sessions WHERE expires_at <= $1",
+                    vec![Arg::Int(now)],
+                ),
+                false,
+            )
+            .await?;
+        self.write_one(
+            Sql::with_args(
+                "DELETE FROM webauthn_ceremonies WHERE expires_at <= $1",
+                vec![Arg::Int(now)],
+            ),
+            false,
+        )
+        .await?;
+        self.write_one(
+            Sql::with_args(
+                "DELETE FROM oidc_codes WHERE expires_at <= $1",
+                vec![Arg::Int(now)],
+            ),
+            false,
+        )
+        .await?;
+        Ok(sessions)
     }
 
     // ------------------------------------------------------ security events

@@ -1038,3 +1038,21 @@ async fn replacing_the_authenticator_needs_a_code_from_the_old_one() {
         .totp_secret;
     assert_ne!(after, before);
 }
+
+backends! {
+    async fn expired_sessions_are_purged(backend: &str) {
+        let Some(app) = TestApp::start(backend).await else { return };
+        let accounts = app.demo_accounts().await;
+        let s = app.sign_in(find(&accounts, "citizen")).await;
+        let citizen = app.store.account_by_username("minji").await.unwrap().unwrap();
+        let now = nara_core::Timestamp::now().0;
+        app.store.create_session(&nara_store::identity::SessionRecord {
+            id_hash: "expired".into(), account_id: citizen.id, csrf: "c".into(), stage: "full".into(), amr: "pwd".into(),
+            address: "127.0.0.1".into(), user_agent: "t".into(), created_at: now - 1000, last_seen_at: now - 1000, expires_at: now - 1,
+        }).await.unwrap();
+        assert_eq!(app.store.sessions_of(citizen.id).await.unwrap().len(), 2);
+        assert_eq!(app.store.purge_expired(now).await.unwrap(), 1);
+        assert_eq!(app.store.sessions_of(citizen.id).await.unwrap().len(), 1);
+        assert_eq!(status_with(&app, "/account", &s.cookie).await, StatusCode::OK, "the live session stays");
+    }
+}

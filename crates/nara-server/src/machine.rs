@@ -144,37 +144,74 @@ fn digest_matches(headers: &HeaderMap, body: &[u8]) -> bool {
     checked
 }
 
-/// Verifies a request's signature against the registered keys.
+/// A request's `Signature-Input` and `Signature` dictionaries, parsed.
+pub struct Signatures {
+    input: sfv::Dictionary,
+    signatures: sfv::Dictionary,
+}
+
+impl Signatures {
+    pub fn parse(headers: &HeaderMap) -> Result<Signatures, Refused> {
+        let input = header_value(headers, "signature-input").ok_or(Refused::Malformed)?;
+        let signatures = header_value(headers, "signature").ok_or(Refused::Malformed)?;
+        Ok(Signatures {
+            input: Parser::parse_dictionary(input.as_bytes()).map_err(|_| Refused::Malformed)?,
+            signatures: Parser::parse_dictionary(signatures.as_bytes())
+                .map_err(|_| Refused::Malformed)?,
+        })
+    }
+
+    /// Each signature's label and `keyid`, in order (those without a keyid skipped).
+    pub fn key_ids(&self) -> Result<Vec<(String, String)>, Refused> {
+        let mut out = Vec::new();
+        for (label, entry) in &self.input {
+            let ListEntry::InnerList(params) = entry else {
+                return Err(Refused::Malformed);
+            };
+            if let Some(BareItem::String(key_id)) = params.params.get("keyid") {
+                out.push((label.clone(), key_id.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks the signature `label` against `client`'s key.
+    pub fn check(
+        &self,
+        req: &SignedRequest<'_>,
+        label: &str,
+        client: &MachineClient,
+        now_s: i64,
+    ) -> Result<(), Refused> {
+        let Some(ListEntry::InnerList(params)) = self.input.get(label) else {
+            return Err(Refused::Malformed);
+        };
+        check_one(req, label, params, &self.signatures, client, now_s)
+    }
+}
+
+/// Verifies a request's signature against the registered keys: the first
+/// signature whose keyid names a registered, unrevoked key decides.
 pub async fn verify(
     store: &Store,
     req: &SignedRequest<'_>,
     now_s: i64,
 ) -> Result<MachineCaller, Refused> {
-    let input = header_value(req.headers, "signature-input").ok_or(Refused::Malformed)?;
-    let signatures = header_value(req.headers, "signature").ok_or(Refused::Malformed)?;
-    let input = Parser::parse_dictionary(input.as_bytes()).map_err(|_| Refused::Malformed)?;
-    let signatures =
-        Parser::parse_dictionary(signatures.as_bytes()).map_err(|_| Refused::Malformed)?;
-    for (label, entry) in &input {
-        let ListEntry::InnerList(params) = entry else {
-            return Err(Refused::Malformed);
-        };
-        let Some(BareItem::String(key_id)) = params.params.get("keyid") else {
-            continue;
-        };
-        let Ok(Some(client)) = store.machine_client(key_id).await else {
+    let signatures = Signatures::parse(req.headers)?;
+    for (label, key_id) in signatures.key_ids()? {
+        let Ok(Some(client)) = store.machine_client(&key_id).await else {
             continue;
         };
         if client.revoked_at.is_some() {
             continue;
         }
-        return check_one(req, label, params, &signatures, &client, now_s).map(|()| {
-            MachineCaller {
+        return signatures
+            .check(req, &label, &client, now_s)
+            .map(|()| MachineCaller {
                 key_id: client.key_id.clone(),
                 agency: client.agency_id.clone(),
                 subsystem: client.subsystem.clone(),
-            }
-        });
+            });
     }
     Err(Refused::UnknownKey)
 }

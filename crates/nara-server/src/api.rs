@@ -33,6 +33,7 @@ use nara_core::identity::Role;
         list_systems, create_system, get_system, update_system,
         list_services, create_service, get_service, update_service,
         crate::ledger::entry, crate::ledger::consistency,
+        crate::account::security_events_api, crate::machine::whoami,
     ),
     components(schemas(Problem, Page<Agency>, Page<System>, Page<Service>)),
     modifiers(&OperatorAuth),
@@ -40,6 +41,9 @@ use nara_core::identity::Role;
         (name = "agencies", description = "Ministries, local governments and public bodies"),
         (name = "systems", description = "The inventory of agency systems and assets (operators only)"),
         (name = "services", description = "The public services agencies offer"),
+        (name = "identity", description = "Security events for analysts and auditors; agency systems' signed requests \
+            (RFC 9421 HTTP Message Signatures, Ed25519, keys registered per subsystem). The OpenID Connect provider is \
+            described by /.well-known/openid-configuration"),
         (name = "ledger", description = "The public ledger: entries with inclusion proofs, consistency proofs. \
             The C2SP tlog-tiles resources are at /ledger/checkpoint, /ledger/tile/… and /ledger/vkey"),
     )

@@ -365,8 +365,17 @@ pub async fn register(
     Ok(client)
 }
 
-/// `GET|POST /api/v1/machine/whoami`: which registered subsystem signed this
-/// request — for agency integrators to test their signing.
+/// Which registered subsystem signed this request — for agency integrators
+/// to test their signing. POST works the same, with `Content-Digest` covered.
+#[utoipa::path(get, path = "/api/v1/machine/whoami", tag = "identity",
+    params(
+        ("Signature-Input" = String, Header, description = "RFC 9421, e.g. sig1=(\"@method\" \"@target-uri\");created=…;keyid=\"KR/GOV/MOIS/app/1\";alg=\"ed25519\""),
+        ("Signature" = String, Header, description = "RFC 9421, e.g. sig1=:BASE64:"),
+    ),
+    responses(
+        (status = 200, description = "The signing subsystem: client, agency, subsystem, key_id"),
+        (status = 401, description = "Unsigned, or the signature is refused (the detail says why)", body = crate::problem::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn whoami(request: axum::extract::Request) -> axum::response::Response {
     use axum::response::IntoResponse;
     match request.extensions().get::<crate::auth::Caller>() {

@@ -124,6 +124,8 @@ async fn openapi_documents_every_api_route() {
         ("/api/v1/systems/{id}", &["get", "put"]),
         ("/api/v1/services", &["get", "post"]),
         ("/api/v1/services/{id}", &["get", "put"]),
+        ("/api/v1/security/events", &["get"]),
+        ("/api/v1/machine/whoami", &["get"]),
     ] {
         for m in methods {
             assert!(paths[path][m].is_object(), "{m} {path} is not documented");

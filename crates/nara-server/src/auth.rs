@@ -789,7 +789,12 @@ pub async fn issue_api_token(
 }
 
 /// API token scopes: what a token may do beyond what its account's roles allow.
-pub const SCOPES: &[&str] = &["catalogue:write", "systems:read", "identity:read"];
+pub const SCOPES: &[&str] = &[
+    "catalogue:write",
+    "systems:read",
+    "identity:read",
+    "metrics:read",
+];
 
 /// The principal of a request that passed the policy point.
 impl FromRequestParts<crate::AppState> for Principal {

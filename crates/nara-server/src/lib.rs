@@ -268,7 +268,7 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
     let (operations, t) = routes! {
         "/healthz" => get(healthz): Public;
         "/readyz" => get(readyz): Public;
-        "/metrics" => get(metrics::scrape): Public;
+        "/metrics" => get(metrics::scrape): Api(STAFF_INVENTORY, "metrics:read");
         "/static/style.css" => get(stylesheet): Public;
         "/static/htmx.min.js" => get(htmx): Public;
         "/static/passkey.js" => get(passkey_js): Public;

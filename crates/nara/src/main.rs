@@ -83,7 +83,7 @@ enum Command {
         /// The operator's username.
         #[arg(long)]
         username: String,
-        /// Scopes, comma-separated: catalogue:write, systems:read, identity:read.
+        /// Scopes, comma-separated: catalogue:write, systems:read, identity:read, metrics:read.
         #[arg(
             long,
             value_delimiter = ',',

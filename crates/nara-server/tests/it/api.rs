@@ -144,7 +144,9 @@ async fn operations_endpoints() {
     assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
     app.get("/api/v1/services?q=x").await;
     app.get("/api/v1/services/1").await;
-    let r = app.get("/metrics").await;
+    // Metrics are for operators and analysts (a scoped token, as Prometheus sends).
+    assert_eq!(app.get("/metrics").await.status(), StatusCode::UNAUTHORIZED);
+    let r = app.get_as_operator("/metrics").await;
     assert!(
         r.headers()["content-type"]
             .to_str()

@@ -108,7 +108,7 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
         (("GET", "/security/events"), "security_analyst auditor"),
         (("GET", "/healthz"), ALL),
         (("GET", "/readyz"), ALL),
-        (("GET", "/metrics"), ALL),
+        (("GET", "/metrics"), INVENTORY_API),
         (("GET", "/static/style.css"), ALL),
         (("GET", "/static/htmx.min.js"), ALL),
         (("GET", "/static/passkey.js"), ALL),

@@ -24,6 +24,7 @@ use webauthn_rs::prelude::{
 use crate::AppState;
 use crate::account::{ClientAddress, csrf_ok, event, promote_session, with_cookie};
 use crate::auth::Caller;
+use crate::extract::ApiJson;
 use crate::problem::Problem;
 
 /// How long a ceremony may take (WebAuthn's recommended timeout).
@@ -41,10 +42,27 @@ pub fn relying_party(config: &crate::Config) -> Option<Webauthn> {
         .ok()
 }
 
-fn enabled(state: &AppState) -> Result<&Webauthn, Problem> {
-    state.webauthn.as_deref().ok_or_else(|| {
-        Problem::not_found("passkeys on this node (its public URL has no domain name)")
-    })
+/// What every passkey JSON route starts with: passkeys on (else 404), the
+/// caller, and the caller's anti-forgery token in `X-CSRF-Token` (else 403).
+pub struct Ceremony {
+    rp: std::sync::Arc<Webauthn>,
+    caller: Caller,
+}
+
+impl axum::extract::FromRequestParts<AppState> for Ceremony {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Problem> {
+        let rp = state.webauthn.clone().ok_or_else(|| {
+            Problem::not_found("passkeys on this node (its public URL has no domain name)")
+        })?;
+        let caller = crate::policy::caller_of(&parts.extensions);
+        csrf_header(&caller, &parts.headers)?;
+        Ok(Ceremony { rp, caller })
+    }
 }
 
 fn csrf_header(caller: &Caller, headers: &HeaderMap) -> Result<(), Problem> {
@@ -75,10 +93,6 @@ fn session_of(caller: &Caller) -> Option<(&str, i64, String, String)> {
         )),
         _ => None,
     }
-}
-
-fn caller_of(request_ext: &axum::http::Extensions) -> Caller {
-    crate::policy::caller_of(request_ext)
 }
 
 fn bad(detail: &str) -> Problem {
@@ -115,12 +129,8 @@ fn credential_id(p: &Passkey) -> String {
 /// `POST /account/passkeys/begin`: options for `navigator.credentials.create`.
 pub async fn register_begin(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    request: axum::extract::Request,
+    Ceremony { rp, caller }: Ceremony,
 ) -> Result<Response, Problem> {
-    let rp = enabled(&state)?;
-    let caller = caller_of(request.extensions());
-    csrf_header(&caller, &headers)?;
     let (session, account_id, username, display) =
         session_of(&caller).ok_or_else(Problem::unauthorized)?;
     let existing = state.store.passkeys_of(account_id).await?;
@@ -156,19 +166,12 @@ pub struct Registered {
 pub async fn register_finish(
     State(state): State<AppState>,
     ClientAddress(addr): ClientAddress,
-    headers: HeaderMap,
-    request: axum::extract::Request,
+    Ceremony { rp, caller }: Ceremony,
+    ApiJson(form): ApiJson<Registered>,
 ) -> Result<Response, Problem> {
-    let rp = enabled(&state)?;
-    let caller = caller_of(request.extensions());
-    csrf_header(&caller, &headers)?;
     let (session, account_id, username, _) =
         session_of(&caller).ok_or_else(Problem::unauthorized)?;
     let session = session.to_owned();
-    let body = axum::body::to_bytes(request.into_body(), 64 * 1024)
-        .await
-        .map_err(|_| bad("the body is too large"))?;
-    let form: Registered = crate::extract::parse_json(&body)?;
     let saved = state
         .store
         .take_ceremony(&session, "register", nara_core::Timestamp::now().0)
@@ -210,12 +213,8 @@ pub async fn register_finish(
 /// for a person whose password is proven and second factor is due.
 pub async fn sign_in_begin(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    request: axum::extract::Request,
+    Ceremony { rp, caller }: Ceremony,
 ) -> Result<Response, Problem> {
-    let rp = enabled(&state)?;
-    let caller = caller_of(request.extensions());
-    csrf_header(&caller, &headers)?;
     let Caller::Pending { session, account } = &caller else {
         return Err(bad(
             "a passkey is the second step: sign in with your password first",
@@ -250,20 +249,14 @@ pub async fn sign_in_finish(
     State(state): State<AppState>,
     ClientAddress(addr): ClientAddress,
     headers: HeaderMap,
-    request: axum::extract::Request,
+    Ceremony { rp, caller }: Ceremony,
+    ApiJson(form): ApiJson<Asserted>,
 ) -> Result<Response, Problem> {
-    let rp = enabled(&state)?;
-    let caller = caller_of(request.extensions());
-    csrf_header(&caller, &headers)?;
     let Caller::Pending { session, account } = &caller else {
         return Err(bad(
             "a passkey is the second step: sign in with your password first",
         ));
     };
-    let body = axum::body::to_bytes(request.into_body(), 64 * 1024)
-        .await
-        .map_err(|_| bad("the body is too large"))?;
-    let form: Asserted = crate::extract::parse_json(&body)?;
     let key = format!("account:{}", account.username);
     if state.account_throttle.wait(&key).is_some() {
         return Err(Problem::new(

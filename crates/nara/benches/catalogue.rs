@@ -73,6 +73,8 @@ async fn main() {
     let child = Command::new(nara)
         .arg("serve")
         .env("NARA_DATABASE_URL", &database_url)
+        // Keys (ledger, identity) go to the throwaway directory, not the crate.
+        .env("NARA_DATA_DIR", dir.path())
         .env("NARA_LISTEN", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

@@ -339,6 +339,20 @@ impl TestApp {
     }
 }
 
+/// A form post, as a browser sends it, with a session cookie if given.
+pub async fn post_form(
+    app: &TestApp,
+    path: &str,
+    cookie: Option<&str>,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut r = app.client.post(app.url(path)).form(form);
+    if let Some(c) = cookie {
+        r = r.header("cookie", c);
+    }
+    r.send().await.expect("POST")
+}
+
 /// `name=value` of the session cookie a response sets.
 pub fn session_cookie(r: &reqwest::Response) -> Option<String> {
     r.headers()

@@ -9,26 +9,13 @@ use serde_json::Value;
 use sha2::Digest;
 
 use crate::backends;
-use crate::common::{Session, TOKEN, TestApp, session_cookie, totp_now};
+use crate::common::{Session, TOKEN, TestApp, post_form, session_cookie, totp_now};
 
 fn find<'a>(
     accounts: &'a [nara_server::demo::DemoAccount],
     role: &str,
 ) -> &'a nara_server::demo::DemoAccount {
     accounts.iter().find(|a| a.role == role).unwrap()
-}
-
-async fn post_form(
-    app: &TestApp,
-    path: &str,
-    cookie: Option<&str>,
-    form: &[(&str, &str)],
-) -> reqwest::Response {
-    let mut r = app.client.post(app.url(path)).form(form);
-    if let Some(c) = cookie {
-        r = r.header("cookie", c);
-    }
-    r.send().await.unwrap()
 }
 
 async fn status_with(app: &TestApp, path: &str, cookie: &str) -> StatusCode {

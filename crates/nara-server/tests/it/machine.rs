@@ -8,7 +8,7 @@ use ed25519_dalek::{Signer, SigningKey};
 use reqwest::StatusCode;
 use sha2::Digest;
 
-use crate::common::TestApp;
+use crate::common::{TestApp, post_form};
 
 struct Signing<'a> {
     key: &'a SigningKey,
@@ -85,37 +85,35 @@ async fn signed_requests_from_registered_subsystems() {
         ("bad subsystem!", public.as_str()),
         ("traffic", &URL_SAFE_NO_PAD.encode([0u8; 31])),
     ] {
-        let r = app
-            .client
-            .post(app.url("/admin/machine-clients"))
-            .header("cookie", &s.cookie)
-            .form(&[
+        let r = post_form(
+            &app,
+            "/admin/machine-clients",
+            Some(&s.cookie),
+            &[
                 ("csrf", s.csrf.as_str()),
                 ("agency", &agency),
                 ("subsystem", subsystem),
                 ("public_key", public_key),
-            ])
-            .send()
-            .await
-            .unwrap();
+            ],
+        )
+        .await;
         assert_eq!(
             r.status(),
             StatusCode::BAD_REQUEST,
             "{subsystem} {public_key}"
         );
     }
-    let r = app
-        .client
-        .post(app.url("/admin/machine-clients"))
-        .header("cookie", &s.cookie)
-        .form(&[
+    let r = post_form(
+        &app,
+        "/admin/machine-clients",
+        Some(&s.cookie),
+        &[
             ("agency", agency.as_str()),
             ("subsystem", "traffic"),
             ("public_key", public.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN, "no anti-forgery token");
     assert!(
         app.store
@@ -124,19 +122,18 @@ async fn signed_requests_from_registered_subsystems() {
             .unwrap()
             .is_empty()
     );
-    let r = app
-        .client
-        .post(app.url("/admin/machine-clients"))
-        .header("cookie", &s.cookie)
-        .form(&[
+    let r = post_form(
+        &app,
+        "/admin/machine-clients",
+        Some(&s.cookie),
+        &[
             ("csrf", s.csrf.as_str()),
             ("agency", &agency),
             ("subsystem", "traffic"),
             ("public_key", &public),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::OK);
     let key_id = format!("{agency}/traffic/1");
     assert!(r.text().await.unwrap().contains(&key_id));
@@ -312,18 +309,17 @@ async fn signed_requests_from_registered_subsystems() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
     // Revoked: refused at once.
-    let r = app
-        .client
-        .post(app.url("/admin/machine-clients/revoke"))
-        .header("cookie", &s.cookie)
-        .form(&[
+    let r = post_form(
+        &app,
+        "/admin/machine-clients/revoke",
+        Some(&s.cookie),
+        &[
             ("csrf", s.csrf.as_str()),
             ("agency", &agency),
             ("key_id", &key_id),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(
         app.store

@@ -5,6 +5,7 @@
 //! value of a domain type is valid by construction.
 
 pub mod catalogue;
+pub mod exchange;
 pub mod identity;
 pub mod member;
 pub mod seed;

@@ -1008,7 +1008,7 @@ pub struct TokenView {
     pub live: bool,
 }
 
-fn when(ms: i64) -> String {
+pub(crate) fn when(ms: i64) -> String {
     nara_core::Timestamp(ms)
         .rfc3339()
         .chars()
@@ -1311,7 +1311,7 @@ pub async fn revoke_app(
 // ------------------------------------------------------------ agency admin
 
 /// An agency's name in the page's language (empty if it is gone).
-async fn agency_name(
+pub(crate) async fn agency_name(
     ctx: &PageCtx,
     state: &AppState,
     agency: &MemberId,
@@ -1326,7 +1326,7 @@ async fn agency_name(
 }
 
 /// 400 when a form's error is shown, else 200.
-fn status_for(error: &Option<String>) -> StatusCode {
+pub(crate) fn status_for(error: &Option<String>) -> StatusCode {
     if error.is_some() {
         StatusCode::BAD_REQUEST
     } else {
@@ -1337,7 +1337,7 @@ fn status_for(error: &Option<String>) -> StatusCode {
 /// The agency an admin page is about: the one asked for, if the admin holds
 /// it, else their first. Anything else is "not found" (not "forbidden"), so
 /// an admin cannot probe other agencies.
-fn admin_agency(
+pub(crate) fn admin_agency(
     ctx: &PageCtx,
     who: &Principal,
     asked: Option<&str>,
@@ -1355,7 +1355,7 @@ fn admin_agency(
     }
 }
 
-fn query_value(ctx: &PageCtx, name: &str) -> Option<String> {
+pub(crate) fn query_value(ctx: &PageCtx, name: &str) -> Option<String> {
     form_urlencoded::parse(ctx.query.as_bytes())
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())

@@ -93,6 +93,15 @@ impl IdentityKeys {
         hex::encode(mac.finalize().into_bytes())
     }
 
+    /// The exchange gateway's Ed25519 key, derived from the identity key: it
+    /// signs message records and forwarded requests (`gateway:NODE`).
+    pub fn gateway_key(&self) -> ed25519_dalek::SigningKey {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.national_id)
+            .unwrap_or_else(|_| unreachable_hmac());
+        mac.update(b"nara gateway key v1");
+        ed25519_dalek::SigningKey::from_bytes(&mac.finalize().into_bytes().into())
+    }
+
     /// The key that seals TOTP secrets at rest, derived from the identity key.
     fn totp_cipher(&self) -> chacha20poly1305::XChaCha20Poly1305 {
         use chacha20poly1305::KeyInit;

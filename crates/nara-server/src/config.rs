@@ -41,6 +41,25 @@ pub struct Config {
     /// `ledger.key` in the data directory. Nodes sharing a database share it.
     #[serde(default)]
     pub ledger_key: Option<PathBuf>,
+    /// How long the exchange gateway waits for a provider's system before
+    /// answering `Server.ServerProxy.NetworkError`, in milliseconds.
+    #[serde(default = "default_exchange_timeout")]
+    pub exchange_timeout_ms: u64,
+    /// The signed global configuration (members, nodes, addresses, keys)
+    /// that federates this node with others; see `docs/exchange.md`.
+    #[serde(default)]
+    pub global_conf: Option<PathBuf>,
+    /// The key that signs the global configuration (C2SP vkey). Required
+    /// with `global_conf`.
+    #[serde(default)]
+    pub global_conf_key: Option<String>,
+    /// This node's name in the global configuration.
+    #[serde(default)]
+    pub node_id: Option<String>,
+}
+
+fn default_exchange_timeout() -> u64 {
+    10_000
 }
 
 /// The defaults, as a provider figment merges under the file and environment.
@@ -64,6 +83,10 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             ledger_origin: None,
             ledger_key: None,
+            exchange_timeout_ms: default_exchange_timeout(),
+            global_conf: None,
+            global_conf_key: None,
+            node_id: None,
         }
     }
 }
@@ -98,6 +121,10 @@ impl Config {
             "max_body_bytes",
             "ledger_origin",
             "ledger_key",
+            "exchange_timeout_ms",
+            "global_conf",
+            "global_conf_key",
+            "node_id",
         ]);
         figment.merge(env).extract().map_err(Box::new)
     }

@@ -273,3 +273,382 @@ pub async fn ensure(
     crate::ledger::write_private(&app_path, &serde_json::to_string_pretty(&app)?)?;
     Ok((out, app))
 }
+
+// ------------------------------------------------------------ the exchange
+
+/// The demo's exchange: registries, data services, access rights and a
+/// client system's key, written to `DATA_DIR/demo-exchange.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoExchange {
+    /// The client subsystem (`KR/LOC/SEOUL/welfare-portal`).
+    pub client: String,
+    /// Its RFC 9421 key id and Ed25519 private key (32-byte seed, base64url).
+    pub key_id: String,
+    pub private_key: String,
+    /// The residents registry's service, which the client may call.
+    pub residents_service: String,
+    /// Resident registration numbers of the demo citizens (fictional).
+    pub subjects: Vec<String>,
+}
+
+/// A hosted registry of the demo: owner, code, title, schema and the data
+/// service that serves it.
+pub struct RegistryPlan {
+    pub agency: &'static str,
+    pub subsystem: &'static str,
+    pub code: &'static str,
+    pub service: &'static str,
+    pub title: &'static str,
+    pub purposes: &'static str,
+    pub legal_bases: &'static str,
+    /// (field, JSON type)
+    pub fields: &'static [(&'static str, &'static str)],
+}
+
+pub const REGISTRIES: &[RegistryPlan] = &[
+    RegistryPlan {
+        agency: "KR/GOV/MOIS",
+        subsystem: "resident-registry",
+        code: "residents",
+        service: "residents",
+        title: "Resident register",
+        purposes: "certificate-issuance benefit-eligibility school-enrolment public-safety",
+        legal_bases: "Resident Registration Act art. 29\nElectronic Government Act art. 36",
+        fields: &[
+            ("name", "string"),
+            ("birth_date", "string"),
+            ("sex", "string"),
+            ("address", "string"),
+            ("household_head", "boolean"),
+            ("moved_in", "string"),
+        ],
+    },
+    RegistryPlan {
+        agency: "KR/GOV/MOIS",
+        subsystem: "family-registry",
+        code: "family-relations",
+        service: "family-relations",
+        title: "Family relations register",
+        purposes: "benefit-eligibility school-enrolment certificate-issuance",
+        legal_bases: "Act on the Registration of Family Relationships art. 14",
+        fields: &[
+            ("spouse", "string"),
+            ("children", "array"),
+            ("parents", "array"),
+        ],
+    },
+    RegistryPlan {
+        agency: "KR/GOV/NTS",
+        subsystem: "business-registry",
+        code: "businesses",
+        service: "businesses",
+        title: "Business register",
+        purposes: "business-licensing tax-administration benefit-eligibility",
+        legal_bases: "Value-Added Tax Act art. 8",
+        fields: &[
+            ("business_number", "string"),
+            ("trade_name", "string"),
+            ("kind", "string"),
+            ("opened", "string"),
+            ("status", "string"),
+        ],
+    },
+    RegistryPlan {
+        agency: "KR/GOV/MOLIT",
+        subsystem: "vehicle-registry",
+        code: "vehicles",
+        service: "vehicles",
+        title: "Motor vehicle register",
+        purposes: "vehicle-administration public-safety benefit-eligibility",
+        legal_bases: "Motor Vehicle Management Act art. 7",
+        fields: &[("vehicles", "array")],
+    },
+    RegistryPlan {
+        agency: "KR/GOV/NTS",
+        subsystem: "tax-registry",
+        code: "tax-payment-status",
+        service: "tax-payment-status",
+        title: "Tax payment status",
+        purposes: "tax-administration business-licensing benefit-eligibility",
+        legal_bases: "Framework Act on National Taxes art. 81-13",
+        fields: &[
+            ("in_arrears", "boolean"),
+            ("amount_due", "integer"),
+            ("last_payment", "string"),
+        ],
+    },
+    RegistryPlan {
+        agency: "KR/GOV/MOHW",
+        subsystem: "disability-registry",
+        code: "disability-status",
+        service: "disability-status",
+        title: "Disability register",
+        purposes: "benefit-eligibility",
+        legal_bases: "Act on Welfare of Persons with Disabilities art. 32",
+        fields: &[
+            ("registered", "boolean"),
+            ("degree", "string"),
+            ("since", "string"),
+        ],
+    },
+    RegistryPlan {
+        agency: "KR/GOV/MOEL",
+        subsystem: "employment-registry",
+        code: "employment-status",
+        service: "employment-status",
+        title: "Employment insurance register",
+        purposes: "employment-support benefit-eligibility school-enrolment",
+        legal_bases: "Employment Insurance Act art. 15",
+        fields: &[
+            ("employed", "boolean"),
+            ("employer", "string"),
+            ("since", "string"),
+            ("insured", "boolean"),
+        ],
+    },
+];
+
+impl RegistryPlan {
+    pub fn service_id(&self) -> String {
+        format!("{}/{}/{}", self.agency, self.subsystem, self.service)
+    }
+
+    /// The registry's JSON Schema.
+    pub fn schema(&self) -> serde_json::Value {
+        let properties: serde_json::Map<String, serde_json::Value> = self
+            .fields
+            .iter()
+            .map(|(n, t)| ((*n).to_owned(), serde_json::json!({ "type": t })))
+            .collect();
+        serde_json::json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": self.title,
+            "type": "object",
+            "additionalProperties": false,
+            "properties": properties,
+        })
+    }
+
+    /// The OpenAPI 3.1 description of its data service.
+    pub fn openapi(&self) -> serde_json::Value {
+        serde_json::json!({
+            "openapi": "3.1.0",
+            "info": {"title": self.title, "version": "1.0.0"},
+            "paths": {"/record": {"get": {
+                "operationId": format!("get-{}", self.code),
+                "summary": format!("The {} record of the person named in Nara-Subject", self.title),
+                "parameters": [
+                    {"name": "Nara-Subject", "in": "header", "required": true, "schema": {"type": "string"}},
+                    {"name": "Nara-Purpose", "in": "header", "required": true, "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": {"description": "The record", "content": {"application/json": {"schema": self.schema()}}},
+                    "404": {"description": "No record of this person"},
+                },
+            }}},
+        })
+    }
+}
+
+/// A deterministic, fictional record of `plan`'s registry for person `n`.
+pub fn demo_record(plan: &RegistryPlan, n: u64, name: &str, birth: &str) -> serde_json::Value {
+    const DISTRICTS: &[&str] = &[
+        "Jongno-gu",
+        "Mapo-gu",
+        "Gangnam-gu",
+        "Haeundae-gu",
+        "Suseong-gu",
+    ];
+    const EMPLOYERS: &[&str] = &[
+        "Hanbit Logistics",
+        "Seoul Metro",
+        "Daehan Foods",
+        "Mirae Software",
+    ];
+    match plan.code {
+        "residents" => serde_json::json!({
+            "name": name, "birth_date": birth, "sex": if n.is_multiple_of(2) { "F" } else { "M" },
+            "address": format!("{} {}-ro {}", DISTRICTS[(n % 5) as usize], 10 + n % 90, 1 + n % 40),
+            "household_head": n.is_multiple_of(3), "moved_in": format!("20{:02}-0{}-1{}", 10 + n % 15, 1 + n % 9, n % 10),
+        }),
+        "family-relations" => serde_json::json!({
+            "spouse": if n.is_multiple_of(2) { "Lee Jiho" } else { "Kim Soyeon" },
+            "children": if n.is_multiple_of(3) { serde_json::json!([{"name": "Kim Yuna", "birth_date": "2018-04-02"}]) } else { serde_json::json!([]) },
+            "parents": ["Kim Youngho", "Park Mikyung"],
+        }),
+        "businesses" => serde_json::json!({
+            "business_number": format!("{:03}-{:02}-{:05}", 100 + n % 800, n % 90 + 10, n % 90_000),
+            "trade_name": format!("{name} Trading"), "kind": "sole proprietorship",
+            "opened": "2019-03-15", "status": if n.is_multiple_of(7) { "closed" } else { "active" },
+        }),
+        "vehicles" => serde_json::json!({
+            "vehicles": [{"plate": format!("{}가 {:04}", 10 + n % 89, n % 10_000), "make": "Hyundai", "year": 2015 + (n % 10)}],
+        }),
+        "tax-payment-status" => serde_json::json!({
+            "in_arrears": n.is_multiple_of(11), "amount_due": if n.is_multiple_of(11) { 125_000 } else { 0 }, "last_payment": "2026-05-31",
+        }),
+        "disability-status" => serde_json::json!({
+            "registered": n.is_multiple_of(5), "degree": if n.is_multiple_of(10) { "severe" } else { "mild" }, "since": "2012-09-01",
+        }),
+        _ => serde_json::json!({
+            "employed": !n.is_multiple_of(4), "employer": EMPLOYERS[(n % 4) as usize], "since": "2021-02-01", "insured": !n.is_multiple_of(4),
+        }),
+    }
+}
+
+/// A fictional but well-formed resident registration number for person `n`.
+pub fn demo_subject(n: u64) -> (String, String) {
+    let year = 1950 + n % 55;
+    let month = 1 + (n / 55) % 12;
+    let day = 1 + (n / 7) % 28;
+    let century = if year >= 2000 { 3 + n % 2 } else { 1 + n % 2 };
+    let rrn = format!(
+        "{:02}{month:02}{day:02}-{century}{:06}",
+        year % 100,
+        n % 1_000_000
+    );
+    (rrn, format!("{year}-{month:02}-{day:02}"))
+}
+
+/// Creates the registries, data services, records, access rights and the
+/// demo client's key, unless `demo-exchange.json` exists; returns it.
+pub async fn ensure_exchange(
+    store: &Store,
+    keys: &IdentityKeys,
+    data: &Path,
+    residents: u64,
+) -> anyhow::Result<DemoExchange> {
+    let path = data.join("demo-exchange.json");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return Ok(serde_json::from_str(&text)?);
+    }
+    let now = nara_core::Timestamp::now().0;
+    let people: Vec<(String, String, String)> = [
+        ("900101-2345678", "Kim Minji", "1990-01-01"),
+        ("850315-1234567", "Lee Junho", "1985-03-15"),
+    ]
+    .iter()
+    .map(|(r, n, b)| ((*r).to_owned(), (*n).to_owned(), (*b).to_owned()))
+    .chain((0..residents).map(|n| {
+        let (rrn, birth) = demo_subject(n);
+        (rrn, format!("Resident {n}"), birth)
+    }))
+    .collect();
+    for plan in REGISTRIES {
+        store
+            .create_registry(
+                &nara_store::exchange::Registry {
+                    code: plan.code.into(),
+                    agency_id: plan.agency.into(),
+                    title: plan.title.into(),
+                    schema: plan.schema().to_string(),
+                    created_at: now,
+                },
+                "demo",
+            )
+            .await?;
+        let records: Vec<(String, String)> = people
+            .iter()
+            .enumerate()
+            .map(|(n, (rrn, name, birth))| {
+                let digits = nara_core::identity::normalize_national_id(rrn)
+                    .unwrap_or_else(|_| rrn.replace('-', ""));
+                (
+                    keys.national_id_hash(&digits),
+                    demo_record(plan, n as u64, name, birth).to_string(),
+                )
+            })
+            .collect();
+        store
+            .put_registry_records(plan.code, &records, "demo")
+            .await?;
+        store
+            .register_data_service(
+                &nara_store::exchange::DataService {
+                    id: plan.service_id(),
+                    agency_id: plan.agency.into(),
+                    subsystem: plan.subsystem.into(),
+                    service_code: plan.service.into(),
+                    version: "1".into(),
+                    title: plan.title.into(),
+                    openapi: plan.openapi().to_string(),
+                    personal: 1,
+                    purposes: plan.purposes.into(),
+                    legal_bases: plan.legal_bases.into(),
+                    endpoint_kind: "registry".into(),
+                    endpoint: plan.code.into(),
+                    created_at: now,
+                },
+                "demo",
+            )
+            .await?;
+    }
+    // Seoul's welfare portal checks eligibility; the education office's
+    // enrolment system needs residence, family and employment only.
+    let grants: &[(&str, &str, &str)] = &[
+        (
+            "KR/LOC/SEOUL/welfare-portal",
+            "residents",
+            "name birth_date address household_head",
+        ),
+        ("KR/LOC/SEOUL/welfare-portal", "family-relations", ""),
+        ("KR/LOC/SEOUL/welfare-portal", "disability-status", ""),
+        (
+            "KR/LOC/SEOUL/welfare-portal",
+            "employment-status",
+            "employed insured",
+        ),
+        (
+            "KR/LOC/SEOUL/welfare-portal",
+            "tax-payment-status",
+            "in_arrears",
+        ),
+        ("KR/LOC/SEOUL/welfare-portal", "vehicles", ""),
+        (
+            "KR/GOV/MOE/school-enrolment",
+            "residents",
+            "name birth_date address",
+        ),
+        (
+            "KR/GOV/MOE/school-enrolment",
+            "family-relations",
+            "children",
+        ),
+        (
+            "KR/GOV/MOE/school-enrolment",
+            "employment-status",
+            "employed",
+        ),
+    ];
+    for (client, code, fields) in grants {
+        let plan = REGISTRIES
+            .iter()
+            .find(|p| p.code == *code)
+            .ok_or_else(|| anyhow::anyhow!("no registry {code}"))?;
+        store
+            .grant_access(&plan.service_id(), client, fields, "demo")
+            .await?;
+    }
+    let seed: [u8; 32] = rand::random();
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let public = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        key.verifying_key().as_bytes(),
+    );
+    let seoul: MemberId = "KR/LOC/SEOUL".parse()?;
+    let client = crate::machine::register(store, &seoul, "welfare-portal", &public, "demo")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let demo = DemoExchange {
+        client: "KR/LOC/SEOUL/welfare-portal".into(),
+        key_id: client.key_id,
+        private_key: base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            seed,
+        ),
+        residents_service: REGISTRIES[0].service_id(),
+        subjects: people.iter().take(2).map(|p| p.0.clone()).collect(),
+    };
+    crate::ledger::write_private(&path, &serde_json::to_string_pretty(&demo)?)?;
+    Ok(demo)
+}

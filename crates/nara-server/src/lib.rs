@@ -7,7 +7,10 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod demo;
+pub mod exchange_pages;
 pub mod extract;
+pub mod federation;
+pub mod gateway;
 pub mod i18n;
 pub mod ledger;
 pub mod machine;
@@ -52,6 +55,8 @@ pub struct AppState {
     pub callers: Arc<auth::CallerCache>,
     /// The WebAuthn relying party, when the public URL has a domain name.
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
+    /// The exchange gateway (directory, replay window, message log writer).
+    pub exchange: Arc<gateway::Exchange>,
 }
 
 impl AppState {
@@ -62,7 +67,14 @@ impl AppState {
         identity: auth::IdentityKeys,
     ) -> Self {
         let webauthn = passkey::relying_party(&config).map(Arc::new);
+        let exchange = gateway::Exchange::new(
+            identity.gateway_key(),
+            config.node_id.as_deref().unwrap_or("local"),
+            Duration::from_millis(config.exchange_timeout_ms),
+            None,
+        );
         AppState {
+            exchange: Arc::new(exchange),
             store,
             webauthn,
             config: Arc::new(config),
@@ -75,6 +87,21 @@ impl AppState {
             address_throttle: Arc::new(auth::Throttle::new(auth::ADDRESS_FREE_FAILURES)),
             callers: Arc::default(),
         }
+    }
+}
+
+impl AppState {
+    /// Joins the federation a signed global configuration describes: this
+    /// node's gateway forwards to the nodes that serve other members.
+    pub fn federated(mut self, federation: federation::Federation) -> Self {
+        let node = federation.node.clone();
+        self.exchange = Arc::new(gateway::Exchange::new(
+            self.identity.gateway_key(),
+            &node,
+            Duration::from_millis(self.config.exchange_timeout_ms),
+            Some(federation),
+        ));
+        self
     }
 }
 
@@ -205,6 +232,11 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/api/v1/ledger/consistency" => get(ledger::consistency): Public;
         "/api/v1/security/events" => get(account::security_events_api): Api(&[SecurityAnalyst, Auditor], "identity:read");
         "/api/v1/machine/whoami" => get(machine::whoami): Machine, post(machine::whoami): Machine;
+        "/api/v1/registries" => get(exchange_pages::registries_api): Public;
+        "/api/v1/registries/{code}/record" => get(exchange_pages::registry_record): Machine, put(exchange_pages::put_registry_record): Machine;
+        "/api/v1/me/consents" => get(exchange_pages::my_consents_api): SignedIn, post(exchange_pages::grant_consent_api): SignedIn;
+        "/api/v1/me/consents/{id}/revoke" => post(exchange_pages::revoke_consent_api): SignedIn;
+        "/api/v1/me/data-access" => get(exchange_pages::data_access_api): SignedIn;
         "/openapi.json" => get(api::openapi): Public;
     };
 
@@ -219,6 +251,14 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
 
     // The OpenID Connect provider's machine endpoints (CORS-free, no cookies
     // except on the authorization endpoint, which is a page).
+    // The exchange gateway speaks X-Road's protocol, errors included, and
+    // authenticates its callers itself.
+    let (xroad, t) = routes! {
+        "/r1/{*rest}" => get(gateway::exchange): Exchange, post(gateway::exchange): Exchange, put(gateway::exchange): Exchange, delete(gateway::exchange): Exchange;
+        "/listClients" => get(gateway::list_clients): Public;
+    };
+    table.extend(t);
+
     let (oidc, t) = routes! {
         "/.well-known/openid-configuration" => get(oidc::discovery): Public;
         "/oidc/jwks" => get(oidc::jwks): Public;
@@ -258,6 +298,13 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/admin/machine-clients" => get(account::machine_clients_page): Roles(&[AgencyAdmin]), post(account::register_machine_client): Roles(&[AgencyAdmin]);
         "/admin/machine-clients/revoke" => post(account::revoke_machine_client): Roles(&[AgencyAdmin]);
         "/security/events" => get(account::security_events_page): Roles(&[SecurityAnalyst, Auditor]);
+        "/registries" => get(exchange_pages::registries_page): Public;
+        "/my/data-access" => get(exchange_pages::data_access_page): Roles(&[Citizen]);
+        "/my/consents" => get(exchange_pages::consents_page): Roles(&[Citizen]), post(exchange_pages::grant_consent): Roles(&[Citizen]);
+        "/my/consents/revoke" => post(exchange_pages::revoke_consent): Roles(&[Citizen]);
+        "/admin/exchange" => get(exchange_pages::access_page): Roles(&[AgencyAdmin]), post(exchange_pages::grant_access): Roles(&[AgencyAdmin]);
+        "/admin/exchange/revoke" => post(exchange_pages::revoke_access): Roles(&[AgencyAdmin]);
+        "/operations/exchange" => get(exchange_pages::operations_page): Roles(&[Operator, SecurityAnalyst, Auditor]);
         "/oidc/authorize" => get(oidc::authorize): SignedIn, post(oidc::decide): SignedIn;
     };
     table.extend(t);
@@ -280,6 +327,7 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
     let router = Router::new()
         .merge(api)
         .merge(tiles)
+        .merge(xroad)
         .merge(oidc)
         .merge(pages)
         .merge(operations);
@@ -323,6 +371,7 @@ pub async fn serve(
     let store = state.store.clone();
     let integrator = ledger::spawn_integrator(store.clone(), state.ledger.clone());
     let identity_poll = spawn_identity_poll(store.clone());
+    let exchange_poll = gateway::spawn_poll(state.clone());
     let app = router(state);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let graceful = async move {
@@ -349,6 +398,7 @@ pub async fn serve(
     };
     integrator.abort();
     identity_poll.abort();
+    exchange_poll.abort();
     store.close().await;
     result
 }

@@ -190,16 +190,80 @@ impl Signatures {
     }
 }
 
-/// Verifies a request's signature against the registered keys: the first
-/// signature whose keyid names a registered, unrevoked key decides.
-pub async fn verify(
+/// Signs a request as an agency system (or a gateway) does: covers
+/// `@method`, `@target-uri` and, with a body, `content-digest` (SHA-256);
+/// returns the headers to add (`content-digest`, `signature-input`, `signature`).
+pub fn sign_request(
+    method: &str,
+    target_uri: &str,
+    body: &[u8],
+    key_id: &str,
+    key: &ed25519_dalek::SigningKey,
+    created: i64,
+) -> Vec<(&'static str, String)> {
+    use ed25519_dalek::Signer;
+    let mut headers = Vec::new();
+    let mut base = format!("\"@method\": {method}\n\"@target-uri\": {target_uri}\n");
+    let mut covered = "\"@method\" \"@target-uri\"".to_owned();
+    if !body.is_empty() {
+        let digest = format!("sha-256=:{}:", STANDARD.encode(Sha256::digest(body)));
+        base.push_str(&format!("\"content-digest\": {digest}\n"));
+        covered.push_str(" \"content-digest\"");
+        headers.push(("content-digest", digest));
+    }
+    // A nonce makes two identical requests in one second distinct signatures.
+    let nonce = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 12]>());
+    let params = format!(
+        "({covered});created={created};keyid=\"{key_id}\";alg=\"ed25519\";nonce=\"{nonce}\""
+    );
+    base.push_str(&format!("\"@signature-params\": {params}"));
+    let sig = key.sign(base.as_bytes());
+    headers.push(("signature-input", format!("sig1={params}")));
+    headers.push((
+        "signature",
+        format!("sig1=:{}:", STANDARD.encode(sig.to_bytes())),
+    ));
+    headers
+}
+
+/// Registered keys by key id, valid while the identity epoch is unchanged
+/// (every revocation bumps it), so a busy gateway does not read the key on
+/// every request.
+#[derive(Default)]
+pub struct KeyCache(std::sync::RwLock<std::collections::HashMap<String, (MachineClient, u64)>>);
+
+impl KeyCache {
+    async fn get(&self, store: &Store, key_id: &str) -> Option<MachineClient> {
+        let epoch = store.identity_epoch();
+        if let Ok(map) = self.0.read()
+            && let Some((c, e)) = map.get(key_id)
+            && *e == epoch
+        {
+            return Some(c.clone());
+        }
+        let client = store.machine_client(key_id).await.ok()??;
+        if let Ok(mut map) = self.0.write() {
+            if map.len() > 10_000 {
+                map.clear();
+            }
+            map.insert(key_id.to_owned(), (client.clone(), epoch));
+        }
+        Some(client)
+    }
+}
+
+/// Verifies a request's signature against the registered keys (read
+/// through `cache`): the first signature whose keyid names a registered,
+/// unrevoked key decides.
+pub async fn verify_cached(
     store: &Store,
+    cache: &KeyCache,
     req: &SignedRequest<'_>,
     now_s: i64,
 ) -> Result<MachineCaller, Refused> {
     let signatures = Signatures::parse(req.headers)?;
     for (label, key_id) in signatures.key_ids()? {
-        let Ok(Some(client)) = store.machine_client(&key_id).await else {
+        let Some(client) = cache.get(store, &key_id).await else {
             continue;
         };
         if client.revoked_at.is_some() {

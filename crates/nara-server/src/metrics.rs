@@ -34,6 +34,18 @@ struct RouteLabels {
 
 type Latency = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ExchangeLabels {
+    service: String,
+    client: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabels {
+    service: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
@@ -44,6 +56,8 @@ pub struct Metrics {
     ledger_entries: Gauge,
     ledger_pending: Gauge,
     ledger_checkpoint_age: Gauge,
+    exchanges: Family<ExchangeLabels, Counter>,
+    exchange_latency: Family<ServiceLabels, Histogram, fn() -> Histogram>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -100,7 +114,22 @@ impl Metrics {
             "Seconds since the latest checkpoint was signed",
             ledger_checkpoint_age.clone(),
         );
+        let exchanges = Family::<ExchangeLabels, Counter>::default();
+        let exchange_latency: Family<ServiceLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "exchanges",
+            "Exchanges through the gateway, by service, client and outcome (ok or the X-Road error type)",
+            exchanges.clone(),
+        );
+        registry.register(
+            "exchange_duration_seconds",
+            "Time to mediate an exchange, by service",
+            exchange_latency.clone(),
+        );
         Arc::new(Metrics {
+            exchanges,
+            exchange_latency,
             registry,
             requests,
             latency,
@@ -111,6 +140,26 @@ impl Metrics {
             ledger_pending,
             ledger_checkpoint_age,
         })
+    }
+}
+
+impl Metrics {
+    /// Counts one exchange. Services and clients are labelled only once the
+    /// gateway has parsed them (else `unknown`), and only registered
+    /// services reach the provider, so the label sets stay bounded.
+    pub fn exchange(&self, service: &str, client: &str, outcome: &str, took: std::time::Duration) {
+        self.exchanges
+            .get_or_create(&ExchangeLabels {
+                service: service.to_owned(),
+                client: client.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        self.exchange_latency
+            .get_or_create(&ServiceLabels {
+                service: service.to_owned(),
+            })
+            .observe(took.as_secs_f64());
     }
 }
 

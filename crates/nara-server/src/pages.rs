@@ -52,6 +52,10 @@ pub struct NavUser {
     pub staff: bool,
     pub agency_admin: bool,
     pub security: bool,
+    /// A citizen: sees their data-access history and consents.
+    pub citizen: bool,
+    /// Sees exchange operations.
+    pub operations: bool,
     /// Part-way through sign-in: only "sign out" is offered.
     pub pending: bool,
 }
@@ -67,6 +71,8 @@ impl NavUser {
                 staff: false,
                 agency_admin: false,
                 security: false,
+                citizen: false,
+                operations: false,
                 pending: true,
             }),
             Caller::Signed(p) => Some(NavUser {
@@ -77,6 +83,10 @@ impl NavUser {
                     .any(|r| p.has_role(*r)),
                 agency_admin: p.has_role(Role::AgencyAdmin),
                 security: p.has_role(Role::SecurityAnalyst) || p.has_role(Role::Auditor),
+                citizen: p.has_role(Role::Citizen),
+                operations: [Role::Operator, Role::SecurityAnalyst, Role::Auditor]
+                    .iter()
+                    .any(|r| p.has_role(*r)),
                 pending: false,
             }),
         }
@@ -777,11 +787,17 @@ pub fn is_page(route: &str) -> bool {
         || !(route.starts_with("/api/")
             || route.starts_with("/ledger/")
             || route.starts_with("/static/")
+            || route.starts_with("/r1/")
             || route.starts_with("/oidc/")
             || route.starts_with("/.well-known/")
             || matches!(
                 route,
-                "/healthz" | "/readyz" | "/metrics" | "/openapi.json" | "/favicon.ico"
+                "/healthz"
+                    | "/readyz"
+                    | "/metrics"
+                    | "/openapi.json"
+                    | "/favicon.ico"
+                    | "/listClients"
             ))
 }
 

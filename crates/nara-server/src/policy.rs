@@ -40,6 +40,9 @@ pub enum Rule {
     /// An agency system whose request is signed with a registered key
     /// (RFC 9421, [`crate::machine`]).
     Machine,
+    /// The exchange gateway (`/r1/…`): it authenticates client systems and
+    /// peer gateways itself, because every refusal must be an X-Road error.
+    Exchange,
 }
 
 /// One declared route and its rule.
@@ -98,12 +101,12 @@ pub fn decide(rule: Rule, caller: &Caller, method: &Method) -> Decision {
     let any_role = |p: &Principal, roles: &[Role]| roles.iter().any(|r| p.has_role(*r));
     if let Caller::Machine(_) = caller {
         return match rule {
-            Rule::Public | Rule::Machine => Decision::Allow,
+            Rule::Public | Rule::Machine | Rule::Exchange => Decision::Allow,
             _ => Decision::Forbidden,
         };
     }
     match rule {
-        Rule::Public => Decision::Allow,
+        Rule::Public | Rule::Exchange => Decision::Allow,
         Rule::Machine => match principal {
             None => Decision::Unauthenticated,
             Some(_) => Decision::Forbidden,
@@ -169,6 +172,9 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
     if rule == Rule::Machine {
         return machine_request(state, request, next, https).await;
     }
+    if rule == Rule::Exchange {
+        return next.run(request).await;
+    }
     let caller = if rule == Rule::Public && api {
         // Public machine endpoints (tiles, JSON reads) skip the lookup.
         Caller::Anonymous
@@ -224,7 +230,14 @@ async fn machine_request(state: AppState, request: Request, next: Next, https: b
         headers: &parts.headers,
         body: &bytes,
     };
-    match crate::machine::verify(&state.store, &signed, crate::auth::unix_now()).await {
+    match crate::machine::verify_cached(
+        &state.store,
+        &state.exchange.keys,
+        &signed,
+        crate::auth::unix_now(),
+    )
+    .await
+    {
         Ok(m) => {
             let mut request = Request::from_parts(parts, axum::body::Body::from(bytes));
             request

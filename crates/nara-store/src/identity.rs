@@ -269,6 +269,20 @@ impl Store {
         row.map(TryInto::try_into).transpose()
     }
 
+    /// The keyed hash of a citizen's national identifier (their pseudonym in
+    /// consents and the message log).
+    pub async fn national_id_hash_of(&self, account_id: i64) -> Result<Option<String>> {
+        Ok(
+            with_pool!(self, |pool| sqlx::query_scalar::<_, Option<String>>(
+                "SELECT national_id_hash FROM accounts WHERE id = $1"
+            )
+            .bind(account_id)
+            .fetch_optional(pool)
+            .await?)
+            .flatten(),
+        )
+    }
+
     /// Whether an account already holds this national identifier (by its keyed hash).
     pub async fn national_id_taken(&self, hash: &str) -> Result<bool> {
         let n: i64 = with_pool!(self, |pool| sqlx::query_scalar(

@@ -8,6 +8,7 @@
 
 mod cache;
 mod catalogue;
+pub mod exchange;
 pub mod identity;
 pub mod ledger;
 pub mod oidc;

@@ -1,0 +1,1439 @@
+//! The exchange gateway: X-Road Message Protocol for REST (r1) in front of
+//! every data service, with nara's rules on top (docs/exchange.md).
+//!
+//! One request, in order: read the body (bounded) → parse the target
+//! strictly → verify the client system's RFC 9421 signature → `X-Road-Client`
+//! must name the signer → refuse a replayed `X-Road-Id` or signature → find
+//! the service (or the node that serves it) → the client needs an unrevoked
+//! access right → personal data needs a purpose the service accepts, and a
+//! valid consent of the subject or a legal basis the service lists → call
+//! the provider (a registry nara hosts, or the agency's registered URL, with
+//! a timeout and a circuit breaker) → sign the record → write the message
+//! log and the ledger entry (group commit) → only then answer. Every refusal
+//! is an X-Road error (`X-Road-Error`, the protocol's JSON body) and, when it
+//! is the caller's doing, a security event; none reaches the provider.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::{Signer, SigningKey};
+use nara_core::exchange::{
+    self, ClientId, Endpoint, Fault, FaultKind, Purpose, ServiceDetails, Target,
+};
+use nara_store::exchange::{AccessRight, DataService, ExchangeRecord, Registry};
+use nara_store::{Store, StoreError};
+use sha2::{Digest, Sha256, Sha512};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::AppState;
+use crate::machine::{self, SignedRequest};
+
+/// How long a seen `X-Road-Id` or signature is remembered: longer than a
+/// signature's five-minute clock window, after which it is refused anyway.
+const REPLAY_WINDOW_MS: i64 = 11 * 60 * 1000;
+/// Consecutive provider failures that open a service's circuit, and for how long.
+const BREAKER_FAILURES: u32 = 5;
+const BREAKER_OPEN: Duration = Duration::from_secs(30);
+/// The most records one group commit writes.
+const LOG_BATCH: usize = 1_000;
+
+/// The services, rights and registries every exchange reads, in memory.
+#[derive(Debug, Default)]
+pub struct Directory {
+    pub services: BTreeMap<String, DataService>,
+    /// Unrevoked rights by service id.
+    pub rights: HashMap<String, Vec<AccessRight>>,
+    pub registries: BTreeMap<String, Registry>,
+}
+
+impl Directory {
+    /// The right `client` holds to `service`: one granted to the subsystem,
+    /// or to the whole member.
+    pub fn right(&self, service: &str, client: &ClientId) -> Option<&AccessRight> {
+        let whole = client.member.as_str();
+        let exact = client.to_string();
+        self.rights
+            .get(service)?
+            .iter()
+            .find(|r| r.client_id == exact || r.client_id == whole)
+    }
+
+    /// The services a provider subsystem publishes.
+    pub fn of_provider<'a>(
+        &'a self,
+        provider: &'a ClientId,
+    ) -> impl Iterator<Item = &'a DataService> + 'a {
+        self.services.values().filter(move |s| {
+            s.agency_id == provider.member.as_str()
+                && Some(s.subsystem.as_str()) == provider.subsystem.as_deref()
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct Breaker {
+    failures: u32,
+    open_until: Option<Instant>,
+}
+
+struct Pending {
+    record: ExchangeRecord,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// The gateway's shared state (one per node).
+pub struct Exchange {
+    directory: tokio::sync::RwLock<Option<Arc<Directory>>>,
+    stale: AtomicBool,
+    seen_version: AtomicI64,
+    replay: Mutex<HashMap<String, i64>>,
+    breakers: Mutex<HashMap<String, Breaker>>,
+    http: reqwest::Client,
+    log: OnceLock<mpsc::Sender<Pending>>,
+    key: SigningKey,
+    /// `gateway:NODE`, naming [`Exchange::key`] in signatures and the global configuration.
+    pub key_id: String,
+    pub keys: machine::KeyCache,
+    pub federation: Option<crate::federation::Federation>,
+}
+
+impl Exchange {
+    pub fn new(
+        key: SigningKey,
+        node: &str,
+        timeout: Duration,
+        federation: Option<crate::federation::Federation>,
+    ) -> Exchange {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            // PR-REST §4.4: redirects are passed to the client, never followed.
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap_or_default();
+        Exchange {
+            directory: tokio::sync::RwLock::new(None),
+            stale: AtomicBool::new(true),
+            seen_version: AtomicI64::new(-1),
+            replay: Mutex::default(),
+            breakers: Mutex::default(),
+            http,
+            log: OnceLock::new(),
+            key,
+            key_id: format!("gateway:{node}"),
+            keys: machine::KeyCache::default(),
+            federation,
+        }
+    }
+
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
+    /// A local change to services or rights: reload before the next exchange.
+    pub fn changed(&self) {
+        self.stale.store(true, Ordering::Release);
+    }
+
+    /// Notices other nodes' changes (called once a second).
+    pub async fn poll(&self, store: &Store) -> Result<(), StoreError> {
+        let v = store.exchange_version().await?;
+        if self.seen_version.swap(v, Ordering::AcqRel) != v {
+            self.changed();
+        }
+        Ok(())
+    }
+
+    /// The current directory, reloaded if anything changed.
+    pub async fn directory(&self, store: &Store) -> Result<Arc<Directory>, StoreError> {
+        if !self.stale.load(Ordering::Acquire)
+            && let Some(d) = self.directory.read().await.as_ref()
+        {
+            return Ok(d.clone());
+        }
+        let mut slot = self.directory.write().await;
+        if !self.stale.load(Ordering::Acquire)
+            && let Some(d) = slot.as_ref()
+        {
+            return Ok(d.clone());
+        }
+        self.stale.store(false, Ordering::Release);
+        let mut rights: HashMap<String, Vec<AccessRight>> = HashMap::new();
+        for r in store.access_rights().await? {
+            if r.revoked_at.is_none() {
+                rights.entry(r.service_id.clone()).or_default().push(r);
+            }
+        }
+        let d = Arc::new(Directory {
+            services: store
+                .data_services()
+                .await?
+                .into_iter()
+                .map(|s| (s.id.clone(), s))
+                .collect(),
+            rights,
+            registries: store
+                .registries()
+                .await?
+                .into_iter()
+                .map(|r| (r.code.clone(), r))
+                .collect(),
+        });
+        *slot = Some(d.clone());
+        Ok(d)
+    }
+
+    /// Remembers a message id or signature; false if seen inside the window.
+    fn first_time(&self, keys: &[String], now_ms: i64) -> bool {
+        let mut seen = self
+            .replay
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.len() > 200_000 {
+            seen.retain(|_, at| now_ms - *at < REPLAY_WINDOW_MS);
+        }
+        let replayed = keys.iter().any(|k| {
+            seen.get(k)
+                .is_some_and(|at| now_ms - *at < REPLAY_WINDOW_MS)
+        });
+        if !replayed {
+            for k in keys {
+                seen.insert(k.clone(), now_ms);
+            }
+        }
+        !replayed
+    }
+
+    fn circuit_open(&self, service: &str) -> bool {
+        let mut b = self
+            .breakers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(breaker) = b.get_mut(service) else {
+            return false;
+        };
+        match breaker.open_until {
+            Some(until) if Instant::now() < until => true,
+            Some(_) => {
+                // Half-open: let one call through to try the provider again.
+                breaker.open_until = None;
+                breaker.failures = BREAKER_FAILURES - 1;
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn provider_result(&self, service: &str, ok: bool) {
+        let mut b = self
+            .breakers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let breaker = b.entry(service.to_owned()).or_default();
+        if ok {
+            *breaker = Breaker::default();
+        } else {
+            breaker.failures += 1;
+            if breaker.failures >= BREAKER_FAILURES {
+                breaker.open_until = Some(Instant::now() + BREAKER_OPEN);
+            }
+        }
+    }
+
+    /// Signs a record's digest with the gateway key.
+    pub fn sign(&self, digest: &[u8]) -> String {
+        STANDARD.encode(self.key.sign(digest).to_bytes())
+    }
+
+    /// Writes a record and its ledger entry (batched with others), returning
+    /// once both are committed.
+    async fn log(&self, store: &Store, record: ExchangeRecord) -> Result<(), Fault> {
+        let sender = self.log.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(8_192);
+            tokio::spawn(log_writer(store.clone(), rx));
+            tx
+        });
+        let (done, wait) = oneshot::channel();
+        let fail = |e: String| {
+            tracing::error!(error = %e, "message log write failed");
+            Fault::new(
+                FaultKind::DatabaseError,
+                "the message log could not be written; no data was released",
+            )
+        };
+        sender
+            .send(Pending { record, done })
+            .await
+            .map_err(|_| fail("log writer stopped".into()))?;
+        match wait.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) if e.contains("already exists") => Err(Fault::new(
+                FaultKind::DuplicateMessageId,
+                "this X-Road-Id was already used by this client",
+            )),
+            Ok(Err(e)) => Err(fail(e)),
+            Err(_) => Err(fail("log writer dropped the record".into())),
+        }
+    }
+}
+
+/// The group commit: takes what is waiting (up to [`LOG_BATCH`]) and writes
+/// it in one transaction; a duplicate fails only its own record.
+async fn log_writer(store: Store, mut rx: mpsc::Receiver<Pending>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < LOG_BATCH {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let records: Vec<ExchangeRecord> = batch.iter().map(|p| p.record.clone()).collect();
+        match store.append_exchanges(&records).await {
+            Ok(()) => {
+                for p in batch {
+                    let _ = p.done.send(Ok(()));
+                }
+            }
+            Err(StoreError::Conflict(_)) if batch.len() > 1 => {
+                for p in batch {
+                    let r = store
+                        .append_exchanges(std::slice::from_ref(&p.record))
+                        .await
+                        .map_err(|e| e.to_string());
+                    let _ = p.done.send(r);
+                }
+            }
+            Err(e) => {
+                let e = e.to_string();
+                for p in batch {
+                    let _ = p.done.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Headers a gateway reads itself and never forwards to a provider.
+const NOT_FORWARDED: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "user-agent",
+    "server",
+    "content-length",
+    "signature",
+    "signature-input",
+    "content-digest",
+    "authorization",
+    "cookie",
+    "x-road-request-hash",
+    "x-road-request-id",
+    "nara-subject",
+    "nara-consent-assertion",
+    "nara-peer-signature",
+];
+
+/// What the checks decided about one exchange.
+#[derive(Debug, Clone, Default)]
+pub struct Basis {
+    pub purpose: String,
+    pub consent_id: String,
+    pub legal_basis: String,
+    /// The subject's keyed hash, and their identifier for the provider.
+    pub subject_hash: String,
+    pub subject: Option<String>,
+}
+
+/// What one exchange is, once authenticated.
+pub struct Call {
+    pub method: Method,
+    pub target: Target,
+    pub client: ClientId,
+    pub xroad_id: String,
+    pub request_id: String,
+    pub user_id: String,
+    pub issue: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub client_signature: String,
+    pub started: Instant,
+    pub started_ms: i64,
+}
+
+/// A provider's answer.
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+    /// The peer gateway's signature (federated exchanges).
+    pub peer_signature: String,
+    /// The request hash the provider's gateway computed (federated exchanges).
+    pub request_hash: Option<String>,
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Result<Option<String>, Fault> {
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Fault::new(
+            FaultKind::BadRequest,
+            format!("{name} may be sent once"),
+        ));
+    }
+    let text = first
+        .to_str()
+        .ok()
+        .filter(|t| exchange::valid_header_text(t))
+        .ok_or_else(|| {
+            Fault::new(
+                FaultKind::BadRequest,
+                format!("{name} must be 1 to 200 visible ASCII characters"),
+            )
+        })?;
+    Ok(Some(text.to_owned()))
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// `{METHOD} /r1/{serviceId}[/path]`: the consumer interface.
+pub async fn exchange(
+    State(state): State<AppState>,
+    crate::account::ClientAddress(address): crate::account::ClientAddress,
+    request: Request,
+) -> Response {
+    let started = Instant::now();
+    let request_id = new_id();
+    let (parts, body) = request.into_parts();
+    match mediate(&state, parts, body, &request_id, started).await {
+        Ok(response) => response,
+        Err((fault, labels)) => {
+            state.metrics.exchange(
+                &labels.service,
+                &labels.client,
+                fault.kind.type_name(),
+                started.elapsed(),
+            );
+            if fault.kind.is_security_event() {
+                crate::account::event(
+                    &state,
+                    "exchange.refused",
+                    None,
+                    &labels.claimed,
+                    &address,
+                    &format!("{} {fault}", labels.target),
+                )
+                .await;
+            }
+            fault_response(&fault, &request_id)
+        }
+    }
+}
+
+/// The protocol's error response (PR-REST §4.6).
+pub fn fault_response(fault: &Fault, request_id: &str) -> Response {
+    let body = serde_json::json!({
+        "type": fault.kind.type_name(),
+        "message": fault.message,
+        "detail": request_id,
+    });
+    let mut r = (
+        StatusCode::from_u16(fault.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        [(header::CONTENT_TYPE, "application/json;charset=utf-8")],
+        body.to_string(),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(fault.kind.type_name()) {
+        r.headers_mut().insert("x-road-error", v);
+    }
+    r
+}
+
+/// What is known of a refused request, for metrics and security events.
+/// Metrics name only registered services and verified clients (else
+/// `unregistered` / `unverified`), so a hostile caller cannot grow the
+/// label sets; the event records what was claimed.
+struct Labels {
+    service: String,
+    client: String,
+    target: String,
+    claimed: String,
+}
+
+async fn mediate(
+    state: &AppState,
+    parts: axum::http::request::Parts,
+    body: Body,
+    request_id: &str,
+    started: Instant,
+) -> Result<Response, (Fault, Labels)> {
+    let mut labels = Labels {
+        service: "unregistered".into(),
+        client: "unverified".into(),
+        target: parts.uri.path().chars().take(300).collect(),
+        claimed: String::new(),
+    };
+    macro_rules! fail {
+        ($e:expr) => {
+            match $e {
+                Ok(v) => v,
+                Err(f) => return Err((f, labels)),
+            }
+        };
+    }
+    let max = state.config.max_body_bytes;
+    let body = fail!(
+        axum::body::to_bytes(body, max)
+            .await
+            .map_err(|_| Fault::new(
+                FaultKind::BadRequest,
+                format!("the request body is larger than {max} bytes")
+            ))
+    );
+    let target = fail!(Target::parse(parts.uri.path(), parts.uri.query()));
+    let https = parts.extensions.get::<crate::Https>().is_some();
+    let signed = SignedRequest {
+        method: &parts.method,
+        target_uri: machine::target_uri(https, &parts.headers, &parts.uri),
+        headers: &parts.headers,
+        body: &body,
+    };
+    let now_s = crate::auth::unix_now();
+    let now_ms = nara_core::Timestamp::now().0;
+    // A peer gateway forwarding for one of its clients, or a client system.
+    let peer = match &state.exchange.federation {
+        Some(f) => fail!(f.verify_peer(&signed, now_s)),
+        None => None,
+    };
+    let claimed = fail!(header_text(&parts.headers, "x-road-client")).ok_or_else(|| {
+        Fault::new(
+            FaultKind::InvalidClientIdentifier,
+            "X-Road-Client is required",
+        )
+    });
+    labels.claimed = claimed
+        .clone()
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect();
+    let client = fail!(claimed.and_then(|c| ClientId::parse(&c)));
+    if let Some(peer) = &peer {
+        // The peer vouches only for the members the global configuration
+        // places on it.
+        let f = state.exchange.federation.as_ref();
+        if f.and_then(|f| f.node_of(&client.member)) != Some(peer.as_str()) {
+            return Err((
+                Fault::new(
+                    FaultKind::InvalidClientIdentifier,
+                    "the forwarding node does not serve this client",
+                ),
+                labels,
+            ));
+        }
+    } else {
+        let caller = fail!(
+            machine::verify_cached(&state.store, &state.exchange.keys, &signed, now_s)
+                .await
+                .map_err(|r| Fault::new(
+                    FaultKind::InvalidSignature,
+                    format!("sign the request with the client subsystem's registered Ed25519 key (RFC 9421): {r}")
+                ))
+        );
+        if client.member.as_str() != caller.agency
+            || client.subsystem.as_deref() != Some(caller.subsystem.as_str())
+        {
+            return Err((
+                Fault::new(
+                    FaultKind::InvalidClientIdentifier,
+                    format!(
+                        "X-Road-Client must name the signing subsystem {}",
+                        caller.client_id()
+                    ),
+                ),
+                labels,
+            ));
+        }
+    }
+    labels.client = client.to_string();
+    let xroad_id = fail!(header_text(&parts.headers, "x-road-id")).unwrap_or_else(new_id);
+    let signature = parts
+        .headers
+        .get("signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let replay_keys = [
+        format!("id\n{client}\n{xroad_id}"),
+        format!("sig\n{}", hex::encode(Sha256::digest(signature.as_bytes()))),
+    ];
+    if !state.exchange.first_time(&replay_keys, now_ms) {
+        return Err((
+            Fault::new(
+                FaultKind::DuplicateMessageId,
+                "this X-Road-Id or signature was already used: a replay is refused",
+            ),
+            labels,
+        ));
+    }
+    let call = Call {
+        method: parts.method.clone(),
+        user_id: fail!(header_text(&parts.headers, "x-road-userid")).unwrap_or_default(),
+        issue: fail!(header_text(&parts.headers, "x-road-issue")).unwrap_or_default(),
+        target,
+        client,
+        xroad_id,
+        request_id: request_id.to_owned(),
+        headers: parts.headers,
+        body,
+        client_signature: signature,
+        started,
+        started_ms: now_ms,
+    };
+    let directory = fail!(
+        state
+            .exchange
+            .directory(&state.store)
+            .await
+            .map_err(db_fault)
+    );
+    if call.target.service.is_metaservice() {
+        let remote = state
+            .exchange
+            .federation
+            .as_ref()
+            .and_then(|f| f.remote_node(&call.target.service.member));
+        if peer.is_none()
+            && let Some(node) = remote
+        {
+            labels.service = format!("metaservice@{node}");
+            let answer = fail!(forward(state, &call, &node, &Basis::default()).await);
+            let hash = answer.request_hash.clone().unwrap_or_default();
+            return Ok(respond(&call, answer, &hash));
+        }
+        labels.service = "metaservice".into();
+        return Ok(fail!(metaservice(&directory, &call)));
+    }
+    let Some(service) = directory.services.get(&call.target.service.to_string()) else {
+        let remote = state
+            .exchange
+            .federation
+            .as_ref()
+            .and_then(|f| f.remote_node(&call.target.service.member));
+        if peer.is_none()
+            && let Some(node) = remote
+        {
+            // Consumer side of a federated exchange: this node checks its
+            // client's consent, the provider's node checks access again.
+            labels.service = format!("forwarded@{node}");
+            let basis = fail!(consumer_basis(state, &call, now_ms).await);
+            let answer = fail!(forward(state, &call, &node, &basis).await);
+            return finish(state, &call, &basis, answer)
+                .await
+                .map_err(|f| (f, labels));
+        }
+        return Err((
+            Fault::new(
+                FaultKind::UnknownService,
+                format!("no service {} is registered", call.target.service),
+            ),
+            labels,
+        ));
+    };
+    labels.service = service.id.clone();
+    let Some(right) = directory.right(&service.id, &call.client) else {
+        return Err((
+            Fault::new(
+                FaultKind::AccessDenied,
+                format!("{} holds no access right to {}", call.client, service.id),
+            ),
+            labels,
+        ));
+    };
+    let basis = match &peer {
+        Some(_) => fail!(
+            state
+                .exchange
+                .federation
+                .as_ref()
+                .map(|f| f.peer_basis(state, &call, service, now_ms))
+                .unwrap_or_else(|| Err(Fault::new(FaultKind::AccessDenied, "no federation")))
+        ),
+        None => fail!(basis(state, &call, service, now_ms).await),
+    };
+    let fields: Vec<String> = right.fields.split_whitespace().map(str::to_owned).collect();
+    let answer = fail!(provide(state, &directory, service, &call, &basis, &fields).await);
+    finish(state, &call, &basis, answer)
+        .await
+        .map_err(|f| (f, labels))
+}
+
+fn db_fault(e: StoreError) -> Fault {
+    tracing::error!(error = %e, "exchange directory");
+    Fault::new(
+        FaultKind::DatabaseError,
+        "the gateway's database is unavailable",
+    )
+}
+
+/// Purpose, consent or legal basis, and subject, checked against the service.
+async fn basis(
+    state: &AppState,
+    call: &Call,
+    service: &DataService,
+    now_ms: i64,
+) -> Result<Basis, Fault> {
+    let purpose = header_text(&call.headers, "nara-purpose")?;
+    let consent = header_text(&call.headers, "nara-consent")?;
+    let legal = header_text(&call.headers, "nara-legal-basis")?;
+    let subject = subject_of(state, &call.headers)?;
+    if let Some(p) = &purpose
+        && (p.parse::<Purpose>().is_err() || !service.purpose_list().any(|x| x == p))
+    {
+        return Err(Fault::new(
+            FaultKind::PurposeRequired,
+            format!(
+                "purpose {p:?} is not one {} accepts ({})",
+                service.id, service.purposes
+            ),
+        ));
+    }
+    let mut basis = Basis {
+        purpose: purpose.clone().unwrap_or_default(),
+        ..Basis::default()
+    };
+    if let Some((digits, hash)) = subject {
+        basis.subject = Some(digits);
+        basis.subject_hash = hash;
+    }
+    if service.personal == 0 {
+        return Ok(basis);
+    }
+    if purpose.is_none() {
+        return Err(Fault::new(
+            FaultKind::PurposeRequired,
+            "this service returns personal data: state a purpose in Nara-Purpose",
+        ));
+    }
+    match (consent, legal) {
+        (Some(id), _) => {
+            let c = state
+                .store
+                .exchange_consent(&id)
+                .await
+                .map_err(db_fault)?
+                .filter(|c| c.service_id == service.id)
+                .filter(|c| c.client_agency == call.client.member.as_str())
+                .ok_or_else(|| {
+                    Fault::new(
+                        FaultKind::ConsentRequired,
+                        "no consent with this id covers this client and service",
+                    )
+                })?;
+            if !c.is_valid_at(now_ms) {
+                return Err(Fault::new(
+                    FaultKind::ConsentRequired,
+                    "the consent has expired or was revoked",
+                ));
+            }
+            if c.purpose != basis.purpose {
+                return Err(Fault::new(
+                    FaultKind::PurposeRequired,
+                    format!("the consent was given for {:?} only", c.purpose),
+                ));
+            }
+            if !basis.subject_hash.is_empty() && basis.subject_hash != c.subject_hash {
+                return Err(Fault::new(
+                    FaultKind::ConsentRequired,
+                    "the consent was given by someone else than Nara-Subject",
+                ));
+            }
+            if basis.subject.is_none() {
+                return Err(Fault::new(
+                    FaultKind::BadRequest,
+                    "name the subject in Nara-Subject (it must match the consent)",
+                ));
+            }
+            basis.subject_hash = c.subject_hash;
+            basis.consent_id = c.id;
+        }
+        (None, Some(l)) => {
+            if !service.legal_basis_list().any(|x| x == l) {
+                return Err(Fault::new(
+                    FaultKind::ConsentRequired,
+                    format!("{l:?} is not a legal basis {} accepts", service.id),
+                ));
+            }
+            basis.legal_basis = l;
+        }
+        (None, None) => {
+            return Err(Fault::new(
+                FaultKind::ConsentRequired,
+                "personal data needs the subject's consent (Nara-Consent) or a legal basis (Nara-Legal-Basis)",
+            ));
+        }
+    }
+    Ok(basis)
+}
+
+/// The consumer side of a federated exchange: the purpose and the consent
+/// (kept on this node) are checked here; the provider's node checks the
+/// rest against its own service.
+async fn consumer_basis(state: &AppState, call: &Call, now_ms: i64) -> Result<Basis, Fault> {
+    let mut basis = Basis {
+        purpose: header_text(&call.headers, "nara-purpose")?.unwrap_or_default(),
+        legal_basis: header_text(&call.headers, "nara-legal-basis")?.unwrap_or_default(),
+        ..Basis::default()
+    };
+    if let Some((digits, hash)) = subject_of(state, &call.headers)? {
+        basis.subject = Some(digits);
+        basis.subject_hash = hash;
+    }
+    if let Some(id) = header_text(&call.headers, "nara-consent")? {
+        let c = state
+            .store
+            .exchange_consent(&id)
+            .await
+            .map_err(db_fault)?
+            .filter(|c| c.service_id == call.target.service.to_string())
+            .filter(|c| c.client_agency == call.client.member.as_str())
+            .filter(|c| c.is_valid_at(now_ms))
+            .filter(|c| c.purpose == basis.purpose)
+            .ok_or_else(|| {
+                Fault::new(
+                    FaultKind::ConsentRequired,
+                    "no valid consent with this id covers this client, service and purpose",
+                )
+            })?;
+        if basis.subject_hash != c.subject_hash {
+            return Err(Fault::new(
+                FaultKind::ConsentRequired,
+                "Nara-Subject must name the person who gave the consent",
+            ));
+        }
+        basis.consent_id = c.id;
+    }
+    Ok(basis)
+}
+
+/// `Nara-Subject`: the resident registration number of the person the data
+/// is about, normalised, and its keyed hash (never stored in the clear).
+fn subject_of(state: &AppState, headers: &HeaderMap) -> Result<Option<(String, String)>, Fault> {
+    let Some(raw) = header_text(headers, "nara-subject")? else {
+        return Ok(None);
+    };
+    let digits = nara_core::identity::normalize_national_id(&raw).map_err(|_| {
+        Fault::new(
+            FaultKind::BadRequest,
+            "Nara-Subject must be a valid resident registration number",
+        )
+    })?;
+    let hash = state.identity.national_id_hash(&digits);
+    Ok(Some((digits, hash)))
+}
+
+/// Calls the provider: a registry nara hosts, or the agency's system.
+async fn provide(
+    state: &AppState,
+    directory: &Directory,
+    service: &DataService,
+    call: &Call,
+    basis: &Basis,
+    fields: &[String],
+) -> Result<Answer, Fault> {
+    if service.endpoint_kind == "registry" {
+        let registry = directory.registries.get(&service.endpoint).ok_or_else(|| {
+            Fault::new(
+                FaultKind::ServiceFailed,
+                "the service's registry is missing",
+            )
+        })?;
+        let (status, body) = registry_answer(
+            &state.store,
+            registry,
+            &call.method,
+            &call.target.path,
+            basis.subject_hash.as_str(),
+            fields,
+        )
+        .await?;
+        return Ok(Answer {
+            status,
+            headers: vec![(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json;charset=utf-8"),
+            )],
+            body,
+            peer_signature: String::new(),
+            request_hash: None,
+        });
+    }
+    if state.exchange.circuit_open(&service.id) {
+        return Err(Fault::new(
+            FaultKind::ServiceFailed,
+            "the provider failed repeatedly; calls are paused for 30 s (circuit open)",
+        ));
+    }
+    // The URL is the registered base plus the checked path: the request
+    // can never change the host (SSRF), and this is checked again.
+    let base = url::Url::parse(&service.endpoint).map_err(|_| {
+        Fault::new(
+            FaultKind::ServiceFailed,
+            "the registered endpoint is invalid",
+        )
+    })?;
+    let url = format!(
+        "{}{}",
+        service.endpoint.trim_end_matches('/'),
+        call.target.path_and_query()
+    );
+    let parsed = url::Url::parse(&url).ok().filter(|u| {
+        u.scheme() == base.scheme()
+            && u.host_str() == base.host_str()
+            && u.port_or_known_default() == base.port_or_known_default()
+    });
+    let Some(parsed) = parsed else {
+        return Err(Fault::new(
+            FaultKind::BadRequest,
+            "the path would leave the registered endpoint",
+        ));
+    };
+    let mut request = state
+        .exchange
+        .http
+        .request(call.method.clone(), parsed)
+        .body(call.body.clone());
+    for (name, value) in &call.headers {
+        if !NOT_FORWARDED.contains(&name.as_str()) {
+            request = request.header(name, value);
+        }
+    }
+    request = request
+        .header("x-road-id", &call.xroad_id)
+        .header("x-road-service", call.target.service.to_string());
+    if let Some(subject) = &basis.subject {
+        request = request.header("nara-subject", subject);
+    }
+    let result = request.send().await;
+    let response = match result {
+        Ok(r) => r,
+        Err(e) => {
+            state.exchange.provider_result(&service.id, false);
+            let kind = if e.is_timeout() {
+                "timed out"
+            } else {
+                "could not be reached"
+            };
+            return Err(Fault::new(
+                FaultKind::NetworkError,
+                format!("the provider's system {kind}"),
+            ));
+        }
+    };
+    let status = response.status().as_u16();
+    let headers: Vec<(HeaderName, HeaderValue)> = response
+        .headers()
+        .iter()
+        .filter(|(n, _)| !n.as_str().starts_with("x-road-") && !NOT_FORWARDED.contains(&n.as_str()))
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect();
+    let body = match read_limited(response, state.config.max_body_bytes * 8).await {
+        Ok(b) => b,
+        Err(fault) => {
+            state.exchange.provider_result(&service.id, false);
+            return Err(fault);
+        }
+    };
+    state.exchange.provider_result(&service.id, status < 500);
+    Ok(Answer {
+        status,
+        headers,
+        body,
+        peer_signature: String::new(),
+        request_hash: None,
+    })
+}
+
+/// Reads a provider's body, at most `max` bytes.
+pub async fn read_limited(mut response: reqwest::Response, max: usize) -> Result<Bytes, Fault> {
+    let mut out = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if out.len() + chunk.len() > max {
+                    return Err(Fault::new(
+                        FaultKind::ServiceFailed,
+                        "the provider's response is too large",
+                    ));
+                }
+                out.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(Bytes::from(out)),
+            Err(e) => {
+                let what = if e.is_timeout() {
+                    "timed out"
+                } else {
+                    "failed"
+                };
+                return Err(Fault::new(
+                    FaultKind::NetworkError,
+                    format!("reading the provider's response {what}"),
+                ));
+            }
+        }
+    }
+}
+
+/// A hosted registry's answer to `GET /record` about `subject_hash`, as the
+/// provider it is (status and JSON body, PR-REST category 1).
+pub async fn registry_answer(
+    store: &Store,
+    registry: &Registry,
+    method: &Method,
+    path: &str,
+    subject_hash: &str,
+    fields: &[String],
+) -> Result<(u16, Bytes), Fault> {
+    let problem = |status: u16, error: &str, message: &str| {
+        let body =
+            serde_json::json!({"status": status, "error": error, "message": message, "path": path});
+        Ok((status, Bytes::from(body.to_string())))
+    };
+    if path != "/record" {
+        return problem(404, "Not Found", "this registry answers GET /record");
+    }
+    if method != Method::GET {
+        return problem(
+            405,
+            "Method Not Allowed",
+            "this registry answers GET /record",
+        );
+    }
+    if subject_hash.is_empty() {
+        return problem(
+            400,
+            "Bad Request",
+            "name the person in Nara-Subject (or send a consent that names them)",
+        );
+    }
+    let record = store
+        .registry_record(&registry.code, subject_hash)
+        .await
+        .map_err(db_fault)?;
+    match record {
+        None => problem(
+            404,
+            "Not Found",
+            "the registry holds no record of this person",
+        ),
+        Some(text) if fields.is_empty() => Ok((200, Bytes::from(text))),
+        Some(text) => {
+            let value: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|_| Fault::new(FaultKind::ServiceFailed, "a stored record is corrupt"))?;
+            Ok((
+                200,
+                Bytes::from(exchange::minimal_view(value, fields).to_string()),
+            ))
+        }
+    }
+}
+
+/// The signed digest of an exchange: what both gateways sign.
+pub fn record_digest(record: &ExchangeRecord) -> Vec<u8> {
+    let text = format!(
+        "nara-exchange-v1\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n",
+        record.xroad_id,
+        record.client_id,
+        record.service_id,
+        record.request_hash,
+        record.response_hash,
+        record.status,
+        record.subject_hash.is_empty(),
+    );
+    Sha256::digest(text.as_bytes()).to_vec()
+}
+
+/// The headers the request hash covers, as the provider receives them.
+fn hashed_head(call: &Call) -> String {
+    let mut headers = vec![
+        ("x-road-client".to_owned(), call.client.to_string()),
+        ("x-road-id".to_owned(), call.xroad_id.clone()),
+    ];
+    for (name, value) in &call.headers {
+        let n = name.as_str();
+        if !NOT_FORWARDED.contains(&n)
+            && n != "x-road-client"
+            && n != "x-road-id"
+            && let Ok(v) = value.to_str()
+        {
+            headers.push((n.to_owned(), v.to_owned()));
+        }
+    }
+    exchange::request_head(
+        call.method.as_str(),
+        &call.target.path_and_query(),
+        &headers,
+    )
+}
+
+/// Signs, logs (with the ledger entry) and only then answers.
+async fn finish(
+    state: &AppState,
+    call: &Call,
+    basis: &Basis,
+    answer: Answer,
+) -> Result<Response, Fault> {
+    let request_hash = match &answer.request_hash {
+        Some(h) => h.clone(),
+        None => exchange::request_hash(&hashed_head(call), &call.body),
+    };
+    let mut record = ExchangeRecord {
+        id: 0,
+        xroad_id: call.xroad_id.clone(),
+        request_id: call.request_id.clone(),
+        client_id: call.client.to_string(),
+        service_id: call.target.service.to_string(),
+        method: call.method.to_string(),
+        path: call.target.path.chars().take(500).collect(),
+        purpose: basis.purpose.clone(),
+        consent_id: basis.consent_id.clone(),
+        legal_basis: basis.legal_basis.clone(),
+        subject_hash: basis.subject_hash.clone(),
+        user_id: call.user_id.clone(),
+        issue: call.issue.clone(),
+        request_hash,
+        response_hash: STANDARD.encode(Sha512::digest(&answer.body)),
+        client_signature: call.client_signature.chars().take(400).collect(),
+        gateway_signature: String::new(),
+        peer_signature: answer.peer_signature.clone(),
+        status: i64::from(answer.status),
+        outcome: "ok".into(),
+        started_at: call.started_ms,
+        duration_us: 0,
+    };
+    record.gateway_signature = state.exchange.sign(&record_digest(&record));
+    record.duration_us = call.started.elapsed().as_micros() as i64;
+    let signature = record.gateway_signature.clone();
+    let hash = record.request_hash.clone();
+    state.exchange.log(&state.store, record).await?;
+    state.metrics.exchange(
+        &call.target.service.to_string(),
+        &call.client.to_string(),
+        "ok",
+        call.started.elapsed(),
+    );
+    let mut response = respond(call, answer, &hash);
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&signature) {
+        h.insert("nara-gateway-signature", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&state.exchange.key_id) {
+        h.insert("nara-gateway-key", v);
+    }
+    Ok(response)
+}
+
+/// The provider's answer with the X-Road response headers (PR-REST §4.3).
+fn respond(call: &Call, answer: Answer, request_hash: &str) -> Response {
+    let mut response = Response::new(Body::from(answer.body));
+    *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let h = response.headers_mut();
+    for (n, v) in answer.headers {
+        h.append(n, v);
+    }
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(name, v);
+        }
+    };
+    set("x-road-client", &call.client.to_string());
+    set("x-road-service", &call.target.service.to_string());
+    set("x-road-id", &call.xroad_id);
+    set("x-road-request-id", &call.request_id);
+    if !request_hash.is_empty() {
+        set("x-road-request-hash", request_hash);
+    }
+    response
+}
+
+/// Forwards to the node that serves the provider (federation).
+async fn forward(
+    state: &AppState,
+    call: &Call,
+    node: &str,
+    basis: &Basis,
+) -> Result<Answer, Fault> {
+    let Some(f) = &state.exchange.federation else {
+        return Err(Fault::new(FaultKind::OutdatedGlobalConf, "no federation"));
+    };
+    f.forward(state, call, node, basis).await
+}
+
+/// listMethods, allowedMethods and getOpenAPI (PR-MREST §4–5).
+fn metaservice(directory: &Directory, call: &Call) -> Result<Response, Fault> {
+    let provider = call.target.service.provider();
+    let services: Vec<&DataService> = directory.of_provider(&provider).collect();
+    let allowed = |s: &DataService| directory.right(&s.id, &call.client).is_some();
+    let details = |s: &DataService| ServiceDetails {
+        xroad_instance: provider
+            .member
+            .as_str()
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .into(),
+        member_class: provider
+            .member
+            .as_str()
+            .split('/')
+            .nth(1)
+            .unwrap_or("")
+            .into(),
+        member_code: provider.member.code().into(),
+        subsystem_code: s.subsystem.clone(),
+        service_code: s.service_code.clone(),
+        service_version: s.version.clone(),
+        object_type: "SERVICE".into(),
+        service_type: "OPENAPI".into(),
+        endpoint_list: endpoints(&s.openapi),
+    };
+    let body = match call.target.service.code.as_str() {
+        "listMethods" => serde_json::json!({
+            "service": services.iter().map(|s| details(s)).collect::<Vec<_>>()
+        })
+        .to_string(),
+        "allowedMethods" => serde_json::json!({
+            "service": services.iter().filter(|s| allowed(s)).map(|s| details(s)).collect::<Vec<_>>()
+        })
+        .to_string(),
+        _ => {
+            let code = call
+                .target
+                .query
+                .as_deref()
+                .map(exchange::form_pairs)
+                .transpose()?
+                .unwrap_or_default()
+                .into_iter()
+                .find(|(n, _)| n == "serviceCode")
+                .map(|(_, v)| v)
+                .ok_or_else(|| {
+                    Fault::new(FaultKind::BadRequest, "getOpenAPI needs ?serviceCode=")
+                })?;
+            let s = services
+                .iter()
+                .find(|s| s.service_code == code)
+                .ok_or_else(|| {
+                    Fault::new(FaultKind::UnknownService, format!("no service {code:?}"))
+                })?;
+            if !allowed(s) {
+                return Err(Fault::new(
+                    FaultKind::AccessDenied,
+                    format!("{} holds no access right to {}", call.client, s.id),
+                ));
+            }
+            s.openapi.clone()
+        }
+    };
+    let answer = Answer {
+        status: 200,
+        headers: vec![(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json;charset=utf-8"),
+        )],
+        body: Bytes::from(body),
+        peer_signature: String::new(),
+        request_hash: None,
+    };
+    let hash = exchange::request_hash(&hashed_head(call), &call.body);
+    Ok(respond(call, answer, &hash))
+}
+
+/// An OpenAPI document's operations as X-Road endpoints (`{param}` → `*`).
+pub fn endpoints(openapi: &str) -> Vec<Endpoint> {
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(openapi) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if let Some(paths) = doc.get("paths").and_then(|p| p.as_object()) {
+        for (path, ops) in paths {
+            let path: String = path
+                .split('/')
+                .map(|seg| if seg.starts_with('{') { "*" } else { seg })
+                .collect::<Vec<_>>()
+                .join("/");
+            for method in ["get", "put", "post", "delete", "patch"] {
+                if ops.get(method).is_some() {
+                    out.push(Endpoint {
+                        method: method.to_uppercase(),
+                        path: path.clone(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `GET /listClients` (PR-META): the members and subsystems of this
+/// instance, as JSON.
+pub async fn list_clients(State(state): State<AppState>) -> Response {
+    let agencies = match state.store.all_agencies().await {
+        Ok(a) => a,
+        Err(e) => return fault_response(&db_fault(e), &new_id()),
+    };
+    let subsystems = state.store.subsystems().await.unwrap_or_default();
+    let id = |member: &str, subsystem: Option<&str>| {
+        let mut p = member.split('/');
+        let mut v = serde_json::json!({
+            "xroad_instance": p.next(),
+            "member_class": p.next(),
+            "member_code": p.next(),
+            "object_type": if subsystem.is_some() { "SUBSYSTEM" } else { "MEMBER" },
+        });
+        if let Some(s) = subsystem {
+            v["subsystem_code"] = serde_json::json!(s);
+        }
+        v
+    };
+    let mut members = Vec::new();
+    for a in &agencies {
+        members.push(serde_json::json!({"id": id(a.id.as_str(), None), "name": a.name.en}));
+        for (agency, sub) in subsystems.iter().filter(|(g, _)| g == a.id.as_str()) {
+            members.push(serde_json::json!({"id": id(agency, Some(sub)), "name": a.name.en}));
+        }
+    }
+    if let Some(f) = &state.exchange.federation {
+        for (member, name) in f.remote_members() {
+            members.push(serde_json::json!({"id": id(&member, None), "name": name}));
+        }
+    }
+    (
+        [(header::CONTENT_TYPE, "application/json;charset=utf-8")],
+        serde_json::json!({ "member": members }).to_string(),
+    )
+        .into_response()
+}
+
+/// Spawns the once-a-second poll that notices other nodes' changes.
+pub fn spawn_poll(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if let Err(e) = state.exchange.poll(&state.store).await {
+                tracing::warn!(error = %e, "polling exchange_version");
+            }
+        }
+    })
+}
+
+/// An agency system calling the gateway: signs each request with its
+/// subsystem's key (RFC 9421) and names itself in `X-Road-Client`. Used by
+/// `nara exchange call`, the tests and the benchmark.
+pub struct Consumer {
+    pub http: reqwest::Client,
+    /// The gateway's base URL, e.g. `http://127.0.0.1:8080`.
+    pub base: String,
+    pub client: String,
+    pub key_id: String,
+    pub key: SigningKey,
+}
+
+impl Consumer {
+    /// A signed request to `path` (`/r1/…`), with `headers` added.
+    pub fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> reqwest::RequestBuilder {
+        let url = format!("{}{path}", self.base.trim_end_matches('/'));
+        let signature = machine::sign_request(
+            method.as_str(),
+            &url,
+            &body,
+            &self.key_id,
+            &self.key,
+            crate::auth::unix_now(),
+        );
+        let mut r = self
+            .http
+            .request(method, &url)
+            .header("x-road-client", &self.client);
+        for (n, v) in headers {
+            r = r.header(*n, *v);
+        }
+        for (n, v) in signature {
+            r = r.header(n, v);
+        }
+        if !body.is_empty() {
+            r = r.body(body);
+        }
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openapi_paths_become_endpoints() {
+        let e = endpoints(
+            r#"{"paths": {"/pets/{id}": {"get": {}, "delete": {}}, "/pets": {"post": {}}}}"#,
+        );
+        let shown: Vec<String> = e
+            .iter()
+            .map(|e| format!("{} {}", e.method, e.path))
+            .collect();
+        assert!(shown.contains(&"GET /pets/*".to_string()));
+        assert!(shown.contains(&"DELETE /pets/*".to_string()));
+        assert!(shown.contains(&"POST /pets".to_string()));
+    }
+
+    #[test]
+    fn faults_follow_the_protocol() {
+        let r = fault_response(&Fault::new(FaultKind::AccessDenied, "no"), "rid");
+        assert_eq!(r.status(), 500);
+        assert_eq!(
+            r.headers()["x-road-error"],
+            "Server.ServerProxy.AccessDenied"
+        );
+        let r = fault_response(&Fault::new(FaultKind::BadRequest, "no"), "rid");
+        assert_eq!(r.status(), 400);
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/json;charset=utf-8"
+        );
+    }
+}

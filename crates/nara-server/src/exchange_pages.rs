@@ -451,23 +451,42 @@ fn check_consent(
     agencies: &[nara_core::Agency],
     input: &ConsentInput,
 ) -> Result<(), &'static str> {
-    let service = directory
+    if !(1..=365).contains(&input.days) {
+        return Err("exchange.bad_days");
+    }
+    if input.purpose.parse::<Purpose>().is_err() {
+        return Err("exchange.bad_purpose");
+    }
+    let Some(service) = directory
         .services
         .get(&input.service)
         .filter(|s| s.personal == 1)
-        .ok_or("exchange.bad_service")?;
-    let _ = state;
+    else {
+        // A service another node serves: that node checks the purpose
+        // against its service when the exchange comes.
+        let remote = nara_core::exchange::ServiceId::parse(&input.service)
+            .ok()
+            .filter(|id| {
+                state
+                    .exchange
+                    .federation
+                    .as_ref()
+                    .is_some_and(|f| f.remote_node(&id.member).is_some())
+            })
+            .ok_or("exchange.bad_service")?;
+        if input.agency == remote.member.as_str()
+            || !agencies.iter().any(|a| a.id.as_str() == input.agency)
+        {
+            return Err("exchange.bad_agency");
+        }
+        return Ok(());
+    };
     if !agencies.iter().any(|a| a.id.as_str() == input.agency) || input.agency == service.agency_id
     {
         return Err("exchange.bad_agency");
     }
-    if input.purpose.parse::<Purpose>().is_err()
-        || !service.purpose_list().any(|p| p == input.purpose)
-    {
+    if !service.purpose_list().any(|p| p == input.purpose) {
         return Err("exchange.bad_purpose");
-    }
-    if !(1..=365).contains(&input.days) {
-        return Err("exchange.bad_days");
     }
     Ok(())
 }

@@ -910,11 +910,22 @@ async fn provide(
             "the registered endpoint is invalid",
         )
     })?;
-    let url = format!(
-        "{}{}",
-        service.endpoint.trim_end_matches('/'),
-        call.target.path_and_query()
-    );
+    // With no path the provider sees its registered URL itself (PR-REST §4.1).
+    let query = call
+        .target
+        .query
+        .as_deref()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    let url = if call.target.path.is_empty() {
+        format!("{}{query}", service.endpoint)
+    } else {
+        format!(
+            "{}{}{query}",
+            service.endpoint.trim_end_matches('/'),
+            call.target.path
+        )
+    };
     let parsed = url::Url::parse(&url).ok().filter(|u| {
         u.scheme() == base.scheme()
             && u.host_str() == base.host_str()

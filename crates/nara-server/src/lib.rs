@@ -234,9 +234,9 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/api/v1/machine/whoami" => get(machine::whoami): Machine, post(machine::whoami): Machine;
         "/api/v1/registries" => get(exchange_pages::registries_api): Public;
         "/api/v1/registries/{code}/record" => get(exchange_pages::registry_record): Machine, put(exchange_pages::put_registry_record): Machine;
-        "/api/v1/me/consents" => get(exchange_pages::my_consents_api): SignedIn, post(exchange_pages::grant_consent_api): SignedIn;
-        "/api/v1/me/consents/{id}/revoke" => post(exchange_pages::revoke_consent_api): SignedIn;
-        "/api/v1/me/data-access" => get(exchange_pages::data_access_api): SignedIn;
+        "/api/v1/me/consents" => get(exchange_pages::my_consents_api): Roles(&[Citizen]), post(exchange_pages::grant_consent_api): Roles(&[Citizen]);
+        "/api/v1/me/consents/{id}/revoke" => post(exchange_pages::revoke_consent_api): Roles(&[Citizen]);
+        "/api/v1/me/data-access" => get(exchange_pages::data_access_api): Roles(&[Citizen]);
         "/openapi.json" => get(api::openapi): Public;
     };
 

@@ -102,22 +102,47 @@ impl TestApp {
         dir: Option<tempfile::TempDir>,
         keys: nara_server::ledger::LedgerKeys,
     ) -> TestApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        TestApp::serve_node(
+            store,
+            config,
+            dir,
+            keys,
+            listener,
+            IdentityKeys::ephemeral(),
+            None,
+        )
+        .await
+    }
+
+    /// Serves on `listener` with `identity` (whose gateway key a global
+    /// configuration may name), federated if `federation` is given.
+    pub async fn serve_node(
+        store: Store,
+        config: Config,
+        dir: Option<tempfile::TempDir>,
+        keys: nara_server::ledger::LedgerKeys,
+        listener: tokio::net::TcpListener,
+        identity: IdentityKeys,
+        federation: Option<nara_server::federation::Federation>,
+    ) -> TestApp {
         store
             .enable_catalogue_cache()
             .await
             .expect("catalogue read model");
         install_operator_token(&store).await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let mut config = config;
         if config.public_url.is_none() {
             config.public_url = Some(format!("http://{addr}"));
         }
-        let identity = IdentityKeys::ephemeral();
-        let state = AppState::new(store.clone(), config, keys, identity.clone());
+        let mut state = AppState::new(store.clone(), config, keys, identity.clone());
+        if let Some(f) = federation {
+            state = state.federated(f);
+        }
         tokio::spawn(async move {
             let _ = nara_server::serve(listener, state, async {
                 let _ = rx.await;
@@ -269,6 +294,40 @@ impl TestApp {
             .await
             .expect("demo accounts")
             .0
+    }
+
+    /// The demo's registries, services, rights and client key (with
+    /// `residents` synthetic people besides the two demo citizens).
+    pub async fn demo_exchange(&self, residents: u64) -> nara_server::demo::DemoExchange {
+        nara_server::demo::ensure_exchange(&self.store, &self.identity, self.demo_dir(), residents)
+            .await
+            .expect("demo exchange")
+    }
+
+    /// The demo client system, calling this app's gateway.
+    pub fn consumer(
+        &self,
+        demo: &nara_server::demo::DemoExchange,
+    ) -> nara_server::gateway::Consumer {
+        let seed = nara_server::machine::decode_key(&demo.private_key).expect("seed");
+        nara_server::gateway::Consumer {
+            http: self.client.clone(),
+            base: format!("http://{}", self.addr),
+            client: demo.client.clone(),
+            key_id: demo.key_id.clone(),
+            key: ed25519_dalek::SigningKey::from_bytes(&seed),
+        }
+    }
+
+    /// The keyed hash this app gives a national identifier.
+    pub fn subject_hash(&self, rrn: &str) -> String {
+        let digits = nara_core::identity::normalize_national_id(rrn).expect("rrn");
+        self.identity.national_id_hash(&digits)
+    }
+
+    /// This app's gateway public key.
+    pub fn gateway_key(&self) -> ed25519_dalek::VerifyingKey {
+        self.identity.gateway_key().verifying_key()
     }
 
     /// Signs in over HTTP like a browser: password, then the TOTP code if

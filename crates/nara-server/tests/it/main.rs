@@ -10,6 +10,7 @@ mod api;
 mod authz;
 mod bad_input;
 mod common;
+mod exchange;
 mod identity;
 mod ledger;
 mod machine;

@@ -43,7 +43,7 @@ CREATE TABLE consents (
     account_id    INTEGER NOT NULL REFERENCES accounts (id),
     subject_hash  TEXT NOT NULL,
     client_agency TEXT NOT NULL REFERENCES agencies (id),
-    service_id    TEXT NOT NULL REFERENCES data_services (id),
+    service_id    TEXT NOT NULL,                 -- may be served by another node
     purpose       TEXT NOT NULL,
     granted_at    INTEGER NOT NULL,
     expires_at    INTEGER NOT NULL,

@@ -642,24 +642,25 @@ async fn mediate(
         labels.service = "metaservice".into();
         return Ok(fail!(metaservice(&directory, &call)));
     }
+    // The global configuration says where a member lives: a service of a
+    // member another node serves is forwarded there, never served here.
+    let remote = state
+        .exchange
+        .federation
+        .as_ref()
+        .and_then(|f| f.remote_node(&call.target.service.member))
+        .filter(|_| peer.is_none());
+    if let Some(node) = remote {
+        // Consumer side of a federated exchange: this node checks its
+        // client's consent, the provider's node checks access again.
+        labels.service = format!("forwarded@{node}");
+        let basis = fail!(consumer_basis(state, &call, now_ms).await);
+        let answer = fail!(forward(state, &call, &node, &basis).await);
+        return finish(state, &call, &basis, answer)
+            .await
+            .map_err(|f| (f, labels));
+    }
     let Some(service) = directory.services.get(&call.target.service.to_string()) else {
-        let remote = state
-            .exchange
-            .federation
-            .as_ref()
-            .and_then(|f| f.remote_node(&call.target.service.member));
-        if peer.is_none()
-            && let Some(node) = remote
-        {
-            // Consumer side of a federated exchange: this node checks its
-            // client's consent, the provider's node checks access again.
-            labels.service = format!("forwarded@{node}");
-            let basis = fail!(consumer_basis(state, &call, now_ms).await);
-            let answer = fail!(forward(state, &call, &node, &basis).await);
-            return finish(state, &call, &basis, answer)
-                .await
-                .map_err(|f| (f, labels));
-        }
         return Err((
             Fault::new(
                 FaultKind::UnknownService,

@@ -1,0 +1,409 @@
+//! What the exchange costs, measured against a baseline in the same run.
+//!
+//!     cargo bench -p nara --bench exchange
+//!
+//! Starts the real `nara demo` (SQLite) as a child process and measures, over
+//! loopback with keep-alive connections:
+//! 1. **direct**: the residents registry's own API, `GET
+//!    /api/v1/registries/residents/record`, signed (RFC 9421) by the owning
+//!    ministry's system — the same provider endpoint without the exchange;
+//! 2. **mediated**: the same record through the gateway, `GET /r1/…/record`,
+//!    signed by Seoul's welfare portal: signature checked, `X-Road-Client`
+//!    matched, replay window, access right, purpose and legal basis, minimal
+//!    view, the record signed by the gateway, the message log and its ledger
+//!    entry committed (group commit) before the answer.
+//!
+//! Rounds alternate (direct, mediated), medians are quoted: both rates, the
+//! ratio, and the p99 latency the exchange adds. Requests are signed before
+//! each round, so the load generator's signing does not compete with the
+//! server inside the measured window. Then a second node is started and the
+//! same call is made through node A to node B (federation), for its figure.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails by panicking
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use support::*;
+
+const ROUNDS: usize = 5;
+const WORKERS: usize = 64;
+const SECONDS: f64 = 2.0;
+const SUBJECTS: usize = 1_000;
+const RESIDENTS: &str = "KR/GOV/MOIS/resident-registry/residents";
+const LEGAL_BASIS: &str = "Resident Registration Act art. 29";
+
+/// One pre-signed request: URL and headers.
+struct Signed {
+    url: String,
+    headers: Vec<(&'static str, String)>,
+}
+
+struct Signer {
+    url: String,
+    client: String,
+    key_id: String,
+    key: ed25519_dalek::SigningKey,
+    xroad: bool,
+}
+
+impl Signer {
+    fn sign(&self, n: usize, subject: &str) -> Signed {
+        let mut headers = nara_server::machine::sign_request(
+            "GET",
+            &self.url,
+            b"",
+            &self.key_id,
+            &self.key,
+            nara_server::auth::unix_now(),
+        );
+        headers.push(("nara-subject", subject.to_owned()));
+        if self.xroad {
+            headers.push(("x-road-client", self.client.clone()));
+            headers.push(("x-road-id", format!("bench-{}-{n}", self.key_id)));
+            headers.push(("nara-purpose", "benefit-eligibility".into()));
+            headers.push(("nara-legal-basis", LEGAL_BASIS.into()));
+        }
+        Signed {
+            url: self.url.clone(),
+            headers,
+        }
+    }
+}
+
+/// Signs `count` requests on the blocking pool, numbered from `from`.
+async fn presign(
+    signer: Arc<Signer>,
+    subjects: Arc<Vec<String>>,
+    from: usize,
+    count: usize,
+) -> Vec<Signed> {
+    tokio::task::spawn_blocking(move || {
+        (from..from + count)
+            .map(|n| signer.sign(n, &subjects[n % subjects.len()]))
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+/// Sends the pre-signed requests with WORKERS connections for SECONDS.
+async fn run(client: &reqwest::Client, requests: Vec<Signed>) -> (f64, Vec<Duration>, usize) {
+    let requests = Arc::new(requests);
+    let next = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(SECONDS);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..WORKERS {
+        let (client, requests, next) = (client.clone(), requests.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(req) = requests.get(i) else { break };
+                let mut r = client.get(&req.url);
+                for (n, v) in &req.headers {
+                    r = r.header(*n, v);
+                }
+                let t = Instant::now();
+                let response = r.send().await.unwrap();
+                let status = response.status();
+                let body = response.bytes().await.unwrap();
+                assert!(
+                    status.is_success(),
+                    "{}: {status} {}",
+                    req.url,
+                    String::from_utf8_lossy(&body)
+                );
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let n = all.len();
+    all.sort();
+    (n as f64 / elapsed, all, n)
+}
+
+struct Node {
+    _server: Server,
+    base: String,
+    dir: tempfile::TempDir,
+}
+
+async fn start_demo(env: &[(&str, String)], dir: tempfile::TempDir, port: u16) -> Node {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nara"));
+    cmd.args(["demo", "--data"])
+        .arg(dir.path())
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let server = Server(cmd.spawn().unwrap());
+    let base = format!("http://127.0.0.1:{port}");
+    let probe = reqwest::Client::new();
+    for _ in 0..600 {
+        if probe
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+            && dir.path().join("demo-exchange.json").exists()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Node {
+        _server: server,
+        base,
+        dir,
+    }
+}
+
+fn demo_exchange(dir: &std::path::Path) -> nara_server::demo::DemoExchange {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("demo-exchange.json")).unwrap()).unwrap()
+}
+
+fn key_of(demo: &nara_server::demo::DemoExchange) -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(
+        &nara_server::machine::decode_key(&demo.private_key).unwrap(),
+    )
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(WORKERS)
+        .build()
+        .unwrap()
+}
+
+/// The demo's subjects: the fictional people in the registries.
+fn subjects() -> Arc<Vec<String>> {
+    Arc::new(
+        (0..SUBJECTS as u64)
+            .map(|n| nara_server::demo::demo_subject(n).0)
+            .collect(),
+    )
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_demo(&[], dir, free_port()).await;
+    let demo = demo_exchange(node.dir.path());
+    // The ministry's own system, for the direct calls.
+    let ministry_key = ed25519_dalek::SigningKey::from_bytes(&[42u8; 32]);
+    let out = Command::new(env!("CARGO_BIN_EXE_nara"))
+        .args([
+            "machine-client",
+            "--agency",
+            "KR/GOV/MOIS",
+            "--subsystem",
+            "resident-registry",
+            "--public-key",
+        ])
+        .arg(URL_SAFE_NO_PAD.encode(ministry_key.verifying_key().as_bytes()))
+        .arg("--database-url")
+        .arg(format!(
+            "sqlite://{}",
+            node.dir.path().join("nara.db").display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ministry_key_id = String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .find(|w| w.starts_with("KR/GOV/MOIS/resident-registry/"))
+        .unwrap()
+        .to_owned();
+    let direct = Arc::new(Signer {
+        url: format!("{}/api/v1/registries/residents/record", node.base),
+        client: String::new(),
+        key_id: ministry_key_id,
+        key: ministry_key,
+        xroad: false,
+    });
+    let mediated = Arc::new(Signer {
+        url: format!("{}/r1/{RESIDENTS}/record", node.base),
+        client: demo.client.clone(),
+        key_id: demo.key_id.clone(),
+        key: key_of(&demo),
+        xroad: true,
+    });
+    let subjects = subjects();
+    let http = client();
+    // Warm up both paths (connections, caches, the directory).
+    for signer in [&direct, &mediated] {
+        let warm = presign(signer.clone(), subjects.clone(), 10_000_000, 2_000).await;
+        run(&http, warm).await;
+    }
+
+    let budget = 40_000;
+    let (mut d_rates, mut m_rates, mut d_p99, mut m_p99, mut d_p50, mut m_p50) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut mediated_done = 0;
+    for round in 0..ROUNDS {
+        let reqs = presign(direct.clone(), subjects.clone(), round * budget, budget).await;
+        let (rate, lat, _) = run(&http, reqs).await;
+        d_rates.push(rate);
+        d_p50.push(percentile(&lat, 0.5).as_secs_f64() * 1e3);
+        d_p99.push(percentile(&lat, 0.99).as_secs_f64() * 1e3);
+        let reqs = presign(mediated.clone(), subjects.clone(), round * budget, budget).await;
+        let (rate, lat, n) = run(&http, reqs).await;
+        mediated_done += n;
+        m_rates.push(rate);
+        m_p50.push(percentile(&lat, 0.5).as_secs_f64() * 1e3);
+        m_p99.push(percentile(&lat, 0.99).as_secs_f64() * 1e3);
+        println!(
+            "round {}: direct {:>7.0}/s (p99 {:.2} ms)   mediated {:>7.0}/s (p99 {:.2} ms)",
+            round + 1,
+            d_rates[round],
+            d_p99[round],
+            m_rates[round],
+            m_p99[round]
+        );
+    }
+    // Every mediated exchange that answered is in the log and the ledger.
+    let accounts: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(node.dir.path().join("demo-accounts.json")).unwrap(),
+    )
+    .unwrap();
+    let token = accounts
+        .iter()
+        .find_map(|a| a["api_token"].as_str())
+        .unwrap();
+    let metrics = http
+        .get(format!("{}/metrics", node.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let logged: f64 = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("nara_exchanges_total{")
+                && l.contains("residents")
+                && l.contains("outcome=\"ok\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        logged as usize >= mediated_done,
+        "{mediated_done} mediated exchanges answered, {logged} logged"
+    );
+
+    let (d, m) = (median(d_rates), median(m_rates));
+    let (dp99, mp99) = (median(d_p99), median(m_p99));
+    println!();
+    println!(
+        "exchange, one node, SQLite, {WORKERS} connections, {ROUNDS} rounds of {SECONDS} s, medians:"
+    );
+    println!(
+        "  direct registry API     {d:>8.0} requests/s   p50 {:.2} ms  p99 {dp99:.2} ms",
+        median(d_p50)
+    );
+    println!(
+        "  mediated exchange (r1)  {m:>8.0} exchanges/s  p50 {:.2} ms  p99 {mp99:.2} ms",
+        median(m_p50)
+    );
+    println!("  ratio mediated/direct   {:.2}", m / d);
+    println!("  p99 added by the exchange {:.2} ms", mp99 - dp99);
+    println!("  goals: ≥ 5,000/s, ratio ≥ 0.5, < 5 ms added at p99");
+
+    // Two nodes: A (Seoul) forwards to B (the ministries), as federation does.
+    drop(node);
+    federated(&subjects).await;
+}
+
+async fn federated(subjects: &Arc<Vec<String>>) {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (port_a, port_b) = (free_port(), free_port());
+    // Identity keys made first, so the global configuration can name the gateway keys.
+    let key_a = nara_server::auth::IdentityKeys::load_or_create(&dir_a.path().join("identity.key"))
+        .unwrap();
+    let key_b = nara_server::auth::IdentityKeys::load_or_create(&dir_b.path().join("identity.key"))
+        .unwrap();
+    let public = |k: &nara_server::auth::IdentityKeys| {
+        URL_SAFE_NO_PAD.encode(k.gateway_key().verifying_key().as_bytes())
+    };
+    let member = |id: &str, node: &str| serde_json::json!({"id": id, "node": node, "name": id});
+    let conf: nara_server::federation::GlobalConf = serde_json::from_value(serde_json::json!({
+        "instance": "KR", "version": 1,
+        "nodes": [
+            {"id": "seoul", "address": format!("http://127.0.0.1:{port_a}"), "key": public(&key_a)},
+            {"id": "sejong", "address": format!("http://127.0.0.1:{port_b}"), "key": public(&key_b)},
+        ],
+        "members": [member("KR/LOC/SEOUL", "seoul"), member("KR/GOV/MOIS", "sejong")],
+    }))
+    .unwrap();
+    let signer = nara_ledger::note::Signer::new("bench/globalconf", &[3u8; 32]).unwrap();
+    let note_path = dir_a.path().join("globalconf.note");
+    std::fs::write(
+        &note_path,
+        nara_server::federation::sign_conf(&conf, &signer).unwrap(),
+    )
+    .unwrap();
+    let env = |node: &str| {
+        vec![
+            ("NARA_GLOBAL_CONF", note_path.display().to_string()),
+            ("NARA_GLOBAL_CONF_KEY", signer.verifier().vkey()),
+            ("NARA_NODE_ID", node.to_owned()),
+        ]
+    };
+    let b = start_demo(&env("sejong"), dir_b, port_b).await;
+    let a = start_demo(&env("seoul"), dir_a, port_a).await;
+    let demo_a = demo_exchange(a.dir.path());
+    let via_a = Arc::new(Signer {
+        url: format!("{}/r1/{RESIDENTS}/record", a.base),
+        client: demo_a.client.clone(),
+        key_id: demo_a.key_id.clone(),
+        key: key_of(&demo_a),
+        xroad: true,
+    });
+    let http = client();
+    run(
+        &http,
+        presign(via_a.clone(), subjects.clone(), 10_000_000, 1_000).await,
+    )
+    .await;
+    let mut rates = vec![];
+    let mut p99 = vec![];
+    for round in 0..3 {
+        let (rate, lat, _) = run(
+            &http,
+            presign(via_a.clone(), subjects.clone(), round * 30_000, 30_000).await,
+        )
+        .await;
+        rates.push(rate);
+        p99.push(percentile(&lat, 0.99).as_secs_f64() * 1e3);
+    }
+    println!();
+    println!(
+        "federated exchange, node A → node B over HTTP (both nodes and the load on this machine): {:.0} exchanges/s, p99 {:.2} ms (median of 3 rounds)",
+        median(rates),
+        median(p99)
+    );
+    drop(b);
+}

@@ -37,7 +37,8 @@ macro_rules! append_in_tx {
         } else {
             0
         };
-        for (c, chunk) in entries.chunks(1_000).enumerate() {
+        let mut offset = 0i64;
+        for chunk in crate::sql::chunks(entries) {
             let mut sql = crate::sql::Sql::new(if sqlite {
                 "INSERT INTO ledger_entries (idx, entry) VALUES "
             } else {
@@ -46,7 +47,7 @@ macro_rules! append_in_tx {
             for (i, e) in chunk.iter().enumerate() {
                 sql.push(if i == 0 { "(" } else { ", (" });
                 if sqlite {
-                    sql.bind(crate::sql::Arg::Int(base + (c * 1_000 + i) as i64))
+                    sql.bind(crate::sql::Arg::Int(base + offset + i as i64))
                         .push(", ");
                 }
                 sql.bind(crate::sql::Arg::Bytes(e.clone())).push(")");
@@ -54,6 +55,7 @@ macro_rules! append_in_tx {
             crate::sql::bind_args!(sqlx::query(&sql.text), sql)
                 .execute(&mut *$tx)
                 .await?;
+            offset += chunk.len() as i64;
         }
     }};
 }

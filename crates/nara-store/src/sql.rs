@@ -58,6 +58,34 @@ impl Sql {
 
 /// A LIKE pattern matching `needle` anywhere, with LIKE's wildcards escaped
 /// (the query says `ESCAPE '\'`), so `%` and `_` in a search are literal.
+/// Splits `n` rows into chunks of 256, 32, 4 and 1 rows. Multi-row inserts
+/// save round trips (sqlx runs each SQLite statement on the connection's
+/// worker thread), and with few distinct chunk sizes the statements stay in
+/// the prepared-statement cache instead of being prepared per batch size.
+pub(crate) fn chunk_sizes(mut n: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    for size in [256, 32, 4, 1] {
+        while n >= size {
+            out.push(size);
+            n -= size;
+        }
+    }
+    out
+}
+
+/// Cuts `items` by [`chunk_sizes`].
+pub(crate) fn chunks<T>(items: &[T]) -> Vec<&[T]> {
+    let mut rest = items;
+    chunk_sizes(items.len())
+        .into_iter()
+        .map(|size| {
+            let (head, tail) = rest.split_at(size);
+            rest = tail;
+            head
+        })
+        .collect()
+}
+
 pub(crate) fn contains_pattern(needle: &str) -> String {
     let mut p = String::with_capacity(needle.len() + 2);
     p.push('%');
@@ -92,6 +120,18 @@ pub(crate) use bind_args;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_cover_every_row_in_few_sizes() {
+        for n in [0, 1, 3, 4, 31, 33, 256, 300, 1000] {
+            let sizes = chunk_sizes(n);
+            assert_eq!(sizes.iter().sum::<usize>(), n);
+            assert!(sizes.iter().all(|s| [256, 32, 4, 1].contains(s)));
+        }
+        let v: Vec<u32> = (0..37).collect();
+        let flat: Vec<u32> = chunks(&v).concat();
+        assert_eq!(flat, v);
+    }
 
     #[test]
     fn escapes_like_wildcards() {

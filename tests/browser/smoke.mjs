@@ -43,7 +43,7 @@ function watch(page, label) {
 const context = await browser.newContext();
 let checked = 0;
 for (const lang of ['en', 'es', 'ko']) {
-  for (const path of ['/', '/services', '/services/1', '/agencies', '/agencies/KR/GOV/MOIS', '/ledger', '/sign-in', '/sign-up']) {
+  for (const path of ['/', '/services', '/services/1', '/agencies', '/agencies/KR/GOV/MOIS', '/ledger', '/registries', '/sign-in', '/sign-up']) {
     const page = await context.newPage();
     const label = `${path} [${lang}]`;
     watch(page, label);
@@ -106,11 +106,42 @@ async function signIn(account, lang) {
 // Every signed-in page, audited in each language, by the role that sees it.
 const byRole = (role) => accounts.find((a) => a.role === role);
 const signedInPages = [
-  ['citizen', ['/account', '/account/second-factor']],
-  ['agency_admin', ['/admin/officials', '/admin/apps', '/admin/machine-clients']],
+  ['citizen', ['/account', '/account/second-factor', '/my/consents', '/my/data-access']],
+  ['agency_admin', ['/admin/officials', '/admin/apps', '/admin/machine-clients', '/admin/exchange']],
   ['security_analyst', ['/security/events']],
-  ['operator', ['/systems']],
+  ['operator', ['/systems', '/operations/exchange']],
 ];
+
+// The once-only exchange as a citizen sees it: she gives Seoul's welfare
+// portal her consent with the keyboard, the portal's system fetches her
+// resident record through the gateway (`nara exchange call`), and the access
+// appears on her data-access page.
+if (process.env.NARA_BIN && process.env.NARA_DATA) {
+  const { execFileSync } = await import('node:child_process');
+  const { ctx, page } = await signIn(byRole('citizen'), 'ko');
+  await page.goto(`${base}/my/consents?lang=ko`, { waitUntil: 'networkidle' });
+  await page.selectOption('#service', 'KR/GOV/MOIS/resident-registry/residents');
+  await page.selectOption('#agency', 'KR/LOC/SEOUL');
+  await page.selectOption('#purpose', 'benefit-eligibility');
+  await page.focus('#days');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#new-consent');
+  const consent = (await page.textContent('#new-consent')).trim();
+  await audit(page, 'consent given [ko]');
+  const out = execFileSync(process.env.NARA_BIN, ['exchange', 'call', '--url', base, '--data', process.env.NARA_DATA,
+    '--subject', '900101-2345678', '--purpose', 'benefit-eligibility', '--consent', consent,
+    '/r1/KR/GOV/MOIS/resident-registry/residents/record'], { encoding: 'utf8' });
+  if (!out.startsWith('200')) fail(`exchange with consent ${consent}: ${out}`);
+  await page.goto(`${base}/my/data-access?lang=ko`, { waitUntil: 'networkidle' });
+  const rows = await page.$$('#data-access tbody tr');
+  if (rows.length !== 1) fail(`data-access page: ${rows.length} rows after one exchange`);
+  const text = await page.textContent('#data-access');
+  if (!text.includes('서울')) fail(`data-access page does not name the agency in Korean: ${text}`);
+  await audit(page, 'data access after an exchange [ko]');
+  console.log(`exchange: consent ${consent} given in the browser, record fetched, shown on the citizen's page`);
+  checked += 2;
+  await ctx.close();
+}
 for (const [role, paths] of signedInPages) {
   const account = byRole(role);
   if (!account) continue;

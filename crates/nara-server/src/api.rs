@@ -34,6 +34,10 @@ use nara_core::identity::Role;
         list_services, create_service, get_service, update_service,
         crate::ledger::entry, crate::ledger::consistency,
         crate::account::security_events_api, crate::machine::whoami,
+        crate::exchange_pages::registries_api, crate::exchange_pages::registry_record,
+        crate::exchange_pages::put_registry_record, crate::exchange_pages::data_access_api,
+        crate::exchange_pages::my_consents_api, crate::exchange_pages::grant_consent_api,
+        crate::exchange_pages::revoke_consent_api, crate::gateway::exchange,
     ),
     components(schemas(Problem, Page<Agency>, Page<System>, Page<Service>)),
     modifiers(&OperatorAuth),
@@ -44,6 +48,8 @@ use nara_core::identity::Role;
         (name = "identity", description = "Security events for analysts and auditors; agency systems' signed requests \
             (RFC 9421 HTTP Message Signatures, Ed25519, keys registered per subsystem). The OpenID Connect provider is \
             described by /.well-known/openid-configuration"),
+        (name = "exchange", description = "Once-only exchange between agencies: the X-Road REST r1 gateway, \
+            registries nara hosts, and each citizen's consents and data-access history (docs/exchange.md)"),
         (name = "ledger", description = "The public ledger: entries with inclusion proofs, consistency proofs. \
             The C2SP tlog-tiles resources are at /ledger/checkpoint, /ledger/tile/… and /ledger/vkey"),
     )

@@ -68,6 +68,8 @@ pub fn check_record(schema: &serde_json::Value, record: &serde_json::Value) -> R
 }
 
 /// The hosted registries: owner, schema, size, and the services that serve them.
+#[utoipa::path(get, path = "/api/v1/registries", tag = "exchange",
+    responses((status = 200, description = "Every registry nara hosts: code, agency, title, JSON Schema, record count, data services")))]
 pub async fn registries_api(State(state): State<AppState>) -> Response {
     match registry_views(&state).await {
         Ok(views) => Json(
@@ -190,6 +192,12 @@ async fn owned_registry(
 
 /// `GET /api/v1/registries/{code}/record`: the owning agency's systems read
 /// a record directly (signed, RFC 9421).
+#[utoipa::path(get, path = "/api/v1/registries/{code}/record", tag = "exchange",
+    params(("code" = String, Path, description = "The registry, e.g. residents"),
+           ("Nara-Subject" = String, Header, description = "The person's resident registration number")),
+    responses((status = 200, description = "The record"),
+              (status = 401, description = "Unsigned or refused signature", body = crate::problem::Problem, content_type = "application/problem+json"),
+              (status = 404, description = "Not this agency's registry, or no record of this person", body = crate::problem::Problem, content_type = "application/problem+json")))]
 pub async fn registry_record(
     State(state): State<AppState>,
     Path(code): Path<String>,
@@ -213,6 +221,12 @@ pub async fn registry_record(
 
 /// `PUT /api/v1/registries/{code}/record`: the owning agency writes a
 /// record, checked against the registry's schema; a ledger entry.
+#[utoipa::path(put, path = "/api/v1/registries/{code}/record", tag = "exchange",
+    params(("code" = String, Path, description = "The registry"),
+           ("Nara-Subject" = String, Header, description = "The person's resident registration number")),
+    request_body(content = serde_json::Value, description = "The record, valid under the registry's schema"),
+    responses((status = 204, description = "Written"),
+              (status = 400, description = "Not valid under the schema", body = crate::problem::Problem, content_type = "application/problem+json")))]
 pub async fn put_registry_record(
     State(state): State<AppState>,
     Path(code): Path<String>,
@@ -368,6 +382,9 @@ pub struct Format {
 
 /// `GET /api/v1/me/data-access[?format=csv]`: every exchange that concerned
 /// the signed-in person, newest first, as JSON or CSV.
+#[utoipa::path(get, path = "/api/v1/me/data-access", tag = "exchange",
+    params(("format" = Option<String>, Query, description = "json (default) or csv")),
+    responses((status = 200, description = "{exchanges: [{time, agency, client, service, purpose, consent, legal_basis, x_road_id, status}]}, or CSV")))]
 pub async fn data_access_api(
     State(state): State<AppState>,
     who: Principal,
@@ -715,6 +732,8 @@ fn api_csrf_ok(caller: &Caller, headers: &HeaderMap) -> bool {
 }
 
 /// `GET /api/v1/me/consents`: the signed-in person's consents, all of them.
+#[utoipa::path(get, path = "/api/v1/me/consents", tag = "exchange",
+    responses((status = 200, description = "{consents: [{id, client_agency, service_id, purpose, granted_at, expires_at, revoked_at}]}, newest first, revoked ones kept")))]
 pub async fn my_consents_api(State(state): State<AppState>, who: Principal) -> Response {
     match state.store.consents_of(who.account_id).await {
         Ok(c) => Json(serde_json::json!({ "consents": c })).into_response(),
@@ -724,6 +743,11 @@ pub async fn my_consents_api(State(state): State<AppState>, who: Principal) -> R
 
 /// `POST /api/v1/me/consents` (JSON: agency, service, purpose, days; the
 /// session's CSRF token in `X-CSRF-Token`).
+#[utoipa::path(post, path = "/api/v1/me/consents", tag = "exchange",
+    params(("X-CSRF-Token" = String, Header, description = "The session's anti-forgery token")),
+    request_body(content = serde_json::Value, description = "{agency: INSTANCE/CLASS/CODE that may fetch, service: INSTANCE/CLASS/MEMBER/SUBSYSTEM/SERVICE, purpose, days: 1–365}"),
+    responses((status = 201, description = "The consent, with its id for Nara-Consent"),
+              (status = 400, description = "Not a personal-data service, a purpose it does not accept, …", body = crate::problem::Problem, content_type = "application/problem+json")))]
 pub async fn grant_consent_api(
     State(state): State<AppState>,
     who: Principal,
@@ -751,6 +775,11 @@ pub async fn grant_consent_api(
 }
 
 /// `POST /api/v1/me/consents/{id}/revoke`: takes effect at once.
+#[utoipa::path(post, path = "/api/v1/me/consents/{id}/revoke", tag = "exchange",
+    params(("id" = String, Path, description = "The consent id"),
+           ("X-CSRF-Token" = String, Header, description = "The session's anti-forgery token")),
+    responses((status = 204, description = "Revoked; the next exchange relying on it is refused"),
+              (status = 404, description = "Not one of yours, or already revoked", body = crate::problem::Problem, content_type = "application/problem+json")))]
 pub async fn revoke_consent_api(
     State(state): State<AppState>,
     who: Principal,

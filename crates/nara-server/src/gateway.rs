@@ -425,6 +425,30 @@ pub fn new_id() -> String {
 }
 
 /// `{METHOD} /r1/{serviceId}[/path]`: the consumer interface.
+#[utoipa::path(get, path = "/r1/{serviceId}", tag = "exchange",
+    description = "X-Road Message Protocol for REST r1 (any method). serviceId is \
+        INSTANCE/CLASS/MEMBER/SUBSYSTEM/SERVICE, followed by the provider's path and query. \
+        Sign the request with the client subsystem's registered Ed25519 key (RFC 9421). \
+        Metaservices: SUBSYSTEM/listMethods, SUBSYSTEM/allowedMethods, SUBSYSTEM/getOpenAPI?serviceCode=. \
+        Errors carry X-Road-Error and {type, message, detail}. See docs/exchange.md.",
+    params(
+        ("serviceId" = String, Path, description = "INSTANCE/CLASS/MEMBER/SUBSYSTEM/SERVICE[/path]"),
+        ("X-Road-Client" = String, Header, description = "INSTANCE/CLASS/MEMBER/SUBSYSTEM: must be the signing subsystem"),
+        ("X-Road-Id" = Option<String>, Header, description = "Unique message id (generated if absent); a repeat is refused"),
+        ("X-Road-UserId" = Option<String>, Header, description = "The user whose action caused the request"),
+        ("X-Road-Issue" = Option<String>, Header, description = "The case or application the request serves"),
+        ("Nara-Purpose" = Option<String>, Header, description = "A registered purpose code; required for personal data"),
+        ("Nara-Consent" = Option<String>, Header, description = "The id of the subject's consent"),
+        ("Nara-Legal-Basis" = Option<String>, Header, description = "A legal basis the service lists, instead of consent"),
+        ("Nara-Subject" = Option<String>, Header, description = "The resident registration number of the person the data is about"),
+        ("Signature-Input" = String, Header, description = "RFC 9421"),
+        ("Signature" = String, Header, description = "RFC 9421"),
+    ),
+    responses(
+        (status = 200, description = "The provider's answer, with X-Road-Client, X-Road-Service, X-Road-Id, X-Road-Request-Id, X-Road-Request-Hash, Nara-Gateway-Signature"),
+        (status = 400, description = "Client.* error (X-Road-Error header)"),
+        (status = 500, description = "Server.* error (X-Road-Error header), e.g. Server.ServerProxy.AccessDenied"),
+    ))]
 pub async fn exchange(
     State(state): State<AppState>,
     crate::account::ClientAddress(address): crate::account::ClientAddress,

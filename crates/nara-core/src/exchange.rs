@@ -439,6 +439,94 @@ pub fn valid_legal_basis(text: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || " .,-()§/".contains(c))
 }
 
+/// A provider system's base URL, as registered: `http` or `https`, a host,
+/// no credentials, query or fragment (the request's path is appended to it,
+/// nothing else of the request ever shapes it).
+pub fn check_endpoint_url(text: &str) -> Result<url::Url, &'static str> {
+    let url = url::Url::parse(text.trim()).map_err(|_| "not a URL")?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("the scheme must be http or https");
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("the URL needs a host");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("the URL may not carry credentials");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("the URL may not have a query or fragment");
+    }
+    Ok(url)
+}
+
+/// An OpenAPI 3 description: a JSON object with `openapi: 3.x` and `paths`.
+pub fn check_openapi(text: &str) -> Result<serde_json::Value, &'static str> {
+    let doc: serde_json::Value =
+        serde_json::from_str(text).map_err(|_| "the OpenAPI description is not JSON")?;
+    let version = doc.get("openapi").and_then(|v| v.as_str()).unwrap_or("");
+    if !version.starts_with("3.") {
+        return Err("the description must be OpenAPI 3 (\"openapi\": \"3.x\")");
+    }
+    if !doc.get("paths").is_some_and(|p| p.is_object()) {
+        return Err("the OpenAPI description has no paths");
+    }
+    Ok(doc)
+}
+
+/// A registry field list, one `name type` per line (types of JSON Schema:
+/// string, integer, number, boolean, array, object), as a JSON Schema.
+pub fn registry_schema(title: &str, lines: &str) -> Result<serde_json::Value, String> {
+    let mut properties = serde_json::Map::new();
+    for line in lines.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (name, kind) = line
+            .split_once(char::is_whitespace)
+            .map(|(n, k)| (n.trim(), k.trim()))
+            .ok_or_else(|| format!("{line:?}: write a field as `name type`"))?;
+        let name_ok = !name.is_empty()
+            && name.len() <= 64
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !name_ok {
+            return Err(format!("{name:?}: field names are letters, digits and '_'"));
+        }
+        if !["string", "integer", "number", "boolean", "array", "object"].contains(&kind) {
+            return Err(format!(
+                "{kind:?}: a type is string, integer, number, boolean, array or object"
+            ));
+        }
+        properties.insert(name.to_owned(), serde_json::json!({ "type": kind }));
+    }
+    if properties.is_empty() || properties.len() > 100 {
+        return Err("a registry has 1 to 100 fields".into());
+    }
+    Ok(serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": title,
+        "type": "object",
+        "additionalProperties": false,
+        "properties": properties,
+    }))
+}
+
+/// The OpenAPI description of a hosted registry's data service.
+pub fn registry_openapi(title: &str, code: &str, schema: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": "1.0.0"},
+        "paths": {"/record": {"get": {
+            "operationId": format!("get-{code}"),
+            "summary": format!("The {title} record of the person named in Nara-Subject"),
+            "parameters": [
+                {"name": "Nara-Subject", "in": "header", "required": true, "schema": {"type": "string"}},
+                {"name": "Nara-Purpose", "in": "header", "required": true, "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": {"description": "The record", "content": {"application/json": {"schema": schema}}},
+                "404": {"description": "No record of this person"},
+            },
+        }}},
+    })
+}
+
 /// Whether the record fields a client may see are limited (an access
 /// right's minimal-field view): keeps only `fields` of a JSON object, or of
 /// every object in an array.
@@ -564,6 +652,29 @@ mod tests {
             b64.decode(request_hash(&head, b"{}")).unwrap(),
             h.finalize().to_vec()
         );
+    }
+
+    #[test]
+    fn endpoints_and_descriptions_are_checked() {
+        assert!(check_endpoint_url("https://cases.police.example/api").is_ok());
+        for bad in [
+            "ftp://x/",
+            "http://user:pw@x/",
+            "http://x/?a=1",
+            "http://x/#f",
+            "/relative",
+            "http://",
+        ] {
+            assert!(check_endpoint_url(bad).is_err(), "{bad}");
+        }
+        assert!(check_openapi(r#"{"openapi":"3.1.0","paths":{}}"#).is_ok());
+        assert!(check_openapi(r#"{"swagger":"2.0","paths":{}}"#).is_err());
+        assert!(check_openapi("not json").is_err());
+        let schema = registry_schema("T", "name string\nage integer\n").unwrap();
+        assert_eq!(schema["properties"]["age"]["type"], "integer");
+        assert!(registry_schema("T", "name strin").is_err());
+        assert!(registry_schema("T", "na-me string").is_err());
+        assert!(registry_schema("T", "").is_err());
     }
 
     #[test]

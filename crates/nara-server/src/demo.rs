@@ -431,22 +431,7 @@ impl RegistryPlan {
 
     /// The OpenAPI 3.1 description of its data service.
     pub fn openapi(&self) -> serde_json::Value {
-        serde_json::json!({
-            "openapi": "3.1.0",
-            "info": {"title": self.title, "version": "1.0.0"},
-            "paths": {"/record": {"get": {
-                "operationId": format!("get-{}", self.code),
-                "summary": format!("The {} record of the person named in Nara-Subject", self.title),
-                "parameters": [
-                    {"name": "Nara-Subject", "in": "header", "required": true, "schema": {"type": "string"}},
-                    {"name": "Nara-Purpose", "in": "header", "required": true, "schema": {"type": "string"}},
-                ],
-                "responses": {
-                    "200": {"description": "The record", "content": {"application/json": {"schema": self.schema()}}},
-                    "404": {"description": "No record of this person"},
-                },
-            }}},
-        })
+        nara_core::exchange::registry_openapi(self.title, self.code, &self.schema())
     }
 }
 

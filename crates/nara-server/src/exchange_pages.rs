@@ -817,6 +817,8 @@ struct AccessPage {
     agency: String,
     agency_name: String,
     services: Vec<nara_store::exchange::DataService>,
+    registries: Vec<nara_store::exchange::Registry>,
+    purposes: Vec<(&'static str, &'static str)>,
     rights: Vec<RightView>,
     csrf: String,
     message: Option<String>,
@@ -863,6 +865,16 @@ async fn access_view(
         layout: ctx.layout(ctx.tr().s("exchange.access_title"), "admin"),
         agency: agency.to_string(),
         agency_name: agency_name(ctx, state, agency).await?,
+        registries: directory
+            .registries
+            .values()
+            .filter(|r| r.agency_id == agency.as_str())
+            .cloned()
+            .collect(),
+        purposes: Purpose::ALL
+            .iter()
+            .map(|p| (p.as_str(), p.describe()))
+            .collect(),
         services,
         rights,
         csrf: who.csrf().unwrap_or_default().to_owned(),
@@ -1006,6 +1018,198 @@ pub async fn revoke_access(
             .await
         }
         Ok(false) => Err(PageError::not_found(ctx.lang)),
+        Err(e) => Err(store_failed(ctx.lang)(e)),
+    }
+}
+
+/// Publishes a data service of the admin's agency: a hosted registry or the
+/// agency's own system at a fixed URL; a ledger entry.
+pub async fn publish_service(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let field = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    if !csrf_ok(&ctx.caller, &field("csrf")) {
+        return Ok(csrf_refused(ctx.lang));
+    }
+    let agency = admin_agency(&ctx, &who, Some(&field("agency")))?;
+    let directory = state
+        .exchange
+        .directory(&state.store)
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let purposes: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "purpose")
+        .filter(|(_, v)| v.parse::<Purpose>().is_ok())
+        .map(|(_, v)| v.clone())
+        .collect();
+    let (subsystem, code, title) = (field("subsystem"), field("service_code"), field("title"));
+    let personal = field("personal") == "1";
+    let legal: Vec<String> = field("legal_bases")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let mut problems: Vec<String> = Vec::new();
+    let id = nara_core::exchange::ServiceId::new(agency.clone(), &subsystem, &code);
+    if id.is_err() {
+        problems
+            .push("subsystem and service code: 1 to 64 letters, digits, '-', '_' or '.'".into());
+    }
+    if let Ok(id) = &id
+        && (id.is_metaservice() || directory.services.contains_key(&id.to_string()))
+    {
+        problems.push(format!("{id} exists already (or is a metaservice name)"));
+    }
+    if title.is_empty() || title.len() > 200 {
+        problems.push("title: 1 to 200 characters".into());
+    }
+    if personal && purposes.is_empty() {
+        problems.push("a personal-data service accepts at least one purpose".into());
+    }
+    if legal
+        .iter()
+        .any(|l| !nara_core::exchange::valid_legal_basis(l))
+    {
+        problems.push("a legal basis is 3 to 120 letters, digits, spaces and .,-()§/".into());
+    }
+    let (kind, endpoint, openapi) = match field("endpoint_kind").as_str() {
+        "registry" => {
+            let registry = directory
+                .registries
+                .get(&field("registry"))
+                .filter(|r| r.agency_id == agency.as_str());
+            match registry {
+                Some(r) => {
+                    let schema: serde_json::Value =
+                        serde_json::from_str(&r.schema).unwrap_or_default();
+                    let doc = nara_core::exchange::registry_openapi(&r.title, &r.code, &schema);
+                    ("registry", r.code.clone(), doc.to_string())
+                }
+                None => {
+                    problems.push("choose one of your agency's registries".into());
+                    ("registry", String::new(), String::new())
+                }
+            }
+        }
+        _ => {
+            if let Err(e) = nara_core::exchange::check_endpoint_url(&field("url")) {
+                problems.push(format!("URL: {e}"));
+            }
+            let doc = field("openapi");
+            if let Err(e) = nara_core::exchange::check_openapi(&doc) {
+                problems.push(e.into());
+            }
+            ("url", field("url"), doc)
+        }
+    };
+    let version = field("version");
+    if !nara_core::exchange::valid_part(&version) {
+        problems.push("version: 1 to 64 letters, digits, '-', '_' or '.'".into());
+    }
+    let Ok(id) = id else {
+        return access_view(&ctx, &state, &who, &agency, None, Some(problems.join("; "))).await;
+    };
+    if !problems.is_empty() {
+        return access_view(&ctx, &state, &who, &agency, None, Some(problems.join("; "))).await;
+    }
+    let service = nara_store::exchange::DataService {
+        id: id.to_string(),
+        agency_id: agency.to_string(),
+        subsystem,
+        service_code: code,
+        version,
+        title,
+        openapi,
+        personal: i64::from(personal),
+        purposes: purposes.join(" "),
+        legal_bases: legal.join("\n"),
+        endpoint_kind: kind.into(),
+        endpoint,
+        created_at: nara_core::Timestamp::now().0,
+    };
+    match state
+        .store
+        .register_data_service(&service, &who.actor())
+        .await
+    {
+        Ok(()) => {
+            state.exchange.changed();
+            access_view(&ctx, &state, &who, &agency, Some(service.id), None).await
+        }
+        Err(nara_store::StoreError::Conflict(m)) => {
+            access_view(&ctx, &state, &who, &agency, None, Some(m)).await
+        }
+        Err(e) => Err(store_failed(ctx.lang)(e)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NewRegistry {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    agency: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    title: String,
+    /// One `name type` per line.
+    #[serde(default)]
+    fields: String,
+}
+
+/// Creates a registry of the admin's agency; a ledger entry.
+pub async fn create_registry(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Form(form): Form<NewRegistry>,
+) -> Result<Response, PageError> {
+    if !csrf_ok(&ctx.caller, &form.csrf) {
+        return Ok(csrf_refused(ctx.lang));
+    }
+    let agency = admin_agency(&ctx, &who, Some(&form.agency))?;
+    let title = form.title.trim();
+    let schema = nara_core::exchange::registry_schema(title, &form.fields);
+    let error = if !nara_core::exchange::valid_part(form.code.trim()) {
+        Some("code: 1 to 64 letters, digits, '-', '_' or '.'".to_owned())
+    } else if title.is_empty() || title.len() > 200 {
+        Some("title: 1 to 200 characters".to_owned())
+    } else {
+        schema.as_ref().err().cloned()
+    };
+    let Ok(schema) = schema else {
+        return access_view(&ctx, &state, &who, &agency, None, error).await;
+    };
+    if error.is_some() {
+        return access_view(&ctx, &state, &who, &agency, None, error).await;
+    }
+    let registry = nara_store::exchange::Registry {
+        code: form.code.trim().to_owned(),
+        agency_id: agency.to_string(),
+        title: title.to_owned(),
+        schema: schema.to_string(),
+        created_at: nara_core::Timestamp::now().0,
+    };
+    match state.store.create_registry(&registry, &who.actor()).await {
+        Ok(()) => {
+            state.exchange.changed();
+            access_view(&ctx, &state, &who, &agency, Some(registry.code), None).await
+        }
+        Err(nara_store::StoreError::Conflict(m)) => {
+            access_view(&ctx, &state, &who, &agency, None, Some(m)).await
+        }
         Err(e) => Err(store_failed(ctx.lang)(e)),
     }
 }

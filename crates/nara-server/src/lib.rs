@@ -304,6 +304,8 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/my/consents/revoke" => post(exchange_pages::revoke_consent): Roles(&[Citizen]);
         "/admin/exchange" => get(exchange_pages::access_page): Roles(&[AgencyAdmin]), post(exchange_pages::grant_access): Roles(&[AgencyAdmin]);
         "/admin/exchange/revoke" => post(exchange_pages::revoke_access): Roles(&[AgencyAdmin]);
+        "/admin/exchange/services" => post(exchange_pages::publish_service): Roles(&[AgencyAdmin]);
+        "/admin/exchange/registries" => post(exchange_pages::create_registry): Roles(&[AgencyAdmin]);
         "/operations/exchange" => get(exchange_pages::operations_page): Roles(&[Operator, SecurityAnalyst, Auditor]);
         "/oidc/authorize" => get(oidc::authorize): SignedIn, post(oidc::decide): SignedIn;
     };

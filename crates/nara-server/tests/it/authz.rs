@@ -136,6 +136,8 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
         (("GET", "/admin/exchange"), "agency_admin"),
         (("POST", "/admin/exchange"), "agency_admin"),
         (("POST", "/admin/exchange/revoke"), "agency_admin"),
+        (("POST", "/admin/exchange/services"), "agency_admin"),
+        (("POST", "/admin/exchange/registries"), "agency_admin"),
         (("GET", "/operations/exchange"), INVENTORY),
     ])
 }

@@ -491,40 +491,50 @@ impl Store {
                 r,
             )?);
         }
-        let json = serde_json::to_string(records)
-            .map_err(|e| StoreError::Corrupt(format!("serialising exchanges: {e}")))?;
-        let sql = Sql::with_args("", vec![Arg::Text(json)]);
-        let columns: Vec<&str> = LOG_COLUMNS.split(", ").map(str::trim).collect();
-        let insert = match self.kind() {
-            crate::BackendKind::Sqlite => format!(
-                "INSERT INTO exchange_log ({LOG_COLUMNS}) SELECT {} FROM json_each($1)",
-                columns
-                    .iter()
-                    .map(|c| format!("value ->> '$.{c}'"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            crate::BackendKind::Postgres => format!(
-                "INSERT INTO exchange_log ({LOG_COLUMNS}) SELECT {LOG_COLUMNS} FROM \
-                 jsonb_to_recordset($1::jsonb) AS x({})",
-                columns
-                    .iter()
-                    .map(|c| match *c {
-                        "status" | "started_at" | "duration_us" => format!("{c} bigint"),
-                        _ => format!("{c} text"),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
         with_pool!(self, |pool| {
             let (_turn, mut tx) = write_tx!(self, pool);
-            // The whole batch as one JSON parameter, unpacked by the
-            // database: one statement, one bind, whatever the batch size.
-            bind_args!(sqlx::query(&insert), sql)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| constraint_error(e, "an exchange with this X-Road-Id"))?;
+            // 21 columns a row: 256 rows stay under SQLite's 32,766 parameters.
+            for chunk in crate::sql::chunks(records) {
+                let mut sql =
+                    Sql::new(&format!("INSERT INTO exchange_log ({LOG_COLUMNS}) VALUES "));
+                for (i, r) in chunk.iter().enumerate() {
+                    sql.push(if i == 0 { "(" } else { ", (" });
+                    let args = [
+                        text(&r.xroad_id),
+                        text(&r.request_id),
+                        text(&r.client_id),
+                        text(&r.service_id),
+                        text(&r.method),
+                        text(&r.path),
+                        text(&r.purpose),
+                        text(&r.consent_id),
+                        text(&r.legal_basis),
+                        text(&r.subject_hash),
+                        text(&r.user_id),
+                        text(&r.issue),
+                        text(&r.request_hash),
+                        text(&r.response_hash),
+                        text(&r.client_signature),
+                        text(&r.gateway_signature),
+                        text(&r.peer_signature),
+                        Arg::Int(r.status),
+                        text(&r.outcome),
+                        Arg::Int(r.started_at),
+                        Arg::Int(r.duration_us),
+                    ];
+                    for (j, a) in args.into_iter().enumerate() {
+                        if j > 0 {
+                            sql.push(", ");
+                        }
+                        sql.bind(a);
+                    }
+                    sql.push(")");
+                }
+                bind_args!(sqlx::query(&sql.text), sql)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| constraint_error(e, "an exchange with this X-Road-Id"))?;
+            }
             append_in_tx!(tx, self.kind() == crate::BackendKind::Sqlite, &entries);
             tx.commit().await?;
         });

@@ -152,8 +152,12 @@ impl Store {
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10));
             let max = 8;
+            // No liveness ping before each use: the database is a file in
+            // this process, and the ping cost a round trip to the
+            // connection's thread per query.
             let pool = SqlitePoolOptions::new()
                 .max_connections(max)
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await?;
             Ok(Store {

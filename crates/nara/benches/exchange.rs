@@ -170,7 +170,7 @@ struct Node {
 }
 
 async fn start_demo(env: &[(&str, String)], dir: tempfile::TempDir, port: u16) -> Node {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nara"));
+    let mut cmd = Command::new(nara_bin());
     cmd.args(["demo", "--data"])
         .arg(dir.path())
         .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -201,6 +201,12 @@ async fn start_demo(env: &[(&str, String)], dir: tempfile::TempDir, port: u16) -
         dir,
         pid,
     }
+}
+
+/// The server binary: this build's, or `NARA_BENCH_BIN` (a build with
+/// frame pointers, for profiling).
+fn nara_bin() -> String {
+    std::env::var("NARA_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_nara").to_owned())
 }
 
 fn demo_exchange(dir: &std::path::Path) -> nara_server::demo::DemoExchange {
@@ -236,7 +242,7 @@ async fn main() {
     let demo = demo_exchange(node.dir.path());
     // The ministry's own system, for the direct calls.
     let ministry_key = ed25519_dalek::SigningKey::from_bytes(&[42u8; 32]);
-    let out = Command::new(env!("CARGO_BIN_EXE_nara"))
+    let out = Command::new(nara_bin())
         .args([
             "machine-client",
             "--agency",

@@ -9,6 +9,7 @@ pub mod exchange;
 pub mod identity;
 pub mod member;
 pub mod seed;
+pub mod service_def;
 pub mod validation;
 
 pub use catalogue::*;

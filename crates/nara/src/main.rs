@@ -135,6 +135,11 @@ enum Command {
         #[command(subcommand)]
         command: GlobalconfCommand,
     },
+    /// Service definitions (TOML): check files before publishing them.
+    Service {
+        #[command(subcommand)]
+        command: ServiceCommand,
+    },
     /// Apply pending database migrations and exit.
     Migrate {
         #[arg(long)]
@@ -181,6 +186,17 @@ enum ExchangeCommand {
     NodeKey {
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ServiceCommand {
+    /// Check service definition files: every problem with its line number;
+    /// exits 1 if any file has one. `--demo` checks the shipped ones.
+    Check {
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        demo: bool,
     },
 }
 
@@ -644,6 +660,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Exchange { command } => exchange_command(command).await,
         Command::Globalconf { command } => globalconf_command(command),
+        Command::Service {
+            command: ServiceCommand::Check { files, demo },
+        } => service_check(&files, demo),
         Command::Migrate {
             config,
             database_url,
@@ -750,4 +769,46 @@ fn globalconf_command(command: GlobalconfCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn service_check(files: &[PathBuf], demo: bool) -> anyhow::Result<()> {
+    let mut sources: Vec<(String, String)> = Vec::new();
+    if demo {
+        for (name, text) in nara_core::service_def::DEMO {
+            sources.push(((*name).to_owned(), (*text).to_owned()));
+        }
+    }
+    for f in files {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        sources.push((f.display().to_string(), text));
+    }
+    anyhow::ensure!(!sources.is_empty(), "name the files to check (or --demo)");
+    let mut failed = 0;
+    for (name, text) in &sources {
+        match nara_core::service_def::check(text) {
+            Ok(def) => {
+                let fields: usize = def.pages.iter().map(|p| p.fields.len()).sum();
+                println!(
+                    "{name}: ok — {} v{}: pages {}, fields {fields}, evidence {}, states {}, SLA {} working days",
+                    def.code.get_ref(),
+                    def.version.get_ref(),
+                    def.pages.len(),
+                    def.evidence.len(),
+                    def.workflow.states.len(),
+                    def.workflow.sla_working_days.get_ref()
+                );
+            }
+            Err(problems) => {
+                failed += 1;
+                for p in problems {
+                    println!("{name}:{}: {}", p.line, p.message);
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} definitions have problems", sources.len());
+    }
+    Ok(())
 }

@@ -43,7 +43,7 @@ function watch(page, label) {
 const context = await browser.newContext();
 let checked = 0;
 for (const lang of ['en', 'es', 'ko']) {
-  for (const path of ['/', '/services', '/services/1', '/agencies', '/agencies/KR/GOV/MOIS', '/ledger', '/registries', '/sign-in', '/sign-up']) {
+  for (const path of ['/', '/services', '/services/1', '/agencies', '/agencies/KR/GOV/MOIS', '/ledger', '/registries', '/apply', '/apply/resident-registration-certificate', '/apply/extended-hour-school-enrolment', '/sign-in', '/sign-up']) {
     const page = await context.newPage();
     const label = `${path} [${lang}]`;
     watch(page, label);
@@ -108,6 +108,7 @@ const byRole = (role) => accounts.find((a) => a.role === role);
 const signedInPages = [
   ['citizen', ['/account', '/account/second-factor', '/my/consents', '/my/data-access']],
   ['agency_admin', ['/admin/officials', '/admin/apps', '/admin/machine-clients', '/admin/exchange']],
+  ['service_designer', ['/designer/services']],
   ['security_analyst', ['/security/events']],
   ['operator', ['/systems', '/operations/exchange']],
 ];
@@ -149,7 +150,7 @@ for (const [role, paths] of signedInPages) {
   const { ctx, page } = await signIn(account, 'en');
   for (const lang of ['en', 'es', 'ko']) {
     for (const path of paths) {
-      const response = await page.goto(`${base}${path}?lang=${lang}`, { waitUntil: 'networkidle' });
+      const response = await page.goto(`${base}${path}${path.includes('?') ? '&' : '?'}lang=${lang}`, { waitUntil: 'networkidle' });
       if (!response || response.status() !== 200) fail(`${path} [${lang}] as ${role}: HTTP ${response?.status()}`);
       await audit(page, `${path} [${lang}] as ${role}`);
       checked += 1;

@@ -38,13 +38,14 @@ use nara_core::identity::Role;
         crate::exchange_pages::put_registry_record, crate::exchange_pages::data_access_api,
         crate::exchange_pages::my_consents_api, crate::exchange_pages::grant_consent_api,
         crate::exchange_pages::revoke_consent_api, crate::gateway::exchange,
+        crate::services::definitions_api, crate::services::definition_api, crate::services::publish_api,
     ),
     components(schemas(Problem, Page<Agency>, Page<System>, Page<Service>)),
     modifiers(&OperatorAuth),
     tags(
         (name = "agencies", description = "Ministries, local governments and public bodies"),
         (name = "systems", description = "The inventory of agency systems and assets (operators only)"),
-        (name = "services", description = "The public services agencies offer"),
+        (name = "services", description = "The public services agencies offer, and the definitions of those citizens apply for online (docs/services.md)"),
         (name = "identity", description = "Security events for analysts and auditors; agency systems' signed requests \
             (RFC 9421 HTTP Message Signatures, Ed25519, keys registered per subsystem). The OpenID Connect provider is \
             described by /.well-known/openid-configuration"),

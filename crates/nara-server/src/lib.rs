@@ -21,6 +21,7 @@ pub mod passkey;
 pub mod policy;
 pub mod problem;
 pub mod security;
+pub mod services;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -233,6 +234,8 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/api/v1/security/events" => get(account::security_events_api): Api(&[SecurityAnalyst, Auditor], "identity:read");
         "/api/v1/machine/whoami" => get(machine::whoami): Machine, post(machine::whoami): Machine;
         "/api/v1/registries" => get(exchange_pages::registries_api): Public;
+        "/api/v1/service-definitions" => get(services::definitions_api): Public, post(services::publish_api): Api(DESIGNERS, "catalogue:write");
+        "/api/v1/service-definitions/{code}" => get(services::definition_api): Public;
         "/api/v1/registries/{code}/record" => get(exchange_pages::registry_record): Machine, put(exchange_pages::put_registry_record): Machine;
         "/api/v1/me/consents" => get(exchange_pages::my_consents_api): Roles(&[Citizen]), post(exchange_pages::grant_consent_api): Roles(&[Citizen]);
         "/api/v1/me/consents/{id}/revoke" => post(exchange_pages::revoke_consent_api): Roles(&[Citizen]);
@@ -299,6 +302,9 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/admin/machine-clients/revoke" => post(account::revoke_machine_client): Roles(&[AgencyAdmin]);
         "/security/events" => get(account::security_events_page): Roles(&[SecurityAnalyst, Auditor]);
         "/registries" => get(exchange_pages::registries_page): Public;
+        "/apply" => get(services::apply_list): Public;
+        "/apply/{code}" => get(services::apply_service): Public;
+        "/designer/services" => get(services::designer_page): Roles(&[ServiceDesigner]), post(services::designer_submit): Roles(&[ServiceDesigner]);
         "/my/data-access" => get(exchange_pages::data_access_page): Roles(&[Citizen]);
         "/my/consents" => get(exchange_pages::consents_page): Roles(&[Citizen]), post(exchange_pages::grant_consent): Roles(&[Citizen]);
         "/my/consents/revoke" => post(exchange_pages::revoke_consent): Roles(&[Citizen]);

@@ -52,6 +52,8 @@ pub struct NavUser {
     pub staff: bool,
     pub agency_admin: bool,
     pub security: bool,
+    /// A service designer: sees the service design page.
+    pub designer: bool,
     /// A citizen: sees their data-access history and consents.
     pub citizen: bool,
     /// Sees exchange operations.
@@ -72,6 +74,7 @@ impl NavUser {
                 agency_admin: false,
                 security: false,
                 citizen: false,
+                designer: false,
                 operations: false,
                 pending: true,
             }),
@@ -84,6 +87,7 @@ impl NavUser {
                 agency_admin: p.has_role(Role::AgencyAdmin),
                 security: p.has_role(Role::SecurityAnalyst) || p.has_role(Role::Auditor),
                 citizen: p.has_role(Role::Citizen),
+                designer: p.has_role(Role::ServiceDesigner),
                 operations: [Role::Operator, Role::SecurityAnalyst, Role::Auditor]
                     .iter()
                     .any(|r| p.has_role(*r)),

@@ -14,6 +14,7 @@ pub mod ledger;
 pub mod oidc;
 pub use catalogue::CatalogueStats;
 mod seed;
+pub mod services;
 mod sql;
 
 use std::path::Path;

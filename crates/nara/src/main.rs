@@ -549,6 +549,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let (accounts, app) = nara_server::demo::ensure(&store, &identity, &data).await?;
             let exchange =
                 nara_server::demo::ensure_exchange(&store, &identity, &data, 1_000).await?;
+            nara_server::services::ensure_demo(&store).await?;
             println!("nara demo is running at http://{listen}/");
             println!(
                 "Demo accounts (also in {}; staff sign in with a TOTP code from totp_secret):",

@@ -15,4 +15,5 @@ mod identity;
 mod ledger;
 mod machine;
 mod pages;
+mod services;
 mod store_contract;

@@ -1,0 +1,565 @@
+//! Service definitions on the web: the public list and service pages (what
+//! a service asks, what it fetches for you, from whom and why), the JSON API,
+//! and service designers' page to check and publish versions.
+
+use askama::Template;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
+use nara_core::Lang;
+use nara_core::exchange::Purpose;
+use nara_core::identity::Role;
+use nara_core::service_def::{self, Definition, Text};
+use nara_store::services::PublishedDefinition;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::account::{csrf_ok, csrf_refused, query_value, when};
+use crate::auth::Principal;
+use crate::pages::{Layout, PageCtx, PageError, render, store_failed};
+use crate::problem::Problem;
+
+fn pick(t: &Text, lang: Lang) -> String {
+    match lang {
+        Lang::En => t.en.clone(),
+        Lang::Es => t.es.clone(),
+        Lang::Ko => t.ko.clone(),
+    }
+}
+
+/// A published definition, parsed (published ones always parse).
+fn parsed(p: &PublishedDefinition) -> Option<Definition> {
+    service_def::check(&p.source).ok()
+}
+
+/// Publishes a definition's source for `agency`, by `actor`.
+async fn publish(
+    state: &AppState,
+    source: &str,
+    agency: Option<&nara_core::MemberId>,
+    actor: &str,
+) -> Result<Definition, Vec<String>> {
+    let def = service_def::check(source)
+        .map_err(|ps| ps.iter().map(|p| p.to_string()).collect::<Vec<_>>())?;
+    if let Some(a) = agency
+        && def.agency.get_ref() != a.as_str()
+    {
+        return Err(vec![format!(
+            "line {}: you publish for {a}, not {}",
+            source[..def.agency.span().start].matches('\n').count() + 1,
+            def.agency.get_ref()
+        )]);
+    }
+    let record = PublishedDefinition {
+        code: def.code.get_ref().clone(),
+        version: i64::from(*def.version.get_ref()),
+        agency_id: def.agency.get_ref().clone(),
+        source: source.to_owned(),
+        published_by: actor.to_owned(),
+        published_at: nara_core::Timestamp::now().0,
+    };
+    match state.store.publish_definition(&record).await {
+        Ok(()) => Ok(def),
+        Err(nara_store::StoreError::Conflict(m)) => Err(vec![m]),
+        Err(nara_store::StoreError::Invalid(_)) => {
+            Err(vec![format!("no agency {}", def.agency.get_ref())])
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "publishing a service definition");
+            Err(vec!["the database is unavailable".into()])
+        }
+    }
+}
+
+/// The JSON summary of a definition.
+fn summary(p: &PublishedDefinition, d: &Definition) -> serde_json::Value {
+    serde_json::json!({
+        "code": p.code,
+        "version": p.version,
+        "agency": p.agency_id,
+        "title": {"en": d.title.en, "es": d.title.es, "ko": d.title.ko},
+        "summary": {"en": d.summary.en, "es": d.summary.es, "ko": d.summary.ko},
+        "automatic": d.automatic,
+        "sla_working_days": d.workflow.sla_working_days.get_ref(),
+        "fee": d.fee.as_ref().map(|f| serde_json::json!({"amount": f.amount.get_ref(), "currency": f.currency.get_ref()})),
+        "evidence": d.evidence.iter().map(|e| serde_json::json!({
+            "id": e.id.get_ref(), "service": e.service.get_ref(), "purpose": e.purpose.get_ref(),
+            "fields": e.fields.iter().map(|f| f.get_ref()).collect::<Vec<_>>(),
+            "legal_basis": e.legal_basis.as_ref().map(|l| l.get_ref()),
+        })).collect::<Vec<_>>(),
+        "document": d.document.as_ref().map(|doc| doc.credential_type.get_ref()),
+        "published_at": nara_core::Timestamp(p.published_at).rfc3339(),
+    })
+}
+
+/// The latest version of every service definition.
+#[utoipa::path(get, path = "/api/v1/service-definitions", tag = "services",
+    responses((status = 200, description = "Every service's latest version: code, version, agency, title, summary, SLA, fee, evidence, document")))]
+pub async fn definitions_api(State(state): State<AppState>) -> Response {
+    match state.store.latest_definitions().await {
+        Ok(list) => Json(
+            list.iter()
+                .filter_map(|p| parsed(p).map(|d| summary(p, &d)))
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(_) => Problem::internal().into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct VersionQuery {
+    #[serde(default)]
+    version: Option<i64>,
+}
+
+/// One service definition: a version (the latest by default), its TOML
+/// source and every version published.
+#[utoipa::path(get, path = "/api/v1/service-definitions/{code}", tag = "services",
+    params(("code" = String, Path, description = "The service's code"),
+           ("version" = Option<i64>, Query, description = "A published version (the latest if absent)")),
+    responses((status = 200, description = "{definition, source, versions}"),
+              (status = 404, description = "No such service or version", body = crate::problem::Problem, content_type = "application/problem+json")))]
+pub async fn definition_api(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    Query(q): Query<VersionQuery>,
+) -> Response {
+    let versions = match state.store.definition_versions(&code).await {
+        Ok(v) => v,
+        Err(_) => return Problem::internal().into_response(),
+    };
+    let chosen = match q.version {
+        Some(v) => versions.iter().find(|p| p.version == v),
+        None => versions.first(),
+    };
+    let Some((p, d)) = chosen.and_then(|p| parsed(p).map(|d| (p, d))) else {
+        return Problem::not_found(&format!("service definition {code}")).into_response();
+    };
+    Json(serde_json::json!({
+        "definition": summary(p, &d),
+        "source": p.source,
+        "versions": versions.iter().map(|v| serde_json::json!({
+            "version": v.version, "published_at": nara_core::Timestamp(v.published_at).rfc3339(), "published_by": v.published_by,
+        })).collect::<Vec<_>>(),
+    }))
+    .into_response()
+}
+
+/// Publishes a definition (the body: TOML). Problems come back with their
+/// line numbers, and nothing is published.
+#[utoipa::path(post, path = "/api/v1/service-definitions", tag = "services",
+    request_body(content = String, content_type = "application/toml", description = "A service definition (docs/services.md)"),
+    responses((status = 201, description = "Published"),
+              (status = 400, description = "Problems, each with its line", body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("api_token" = [])))]
+pub async fn publish_api(
+    State(state): State<AppState>,
+    who: Principal,
+    request: Request,
+) -> Response {
+    let Ok(body) = axum::body::to_bytes(request.into_body(), 256 * 1024).await else {
+        return Problem::bad_request("body", "at most 256 KiB").into_response();
+    };
+    let Ok(source) = String::from_utf8(body.to_vec()) else {
+        return Problem::bad_request("body", "not UTF-8").into_response();
+    };
+    match publish(&state, &source, None, &who.actor()).await {
+        Ok(d) => (
+            StatusCode::CREATED,
+            Json(serde_json::json!({"code": d.code.get_ref(), "version": d.version.get_ref()})),
+        )
+            .into_response(),
+        Err(problems) => Problem::invalid(nara_core::Invalid {
+            errors: problems
+                .into_iter()
+                .map(|p| nara_core::FieldError {
+                    field: "definition".into(),
+                    detail: p,
+                })
+                .collect(),
+        })
+        .into_response(),
+    }
+}
+
+// --------------------------------------------------------------- portal pages
+
+pub struct ServiceCard {
+    pub code: String,
+    pub title: String,
+    pub summary: String,
+    pub agency: String,
+    pub sla: u32,
+    pub automatic: bool,
+}
+
+#[derive(Template)]
+#[template(path = "apply_list.html")]
+struct ApplyList {
+    layout: Layout,
+    services: Vec<ServiceCard>,
+    q: String,
+}
+
+async fn agency_names(state: &AppState, lang: Lang) -> std::collections::HashMap<String, String> {
+    state
+        .store
+        .all_agencies()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| (a.id.to_string(), a.name.get(lang).to_owned()))
+        .collect()
+}
+
+/// The services citizens can apply for online, searchable.
+pub async fn apply_list(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+) -> Result<Response, PageError> {
+    let q = query_value(&ctx, "q")
+        .unwrap_or_default()
+        .chars()
+        .take(100)
+        .collect::<String>();
+    let needle = q.to_lowercase();
+    let names = agency_names(&state, ctx.lang).await;
+    let services = state
+        .store
+        .latest_definitions()
+        .await
+        .map_err(store_failed(ctx.lang))?
+        .iter()
+        .filter_map(|p| parsed(p).map(|d| (p, d)))
+        .map(|(p, d)| ServiceCard {
+            code: p.code.clone(),
+            title: pick(&d.title, ctx.lang),
+            summary: pick(&d.summary, ctx.lang),
+            agency: names
+                .get(&p.agency_id)
+                .cloned()
+                .unwrap_or_else(|| p.agency_id.clone()),
+            sla: *d.workflow.sla_working_days.get_ref(),
+            automatic: d.automatic,
+        })
+        .filter(|c| {
+            needle.is_empty()
+                || c.title.to_lowercase().contains(&needle)
+                || c.summary.to_lowercase().contains(&needle)
+                || c.agency.to_lowercase().contains(&needle)
+        })
+        .collect();
+    Ok(render(&ApplyList {
+        layout: ctx.layout(ctx.tr().s("apply.title"), "apply"),
+        services,
+        q,
+    }))
+}
+
+pub struct QuestionView {
+    pub label: String,
+    pub kind: String,
+    pub required: bool,
+    pub conditional: bool,
+}
+
+pub struct EvidenceView {
+    pub what: String,
+    pub from: String,
+    pub why: String,
+    pub basis: String,
+    pub fields: String,
+}
+
+#[derive(Template)]
+#[template(path = "apply_service.html")]
+struct ApplyService {
+    layout: Layout,
+    code: String,
+    version: i64,
+    published: String,
+    agency: String,
+    summary: String,
+    fee: Option<String>,
+    sla: u32,
+    automatic: bool,
+    pages: Vec<(String, Vec<QuestionView>)>,
+    evidence: Vec<EvidenceView>,
+    document: Option<String>,
+}
+
+/// A service's page: what it asks, what nara fetches for you (from whom,
+/// why, on what basis), how long it takes, what you receive.
+pub async fn apply_service(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+) -> Result<Response, PageError> {
+    let versions = state
+        .store
+        .definition_versions(&code)
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let Some((p, d)) = versions.first().and_then(|p| parsed(p).map(|d| (p, d))) else {
+        return Err(PageError::not_found(ctx.lang));
+    };
+    let names = agency_names(&state, ctx.lang).await;
+    let directory = state.exchange.directory(&state.store).await.ok();
+    let tr = ctx.tr();
+    let evidence = d
+        .evidence
+        .iter()
+        .map(|e| {
+            let member: String = e
+                .service
+                .get_ref()
+                .split('/')
+                .take(3)
+                .collect::<Vec<_>>()
+                .join("/");
+            EvidenceView {
+                what: directory
+                    .as_ref()
+                    .and_then(|dir| {
+                        dir.services
+                            .get(e.service.get_ref())
+                            .map(|s| s.title.clone())
+                    })
+                    .unwrap_or_else(|| e.service.get_ref().clone()),
+                from: names.get(&member).cloned().unwrap_or(member),
+                why: e
+                    .purpose
+                    .get_ref()
+                    .parse::<Purpose>()
+                    .map(|p| p.describe().to_owned())
+                    .unwrap_or_default(),
+                basis: match &e.legal_basis {
+                    Some(l) => l.get_ref().clone(),
+                    None => tr.s("apply.asks_consent").to_owned(),
+                },
+                fields: e
+                    .fields
+                    .iter()
+                    .map(|f| f.get_ref().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+        })
+        .collect();
+    fn questions(fields: &[service_def::Field], lang: Lang, out: &mut Vec<QuestionView>) {
+        for f in fields {
+            out.push(QuestionView {
+                label: pick(&f.label, lang),
+                kind: f.kind.get_ref().clone(),
+                required: f.required,
+                conditional: f.visible_if.is_some(),
+            });
+            questions(&f.fields, lang, out);
+        }
+    }
+    let pages = d
+        .pages
+        .iter()
+        .map(|page| {
+            let mut qs = Vec::new();
+            questions(&page.fields, ctx.lang, &mut qs);
+            (pick(&page.title, ctx.lang), qs)
+        })
+        .collect();
+    let page = ApplyService {
+        layout: ctx.layout(&pick(&d.title, ctx.lang), "apply"),
+        code: p.code.clone(),
+        version: p.version,
+        published: when(p.published_at),
+        agency: names
+            .get(&p.agency_id)
+            .cloned()
+            .unwrap_or_else(|| p.agency_id.clone()),
+        summary: pick(&d.summary, ctx.lang),
+        fee: d.fee.as_ref().map(|f| {
+            if *f.amount.get_ref() == 0 {
+                tr.s("apply.free").to_owned()
+            } else {
+                format!("{} {}", f.amount.get_ref(), f.currency.get_ref())
+            }
+        }),
+        sla: *d.workflow.sla_working_days.get_ref(),
+        automatic: d.automatic,
+        pages,
+        evidence,
+        document: d.document.as_ref().map(|doc| pick(&doc.title, ctx.lang)),
+    };
+    Ok(render(&page))
+}
+
+// ------------------------------------------------------------ the designer
+
+pub struct DesignView {
+    pub code: String,
+    pub version: i64,
+    pub title: String,
+    pub published: String,
+}
+
+#[derive(Template)]
+#[template(path = "designer.html")]
+struct DesignerPage {
+    layout: Layout,
+    agency: String,
+    services: Vec<DesignView>,
+    source: String,
+    problems: Vec<String>,
+    message: Option<String>,
+    csrf: String,
+}
+
+fn designer_agency(ctx: &PageCtx, who: &Principal) -> Result<nara_core::MemberId, PageError> {
+    who.agencies_for(Role::ServiceDesigner)
+        .into_iter()
+        .next()
+        .ok_or_else(|| PageError::not_found(ctx.lang))
+}
+
+async fn designer_view(
+    ctx: &PageCtx,
+    state: &AppState,
+    who: &Principal,
+    source: String,
+    problems: Vec<String>,
+    message: Option<String>,
+) -> Result<Response, PageError> {
+    let agency = designer_agency(ctx, who)?;
+    let services = state
+        .store
+        .latest_definitions()
+        .await
+        .map_err(store_failed(ctx.lang))?
+        .into_iter()
+        .filter(|p| p.agency_id == agency.as_str())
+        .map(|p| DesignView {
+            title: parsed(&p)
+                .map(|d| pick(&d.title, ctx.lang))
+                .unwrap_or_default(),
+            code: p.code,
+            version: p.version,
+            published: when(p.published_at),
+        })
+        .collect();
+    let status = if problems.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    let page = DesignerPage {
+        layout: ctx.layout(ctx.tr().s("designer.title"), "designer"),
+        agency: agency.to_string(),
+        services,
+        source,
+        problems,
+        message,
+        csrf: who.csrf().unwrap_or_default().to_owned(),
+    };
+    Ok((status, render(&page)).into_response())
+}
+
+/// The designer's page; `?edit=CODE` loads that service's latest source.
+pub async fn designer_page(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+) -> Result<Response, PageError> {
+    let agency = designer_agency(&ctx, &who)?;
+    let mut source = String::new();
+    if let Some(code) = query_value(&ctx, "edit") {
+        let versions = state
+            .store
+            .definition_versions(&code)
+            .await
+            .map_err(store_failed(ctx.lang))?;
+        match versions.first() {
+            Some(p) if p.agency_id == agency.as_str() => source = p.source.clone(),
+            _ => return Err(PageError::not_found(ctx.lang)),
+        }
+    }
+    designer_view(&ctx, &state, &who, source, Vec::new(), None).await
+}
+
+#[derive(Deserialize)]
+pub struct DesignForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    source: String,
+    /// `check` or `publish`.
+    #[serde(default)]
+    action: String,
+}
+
+/// Checks (and on `publish`, publishes) a definition of the designer's agency.
+pub async fn designer_submit(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Form(form): Form<DesignForm>,
+) -> Result<Response, PageError> {
+    if !csrf_ok(&ctx.caller, &form.csrf) {
+        return Ok(csrf_refused(ctx.lang));
+    }
+    let agency = designer_agency(&ctx, &who)?;
+    if form.source.len() > 256 * 1024 {
+        return designer_view(
+            &ctx,
+            &state,
+            &who,
+            String::new(),
+            vec!["at most 256 KiB".into()],
+            None,
+        )
+        .await;
+    }
+    if form.action != "publish" {
+        let problems = match service_def::check(&form.source) {
+            Ok(_) => Vec::new(),
+            Err(ps) => ps.iter().map(|p| p.to_string()).collect(),
+        };
+        let message = problems
+            .is_empty()
+            .then(|| ctx.tr().s("designer.no_problems").to_owned());
+        return designer_view(&ctx, &state, &who, form.source, problems, message).await;
+    }
+    match publish(&state, &form.source, Some(&agency), &who.actor()).await {
+        Ok(d) => {
+            let message = format!("{} v{}", d.code.get_ref(), d.version.get_ref());
+            designer_view(&ctx, &state, &who, form.source, Vec::new(), Some(message)).await
+        }
+        Err(problems) => designer_view(&ctx, &state, &who, form.source, problems, None).await,
+    }
+}
+
+/// Publishes the demo's service definitions (once).
+pub async fn ensure_demo(store: &nara_store::Store) -> anyhow::Result<()> {
+    for (_, source) in service_def::DEMO {
+        let def = service_def::check(source)
+            .map_err(|p| anyhow::anyhow!("a demo service definition: {p:?}"))?;
+        if !store
+            .definition_versions(def.code.get_ref())
+            .await?
+            .is_empty()
+        {
+            continue;
+        }
+        store
+            .publish_definition(&PublishedDefinition {
+                code: def.code.get_ref().clone(),
+                version: i64::from(*def.version.get_ref()),
+                agency_id: def.agency.get_ref().clone(),
+                source: (*source).to_owned(),
+                published_by: "demo".into(),
+                published_at: nara_core::Timestamp::now().0,
+            })
+            .await?;
+    }
+    Ok(())
+}

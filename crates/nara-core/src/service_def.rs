@@ -543,6 +543,242 @@ pub fn check(source: &str) -> Result<Definition, Vec<Problem>> {
     }
 }
 
+/// One answer that is not acceptable: the field and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnswerProblem {
+    pub field: String,
+    pub message: String,
+}
+
+/// Checks answers (a JSON object: field id → value) against the fields of
+/// `pages` (all pages when `None`): required fields present, every value of
+/// its type and bounds; fields hidden by `visible_if` must be absent or are
+/// ignored; unknown keys are refused. `evidence` supplies values conditions
+/// may read (`evidence.ID.FIELD`). Every problem is reported.
+pub fn check_answers(
+    def: &Definition,
+    pages: Option<&[&str]>,
+    answers: &serde_json::Map<String, serde_json::Value>,
+    evidence: &serde_json::Map<String, serde_json::Value>,
+) -> Vec<AnswerProblem> {
+    let mut problems = Vec::new();
+    let value_of = |name: &str| -> Option<serde_json::Value> {
+        if let Some(rest) = name.strip_prefix("evidence.") {
+            let (e, f) = rest.split_once('.')?;
+            return evidence.get(e)?.get(f).cloned();
+        }
+        answers.get(name).cloned()
+    };
+    let visible = |f: &Field| {
+        f.visible_if
+            .as_ref()
+            .is_none_or(|c| parse_expr(c.get_ref()).is_ok_and(|e| e.eval(&value_of)))
+    };
+    let mut known = BTreeSet::new();
+    for page in &def.pages {
+        if pages.is_some_and(|ps| !ps.contains(&page.id.get_ref().as_str())) {
+            continue;
+        }
+        for f in &page.fields {
+            known.insert(f.id.get_ref().clone());
+            if !visible(f) {
+                continue;
+            }
+            check_value(
+                f,
+                answers.get(f.id.get_ref()),
+                f.id.get_ref(),
+                &mut problems,
+            );
+        }
+    }
+    for key in answers.keys() {
+        let anywhere = def
+            .pages
+            .iter()
+            .any(|p| p.fields.iter().any(|f| f.id.get_ref() == key));
+        if !anywhere || (pages.is_none() && !known.contains(key)) {
+            problems.push(AnswerProblem {
+                field: key.chars().take(64).collect(),
+                message: "not a question of this service".into(),
+            });
+        }
+    }
+    problems
+}
+
+fn check_value(
+    f: &Field,
+    value: Option<&serde_json::Value>,
+    path: &str,
+    out: &mut Vec<AnswerProblem>,
+) {
+    use serde_json::Value;
+    let mut bad = |message: String| {
+        out.push(AnswerProblem {
+            field: path.to_owned(),
+            message,
+        })
+    };
+    let empty = match value {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.trim().is_empty(),
+        Some(Value::Array(a)) => a.is_empty(),
+        _ => false,
+    };
+    if empty {
+        if f.required {
+            bad("is required".into());
+        }
+        return;
+    }
+    let Some(value) = value else { return };
+    let text = value.as_str();
+    match f.kind.get_ref().as_str() {
+        "text" | "address" => {
+            let Some(t) = text else {
+                return bad("must be text".into());
+            };
+            let n = t.chars().count() as i64;
+            let (min, max) = (
+                f.min.unwrap_or(0),
+                f.max.unwrap_or(if f.kind.get_ref() == "address" {
+                    300
+                } else {
+                    2_000
+                }),
+            );
+            if n < min || n > max {
+                bad(format!("must be {min} to {max} characters"));
+            }
+            if t.chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+            {
+                bad("may not contain control characters".into());
+            }
+        }
+        "number" => {
+            let n = match value {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => s.trim().parse::<f64>().ok(),
+                _ => None,
+            };
+            match n.filter(|n| n.is_finite()) {
+                None => bad("must be a number".into()),
+                Some(n) => {
+                    if f.min.is_some_and(|m| n < m as f64) || f.max.is_some_and(|m| n > m as f64) {
+                        bad(format!(
+                            "must be between {} and {}",
+                            f.min.map_or("-∞".into(), |m| m.to_string()),
+                            f.max.map_or("∞".into(), |m| m.to_string())
+                        ));
+                    }
+                }
+            }
+        }
+        "date" => {
+            if !text.is_some_and(valid_date) {
+                bad("must be a date, YYYY-MM-DD".into());
+            }
+        }
+        "choice" => {
+            if !text.is_some_and(|t| f.options.iter().any(|o| o.get_ref() == t)) {
+                bad("must be one of the options".into());
+            }
+        }
+        "national_id" => {
+            if !text.is_some_and(|t| crate::identity::normalize_national_id(t).is_ok()) {
+                bad("must be a resident registration number".into());
+            }
+        }
+        "yes_no" => match value {
+            Value::Bool(_) => {}
+            Value::String(s) if s == "yes" || s == "no" => {}
+            _ => bad("must be yes or no".into()),
+        },
+        "file" => {
+            // An upload's content address, as the upload route returns it.
+            let ok = text.is_some_and(|t| {
+                t.len() == 71
+                    && t.starts_with("sha256:")
+                    && t[7..]
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            });
+            if !ok {
+                bad("must be an uploaded file".into());
+            }
+        }
+        "group" => {
+            let Value::Array(items) = value else {
+                out.push(AnswerProblem {
+                    field: path.to_owned(),
+                    message: "must be a list of entries".into(),
+                });
+                return;
+            };
+            let max = f.max.unwrap_or(20).clamp(1, 100) as usize;
+            if items.len() > max {
+                out.push(AnswerProblem {
+                    field: path.to_owned(),
+                    message: format!("at most {max} entries"),
+                });
+            }
+            for (i, item) in items.iter().take(max).enumerate() {
+                let Value::Object(entry) = item else {
+                    out.push(AnswerProblem {
+                        field: format!("{path}.{i}"),
+                        message: "an entry must be an object".into(),
+                    });
+                    continue;
+                };
+                for sub in &f.fields {
+                    check_value(
+                        sub,
+                        entry.get(sub.id.get_ref()),
+                        &format!("{path}.{i}.{}", sub.id.get_ref()),
+                        out,
+                    );
+                }
+                for key in entry.keys() {
+                    if !f.fields.iter().any(|s| s.id.get_ref() == key) {
+                        out.push(AnswerProblem {
+                            field: format!("{path}.{i}"),
+                            message: "an entry has an unknown key".into(),
+                        });
+                    }
+                }
+            }
+        }
+        _ => bad("has an unknown type".into()),
+    }
+}
+
+/// `YYYY-MM-DD`, a real calendar date between 1900 and 2199.
+pub fn valid_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| {
+        s.get(r)
+            .filter(|t| t.bytes().all(|c| c.is_ascii_digit()))
+            .and_then(|t| t.parse::<u32>().ok())
+    };
+    let (Some(y), Some(m), Some(d)) = (num(0..4), num(5..7), num(8..10)) else {
+        return false;
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1900..2200).contains(&y) && (1..=days).contains(&d)
+}
+
 /// A condition, parsed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
@@ -828,7 +1064,141 @@ mod tests {
         }
     }
 
+    fn def(i: usize) -> Definition {
+        check(DEMO[i].1).unwrap()
+    }
+
+    fn obj(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn answers_are_checked_field_by_field() {
+        let none = serde_json::Map::new();
+        // Business registration: text bounds, choice, date, address, file.
+        let d = def(1);
+        let good = obj(serde_json::json!({
+            "trade_name": "Hanbit Foods", "kind": "corporation", "opening_date": "2026-03-01",
+            "premises": "Mapo-gu 10-ro 1, Seoul", "lease": format!("sha256:{}", "a".repeat(64)),
+        }));
+        assert_eq!(check_answers(&d, None, &good, &none), vec![]);
+        let bad = obj(serde_json::json!({
+            "trade_name": "H", "kind": "cooperative", "opening_date": "2026-02-30",
+            "premises": "", "lease": "../../etc/passwd", "extra": 1,
+        }));
+        let problems: Vec<String> = check_answers(&d, None, &bad, &none)
+            .into_iter()
+            .map(|p| p.field)
+            .collect();
+        assert_eq!(
+            problems,
+            [
+                "trade_name",
+                "kind",
+                "opening_date",
+                "premises",
+                "lease",
+                "extra"
+            ]
+        );
+        // One page at a time: the other page's questions are not required yet.
+        let page = obj(
+            serde_json::json!({"trade_name": "Hanbit Foods", "kind": "corporation", "opening_date": "2026-03-01", "premises": "Mapo-gu 10-ro 1"}),
+        );
+        assert_eq!(check_answers(&d, Some(&["business"]), &page, &none), vec![]);
+        // Phishing report: conditions decide what is asked.
+        let d = def(4);
+        let call = obj(
+            serde_json::json!({"channel": "phone_call", "sender": "010-0000-0000", "lost_money": "no"}),
+        );
+        assert_eq!(check_answers(&d, None, &call, &none), vec![]);
+        let lost = obj(
+            serde_json::json!({"channel": "sms", "sender": "x", "lost_money": true, "amount": "-5"}),
+        );
+        let p = check_answers(&d, None, &lost, &none);
+        assert_eq!(
+            p.iter().map(|p| p.field.as_str()).collect::<Vec<_>>(),
+            ["amount"]
+        );
+        // School care: a repeatable group, national ids in the pension.
+        let d = def(2);
+        let a = obj(
+            serde_json::json!({"child_name": "Yuna", "school": "Mapo Elementary", "grade": 7, "single_parent": "yes",
+            "pickup": [{"pickup_name": "Kim", "pickup_relation": "parent"}, {"pickup_name": ""}, {"pickup_name": "Lee", "x": 1}, {}]}),
+        );
+        let fields: Vec<String> = check_answers(&d, None, &a, &none)
+            .into_iter()
+            .map(|p| p.field)
+            .collect();
+        assert_eq!(
+            fields,
+            ["grade", "pickup", "pickup.1.pickup_name", "pickup.2"],
+            "four entries of at most three; the fourth is not read"
+        );
+        let d = def(3);
+        let a = obj(
+            serde_json::json!({"bank_account": "110-123-456789", "representative": "901301-1234567"}),
+        );
+        assert_eq!(
+            check_answers(&d, None, &a, &none)[0].field,
+            "representative"
+        );
+    }
+
+    #[test]
+    fn dates_are_calendar_dates() {
+        for ok in ["2024-02-29", "1900-01-01", "2199-12-31"] {
+            assert!(valid_date(ok), "{ok}");
+        }
+        for bad in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-00-10",
+            "24-01-01",
+            "2024-1-01",
+            "2024-01-32",
+            "１９９０-01-01",
+            "2024/01/01",
+        ] {
+            assert!(!valid_date(bad), "{bad}");
+        }
+    }
+
+    use proptest::strategy::Strategy as _;
+
     proptest::proptest! {
+        /// Every field type, fed any JSON value: never a panic, and a value
+        /// accepted for a field is of its type.
+        #[test]
+        fn any_answer_to_any_field(i in 0usize..6, key in 0usize..40, v in proptest::prop_oneof![
+            proptest::strategy::Just(serde_json::Value::Null),
+            proptest::bool::ANY.prop_map(serde_json::Value::Bool),
+            proptest::num::i64::ANY.prop_map(|n| serde_json::json!(n)),
+            proptest::num::f64::ANY.prop_map(|n| serde_json::json!(n)),
+            "[ -~가-힣]{0,40}".prop_map(serde_json::Value::String),
+            proptest::collection::vec("[a-z_]{0,8}", 0..4).prop_map(|v| serde_json::json!([{ "pickup_name": v.join(" ") }])),
+        ]) {
+            let d = def(i);
+            let mut fields: Vec<&Field> = Vec::new();
+            for p in &d.pages { for f in &p.fields { fields.push(f); } }
+            let f = fields[key % fields.len()];
+            let answers = obj(serde_json::json!({ f.id.get_ref().clone(): v.clone() }));
+            let problems = check_answers(&d, None, &answers, &serde_json::Map::new());
+            let accepted = !problems.iter().any(|p| p.field.starts_with(f.id.get_ref().as_str()));
+            if accepted && !v.is_null() {
+                let ok = match f.kind.get_ref().as_str() {
+                    "date" => v.as_str().is_some_and(valid_date),
+                    "choice" => v.as_str().is_some_and(|t| f.options.iter().any(|o| o.get_ref() == t)),
+                    "national_id" => v.as_str().is_some_and(|t| crate::identity::normalize_national_id(t).is_ok()),
+                    "yes_no" => v.is_boolean() || v == "yes" || v == "no",
+                    "file" => v.as_str().is_some_and(|t| t.starts_with("sha256:")),
+                    "group" => v.is_array(),
+                    _ => true,
+                };
+                proptest::prop_assert!(ok || v.as_str().is_some_and(|t| t.trim().is_empty()), "{} accepted {v}", f.kind.get_ref());
+            }
+        }
+
         #[test]
         fn hostile_definitions_never_panic(s in "[ -~\n]{0,400}") {
             let _ = check(&s);

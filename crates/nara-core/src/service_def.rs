@@ -687,7 +687,7 @@ fn check_value(
             }
         }
         "national_id" => {
-            if !text.is_some_and(|t| crate::identity::normalize_national_id(t).is_ok()) {
+            if text.is_none_or(|t| crate::identity::normalize_national_id(t).is_err()) {
                 bad("must be a resident registration number".into());
             }
         }

@@ -884,6 +884,29 @@ async fn access_view(
     Ok((status, render(&page)).into_response())
 }
 
+/// After a change to the agency's services, registries or rights: reload
+/// the gateway's directory and show the page with the outcome (a conflict
+/// is the admin's to fix; anything else is ours).
+async fn after_change(
+    ctx: &PageCtx,
+    state: &AppState,
+    who: &Principal,
+    agency: &MemberId,
+    result: Result<(), nara_store::StoreError>,
+    done: String,
+) -> Result<Response, PageError> {
+    match result {
+        Ok(()) => {
+            state.exchange.changed();
+            access_view(ctx, state, who, agency, Some(done), None).await
+        }
+        Err(nara_store::StoreError::Conflict(m)) => {
+            access_view(ctx, state, who, agency, None, Some(m)).await
+        }
+        Err(e) => Err(store_failed(ctx.lang)(e)),
+    }
+}
+
 pub async fn access_page(
     ctx: PageCtx,
     State(state): State<AppState>,
@@ -951,7 +974,7 @@ pub async fn grant_access(
         )
         .await;
     };
-    match state
+    let result = state
         .store
         .grant_access(
             &service.id,
@@ -959,25 +982,9 @@ pub async fn grant_access(
             &fields.join(" "),
             &who.actor(),
         )
-        .await
-    {
-        Ok(()) => {
-            state.exchange.changed();
-            access_view(
-                &ctx,
-                &state,
-                &who,
-                &agency,
-                Some(format!("{client} → {}", service.id)),
-                None,
-            )
-            .await
-        }
-        Err(nara_store::StoreError::Conflict(m)) => {
-            access_view(&ctx, &state, &who, &agency, None, Some(m)).await
-        }
-        Err(e) => Err(store_failed(ctx.lang)(e)),
-    }
+        .await;
+    let done = format!("{client} → {}", service.id);
+    after_change(&ctx, &state, &who, &agency, result, done).await
 }
 
 #[derive(Deserialize)]
@@ -1138,20 +1145,11 @@ pub async fn publish_service(
         endpoint,
         created_at: nara_core::Timestamp::now().0,
     };
-    match state
+    let result = state
         .store
         .register_data_service(&service, &who.actor())
-        .await
-    {
-        Ok(()) => {
-            state.exchange.changed();
-            access_view(&ctx, &state, &who, &agency, Some(service.id), None).await
-        }
-        Err(nara_store::StoreError::Conflict(m)) => {
-            access_view(&ctx, &state, &who, &agency, None, Some(m)).await
-        }
-        Err(e) => Err(store_failed(ctx.lang)(e)),
-    }
+        .await;
+    after_change(&ctx, &state, &who, &agency, result, service.id.clone()).await
 }
 
 #[derive(Deserialize)]
@@ -1202,16 +1200,8 @@ pub async fn create_registry(
         schema: schema.to_string(),
         created_at: nara_core::Timestamp::now().0,
     };
-    match state.store.create_registry(&registry, &who.actor()).await {
-        Ok(()) => {
-            state.exchange.changed();
-            access_view(&ctx, &state, &who, &agency, Some(registry.code), None).await
-        }
-        Err(nara_store::StoreError::Conflict(m)) => {
-            access_view(&ctx, &state, &who, &agency, None, Some(m)).await
-        }
-        Err(e) => Err(store_failed(ctx.lang)(e)),
-    }
+    let result = state.store.create_registry(&registry, &who.actor()).await;
+    after_change(&ctx, &state, &who, &agency, result, registry.code.clone()).await
 }
 
 // ---------------------------------------------------------------- operations

@@ -106,7 +106,7 @@ async function signIn(account, lang) {
 // Every signed-in page, audited in each language, by the role that sees it.
 const byRole = (role) => accounts.find((a) => a.role === role);
 const signedInPages = [
-  ['citizen', ['/account', '/account/second-factor', '/my/consents', '/my/data-access']],
+  ['citizen', ['/account', '/account/second-factor', '/my/consents', '/my/data-access', '/my/applications', '/apply/resident-registration-certificate']],
   ['agency_admin', ['/admin/officials', '/admin/apps', '/admin/machine-clients', '/admin/exchange']],
   ['service_designer', ['/designer/services']],
   ['security_analyst', ['/security/events']],

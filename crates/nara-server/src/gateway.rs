@@ -1392,6 +1392,127 @@ pub fn spawn_poll(state: AppState) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// Evidence for an application: the agency's portal subsystem (`client`)
+/// fetches one record through the same checks as any exchange — access
+/// right, purpose, the citizen's consent or a legal basis the service lists —
+/// from the same provider, logged and ledgered the same way, so it appears
+/// in the citizen's data-access history. Services of other nodes are not
+/// fetched this way yet.
+pub struct EvidenceRequest<'a> {
+    pub client: ClientId,
+    pub service_id: &'a str,
+    pub subject_hash: &'a str,
+    pub purpose: &'a str,
+    pub consent_id: Option<&'a str>,
+    pub legal_basis: Option<&'a str>,
+    /// The application's reference (`X-Road-Issue`).
+    pub issue: &'a str,
+}
+
+pub async fn fetch_evidence(
+    state: &AppState,
+    req: &EvidenceRequest<'_>,
+) -> Result<serde_json::Value, Fault> {
+    let started = Instant::now();
+    let now_ms = nara_core::Timestamp::now().0;
+    let directory = state
+        .exchange
+        .directory(&state.store)
+        .await
+        .map_err(db_fault)?;
+    let Some(service) = directory.services.get(req.service_id) else {
+        return Err(Fault::new(
+            FaultKind::UnknownService,
+            format!("no service {} on this node", req.service_id),
+        ));
+    };
+    let right = directory.right(&service.id, &req.client).ok_or_else(|| {
+        Fault::new(
+            FaultKind::AccessDenied,
+            format!("{} holds no access right to {}", req.client, service.id),
+        )
+    })?;
+    if !service.purpose_list().any(|p| p == req.purpose) {
+        return Err(Fault::new(
+            FaultKind::PurposeRequired,
+            format!("{} does not accept the purpose {}", service.id, req.purpose),
+        ));
+    }
+    let mut basis = Basis {
+        purpose: req.purpose.to_owned(),
+        subject_hash: req.subject_hash.to_owned(),
+        ..Basis::default()
+    };
+    if service.personal == 1 {
+        match (req.consent_id, req.legal_basis) {
+            (Some(id), _) => {
+                let c = state
+                    .store
+                    .exchange_consent(id)
+                    .await
+                    .map_err(db_fault)?
+                    .filter(|c| c.service_id == service.id)
+                    .filter(|c| c.client_agency == req.client.member.as_str())
+                    .filter(|c| c.purpose == req.purpose && c.subject_hash == req.subject_hash)
+                    .filter(|c| c.is_valid_at(now_ms))
+                    .ok_or_else(|| {
+                        Fault::new(FaultKind::ConsentRequired, "no valid consent covers this")
+                    })?;
+                basis.consent_id = c.id;
+            }
+            (None, Some(l)) if service.legal_basis_list().any(|x| x == l) => {
+                basis.legal_basis = l.to_owned();
+            }
+            _ => {
+                return Err(Fault::new(
+                    FaultKind::ConsentRequired,
+                    "personal data needs the citizen's consent or a listed legal basis",
+                ));
+            }
+        }
+    }
+    let target = Target::parse(&format!("/r1/{}/record", service.id), None)?;
+    let mut headers = HeaderMap::new();
+    for (name, value) in [
+        ("nara-purpose", basis.purpose.as_str()),
+        ("nara-consent", basis.consent_id.as_str()),
+        ("nara-legal-basis", basis.legal_basis.as_str()),
+        ("x-road-issue", req.issue),
+    ] {
+        if !value.is_empty()
+            && let Ok(v) = HeaderValue::from_str(value)
+        {
+            headers.insert(name, v);
+        }
+    }
+    let call = Call {
+        method: Method::GET,
+        target,
+        client: req.client.clone(),
+        xroad_id: new_id(),
+        request_id: new_id(),
+        user_id: String::new(),
+        issue: req.issue.to_owned(),
+        headers,
+        body: Bytes::new(),
+        client_signature: "nara-portal".into(),
+        started,
+        started_ms: now_ms,
+    };
+    let fields: Vec<String> = right.fields.split_whitespace().map(str::to_owned).collect();
+    let answer = provide(state, &directory, service, &call, &basis, &fields).await?;
+    let (status, body) = (answer.status, answer.body.clone());
+    finish(state, &call, &basis, answer).await?;
+    if status != 200 {
+        return Err(Fault::new(
+            FaultKind::ServiceFailed,
+            format!("{} answered {status}", service.id),
+        ));
+    }
+    serde_json::from_slice(&body)
+        .map_err(|_| Fault::new(FaultKind::ServiceFailed, "the record is not JSON"))
+}
+
 /// An agency system calling the gateway: signs each request with its
 /// subsystem's key (RFC 9421) and names itself in `X-Road-Client`. Used by
 /// `nara exchange call`, the tests and the benchmark.

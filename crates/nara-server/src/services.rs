@@ -288,6 +288,8 @@ struct ApplyService {
     pages: Vec<(String, Vec<QuestionView>)>,
     evidence: Vec<EvidenceView>,
     document: Option<String>,
+    /// A signed-in citizen's CSRF token: they may start an application.
+    citizen_csrf: Option<String>,
 }
 
 /// A service's page: what it asks, what nara fetches for you (from whom,
@@ -390,6 +392,12 @@ pub async fn apply_service(
         pages,
         evidence,
         document: d.document.as_ref().map(|doc| pick(&doc.title, ctx.lang)),
+        citizen_csrf: match &ctx.caller {
+            crate::auth::Caller::Signed(p) if p.has_role(Role::Citizen) => {
+                p.csrf().map(str::to_owned)
+            }
+            _ => None,
+        },
     };
     Ok(render(&page))
 }
@@ -538,11 +546,28 @@ pub async fn designer_submit(
     }
 }
 
-/// Publishes the demo's service definitions (once).
+/// Publishes the demo's service definitions (once), and grants each
+/// agency's portal subsystem (`AGENCY/portal`, through which nara fetches
+/// an application's evidence) the evidence its services name.
 pub async fn ensure_demo(store: &nara_store::Store) -> anyhow::Result<()> {
     for (_, source) in service_def::DEMO {
         let def = service_def::check(source)
             .map_err(|p| anyhow::anyhow!("a demo service definition: {p:?}"))?;
+        let services = store.data_services().await?;
+        for e in &def.evidence {
+            if !services.iter().any(|s| s.id == *e.service.get_ref()) {
+                continue;
+            }
+            let fields: Vec<&str> = e.fields.iter().map(|f| f.get_ref().as_str()).collect();
+            let client = format!("{}/portal", def.agency.get_ref());
+            match store
+                .grant_access(e.service.get_ref(), &client, &fields.join(" "), "demo")
+                .await
+            {
+                Ok(()) | Err(nara_store::StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         if !store
             .definition_versions(def.code.get_ref())
             .await?

@@ -13,6 +13,7 @@ pub mod identity;
 pub mod ledger;
 pub mod oidc;
 pub use catalogue::CatalogueStats;
+pub mod applications;
 mod seed;
 pub mod services;
 mod sql;

@@ -134,6 +134,13 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
         (("GET", "/api/v1/service-definitions/{code}"), ALL),
         (("GET", "/apply"), ALL),
         (("GET", "/apply/{code}"), ALL),
+        (("POST", "/apply/{code}/start"), "citizen"),
+        (("GET", "/applications/{reference}"), "citizen"),
+        (("GET", "/applications/{reference}/pages/{n}"), "citizen"),
+        (("POST", "/applications/{reference}/pages/{n}"), "citizen"),
+        (("GET", "/applications/{reference}/review"), "citizen"),
+        (("POST", "/applications/{reference}/submit"), "citizen"),
+        (("GET", "/my/applications"), "citizen"),
         (("GET", "/designer/services"), "service_designer"),
         (("POST", "/designer/services"), "service_designer"),
         (("GET", "/my/data-access"), "citizen"),
@@ -157,6 +164,8 @@ fn concrete(path: &str) -> String {
         .replace("{*path}", "0/000.p/1")
         .replace("{*rest}", "KR/GOV/MOIS/resident-registry/residents/record")
         .replace("{code}", "residents")
+        .replace("{reference}", "MOIS-2026-00000000")
+        .replace("{n}", "1")
 }
 
 #[derive(Debug, PartialEq)]

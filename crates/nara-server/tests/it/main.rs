@@ -15,5 +15,6 @@ mod identity;
 mod ledger;
 mod machine;
 mod pages;
+mod portal;
 mod services;
 mod store_contract;

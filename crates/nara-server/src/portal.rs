@@ -1,0 +1,770 @@
+//! The citizen's side of a service: start (or resume) a draft kept on the
+//! server, fill its pages (each checked as it is saved), review what nara
+//! will fetch and consent, submit — the evidence is fetched through the
+//! exchange and eligibility decided — and follow the application's status.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use nara_core::Lang;
+use nara_core::exchange::{ClientId, Purpose};
+use nara_core::service_def::{self, Definition, Field, Text};
+use nara_store::applications::Application;
+use serde_json::{Map, Value};
+
+use crate::AppState;
+use crate::account::{csrf_ok, csrf_refused, when};
+use crate::auth::Principal;
+use crate::pages::{Layout, PageCtx, PageError, render, store_failed};
+
+fn pick(t: &Text, lang: Lang) -> String {
+    match lang {
+        Lang::En => t.en.clone(),
+        Lang::Es => t.es.clone(),
+        Lang::Ko => t.ko.clone(),
+    }
+}
+
+/// A new reference number: agency code, year, 8 random digits.
+fn new_reference(agency: &str) -> String {
+    let code = agency.rsplit('/').next().unwrap_or(agency);
+    let year = &nara_core::Timestamp::now().rfc3339()[..4];
+    format!("{code}-{year}-{:08}", rand::random::<u32>() % 100_000_000)
+}
+
+/// `days` working days (Monday to Friday) after `from_ms`; public holidays
+/// are not known to nara yet.
+pub fn add_working_days(from_ms: i64, days: u32) -> i64 {
+    const DAY: i64 = 86_400_000;
+    let mut t = from_ms;
+    let mut left = days;
+    while left > 0 {
+        t += DAY;
+        // 1970-01-01 was a Thursday: weekday 0 = Thursday … 2 = Saturday, 3 = Sunday.
+        let weekday = (t / DAY).rem_euclid(7);
+        if weekday != 2 && weekday != 3 {
+            left -= 1;
+        }
+    }
+    t
+}
+
+/// The citizen's own application and its definition; anyone else's is 404.
+async fn owned(
+    ctx: &PageCtx,
+    state: &AppState,
+    who: &Principal,
+    reference: &str,
+) -> Result<(Application, Definition), PageError> {
+    let app = state
+        .store
+        .application(reference)
+        .await
+        .map_err(store_failed(ctx.lang))?
+        .filter(|a| a.account_id == who.account_id)
+        .ok_or_else(|| PageError::not_found(ctx.lang))?;
+    let def = state
+        .store
+        .definition_versions(&app.service_code)
+        .await
+        .map_err(store_failed(ctx.lang))?
+        .into_iter()
+        .find(|p| p.version == app.version)
+        .and_then(|p| service_def::check(&p.source).ok())
+        .ok_or_else(|| PageError::internal(ctx.lang))?;
+    Ok((app, def))
+}
+
+fn answers_of(app: &Application) -> Map<String, Value> {
+    serde_json::from_str(&app.answers).unwrap_or_default()
+}
+
+#[derive(serde::Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /apply/{code}/start`: resumes the citizen's draft of this service
+/// (on any device), or starts one under the latest version.
+pub async fn start(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Path(code): Path<String>,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
+    if !csrf_ok(&ctx.caller, &form.csrf) {
+        return Ok(csrf_refused(ctx.lang));
+    }
+    let fail = store_failed(ctx.lang);
+    let draft = match state.store.draft_of(who.account_id, &code).await {
+        Ok(d) => d,
+        Err(e) => return Err(fail(e)),
+    };
+    let app = match draft {
+        Some(d) => d,
+        None => {
+            let latest = state
+                .store
+                .definition_versions(&code)
+                .await
+                .map_err(store_failed(ctx.lang))?
+                .into_iter()
+                .next()
+                .ok_or_else(|| PageError::not_found(ctx.lang))?;
+            state
+                .store
+                .create_draft(
+                    &new_reference(&latest.agency_id),
+                    who.account_id,
+                    &code,
+                    latest.version,
+                    &latest.agency_id,
+                )
+                .await
+                .map_err(store_failed(ctx.lang))?
+        }
+    };
+    Ok(Redirect::to(&format!("/applications/{}/pages/1", app.reference)).into_response())
+}
+
+/// One question as the form shows it.
+pub struct Input {
+    pub name: String,
+    pub label: String,
+    pub kind: String,
+    pub required: bool,
+    pub value: String,
+    pub options: Vec<(String, bool)>,
+    pub error: Option<String>,
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+    /// Group rows: each a list of inputs.
+    pub rows: Vec<Vec<Input>>,
+}
+
+fn inputs(
+    fields: &[Field],
+    answers: &Map<String, Value>,
+    errors: &[(String, String)],
+    lang: Lang,
+    prefix: &str,
+) -> Vec<Input> {
+    fields
+        .iter()
+        .map(|f| {
+            let id = f.id.get_ref();
+            let name = format!("{prefix}{id}");
+            let value = match answers.get(id) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Bool(b)) => if *b { "yes" } else { "no" }.to_owned(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => String::new(),
+            };
+            let rows = if f.kind.get_ref() == "group" {
+                let entries = answers
+                    .get(id)
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let max = f.max.unwrap_or(3).clamp(1, 10) as usize;
+                (0..max)
+                    .map(|i| {
+                        let entry = entries
+                            .get(i)
+                            .and_then(Value::as_object)
+                            .cloned()
+                            .unwrap_or_default();
+                        inputs(&f.fields, &entry, errors, lang, &format!("{name}.{i}."))
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            Input {
+                error: errors
+                    .iter()
+                    .find(|(field, _)| *field == name || field.starts_with(&format!("{name}.")))
+                    .map(|(_, m)| m.clone()),
+                label: pick(&f.label, lang),
+                kind: f.kind.get_ref().clone(),
+                required: f.required,
+                options: f
+                    .options
+                    .iter()
+                    .map(|o| (o.get_ref().clone(), *o.get_ref() == value))
+                    .collect(),
+                min: f.min,
+                max: f.max,
+                value,
+                rows,
+                name,
+            }
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "application_page.html")]
+struct FormPage {
+    layout: Layout,
+    reference: String,
+    service: String,
+    number: usize,
+    pages: usize,
+    inputs: Vec<Input>,
+    csrf: String,
+    has_errors: bool,
+}
+
+async fn form_view(
+    ctx: &PageCtx,
+    app: &Application,
+    def: &Definition,
+    n: usize,
+    answers: &Map<String, Value>,
+    errors: Vec<(String, String)>,
+    who: &Principal,
+) -> Result<Response, PageError> {
+    let page = def
+        .pages
+        .get(n.wrapping_sub(1))
+        .ok_or_else(|| PageError::not_found(ctx.lang))?;
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    let view = FormPage {
+        layout: ctx.layout(&pick(&page.title, ctx.lang), "my-applications"),
+        reference: app.reference.clone(),
+        service: pick(&def.title, ctx.lang),
+        number: n,
+        pages: def.pages.len(),
+        inputs: inputs(&page.fields, answers, &errors, ctx.lang, ""),
+        csrf: who.csrf().unwrap_or_default().to_owned(),
+        has_errors: !errors.is_empty(),
+    };
+    Ok((status, render(&view)).into_response())
+}
+
+/// `GET /applications/{ref}/pages/{n}`.
+pub async fn page(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Path((reference, n)): Path<(String, usize)>,
+) -> Result<Response, PageError> {
+    let (app, def) = owned(&ctx, &state, &who, &reference).await?;
+    if app.state != "draft" {
+        return Ok(Redirect::to(&format!("/applications/{reference}")).into_response());
+    }
+    form_view(&ctx, &app, &def, n, &answers_of(&app), Vec::new(), &who).await
+}
+
+/// Reads one field's answer from the posted pairs.
+fn read_field(f: &Field, name: &str, pairs: &[(String, String)]) -> Option<Value> {
+    let get = |n: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    if f.kind.get_ref() == "group" {
+        let max = f.max.unwrap_or(3).clamp(1, 10) as usize;
+        let mut rows = Vec::new();
+        for i in 0..max {
+            let mut entry = Map::new();
+            for sub in &f.fields {
+                if let Some(v) = read_field(sub, &format!("{name}.{i}.{}", sub.id.get_ref()), pairs)
+                {
+                    entry.insert(sub.id.get_ref().clone(), v);
+                }
+            }
+            if !entry.is_empty() {
+                rows.push(Value::Object(entry));
+            }
+        }
+        return (!rows.is_empty()).then_some(Value::Array(rows));
+    }
+    let v = get(name).filter(|v| !v.is_empty())?;
+    Some(Value::String(v))
+}
+
+/// `POST /applications/{ref}/pages/{n}`: checks this page's answers, saves
+/// them to the draft, and goes on (or shows the problems beside the fields).
+pub async fn save_page(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Path((reference, n)): Path<(String, usize)>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let csrf = pairs
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    if !csrf_ok(&ctx.caller, csrf) {
+        return Ok(csrf_refused(ctx.lang));
+    }
+    let (app, def) = owned(&ctx, &state, &who, &reference).await?;
+    if app.state != "draft" {
+        return Err(PageError::not_found(ctx.lang));
+    }
+    let page = def
+        .pages
+        .get(n.wrapping_sub(1))
+        .ok_or_else(|| PageError::not_found(ctx.lang))?;
+    let mut answers = answers_of(&app);
+    for f in &page.fields {
+        match read_field(f, f.id.get_ref(), &pairs) {
+            Some(v) => answers.insert(f.id.get_ref().clone(), v),
+            None => answers.remove(f.id.get_ref()),
+        };
+    }
+    let problems = service_def::check_answers(
+        &def,
+        Some(&[page.id.get_ref().as_str()]),
+        &answers,
+        &Map::new(),
+    );
+    if !problems.is_empty() {
+        let errors = problems.into_iter().map(|p| (p.field, p.message)).collect();
+        return form_view(&ctx, &app, &def, n, &answers, errors, &who).await;
+    }
+    let text = Value::Object(answers).to_string();
+    if text.len() > 256 * 1024 {
+        return Err(PageError::not_found(ctx.lang));
+    }
+    state
+        .store
+        .save_answers(app.id, who.account_id, &text)
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let next = if n < def.pages.len() {
+        format!("/applications/{reference}/pages/{}", n + 1)
+    } else {
+        format!("/applications/{reference}/review")
+    };
+    Ok(Redirect::to(&next).into_response())
+}
+
+pub struct EvidencePlan {
+    pub id: String,
+    pub what: String,
+    pub from: String,
+    pub why: String,
+    pub fields: String,
+    /// The legal basis, when no consent is asked.
+    pub legal_basis: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "application_review.html")]
+struct ReviewPage {
+    layout: Layout,
+    reference: String,
+    answers: Vec<(String, String)>,
+    evidence: Vec<EvidencePlan>,
+    csrf: String,
+    error: Option<String>,
+}
+
+async fn review_view(
+    ctx: &PageCtx,
+    state: &AppState,
+    who: &Principal,
+    app: &Application,
+    def: &Definition,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    let answers = answers_of(app);
+    let mut shown = Vec::new();
+    for page in &def.pages {
+        for f in &page.fields {
+            if let Some(v) = answers.get(f.id.get_ref()) {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                shown.push((pick(&f.label, ctx.lang), text));
+            }
+        }
+    }
+    let directory = state
+        .exchange
+        .directory(&state.store)
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let agencies = state
+        .store
+        .all_agencies()
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let evidence = def
+        .evidence
+        .iter()
+        .map(|e| {
+            let member: String = e
+                .service
+                .get_ref()
+                .split('/')
+                .take(3)
+                .collect::<Vec<_>>()
+                .join("/");
+            EvidencePlan {
+                id: e.id.get_ref().clone(),
+                what: directory
+                    .services
+                    .get(e.service.get_ref())
+                    .map(|s| s.title.clone())
+                    .unwrap_or_else(|| e.service.get_ref().clone()),
+                from: agencies
+                    .iter()
+                    .find(|a| a.id.as_str() == member)
+                    .map(|a| a.name.get(ctx.lang).to_owned())
+                    .unwrap_or(member),
+                why: e
+                    .purpose
+                    .get_ref()
+                    .parse::<Purpose>()
+                    .map(|p| p.describe().to_owned())
+                    .unwrap_or_default(),
+                fields: e
+                    .fields
+                    .iter()
+                    .map(|f| f.get_ref().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                legal_basis: e.legal_basis.as_ref().map(|l| l.get_ref().clone()),
+            }
+        })
+        .collect();
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let page = ReviewPage {
+        layout: ctx.layout(ctx.tr().s("application.review_title"), "my-applications"),
+        reference: app.reference.clone(),
+        answers: shown,
+        evidence,
+        csrf: who.csrf().unwrap_or_default().to_owned(),
+        error,
+    };
+    Ok((status, render(&page)).into_response())
+}
+
+/// `GET /applications/{ref}/review`.
+pub async fn review(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Path(reference): Path<String>,
+) -> Result<Response, PageError> {
+    let (app, def) = owned(&ctx, &state, &who, &reference).await?;
+    if app.state != "draft" {
+        return Ok(Redirect::to(&format!("/applications/{reference}")).into_response());
+    }
+    review_view(&ctx, &state, &who, &app, &def, None).await
+}
+
+/// `POST /applications/{ref}/submit`: every answer checked; the evidence
+/// fetched through the exchange (with the consents just given); eligibility
+/// decided; then submitted (and for an automatic service, approved).
+pub async fn submit(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Path(reference): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let csrf = pairs
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    if !csrf_ok(&ctx.caller, csrf) {
+        return Ok(csrf_refused(ctx.lang));
+    }
+    let (app, def) = owned(&ctx, &state, &who, &reference).await?;
+    if app.state != "draft" {
+        return Err(PageError::not_found(ctx.lang));
+    }
+    let tr = ctx.tr();
+    let answers = answers_of(&app);
+    if let Some(p) = service_def::check_answers(&def, None, &answers, &Map::new()).first() {
+        return review_view(
+            &ctx,
+            &state,
+            &who,
+            &app,
+            &def,
+            Some(format!("{}: {}", p.field, p.message)),
+        )
+        .await;
+    }
+    let subject = state
+        .store
+        .national_id_hash_of(who.account_id)
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let client = ClientId {
+        member: def
+            .agency
+            .get_ref()
+            .parse()
+            .map_err(|_| PageError::internal(ctx.lang))?,
+        subsystem: Some("portal".into()),
+    };
+    let mut evidence = Map::new();
+    for e in &def.evidence {
+        let Some(subject) = subject.as_deref() else {
+            return review_view(
+                &ctx,
+                &state,
+                &who,
+                &app,
+                &def,
+                Some(tr.s("exchange.no_id").into()),
+            )
+            .await;
+        };
+        let mut consent_id = None;
+        if e.legal_basis.is_none() {
+            let given = pairs
+                .iter()
+                .any(|(k, v)| *k == format!("consent.{}", e.id.get_ref()) && v == "yes");
+            if !given {
+                return review_view(
+                    &ctx,
+                    &state,
+                    &who,
+                    &app,
+                    &def,
+                    Some(tr.s("application.consent_needed").into()),
+                )
+                .await;
+            }
+            let now = nara_core::Timestamp::now().0;
+            let consent = nara_store::exchange::Consent {
+                id: format!("cns_{}", uuid::Uuid::new_v4().simple()),
+                account_id: who.account_id,
+                subject_hash: subject.to_owned(),
+                client_agency: def.agency.get_ref().clone(),
+                service_id: e.service.get_ref().clone(),
+                purpose: e.purpose.get_ref().clone(),
+                granted_at: now,
+                expires_at: now + 30 * 86_400_000,
+                revoked_at: None,
+            };
+            state
+                .store
+                .grant_consent(&consent)
+                .await
+                .map_err(store_failed(ctx.lang))?;
+            consent_id = Some(consent.id);
+        }
+        let request = crate::gateway::EvidenceRequest {
+            client: client.clone(),
+            service_id: e.service.get_ref(),
+            subject_hash: subject,
+            purpose: e.purpose.get_ref(),
+            consent_id: consent_id.as_deref(),
+            legal_basis: e.legal_basis.as_ref().map(|l| l.get_ref().as_str()),
+            issue: &app.reference,
+        };
+        match crate::gateway::fetch_evidence(&state, &request).await {
+            Ok(record) => {
+                evidence.insert(e.id.get_ref().clone(), record);
+            }
+            Err(fault) => {
+                tracing::warn!(%fault, reference = %app.reference, "evidence for an application");
+                let message = format!(
+                    "{} ({})",
+                    tr.s("application.evidence_failed"),
+                    e.service.get_ref()
+                );
+                return review_view(&ctx, &state, &who, &app, &def, Some(message)).await;
+            }
+        }
+    }
+    let value_of = |name: &str| -> Option<Value> {
+        if let Some(rest) = name.strip_prefix("evidence.") {
+            let (id, field) = rest.split_once('.')?;
+            return evidence.get(id)?.get(field).cloned();
+        }
+        match answers.get(name)? {
+            Value::String(s) if s == "yes" => Some(Value::Bool(true)),
+            Value::String(s) if s == "no" => Some(Value::Bool(false)),
+            other => Some(other.clone()),
+        }
+    };
+    if let Some(rule) = &def.eligible_if
+        && !service_def::parse_expr(rule.get_ref()).is_ok_and(|e| e.eval(&value_of))
+    {
+        return review_view(
+            &ctx,
+            &state,
+            &who,
+            &app,
+            &def,
+            Some(tr.s("application.not_eligible").into()),
+        )
+        .await;
+    }
+    let now = nara_core::Timestamp::now().0;
+    let states: Vec<(&str, &str)> = if def.automatic {
+        vec![("submitted", "citizen"), ("approved", "system")]
+    } else {
+        vec![("submitted", "citizen")]
+    };
+    let due =
+        (!def.automatic).then(|| add_working_days(now, *def.workflow.sla_working_days.get_ref()));
+    state
+        .store
+        .submit_application(
+            &app,
+            &Value::Object(evidence).to_string(),
+            due,
+            &states,
+            &who.actor(),
+        )
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    Ok(Redirect::to(&format!("/applications/{reference}")).into_response())
+}
+
+pub struct TimelineView {
+    pub when: String,
+    pub state: String,
+    pub by: String,
+    pub reason: String,
+}
+
+#[derive(Template)]
+#[template(path = "application.html")]
+struct ReceiptPage {
+    layout: Layout,
+    reference: String,
+    service: String,
+    code: String,
+    version: i64,
+    state: String,
+    submitted: Option<String>,
+    due: Option<String>,
+    overdue: bool,
+    timeline: Vec<TimelineView>,
+    draft: bool,
+}
+
+/// `GET /applications/{ref}`: the receipt and the status timeline.
+pub async fn receipt(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Path(reference): Path<String>,
+) -> Result<Response, PageError> {
+    let (app, def) = owned(&ctx, &state, &who, &reference).await?;
+    let events = state
+        .store
+        .application_events(app.id)
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let now = nara_core::Timestamp::now().0;
+    let page = ReceiptPage {
+        layout: ctx.layout(&pick(&def.title, ctx.lang), "my-applications"),
+        reference: app.reference.clone(),
+        service: pick(&def.title, ctx.lang),
+        code: app.service_code.clone(),
+        version: app.version,
+        state: app.state.clone(),
+        submitted: app.submitted_at.map(when),
+        due: app.due_at.map(when),
+        overdue: app.due_at.is_some_and(|d| d < now) && app.decided_at.is_none(),
+        timeline: events
+            .into_iter()
+            .map(|e| TimelineView {
+                when: when(e.at),
+                state: e.to_state,
+                by: e.actor,
+                reason: e.reason,
+            })
+            .collect(),
+        draft: app.state == "draft",
+    };
+    Ok(render(&page))
+}
+
+pub struct ApplicationRow {
+    pub reference: String,
+    pub service: String,
+    pub state: String,
+    pub updated: String,
+    pub draft: bool,
+}
+
+#[derive(Template)]
+#[template(path = "my_applications.html")]
+struct MyApplications {
+    layout: Layout,
+    rows: Vec<ApplicationRow>,
+}
+
+/// `GET /my/applications`.
+pub async fn mine(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+) -> Result<Response, PageError> {
+    let apps = state
+        .store
+        .applications_of(who.account_id)
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let defs = state
+        .store
+        .latest_definitions()
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let rows = apps
+        .into_iter()
+        .map(|a| ApplicationRow {
+            service: defs
+                .iter()
+                .find(|d| d.code == a.service_code)
+                .and_then(|d| service_def::check(&d.source).ok())
+                .map(|d| pick(&d.title, ctx.lang))
+                .unwrap_or_else(|| a.service_code.clone()),
+            draft: a.state == "draft",
+            updated: when(a.updated_at),
+            state: a.state,
+            reference: a.reference,
+        })
+        .collect();
+    Ok(render(&MyApplications {
+        layout: ctx.layout(ctx.tr().s("application.mine_title"), "my-applications"),
+        rows,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn working_days_skip_weekends() {
+        // 2026-11-27 is a Friday.
+        let friday: i64 = 1_795_737_600_000; // 2026-11-27T00:00:00Z
+        assert_eq!((friday / 86_400_000).rem_euclid(7), 1, "a Friday");
+        let monday = add_working_days(friday, 1);
+        assert_eq!(monday - friday, 3 * 86_400_000);
+        assert_eq!(add_working_days(friday, 5) - friday, 7 * 86_400_000);
+        assert_eq!(add_working_days(friday, 0), friday);
+    }
+}

@@ -1,0 +1,305 @@
+//! A citizen applies: a draft kept on the server and resumed, each page
+//! checked, evidence fetched through the exchange after consent (and shown
+//! in the data-access history), eligibility decided, a reference and a
+//! status timeline; nobody else can see or touch the application.
+
+use reqwest::StatusCode;
+
+use crate::common::{TestApp, post_form};
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn citizens_apply_with_evidence_fetched_once() {
+    let app = TestApp::start("sqlite").await.unwrap();
+    let accounts = app.demo_accounts().await;
+    let _ = app.demo_exchange(3).await;
+    nara_server::services::ensure_demo(&app.store)
+        .await
+        .unwrap();
+    app.wait_for_directory().await;
+    let minji = app
+        .sign_in(accounts.iter().find(|a| a.username == "minji").unwrap())
+        .await;
+    let junho = app
+        .sign_in(accounts.iter().find(|a| a.username == "junho").unwrap())
+        .await;
+    let get = |path: &str, cookie: &str| {
+        let (c, path) = (cookie.to_owned(), app.url(path));
+        let client = app.client.clone();
+        async move { client.get(path).header("cookie", c).send().await.unwrap() }
+    };
+
+    // The service page offers to apply; starting makes a draft.
+    let page = get("/apply/resident-registration-certificate", &minji.cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("/apply/resident-registration-certificate/start"));
+    let r = post_form(
+        &app,
+        "/apply/resident-registration-certificate/start",
+        Some(&minji.cookie),
+        &[("csrf", &minji.csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let first = location(&r);
+    let reference = first
+        .trim_start_matches("/applications/")
+        .trim_end_matches("/pages/1")
+        .to_owned();
+    assert!(reference.starts_with("MOIS-"), "{reference}");
+    // Checked as it is saved: a missing required answer, a choice not offered.
+    let r = post_form(
+        &app,
+        &first,
+        Some(&minji.cookie),
+        &[("csrf", &minji.csrf), ("full_name", ""), ("use", "lottery")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("is required") && html.contains("must be one of the options"));
+    let r = post_form(
+        &app,
+        &first,
+        Some(&minji.cookie),
+        &[
+            ("csrf", &minji.csrf),
+            ("full_name", "Kim Minji <b>"),
+            ("use", "bank"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), format!("/applications/{reference}/review"));
+    // Resumed, not duplicated, when started again (another device).
+    let r = post_form(
+        &app,
+        "/apply/resident-registration-certificate/start",
+        Some(&minji.cookie),
+        &[("csrf", &minji.csrf)],
+    )
+    .await;
+    assert_eq!(location(&r), first);
+    let html = get(&first, &minji.cookie).await.text().await.unwrap();
+    assert!(
+        html.contains("Kim Minji &lt;b&gt;") || html.contains("Kim Minji &#60;b&#62;"),
+        "the draft's answer, escaped"
+    );
+
+    // Nobody else sees or touches it.
+    for path in [
+        format!("/applications/{reference}"),
+        first.clone(),
+        format!("/applications/{reference}/review"),
+    ] {
+        assert_eq!(
+            get(&path, &junho.cookie).await.status(),
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    for path in [first.clone(), format!("/applications/{reference}/submit")] {
+        let r = post_form(
+            &app,
+            &path,
+            Some(&junho.cookie),
+            &[("csrf", &junho.csrf), ("consent.residence", "yes")],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+
+    // Review: what is fetched, from whom, why; without consent nothing is submitted.
+    let review = get(&format!("/applications/{reference}/review"), &minji.cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        review.contains("Resident register")
+            && review.contains("Ministry of the Interior and Safety")
+            && review.contains("consent.residence")
+    );
+    let r = post_form(
+        &app,
+        &format!("/applications/{reference}/submit"),
+        Some(&minji.cookie),
+        &[("csrf", &minji.csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.store
+            .application(&reference)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        "draft"
+    );
+    // With consent: fetched, issued at once.
+    let r = post_form(
+        &app,
+        &format!("/applications/{reference}/submit"),
+        Some(&minji.cookie),
+        &[("csrf", &minji.csrf), ("consent.residence", "yes")],
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    let stored = app.store.application(&reference).await.unwrap().unwrap();
+    assert_eq!(stored.state, "approved");
+    let evidence: serde_json::Value = serde_json::from_str(&stored.evidence).unwrap();
+    assert_eq!(evidence["residence"]["name"], "Kim Minji");
+    let receipt = get(&format!("/applications/{reference}"), &minji.cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        receipt.contains(&reference)
+            && receipt.contains("submitted")
+            && receipt.contains("approved")
+    );
+    // The fetch is in her data-access history, as the ministry's portal.
+    let json: serde_json::Value = get("/api/v1/me/data-access", &minji.cookie)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let first_access = &json["exchanges"][0];
+    assert_eq!(first_access["client"], "KR/GOV/MOIS/portal");
+    assert_eq!(first_access["purpose"], "certificate-issuance");
+    // Every change of state is a ledger entry.
+    let recent = app.store.recent_ledger_entries(10).await.unwrap();
+    let states = recent
+        .iter()
+        .filter(|(_, e)| {
+            nara_ledger::entry::Entry::decode(e).is_ok_and(|e| {
+                e.kind == "application.state"
+                    && e.subjects.contains(&format!("application:{reference}"))
+            })
+        })
+        .count();
+    assert_eq!(states, 2);
+    // Submitted once only.
+    let r = post_form(
+        &app,
+        &format!("/applications/{reference}/submit"),
+        Some(&minji.cookie),
+        &[("csrf", &minji.csrf), ("consent.residence", "yes")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // A reviewed service: eligibility comes from the evidence and answers.
+    let r = post_form(
+        &app,
+        "/apply/extended-hour-school-enrolment/start",
+        Some(&minji.cookie),
+        &[("csrf", &minji.csrf)],
+    )
+    .await;
+    let p1 = location(&r);
+    let reference = p1
+        .trim_start_matches("/applications/")
+        .trim_end_matches("/pages/1")
+        .to_owned();
+    let r = post_form(
+        &app,
+        &p1,
+        Some(&minji.cookie),
+        &[
+            ("csrf", &minji.csrf),
+            ("child_name", "Kim Yuna"),
+            ("school", "Mapo Elementary"),
+            ("grade", "7"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "grade 7 of 6");
+    let r = post_form(
+        &app,
+        &p1,
+        Some(&minji.cookie),
+        &[
+            ("csrf", &minji.csrf),
+            ("child_name", "Kim Yuna"),
+            ("school", "Mapo Elementary"),
+            ("grade", "2"),
+        ],
+    )
+    .await;
+    assert_eq!(location(&r), format!("/applications/{reference}/pages/2"));
+    let p2 = format!("/applications/{reference}/pages/2");
+    let r = post_form(
+        &app,
+        &p2,
+        Some(&minji.cookie),
+        &[
+            ("csrf", &minji.csrf),
+            ("single_parent", "no"),
+            ("pickup.0.pickup_name", "Kim Youngho"),
+            ("pickup.0.pickup_relation", "grandparent"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let submit = format!("/applications/{reference}/submit");
+    let consents = [
+        ("csrf", minji.csrf.as_str()),
+        ("consent.family", "yes"),
+        ("consent.employment", "yes"),
+    ];
+    let r = post_form(&app, &submit, Some(&minji.cookie), &consents).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "not employed (demo record) and not a single parent"
+    );
+    assert!(r.text().await.unwrap().contains("not eligible"));
+    let r = post_form(
+        &app,
+        &p2,
+        Some(&minji.cookie),
+        &[("csrf", &minji.csrf), ("single_parent", "yes")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = post_form(&app, &submit, Some(&minji.cookie), &consents).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let stored = app.store.application(&reference).await.unwrap().unwrap();
+    assert_eq!(stored.state, "submitted");
+    let days = (stored.due_at.unwrap() - stored.submitted_at.unwrap()) / 86_400_000;
+    assert!(
+        (5..=9).contains(&days),
+        "five working days: {days} calendar days"
+    );
+    let mine = get("/my/applications", &minji.cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(mine.contains(&reference));
+    assert!(
+        !get("/my/applications", &junho.cookie)
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains(&reference)
+    );
+}

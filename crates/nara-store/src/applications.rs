@@ -1,0 +1,230 @@
+//! Citizens' applications: drafts kept on the server (resumable on any
+//! device), submission with the fetched evidence, and every change of state
+//! with its event (the status timeline) and ledger entry.
+
+use serde::Serialize;
+
+use crate::ledger::entry_bytes;
+use crate::{Result, Store, StoreError, with_pool, write_tx};
+
+/// An application as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Application {
+    pub id: i64,
+    pub reference: String,
+    pub service_code: String,
+    pub version: i64,
+    pub agency_id: String,
+    pub account_id: i64,
+    /// `draft` until submitted, then the workflow's states.
+    pub state: String,
+    /// JSON object: field id → value.
+    pub answers: String,
+    /// JSON object: evidence id → the fetched fields.
+    pub evidence: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub submitted_at: Option<i64>,
+    pub due_at: Option<i64>,
+    pub decided_at: Option<i64>,
+}
+
+/// One step of an application's timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct ApplicationEvent {
+    pub at: i64,
+    pub actor: String,
+    pub from_state: String,
+    pub to_state: String,
+    pub reason: String,
+    pub note: String,
+}
+
+const COLUMNS: &str = "id, reference, service_code, version, agency_id, account_id, state, answers, \
+    evidence, created_at, updated_at, submitted_at, due_at, decided_at";
+
+/// What the public ledger records of a change: no answers, no person.
+#[derive(Serialize)]
+struct Recorded<'a> {
+    reference: &'a str,
+    service: &'a str,
+    version: i64,
+    from: &'a str,
+    to: &'a str,
+    reason: &'a str,
+}
+
+impl Store {
+    /// The account's draft for a service, if any.
+    pub async fn draft_of(&self, account_id: i64, code: &str) -> Result<Option<Application>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM applications WHERE account_id = $1 AND service_code = $2 \
+             AND state = 'draft' ORDER BY id DESC LIMIT 1"
+        );
+        Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(account_id)
+            .bind(code)
+            .fetch_optional(pool)
+            .await?))
+    }
+
+    /// Starts a draft under a definition version (private: no ledger entry).
+    pub async fn create_draft(
+        &self,
+        reference: &str,
+        account_id: i64,
+        code: &str,
+        version: i64,
+        agency: &str,
+    ) -> Result<Application> {
+        let now = nara_core::Timestamp::now().0;
+        let sql = format!(
+            "INSERT INTO applications (reference, service_code, version, agency_id, account_id, state, \
+             answers, evidence, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'draft', '{{}}', '{{}}', $6, $6) \
+             RETURNING {COLUMNS}"
+        );
+        Ok(with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let app: Application = sqlx::query_as(&sql)
+                .bind(reference)
+                .bind(code)
+                .bind(version)
+                .bind(agency)
+                .bind(account_id)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| crate::constraint_error(e, "this reference"))?;
+            tx.commit().await?;
+            app
+        }))
+    }
+
+    /// Saves a draft's answers (only while it is a draft of this account).
+    pub async fn save_answers(&self, id: i64, account_id: i64, answers: &str) -> Result<bool> {
+        let now = nara_core::Timestamp::now().0;
+        let n = with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let n = sqlx::query(
+                "UPDATE applications SET answers = $1, updated_at = $2 \
+                 WHERE id = $3 AND account_id = $4 AND state = 'draft'",
+            )
+            .bind(answers)
+            .bind(now)
+            .bind(id)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            n
+        });
+        Ok(n == 1)
+    }
+
+    pub async fn application(&self, reference: &str) -> Result<Option<Application>> {
+        let sql = format!("SELECT {COLUMNS} FROM applications WHERE reference = $1");
+        Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(reference)
+            .fetch_optional(pool)
+            .await?))
+    }
+
+    pub async fn applications_of(&self, account_id: i64) -> Result<Vec<Application>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM applications WHERE account_id = $1 ORDER BY updated_at DESC LIMIT 200"
+        );
+        Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(account_id)
+            .fetch_all(pool)
+            .await?))
+    }
+
+    pub async fn application_events(&self, id: i64) -> Result<Vec<ApplicationEvent>> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            "SELECT at, actor, from_state, to_state, reason, note FROM application_events \
+             WHERE application_id = $1 ORDER BY id"
+        )
+        .bind(id)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    /// Submits a draft: stores the evidence, sets the due date, and moves it
+    /// through `states` (e.g. `submitted`, then `approved` for an automatic
+    /// service), an event and a ledger entry for each, in one transaction.
+    pub async fn submit_application(
+        &self,
+        app: &Application,
+        evidence: &str,
+        due_at: Option<i64>,
+        states: &[(&str, &str)],
+        actor: &str,
+    ) -> Result<()> {
+        let now = nara_core::Timestamp::now().0;
+        let mut entries = Vec::new();
+        let mut from = "draft";
+        for (to, by) in states {
+            entries.push(entry_bytes(
+                "application.state",
+                if *by == "system" { "system" } else { actor },
+                vec![
+                    format!("application:{}", app.reference),
+                    format!("service:{}/{}", app.service_code, app.version),
+                ],
+                &Recorded {
+                    reference: &app.reference,
+                    service: &app.service_code,
+                    version: app.version,
+                    from,
+                    to,
+                    reason: "",
+                },
+            )?);
+            from = to;
+        }
+        let last = states.last().map_or("submitted", |s| s.0);
+        let decided = nara_core::service_def::END_STATES
+            .contains(&last)
+            .then_some(now);
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let n = sqlx::query(
+                "UPDATE applications SET state = $1, evidence = $2, submitted_at = $3, updated_at = $3, \
+                 due_at = $4, decided_at = $5 WHERE id = $6 AND state = 'draft'",
+            )
+            .bind(last)
+            .bind(evidence)
+            .bind(now)
+            .bind(due_at)
+            .bind(decided)
+            .bind(app.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n != 1 {
+                return Err(StoreError::Conflict(
+                    "this application was already submitted".into(),
+                ));
+            }
+            let mut from = "draft";
+            for (to, by) in states {
+                sqlx::query(
+                    "INSERT INTO application_events (application_id, at, actor, from_state, to_state, reason, note) \
+                     VALUES ($1, $2, $3, $4, $5, '', '')",
+                )
+                .bind(app.id)
+                .bind(now)
+                .bind(if *by == "system" { "system" } else { actor })
+                .bind(from)
+                .bind(*to)
+                .execute(&mut *tx)
+                .await?;
+                from = to;
+            }
+            crate::ledger::append_in_tx!(tx, self.kind() == crate::BackendKind::Sqlite, &entries);
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}

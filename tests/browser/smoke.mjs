@@ -107,7 +107,7 @@ async function signIn(account, lang) {
 const byRole = (role) => accounts.find((a) => a.role === role);
 const signedInPages = [
   ['citizen', ['/account', '/account/second-factor', '/my/consents', '/my/data-access', '/my/applications', '/apply/resident-registration-certificate']],
-  ['agency_admin', ['/admin/officials', '/admin/apps', '/admin/machine-clients', '/admin/exchange']],
+  ['agency_admin', ['/admin/officials', '/admin/apps', '/admin/machine-clients', '/admin/exchange', '/cases']],
   ['service_designer', ['/designer/services']],
   ['security_analyst', ['/security/events']],
   ['operator', ['/systems', '/operations/exchange']],

@@ -5,6 +5,7 @@
 pub mod account;
 pub mod api;
 pub mod auth;
+pub mod cases;
 pub mod config;
 pub mod demo;
 pub mod exchange_pages;
@@ -311,6 +312,9 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/applications/{reference}/review" => get(portal::review): Roles(&[Citizen]);
         "/applications/{reference}/submit" => post(portal::submit): Roles(&[Citizen]);
         "/my/applications" => get(portal::mine): Roles(&[Citizen]);
+        "/cases" => get(cases::queue): Roles(&[Official]);
+        "/cases/{reference}" => get(cases::case): Roles(&[Official]);
+        "/cases/{reference}/act" => post(cases::act): Roles(&[Official]);
         "/designer/services" => get(services::designer_page): Roles(&[ServiceDesigner]), post(services::designer_submit): Roles(&[ServiceDesigner]);
         "/my/data-access" => get(exchange_pages::data_access_page): Roles(&[Citizen]);
         "/my/consents" => get(exchange_pages::consents_page): Roles(&[Citizen]), post(exchange_pages::grant_consent): Roles(&[Citizen]);

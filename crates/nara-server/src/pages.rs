@@ -52,6 +52,8 @@ pub struct NavUser {
     pub staff: bool,
     pub agency_admin: bool,
     pub security: bool,
+    /// An official: sees the case work queue.
+    pub official: bool,
     /// A service designer: sees the service design page.
     pub designer: bool,
     /// A citizen: sees their data-access history and consents.
@@ -74,6 +76,7 @@ impl NavUser {
                 agency_admin: false,
                 security: false,
                 citizen: false,
+                official: false,
                 designer: false,
                 operations: false,
                 pending: true,
@@ -88,6 +91,7 @@ impl NavUser {
                 security: p.has_role(Role::SecurityAnalyst) || p.has_role(Role::Auditor),
                 citizen: p.has_role(Role::Citizen),
                 designer: p.has_role(Role::ServiceDesigner),
+                official: p.has_role(Role::Official),
                 operations: [Role::Operator, Role::SecurityAnalyst, Role::Auditor]
                     .iter()
                     .any(|r| p.has_role(*r)),

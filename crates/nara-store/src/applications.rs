@@ -27,6 +27,8 @@ pub struct Application {
     pub submitted_at: Option<i64>,
     pub due_at: Option<i64>,
     pub decided_at: Option<i64>,
+    /// The official who claimed it.
+    pub assigned_to: Option<i64>,
 }
 
 /// One step of an application's timeline.
@@ -41,7 +43,7 @@ pub struct ApplicationEvent {
 }
 
 const COLUMNS: &str = "id, reference, service_code, version, agency_id, account_id, state, answers, \
-    evidence, created_at, updated_at, submitted_at, due_at, decided_at";
+    evidence, created_at, updated_at, submitted_at, due_at, decided_at, assigned_to";
 
 /// What the public ledger records of a change: no answers, no person.
 #[derive(Serialize)]
@@ -224,6 +226,91 @@ impl Store {
             }
             crate::ledger::append_in_tx!(tx, self.kind() == crate::BackendKind::Sqlite, &entries);
             tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// An agency's open applications (not drafts, not decided), oldest due
+    /// first; optionally of one service.
+    pub async fn queue(&self, agency: &str, service: Option<&str>) -> Result<Vec<Application>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM applications WHERE agency_id = $1 AND state <> 'draft' \
+             AND decided_at IS NULL AND ($2 IS NULL OR service_code = $2) \
+             ORDER BY due_at IS NULL, due_at, id LIMIT 500"
+        );
+        Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(agency)
+            .bind(service)
+            .fetch_all(pool)
+            .await?))
+    }
+
+    /// An official's action: from `from` (it must still be there) to `to`,
+    /// with a reason code and text; claims it for `official` too. An event
+    /// and a ledger entry (reason code only) in one transaction.
+    pub async fn act_on_application(
+        &self,
+        app: &Application,
+        to: &str,
+        official: i64,
+        reason: &str,
+        note: &str,
+    ) -> Result<()> {
+        let now = nara_core::Timestamp::now().0;
+        let actor = format!("account:{official}");
+        let entry = entry_bytes(
+            "application.state",
+            &actor,
+            vec![
+                format!("application:{}", app.reference),
+                format!("service:{}/{}", app.service_code, app.version),
+            ],
+            &Recorded {
+                reference: &app.reference,
+                service: &app.service_code,
+                version: app.version,
+                from: &app.state,
+                to,
+                reason,
+            },
+        )?;
+        let decided = nara_core::service_def::END_STATES
+            .contains(&to)
+            .then_some(now);
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let n = sqlx::query(
+                "UPDATE applications SET state = $1, updated_at = $2, decided_at = $3, assigned_to = $4 \
+                 WHERE id = $5 AND state = $6",
+            )
+            .bind(to)
+            .bind(now)
+            .bind(decided)
+            .bind(official)
+            .bind(app.id)
+            .bind(&app.state)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n != 1 {
+                return Err(StoreError::Conflict(
+                    "someone acted on this application first".into(),
+                ));
+            }
+            sqlx::query(
+                "INSERT INTO application_events (application_id, at, actor, from_state, to_state, reason, note) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(app.id)
+            .bind(now)
+            .bind(&actor)
+            .bind(&app.state)
+            .bind(to)
+            .bind(reason)
+            .bind(note)
+            .execute(&mut *tx)
+            .await?;
+            crate::ledger::commit_with_entry!(self, tx, entry);
         });
         Ok(())
     }

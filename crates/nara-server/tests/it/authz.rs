@@ -141,6 +141,15 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
         (("GET", "/applications/{reference}/review"), "citizen"),
         (("POST", "/applications/{reference}/submit"), "citizen"),
         (("GET", "/my/applications"), "citizen"),
+        (("GET", "/cases"), "official agency_admin service_designer"),
+        (
+            ("GET", "/cases/{reference}"),
+            "official agency_admin service_designer",
+        ),
+        (
+            ("POST", "/cases/{reference}/act"),
+            "official agency_admin service_designer",
+        ),
         (("GET", "/designer/services"), "service_designer"),
         (("POST", "/designer/services"), "service_designer"),
         (("GET", "/my/data-access"), "citizen"),

@@ -303,3 +303,241 @@ async fn citizens_apply_with_evidence_fetched_once() {
             .contains(&reference)
     );
 }
+
+/// An official of `agency` with a signed-in session: (cookie, csrf).
+async fn official(app: &TestApp, agency: &str, username: &str) -> (String, String) {
+    use nara_core::identity::{AccountKind, Grant, Role};
+    let account = app
+        .store
+        .create_account(
+            &nara_store::identity::NewAccount {
+                kind: AccountKind::Official,
+                username: username.into(),
+                display_name: username.into(),
+                national_id_hash: None,
+                agency: Some(agency.parse().unwrap()),
+                password_hash: "!".into(),
+                totp_secret: None,
+                grants: vec![Grant::new(Role::Official, Some(agency.parse().unwrap())).unwrap()],
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    let id =
+        nara_server::auth::start_session(&app.store, account.id, "full", "pwd otp", "test", "test")
+            .await
+            .unwrap();
+    let csrf = app
+        .store
+        .session(&nara_server::auth::digest(&id))
+        .await
+        .unwrap()
+        .unwrap()
+        .csrf;
+    (format!("nara_session={id}"), csrf)
+}
+
+/// Officials decide: the queue, a view limited to what each step needs,
+/// reason codes, a second review by another official, the citizen's timeline.
+#[tokio::test]
+async fn officials_decide_in_two_steps() {
+    let app = TestApp::start("sqlite").await.unwrap();
+    let accounts = app.demo_accounts().await;
+    let _ = app.demo_exchange(3).await;
+    nara_server::services::ensure_demo(&app.store)
+        .await
+        .unwrap();
+    app.wait_for_directory().await;
+    let minji = app
+        .sign_in(accounts.iter().find(|a| a.username == "minji").unwrap())
+        .await;
+    let r = post_form(
+        &app,
+        "/apply/disability-benefit/start",
+        Some(&minji.cookie),
+        &[("csrf", &minji.csrf)],
+    )
+    .await;
+    let p1 = location(&r);
+    let reference = p1
+        .trim_start_matches("/applications/")
+        .trim_end_matches("/pages/1")
+        .to_owned();
+    let r = post_form(
+        &app,
+        &p1,
+        Some(&minji.cookie),
+        &[("csrf", &minji.csrf), ("bank_account", "110-123-456789")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = post_form(
+        &app,
+        &format!("/applications/{reference}/submit"),
+        Some(&minji.cookie),
+        &[("csrf", &minji.csrf), ("consent.income", "yes")],
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+
+    let (a, a_csrf) = official(&app, "KR/GOV/MOHW", "caseworker.a").await;
+    let (b, b_csrf) = official(&app, "KR/GOV/MOHW", "reviewer.b").await;
+    let (other, other_csrf) = official(&app, "KR/GOV/NTS", "official.nts").await;
+    let get = |path: String, cookie: String| {
+        let client = app.client.clone();
+        let url = app.url(&path);
+        async move {
+            client
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let queue = get("/cases".into(), a.clone()).await.text().await.unwrap();
+    assert!(queue.contains(&reference) && queue.contains("working days left"));
+    assert!(
+        !get("/cases".into(), other.clone())
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains(&reference),
+        "another agency's queue"
+    );
+    assert_eq!(
+        get(format!("/cases/{reference}"), other.clone())
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let r = post_form(
+        &app,
+        &format!("/cases/{reference}/act"),
+        Some(&other),
+        &[("csrf", &other_csrf), ("to", "caseworker_review")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // Taking the case: nothing of the applicant is needed yet.
+    let case = get(format!("/cases/{reference}"), a.clone())
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !case.contains("110-123-456789"),
+        "the bank account is not shown before the step that needs it"
+    );
+    let act = |cookie: String, csrf: String, to: &'static str, reason: &'static str| {
+        let path = format!("/cases/{reference}/act");
+        let app = &app;
+        async move {
+            post_form(
+                app,
+                &path,
+                Some(&cookie),
+                &[
+                    ("csrf", &csrf),
+                    ("to", to),
+                    ("reason", reason),
+                    ("note", ""),
+                ],
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        act(a.clone(), a_csrf.clone(), "approved", "")
+            .await
+            .status(),
+        StatusCode::BAD_REQUEST,
+        "not a step from submitted"
+    );
+    assert_eq!(
+        act(a.clone(), a_csrf.clone(), "caseworker_review", "")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let case = get(format!("/cases/{reference}"), a.clone())
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        case.contains("severe") || case.contains("mild"),
+        "the disability degree fetched from the register is shown now"
+    );
+    assert!(!case.contains("110-123-456789"));
+    assert_eq!(
+        act(a.clone(), a_csrf.clone(), "second_review", "")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    // Four eyes: A cannot also take the second review; a reason must be one of the codes.
+    let r = act(a.clone(), a_csrf.clone(), "approved", "").await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("another official"));
+    assert_eq!(
+        act(b.clone(), b_csrf.clone(), "rejected", "because")
+            .await
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+    let case = get(format!("/cases/{reference}"), b.clone())
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        case.contains("110-123-456789"),
+        "the final step shows the account the pension goes to"
+    );
+    assert_eq!(
+        act(b.clone(), b_csrf.clone(), "approved", "")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    let stored = app.store.application(&reference).await.unwrap().unwrap();
+    assert_eq!(stored.state, "approved");
+    assert!(stored.decided_at.is_some());
+    assert!(
+        !get("/cases".into(), a.clone())
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains(&reference),
+        "decided: off the queue"
+    );
+    // The citizen's timeline shows every step.
+    let receipt = app
+        .client
+        .get(app.url(&format!("/applications/{reference}")))
+        .header("cookie", &minji.cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for s in [
+        "submitted",
+        "caseworker_review",
+        "second_review",
+        "approved",
+    ] {
+        assert!(receipt.contains(s), "{s}");
+    }
+}

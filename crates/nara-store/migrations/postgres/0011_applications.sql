@@ -15,7 +15,8 @@ CREATE TABLE applications (
     updated_at    BIGINT NOT NULL,
     submitted_at  BIGINT,
     due_at        BIGINT,
-    decided_at    BIGINT
+    decided_at    BIGINT,
+    assigned_to   BIGINT
 );
 CREATE INDEX applications_by_account ON applications (account_id, updated_at);
 CREATE INDEX applications_by_agency ON applications (agency_id, state, due_at);

@@ -15,7 +15,8 @@ CREATE TABLE applications (
     updated_at    INTEGER NOT NULL,
     submitted_at  INTEGER,
     due_at        INTEGER,
-    decided_at    INTEGER
+    decided_at    INTEGER,
+    assigned_to   INTEGER
 ) STRICT;
 CREATE INDEX applications_by_account ON applications (account_id, updated_at);
 CREATE INDEX applications_by_agency ON applications (agency_id, state, due_at);

@@ -1,0 +1,388 @@
+//! Officials' case work: the agency's queue with SLA countdown and breaches
+//! highlighted, a case view limited to the fields the next steps need, and
+//! decisions with reason codes — each a ledger entry; a second review step
+//! must be taken by another official (four eyes).
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use nara_core::Lang;
+use nara_core::identity::Role;
+use nara_core::service_def::{self, Definition, Text};
+use nara_store::applications::Application;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::AppState;
+use crate::account::{csrf_ok, csrf_refused, query_value, when};
+use crate::auth::Principal;
+use crate::pages::{Layout, PageCtx, PageError, render, store_failed};
+
+fn pick(t: &Text, lang: Lang) -> String {
+    match lang {
+        Lang::En => t.en.clone(),
+        Lang::Es => t.es.clone(),
+        Lang::Ko => t.ko.clone(),
+    }
+}
+
+/// Who acts in a transition: `citizen` and `system` are not officials.
+fn officials_step(by: &str) -> bool {
+    by != "citizen" && by != "system"
+}
+
+async fn definition(state: &AppState, app: &Application) -> Option<Definition> {
+    state
+        .store
+        .definition_versions(&app.service_code)
+        .await
+        .ok()?
+        .into_iter()
+        .find(|p| p.version == app.version)
+        .and_then(|p| service_def::check(&p.source).ok())
+}
+
+pub struct QueueRow {
+    pub reference: String,
+    pub service: String,
+    pub state: String,
+    pub submitted: String,
+    pub due: String,
+    /// Working days left (negative: overdue).
+    pub days_left: i64,
+    pub breached: bool,
+}
+
+#[derive(Template)]
+#[template(path = "cases.html")]
+struct QueuePage {
+    layout: Layout,
+    agency: String,
+    rows: Vec<QueueRow>,
+    services: Vec<(String, String, bool)>,
+    breached: usize,
+}
+
+fn agency_of(ctx: &PageCtx, who: &Principal) -> Result<nara_core::MemberId, PageError> {
+    who.agencies_for(Role::Official)
+        .into_iter()
+        .next()
+        .ok_or_else(|| PageError::not_found(ctx.lang))
+}
+
+/// `GET /cases[?service=CODE]`: the agency's open applications, most urgent first.
+pub async fn queue(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+) -> Result<Response, PageError> {
+    let agency = agency_of(&ctx, &who)?;
+    let service = query_value(&ctx, "service").filter(|s| s.len() <= 64);
+    let apps = state
+        .store
+        .queue(agency.as_str(), service.as_deref())
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let defs = state
+        .store
+        .latest_definitions()
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let title = |code: &str| {
+        defs.iter()
+            .find(|d| d.code == code)
+            .and_then(|d| service_def::check(&d.source).ok())
+            .map(|d| pick(&d.title, ctx.lang))
+            .unwrap_or_else(|| code.to_owned())
+    };
+    let now = nara_core::Timestamp::now().0;
+    let rows: Vec<QueueRow> = apps
+        .iter()
+        .map(|a| {
+            let due = a.due_at.unwrap_or(now);
+            let days_left = working_days_between(now, due);
+            QueueRow {
+                reference: a.reference.clone(),
+                service: title(&a.service_code),
+                state: a.state.clone(),
+                submitted: a.submitted_at.map(when).unwrap_or_default(),
+                due: a.due_at.map(when).unwrap_or_default(),
+                days_left,
+                breached: a.due_at.is_some_and(|d| d < now),
+            }
+        })
+        .collect();
+    let page = QueuePage {
+        layout: ctx.layout(ctx.tr().s("cases.title"), "cases"),
+        agency: agency.to_string(),
+        breached: rows.iter().filter(|r| r.breached).count(),
+        rows,
+        services: defs
+            .iter()
+            .filter(|d| d.agency_id == agency.as_str())
+            .map(|d| {
+                (
+                    d.code.clone(),
+                    title(&d.code),
+                    service.as_deref() == Some(d.code.as_str()),
+                )
+            })
+            .collect(),
+    };
+    Ok(render(&page))
+}
+
+/// Working days from `from` to `to` (negative when `to` is past).
+pub fn working_days_between(from: i64, to: i64) -> i64 {
+    const DAY: i64 = 86_400_000;
+    let (a, b, sign) = if to >= from {
+        (from, to, 1)
+    } else {
+        (to, from, -1)
+    };
+    let mut days = 0;
+    let mut t = a;
+    while t + DAY <= b {
+        t += DAY;
+        let weekday = (t / DAY).rem_euclid(7);
+        if weekday != 2 && weekday != 3 {
+            days += 1;
+        }
+    }
+    sign * days
+}
+
+pub struct ActionView {
+    pub to: String,
+    pub reasons: Vec<String>,
+    pub second_review: bool,
+}
+
+#[derive(Template)]
+#[template(path = "case.html")]
+struct CasePage {
+    layout: Layout,
+    reference: String,
+    service: String,
+    state: String,
+    due: String,
+    breached: bool,
+    shown: Vec<(String, String)>,
+    actions: Vec<ActionView>,
+    timeline: Vec<(String, String, String, String)>,
+    csrf: String,
+    error: Option<String>,
+}
+
+/// The application, if it is this official's agency's (else 404).
+async fn case_of(
+    ctx: &PageCtx,
+    state: &AppState,
+    who: &Principal,
+    reference: &str,
+) -> Result<(Application, Definition), PageError> {
+    let agency = agency_of(ctx, who)?;
+    let app = state
+        .store
+        .application(reference)
+        .await
+        .map_err(store_failed(ctx.lang))?
+        .filter(|a| a.agency_id == agency.as_str() && a.state != "draft")
+        .ok_or_else(|| PageError::not_found(ctx.lang))?;
+    let def = definition(state, &app)
+        .await
+        .ok_or_else(|| PageError::internal(ctx.lang))?;
+    Ok((app, def))
+}
+
+async fn case_view(
+    ctx: &PageCtx,
+    state: &AppState,
+    who: &Principal,
+    app: &Application,
+    def: &Definition,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    let answers: serde_json::Map<String, Value> =
+        serde_json::from_str(&app.answers).unwrap_or_default();
+    let evidence: serde_json::Map<String, Value> =
+        serde_json::from_str(&app.evidence).unwrap_or_default();
+    let steps: Vec<&service_def::Transition> = def
+        .workflow
+        .transitions
+        .iter()
+        .filter(|t| *t.from.get_ref() == app.state && officials_step(t.by.get_ref()))
+        .collect();
+    // Data minimisation: only what the next steps show.
+    let mut names: Vec<&str> = Vec::new();
+    for t in &steps {
+        for s in &t.shows {
+            if !names.contains(&s.get_ref().as_str()) {
+                names.push(s.get_ref());
+            }
+        }
+    }
+    let label = |name: &str| {
+        def.pages
+            .iter()
+            .flat_map(|p| p.fields.iter())
+            .find(|f| f.id.get_ref() == name)
+            .map(|f| pick(&f.label, ctx.lang))
+            .unwrap_or_else(|| name.to_owned())
+    };
+    let shown = names
+        .iter()
+        .map(|name| {
+            let value = match name.strip_prefix("evidence.") {
+                Some(rest) => rest
+                    .split_once('.')
+                    .and_then(|(e, f)| evidence.get(e)?.get(f).cloned()),
+                None => answers.get(*name).cloned(),
+            };
+            let text = match value {
+                Some(Value::String(s)) => s,
+                Some(other) => other.to_string(),
+                None => "—".into(),
+            };
+            (label(name), text)
+        })
+        .collect();
+    let events = state
+        .store
+        .application_events(app.id)
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let now = nara_core::Timestamp::now().0;
+    let page = CasePage {
+        layout: ctx.layout(ctx.tr().s("cases.case"), "cases"),
+        reference: app.reference.clone(),
+        service: pick(&def.title, ctx.lang),
+        state: app.state.clone(),
+        due: app.due_at.map(when).unwrap_or_default(),
+        breached: app.due_at.is_some_and(|d| d < now),
+        shown,
+        actions: steps
+            .iter()
+            .map(|t| ActionView {
+                to: t.to.get_ref().clone(),
+                reasons: t.reasons.iter().map(|r| r.get_ref().clone()).collect(),
+                second_review: t.by.get_ref() != "official",
+            })
+            .collect(),
+        timeline: events
+            .into_iter()
+            .map(|e| (when(e.at), e.to_state, e.reason, e.note))
+            .collect(),
+        csrf: who.csrf().unwrap_or_default().to_owned(),
+        error: error.clone(),
+    };
+    let status = if error.is_some() {
+        axum::http::StatusCode::BAD_REQUEST
+    } else {
+        axum::http::StatusCode::OK
+    };
+    Ok((status, render(&page)).into_response())
+}
+
+/// `GET /cases/{reference}`.
+pub async fn case(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Path(reference): Path<String>,
+) -> Result<Response, PageError> {
+    let (app, def) = case_of(&ctx, &state, &who, &reference).await?;
+    case_view(&ctx, &state, &who, &app, &def, None).await
+}
+
+#[derive(Deserialize)]
+pub struct Act {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /cases/{reference}/act`: moves the case along one of the
+/// workflow's officials' transitions from its current state.
+pub async fn act(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Path(reference): Path<String>,
+    Form(form): Form<Act>,
+) -> Result<Response, PageError> {
+    if !csrf_ok(&ctx.caller, &form.csrf) {
+        return Ok(csrf_refused(ctx.lang));
+    }
+    let (app, def) = case_of(&ctx, &state, &who, &reference).await?;
+    let tr = ctx.tr();
+    let Some(step) = def.workflow.transitions.iter().find(|t| {
+        *t.from.get_ref() == app.state
+            && *t.to.get_ref() == form.to
+            && officials_step(t.by.get_ref())
+    }) else {
+        return case_view(
+            &ctx,
+            &state,
+            &who,
+            &app,
+            &def,
+            Some(tr.s("cases.not_a_step").into()),
+        )
+        .await;
+    };
+    if !step.reasons.is_empty() && !step.reasons.iter().any(|r| *r.get_ref() == form.reason) {
+        return case_view(
+            &ctx,
+            &state,
+            &who,
+            &app,
+            &def,
+            Some(tr.s("cases.reason_needed").into()),
+        )
+        .await;
+    }
+    let note: String = form.note.trim().chars().take(2_000).collect();
+    // Four eyes: a second review step is not taken by the official who
+    // brought the case to it.
+    if step.by.get_ref() != "official" {
+        let events = state
+            .store
+            .application_events(app.id)
+            .await
+            .map_err(store_failed(ctx.lang))?;
+        if events.last().is_some_and(|e| e.actor == who.actor()) {
+            return case_view(
+                &ctx,
+                &state,
+                &who,
+                &app,
+                &def,
+                Some(tr.s("cases.four_eyes").into()),
+            )
+            .await;
+        }
+    }
+    let reason = if step.reasons.is_empty() {
+        String::new()
+    } else {
+        form.reason.clone()
+    };
+    match state
+        .store
+        .act_on_application(&app, &form.to, who.account_id, &reason, &note)
+        .await
+    {
+        Ok(()) => Ok(Redirect::to(&format!("/cases/{reference}")).into_response()),
+        Err(nara_store::StoreError::Conflict(m)) => {
+            case_view(&ctx, &state, &who, &app, &def, Some(m)).await
+        }
+        Err(e) => Err(store_failed(ctx.lang)(e)),
+    }
+}

@@ -39,6 +39,7 @@ use nara_core::identity::Role;
         crate::exchange_pages::my_consents_api, crate::exchange_pages::grant_consent_api,
         crate::exchange_pages::revoke_consent_api, crate::gateway::exchange,
         crate::services::definitions_api, crate::services::definition_api, crate::services::publish_api,
+        crate::credentials::verify_api,
     ),
     components(schemas(Problem, Page<Agency>, Page<System>, Page<Service>)),
     modifiers(&OperatorAuth),

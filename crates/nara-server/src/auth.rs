@@ -102,6 +102,16 @@ impl IdentityKeys {
         ed25519_dalek::SigningKey::from_bytes(&mac.finalize().into_bytes().into())
     }
 
+    /// An issuing agency's Ed25519 key for verifiable credentials, derived
+    /// from the identity key and the agency's identifier.
+    pub fn credential_key(&self, agency: &str) -> ed25519_dalek::SigningKey {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.national_id)
+            .unwrap_or_else(|_| unreachable_hmac());
+        mac.update(b"nara credential key v1\0");
+        mac.update(agency.as_bytes());
+        ed25519_dalek::SigningKey::from_bytes(&mac.finalize().into_bytes().into())
+    }
+
     /// The key that seals TOTP secrets at rest, derived from the identity key.
     fn totp_cipher(&self) -> chacha20poly1305::XChaCha20Poly1305 {
         use chacha20poly1305::KeyInit;

@@ -379,7 +379,14 @@ pub async fn act(
         .act_on_application(&app, &form.to, who.account_id, &reason, &note)
         .await
     {
-        Ok(()) => Ok(Redirect::to(&format!("/cases/{reference}")).into_response()),
+        Ok(()) => {
+            if form.to == "approved" {
+                crate::credentials::issue(&state, &app, &def, &who.actor())
+                    .await
+                    .map_err(store_failed(ctx.lang))?;
+            }
+            Ok(Redirect::to(&format!("/cases/{reference}")).into_response())
+        }
         Err(nara_store::StoreError::Conflict(m)) => {
             case_view(&ctx, &state, &who, &app, &def, Some(m)).await
         }

@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod cases;
 pub mod config;
+pub mod credentials;
 pub mod demo;
 pub mod exchange_pages;
 pub mod extract;
@@ -238,6 +239,7 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/api/v1/registries" => get(exchange_pages::registries_api): Public;
         "/api/v1/service-definitions" => get(services::definitions_api): Public, post(services::publish_api): Api(DESIGNERS, "catalogue:write");
         "/api/v1/service-definitions/{code}" => get(services::definition_api): Public;
+        "/api/v1/credentials/verify" => post(credentials::verify_api): Public;
         "/api/v1/registries/{code}/record" => get(exchange_pages::registry_record): Machine, put(exchange_pages::put_registry_record): Machine;
         "/api/v1/me/consents" => get(exchange_pages::my_consents_api): Roles(&[Citizen]), post(exchange_pages::grant_consent_api): Roles(&[Citizen]);
         "/api/v1/me/consents/{id}/revoke" => post(exchange_pages::revoke_consent_api): Roles(&[Citizen]);
@@ -267,6 +269,7 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
     let (oidc, t) = routes! {
         "/.well-known/openid-configuration" => get(oidc::discovery): Public;
         "/oidc/jwks" => get(oidc::jwks): Public;
+        "/credentials/jwks.json" => get(credentials::jwks): Public;
         "/oidc/token" => post(oidc::token): Public;
         "/oidc/userinfo" => get(oidc::userinfo): Public, post(oidc::userinfo): Public;
         "/oidc/revoke" => post(oidc::revoke): Public;
@@ -313,6 +316,8 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/applications/{reference}/submit" => post(portal::submit): Roles(&[Citizen]);
         "/my/applications" => get(portal::mine): Roles(&[Citizen]);
         "/cases" => get(cases::queue): Roles(&[Official]);
+        "/verify" => get(credentials::verify_form): Public, post(credentials::verify_page): Public;
+        "/documents/{id}" => get(credentials::document): Roles(&[Citizen]);
         "/cases/{reference}" => get(cases::case): Roles(&[Official]);
         "/cases/{reference}/act" => post(cases::act): Roles(&[Official]);
         "/designer/services" => get(services::designer_page): Roles(&[ServiceDesigner]), post(services::designer_submit): Roles(&[ServiceDesigner]);

@@ -797,6 +797,7 @@ pub fn is_page(route: &str) -> bool {
             || route.starts_with("/static/")
             || route.starts_with("/r1/")
             || route.starts_with("/oidc/")
+            || route.starts_with("/credentials/")
             || route.starts_with("/.well-known/")
             || matches!(
                 route,

@@ -626,17 +626,21 @@ pub async fn submit(
     };
     let due =
         (!def.automatic).then(|| add_working_days(now, *def.workflow.sla_working_days.get_ref()));
+    let evidence_text = Value::Object(evidence).to_string();
     state
         .store
-        .submit_application(
-            &app,
-            &Value::Object(evidence).to_string(),
-            due,
-            &states,
-            &who.actor(),
-        )
+        .submit_application(&app, &evidence_text, due, &states, &who.actor())
         .await
         .map_err(store_failed(ctx.lang))?;
+    if def.automatic {
+        let approved = Application {
+            evidence: evidence_text,
+            ..app.clone()
+        };
+        crate::credentials::issue(&state, &approved, &def, "system")
+            .await
+            .map_err(store_failed(ctx.lang))?;
+    }
     Ok(Redirect::to(&format!("/applications/{reference}")).into_response())
 }
 
@@ -661,6 +665,7 @@ struct ReceiptPage {
     overdue: bool,
     timeline: Vec<TimelineView>,
     draft: bool,
+    documents: Vec<(String, String)>,
 }
 
 /// `GET /applications/{ref}`: the receipt and the status timeline.
@@ -697,6 +702,14 @@ pub async fn receipt(
             })
             .collect(),
         draft: app.state == "draft",
+        documents: state
+            .store
+            .credentials_of_application(app.id)
+            .await
+            .map_err(store_failed(ctx.lang))?
+            .into_iter()
+            .map(|c| (c.id, c.credential_type))
+            .collect(),
     };
     Ok(render(&page))
 }

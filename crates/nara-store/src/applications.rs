@@ -315,3 +315,81 @@ impl Store {
         Ok(())
     }
 }
+
+/// A verifiable credential as issued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct IssuedCredential {
+    pub id: String,
+    pub application_id: i64,
+    pub agency_id: String,
+    pub credential_type: String,
+    pub jwt: String,
+    pub issued_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl Store {
+    /// Stores an issued credential; a ledger entry naming its id and type
+    /// (the token itself holds personal data and stays private).
+    pub async fn store_credential(&self, c: &IssuedCredential, actor: &str) -> Result<()> {
+        #[derive(Serialize)]
+        struct Issued<'a> {
+            id: &'a str,
+            agency: &'a str,
+            credential_type: &'a str,
+        }
+        let entry = entry_bytes(
+            "credential.issued",
+            actor,
+            vec![
+                format!("credential:{}", c.id),
+                format!("agency:{}", c.agency_id),
+            ],
+            &Issued {
+                id: &c.id,
+                agency: &c.agency_id,
+                credential_type: &c.credential_type,
+            },
+        )?;
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            sqlx::query(
+                "INSERT INTO credentials (id, application_id, agency_id, credential_type, jwt, issued_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&c.id)
+            .bind(c.application_id)
+            .bind(&c.agency_id)
+            .bind(&c.credential_type)
+            .bind(&c.jwt)
+            .bind(c.issued_at)
+            .execute(&mut *tx)
+            .await?;
+            crate::ledger::commit_with_entry!(self, tx, entry);
+        });
+        Ok(())
+    }
+
+    pub async fn credentials_of_application(
+        &self,
+        application_id: i64,
+    ) -> Result<Vec<IssuedCredential>> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, application_id, agency_id, credential_type, jwt, issued_at, revoked_at \
+             FROM credentials WHERE application_id = $1 ORDER BY issued_at"
+        )
+        .bind(application_id)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    pub async fn credential(&self, id: &str) -> Result<Option<IssuedCredential>> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, application_id, agency_id, credential_type, jwt, issued_at, revoked_at \
+             FROM credentials WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await?))
+    }
+}

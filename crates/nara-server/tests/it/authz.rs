@@ -141,6 +141,11 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
         (("GET", "/applications/{reference}/review"), "citizen"),
         (("POST", "/applications/{reference}/submit"), "citizen"),
         (("GET", "/my/applications"), "citizen"),
+        (("POST", "/api/v1/credentials/verify"), ALL),
+        (("GET", "/verify"), ALL),
+        (("POST", "/verify"), ALL),
+        (("GET", "/documents/{id}"), "citizen"),
+        (("GET", "/credentials/jwks.json"), ALL),
         (("GET", "/cases"), "official agency_admin service_designer"),
         (
             ("GET", "/cases/{reference}"),

@@ -174,6 +174,129 @@ async fn citizens_apply_with_evidence_fetched_once() {
             && receipt.contains("submitted")
             && receipt.contains("approved")
     );
+    // Issued at once: a W3C Verifiable Credential (vc+jwt, EdDSA) with the claims the definition names.
+    let marker = "href=\"/documents/";
+    let at = receipt.find(marker).expect("a document link") + marker.len();
+    let doc_id = receipt[at..at + receipt[at..].find('"').unwrap()].to_owned();
+    let doc = get(&format!("/documents/{doc_id}"), &minji.cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(doc.contains("<svg"), "a QR code");
+    assert_eq!(
+        get(&format!("/documents/{doc_id}"), &junho.cookie)
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let credential = app.store.credential(&doc_id).await.unwrap().unwrap();
+    let verify = |token: String| {
+        let client = app.client.clone();
+        let url = app.url("/api/v1/credentials/verify");
+        async move {
+            client
+                .post(url)
+                .json(&serde_json::json!({"credential": token}))
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let v = verify(credential.jwt.clone()).await;
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["subject"]["name"], "Kim Minji");
+    assert!(
+        v["types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "ResidentRegistrationCertificate")
+    );
+    // Its signature verifies with the agency's published key, independently of the server's code path.
+    let jwks: serde_json::Value = app
+        .get("/credentials/jwks.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let parts: Vec<&str> = credential.jwt.split('.').collect();
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, parts[0])
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["typ"], "vc+jwt");
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .expect("the kid is published");
+    let x: [u8; 32] = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        jwk["x"].as_str().unwrap(),
+    )
+    .unwrap()
+    .try_into()
+    .unwrap();
+    let sig = ed25519_dalek::Signature::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, parts[2])
+            .unwrap(),
+    )
+    .unwrap();
+    ed25519_dalek::Verifier::verify(
+        &ed25519_dalek::VerifyingKey::from_bytes(&x).unwrap(),
+        format!("{}.{}", parts[0], parts[1]).as_bytes(),
+        &sig,
+    )
+    .expect("verifies offline with the JWK");
+    // Tampered: refused; revoked: refused.
+    let mut payload: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, parts[1])
+            .unwrap(),
+    )
+    .unwrap();
+    payload["credentialSubject"]["name"] = serde_json::json!("Someone Else");
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            payload.to_string()
+        ),
+        parts[2]
+    );
+    let v = verify(forged).await;
+    assert_eq!(v["valid"], false);
+    assert!(v["problems"][0].as_str().unwrap().contains("signature"));
+    assert_eq!(verify("not.a.token".into()).await["valid"], false);
+    let page = app
+        .client
+        .post(app.url("/verify"))
+        .form(&[("credential", credential.jwt.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Valid: issued by this agency"));
+    crate::common::tamper(
+        &app.url,
+        &format!("UPDATE credentials SET revoked_at = 1 WHERE id = '{doc_id}'"),
+        None,
+    )
+    .await;
+    let v = verify(credential.jwt.clone()).await;
+    assert_eq!(
+        (v["valid"].clone(), v["revoked"].clone()),
+        (serde_json::json!(false), serde_json::json!(true))
+    );
+
     // The fetch is in her data-access history, as the ministry's portal.
     let json: serde_json::Value = get("/api/v1/me/data-access", &minji.cookie)
         .await

@@ -1,0 +1,320 @@
+//! Documents as W3C Verifiable Credentials 2.0 secured with JOSE
+//! (VC-JOSE-COSE: a compact JWS, `typ: vc+jwt`, `cty: vc`, EdDSA), signed by
+//! the issuing agency's key, published with its `kid` at
+//! `/credentials/jwks.json`, so anyone verifies offline with the key; and
+//! the `/verify` page and API.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::{Signature, Signer, Verifier};
+use nara_core::service_def::Definition;
+use nara_store::applications::{Application, IssuedCredential};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::AppState;
+use crate::auth::Principal;
+use crate::pages::{Layout, PageCtx, PageError, render, store_failed};
+
+/// The issuer's identifier: a URL naming the agency on this node.
+pub fn issuer_id(state: &AppState, agency: &str) -> String {
+    format!("{}/agencies/{agency}", state.config.issuer())
+}
+
+fn kid(state: &AppState, agency: &str) -> String {
+    format!("{}#key-1", issuer_id(state, agency))
+}
+
+/// Issues the definition's document for an approved application, if it has one.
+pub async fn issue(
+    state: &AppState,
+    app: &Application,
+    def: &Definition,
+    actor: &str,
+) -> Result<Option<IssuedCredential>, nara_store::StoreError> {
+    let Some(doc) = &def.document else {
+        return Ok(None);
+    };
+    let answers: Map<String, Value> = serde_json::from_str(&app.answers).unwrap_or_default();
+    let evidence: Map<String, Value> = serde_json::from_str(&app.evidence).unwrap_or_default();
+    let mut subject = Map::new();
+    for claim in &doc.claims {
+        let name = claim.get_ref();
+        let value = match name.strip_prefix("evidence.") {
+            Some(rest) => rest
+                .split_once('.')
+                .and_then(|(e, f)| evidence.get(e)?.get(f).cloned()),
+            None => answers.get(name.as_str()).cloned(),
+        };
+        if let Some(v) = value {
+            subject.insert(name.rsplit('.').next().unwrap_or(name).to_owned(), v);
+        }
+    }
+    let now = nara_core::Timestamp::now();
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut vc = json!({
+        "@context": ["https://www.w3.org/ns/credentials/v2"],
+        "id": format!("urn:uuid:{id}"),
+        "type": ["VerifiableCredential", doc.credential_type.get_ref()],
+        "issuer": {"id": issuer_id(state, &app.agency_id)},
+        "name": doc.title.en,
+        "validFrom": now.rfc3339(),
+        "credentialSubject": Value::Object(subject),
+    });
+    if doc.valid_days > 0 {
+        vc["validUntil"] =
+            json!(nara_core::Timestamp(now.0 + i64::from(doc.valid_days) * 86_400_000).rfc3339());
+    }
+    let header =
+        json!({"alg": "EdDSA", "typ": "vc+jwt", "cty": "vc", "kid": kid(state, &app.agency_id)});
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(vc.to_string())
+    );
+    let key = state.identity.credential_key(&app.agency_id);
+    let jwt = format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(key.sign(signing_input.as_bytes()).to_bytes())
+    );
+    let credential = IssuedCredential {
+        id,
+        application_id: app.id,
+        agency_id: app.agency_id.clone(),
+        credential_type: doc.credential_type.get_ref().clone(),
+        jwt,
+        issued_at: now.0,
+        revoked_at: None,
+    };
+    state.store.store_credential(&credential, actor).await?;
+    Ok(Some(credential))
+}
+
+/// `GET /credentials/jwks.json`: every agency's credential key (JWK, OKP
+/// Ed25519, with its `kid`).
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    let agencies = state.store.all_agencies().await.unwrap_or_default();
+    let keys: Vec<Value> = agencies
+        .iter()
+        .map(|a| {
+            let key = state.identity.credential_key(a.id.as_str()).verifying_key();
+            json!({"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(key.as_bytes()),
+                   "kid": kid(&state, a.id.as_str()), "alg": "EdDSA", "use": "sig"})
+        })
+        .collect();
+    (
+        [(axum::http::header::CACHE_CONTROL, "public, max-age=3600")],
+        axum::Json(json!({ "keys": keys })),
+    )
+        .into_response()
+}
+
+/// What a verification found.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Verdict {
+    pub valid: bool,
+    pub problems: Vec<String>,
+    pub issuer: String,
+    pub types: Vec<String>,
+    pub valid_from: String,
+    pub valid_until: String,
+    pub subject: Map<String, Value>,
+    pub revoked: bool,
+}
+
+/// Checks a credential: the compact JWS, the issuer's key by `kid`, the
+/// media types, the validity period, and whether the issuer revoked it.
+pub async fn verify_token(state: &AppState, token: &str) -> Verdict {
+    let mut v = Verdict::default();
+    let parts: Vec<&str> = token.trim().split('.').collect();
+    let decoded = |s: &str| {
+        URL_SAFE_NO_PAD
+            .decode(s)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+    };
+    let (Some(header), Some(payload), Some(sig)) = (
+        parts.first().and_then(|h| decoded(h)),
+        parts.get(1).and_then(|p| decoded(p)),
+        parts.get(2).and_then(|s| URL_SAFE_NO_PAD.decode(s).ok()),
+    ) else {
+        v.problems
+            .push("not a compact JWS (header.payload.signature)".into());
+        return v;
+    };
+    if parts.len() != 3 {
+        v.problems.push("not a compact JWS".into());
+        return v;
+    }
+    if header["alg"] != "EdDSA" || header["typ"] != "vc+jwt" {
+        v.problems.push("expected alg EdDSA and typ vc+jwt".into());
+    }
+    let kid = header["kid"].as_str().unwrap_or("");
+    let prefix = format!("{}/agencies/", state.config.issuer());
+    let agency = kid
+        .strip_prefix(&prefix)
+        .and_then(|r| r.strip_suffix("#key-1"))
+        .unwrap_or("");
+    let known = match agency.parse::<nara_core::MemberId>() {
+        Ok(m) => state.store.get_agency(&m).await.ok().flatten().is_some(),
+        Err(_) => false,
+    };
+    if !known {
+        v.problems
+            .push("the key (kid) is not one of this node's issuers".into());
+        return v;
+    }
+    let key = state.identity.credential_key(agency).verifying_key();
+    let signed = format!("{}.{}", parts[0], parts[1]);
+    let sig_ok =
+        Signature::from_slice(&sig).is_ok_and(|s| key.verify(signed.as_bytes(), &s).is_ok());
+    if !sig_ok {
+        v.problems.push("the signature does not verify".into());
+    }
+    v.issuer = payload["issuer"]["id"].as_str().unwrap_or("").to_owned();
+    if v.issuer != issuer_id(state, agency) {
+        v.problems.push("the issuer does not match the key".into());
+    }
+    v.types = payload["type"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !v.types.iter().any(|t| t == "VerifiableCredential") {
+        v.problems.push("not a VerifiableCredential".into());
+    }
+    v.valid_from = payload["validFrom"].as_str().unwrap_or("").to_owned();
+    v.valid_until = payload["validUntil"].as_str().unwrap_or("").to_owned();
+    let now = nara_core::Timestamp::now().rfc3339();
+    if !v.valid_until.is_empty() && v.valid_until < now {
+        v.problems.push("it has expired".into());
+    }
+    if v.valid_from > now {
+        v.problems.push("it is not valid yet".into());
+    }
+    v.subject = payload["credentialSubject"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let id = payload["id"]
+        .as_str()
+        .and_then(|i| i.strip_prefix("urn:uuid:"))
+        .unwrap_or("");
+    if let Ok(Some(c)) = state.store.credential(id).await
+        && c.revoked_at.is_some()
+    {
+        v.revoked = true;
+        v.problems.push("the issuer revoked it".into());
+    }
+    v.valid = v.problems.is_empty();
+    v
+}
+
+#[derive(Deserialize)]
+pub struct VerifyInput {
+    #[serde(default)]
+    credential: String,
+}
+
+/// `POST /api/v1/credentials/verify`: `{credential: "<vc+jwt>"}`.
+#[utoipa::path(post, path = "/api/v1/credentials/verify", tag = "services",
+    request_body(content = serde_json::Value, description = "{credential: a compact JWS, typ vc+jwt}"),
+    responses((status = 200, description = "{valid, problems, issuer, types, valid_from, valid_until, subject, revoked}")))]
+pub async fn verify_api(
+    State(state): State<AppState>,
+    axum::Json(input): axum::Json<VerifyInput>,
+) -> Response {
+    if input.credential.len() > 64 * 1024 {
+        return crate::problem::Problem::bad_request("credential", "at most 64 KiB")
+            .into_response();
+    }
+    axum::Json(verify_token(&state, &input.credential).await).into_response()
+}
+
+#[derive(Template)]
+#[template(path = "verify.html")]
+struct VerifyPage {
+    layout: Layout,
+    token: String,
+    verdict: Option<Verdict>,
+}
+
+/// `GET /verify`: paste a document to check it.
+pub async fn verify_form(ctx: PageCtx) -> Response {
+    render(&VerifyPage {
+        layout: ctx.layout(ctx.tr().s("verify.title"), "verify"),
+        token: String::new(),
+        verdict: None,
+    })
+}
+
+/// `POST /verify`.
+pub async fn verify_page(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    Form(input): Form<VerifyInput>,
+) -> Response {
+    let token: String = input.credential.chars().take(64 * 1024).collect();
+    let verdict = verify_token(&state, &token).await;
+    render(&VerifyPage {
+        layout: ctx.layout(ctx.tr().s("verify.title"), "verify"),
+        token,
+        verdict: Some(verdict),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "document.html")]
+struct DocumentPage {
+    layout: Layout,
+    token: String,
+    qr: String,
+    verdict: Verdict,
+    reference: String,
+}
+
+/// `GET /documents/{id}`: the holder's printable document with a QR code of
+/// the credential itself (verifiable offline with the issuer's key).
+pub async fn document(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let c = state
+        .store
+        .credential(&id)
+        .await
+        .map_err(store_failed(ctx.lang))?
+        .ok_or_else(|| PageError::not_found(ctx.lang))?;
+    let apps = state
+        .store
+        .applications_of(who.account_id)
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let Some(app) = apps.iter().find(|a| a.id == c.application_id) else {
+        return Err(PageError::not_found(ctx.lang));
+    };
+    let qr = qrcode::QrCode::with_error_correction_level(c.jwt.as_bytes(), qrcode::EcLevel::L)
+        .map(|code| {
+            code.render::<qrcode::render::svg::Color>()
+                .min_dimensions(320, 320)
+                .build()
+        })
+        .unwrap_or_default();
+    let verdict = verify_token(&state, &c.jwt).await;
+    Ok(render(&DocumentPage {
+        layout: ctx.layout(ctx.tr().s("verify.document"), "my-applications"),
+        token: c.jwt,
+        qr,
+        verdict,
+        reference: app.reference.clone(),
+    }))
+}

@@ -1,0 +1,61 @@
+// A citizen applies for a resident registration certificate over HTTP, and
+// the issued document — a W3C Verifiable Credential secured with JOSE — is
+// verified by `jose` (npm), an independent JOSE implementation, against the
+// issuing agency's published key set; a tampered copy must fail.
+//
+//   NARA_URL=http://127.0.0.1:8080 NARA_ACCOUNTS=nara-data/demo-accounts.json node vc_jose.mjs
+import { readFileSync } from 'node:fs';
+import { compactVerify, createRemoteJWKSet } from 'jose';
+
+const base = process.env.NARA_URL;
+const accounts = JSON.parse(readFileSync(process.env.NARA_ACCOUNTS, 'utf8'));
+const citizen = accounts.find((a) => a.role === 'citizen');
+let cookie = '';
+const fail = (m) => { console.error(`vc_jose: ${m}`); process.exit(1); };
+
+async function call(path, form) {
+  const r = await fetch(base + path, {
+    method: form ? 'POST' : 'GET',
+    redirect: 'manual',
+    headers: { cookie, ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+    body: form ? new URLSearchParams(form).toString() : undefined,
+  });
+  const set = r.headers.get('set-cookie');
+  if (set && set.startsWith('nara_session=')) cookie = set.split(';')[0];
+  return r;
+}
+const csrfIn = (html) => html.match(/name="csrf" value="([^"]+)"/)?.[1] ?? fail('no csrf field');
+
+let r = await call('/sign-in', { username: citizen.username, password: citizen.password });
+if (r.status !== 303) fail(`sign-in: ${r.status}`);
+const service = await (await call('/apply/resident-registration-certificate')).text();
+const csrf = csrfIn(service);
+r = await call('/apply/resident-registration-certificate/start', { csrf });
+const page1 = r.headers.get('location') ?? fail(`start: ${r.status}`);
+const reference = page1.split('/')[2];
+r = await call(page1, { csrf, full_name: 'Kim Minji', use: 'bank' });
+if (r.status !== 303) fail(`page 1: ${r.status}`);
+r = await call(`/applications/${reference}/submit`, { csrf, 'consent.residence': 'yes' });
+if (r.status !== 303) fail(`submit: ${r.status} ${await r.text()}`);
+const receipt = await (await call(`/applications/${reference}`)).text();
+const docId = receipt.match(/href="\/documents\/([^"]+)"/)?.[1] ?? fail('no document on the receipt');
+const doc = await (await call(`/documents/${docId}`)).text();
+const token = doc.match(/<textarea id="token"[^>]*>([^<]+)<\/textarea>/)?.[1]?.trim() ?? fail('no token');
+
+const jwks = createRemoteJWKSet(new URL(`${base}/credentials/jwks.json`));
+const { payload, protectedHeader } = await compactVerify(token, jwks, { algorithms: ['EdDSA'] });
+const vc = JSON.parse(new TextDecoder().decode(payload));
+if (protectedHeader.typ !== 'vc+jwt' || protectedHeader.cty !== 'vc') fail(`media types: ${JSON.stringify(protectedHeader)}`);
+if (!vc['@context']?.includes('https://www.w3.org/ns/credentials/v2')) fail('not a VC 2.0 context');
+if (!vc.type?.includes('ResidentRegistrationCertificate')) fail(`type: ${vc.type}`);
+if (vc.credentialSubject?.name !== 'Kim Minji') fail(`subject: ${JSON.stringify(vc.credentialSubject)}`);
+if (!vc.issuer?.id?.endsWith('/agencies/KR/GOV/MOIS')) fail(`issuer: ${JSON.stringify(vc.issuer)}`);
+
+const [h, p, s] = token.split('.');
+const forged = JSON.parse(Buffer.from(p, 'base64url').toString());
+forged.credentialSubject.name = 'Someone Else';
+const tampered = `${h}.${Buffer.from(JSON.stringify(forged)).toString('base64url')}.${s}`;
+let refused = false;
+try { await compactVerify(tampered, jwks, { algorithms: ['EdDSA'] }); } catch { refused = true; }
+if (!refused) fail('a tampered credential verified');
+console.log(`vc_jose: ${vc.type.join(', ')} for ${reference} verified by jose with kid ${protectedHeader.kid}; a tampered copy is refused`);

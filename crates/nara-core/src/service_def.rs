@@ -39,6 +39,17 @@ pub struct Text {
     pub ko: String,
 }
 
+impl Text {
+    /// The text in `lang`.
+    pub fn get(&self, lang: crate::Lang) -> String {
+        match lang {
+            crate::Lang::En => self.en.clone(),
+            crate::Lang::Es => self.es.clone(),
+            crate::Lang::Ko => self.ko.clone(),
+        }
+    }
+}
+
 /// A whole definition, as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -7,9 +7,8 @@ use askama::Template;
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use nara_core::Lang;
 use nara_core::identity::Role;
-use nara_core::service_def::{self, Definition, Text};
+use nara_core::service_def::{self, Definition};
 use nara_store::applications::Application;
 use serde::Deserialize;
 use serde_json::Value;
@@ -18,14 +17,6 @@ use crate::AppState;
 use crate::account::{csrf_ok, csrf_refused, query_value, when};
 use crate::auth::Principal;
 use crate::pages::{Layout, PageCtx, PageError, render, store_failed};
-
-fn pick(t: &Text, lang: Lang) -> String {
-    match lang {
-        Lang::En => t.en.clone(),
-        Lang::Es => t.es.clone(),
-        Lang::Ko => t.ko.clone(),
-    }
-}
 
 /// Who acts in a transition: `citizen` and `system` are not officials.
 fn officials_step(by: &str) -> bool {
@@ -93,7 +84,7 @@ pub async fn queue(
         defs.iter()
             .find(|d| d.code == code)
             .and_then(|d| service_def::check(&d.source).ok())
-            .map(|d| pick(&d.title, ctx.lang))
+            .map(|d| d.title.get(ctx.lang))
             .unwrap_or_else(|| code.to_owned())
     };
     let now = nara_core::Timestamp::now().0;
@@ -228,7 +219,7 @@ async fn case_view(
             .iter()
             .flat_map(|p| p.fields.iter())
             .find(|f| f.id.get_ref() == name)
-            .map(|f| pick(&f.label, ctx.lang))
+            .map(|f| f.label.get(ctx.lang))
             .unwrap_or_else(|| name.to_owned())
     };
     let shown = names
@@ -257,7 +248,7 @@ async fn case_view(
     let page = CasePage {
         layout: ctx.layout(ctx.tr().s("cases.case"), "cases"),
         reference: app.reference.clone(),
-        service: pick(&def.title, ctx.lang),
+        service: def.title.get(ctx.lang),
         state: app.state.clone(),
         due: app.due_at.map(when).unwrap_or_default(),
         breached: app.due_at.is_some_and(|d| d < now),

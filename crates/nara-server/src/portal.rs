@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use nara_core::Lang;
 use nara_core::exchange::{ClientId, Purpose};
-use nara_core::service_def::{self, Definition, Field, Text};
+use nara_core::service_def::{self, Definition, Field};
 use nara_store::applications::Application;
 use serde_json::{Map, Value};
 
@@ -18,14 +18,6 @@ use crate::AppState;
 use crate::account::{csrf_ok, csrf_refused, when};
 use crate::auth::Principal;
 use crate::pages::{Layout, PageCtx, PageError, render, store_failed};
-
-fn pick(t: &Text, lang: Lang) -> String {
-    match lang {
-        Lang::En => t.en.clone(),
-        Lang::Es => t.es.clone(),
-        Lang::Ko => t.ko.clone(),
-    }
-}
 
 /// A new reference number: agency code, year, 8 random digits.
 fn new_reference(agency: &str) -> String {
@@ -189,7 +181,7 @@ fn inputs(
                     .iter()
                     .find(|(field, _)| *field == name || field.starts_with(&format!("{name}.")))
                     .map(|(_, m)| m.clone()),
-                label: pick(&f.label, lang),
+                label: f.label.get(lang),
                 kind: f.kind.get_ref().clone(),
                 required: f.required,
                 options: f
@@ -239,9 +231,9 @@ async fn form_view(
         StatusCode::BAD_REQUEST
     };
     let view = FormPage {
-        layout: ctx.layout(&pick(&page.title, ctx.lang), "my-applications"),
+        layout: ctx.layout(&page.title.get(ctx.lang), "my-applications"),
         reference: app.reference.clone(),
-        service: pick(&def.title, ctx.lang),
+        service: def.title.get(ctx.lang),
         number: n,
         pages: def.pages.len(),
         inputs: inputs(&page.fields, answers, &errors, ctx.lang, ""),
@@ -391,7 +383,7 @@ async fn review_view(
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
                 };
-                shown.push((pick(&f.label, ctx.lang), text));
+                shown.push((f.label.get(ctx.lang), text));
             }
         }
     }
@@ -683,9 +675,9 @@ pub async fn receipt(
         .map_err(store_failed(ctx.lang))?;
     let now = nara_core::Timestamp::now().0;
     let page = ReceiptPage {
-        layout: ctx.layout(&pick(&def.title, ctx.lang), "my-applications"),
+        layout: ctx.layout(&def.title.get(ctx.lang), "my-applications"),
         reference: app.reference.clone(),
-        service: pick(&def.title, ctx.lang),
+        service: def.title.get(ctx.lang),
         code: app.service_code.clone(),
         version: app.version,
         state: app.state.clone(),
@@ -752,7 +744,7 @@ pub async fn mine(
                 .iter()
                 .find(|d| d.code == a.service_code)
                 .and_then(|d| service_def::check(&d.source).ok())
-                .map(|d| pick(&d.title, ctx.lang))
+                .map(|d| d.title.get(ctx.lang))
                 .unwrap_or_else(|| a.service_code.clone()),
             draft: a.state == "draft",
             updated: when(a.updated_at),

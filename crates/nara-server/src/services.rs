@@ -10,7 +10,7 @@ use axum::{Form, Json};
 use nara_core::Lang;
 use nara_core::exchange::Purpose;
 use nara_core::identity::Role;
-use nara_core::service_def::{self, Definition, Text};
+use nara_core::service_def::{self, Definition};
 use nara_store::services::PublishedDefinition;
 use serde::Deserialize;
 
@@ -19,14 +19,6 @@ use crate::account::{csrf_ok, csrf_refused, query_value, when};
 use crate::auth::Principal;
 use crate::pages::{Layout, PageCtx, PageError, render, store_failed};
 use crate::problem::Problem;
-
-fn pick(t: &Text, lang: Lang) -> String {
-    match lang {
-        Lang::En => t.en.clone(),
-        Lang::Es => t.es.clone(),
-        Lang::Ko => t.ko.clone(),
-    }
-}
 
 /// A published definition, parsed (published ones always parse).
 fn parsed(p: &PublishedDefinition) -> Option<Definition> {
@@ -235,8 +227,8 @@ pub async fn apply_list(
         .filter_map(|p| parsed(p).map(|d| (p, d)))
         .map(|(p, d)| ServiceCard {
             code: p.code.clone(),
-            title: pick(&d.title, ctx.lang),
-            summary: pick(&d.summary, ctx.lang),
+            title: d.title.get(ctx.lang),
+            summary: d.summary.get(ctx.lang),
             agency: names
                 .get(&p.agency_id)
                 .cloned()
@@ -353,7 +345,7 @@ pub async fn apply_service(
     fn questions(fields: &[service_def::Field], lang: Lang, out: &mut Vec<QuestionView>) {
         for f in fields {
             out.push(QuestionView {
-                label: pick(&f.label, lang),
+                label: f.label.get(lang),
                 kind: f.kind.get_ref().clone(),
                 required: f.required,
                 conditional: f.visible_if.is_some(),
@@ -367,11 +359,11 @@ pub async fn apply_service(
         .map(|page| {
             let mut qs = Vec::new();
             questions(&page.fields, ctx.lang, &mut qs);
-            (pick(&page.title, ctx.lang), qs)
+            (page.title.get(ctx.lang), qs)
         })
         .collect();
     let page = ApplyService {
-        layout: ctx.layout(&pick(&d.title, ctx.lang), "apply"),
+        layout: ctx.layout(&d.title.get(ctx.lang), "apply"),
         code: p.code.clone(),
         version: p.version,
         published: when(p.published_at),
@@ -379,7 +371,7 @@ pub async fn apply_service(
             .get(&p.agency_id)
             .cloned()
             .unwrap_or_else(|| p.agency_id.clone()),
-        summary: pick(&d.summary, ctx.lang),
+        summary: d.summary.get(ctx.lang),
         fee: d.fee.as_ref().map(|f| {
             if *f.amount.get_ref() == 0 {
                 tr.s("apply.free").to_owned()
@@ -391,7 +383,7 @@ pub async fn apply_service(
         automatic: d.automatic,
         pages,
         evidence,
-        document: d.document.as_ref().map(|doc| pick(&doc.title, ctx.lang)),
+        document: d.document.as_ref().map(|doc| doc.title.get(ctx.lang)),
         citizen_csrf: match &ctx.caller {
             crate::auth::Caller::Signed(p) if p.has_role(Role::Citizen) => {
                 p.csrf().map(str::to_owned)
@@ -448,7 +440,7 @@ async fn designer_view(
         .filter(|p| p.agency_id == agency.as_str())
         .map(|p| DesignView {
             title: parsed(&p)
-                .map(|d| pick(&d.title, ctx.lang))
+                .map(|d| d.title.get(ctx.lang))
                 .unwrap_or_default(),
             code: p.code,
             version: p.version,

@@ -554,6 +554,34 @@ pub fn check(source: &str) -> Result<Definition, Vec<Problem>> {
     }
 }
 
+/// The value a name refers to: a form field's answer, or
+/// `evidence.ID.FIELD` from the fetched evidence.
+pub fn value_of(
+    name: &str,
+    answers: &serde_json::Map<String, serde_json::Value>,
+    evidence: &serde_json::Map<String, serde_json::Value>,
+) -> Option<serde_json::Value> {
+    if let Some(rest) = name.strip_prefix("evidence.") {
+        let (e, f) = rest.split_once('.')?;
+        return evidence.get(e)?.get(f).cloned();
+    }
+    answers.get(name).cloned()
+}
+
+/// [`value_of`] as conditions read it: a yes/no answer posted as `"yes"`
+/// or `"no"` is a boolean.
+pub fn condition_value(
+    name: &str,
+    answers: &serde_json::Map<String, serde_json::Value>,
+    evidence: &serde_json::Map<String, serde_json::Value>,
+) -> Option<serde_json::Value> {
+    match value_of(name, answers, evidence)? {
+        serde_json::Value::String(s) if s == "yes" => Some(serde_json::Value::Bool(true)),
+        serde_json::Value::String(s) if s == "no" => Some(serde_json::Value::Bool(false)),
+        other => Some(other),
+    }
+}
+
 /// One answer that is not acceptable: the field and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnswerProblem {
@@ -573,17 +601,11 @@ pub fn check_answers(
     evidence: &serde_json::Map<String, serde_json::Value>,
 ) -> Vec<AnswerProblem> {
     let mut problems = Vec::new();
-    let value_of = |name: &str| -> Option<serde_json::Value> {
-        if let Some(rest) = name.strip_prefix("evidence.") {
-            let (e, f) = rest.split_once('.')?;
-            return evidence.get(e)?.get(f).cloned();
-        }
-        answers.get(name).cloned()
-    };
+    let value = |name: &str| condition_value(name, answers, evidence);
     let visible = |f: &Field| {
         f.visible_if
             .as_ref()
-            .is_none_or(|c| parse_expr(c.get_ref()).is_ok_and(|e| e.eval(&value_of)))
+            .is_none_or(|c| parse_expr(c.get_ref()).is_ok_and(|e| e.eval(&value)))
     };
     let mut known = BTreeSet::new();
     for page in &def.pages {

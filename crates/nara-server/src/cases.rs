@@ -225,12 +225,7 @@ async fn case_view(
     let shown = names
         .iter()
         .map(|name| {
-            let value = match name.strip_prefix("evidence.") {
-                Some(rest) => rest
-                    .split_once('.')
-                    .and_then(|(e, f)| evidence.get(e)?.get(f).cloned()),
-                None => answers.get(*name).cloned(),
-            };
+            let value = service_def::value_of(name, &answers, &evidence);
             let text = match value {
                 Some(Value::String(s)) => s,
                 Some(other) => other.to_string(),
@@ -268,12 +263,7 @@ async fn case_view(
         csrf: who.csrf().unwrap_or_default().to_owned(),
         error: error.clone(),
     };
-    let status = if error.is_some() {
-        axum::http::StatusCode::BAD_REQUEST
-    } else {
-        axum::http::StatusCode::OK
-    };
-    Ok((status, render(&page)).into_response())
+    Ok((crate::account::status_for(&error), render(&page)).into_response())
 }
 
 /// `GET /cases/{reference}`.

@@ -44,13 +44,7 @@ pub async fn issue(
     let mut subject = Map::new();
     for claim in &doc.claims {
         let name = claim.get_ref();
-        let value = match name.strip_prefix("evidence.") {
-            Some(rest) => rest
-                .split_once('.')
-                .and_then(|(e, f)| evidence.get(e)?.get(f).cloned()),
-            None => answers.get(name.as_str()).cloned(),
-        };
-        if let Some(v) = value {
+        if let Some(v) = nara_core::service_def::value_of(name, &answers, &evidence) {
             subject.insert(name.rsplit('.').next().unwrap_or(name).to_owned(), v);
         }
     }

@@ -69,6 +69,30 @@ async fn owned(
     Ok((app, def))
 }
 
+/// A form posted to the citizen's own draft: `None` when the anti-forgery
+/// token is wrong; 404 when it is not their draft (or no longer a draft).
+async fn posted_draft(
+    ctx: &PageCtx,
+    state: &AppState,
+    who: &Principal,
+    reference: &str,
+    pairs: &[(String, String)],
+) -> Result<Option<(Application, Definition)>, PageError> {
+    let csrf = pairs
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    if !csrf_ok(&ctx.caller, csrf) {
+        return Ok(None);
+    }
+    let (app, def) = owned(ctx, state, who, reference).await?;
+    if app.state != "draft" {
+        return Err(PageError::not_found(ctx.lang));
+    }
+    Ok(Some((app, def)))
+}
+
 fn answers_of(app: &Application) -> Map<String, Value> {
     serde_json::from_str(&app.answers).unwrap_or_default()
 }
@@ -295,18 +319,9 @@ pub async fn save_page(
     Path((reference, n)): Path<(String, usize)>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
-    let csrf = pairs
-        .iter()
-        .find(|(k, _)| k == "csrf")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("");
-    if !csrf_ok(&ctx.caller, csrf) {
+    let Some((app, def)) = posted_draft(&ctx, &state, &who, &reference, &pairs).await? else {
         return Ok(csrf_refused(ctx.lang));
-    }
-    let (app, def) = owned(&ctx, &state, &who, &reference).await?;
-    if app.state != "draft" {
-        return Err(PageError::not_found(ctx.lang));
-    }
+    };
     let page = def
         .pages
         .get(n.wrapping_sub(1))
@@ -436,11 +451,7 @@ async fn review_view(
             }
         })
         .collect();
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = crate::account::status_for(&error);
     let page = ReviewPage {
         layout: ctx.layout(ctx.tr().s("application.review_title"), "my-applications"),
         reference: app.reference.clone(),
@@ -476,18 +487,9 @@ pub async fn submit(
     Path(reference): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
-    let csrf = pairs
-        .iter()
-        .find(|(k, _)| k == "csrf")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("");
-    if !csrf_ok(&ctx.caller, csrf) {
+    let Some((app, def)) = posted_draft(&ctx, &state, &who, &reference, &pairs).await? else {
         return Ok(csrf_refused(ctx.lang));
-    }
-    let (app, def) = owned(&ctx, &state, &who, &reference).await?;
-    if app.state != "draft" {
-        return Err(PageError::not_found(ctx.lang));
-    }
+    };
     let tr = ctx.tr();
     let answers = answers_of(&app);
     if let Some(p) = service_def::check_answers(&def, None, &answers, &Map::new()).first() {
@@ -586,17 +588,7 @@ pub async fn submit(
             }
         }
     }
-    let value_of = |name: &str| -> Option<Value> {
-        if let Some(rest) = name.strip_prefix("evidence.") {
-            let (id, field) = rest.split_once('.')?;
-            return evidence.get(id)?.get(field).cloned();
-        }
-        match answers.get(name)? {
-            Value::String(s) if s == "yes" => Some(Value::Bool(true)),
-            Value::String(s) if s == "no" => Some(Value::Bool(false)),
-            other => Some(other.clone()),
-        }
-    };
+    let value_of = |name: &str| service_def::condition_value(name, &answers, &evidence);
     if let Some(rule) = &def.eligible_if
         && !service_def::parse_expr(rule.get_ref()).is_ok_and(|e| e.eval(&value_of))
     {

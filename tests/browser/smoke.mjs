@@ -3,42 +3,10 @@
 // console error, page error, failed request or axe-core (WCAG 2.x A/AA)
 // violation. Also checks keyboard use (skip link), the htmx live search and,
 // with NARA_ACCOUNTS (demo-accounts.json), every signed-in page by its role.
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { chromium } from 'playwright-core';
-import * as OTPAuth from 'otpauth';
+import { accounts, audit, base, fail, finish, launch, signIn as signInWith, watch } from './harness.mjs';
 
-const require = createRequire(import.meta.url);
-const base = (process.env.NARA_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
-const accounts = process.env.NARA_ACCOUNTS ? JSON.parse(readFileSync(process.env.NARA_ACCOUNTS, 'utf8')) : [];
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
-
-const failures = [];
-const fail = (msg) => { failures.push(msg); console.error(`FAIL ${msg}`); };
-
-const browser = await chromium.launch({
-  executablePath,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-
-async function audit(page, label) {
-  // page.evaluate runs through the DevTools protocol, which the page's CSP does not govern.
-  await page.evaluate(axeSource);
-  const result = await page.evaluate(async () =>
-    await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'] } }));
-  for (const v of result.violations) {
-    fail(`${label}: axe ${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`);
-  }
-  return result;
-}
-
-function watch(page, label) {
-  page.on('console', (m) => { if (m.type() === 'error') fail(`${label}: console error: ${m.text()}`); });
-  page.on('pageerror', (e) => fail(`${label}: page error: ${e.message}`));
-  page.on('requestfailed', (r) => fail(`${label}: request failed: ${r.url()} ${r.failure()?.errorText}`));
-}
+const browser = await launch();
+const signIn = (account, lang) => signInWith(browser, account, lang);
 
 const context = await browser.newContext();
 let checked = 0;
@@ -81,28 +49,6 @@ for (const lang of ['en', 'es', 'ko']) {
   await page.close();
 }
 
-// Signs in with the keyboard (and a TOTP code from otpauth, an independent
-// RFC 6238 implementation, for staff), in a fresh context.
-async function signIn(account, lang) {
-  const ctx = await browser.newContext();
-  const page = await ctx.newPage();
-  watch(page, `sign-in ${account.username}`);
-  await page.goto(`${base}/sign-in?lang=${lang}`, { waitUntil: 'networkidle' });
-  await page.fill('#username', account.username);
-  await page.fill('#password', account.password);
-  await page.keyboard.press('Enter');
-  if (account.totp_secret) {
-    await page.waitForURL(/second-factor/);
-    await audit(page, `/sign-in/second-factor [${lang}]`);
-    const code = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(account.totp_secret) }).generate();
-    await page.fill('#code', code);
-    await page.keyboard.press('Enter');
-  }
-  await page.waitForURL(/\/account/);
-  await page.waitForLoadState('networkidle');
-  return { ctx, page };
-}
-
 // Every signed-in page, audited in each language, by the role that sees it.
 const byRole = (role) => accounts.find((a) => a.role === role);
 const signedInPages = [
@@ -120,6 +66,8 @@ const signedInPages = [
 if (process.env.NARA_BIN && process.env.NARA_DATA) {
   const { execFileSync } = await import('node:child_process');
   const { ctx, page } = await signIn(byRole('citizen'), 'ko');
+  await page.goto(`${base}/my/data-access?lang=ko`, { waitUntil: 'networkidle' });
+  const before = (await page.$$('#data-access tbody tr')).length;
   await page.goto(`${base}/my/consents?lang=ko`, { waitUntil: 'networkidle' });
   await page.selectOption('#service', 'KR/GOV/MOIS/resident-registry/residents');
   await page.selectOption('#agency', 'KR/LOC/SEOUL');
@@ -135,7 +83,7 @@ if (process.env.NARA_BIN && process.env.NARA_DATA) {
   if (!out.startsWith('200')) fail(`exchange with consent ${consent}: ${out}`);
   await page.goto(`${base}/my/data-access?lang=ko`, { waitUntil: 'networkidle' });
   const rows = await page.$$('#data-access tbody tr');
-  if (rows.length !== 1) fail(`data-access page: ${rows.length} rows after one exchange`);
+  if (rows.length !== before + 1) fail(`data-access page: ${rows.length} rows after one exchange (${before} before)`);
   const text = await page.textContent('#data-access');
   if (!text.includes('서울')) fail(`data-access page does not name the agency in Korean: ${text}`);
   await audit(page, 'data access after an exchange [ko]');
@@ -165,8 +113,4 @@ for (const [role, paths] of signedInPages) {
 }
 
 await browser.close();
-if (failures.length) {
-  console.error(`browser smoke test: ${failures.length} failure(s) over ${checked} pages`);
-  process.exit(1);
-}
-console.log(`browser smoke test: ${checked} pages in en, es and ko, no console errors, no axe violations`);
+finish(`browser smoke test over ${checked} pages`, `browser smoke test: ${checked} pages in en, es and ko, no console errors, no axe violations`);

@@ -1,11 +1,15 @@
 // A citizen applies for a resident registration certificate over HTTP, and
 // the issued document — a W3C Verifiable Credential secured with JOSE — is
 // verified by `jose` (npm), an independent JOSE implementation, against the
-// issuing agency's published key set; a tampered copy must fail.
+// issuing agency's published key set; a tampered copy must fail. Then the
+// ministry's official revokes it, and the agency's Bitstring Status List —
+// verified by `jose` too, gunzipped by Node's zlib — shows the bit set.
 //
 //   NARA_URL=http://127.0.0.1:8080 NARA_ACCOUNTS=nara-data/demo-accounts.json node vc_jose.mjs
 import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { compactVerify, createRemoteJWKSet } from 'jose';
+import * as OTPAuth from 'otpauth';
 
 const base = process.env.NARA_URL;
 const accounts = JSON.parse(readFileSync(process.env.NARA_ACCOUNTS, 'utf8'));
@@ -26,8 +30,20 @@ async function call(path, form) {
 }
 const csrfIn = (html) => html.match(/name="csrf" value="([^"]+)"/)?.[1] ?? fail('no csrf field');
 
-let r = await call('/sign-in', { username: citizen.username, password: citizen.password });
-if (r.status !== 303) fail(`sign-in: ${r.status}`);
+async function signIn(account) {
+  cookie = '';
+  const r = await call('/sign-in', { username: account.username, password: account.password });
+  if (r.status !== 303) fail(`sign-in ${account.username}: ${r.status}`);
+  if (account.totp_secret) {
+    const form = await (await call('/sign-in/second-factor')).text();
+    const code = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(account.totp_secret) }).generate();
+    const next = form.match(/name="next" value="([^"]*)"/)?.[1] ?? '/account';
+    const done = await call('/sign-in/second-factor', { csrf: csrfIn(form), next, code });
+    if (done.status !== 303) fail(`second factor ${account.username}: ${done.status}`);
+  }
+}
+await signIn(citizen);
+let r;
 const service = await (await call('/apply/resident-registration-certificate')).text();
 const csrf = csrfIn(service);
 r = await call('/apply/resident-registration-certificate/start', { csrf });
@@ -58,4 +74,31 @@ const tampered = `${h}.${Buffer.from(JSON.stringify(forged)).toString('base64url
 let refused = false;
 try { await compactVerify(tampered, jwks, { algorithms: ['EdDSA'] }); } catch { refused = true; }
 if (!refused) fail('a tampered credential verified');
-console.log(`vc_jose: ${vc.type.join(', ')} for ${reference} verified by jose with kid ${protectedHeader.kid}; a tampered copy is refused`);
+
+// Revocation, as any verifier sees it: the status list credential named in
+// credentialStatus, verified with the same key set, decoded, indexed.
+async function revokedBit() {
+  const entry = vc.credentialStatus ?? fail('no credentialStatus');
+  if (entry.type !== 'BitstringStatusListEntry' || entry.statusPurpose !== 'revocation') fail(`status entry: ${JSON.stringify(entry)}`);
+  const url = new URL(entry.statusListCredential);
+  const res = await fetch(base + url.pathname);
+  if (res.headers.get('content-type') !== 'application/vc+jwt') fail(`status list type: ${res.headers.get('content-type')}`);
+  const { payload: listPayload } = await compactVerify(await res.text(), jwks, { algorithms: ['EdDSA'] });
+  const list = JSON.parse(new TextDecoder().decode(listPayload));
+  if (!list.type.includes('BitstringStatusListCredential')) fail(`list type: ${list.type}`);
+  const encoded = list.credentialSubject.encodedList;
+  if (!encoded.startsWith('u')) fail('encodedList is not multibase base64url');
+  const bits = gunzipSync(Buffer.from(encoded.slice(1), 'base64url'));
+  const i = Number(entry.statusListIndex);
+  return (bits[i >> 3] & (0x80 >> (i & 7))) !== 0;
+}
+if (await revokedBit()) fail('revoked before anyone revoked it');
+const official = accounts.find((a) => a.username === 'official.mois') ?? fail('no MOIS official in the demo');
+await signIn(official);
+const caseHtml = await (await call(`/cases/${reference}`)).text();
+r = await call(`/cases/${reference}/revoke`, { csrf: csrfIn(caseHtml), credential: docId, reason: 'issued_in_error' });
+if (r.status !== 303) fail(`revoke: ${r.status}`);
+if (!(await revokedBit())) fail('the status list does not show the revocation');
+// The signature still verifies (it is the same token); the status decides.
+await compactVerify(token, jwks, { algorithms: ['EdDSA'] });
+console.log(`vc_jose: ${vc.type.join(', ')} for ${reference} verified by jose with kid ${protectedHeader.kid}; a tampered copy is refused; after revocation its bit ${vc.credentialStatus.statusListIndex} in ${vc.credentialStatus.statusListCredential} is set`);

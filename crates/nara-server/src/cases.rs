@@ -144,6 +144,16 @@ pub fn working_days_between(from: i64, to: i64) -> i64 {
     sign * days
 }
 
+pub struct DocumentRow {
+    pub id: String,
+    pub credential_type: String,
+    pub issued: String,
+    pub revoked: Option<String>,
+}
+
+/// Why an issuer revokes a document (recorded in the ledger entry).
+pub const REVOKE_REASONS: [&str; 3] = ["issued_in_error", "facts_changed", "fraud"];
+
 pub struct ActionView {
     pub to: String,
     pub reasons: Vec<String>,
@@ -162,6 +172,8 @@ struct CasePage {
     shown: Vec<(String, String)>,
     actions: Vec<ActionView>,
     timeline: Vec<(String, String, String, String)>,
+    documents: Vec<DocumentRow>,
+    revoke_reasons: &'static [&'static str],
     csrf: String,
     error: Option<String>,
 }
@@ -239,8 +251,23 @@ async fn case_view(
         .application_events(app.id)
         .await
         .map_err(store_failed(ctx.lang))?;
+    let documents = state
+        .store
+        .credentials_of_application(app.id)
+        .await
+        .map_err(store_failed(ctx.lang))?
+        .into_iter()
+        .map(|c| DocumentRow {
+            id: c.id,
+            credential_type: c.credential_type,
+            issued: when(c.issued_at),
+            revoked: c.revoked_at.map(when),
+        })
+        .collect();
     let now = nara_core::Timestamp::now().0;
     let page = CasePage {
+        documents,
+        revoke_reasons: &REVOKE_REASONS,
         layout: ctx.layout(ctx.tr().s("cases.case"), "cases"),
         reference: app.reference.clone(),
         service: def.title.get(ctx.lang),
@@ -368,6 +395,56 @@ pub async fn act(
             }
             Ok(Redirect::to(&format!("/cases/{reference}")).into_response())
         }
+        Err(nara_store::StoreError::Conflict(m)) => {
+            case_view(&ctx, &state, &who, &app, &def, Some(m)).await
+        }
+        Err(e) => Err(store_failed(ctx.lang)(e)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Revoke {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    credential: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /cases/{reference}/revoke`: the issuing agency revokes a document
+/// of the case; its bit in the agency's status list turns on at once.
+pub async fn revoke(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Path(reference): Path<String>,
+    Form(form): Form<Revoke>,
+) -> Result<Response, PageError> {
+    if !csrf_ok(&ctx.caller, &form.csrf) {
+        return Ok(csrf_refused(ctx.lang));
+    }
+    let (app, def) = case_of(&ctx, &state, &who, &reference).await?;
+    let belongs = state
+        .store
+        .credentials_of_application(app.id)
+        .await
+        .map_err(store_failed(ctx.lang))?
+        .iter()
+        .any(|c| c.id == form.credential);
+    if !belongs {
+        return Err(PageError::not_found(ctx.lang));
+    }
+    if !REVOKE_REASONS.contains(&form.reason.as_str()) {
+        let error = Some(ctx.tr().s("cases.reason_needed").into());
+        return case_view(&ctx, &state, &who, &app, &def, error).await;
+    }
+    match state
+        .store
+        .revoke_credential(&form.credential, &app.agency_id, &who.actor(), &form.reason)
+        .await
+    {
+        Ok(()) => Ok(Redirect::to(&format!("/cases/{reference}")).into_response()),
         Err(nara_store::StoreError::Conflict(m)) => {
             case_view(&ctx, &state, &who, &app, &def, Some(m)).await
         }

@@ -1,8 +1,9 @@
 //! Documents as W3C Verifiable Credentials 2.0 secured with JOSE
 //! (VC-JOSE-COSE: a compact JWS, `typ: vc+jwt`, `cty: vc`, EdDSA), signed by
 //! the issuing agency's key, published with its `kid` at
-//! `/credentials/jwks.json`, so anyone verifies offline with the key; and
-//! the `/verify` page and API.
+//! `/credentials/jwks.json`, so anyone verifies offline with the key;
+//! revocation published as a W3C Bitstring Status List credential per
+//! agency; and the `/verify` page and API.
 
 use askama::Template;
 use axum::Form;
@@ -29,6 +30,38 @@ fn kid(state: &AppState, agency: &str) -> String {
     format!("{}#key-1", issuer_id(state, agency))
 }
 
+/// Positions in one status list: 16 KiB, the minimum the Bitstring Status
+/// List recommends for herd privacy.
+pub const STATUS_LIST_BITS: i64 = 131_072;
+
+/// The URL of an agency's status list number `list`.
+pub fn status_list_url(state: &AppState, agency: &str, list: i64) -> String {
+    format!(
+        "{}/credentials/status/{agency}/{list}",
+        state.config.issuer()
+    )
+}
+
+/// Signs a credential as a compact JWS (`typ: vc+jwt`, `cty: vc`) with the
+/// agency's key.
+fn sign_vc(state: &AppState, agency: &str, vc: &Value) -> String {
+    let header = json!({"alg": "EdDSA", "typ": "vc+jwt", "cty": "vc", "kid": kid(state, agency)});
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(vc.to_string())
+    );
+    let key = state.identity.credential_key(agency);
+    format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(key.sign(signing_input.as_bytes()).to_bytes())
+    )
+}
+
+/// Attempts at a free random status position: four in each list before
+/// moving to the next, so lists fill up one after another.
+const STATUS_ATTEMPTS: i64 = 64;
+
 /// Issues the definition's document for an approved application, if it has one.
 pub async fn issue(
     state: &AppState,
@@ -49,43 +82,128 @@ pub async fn issue(
         }
     }
     let now = nara_core::Timestamp::now();
-    let id = uuid::Uuid::new_v4().to_string();
-    let mut vc = json!({
-        "@context": ["https://www.w3.org/ns/credentials/v2"],
-        "id": format!("urn:uuid:{id}"),
-        "type": ["VerifiableCredential", doc.credential_type.get_ref()],
-        "issuer": {"id": issuer_id(state, &app.agency_id)},
-        "name": doc.title.en,
-        "validFrom": now.rfc3339(),
-        "credentialSubject": Value::Object(subject),
-    });
-    if doc.valid_days > 0 {
-        vc["validUntil"] =
-            json!(nara_core::Timestamp(now.0 + i64::from(doc.valid_days) * 86_400_000).rfc3339());
+    let agency = app.agency_id.as_str();
+    for attempt in 0..STATUS_ATTEMPTS {
+        let list = attempt / 4;
+        let index = list * STATUS_LIST_BITS + rand::random_range(0..STATUS_LIST_BITS);
+        if !state.store.status_index_free(agency, index).await? {
+            continue;
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let list_url = status_list_url(state, agency, list);
+        let mut vc = json!({
+            "@context": ["https://www.w3.org/ns/credentials/v2"],
+            "id": format!("urn:uuid:{id}"),
+            "type": ["VerifiableCredential", doc.credential_type.get_ref()],
+            "issuer": {"id": issuer_id(state, agency)},
+            "name": doc.title.en,
+            "validFrom": now.rfc3339(),
+            "credentialSubject": Value::Object(subject.clone()),
+            "credentialStatus": {
+                "id": format!("{list_url}#{}", index % STATUS_LIST_BITS),
+                "type": "BitstringStatusListEntry",
+                "statusPurpose": "revocation",
+                "statusListIndex": (index % STATUS_LIST_BITS).to_string(),
+                "statusListCredential": list_url,
+            },
+        });
+        if doc.valid_days > 0 {
+            vc["validUntil"] = json!(
+                nara_core::Timestamp(now.0 + i64::from(doc.valid_days) * 86_400_000).rfc3339()
+            );
+        }
+        let credential = IssuedCredential {
+            id,
+            application_id: app.id,
+            agency_id: app.agency_id.clone(),
+            credential_type: doc.credential_type.get_ref().clone(),
+            jwt: sign_vc(state, agency, &vc),
+            issued_at: now.0,
+            revoked_at: None,
+            status_index: Some(index),
+        };
+        match state.store.store_credential(&credential, actor).await {
+            // Another issuance took the position between the check and the write.
+            Err(nara_store::StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e),
+            Ok(()) => return Ok(Some(credential)),
+        }
     }
-    let header =
-        json!({"alg": "EdDSA", "typ": "vc+jwt", "cty": "vc", "kid": kid(state, &app.agency_id)});
-    let signing_input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(vc.to_string())
-    );
-    let key = state.identity.credential_key(&app.agency_id);
-    let jwt = format!(
-        "{signing_input}.{}",
-        URL_SAFE_NO_PAD.encode(key.sign(signing_input.as_bytes()).to_bytes())
-    );
-    let credential = IssuedCredential {
-        id,
-        application_id: app.id,
-        agency_id: app.agency_id.clone(),
-        credential_type: doc.credential_type.get_ref().clone(),
-        jwt,
-        issued_at: now.0,
-        revoked_at: None,
+    Err(nara_store::StoreError::Conflict(
+        "no free status list position; the agency's lists are full".into(),
+    ))
+}
+
+/// The gzip-compressed bitstring of revoked positions (`index 0` is the
+/// left-most bit), multibase base64url (`u…`) as the standard requires.
+pub fn encode_status_list(revoked: &[i64]) -> String {
+    use std::io::Write;
+    let mut bits = vec![0u8; (STATUS_LIST_BITS / 8) as usize];
+    for &i in revoked {
+        let i = i.rem_euclid(STATUS_LIST_BITS) as usize;
+        bits[i / 8] |= 0x80 >> (i % 8);
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing to a Vec cannot fail.
+    let _ = gz.write_all(&bits);
+    let zipped = gz.finish().unwrap_or_default();
+    format!("u{}", URL_SAFE_NO_PAD.encode(zipped))
+}
+
+/// `GET /credentials/status/{agency}/{list}` (route `{*list}`): the agency's signed
+/// `BitstringStatusListCredential` (`application/vc+jwt`), made fresh
+/// from the credentials table, so a revocation shows at once.
+pub async fn status_list(State(state): State<AppState>, Path(rest): Path<String>) -> Response {
+    let not_found = || crate::problem::Problem::not_found("no such status list").into_response();
+    let Some((agency, list)) = rest.rsplit_once('/') else {
+        return not_found();
     };
-    state.store.store_credential(&credential, actor).await?;
-    Ok(Some(credential))
+    let Ok(list) = list.parse::<i64>() else {
+        return not_found();
+    };
+    if !(0..STATUS_ATTEMPTS / 4).contains(&list) {
+        return not_found();
+    }
+    let known = match agency.parse::<nara_core::MemberId>() {
+        Ok(m) => state.store.get_agency(&m).await.ok().flatten().is_some(),
+        Err(_) => false,
+    };
+    if !known {
+        return not_found();
+    }
+    let from = list * STATUS_LIST_BITS;
+    let revoked = match state
+        .store
+        .revoked_positions(agency, from, from + STATUS_LIST_BITS)
+        .await
+    {
+        Ok(r) => r,
+        Err(_) => return crate::problem::Problem::internal().into_response(),
+    };
+    let url = status_list_url(&state, agency, list);
+    let now = nara_core::Timestamp::now();
+    let vc = json!({
+        "@context": ["https://www.w3.org/ns/credentials/v2"],
+        "id": url,
+        "type": ["VerifiableCredential", "BitstringStatusListCredential"],
+        "issuer": {"id": issuer_id(&state, agency)},
+        "validFrom": now.rfc3339(),
+        "credentialSubject": {
+            "id": format!("{url}#list"),
+            "type": "BitstringStatusList",
+            "statusPurpose": "revocation",
+            "encodedList": encode_status_list(&revoked),
+            "ttl": 60_000,
+        },
+    });
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "application/vc+jwt"),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=60"),
+        ],
+        sign_vc(&state, agency, &vc),
+    )
+        .into_response()
 }
 
 /// `GET /credentials/jwks.json`: every agency's credential key (JWK, OKP

@@ -41,13 +41,24 @@ pub struct DemoApp {
 
 pub const SAMPLE_APP_REDIRECT: &str = "http://127.0.0.1:8090/callback";
 
+/// Where an agency-scoped demo account works.
+enum Home {
+    None,
+    /// One of the first two agencies, whatever the catalogue holds.
+    Pick(usize),
+    /// A named agency, when the catalogue has it (the national seed does):
+    /// the demo services' own officials, so every demo service can be
+    /// decided and its documents revoked.
+    Named(&'static str),
+}
+
 struct Plan {
     role: Role,
     username: &'static str,
     display_name: &'static str,
     kind: AccountKind,
-    /// Index into the two demo agencies, for agency-scoped roles.
-    agency: Option<usize>,
+    /// The agency of an agency-scoped role.
+    agency: Home,
     extra: &'static [Role],
     national_id: Option<&'static str>,
 }
@@ -58,7 +69,7 @@ const PLANS: &[Plan] = &[
         username: "minji",
         display_name: "김민지 Kim Minji",
         kind: AccountKind::Citizen,
-        agency: None,
+        agency: Home::None,
         extra: &[],
         national_id: Some("900101-2345678"),
     },
@@ -67,7 +78,7 @@ const PLANS: &[Plan] = &[
         username: "junho",
         display_name: "이준호 Lee Junho",
         kind: AccountKind::Citizen,
-        agency: None,
+        agency: Home::None,
         extra: &[],
         national_id: Some("850315-1234567"),
     },
@@ -76,7 +87,7 @@ const PLANS: &[Plan] = &[
         username: "official.a",
         display_name: "박서연 Park Seoyeon",
         kind: AccountKind::Official,
-        agency: Some(0),
+        agency: Home::Pick(0),
         extra: &[],
         national_id: None,
     },
@@ -85,7 +96,7 @@ const PLANS: &[Plan] = &[
         username: "admin.a",
         display_name: "최도윤 Choi Doyun",
         kind: AccountKind::Official,
-        agency: Some(0),
+        agency: Home::Pick(0),
         extra: &[Role::Official],
         national_id: None,
     },
@@ -94,7 +105,7 @@ const PLANS: &[Plan] = &[
         username: "designer.a",
         display_name: "정하은 Jung Haeun",
         kind: AccountKind::Official,
-        agency: Some(0),
+        agency: Home::Pick(0),
         extra: &[Role::Official],
         national_id: None,
     },
@@ -103,7 +114,7 @@ const PLANS: &[Plan] = &[
         username: "official.b",
         display_name: "강민준 Kang Minjun",
         kind: AccountKind::Official,
-        agency: Some(1),
+        agency: Home::Pick(1),
         extra: &[],
         national_id: None,
     },
@@ -112,7 +123,7 @@ const PLANS: &[Plan] = &[
         username: "admin.b",
         display_name: "윤지우 Yoon Jiwoo",
         kind: AccountKind::Official,
-        agency: Some(1),
+        agency: Home::Pick(1),
         extra: &[Role::Official],
         national_id: None,
     },
@@ -121,7 +132,7 @@ const PLANS: &[Plan] = &[
         username: "operator",
         display_name: "Platform Operator",
         kind: AccountKind::Operator,
-        agency: None,
+        agency: Home::None,
         extra: &[],
         national_id: None,
     },
@@ -130,7 +141,7 @@ const PLANS: &[Plan] = &[
         username: "analyst",
         display_name: "Security Analyst",
         kind: AccountKind::Operator,
-        agency: None,
+        agency: Home::None,
         extra: &[],
         national_id: None,
     },
@@ -139,7 +150,52 @@ const PLANS: &[Plan] = &[
         username: "auditor",
         display_name: "Auditor",
         kind: AccountKind::Official,
-        agency: None,
+        agency: Home::None,
+        extra: &[],
+        national_id: None,
+    },
+    Plan {
+        role: Role::Official,
+        username: "official.mois",
+        display_name: "한지민 Han Jimin",
+        kind: AccountKind::Official,
+        agency: Home::Named("KR/GOV/MOIS"),
+        extra: &[],
+        national_id: None,
+    },
+    Plan {
+        role: Role::Official,
+        username: "official.nts",
+        display_name: "오세훈 Oh Sehun",
+        kind: AccountKind::Official,
+        agency: Home::Named("KR/GOV/NTS"),
+        extra: &[],
+        national_id: None,
+    },
+    Plan {
+        role: Role::Official,
+        username: "official.mohw",
+        display_name: "서지호 Seo Jiho",
+        kind: AccountKind::Official,
+        agency: Home::Named("KR/GOV/MOHW"),
+        extra: &[],
+        national_id: None,
+    },
+    Plan {
+        role: Role::Official,
+        username: "reviewer.mohw",
+        display_name: "임수아 Lim Sua",
+        kind: AccountKind::Official,
+        agency: Home::Named("KR/GOV/MOHW"),
+        extra: &[],
+        national_id: None,
+    },
+    Plan {
+        role: Role::Official,
+        username: "official.seoul",
+        display_name: "장예준 Jang Yejun",
+        kind: AccountKind::Official,
+        agency: Home::Named("KR/LOC/SEOUL"),
         extra: &[],
         national_id: None,
     },
@@ -179,7 +235,14 @@ pub async fn ensure(
     let passwords = PasswordWork::default();
     let mut out = Vec::new();
     for plan in PLANS {
-        let agency = plan.agency.map(|i| pick[i].clone());
+        let agency = match plan.agency {
+            Home::None => None,
+            Home::Pick(i) => Some(pick[i].clone()),
+            Home::Named(id) => match agencies.iter().find(|a| a.id.as_str() == id) {
+                Some(a) => Some(a.id.clone()),
+                None => continue,
+            },
+        };
         let password = demo_password();
         let staff = plan.kind != AccountKind::Citizen;
         let totp_secret = staff.then(auth::new_totp_secret);
@@ -370,7 +433,7 @@ pub const REGISTRIES: &[RegistryPlan] = &[
         service: "tax-payment-status",
         title: "Tax payment status",
         purposes: "tax-administration business-licensing benefit-eligibility",
-        legal_bases: "Framework Act on National Taxes art. 81-13",
+        legal_bases: "Framework Act on National Taxes art. 81-13\nValue-Added Tax Act art. 8",
         fields: &[
             ("in_arrears", "boolean"),
             ("amount_due", "integer"),
@@ -636,4 +699,55 @@ pub async fn ensure_exchange(
     };
     crate::ledger::write_private(&path, &serde_json::to_string_pretty(&demo)?)?;
     Ok(demo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::REGISTRIES;
+
+    /// Every demo service's evidence names a demo registry, fields it has,
+    /// a purpose it accepts and a legal basis it lists: otherwise the demo
+    /// service could never be submitted.
+    #[test]
+    fn demo_evidence_is_served_by_demo_registries() {
+        for (file, source) in nara_core::service_def::DEMO {
+            let def = nara_core::service_def::check(source).unwrap();
+            for e in &def.evidence {
+                let registry = REGISTRIES
+                    .iter()
+                    .find(|r| {
+                        format!("{}/{}/{}", r.agency, r.subsystem, r.service)
+                            == *e.service.get_ref()
+                    })
+                    .unwrap_or_else(|| {
+                        panic!("{file}: no demo registry serves {}", e.service.get_ref())
+                    });
+                for f in &e.fields {
+                    assert!(
+                        registry.fields.iter().any(|(n, _)| n == f.get_ref()),
+                        "{file}: {} has no field {}",
+                        registry.code,
+                        f.get_ref()
+                    );
+                }
+                assert!(
+                    registry
+                        .purposes
+                        .split(' ')
+                        .any(|p| p == e.purpose.get_ref()),
+                    "{file}: {} does not accept the purpose {}",
+                    registry.code,
+                    e.purpose.get_ref()
+                );
+                if let Some(basis) = &e.legal_basis {
+                    assert!(
+                        registry.legal_bases.lines().any(|l| l == basis.get_ref()),
+                        "{file}: {} does not list the legal basis {}",
+                        registry.code,
+                        basis.get_ref()
+                    );
+                }
+            }
+        }
+    }
 }

@@ -270,6 +270,7 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/.well-known/openid-configuration" => get(oidc::discovery): Public;
         "/oidc/jwks" => get(oidc::jwks): Public;
         "/credentials/jwks.json" => get(credentials::jwks): Public;
+        "/credentials/status/{*list}" => get(credentials::status_list): Public;
         "/oidc/token" => post(oidc::token): Public;
         "/oidc/userinfo" => get(oidc::userinfo): Public, post(oidc::userinfo): Public;
         "/oidc/revoke" => post(oidc::revoke): Public;
@@ -320,6 +321,7 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/documents/{id}" => get(credentials::document): Roles(&[Citizen]);
         "/cases/{reference}" => get(cases::case): Roles(&[Official]);
         "/cases/{reference}/act" => post(cases::act): Roles(&[Official]);
+        "/cases/{reference}/revoke" => post(cases::revoke): Roles(&[Official]);
         "/designer/services" => get(services::designer_page): Roles(&[ServiceDesigner]), post(services::designer_submit): Roles(&[ServiceDesigner]);
         "/my/data-access" => get(exchange_pages::data_access_page): Roles(&[Citizen]);
         "/my/consents" => get(exchange_pages::consents_page): Roles(&[Citizen]), post(exchange_pages::grant_consent): Roles(&[Citizen]);

@@ -326,7 +326,12 @@ pub struct IssuedCredential {
     pub jwt: String,
     pub issued_at: i64,
     pub revoked_at: Option<i64>,
+    /// The credential's position in its agency's Bitstring Status List.
+    pub status_index: Option<i64>,
 }
+
+const CREDENTIAL_COLUMNS: &str =
+    "id, application_id, agency_id, credential_type, jwt, issued_at, revoked_at, status_index";
 
 impl Store {
     /// Stores an issued credential; a ledger entry naming its id and type
@@ -354,8 +359,8 @@ impl Store {
         with_pool!(self, |pool| {
             let (_turn, mut tx) = write_tx!(self, pool);
             sqlx::query(
-                "INSERT INTO credentials (id, application_id, agency_id, credential_type, jwt, issued_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO credentials (id, application_id, agency_id, credential_type, jwt, issued_at, status_index) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(&c.id)
             .bind(c.application_id)
@@ -363,8 +368,10 @@ impl Store {
             .bind(&c.credential_type)
             .bind(&c.jwt)
             .bind(c.issued_at)
+            .bind(c.status_index)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(|e| crate::constraint_error(e, "that status list position"))?;
             crate::ledger::commit_with_entry!(self, tx, entry);
         });
         Ok(())
@@ -374,22 +381,90 @@ impl Store {
         &self,
         application_id: i64,
     ) -> Result<Vec<IssuedCredential>> {
-        Ok(with_pool!(self, |pool| sqlx::query_as(
-            "SELECT id, application_id, agency_id, credential_type, jwt, issued_at, revoked_at \
-             FROM credentials WHERE application_id = $1 ORDER BY issued_at"
-        )
-        .bind(application_id)
-        .fetch_all(pool)
-        .await?))
+        let sql = format!(
+            "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE application_id = $1 ORDER BY issued_at"
+        );
+        Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(application_id)
+            .fetch_all(pool)
+            .await?))
     }
 
     pub async fn credential(&self, id: &str) -> Result<Option<IssuedCredential>> {
-        Ok(with_pool!(self, |pool| sqlx::query_as(
-            "SELECT id, application_id, agency_id, credential_type, jwt, issued_at, revoked_at \
-             FROM credentials WHERE id = $1"
+        let sql = format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE id = $1");
+        Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?))
+    }
+
+    /// Whether a status list position of the agency is still free.
+    pub async fn status_index_free(&self, agency: &str, index: i64) -> Result<bool> {
+        let taken: Option<(String,)> = with_pool!(self, |pool| sqlx::query_as(
+            "SELECT id FROM credentials WHERE agency_id = $1 AND status_index = $2"
         )
-        .bind(id)
+        .bind(agency)
+        .bind(index)
         .fetch_optional(pool)
-        .await?))
+        .await?);
+        Ok(taken.is_none())
+    }
+
+    /// The revoked positions of one of the agency's status lists
+    /// (`from..to`), for publishing the list.
+    pub async fn revoked_positions(&self, agency: &str, from: i64, to: i64) -> Result<Vec<i64>> {
+        let rows: Vec<(i64,)> = with_pool!(self, |pool| {
+            sqlx::query_as(
+            "SELECT status_index FROM credentials WHERE agency_id = $1 AND revoked_at IS NOT NULL \
+             AND status_index >= $2 AND status_index < $3"
+        )
+        .bind(agency)
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await?
+        });
+        Ok(rows.into_iter().map(|(i,)| i).collect())
+    }
+
+    /// Revokes a credential for good, with the reason, as a ledger entry;
+    /// a credential already revoked is a conflict.
+    pub async fn revoke_credential(
+        &self,
+        id: &str,
+        agency: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<()> {
+        #[derive(Serialize)]
+        struct Revoked<'a> {
+            id: &'a str,
+            reason: &'a str,
+        }
+        let entry = entry_bytes(
+            "credential.revoked",
+            actor,
+            vec![format!("credential:{id}"), format!("agency:{agency}")],
+            &Revoked { id, reason },
+        )?;
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let done = sqlx::query(
+                "UPDATE credentials SET revoked_at = $1 WHERE id = $2 AND agency_id = $3 \
+                 AND revoked_at IS NULL",
+            )
+            .bind(nara_core::Timestamp::now().0)
+            .bind(id)
+            .bind(agency)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Err(crate::StoreError::Conflict(
+                    "this document is already revoked".into(),
+                ));
+            }
+            crate::ledger::commit_with_entry!(self, tx, entry);
+        });
+        Ok(())
     }
 }

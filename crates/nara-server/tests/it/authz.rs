@@ -146,6 +146,11 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
         (("POST", "/verify"), ALL),
         (("GET", "/documents/{id}"), "citizen"),
         (("GET", "/credentials/jwks.json"), ALL),
+        (("GET", "/credentials/status/{*list}"), ALL),
+        (
+            ("POST", "/cases/{reference}/revoke"),
+            "official agency_admin service_designer",
+        ),
         (("GET", "/cases"), "official agency_admin service_designer"),
         (
             ("GET", "/cases/{reference}"),
@@ -176,6 +181,7 @@ fn concrete(path: &str) -> String {
         .replace("{id}", "1")
         .replace("{index}", "0")
         .replace("{*path}", "0/000.p/1")
+        .replace("{*list}", "KR/GOV/MOIS/0")
         .replace("{*rest}", "KR/GOV/MOIS/resident-registry/residents/record")
         .replace("{code}", "residents")
         .replace("{reference}", "MOIS-2026-00000000")

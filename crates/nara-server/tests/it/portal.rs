@@ -223,37 +223,17 @@ async fn citizens_apply_with_evidence_fetched_once() {
         .json()
         .await
         .unwrap();
-    let parts: Vec<&str> = credential.jwt.split('.').collect();
-    let header: serde_json::Value = serde_json::from_slice(
-        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, parts[0])
-            .unwrap(),
-    )
-    .unwrap();
+    let header = header_of(&credential.jwt);
     assert_eq!(header["typ"], "vc+jwt");
     let jwk = jwks["keys"]
         .as_array()
         .unwrap()
         .iter()
         .find(|k| k["kid"] == header["kid"])
-        .expect("the kid is published");
-    let x: [u8; 32] = base64::Engine::decode(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-        jwk["x"].as_str().unwrap(),
-    )
-    .unwrap()
-    .try_into()
-    .unwrap();
-    let sig = ed25519_dalek::Signature::from_slice(
-        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, parts[2])
-            .unwrap(),
-    )
-    .unwrap();
-    ed25519_dalek::Verifier::verify(
-        &ed25519_dalek::VerifyingKey::from_bytes(&x).unwrap(),
-        format!("{}.{}", parts[0], parts[1]).as_bytes(),
-        &sig,
-    )
-    .expect("verifies offline with the JWK");
+        .expect("the kid is published")
+        .clone();
+    verify_with(&jwk, &credential.jwt);
+    let parts: Vec<&str> = credential.jwt.split('.').collect();
     // Tampered: refused; revoked: refused.
     let mut payload: serde_json::Value = serde_json::from_slice(
         &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, parts[1])
@@ -285,16 +265,96 @@ async fn citizens_apply_with_evidence_fetched_once() {
         .await
         .unwrap();
     assert!(page.contains("Valid: issued by this agency"));
-    crate::common::tamper(
-        &app.url,
-        &format!("UPDATE credentials SET revoked_at = 1 WHERE id = '{doc_id}'"),
-        None,
-    )
-    .await;
+    // Revocation through the agency's Bitstring Status List: the bit the
+    // credential names is off, the issuing agency's official revokes, the
+    // bit is on (read here as any verifier would: verify, gunzip, index).
+    let status_bit = |token: String| {
+        let app = &app;
+        let jwk = jwk.clone();
+        async move {
+            let payload = payload_of(&token);
+            let entry = &payload["credentialStatus"];
+            assert_eq!(entry["type"], "BitstringStatusListEntry");
+            assert_eq!(entry["statusPurpose"], "revocation");
+            let url = entry["statusListCredential"].as_str().unwrap();
+            let path = &url[url.find("/credentials/status/").unwrap()..];
+            let r = app.get(path).await;
+            assert_eq!(r.headers()["content-type"], "application/vc+jwt");
+            let list = r.text().await.unwrap();
+            verify_with(&jwk, &list);
+            let list = payload_of(&list);
+            assert_eq!(list["type"][1], "BitstringStatusListCredential");
+            assert_eq!(list["credentialSubject"]["statusPurpose"], "revocation");
+            let encoded = list["credentialSubject"]["encodedList"].as_str().unwrap();
+            let zipped = base64::Engine::decode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                encoded.strip_prefix('u').expect("multibase base64url"),
+            )
+            .unwrap();
+            let mut bits = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&zipped[..]), &mut bits)
+                .unwrap();
+            assert_eq!(bits.len(), 16_384, "131,072 positions");
+            let i: usize = entry["statusListIndex"].as_str().unwrap().parse().unwrap();
+            bits[i / 8] & (0x80 >> (i % 8)) != 0
+        }
+    };
+    assert!(!status_bit(credential.jwt.clone()).await, "not revoked yet");
+    let (mois, mois_csrf) = official(&app, "KR/GOV/MOIS", "registrar.mois").await;
+    let (nts, nts_csrf) = official(&app, "KR/GOV/NTS", "official.nts.revoke").await;
+    let revoke = |cookie: String, csrf: String, reason: &'static str| {
+        let app = &app;
+        let path = format!("/cases/{reference}/revoke");
+        let doc_id = doc_id.clone();
+        async move {
+            post_form(
+                app,
+                &path,
+                Some(&cookie),
+                &[("csrf", &csrf), ("credential", &doc_id), ("reason", reason)],
+            )
+            .await
+        }
+    };
+    // Another agency cannot; a reason outside the list is refused; nothing changes.
+    assert_eq!(
+        revoke(nts.clone(), nts_csrf.clone(), "fraud")
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        revoke(mois.clone(), mois_csrf.clone(), "<script>")
+            .await
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        revoke(mois.clone(), "forged".into(), "fraud")
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(verify(credential.jwt.clone()).await["valid"], true);
+    let r = revoke(mois.clone(), mois_csrf.clone(), "issued_in_error").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(
+        status_bit(credential.jwt.clone()).await,
+        "revoked in the list"
+    );
     let v = verify(credential.jwt.clone()).await;
     assert_eq!(
         (v["valid"].clone(), v["revoked"].clone()),
         (serde_json::json!(false), serde_json::json!(true))
+    );
+    let again = revoke(mois.clone(), mois_csrf.clone(), "fraud").await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    assert!(again.text().await.unwrap().contains("already revoked"));
+    let recent = app.store.recent_ledger_entries(5).await.unwrap();
+    assert!(
+        recent
+            .iter()
+            .any(|e| String::from_utf8_lossy(&e.1).contains("credential.revoked"))
     );
 
     // The fetch is in her data-access history, as the ministry's portal.
@@ -427,6 +487,45 @@ async fn citizens_apply_with_evidence_fetched_once() {
     );
 }
 
+fn decode_part(token: &str, n: usize) -> serde_json::Value {
+    let part = token.split('.').nth(n).unwrap();
+    serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, part).unwrap(),
+    )
+    .unwrap()
+}
+
+fn header_of(token: &str) -> serde_json::Value {
+    decode_part(token, 0)
+}
+
+fn payload_of(token: &str) -> serde_json::Value {
+    decode_part(token, 1)
+}
+
+/// Verifies a compact JWS with a published JWK, as an offline verifier would.
+fn verify_with(jwk: &serde_json::Value, token: &str) {
+    let x: [u8; 32] = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        jwk["x"].as_str().unwrap(),
+    )
+    .unwrap()
+    .try_into()
+    .unwrap();
+    let parts: Vec<&str> = token.split('.').collect();
+    let sig = ed25519_dalek::Signature::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, parts[2])
+            .unwrap(),
+    )
+    .unwrap();
+    ed25519_dalek::Verifier::verify(
+        &ed25519_dalek::VerifyingKey::from_bytes(&x).unwrap(),
+        format!("{}.{}", parts[0], parts[1]).as_bytes(),
+        &sig,
+    )
+    .expect("verifies offline with the JWK");
+}
+
 /// An official of `agency` with a signed-in session: (cookie, csrf).
 async fn official(app: &TestApp, agency: &str, username: &str) -> (String, String) {
     use nara_core::identity::{AccountKind, Grant, Role};
@@ -511,7 +610,7 @@ async fn officials_decide_in_two_steps() {
 
     let (a, a_csrf) = official(&app, "KR/GOV/MOHW", "caseworker.a").await;
     let (b, b_csrf) = official(&app, "KR/GOV/MOHW", "reviewer.b").await;
-    let (other, other_csrf) = official(&app, "KR/GOV/NTS", "official.nts").await;
+    let (other, other_csrf) = official(&app, "KR/GOV/NTS", "another.nts").await;
     let get = |path: String, cookie: String| {
         let client = app.client.clone();
         let url = app.url(&path);

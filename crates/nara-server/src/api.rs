@@ -40,6 +40,7 @@ use nara_core::identity::Role;
         crate::exchange_pages::revoke_consent_api, crate::gateway::exchange,
         crate::services::definitions_api, crate::services::definition_api, crate::services::publish_api,
         crate::credentials::verify_api,
+        crate::application_api::create, crate::application_api::mine, crate::application_api::one,
     ),
     components(schemas(Problem, Page<Agency>, Page<System>, Page<Service>)),
     modifiers(&OperatorAuth),

@@ -724,7 +724,7 @@ pub async fn revoke_consent(
     }
 }
 
-fn api_csrf_ok(caller: &Caller, headers: &HeaderMap) -> bool {
+pub(crate) fn api_csrf_ok(caller: &Caller, headers: &HeaderMap) -> bool {
     headers
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok())

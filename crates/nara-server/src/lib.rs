@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod api;
+pub mod application_api;
 pub mod auth;
 pub mod cases;
 pub mod config;
@@ -243,6 +244,9 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/api/v1/registries/{code}/record" => get(exchange_pages::registry_record): Machine, put(exchange_pages::put_registry_record): Machine;
         "/api/v1/me/consents" => get(exchange_pages::my_consents_api): Roles(&[Citizen]), post(exchange_pages::grant_consent_api): Roles(&[Citizen]);
         "/api/v1/me/consents/{id}/revoke" => post(exchange_pages::revoke_consent_api): Roles(&[Citizen]);
+        "/api/v1/services/{code}/applications" => post(application_api::create): Roles(&[Citizen]);
+        "/api/v1/me/applications" => get(application_api::mine): Roles(&[Citizen]);
+        "/api/v1/applications/{reference}" => get(application_api::one): Roles(&[Citizen]);
         "/api/v1/me/data-access" => get(exchange_pages::data_access_api): Roles(&[Citizen]);
         "/openapi.json" => get(api::openapi): Public;
     };

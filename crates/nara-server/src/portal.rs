@@ -20,7 +20,7 @@ use crate::auth::Principal;
 use crate::pages::{Layout, PageCtx, PageError, render, store_failed};
 
 /// A new reference number: agency code, year, 8 random digits.
-fn new_reference(agency: &str) -> String {
+pub(crate) fn new_reference(agency: &str) -> String {
     let code = agency.rsplit('/').next().unwrap_or(agency);
     let year = &nara_core::Timestamp::now().rfc3339()[..4];
     format!("{code}-{year}-{:08}", rand::random::<u32>() % 100_000_000)
@@ -490,101 +490,128 @@ pub async fn submit(
     let Some((app, def)) = posted_draft(&ctx, &state, &who, &reference, &pairs).await? else {
         return Ok(csrf_refused(ctx.lang));
     };
-    let tr = ctx.tr();
-    let answers = answers_of(&app);
-    if let Some(p) = service_def::check_answers(&def, None, &answers, &Map::new()).first() {
-        return review_view(
-            &ctx,
-            &state,
-            &who,
-            &app,
-            &def,
-            Some(format!("{}: {}", p.field, p.message)),
-        )
-        .await;
-    }
-    let subject = state
-        .store
-        .national_id_hash_of(who.account_id)
-        .await
-        .map_err(store_failed(ctx.lang))?;
-    let client = ClientId {
-        member: def
-            .agency
-            .get_ref()
-            .parse()
-            .map_err(|_| PageError::internal(ctx.lang))?,
-        subsystem: Some("portal".into()),
+    let consented = |id: &str| {
+        pairs
+            .iter()
+            .any(|(k, v)| k.strip_prefix("consent.") == Some(id) && v == "yes")
     };
-    let mut evidence = Map::new();
-    for e in &def.evidence {
-        let Some(subject) = subject.as_deref() else {
-            return review_view(
-                &ctx,
-                &state,
-                &who,
-                &app,
-                &def,
-                Some(tr.s("exchange.no_id").into()),
-            )
-            .await;
-        };
-        let mut consent_id = None;
-        if e.legal_basis.is_none() {
-            let given = pairs
-                .iter()
-                .any(|(k, v)| *k == format!("consent.{}", e.id.get_ref()) && v == "yes");
-            if !given {
-                return review_view(
-                    &ctx,
-                    &state,
-                    &who,
-                    &app,
-                    &def,
-                    Some(tr.s("application.consent_needed").into()),
-                )
-                .await;
-            }
-            let now = nara_core::Timestamp::now().0;
-            let consent = nara_store::exchange::Consent {
-                id: format!("cns_{}", uuid::Uuid::new_v4().simple()),
-                account_id: who.account_id,
-                subject_hash: subject.to_owned(),
-                client_agency: def.agency.get_ref().clone(),
-                service_id: e.service.get_ref().clone(),
-                purpose: e.purpose.get_ref().clone(),
-                granted_at: now,
-                expires_at: now + 30 * 86_400_000,
-                revoked_at: None,
-            };
-            state
-                .store
-                .grant_consent(&consent)
-                .await
-                .map_err(store_failed(ctx.lang))?;
-            consent_id = Some(consent.id);
+    match complete(&state, &who, &app, &def, &consented).await {
+        Ok(_) => {}
+        Err(Refusal::Store(e)) => return Err(store_failed(ctx.lang)(e)),
+        Err(refusal) => {
+            let message = refusal.message(ctx.lang);
+            return review_view(&ctx, &state, &who, &app, &def, Some(message)).await;
         }
-        let request = crate::gateway::EvidenceRequest {
-            client: client.clone(),
-            service_id: e.service.get_ref(),
-            subject_hash: subject,
-            purpose: e.purpose.get_ref(),
-            consent_id: consent_id.as_deref(),
-            legal_basis: e.legal_basis.as_ref().map(|l| l.get_ref().as_str()),
-            issue: &app.reference,
-        };
-        match crate::gateway::fetch_evidence(&state, &request).await {
-            Ok(record) => {
-                evidence.insert(e.id.get_ref().clone(), record);
+    }
+    Ok(Redirect::to(&format!("/applications/{reference}")).into_response())
+}
+
+/// Why a submission was refused; nothing was submitted.
+#[derive(Debug)]
+pub enum Refusal {
+    /// An answer fails its field's rules: (field, message).
+    Answer(String, String),
+    /// The service fetches personal evidence and the account has no national identifier.
+    NoNationalId,
+    /// Consent-based evidence the citizen did not consent to: its id.
+    ConsentNeeded(String),
+    /// The exchange could not deliver this evidence service.
+    EvidenceFailed(String),
+    NotEligible,
+    Store(nara_store::StoreError),
+}
+
+impl Refusal {
+    pub fn message(&self, lang: Lang) -> String {
+        let tr = crate::i18n::Tr(lang);
+        match self {
+            Refusal::Answer(field, message) => format!("{field}: {message}"),
+            Refusal::NoNationalId => tr.s("exchange.no_id").into(),
+            Refusal::ConsentNeeded(_) => tr.s("application.consent_needed").into(),
+            Refusal::EvidenceFailed(service) => {
+                format!("{} ({service})", tr.s("application.evidence_failed"))
             }
-            Err(fault) => {
-                tracing::warn!(%fault, reference = %app.reference, "evidence for an application");
-                let message = format!(
-                    "{} ({})",
-                    tr.s("application.evidence_failed"),
-                    e.service.get_ref()
-                );
-                return review_view(&ctx, &state, &who, &app, &def, Some(message)).await;
+            Refusal::NotEligible => tr.s("application.not_eligible").into(),
+            Refusal::Store(_) => tr.s("error.internal").into(),
+        }
+    }
+}
+
+impl From<nara_store::StoreError> for Refusal {
+    fn from(e: nara_store::StoreError) -> Self {
+        Refusal::Store(e)
+    }
+}
+
+/// Submits a draft, the one path for the portal and the API: every answer
+/// checked, consents recorded for consent-based evidence, the evidence
+/// fetched through the exchange by the agency's portal subsystem, the
+/// eligibility rule decided, then the state change (approved at once and the
+/// document issued for automatic services). Returns the state it ends in.
+pub async fn complete(
+    state: &AppState,
+    who: &Principal,
+    app: &Application,
+    def: &Definition,
+    consented: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<&'static str, Refusal> {
+    let answers = answers_of(app);
+    if let Some(p) = service_def::check_answers(def, None, &answers, &Map::new()).first() {
+        return Err(Refusal::Answer(p.field.clone(), p.message.clone()));
+    }
+    let mut evidence = Map::new();
+    if !def.evidence.is_empty() {
+        let subject = state
+            .store
+            .national_id_hash_of(who.account_id)
+            .await?
+            .ok_or(Refusal::NoNationalId)?;
+        let client = ClientId {
+            member: def
+                .agency
+                .get_ref()
+                .parse()
+                .map_err(|_| Refusal::EvidenceFailed(def.agency.get_ref().clone()))?,
+            subsystem: Some("portal".into()),
+        };
+        for e in &def.evidence {
+            let mut consent_id = None;
+            if e.legal_basis.is_none() {
+                if !consented(e.id.get_ref()) {
+                    return Err(Refusal::ConsentNeeded(e.id.get_ref().clone()));
+                }
+                let now = nara_core::Timestamp::now().0;
+                let consent = nara_store::exchange::Consent {
+                    id: format!("cns_{}", uuid::Uuid::new_v4().simple()),
+                    account_id: who.account_id,
+                    subject_hash: subject.clone(),
+                    client_agency: def.agency.get_ref().clone(),
+                    service_id: e.service.get_ref().clone(),
+                    purpose: e.purpose.get_ref().clone(),
+                    granted_at: now,
+                    expires_at: now + 30 * 86_400_000,
+                    revoked_at: None,
+                };
+                state.store.grant_consent(&consent).await?;
+                consent_id = Some(consent.id);
+            }
+            let request = crate::gateway::EvidenceRequest {
+                client: client.clone(),
+                service_id: e.service.get_ref(),
+                subject_hash: &subject,
+                purpose: e.purpose.get_ref(),
+                consent_id: consent_id.as_deref(),
+                legal_basis: e.legal_basis.as_ref().map(|l| l.get_ref().as_str()),
+                issue: &app.reference,
+            };
+            match crate::gateway::fetch_evidence(state, &request).await {
+                Ok(record) => {
+                    evidence.insert(e.id.get_ref().clone(), record);
+                }
+                Err(fault) => {
+                    tracing::warn!(%fault, reference = %app.reference, "evidence for an application");
+                    return Err(Refusal::EvidenceFailed(e.service.get_ref().clone()));
+                }
             }
         }
     }
@@ -592,15 +619,7 @@ pub async fn submit(
     if let Some(rule) = &def.eligible_if
         && !service_def::parse_expr(rule.get_ref()).is_ok_and(|e| e.eval(&value_of))
     {
-        return review_view(
-            &ctx,
-            &state,
-            &who,
-            &app,
-            &def,
-            Some(tr.s("application.not_eligible").into()),
-        )
-        .await;
+        return Err(Refusal::NotEligible);
     }
     let now = nara_core::Timestamp::now().0;
     let states: Vec<(&str, &str)> = if def.automatic {
@@ -613,19 +632,17 @@ pub async fn submit(
     let evidence_text = Value::Object(evidence).to_string();
     state
         .store
-        .submit_application(&app, &evidence_text, due, &states, &who.actor())
-        .await
-        .map_err(store_failed(ctx.lang))?;
+        .submit_application(app, &evidence_text, due, &states, &who.actor())
+        .await?;
     if def.automatic {
         let approved = Application {
             evidence: evidence_text,
             ..app.clone()
         };
-        crate::credentials::issue(&state, &approved, &def, "system")
-            .await
-            .map_err(store_failed(ctx.lang))?;
+        crate::credentials::issue(state, &approved, def, "system").await?;
+        return Ok("approved");
     }
-    Ok(Redirect::to(&format!("/applications/{reference}")).into_response())
+    Ok("submitted")
 }
 
 pub struct TimelineView {

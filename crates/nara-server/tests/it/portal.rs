@@ -763,3 +763,162 @@ async fn officials_decide_in_two_steps() {
         assert!(receipt.contains(s), "{s}");
     }
 }
+
+/// The applications API: the same checks as the portal, one request per
+/// application, another person's application 404, bad input changes nothing.
+#[tokio::test]
+async fn the_api_applies_like_the_portal() {
+    let app = TestApp::start("sqlite").await.unwrap();
+    let accounts = app.demo_accounts().await;
+    let _ = app.demo_exchange(3).await;
+    nara_server::services::ensure_demo(&app.store)
+        .await
+        .unwrap();
+    app.wait_for_directory().await;
+    let minji = app
+        .sign_in(accounts.iter().find(|a| a.username == "minji").unwrap())
+        .await;
+    let junho = app
+        .sign_in(accounts.iter().find(|a| a.username == "junho").unwrap())
+        .await;
+    let post = |path: &str, csrf: Option<&str>, body: serde_json::Value| {
+        let mut r = app
+            .client
+            .post(app.url(path))
+            .header("cookie", &minji.cookie)
+            .json(&body);
+        if let Some(c) = csrf {
+            r = r.header("x-csrf-token", c);
+        }
+        r.send()
+    };
+    let get = |path: String, cookie: &str| {
+        app.client
+            .get(app.url(&path))
+            .header("cookie", cookie)
+            .send()
+    };
+    let count = || async {
+        get("/api/v1/me/applications".into(), &minji.cookie)
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()["applications"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let report = serde_json::json!({"data": {
+        "channel": "sms", "sender": "+82 10-0000-0000",
+        "content": "Your parcel is held: pay <script>alert(1)</script> at http://bad.example",
+        "lost_money": "no"}});
+
+    // Refused, nothing written: no CSRF token, wrong answers, unknown keys, unknown service.
+    let r = post(
+        "/api/v1/services/phishing-report/applications",
+        None,
+        report.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = post(
+        "/api/v1/services/phishing-report/applications",
+        Some(&minji.csrf),
+        serde_json::json!({"data": {"channel": "carrier pigeon", "lost_money": "maybe"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let problem: serde_json::Value = r.json().await.unwrap();
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert!(
+        fields.contains(&"channel") && fields.contains(&"lost_money") && fields.contains(&"sender"),
+        "{problem}"
+    );
+    let r = post(
+        "/api/v1/services/phishing-report/applications",
+        Some(&minji.csrf),
+        serde_json::json!({"data": {}, "sneaky": true}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = post(
+        "/api/v1/services/no-such-service/applications",
+        Some(&minji.csrf),
+        report.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // Consent-based evidence without the consent: refused before anything is written.
+    let certificate = serde_json::json!({"data": {"full_name": "Kim Minji", "use": "bank"}});
+    let r = post(
+        "/api/v1/services/resident-registration-certificate/applications",
+        Some(&minji.csrf),
+        certificate.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(count().await, 0, "nothing was written");
+
+    // Accepted: a report (reviewed) and a certificate (issued at once).
+    let r = post(
+        "/api/v1/services/phishing-report/applications",
+        Some(&minji.csrf),
+        report,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let file: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(file["status"], "submitted");
+    assert_eq!(file["serviceId"], "phishing-report");
+    assert!(file["due"].is_string());
+    let mut with_consent = certificate.clone();
+    with_consent["consents"] = serde_json::json!(["residence"]);
+    let r = post(
+        "/api/v1/services/resident-registration-certificate/applications",
+        Some(&minji.csrf),
+        with_consent,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let cert: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(cert["status"], "approved");
+    let reference = cert["fileId"].as_str().unwrap();
+    let one: serde_json::Value = get(format!("/api/v1/applications/{reference}"), &minji.cookie)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["history"][0]["status"], "submitted");
+    assert_eq!(one["history"][1]["status"], "approved");
+    assert_eq!(one["documents"].as_array().unwrap().len(), 1);
+    assert_eq!(count().await, 2);
+    // Another citizen: 404, and her list is not his.
+    let r = get(format!("/api/v1/applications/{reference}"), &junho.cookie)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let his: serde_json::Value = get("/api/v1/me/applications".into(), &junho.cookie)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(his["applications"].as_array().unwrap().len(), 0);
+    // The API is described in /openapi.json.
+    let spec: serde_json::Value = app.get("/openapi.json").await.json().await.unwrap();
+    assert!(spec["paths"]["/api/v1/services/{code}/applications"]["post"].is_object());
+}

@@ -3,7 +3,7 @@
 //! created (and submitted) with the whole form's data in one request, and
 //! each application is a "file" with an id, its service, status and history.
 //! The citizen's session authorises it (with `X-CSRF-Token` for writes), the
-//! same checks run as in the portal (`portal::complete`), and another
+//! same checks run as in the portal (`portal::decide`), and another
 //! person's application is 404.
 
 use axum::Json;
@@ -180,44 +180,79 @@ pub async fn create(
     {
         return refused(Refusal::ConsentNeeded(e.id.get_ref().clone()));
     }
-    let answers = Value::Object(input.data).to_string();
-    let draft = match state
-        .store
-        .create_draft(
-            &crate::portal::new_reference(&published.agency_id),
-            who.account_id,
-            &code,
-            published.version,
-            &published.agency_id,
-        )
-        .await
+    let reference = crate::portal::new_reference(&published.agency_id);
+    if !input.submit {
+        let draft = match state
+            .store
+            .create_draft(
+                &reference,
+                who.account_id,
+                &code,
+                published.version,
+                &published.agency_id,
+            )
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => return Problem::from(e).into_response(),
+        };
+        let answers = Value::Object(input.data).to_string();
+        return match state
+            .store
+            .save_answers(draft.id, who.account_id, &answers)
+            .await
+        {
+            Ok(_) => (StatusCode::CREATED, Json(file_of(&draft))).into_response(),
+            Err(e) => Problem::from(e).into_response(),
+        };
+    }
+    let consents = input.consents;
+    let consented = |id: &str| consents.iter().any(|c| c == id);
+    let decision = match crate::portal::decide(
+        &state,
+        &who,
+        &reference,
+        &input.data,
+        &def,
+        &consented,
+    )
+    .await
     {
         Ok(d) => d,
-        Err(e) => return Problem::from(e).into_response(),
+        Err(r) => return refused(r),
     };
-    if let Err(e) = state
+    // One transaction: the application, its events, its ledger entries.
+    let now = nara_core::Timestamp::now().0;
+    let last = decision.states.last().map_or("submitted", |s| s.0);
+    let whole = Application {
+        id: 0,
+        reference,
+        service_code: code,
+        version: published.version,
+        agency_id: published.agency_id.clone(),
+        account_id: who.account_id,
+        state: last.to_owned(),
+        answers: Value::Object(input.data).to_string(),
+        evidence: decision.evidence,
+        created_at: now,
+        updated_at: now,
+        submitted_at: Some(now),
+        due_at: decision.due,
+        decided_at: service_def::END_STATES.contains(&last).then_some(now),
+        assigned_to: None,
+    };
+    let app = match state
         .store
-        .save_answers(draft.id, who.account_id, &answers)
+        .insert_submitted(&whole, &decision.states, &who.actor())
         .await
     {
+        Ok(a) => a,
+        Err(e) => return Problem::from(e).into_response(),
+    };
+    if def.automatic
+        && let Err(e) = crate::credentials::issue(&state, &app, &def, "system").await
+    {
         return Problem::from(e).into_response();
-    }
-    let mut app = Application { answers, ..draft };
-    if input.submit {
-        let consents = input.consents;
-        match crate::portal::complete(&state, &who, &app, &def, &|id| {
-            consents.iter().any(|c| c == id)
-        })
-        .await
-        {
-            Ok(_) => {}
-            Err(r) => return refused(r),
-        }
-        match state.store.application(&app.reference).await {
-            Ok(Some(a)) => app = a,
-            Ok(None) => return Problem::internal().into_response(),
-            Err(e) => return Problem::from(e).into_response(),
-        }
     }
     (StatusCode::CREATED, Json(file_of(&app))).into_response()
 }

@@ -543,20 +543,27 @@ impl From<nara_store::StoreError> for Refusal {
     }
 }
 
-/// Submits a draft, the one path for the portal and the API: every answer
-/// checked, consents recorded for consent-based evidence, the evidence
-/// fetched through the exchange by the agency's portal subsystem, the
-/// eligibility rule decided, then the state change (approved at once and the
-/// document issued for automatic services). Returns the state it ends in.
-pub async fn complete(
+/// What a submission comes to once checked: the evidence fetched, the
+/// states it moves through, its due date.
+pub struct Decision {
+    pub evidence: String,
+    pub states: Vec<(&'static str, &'static str)>,
+    pub due: Option<i64>,
+}
+
+/// The checks of a submission, the one path for the portal and the API:
+/// every answer checked, consents recorded for consent-based evidence, the
+/// evidence fetched through the exchange by the agency's portal subsystem,
+/// the eligibility rule decided. Nothing of the application is written.
+pub async fn decide(
     state: &AppState,
     who: &Principal,
-    app: &Application,
+    reference: &str,
+    answers: &Map<String, Value>,
     def: &Definition,
     consented: &(dyn Fn(&str) -> bool + Sync),
-) -> Result<&'static str, Refusal> {
-    let answers = answers_of(app);
-    if let Some(p) = service_def::check_answers(def, None, &answers, &Map::new()).first() {
+) -> Result<Decision, Refusal> {
+    if let Some(p) = service_def::check_answers(def, None, answers, &Map::new()).first() {
         return Err(Refusal::Answer(p.field.clone(), p.message.clone()));
     }
     let mut evidence = Map::new();
@@ -602,47 +609,60 @@ pub async fn complete(
                 purpose: e.purpose.get_ref(),
                 consent_id: consent_id.as_deref(),
                 legal_basis: e.legal_basis.as_ref().map(|l| l.get_ref().as_str()),
-                issue: &app.reference,
+                issue: reference,
             };
             match crate::gateway::fetch_evidence(state, &request).await {
                 Ok(record) => {
                     evidence.insert(e.id.get_ref().clone(), record);
                 }
                 Err(fault) => {
-                    tracing::warn!(%fault, reference = %app.reference, "evidence for an application");
+                    tracing::warn!(%fault, %reference, "evidence for an application");
                     return Err(Refusal::EvidenceFailed(e.service.get_ref().clone()));
                 }
             }
         }
     }
-    let value_of = |name: &str| service_def::condition_value(name, &answers, &evidence);
+    let value_of = |name: &str| service_def::condition_value(name, answers, &evidence);
     if let Some(rule) = &def.eligible_if
         && !service_def::parse_expr(rule.get_ref()).is_ok_and(|e| e.eval(&value_of))
     {
         return Err(Refusal::NotEligible);
     }
     let now = nara_core::Timestamp::now().0;
-    let states: Vec<(&str, &str)> = if def.automatic {
-        vec![("submitted", "citizen"), ("approved", "system")]
-    } else {
-        vec![("submitted", "citizen")]
-    };
-    let due =
-        (!def.automatic).then(|| add_working_days(now, *def.workflow.sla_working_days.get_ref()));
-    let evidence_text = Value::Object(evidence).to_string();
+    Ok(Decision {
+        evidence: Value::Object(evidence).to_string(),
+        states: if def.automatic {
+            vec![("submitted", "citizen"), ("approved", "system")]
+        } else {
+            vec![("submitted", "citizen")]
+        },
+        due: (!def.automatic)
+            .then(|| add_working_days(now, *def.workflow.sla_working_days.get_ref())),
+    })
+}
+
+/// Submits the citizen's draft ([`decide`], then the state change; approved
+/// at once and the document issued for automatic services).
+pub async fn complete(
+    state: &AppState,
+    who: &Principal,
+    app: &Application,
+    def: &Definition,
+    consented: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<(), Refusal> {
+    let d = decide(state, who, &app.reference, &answers_of(app), def, consented).await?;
     state
         .store
-        .submit_application(app, &evidence_text, due, &states, &who.actor())
+        .submit_application(app, &d.evidence, d.due, &d.states, &who.actor())
         .await?;
     if def.automatic {
         let approved = Application {
-            evidence: evidence_text,
+            evidence: d.evidence,
             ..app.clone()
         };
         crate::credentials::issue(state, &approved, def, "system").await?;
-        return Ok("approved");
     }
-    Ok("submitted")
+    Ok(())
 }
 
 pub struct TimelineView {

@@ -56,6 +56,53 @@ struct Recorded<'a> {
     reason: &'a str,
 }
 
+/// The ledger entries of an application moving from `draft` through `states`.
+fn state_entries(app: &Application, states: &[(&str, &str)], actor: &str) -> Result<Vec<Vec<u8>>> {
+    let mut entries = Vec::new();
+    let mut from = "draft";
+    for (to, by) in states {
+        entries.push(entry_bytes(
+            "application.state",
+            if *by == "system" { "system" } else { actor },
+            vec![
+                format!("application:{}", app.reference),
+                format!("service:{}/{}", app.service_code, app.version),
+            ],
+            &Recorded {
+                reference: &app.reference,
+                service: &app.service_code,
+                version: app.version,
+                from,
+                to,
+                reason: "",
+            },
+        )?);
+        from = to;
+    }
+    Ok(entries)
+}
+
+/// Inserts the timeline events of a move from `draft` through `states`.
+macro_rules! insert_events {
+    ($tx:ident, $id:expr, $now:expr, $actor:expr, $states:expr) => {{
+        let mut from = "draft";
+        for (to, by) in $states {
+            sqlx::query(
+                "INSERT INTO application_events (application_id, at, actor, from_state, to_state, reason, note) \
+                 VALUES ($1, $2, $3, $4, $5, '', '')",
+            )
+            .bind($id)
+            .bind($now)
+            .bind(if *by == "system" { "system" } else { $actor })
+            .bind(from)
+            .bind(*to)
+            .execute(&mut *$tx)
+            .await?;
+            from = to;
+        }
+    }};
+}
+
 impl Store {
     /// The account's draft for a service, if any.
     pub async fn draft_of(&self, account_id: i64, code: &str) -> Result<Option<Application>> {
@@ -164,27 +211,7 @@ impl Store {
         actor: &str,
     ) -> Result<()> {
         let now = nara_core::Timestamp::now().0;
-        let mut entries = Vec::new();
-        let mut from = "draft";
-        for (to, by) in states {
-            entries.push(entry_bytes(
-                "application.state",
-                if *by == "system" { "system" } else { actor },
-                vec![
-                    format!("application:{}", app.reference),
-                    format!("service:{}/{}", app.service_code, app.version),
-                ],
-                &Recorded {
-                    reference: &app.reference,
-                    service: &app.service_code,
-                    version: app.version,
-                    from,
-                    to,
-                    reason: "",
-                },
-            )?);
-            from = to;
-        }
+        let entries = state_entries(app, states, actor)?;
         let last = states.last().map_or("submitted", |s| s.0);
         let decided = nara_core::service_def::END_STATES
             .contains(&last)
@@ -209,25 +236,51 @@ impl Store {
                     "this application was already submitted".into(),
                 ));
             }
-            let mut from = "draft";
-            for (to, by) in states {
-                sqlx::query(
-                    "INSERT INTO application_events (application_id, at, actor, from_state, to_state, reason, note) \
-                     VALUES ($1, $2, $3, $4, $5, '', '')",
-                )
-                .bind(app.id)
-                .bind(now)
-                .bind(if *by == "system" { "system" } else { actor })
-                .bind(from)
-                .bind(*to)
-                .execute(&mut *tx)
-                .await?;
-                from = to;
-            }
+            insert_events!(tx, app.id, now, actor, states);
             crate::ledger::append_in_tx!(tx, self.kind() == crate::BackendKind::Sqlite, &entries);
             tx.commit().await?;
         });
         Ok(())
+    }
+
+    /// Stores and submits an application made whole in one request (the
+    /// API): the row, its events and ledger entries in one transaction, so
+    /// one commit per submission. `app` carries everything but `id`.
+    pub async fn insert_submitted(
+        &self,
+        app: &Application,
+        states: &[(&str, &str)],
+        actor: &str,
+    ) -> Result<Application> {
+        let entries = state_entries(app, states, actor)?;
+        let now = app.created_at;
+        let sql = format!(
+            "INSERT INTO applications (reference, service_code, version, agency_id, account_id, state, \
+             answers, evidence, created_at, updated_at, submitted_at, due_at, decided_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $9, $10, $11) RETURNING {COLUMNS}"
+        );
+        Ok(with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let stored: Application = sqlx::query_as(&sql)
+                .bind(&app.reference)
+                .bind(&app.service_code)
+                .bind(app.version)
+                .bind(&app.agency_id)
+                .bind(app.account_id)
+                .bind(&app.state)
+                .bind(&app.answers)
+                .bind(&app.evidence)
+                .bind(now)
+                .bind(app.due_at)
+                .bind(app.decided_at)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| crate::constraint_error(e, "this reference"))?;
+            insert_events!(tx, stored.id, now, actor, states);
+            crate::ledger::append_in_tx!(tx, self.kind() == crate::BackendKind::Sqlite, &entries);
+            tx.commit().await?;
+            stored
+        }))
     }
 
     /// An agency's open applications (not drafts, not decided), oldest due

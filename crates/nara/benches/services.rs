@@ -1,0 +1,224 @@
+//! What citizen services cost, measured against baselines in the same run.
+//!
+//!     cargo bench -p nara --bench services
+//!
+//! Starts the real `nara demo` (SQLite) as a child process and measures, over
+//! loopback:
+//! 1. full submissions per second — `POST /api/v1/services/phishing-report/
+//!    applications`: every answer checked, the application stored, submitted,
+//!    its event and ledger entry committed — against `/healthz` with the same
+//!    clients, rounds interleaved, medians;
+//! 2. a portal page (a service's page as a signed-in citizen sees it, Korean)
+//!    at 200 concurrent clients: p50/p99, against `/healthz` at 200 clients.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails by panicking
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const ROUNDS: usize = 5;
+const PAGE_CLIENTS: usize = 200;
+
+#[derive(serde::Deserialize)]
+struct DemoAccount {
+    username: String,
+    password: String,
+}
+
+/// `clients` keep-alive clients, each sending `request` in a loop for
+/// `seconds`; every answer must have `status`. Returns (rate, latencies).
+async fn load(
+    clients: usize,
+    seconds: f64,
+    status: u16,
+    request: Arc<dyn Fn() -> reqwest::RequestBuilder + Send + Sync>,
+) -> (f64, Vec<Duration>) {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let request = request.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let r = request().send().await.unwrap();
+                let got = r.status().as_u16();
+                let body = r.bytes().await.unwrap();
+                assert_eq!(got, status, "{}", String::from_utf8_lossy(&body));
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    (all.len() as f64 / started.elapsed().as_secs_f64(), all)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+#[tokio::main]
+async fn main() {
+    let nara = env!("CARGO_BIN_EXE_nara");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = Command::new(nara)
+        .args(["demo", "--data"])
+        .arg(dir.path())
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let plain = reqwest::Client::builder()
+        .pool_max_idle_per_host(PAGE_CLIENTS)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for _ in 0..300 {
+        if plain
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+            && dir.path().join("demo-accounts.json").exists()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let accounts: Vec<DemoAccount> = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("demo-accounts.json")).unwrap(),
+    )
+    .unwrap();
+    let minji = accounts.iter().find(|a| a.username == "minji").unwrap();
+    let r = plain
+        .post(format!("{base}/sign-in"))
+        .form(&[
+            ("username", minji.username.as_str()),
+            ("password", minji.password.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with("nara_session="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = plain
+        .get(format!("{base}/apply/phishing-report"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a signed-in citizen's page carries the CSRF token")
+        .to_owned();
+    let body = serde_json::json!({"data": {
+        "channel": "sms", "sender": "+82 10-0000-0000",
+        "content": "Your parcel is held at customs: pay the fee at http://bad.example/pay",
+        "lost_money": "yes", "amount": 35000}})
+    .to_string();
+
+    let healthz: Arc<dyn Fn() -> reqwest::RequestBuilder + Send + Sync> = {
+        let (c, url) = (plain.clone(), format!("{base}/healthz"));
+        Arc::new(move || c.get(&url))
+    };
+    let submit: Arc<dyn Fn() -> reqwest::RequestBuilder + Send + Sync> = {
+        let (c, url, cookie, csrf) = (
+            plain.clone(),
+            format!("{base}/api/v1/services/phishing-report/applications"),
+            cookie.clone(),
+            csrf.clone(),
+        );
+        Arc::new(move || {
+            c.post(&url)
+                .header("cookie", &cookie)
+                .header("x-csrf-token", &csrf)
+                .header("content-type", "application/json")
+                .body(body.clone())
+        })
+    };
+    let portal: Arc<dyn Fn() -> reqwest::RequestBuilder + Send + Sync> = {
+        let (c, url, cookie) = (
+            plain.clone(),
+            format!("{base}/apply/resident-registration-certificate?lang=ko"),
+            cookie.clone(),
+        );
+        Arc::new(move || c.get(&url).header("cookie", &cookie))
+    };
+    // Warm up both paths (connections, caches, the first WAL checkpoint).
+    load(CONCURRENCY, 0.5, 200, healthz.clone()).await;
+    load(CONCURRENCY, 0.5, 201, submit.clone()).await;
+
+    println!(
+        "nara citizen services benchmark (SQLite, synchronous=FULL; {CONCURRENCY} clients, {ROUNDS} interleaved rounds of {ROUND_SECONDS} s)"
+    );
+    let (mut base_rates, mut sub_rates) = (Vec::new(), Vec::new());
+    let mut sub_lat = Vec::new();
+    for _ in 0..ROUNDS {
+        base_rates.push(
+            load(CONCURRENCY, ROUND_SECONDS, 200, healthz.clone())
+                .await
+                .0,
+        );
+        let (rate, lat) = load(CONCURRENCY, ROUND_SECONDS, 201, submit.clone()).await;
+        sub_rates.push(rate);
+        sub_lat.extend(lat);
+    }
+    sub_lat.sort();
+    let (h, s) = (median(base_rates), median(sub_rates));
+    println!("/healthz:                         {h:>8.0} req/s  (baseline)");
+    println!(
+        "full submissions (check, store, submit, ledger): {s:>8.0} /s  p50 {:.2} ms  p99 {:.2} ms  ratio {:.3} (goal ≥ 2,000/s)",
+        ms(percentile(&sub_lat, 0.5)),
+        ms(percentile(&sub_lat, 0.99)),
+        s / h
+    );
+
+    let (mut base_p99, mut page_p99, mut page_p50, mut page_rate) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let (_, lat) = load(PAGE_CLIENTS, ROUND_SECONDS, 200, healthz.clone()).await;
+        base_p99.push(ms(percentile(&lat, 0.99)));
+        let (rate, lat) = load(PAGE_CLIENTS, ROUND_SECONDS, 200, portal.clone()).await;
+        page_p99.push(ms(percentile(&lat, 0.99)));
+        page_p50.push(ms(percentile(&lat, 0.5)));
+        page_rate.push(rate);
+    }
+    let (b99, p99) = (median(base_p99), median(page_p99));
+    println!("/healthz at {PAGE_CLIENTS} clients:            p99 {b99:>6.2} ms  (baseline)");
+    println!(
+        "portal page (ko, signed in) at {PAGE_CLIENTS} clients: {:>6.0} req/s  p50 {:.2} ms  p99 {p99:.2} ms  ratio {:.2} (goal p99 < 50 ms)",
+        median(page_rate),
+        median(page_p50),
+        p99 / b99
+    );
+    println!("server RSS: {:.0} MiB", rss_mib(server.0.id()));
+}

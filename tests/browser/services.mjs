@@ -1,7 +1,7 @@
 // Citizen services end to end in Chromium, against `nara demo`: a citizen
 // applies for a resident registration certificate (issued at once) and for a
 // business registration (reviewed); the tax service's official takes the
-// case from the queue and approves it; the citizen opens her certificate,
+// case from the queue and approves it; she rates the service; the citizen opens her certificate,
 // copies it, and checks it on /verify. Every page on the way is audited
 // with axe-core; pages are used with the keyboard where a person would.
 //
@@ -90,6 +90,17 @@ await staff.ctx.close();
 await page.goto(`${base}/applications/${business}?lang=ko`, { waitUntil: 'networkidle' });
 await audit(page, 'receipt after approval [ko]');
 if (!(await page.$('a[href^="/documents/"]'))) fail(`business registration ${business}: no certificate after approval`);
+// Decided: she rates the service with the keyboard, once; the statistics count it.
+await page.focus('#score-5');
+await page.keyboard.press('Space');
+await page.fill('#comment', '빨랐어요 <b>thanks</b>');
+await page.click('#rate button[type=submit]');
+await page.waitForSelector('#rated');
+await audit(page, 'receipt after rating [ko]');
+await page.goto(`${base}/statistics?lang=en`, { waitUntil: 'networkidle' });
+await audit(page, '/statistics after a rating');
+const row = await page.textContent('#statistics');
+if (!row.includes('Register a business') || !row.includes('100%')) fail(`statistics do not show the rating: ${row.slice(0, 400)}`);
 await page.goto(`${base}/applications/${certificate}?lang=en`, { waitUntil: 'networkidle' });
 await page.click('a[href^="/documents/"]');
 await page.waitForURL(/\/documents\//);

@@ -11,7 +11,7 @@ const signIn = (account, lang) => signInWith(browser, account, lang);
 const context = await browser.newContext();
 let checked = 0;
 for (const lang of ['en', 'es', 'ko']) {
-  for (const path of ['/', '/services', '/services/1', '/agencies', '/agencies/KR/GOV/MOIS', '/ledger', '/registries', '/apply', '/apply/resident-registration-certificate', '/apply/extended-hour-school-enrolment', '/sign-in', '/sign-up']) {
+  for (const path of ['/', '/services', '/services/1', '/agencies', '/agencies/KR/GOV/MOIS', '/ledger', '/registries', '/apply', '/apply/resident-registration-certificate', '/apply/extended-hour-school-enrolment', '/statistics', '/sign-in', '/sign-up']) {
     const page = await context.newPage();
     const label = `${path} [${lang}]`;
     watch(page, label);

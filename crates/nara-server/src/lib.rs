@@ -26,6 +26,7 @@ pub mod portal;
 pub mod problem;
 pub mod security;
 pub mod services;
+pub mod statistics;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -313,6 +314,9 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/security/events" => get(account::security_events_page): Roles(&[SecurityAnalyst, Auditor]);
         "/registries" => get(exchange_pages::registries_page): Public;
         "/apply" => get(services::apply_list): Public;
+        "/statistics" => get(statistics::page): Public;
+        "/statistics.csv" => get(statistics::csv): Public;
+        "/applications/{reference}/rate" => post(portal::rate): Roles(&[Citizen]);
         "/apply/{code}" => get(services::apply_service): Public;
         "/apply/{code}/start" => post(portal::start): Roles(&[Citizen]);
         "/applications/{reference}" => get(portal::receipt): Roles(&[Citizen]);

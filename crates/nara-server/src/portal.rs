@@ -687,6 +687,11 @@ struct ReceiptPage {
     timeline: Vec<TimelineView>,
     draft: bool,
     documents: Vec<(String, String)>,
+    /// Decided and not yet rated: the rating form.
+    may_rate: bool,
+    rated: Option<i64>,
+    csrf: String,
+    error: Option<String>,
 }
 
 /// `GET /applications/{ref}`: the receipt and the status timeline.
@@ -697,6 +702,22 @@ pub async fn receipt(
     Path(reference): Path<String>,
 ) -> Result<Response, PageError> {
     let (app, def) = owned(&ctx, &state, &who, &reference).await?;
+    receipt_view(&ctx, &state, &who, &app, &def, None).await
+}
+
+async fn receipt_view(
+    ctx: &PageCtx,
+    state: &AppState,
+    who: &Principal,
+    app: &Application,
+    def: &Definition,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    let rated = state
+        .store
+        .rating_of(app.id)
+        .await
+        .map_err(store_failed(ctx.lang))?;
     let events = state
         .store
         .application_events(app.id)
@@ -731,8 +752,60 @@ pub async fn receipt(
             .into_iter()
             .map(|c| (c.id, c.credential_type))
             .collect(),
+        may_rate: app.decided_at.is_some() && rated.is_none(),
+        rated,
+        csrf: who.csrf().unwrap_or_default().to_owned(),
+        error: error.clone(),
     };
-    Ok(render(&page))
+    Ok((crate::account::status_for(&error), render(&page)).into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub struct Rating {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    score: String,
+    #[serde(default)]
+    comment: String,
+}
+
+/// `POST /applications/{ref}/rate`: once decided, the applicant rates the
+/// service 1–5 with an optional comment, once.
+pub async fn rate(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Path(reference): Path<String>,
+    Form(form): Form<Rating>,
+) -> Result<Response, PageError> {
+    if !csrf_ok(&ctx.caller, &form.csrf) {
+        return Ok(csrf_refused(ctx.lang));
+    }
+    let (app, def) = owned(&ctx, &state, &who, &reference).await?;
+    let tr = ctx.tr();
+    let Some(score) = form
+        .score
+        .parse::<i64>()
+        .ok()
+        .filter(|s| (1..=5).contains(s))
+    else {
+        let error = Some(tr.s("rating.choose").into());
+        return receipt_view(&ctx, &state, &who, &app, &def, error).await;
+    };
+    let comment: String = form.comment.trim().chars().take(1_000).collect();
+    match state
+        .store
+        .rate_application(&app, score, &comment, &who.actor())
+        .await
+    {
+        Ok(()) => Ok(Redirect::to(&format!("/applications/{reference}")).into_response()),
+        Err(nara_store::StoreError::Conflict(_)) => {
+            let error = Some(tr.s("rating.not_now").into());
+            receipt_view(&ctx, &state, &who, &app, &def, error).await
+        }
+        Err(e) => Err(store_failed(ctx.lang)(e)),
+    }
 }
 
 pub struct ApplicationRow {

@@ -282,6 +282,7 @@ struct ApplyService {
     document: Option<String>,
     /// A signed-in citizen's CSRF token: they may start an application.
     citizen_csrf: Option<String>,
+    figures: crate::statistics::FiguresView,
 }
 
 /// A service's page: what it asks, what nara fetches for you (from whom,
@@ -362,7 +363,19 @@ pub async fn apply_service(
             (page.title.get(ctx.lang), qs)
         })
         .collect();
+    let figures = state
+        .store
+        .service_figures(Some(&code))
+        .await
+        .map_err(store_failed(ctx.lang))?
+        .into_iter()
+        .find(|f| f.service_code == code)
+        .unwrap_or_else(|| nara_store::applications::ServiceFigures {
+            service_code: code.clone(),
+            ..Default::default()
+        });
     let page = ApplyService {
+        figures: crate::statistics::view(&figures, d.title.get(ctx.lang)),
         layout: ctx.layout(&d.title.get(ctx.lang), "apply"),
         code: p.code.clone(),
         version: p.version,

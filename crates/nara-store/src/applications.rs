@@ -521,3 +521,195 @@ impl Store {
         Ok(())
     }
 }
+
+/// A service's figures: what the public statistics show.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ServiceFigures {
+    pub service_code: String,
+    /// Submitted (not drafts).
+    pub applications: u64,
+    pub decided: u64,
+    /// Submission to decision, decided ones, in hours.
+    pub median_hours: Option<f64>,
+    pub p90_hours: Option<f64>,
+    /// Decided by the due date (automatic services: at once), of those decided.
+    pub within_sla: u64,
+    pub ratings: u64,
+    /// Rated 4 or 5.
+    pub satisfied: u64,
+    pub mean_score: Option<f64>,
+}
+
+impl ServiceFigures {
+    pub fn sla_share(&self) -> Option<f64> {
+        (self.decided > 0).then(|| self.within_sla as f64 / self.decided as f64)
+    }
+
+    pub fn satisfied_share(&self) -> Option<f64> {
+        (self.ratings > 0).then(|| self.satisfied as f64 / self.ratings as f64)
+    }
+}
+
+/// (service, submitted, decided, due) of one application.
+type Timing = (String, Option<i64>, Option<i64>, Option<i64>);
+
+/// The `q` quantile (nearest rank) of sorted values.
+fn quantile(sorted: &[i64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1] as f64)
+}
+
+impl Store {
+    /// The applicant rates a decided application of theirs, once; a ledger
+    /// entry records the service and the score (never the comment).
+    pub async fn rate_application(
+        &self,
+        app: &Application,
+        score: i64,
+        comment: &str,
+        actor: &str,
+    ) -> Result<()> {
+        if !(1..=5).contains(&score) {
+            return Err(StoreError::Invalid(nara_core::Invalid::one(
+                "score",
+                "from 1 to 5",
+            )));
+        }
+        if app.decided_at.is_none() {
+            return Err(StoreError::Conflict(
+                "an application can be rated once it is decided".into(),
+            ));
+        }
+        #[derive(Serialize)]
+        struct Rated<'a> {
+            reference: &'a str,
+            service: &'a str,
+            score: i64,
+        }
+        let entry = entry_bytes(
+            "application.rated",
+            actor,
+            vec![
+                format!("application:{}", app.reference),
+                format!("service:{}", app.service_code),
+            ],
+            &Rated {
+                reference: &app.reference,
+                service: &app.service_code,
+                score,
+            },
+        )?;
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            sqlx::query(
+                "INSERT INTO ratings (application_id, service_code, score, comment, rated_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(app.id)
+            .bind(&app.service_code)
+            .bind(score)
+            .bind(comment)
+            .bind(nara_core::Timestamp::now().0)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| crate::constraint_error(e, "a rating of this application"))?;
+            crate::ledger::commit_with_entry!(self, tx, entry);
+        });
+        Ok(())
+    }
+
+    /// The score the applicant gave, if any.
+    pub async fn rating_of(&self, application_id: i64) -> Result<Option<i64>> {
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT score FROM ratings WHERE application_id = $1"
+        )
+        .bind(application_id)
+        .fetch_optional(pool)
+        .await?))
+    }
+
+    /// Every service's figures (or one service's), computed from the
+    /// applications and ratings.
+    pub async fn service_figures(&self, only: Option<&str>) -> Result<Vec<ServiceFigures>> {
+        let filter = if only.is_some() {
+            "AND service_code = $1"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT service_code, submitted_at, decided_at, due_at FROM applications \
+             WHERE state <> 'draft' {filter}"
+        );
+        let apps: Vec<Timing> = with_pool!(self, |pool| {
+            let q = sqlx::query_as(&sql);
+            match only {
+                Some(code) => q.bind(code),
+                None => q,
+            }
+            .fetch_all(pool)
+            .await?
+        });
+        let sql = format!("SELECT service_code, score FROM ratings WHERE 1 = 1 {filter}");
+        let scores: Vec<(String, i64)> = with_pool!(self, |pool| {
+            let q = sqlx::query_as(&sql);
+            match only {
+                Some(code) => q.bind(code),
+                None => q,
+            }
+            .fetch_all(pool)
+            .await?
+        });
+        let mut by: std::collections::BTreeMap<String, (ServiceFigures, Vec<i64>, i64)> =
+            std::collections::BTreeMap::new();
+        for (code, submitted, decided, due) in apps {
+            let (f, times, _) = by.entry(code.clone()).or_default();
+            f.service_code = code;
+            f.applications += 1;
+            if let (Some(s), Some(d)) = (submitted, decided) {
+                f.decided += 1;
+                times.push(d - s);
+                if due.is_none_or(|due| d <= due) {
+                    f.within_sla += 1;
+                }
+            }
+        }
+        for (code, score) in scores {
+            let (f, _, total) = by.entry(code.clone()).or_default();
+            f.service_code = code;
+            f.ratings += 1;
+            *total += score;
+            if score >= 4 {
+                f.satisfied += 1;
+            }
+        }
+        Ok(by
+            .into_values()
+            .map(|(mut f, mut times, total)| {
+                times.sort_unstable();
+                let hours = |ms: f64| ms / 3_600_000.0;
+                f.median_hours = quantile(&times, 0.5).map(hours);
+                f.p90_hours = quantile(&times, 0.9).map(hours);
+                f.mean_score = (f.ratings > 0).then(|| total as f64 / f.ratings as f64);
+                f
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod figures_tests {
+    use super::quantile;
+
+    #[test]
+    fn nearest_rank_quantiles() {
+        assert_eq!(quantile(&[], 0.5), None);
+        assert_eq!(quantile(&[7], 0.9), Some(7.0));
+        let v: Vec<i64> = (1..=10).collect();
+        assert_eq!(quantile(&v, 0.5), Some(5.0));
+        assert_eq!(quantile(&v, 0.9), Some(9.0));
+        assert_eq!(quantile(&v, 1.0), Some(10.0));
+    }
+}

@@ -918,6 +918,100 @@ async fn the_api_applies_like_the_portal() {
         .await
         .unwrap();
     assert_eq!(his["applications"].as_array().unwrap().len(), 0);
+    // Satisfaction: a decided application is rated once, 1–5; not someone
+    // else's, not an undecided one; the figures follow.
+    async fn rate(
+        app: &TestApp,
+        cookie: &str,
+        csrf: &str,
+        reference: &str,
+        score: &str,
+    ) -> reqwest::Response {
+        post_form(
+            app,
+            &format!("/applications/{reference}/rate"),
+            Some(cookie),
+            &[
+                ("csrf", csrf),
+                ("score", score),
+                ("comment", "<script>alert(1)</script>"),
+            ],
+        )
+        .await
+    }
+    let report_ref = file["fileId"].as_str().unwrap();
+    assert_eq!(
+        rate(&app, &junho.cookie, &junho.csrf, reference, "1")
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        rate(&app, &minji.cookie, &minji.csrf, reference, "9")
+            .await
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        rate(&app, &minji.cookie, &minji.csrf, report_ref, "5")
+            .await
+            .status(),
+        StatusCode::BAD_REQUEST,
+        "not decided yet"
+    );
+    assert_eq!(
+        rate(&app, &minji.cookie, "forged", reference, "5")
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        rate(&app, &minji.cookie, &minji.csrf, reference, "5")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        rate(&app, &minji.cookie, &minji.csrf, reference, "4")
+            .await
+            .status(),
+        StatusCode::BAD_REQUEST,
+        "once"
+    );
+    let receipt = get(format!("/applications/{reference}"), &minji.cookie)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(receipt.contains("id=\"rated\"") && !receipt.contains("id=\"rate\""));
+    let stats = app.get("/statistics").await.text().await.unwrap();
+    assert!(stats.contains("<svg") && stats.contains("id=\"statistics\""));
+    assert!(!stats.contains("<script>alert"), "comments are never shown");
+    let csv = app.get("/statistics.csv").await.text().await.unwrap();
+    let cert_line = csv
+        .lines()
+        .find(|l| l.starts_with("\"resident-registration-certificate\""))
+        .expect("a line for the certificate");
+    // 1 application, decided at once, within its SLA, one rating, satisfied.
+    assert!(
+        cert_line.starts_with("\"resident-registration-certificate\",1,1,"),
+        "{cert_line}"
+    );
+    assert!(cert_line.ends_with(",1.000,1,1.000,5.000"), "{cert_line}");
+    let report_line = csv
+        .lines()
+        .find(|l| l.starts_with("\"phishing-report\""))
+        .unwrap();
+    assert_eq!(report_line, "\"phishing-report\",1,0,,,,0,,");
+    let page = app
+        .get("/apply/resident-registration-certificate")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"figures\"") && page.contains("100%"));
+
     // The API is described in /openapi.json.
     let spec: serde_json::Value = app.get("/openapi.json").await.json().await.unwrap();
     assert!(spec["paths"]["/api/v1/services/{code}/applications"]["post"].is_object());

@@ -30,7 +30,7 @@ async function applyOnce(code, pages, consents) {
     await page.waitForURL(new RegExp(`/pages/${n + 1}$`));
     await audit(page, `${code} page ${n + 1}`);
     await fill();
-    await page.click('form.narrow button[type=submit]');
+    await page.click(`form[action$="/pages/${n + 1}"] button[type=submit]`);
     await page.waitForLoadState('networkidle');
     const errors = await page.$$eval('.field-error', (els) => els.map((e) => e.id + ': ' + e.textContent));
     if (errors.length) throw new Error(`${code} page ${n + 1} refused: ${errors.join('; ')}`);
@@ -58,7 +58,13 @@ const business = await apply('business-registration', [
     await page.fill('#opening_date', '2026-12-01');
     await page.fill('#premises', '12 Sejong-daero, Jongno-gu, Seoul');
   },
-  async () => {},
+  // The lease, uploaded (typed by its content, stored by its hash).
+  async () => {
+    await page.setInputFiles('#lease', { name: 'lease.pdf', mimeType: 'application/pdf', buffer: Buffer.from('%PDF-1.7\n1 0 obj << >> endobj\n%%EOF\n') });
+    await page.click('form.upload button[type=submit]');
+    await page.waitForSelector('#lease-current');
+    await audit(page, 'business registration: lease attached');
+  },
 ], []);
 const state = (await page.textContent('main')).toLowerCase();
 if (!state.includes('submitted')) fail(`business registration ${business}: not submitted`);
@@ -79,6 +85,12 @@ if ((await desk.textContent('#state')).trim() !== 'review') fail('case did not m
 const shown = await desk.textContent('#shown');
 if (!shown.includes('Minji\'s Bakery <b>')) fail(`case view does not show the trade name as text: ${shown}`);
 if (await desk.$('#shown b')) fail('the trade name was rendered as markup');
+const lease = await desk.$('#shown a[href$="/files/lease"]');
+if (!lease) fail('the official cannot open the lease at the approval step');
+else {
+  const r = await desk.request.get(base + await lease.getAttribute('href'));
+  if (r.status() !== 200 || r.headers()['content-type'] !== 'application/pdf') fail(`lease: ${r.status()} ${r.headers()['content-type']}`);
+}
 await audit(desk, 'case: review');
 await desk.getByRole('button', { name: 'approved', exact: true }).click();
 await desk.waitForLoadState('networkidle');

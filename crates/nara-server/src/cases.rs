@@ -169,7 +169,8 @@ struct CasePage {
     state: String,
     due: String,
     breached: bool,
-    shown: Vec<(String, String)>,
+    /// (label, value, link to the file for file fields)
+    shown: Vec<(String, String, Option<String>)>,
     actions: Vec<ActionView>,
     timeline: Vec<(String, String, String, String)>,
     documents: Vec<DocumentRow>,
@@ -199,6 +200,37 @@ async fn case_of(
     Ok((app, def))
 }
 
+/// The case (this official's agency's) and the fields its next steps show:
+/// what an official may see of it now.
+pub(crate) async fn shown_fields(
+    ctx: &PageCtx,
+    state: &AppState,
+    who: &Principal,
+    reference: &str,
+) -> Result<(Application, Vec<String>), PageError> {
+    let (app, def) = case_of(ctx, state, who, reference).await?;
+    let shown = shown_names(&def, &app);
+    Ok((app, shown))
+}
+
+/// The fields the officials' next steps from the case's state show.
+fn shown_names(def: &Definition, app: &Application) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for t in def
+        .workflow
+        .transitions
+        .iter()
+        .filter(|t| *t.from.get_ref() == app.state && officials_step(t.by.get_ref()))
+    {
+        for s in &t.shows {
+            if !names.contains(s.get_ref()) {
+                names.push(s.get_ref().clone());
+            }
+        }
+    }
+    names
+}
+
 async fn case_view(
     ctx: &PageCtx,
     state: &AppState,
@@ -218,14 +250,13 @@ async fn case_view(
         .filter(|t| *t.from.get_ref() == app.state && officials_step(t.by.get_ref()))
         .collect();
     // Data minimisation: only what the next steps show.
-    let mut names: Vec<&str> = Vec::new();
-    for t in &steps {
-        for s in &t.shows {
-            if !names.contains(&s.get_ref().as_str()) {
-                names.push(s.get_ref());
-            }
-        }
-    }
+    let names = shown_names(def, app);
+    let is_file = |name: &str| {
+        def.pages
+            .iter()
+            .flat_map(|p| p.fields.iter())
+            .any(|f| f.id.get_ref() == name && f.kind.get_ref() == "file")
+    };
     let label = |name: &str| {
         def.pages
             .iter()
@@ -238,12 +269,14 @@ async fn case_view(
         .iter()
         .map(|name| {
             let value = service_def::value_of(name, &answers, &evidence);
+            let link = (is_file(name) && value.is_some())
+                .then(|| format!("/cases/{}/files/{name}", app.reference));
             let text = match value {
                 Some(Value::String(s)) => s,
                 Some(other) => other.to_string(),
                 None => "—".into(),
             };
-            (label(name), text)
+            (label(name), text, link)
         })
         .collect();
     let events = state

@@ -27,6 +27,7 @@ pub mod problem;
 pub mod security;
 pub mod services;
 pub mod statistics;
+pub mod uploads;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -317,6 +318,9 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/statistics" => get(statistics::page): Public;
         "/statistics.csv" => get(statistics::csv): Public;
         "/applications/{reference}/rate" => post(portal::rate): Roles(&[Citizen]);
+        "/applications/{reference}/files/{field}" => get(uploads::download): Roles(&[Citizen]),
+            post(axum::handler::Handler::layer(uploads::upload, DefaultBodyLimit::max(uploads::UPLOAD_BODY))): Roles(&[Citizen]);
+        "/cases/{reference}/files/{field}" => get(uploads::case_file): Roles(&[Official]);
         "/apply/{code}" => get(services::apply_service): Public;
         "/apply/{code}/start" => post(portal::start): Roles(&[Citizen]);
         "/applications/{reference}" => get(portal::receipt): Roles(&[Citizen]);

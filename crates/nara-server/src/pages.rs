@@ -236,6 +236,14 @@ impl PageError {
         }
     }
 
+    pub fn payload_too_large(lang: Lang) -> Self {
+        PageError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: "upload.too_large",
+            lang,
+        }
+    }
+
     pub fn internal(lang: Lang) -> Self {
         PageError {
             status: StatusCode::INTERNAL_SERVER_ERROR,

@@ -44,7 +44,7 @@ pub fn add_working_days(from_ms: i64, days: u32) -> i64 {
 }
 
 /// The citizen's own application and its definition; anyone else's is 404.
-async fn owned(
+pub(crate) async fn owned(
     ctx: &PageCtx,
     state: &AppState,
     who: &Principal,
@@ -93,7 +93,7 @@ async fn posted_draft(
     Ok(Some((app, def)))
 }
 
-fn answers_of(app: &Application) -> Map<String, Value> {
+pub(crate) fn answers_of(app: &Application) -> Map<String, Value> {
     serde_json::from_str(&app.answers).unwrap_or_default()
 }
 
@@ -158,6 +158,9 @@ pub struct Input {
     pub error: Option<String>,
     pub min: Option<i64>,
     pub max: Option<i64>,
+    /// File fields: the media types accepted and the size limit.
+    pub accept: String,
+    pub max_kib: u32,
     /// Group rows: each a list of inputs.
     pub rows: Vec<Vec<Input>>,
 }
@@ -215,6 +218,13 @@ fn inputs(
                     .collect(),
                 min: f.min,
                 max: f.max,
+                accept: f
+                    .accept
+                    .iter()
+                    .map(|a| a.get_ref().as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                max_kib: f.max_kib.unwrap_or(0),
                 value,
                 rows,
                 name,
@@ -232,12 +242,16 @@ struct FormPage {
     number: usize,
     pages: usize,
     inputs: Vec<Input>,
+    /// The files attached so far: (field, media type, KiB, scan status).
+    uploads: Vec<(String, String, i64, String)>,
     csrf: String,
     has_errors: bool,
 }
 
-async fn form_view(
+#[allow(clippy::too_many_arguments)] // the page's whole state, in one place
+pub(crate) async fn form_view(
     ctx: &PageCtx,
+    state: &AppState,
     app: &Application,
     def: &Definition,
     n: usize,
@@ -254,7 +268,18 @@ async fn form_view(
     } else {
         StatusCode::BAD_REQUEST
     };
+    let uploads = state
+        .store
+        .uploads_of(app.id)
+        .await
+        .map_err(store_failed(ctx.lang))?
+        .into_iter()
+        // Only files still attached (the answer names this content).
+        .filter(|u| answers.get(&u.field).and_then(Value::as_str) == Some(u.hash.as_str()))
+        .map(|u| (u.field, u.media_type, (u.size + 1023) / 1024, u.scan))
+        .collect();
     let view = FormPage {
+        uploads,
         layout: ctx.layout(&page.title.get(ctx.lang), "my-applications"),
         reference: app.reference.clone(),
         service: def.title.get(ctx.lang),
@@ -278,7 +303,17 @@ pub async fn page(
     if app.state != "draft" {
         return Ok(Redirect::to(&format!("/applications/{reference}")).into_response());
     }
-    form_view(&ctx, &app, &def, n, &answers_of(&app), Vec::new(), &who).await
+    form_view(
+        &ctx,
+        &state,
+        &app,
+        &def,
+        n,
+        &answers_of(&app),
+        Vec::new(),
+        &who,
+    )
+    .await
 }
 
 /// Reads one field's answer from the posted pairs.
@@ -341,7 +376,7 @@ pub async fn save_page(
     );
     if !problems.is_empty() {
         let errors = problems.into_iter().map(|p| (p.field, p.message)).collect();
-        return form_view(&ctx, &app, &def, n, &answers, errors, &who).await;
+        return form_view(&ctx, &state, &app, &def, n, &answers, errors, &who).await;
     }
     let text = Value::Object(answers).to_string();
     if text.len() > 256 * 1024 {

@@ -522,6 +522,72 @@ impl Store {
     }
 }
 
+/// A file attached to an application's file field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Upload {
+    pub application_id: i64,
+    pub field: String,
+    /// `sha256:` + hex: the file's content address.
+    pub hash: String,
+    /// As read from the content, never from the name.
+    pub media_type: String,
+    pub size: i64,
+    /// `clean`, or `not_scanned` where ClamAV is not installed.
+    pub scan: String,
+    pub uploaded_at: i64,
+}
+
+impl Store {
+    /// Attaches a stored file to a field of the account's draft: the upload's
+    /// record and the draft's answers (`answers`, with the field set to the
+    /// content address) in one transaction; false if it is not their draft.
+    pub async fn attach_upload(&self, u: &Upload, account_id: i64, answers: &str) -> Result<bool> {
+        Ok(with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let n = sqlx::query(
+                "UPDATE applications SET answers = $1, updated_at = $2 \
+                 WHERE id = $3 AND account_id = $4 AND state = 'draft'",
+            )
+            .bind(answers)
+            .bind(u.uploaded_at)
+            .bind(u.application_id)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                sqlx::query(
+                    "INSERT INTO uploads (application_id, field, hash, media_type, size, scan, uploaded_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (application_id, field) DO UPDATE \
+                     SET hash = excluded.hash, media_type = excluded.media_type, size = excluded.size, \
+                     scan = excluded.scan, uploaded_at = excluded.uploaded_at",
+                )
+                .bind(u.application_id)
+                .bind(&u.field)
+                .bind(&u.hash)
+                .bind(&u.media_type)
+                .bind(u.size)
+                .bind(&u.scan)
+                .bind(u.uploaded_at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+            }
+            n == 1
+        }))
+    }
+
+    pub async fn uploads_of(&self, application_id: i64) -> Result<Vec<Upload>> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            "SELECT application_id, field, hash, media_type, size, scan, uploaded_at FROM uploads \
+             WHERE application_id = $1 ORDER BY field"
+        )
+        .bind(application_id)
+        .fetch_all(pool)
+        .await?))
+    }
+}
+
 /// A service's figures: what the public statistics show.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ServiceFigures {

@@ -144,6 +144,18 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
         (("GET", "/statistics"), ALL),
         (("GET", "/statistics.csv"), ALL),
         (("POST", "/applications/{reference}/rate"), "citizen"),
+        (
+            ("GET", "/applications/{reference}/files/{field}"),
+            "citizen",
+        ),
+        (
+            ("POST", "/applications/{reference}/files/{field}"),
+            "citizen",
+        ),
+        (
+            ("GET", "/cases/{reference}/files/{field}"),
+            "official agency_admin service_designer",
+        ),
         (("POST", "/api/v1/services/{code}/applications"), "citizen"),
         (("GET", "/api/v1/me/applications"), "citizen"),
         (("GET", "/api/v1/applications/{reference}"), "citizen"),
@@ -192,6 +204,7 @@ fn concrete(path: &str) -> String {
         .replace("{code}", "residents")
         .replace("{reference}", "MOIS-2026-00000000")
         .replace("{n}", "1")
+        .replace("{field}", "lease")
 }
 
 #[derive(Debug, PartialEq)]

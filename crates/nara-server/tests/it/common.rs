@@ -139,6 +139,11 @@ impl TestApp {
         if config.public_url.is_none() {
             config.public_url = Some(format!("http://{addr}"));
         }
+        // Files (uploads) go to the test's own directory, never the working one.
+        let demo_dir = tempfile::tempdir().expect("tempdir");
+        if config.data_dir == Config::default().data_dir {
+            config.data_dir = demo_dir.path().to_owned();
+        }
         let mut state = AppState::new(store.clone(), config, keys, identity.clone());
         if let Some(f) = federation {
             state = state.federated(f);
@@ -159,10 +164,15 @@ impl TestApp {
             store,
             client,
             _dir: dir,
-            demo_dir: tempfile::tempdir().expect("tempdir"),
+            demo_dir,
             identity,
             _shutdown: tx,
         }
+    }
+
+    /// The node's data directory (uploads, demo files).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.demo_dir.path()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1016,3 +1016,245 @@ async fn the_api_applies_like_the_portal() {
     let spec: serde_json::Value = app.get("/openapi.json").await.json().await.unwrap();
     assert!(spec["paths"]["/api/v1/services/{code}/applications"]["post"].is_object());
 }
+
+/// Uploads: typed by content, size-limited, bombs refused, stored once by
+/// content hash, served only to the applicant and to the official whose
+/// step shows the field; another person gets 404 on every upload route.
+#[tokio::test]
+async fn uploads_are_checked_stored_by_content_and_kept_private() {
+    let app = TestApp::start("sqlite").await.unwrap();
+    let accounts = app.demo_accounts().await;
+    let _ = app.demo_exchange(3).await;
+    nara_server::services::ensure_demo(&app.store)
+        .await
+        .unwrap();
+    app.wait_for_directory().await;
+    let minji = app
+        .sign_in(accounts.iter().find(|a| a.username == "minji").unwrap())
+        .await;
+    let junho = app
+        .sign_in(accounts.iter().find(|a| a.username == "junho").unwrap())
+        .await;
+    let r = post_form(
+        &app,
+        "/apply/business-registration/start",
+        Some(&minji.cookie),
+        &[("csrf", &minji.csrf)],
+    )
+    .await;
+    let reference = location(&r)
+        .trim_start_matches("/applications/")
+        .trim_end_matches("/pages/1")
+        .to_owned();
+    let r = post_form(
+        &app,
+        &format!("/applications/{reference}/pages/1"),
+        Some(&minji.cookie),
+        &[
+            ("csrf", &minji.csrf),
+            ("trade_name", "Minji's Bakery"),
+            ("kind", "sole_proprietorship"),
+            ("opening_date", "2026-12-01"),
+            ("premises", "12 Sejong-daero, Seoul"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let upload = |cookie: String, csrf: String, name: &'static str, bytes: Vec<u8>| {
+        let url = app.url(&format!("/applications/{reference}/files/lease"));
+        let client = app.client.clone();
+        async move {
+            let form = reqwest::multipart::Form::new().text("csrf", csrf).part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes).file_name(name),
+            );
+            client
+                .post(url)
+                .header("cookie", cookie)
+                .multipart(form)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let mine = || (minji.cookie.clone(), minji.csrf.clone());
+    // The lease is required: page 2 cannot be passed without it.
+    let r = post_form(
+        &app,
+        &format!("/applications/{reference}/pages/2"),
+        Some(&minji.cookie),
+        &[("csrf", &minji.csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // Refused, nothing attached: a script named .pdf, a zip (bomb or not),
+    // an image of absurd dimensions, too large, no CSRF token.
+    let (c, t) = mine();
+    let r = upload(c, t, "lease.pdf", b"<script>alert(1)</script>".to_vec()).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("judged by its content"));
+    let (c, t) = mine();
+    let r = upload(
+        c,
+        t,
+        "lease.pdf",
+        b"PK\x03\x04\x14\0\0\0\x08\0bomb".to_vec(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let mut bomb = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+    bomb.extend(200_000u32.to_be_bytes());
+    bomb.extend(200_000u32.to_be_bytes());
+    bomb.extend([8, 2, 0, 0, 0, 0, 0, 0, 0]);
+    let (c, t) = mine();
+    let r = upload(c, t, "lease.png", bomb).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("dimensions"));
+    let mut big = b"%PDF-1.7\n".to_vec();
+    big.resize(5120 * 1024 + 1, b' ');
+    let (c, t) = mine();
+    let r = upload(c, t, "lease.pdf", big).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let mut huge = b"%PDF-1.7\n".to_vec();
+    huge.resize(nara_server::uploads::UPLOAD_BODY + 1, b' ');
+    let (c, t) = mine();
+    let r = upload(c, t, "lease.pdf", huge).await;
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let (c, _) = mine();
+    let r = upload(c, "forged".into(), "lease.pdf", b"%PDF-1.7\n%%EOF".to_vec()).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Someone else: 404 for upload and download alike.
+    let r = upload(
+        junho.cookie.clone(),
+        junho.csrf.clone(),
+        "lease.pdf",
+        b"%PDF-1.7\n%%EOF".to_vec(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(
+        app.store
+            .uploads_of(app.store.application(&reference).await.unwrap().unwrap().id)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing attached by refused uploads"
+    );
+
+    // Accepted: a PDF (whatever its name says), stored by its hash.
+    let pdf = b"%PDF-1.7\n1 0 obj << >> endobj\n%%EOF\n".to_vec();
+    let (c, t) = mine();
+    let r = upload(c, t, "lease.exe", pdf.clone()).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), format!("/applications/{reference}/pages/2"));
+    let (c, t) = mine();
+    assert_eq!(
+        upload(c, t, "again.pdf", pdf.clone()).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let hash = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&pdf))
+    };
+    let dir = app.data_dir().join("uploads").join(&hash[..2]);
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        1,
+        "one copy per content"
+    );
+    let page2 = app
+        .client
+        .get(app.url(&format!("/applications/{reference}/pages/2")))
+        .header("cookie", &minji.cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page2.contains("application/pdf") && page2.contains("not scanned"));
+    let file = app
+        .client
+        .get(app.url(&format!("/applications/{reference}/files/lease")))
+        .header("cookie", &minji.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(file.headers()["content-type"], "application/pdf");
+    assert!(
+        file.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("sandbox")
+    );
+    assert_eq!(file.bytes().await.unwrap().to_vec(), pdf);
+    let r = app
+        .client
+        .get(app.url(&format!("/applications/{reference}/files/lease")))
+        .header("cookie", &junho.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // Submitted; the official sees the file at the step that shows it.
+    let r = post_form(
+        &app,
+        &format!("/applications/{reference}/pages/2"),
+        Some(&minji.cookie),
+        &[("csrf", &minji.csrf), ("lease", &format!("sha256:{hash}"))],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = post_form(
+        &app,
+        &format!("/applications/{reference}/submit"),
+        Some(&minji.cookie),
+        &[("csrf", &minji.csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (nts, nts_csrf) = official(&app, "KR/GOV/NTS", "files.nts").await;
+    let (mois, _) = official(&app, "KR/GOV/MOIS", "files.mois").await;
+    let case_file = |cookie: String| {
+        let url = app.url(&format!("/cases/{reference}/files/lease"));
+        let client = app.client.clone();
+        async move {
+            client
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // At "submitted" the next step (to review) shows nothing.
+    assert_eq!(case_file(nts.clone()).await, StatusCode::NOT_FOUND);
+    let r = post_form(
+        &app,
+        &format!("/cases/{reference}/act"),
+        Some(&nts),
+        &[("csrf", &nts_csrf), ("to", "review")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let case = app
+        .client
+        .get(app.url(&format!("/cases/{reference}")))
+        .header("cookie", &nts)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(case.contains(&format!("/cases/{reference}/files/lease")));
+    assert_eq!(case_file(nts).await, StatusCode::OK);
+    assert_eq!(
+        case_file(mois).await,
+        StatusCode::NOT_FOUND,
+        "another agency"
+    );
+}

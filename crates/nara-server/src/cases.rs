@@ -43,6 +43,8 @@ pub struct QueueRow {
     /// Working days left (negative: overdue).
     pub days_left: i64,
     pub breached: bool,
+    /// Who holds the case ("—" when no one has claimed it).
+    pub assignee: String,
 }
 
 #[derive(Template)]
@@ -53,6 +55,7 @@ struct QueuePage {
     rows: Vec<QueueRow>,
     services: Vec<(String, String, bool)>,
     breached: usize,
+    mine: bool,
 }
 
 fn agency_of(ctx: &PageCtx, who: &Principal) -> Result<nara_core::MemberId, PageError> {
@@ -70,11 +73,22 @@ pub async fn queue(
 ) -> Result<Response, PageError> {
     let agency = agency_of(&ctx, &who)?;
     let service = query_value(&ctx, "service").filter(|s| s.len() <= 64);
-    let apps = state
+    let mine = query_value(&ctx, "mine").is_some_and(|v| v == "1");
+    let apps: Vec<Application> = state
         .store
         .queue(agency.as_str(), service.as_deref())
         .await
+        .map_err(store_failed(ctx.lang))?
+        .into_iter()
+        .filter(|a| !mine || a.assigned_to == Some(who.account_id))
+        .collect();
+    let officials = agency_officials(&state, &agency)
+        .await
         .map_err(store_failed(ctx.lang))?;
+    let name_of = |id: Option<i64>| {
+        id.and_then(|id| officials.iter().find(|(i, _)| *i == id))
+            .map_or("—".to_owned(), |(_, n)| n.clone())
+    };
     let defs = state
         .store
         .latest_definitions()
@@ -101,6 +115,7 @@ pub async fn queue(
                 due: a.due_at.map(when).unwrap_or_default(),
                 days_left,
                 breached: a.due_at.is_some_and(|d| d < now),
+                assignee: name_of(a.assigned_to),
             }
         })
         .collect();
@@ -108,6 +123,7 @@ pub async fn queue(
         layout: ctx.layout(ctx.tr().s("cases.title"), "cases"),
         agency: agency.to_string(),
         breached: rows.iter().filter(|r| r.breached).count(),
+        mine,
         rows,
         services: defs
             .iter()
@@ -122,6 +138,24 @@ pub async fn queue(
             .collect(),
     };
     Ok(render(&page))
+}
+
+/// The agency's officials: (account id, display name).
+async fn agency_officials(
+    state: &AppState,
+    agency: &nara_core::MemberId,
+) -> nara_store::Result<Vec<(i64, String)>> {
+    let mut out = Vec::new();
+    for a in state.store.accounts_of_agency(agency).await? {
+        let grants = state.store.grants(a.id).await?;
+        if grants
+            .iter()
+            .any(|g| g.role == Role::Official && g.agency.as_ref() == Some(agency))
+        {
+            out.push((a.id, a.display_name));
+        }
+    }
+    Ok(out)
 }
 
 /// Working days from `from` to `to` (negative when `to` is past).
@@ -175,6 +209,10 @@ struct CasePage {
     timeline: Vec<(String, String, String, String)>,
     documents: Vec<DocumentRow>,
     revoke_reasons: &'static [&'static str],
+    /// Who holds the case, whether it is this official, and whom it can go to.
+    assignee: String,
+    mine: bool,
+    officials: Vec<(i64, String)>,
     csrf: String,
     error: Option<String>,
 }
@@ -298,7 +336,20 @@ async fn case_view(
         })
         .collect();
     let now = nara_core::Timestamp::now().0;
+    let agency: nara_core::MemberId = app
+        .agency_id
+        .parse()
+        .map_err(|_| PageError::internal(ctx.lang))?;
+    let officials = agency_officials(state, &agency)
+        .await
+        .map_err(store_failed(ctx.lang))?;
     let page = CasePage {
+        assignee: app
+            .assigned_to
+            .and_then(|id| officials.iter().find(|(i, _)| *i == id))
+            .map_or("—".to_owned(), |(_, n)| n.clone()),
+        mine: app.assigned_to == Some(who.account_id),
+        officials,
         documents,
         revoke_reasons: &REVOKE_REASONS,
         layout: ctx.layout(ctx.tr().s("cases.case"), "cases"),
@@ -389,6 +440,17 @@ pub async fn act(
         )
         .await;
     }
+    if app.assigned_to.is_some_and(|a| a != who.account_id) {
+        return case_view(
+            &ctx,
+            &state,
+            &who,
+            &app,
+            &def,
+            Some(tr.s("cases.claimed_by_other").into()),
+        )
+        .await;
+    }
     let note: String = form.note.trim().chars().take(2_000).collect();
     // Four eyes: a second review step is not taken by the official who
     // brought the case to it.
@@ -475,6 +537,65 @@ pub async fn revoke(
     match state
         .store
         .revoke_credential(&form.credential, &app.agency_id, &who.actor(), &form.reason)
+        .await
+    {
+        Ok(()) => Ok(Redirect::to(&format!("/cases/{reference}")).into_response()),
+        Err(nara_store::StoreError::Conflict(m)) => {
+            case_view(&ctx, &state, &who, &app, &def, Some(m)).await
+        }
+        Err(e) => Err(store_failed(ctx.lang)(e)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Assign {
+    #[serde(default)]
+    csrf: String,
+    /// An official's account id, `me`, or empty to release the case.
+    #[serde(default)]
+    to: String,
+}
+
+/// `POST /cases/{reference}/assign`: claim a case (`to=me`), give it to
+/// another official of the agency, or release it (`to=`).
+pub async fn assign(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Path(reference): Path<String>,
+    Form(form): Form<Assign>,
+) -> Result<Response, PageError> {
+    if !csrf_ok(&ctx.caller, &form.csrf) {
+        return Ok(csrf_refused(ctx.lang));
+    }
+    let (app, def) = case_of(&ctx, &state, &who, &reference).await?;
+    let agency: nara_core::MemberId = app
+        .agency_id
+        .parse()
+        .map_err(|_| PageError::internal(ctx.lang))?;
+    let assignee = match form.to.as_str() {
+        "" => None,
+        "me" => Some(who.account_id),
+        id => {
+            let officials = agency_officials(&state, &agency)
+                .await
+                .map_err(store_failed(ctx.lang))?;
+            match id
+                .parse::<i64>()
+                .ok()
+                .filter(|i| officials.iter().any(|(o, _)| o == i))
+            {
+                Some(i) => Some(i),
+                None => {
+                    let error = Some(ctx.tr().s("cases.not_an_official").into());
+                    return case_view(&ctx, &state, &who, &app, &def, error).await;
+                }
+            }
+        }
+    };
+    match state
+        .store
+        .assign_application(&app, assignee, &who.actor())
         .await
     {
         Ok(()) => Ok(Redirect::to(&format!("/cases/{reference}")).into_response()),

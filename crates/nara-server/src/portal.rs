@@ -705,6 +705,8 @@ pub struct TimelineView {
     pub state: String,
     pub by: String,
     pub reason: String,
+    /// The official's note to the applicant, or her answer.
+    pub note: String,
 }
 
 #[derive(Template)]
@@ -725,6 +727,8 @@ struct ReceiptPage {
     /// Decided and not yet rated: the rating form.
     may_rate: bool,
     rated: Option<i64>,
+    /// The agency asked for more: its reason code and note, and the citizen may answer.
+    asked: Option<(String, String)>,
     csrf: String,
     error: Option<String>,
 }
@@ -758,6 +762,7 @@ async fn receipt_view(
         .application_events(app.id)
         .await
         .map_err(store_failed(ctx.lang))?;
+    let last_request = events.last().map(|e| (e.reason.clone(), e.note.clone()));
     let now = nara_core::Timestamp::now().0;
     let page = ReceiptPage {
         layout: ctx.layout(&def.title.get(ctx.lang), "my-applications"),
@@ -776,6 +781,7 @@ async fn receipt_view(
                 state: e.to_state,
                 by: e.actor,
                 reason: e.reason,
+                note: e.note,
             })
             .collect(),
         draft: app.state == "draft",
@@ -788,11 +794,65 @@ async fn receipt_view(
             .map(|c| (c.id, c.credential_type))
             .collect(),
         may_rate: app.decided_at.is_some() && rated.is_none(),
+        asked: citizen_step(def, app).and(last_request),
         rated,
         csrf: who.csrf().unwrap_or_default().to_owned(),
         error: error.clone(),
     };
     Ok((crate::account::status_for(&error), render(&page)).into_response())
+}
+
+/// The step the citizen may take from the application's state (answering
+/// a request for more information), if the workflow has one.
+fn citizen_step<'a>(def: &'a Definition, app: &Application) -> Option<&'a str> {
+    def.workflow
+        .transitions
+        .iter()
+        .find(|t| *t.from.get_ref() == app.state && t.by.get_ref() == "citizen")
+        .map(|t| t.to.get_ref().as_str())
+}
+
+#[derive(serde::Deserialize)]
+pub struct Reply {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /applications/{ref}/reply`: the citizen answers a request for
+/// more information; the case goes back to the officials' step.
+pub async fn reply(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Path(reference): Path<String>,
+    Form(form): Form<Reply>,
+) -> Result<Response, PageError> {
+    if !csrf_ok(&ctx.caller, &form.csrf) {
+        return Ok(csrf_refused(ctx.lang));
+    }
+    let (app, def) = owned(&ctx, &state, &who, &reference).await?;
+    let Some(to) = citizen_step(&def, &app) else {
+        let error = Some(ctx.tr().s("reply.not_now").into());
+        return receipt_view(&ctx, &state, &who, &app, &def, error).await;
+    };
+    let note: String = form.note.trim().chars().take(2_000).collect();
+    if note.is_empty() {
+        let error = Some(ctx.tr().s("reply.empty").into());
+        return receipt_view(&ctx, &state, &who, &app, &def, error).await;
+    }
+    match state
+        .store
+        .act_on_application(&app, to, who.account_id, "", &note)
+        .await
+    {
+        Ok(()) => Ok(Redirect::to(&format!("/applications/{reference}")).into_response()),
+        Err(nara_store::StoreError::Conflict(m)) => {
+            receipt_view(&ctx, &state, &who, &app, &def, Some(m)).await
+        }
+        Err(e) => Err(store_failed(ctx.lang)(e)),
+    }
 }
 
 #[derive(serde::Deserialize)]

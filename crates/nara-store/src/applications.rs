@@ -305,12 +305,14 @@ impl Store {
         &self,
         app: &Application,
         to: &str,
-        official: i64,
+        by: i64,
         reason: &str,
         note: &str,
     ) -> Result<()> {
         let now = nara_core::Timestamp::now().0;
-        let actor = format!("account:{official}");
+        let actor = format!("account:{by}");
+        // An official who acts holds the case; the citizen answering does not.
+        let assignee = (by != app.account_id).then_some(by);
         let entry = entry_bytes(
             "application.state",
             &actor,
@@ -333,13 +335,13 @@ impl Store {
         with_pool!(self, |pool| {
             let (_turn, mut tx) = write_tx!(self, pool);
             let n = sqlx::query(
-                "UPDATE applications SET state = $1, updated_at = $2, decided_at = $3, assigned_to = $4 \
-                 WHERE id = $5 AND state = $6",
+                "UPDATE applications SET state = $1, updated_at = $2, decided_at = $3, \
+                 assigned_to = COALESCE($4, assigned_to) WHERE id = $5 AND state = $6",
             )
             .bind(to)
             .bind(now)
             .bind(decided)
-            .bind(official)
+            .bind(assignee)
             .bind(app.id)
             .bind(&app.state)
             .execute(&mut *tx)
@@ -363,6 +365,51 @@ impl Store {
             .bind(note)
             .execute(&mut *tx)
             .await?;
+            crate::ledger::commit_with_entry!(self, tx, entry);
+        });
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Gives a case to an official of its agency (or back to the pool with
+    /// `None`), as a ledger entry; refused if the case moved meanwhile.
+    pub async fn assign_application(
+        &self,
+        app: &Application,
+        assignee: Option<i64>,
+        actor: &str,
+    ) -> Result<()> {
+        #[derive(Serialize)]
+        struct Assigned<'a> {
+            reference: &'a str,
+            assignee: Option<String>,
+        }
+        let entry = entry_bytes(
+            "application.assigned",
+            actor,
+            vec![format!("application:{}", app.reference)],
+            &Assigned {
+                reference: &app.reference,
+                assignee: assignee.map(|a| format!("account:{a}")),
+            },
+        )?;
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let n = sqlx::query(
+                "UPDATE applications SET assigned_to = $1 WHERE id = $2 AND state = $3",
+            )
+            .bind(assignee)
+            .bind(app.id)
+            .bind(&app.state)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n != 1 {
+                return Err(StoreError::Conflict(
+                    "someone acted on this application first".into(),
+                ));
+            }
             crate::ledger::commit_with_entry!(self, tx, entry);
         });
         Ok(())

@@ -144,6 +144,11 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
         (("GET", "/statistics"), ALL),
         (("GET", "/statistics.csv"), ALL),
         (("POST", "/applications/{reference}/rate"), "citizen"),
+        (("POST", "/applications/{reference}/reply"), "citizen"),
+        (
+            ("POST", "/cases/{reference}/assign"),
+            "official agency_admin service_designer",
+        ),
         (
             ("GET", "/applications/{reference}/files/{field}"),
             "citizen",

@@ -700,6 +700,88 @@ async fn officials_decide_in_two_steps() {
         "the disability degree fetched from the register is shown now"
     );
     assert!(!case.contains("110-123-456789"));
+    // More information: the official asks, the citizen answers on her receipt.
+    let r = post_form(
+        &app,
+        &format!("/cases/{reference}/act"),
+        Some(&a),
+        &[
+            ("csrf", &a_csrf),
+            ("to", "more_info"),
+            ("reason", "report_missing"),
+            ("note", "Please send the <b>2026</b> medical report"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let receipt = app
+        .client
+        .get(app.url(&format!("/applications/{reference}")))
+        .header("cookie", &minji.cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(receipt.contains("id=\"asked\"") && receipt.contains("report_missing"));
+    assert!(
+        receipt.contains("&#60;b&#62;2026&#60;/b&#62;") && !receipt.contains("<b>2026"),
+        "the official's note is text"
+    );
+    let reply = |cookie: String, csrf: String, note: &'static str| {
+        let path = format!("/applications/{reference}/reply");
+        let app = &app;
+        async move {
+            post_form(
+                app,
+                &path,
+                Some(&cookie),
+                &[("csrf", &csrf), ("note", note)],
+            )
+            .await
+            .status()
+        }
+    };
+    let junho = app
+        .sign_in(accounts.iter().find(|a| a.username == "junho").unwrap())
+        .await;
+    assert_eq!(
+        reply(junho.cookie.clone(), junho.csrf.clone(), "not mine").await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        reply(minji.cookie.clone(), minji.csrf.clone(), "   ").await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        reply(
+            minji.cookie.clone(),
+            minji.csrf.clone(),
+            "Sent by post on 1 December"
+        )
+        .await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        reply(minji.cookie.clone(), minji.csrf.clone(), "twice").await,
+        StatusCode::BAD_REQUEST,
+        "no longer waiting for her"
+    );
+    let stored = app.store.application(&reference).await.unwrap().unwrap();
+    assert_eq!(stored.state, "caseworker_review");
+    let a_id = app
+        .store
+        .account_by_username("caseworker.a")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    assert_eq!(
+        stored.assigned_to,
+        Some(a_id),
+        "the case stays with its official"
+    );
     assert_eq!(
         act(a.clone(), a_csrf.clone(), "second_review", "")
             .await
@@ -710,6 +792,46 @@ async fn officials_decide_in_two_steps() {
     let r = act(a.clone(), a_csrf.clone(), "approved", "").await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.unwrap().contains("another official"));
+    // Claimed by A: B must claim it first; then a reason must be one of the codes.
+    let r = act(b.clone(), b_csrf.clone(), "approved", "").await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("claim it first"));
+    let mine = get("/cases?mine=1".into(), a.clone())
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(mine.contains(&reference), "A's own cases");
+    let assign = |cookie: String, csrf: String, to: String| {
+        let path = format!("/cases/{reference}/assign");
+        let app = &app;
+        async move {
+            post_form(app, &path, Some(&cookie), &[("csrf", &csrf), ("to", &to)])
+                .await
+                .status()
+        }
+    };
+    let minji_id = app
+        .store
+        .account_by_username("minji")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    assert_eq!(
+        assign(b.clone(), b_csrf.clone(), minji_id.to_string()).await,
+        StatusCode::BAD_REQUEST,
+        "only the agency's officials"
+    );
+    assert_eq!(
+        assign(other.clone(), other_csrf.clone(), "me".into()).await,
+        StatusCode::NOT_FOUND,
+        "another agency"
+    );
+    assert_eq!(
+        assign(b.clone(), b_csrf.clone(), "me".into()).await,
+        StatusCode::SEE_OTHER
+    );
     assert_eq!(
         act(b.clone(), b_csrf.clone(), "rejected", "because")
             .await
@@ -757,6 +879,8 @@ async fn officials_decide_in_two_steps() {
     for s in [
         "submitted",
         "caseworker_review",
+        "more_info",
+        "Sent by post on 1 December",
         "second_review",
         "approved",
     ] {

@@ -52,7 +52,7 @@ for (const lang of ['en', 'es', 'ko']) {
 // Every signed-in page, audited in each language, by the role that sees it.
 const byRole = (role) => accounts.find((a) => a.role === role);
 const signedInPages = [
-  ['citizen', ['/account', '/account/second-factor', '/my/consents', '/my/data-access', '/my/applications', '/apply/resident-registration-certificate']],
+  ['citizen', ['/account', '/account/second-factor', '/my/consents', '/my/data-access', '/my/applications', '/my/inbox', '/apply/resident-registration-certificate']],
   ['agency_admin', ['/admin/officials', '/admin/apps', '/admin/machine-clients', '/admin/exchange', '/cases']],
   ['service_designer', ['/designer/services']],
   ['security_analyst', ['/security/events']],

@@ -336,6 +336,8 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/cases/{reference}/revoke" => post(cases::revoke): Roles(&[Official]);
         "/cases/{reference}/assign" => post(cases::assign): Roles(&[Official]);
         "/applications/{reference}/reply" => post(portal::reply): Roles(&[Citizen]);
+        "/my/inbox" => get(portal::inbox): Roles(&[Citizen]);
+        "/my/inbox/read" => post(portal::inbox_read): Roles(&[Citizen]);
         "/designer/services" => get(services::designer_page): Roles(&[ServiceDesigner]), post(services::designer_submit): Roles(&[ServiceDesigner]);
         "/my/data-access" => get(exchange_pages::data_access_page): Roles(&[Citizen]);
         "/my/consents" => get(exchange_pages::consents_page): Roles(&[Citizen]), post(exchange_pages::grant_consent): Roles(&[Citizen]);

@@ -903,6 +903,91 @@ pub async fn rate(
     }
 }
 
+pub struct InboxItem {
+    pub when: String,
+    pub reference: String,
+    pub service: String,
+    pub text: String,
+    pub unread: bool,
+}
+
+#[derive(Template)]
+#[template(path = "inbox.html")]
+struct InboxPage {
+    layout: Layout,
+    items: Vec<InboxItem>,
+    unread: usize,
+    csrf: String,
+}
+
+/// `GET /my/inbox`: what happened to the citizen's applications, newest first.
+pub async fn inbox(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+) -> Result<Response, PageError> {
+    let notes = state
+        .store
+        .notifications_of(who.account_id)
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let defs = state
+        .store
+        .latest_definitions()
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let tr = ctx.tr();
+    let items: Vec<InboxItem> = notes
+        .into_iter()
+        .map(|n| {
+            let text = match (n.kind.as_str(), n.state.as_str()) {
+                ("document", _) => tr.s("inbox.document").to_owned(),
+                (_, "submitted") => tr.s("inbox.received").to_owned(),
+                (_, "approved") => tr.s("inbox.approved").to_owned(),
+                (_, "rejected") => tr.s("inbox.rejected").to_owned(),
+                (_, "more_info") => tr.s("inbox.more_info").to_owned(),
+                (_, other) => format!("{} {other}", tr.s("inbox.moved")),
+            };
+            InboxItem {
+                when: when(n.at),
+                service: defs
+                    .iter()
+                    .find(|d| d.code == n.service_code)
+                    .and_then(|d| service_def::check(&d.source).ok())
+                    .map(|d| d.title.get(ctx.lang))
+                    .unwrap_or_else(|| n.service_code.clone()),
+                reference: n.reference,
+                text,
+                unread: n.read_at.is_none(),
+            }
+        })
+        .collect();
+    Ok(render(&InboxPage {
+        layout: ctx.layout(tr.s("inbox.title"), "inbox"),
+        unread: items.iter().filter(|i| i.unread).count(),
+        items,
+        csrf: who.csrf().unwrap_or_default().to_owned(),
+    }))
+}
+
+/// `POST /my/inbox/read`.
+pub async fn inbox_read(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
+    if !csrf_ok(&ctx.caller, &form.csrf) {
+        return Ok(csrf_refused(ctx.lang));
+    }
+    state
+        .store
+        .mark_notifications_read(who.account_id)
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    Ok(Redirect::to("/my/inbox").into_response())
+}
+
 pub struct ApplicationRow {
     pub reference: String,
     pub service: String,

@@ -103,6 +103,21 @@ macro_rules! insert_events {
     }};
 }
 
+/// Puts a line in the applicant's inbox, in the transaction of the change.
+macro_rules! notify {
+    ($tx:ident, $application_id:expr, $now:expr, $kind:expr) => {
+        sqlx::query(
+            "INSERT INTO notifications (account_id, application_id, at, kind, state) \
+             SELECT account_id, id, $2, $3, state FROM applications WHERE id = $1",
+        )
+        .bind($application_id)
+        .bind($now)
+        .bind($kind)
+        .execute(&mut *$tx)
+        .await?;
+    };
+}
+
 impl Store {
     /// The account's draft for a service, if any.
     pub async fn draft_of(&self, account_id: i64, code: &str) -> Result<Option<Application>> {
@@ -237,6 +252,7 @@ impl Store {
                 ));
             }
             insert_events!(tx, app.id, now, actor, states);
+            notify!(tx, app.id, now, "state");
             crate::ledger::append_in_tx!(tx, self.kind() == crate::BackendKind::Sqlite, &entries);
             tx.commit().await?;
         });
@@ -277,6 +293,7 @@ impl Store {
                 .await
                 .map_err(|e| crate::constraint_error(e, "this reference"))?;
             insert_events!(tx, stored.id, now, actor, states);
+            notify!(tx, stored.id, now, "state");
             crate::ledger::append_in_tx!(tx, self.kind() == crate::BackendKind::Sqlite, &entries);
             tx.commit().await?;
             stored
@@ -365,6 +382,9 @@ impl Store {
             .bind(note)
             .execute(&mut *tx)
             .await?;
+            if by != app.account_id {
+                notify!(tx, app.id, now, "state");
+            }
             crate::ledger::commit_with_entry!(self, tx, entry);
         });
         Ok(())
@@ -472,6 +492,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| crate::constraint_error(e, "that status list position"))?;
+            notify!(tx, c.application_id, c.issued_at, "document");
             crate::ledger::commit_with_entry!(self, tx, entry);
         });
         Ok(())
@@ -632,6 +653,59 @@ impl Store {
         .bind(application_id)
         .fetch_all(pool)
         .await?))
+    }
+}
+
+/// A line in a citizen's inbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Notification {
+    pub id: i64,
+    pub reference: String,
+    pub service_code: String,
+    pub at: i64,
+    /// `state` (the application reached `state`) or `document` (issued).
+    pub kind: String,
+    pub state: String,
+    pub read_at: Option<i64>,
+}
+
+impl Store {
+    /// The account's notifications, newest first (the latest 100).
+    pub async fn notifications_of(&self, account_id: i64) -> Result<Vec<Notification>> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            "SELECT n.id, a.reference, a.service_code, n.at, n.kind, n.state, n.read_at \
+             FROM notifications n JOIN applications a ON a.id = n.application_id \
+             WHERE n.account_id = $1 ORDER BY n.id DESC LIMIT 100"
+        )
+        .bind(account_id)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    pub async fn unread_notifications(&self, account_id: i64) -> Result<i64> {
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM notifications WHERE account_id = $1 AND read_at IS NULL"
+        )
+        .bind(account_id)
+        .fetch_one(pool)
+        .await?))
+    }
+
+    /// Marks the account's notifications read; how many were unread.
+    pub async fn mark_notifications_read(&self, account_id: i64) -> Result<u64> {
+        Ok(with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let n = sqlx::query(
+                "UPDATE notifications SET read_at = $1 WHERE account_id = $2 AND read_at IS NULL",
+            )
+            .bind(nara_core::Timestamp::now().0)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            n
+        }))
     }
 }
 

@@ -145,6 +145,8 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
         (("GET", "/statistics.csv"), ALL),
         (("POST", "/applications/{reference}/rate"), "citizen"),
         (("POST", "/applications/{reference}/reply"), "citizen"),
+        (("GET", "/my/inbox"), "citizen"),
+        (("POST", "/my/inbox/read"), "citizen"),
         (
             ("POST", "/cases/{reference}/assign"),
             "official agency_admin service_designer",

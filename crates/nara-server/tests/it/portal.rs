@@ -5,6 +5,7 @@
 
 use reqwest::StatusCode;
 
+use crate::backends;
 use crate::common::{TestApp, post_form};
 
 fn location(r: &reqwest::Response) -> String {
@@ -560,11 +561,12 @@ async fn official(app: &TestApp, agency: &str, username: &str) -> (String, Strin
     (format!("nara_session={id}"), csrf)
 }
 
-/// Officials decide: the queue, a view limited to what each step needs,
-/// reason codes, a second review by another official, the citizen's timeline.
-#[tokio::test]
-async fn officials_decide_in_two_steps() {
-    let app = TestApp::start("sqlite").await.unwrap();
+// Officials decide: the queue, a view limited to what each step needs,
+// reason codes, a second review by another official, the citizen's
+// timeline and inbox — on both backends.
+backends! {
+    async fn officials_decide_in_two_steps(backend: &str) {
+    let Some(app) = TestApp::start(backend).await else { return };
     let accounts = app.demo_accounts().await;
     let _ = app.demo_exchange(3).await;
     nara_server::services::ensure_demo(&app.store)
@@ -886,6 +888,45 @@ async fn officials_decide_in_two_steps() {
     ] {
         assert!(receipt.contains(s), "{s}");
     }
+    // Her inbox: received, more information asked, approved, the document —
+    // and none of it in anyone else's.
+    let inbox = |cookie: String| {
+        let client = app.client.clone();
+        let url = app.url("/my/inbox");
+        async move {
+            client
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let hers = inbox(minji.cookie.clone()).await;
+    for text in [
+        "received",
+        "needs more information",
+        "approved.",
+        "document is ready",
+    ] {
+        assert!(hers.contains(text), "{text}");
+    }
+    // received, caseworker_review, more_info, second_review, approved, document.
+    assert!(hers.contains("6 unread"), "{hers}");
+    assert!(!inbox(junho.cookie.clone()).await.contains(&reference));
+    let r = post_form(
+        &app,
+        "/my/inbox/read",
+        Some(&minji.cookie),
+        &[("csrf", &minji.csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(inbox(minji.cookie.clone()).await.contains("0 unread"));
+}
 }
 
 /// The applications API: the same checks as the portal, one request per

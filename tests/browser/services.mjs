@@ -1,5 +1,6 @@
 // Citizen services end to end in Chromium, against `nara demo`: a citizen
-// applies for a resident registration certificate (issued at once) and for a
+// applies for a resident registration certificate (her name filled in from
+// the register after she consents; issued at once) and for a
 // business registration (reviewed); the tax service's official takes the
 // case from the queue and approves it; she rates the service; the citizen opens her certificate,
 // copies it, and checks it on /verify. Every page on the way is audited
@@ -46,7 +47,17 @@ async function applyOnce(code, pages, consents) {
 }
 
 const certificate = await apply('resident-registration-certificate', [
-  async () => { await page.fill('#full_name', 'Kim Minji'); await page.selectOption('#use', 'bank'); },
+  // She sees what nara would fetch, from whom and why, consents, and the
+  // register fills in her name.
+  async () => {
+    await page.check('#prefill-consent-residence');
+    await page.click('#prefill-button');
+    await page.waitForLoadState('networkidle');
+    const name = await page.inputValue('#full_name');
+    if (name !== 'Kim Minji') fail(`prefill: full_name is "${name}"`);
+    await audit(page, 'certificate page 1 after prefill');
+    await page.selectOption('#use', 'bank');
+  },
 ], ['residence']);
 if (!(await page.$('a[href^="/documents/"]'))) fail(`certificate ${certificate}: no document on the receipt`);
 step(`certificate ${certificate} issued at once`);

@@ -336,6 +336,7 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/cases/{reference}/revoke" => post(cases::revoke): Roles(&[Official]);
         "/cases/{reference}/assign" => post(cases::assign): Roles(&[Official]);
         "/applications/{reference}/reply" => post(portal::reply): Roles(&[Citizen]);
+        "/applications/{reference}/prefill" => post(portal::prefill): Roles(&[Citizen]);
         "/my/inbox" => get(portal::inbox): Roles(&[Citizen]);
         "/my/inbox/read" => post(portal::inbox_read): Roles(&[Citizen]);
         "/designer/services" => get(services::designer_page): Roles(&[ServiceDesigner]), post(services::designer_submit): Roles(&[ServiceDesigner]);

@@ -244,6 +244,8 @@ struct FormPage {
     inputs: Vec<Input>,
     /// The files attached so far: (field, media type, KiB, scan status).
     uploads: Vec<(String, String, i64, String)>,
+    /// On the first page: evidence that can fill in answers, and which.
+    prefill: Vec<(EvidencePlan, String)>,
     csrf: String,
     has_errors: bool,
 }
@@ -278,7 +280,39 @@ pub(crate) async fn form_view(
         .filter(|u| answers.get(&u.field).and_then(Value::as_str) == Some(u.hash.as_str()))
         .map(|u| (u.field, u.media_type, (u.size + 1023) / 1024, u.scan))
         .collect();
+    let prefill = if n == 1 {
+        let plans = evidence_plan(state, def, ctx.lang, |e| !e.prefill.is_empty())
+            .await
+            .map_err(store_failed(ctx.lang))?;
+        plans
+            .into_iter()
+            .map(|p| {
+                let fills = def
+                    .evidence
+                    .iter()
+                    .find(|e| *e.id.get_ref() == p.id)
+                    .map(|e| {
+                        e.prefill
+                            .keys()
+                            .map(|k| {
+                                def.pages
+                                    .iter()
+                                    .flat_map(|pg| pg.fields.iter())
+                                    .find(|f| f.id.get_ref() == k)
+                                    .map_or(k.clone(), |f| f.label.get(ctx.lang))
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default();
+                (p, fills)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let view = FormPage {
+        prefill,
         uploads,
         layout: ctx.layout(&page.title.get(ctx.lang), "my-applications"),
         reference: app.reference.clone(),
@@ -416,6 +450,172 @@ struct ReviewPage {
     error: Option<String>,
 }
 
+/// Fetches one evidence item for the citizen through the exchange, as the
+/// agency's portal subsystem: a consent-based item needs the citizen's
+/// consent (recorded here), a legal-basis item cites it.
+async fn fetch_evidence_item(
+    state: &AppState,
+    who: &Principal,
+    def: &Definition,
+    e: &service_def::Evidence,
+    reference: &str,
+    consented: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<Value, Refusal> {
+    let subject = state
+        .store
+        .national_id_hash_of(who.account_id)
+        .await?
+        .ok_or(Refusal::NoNationalId)?;
+    let client = ClientId {
+        member: def
+            .agency
+            .get_ref()
+            .parse()
+            .map_err(|_| Refusal::EvidenceFailed(def.agency.get_ref().clone()))?,
+        subsystem: Some("portal".into()),
+    };
+    let mut consent_id = None;
+    if e.legal_basis.is_none() {
+        if !consented(e.id.get_ref()) {
+            return Err(Refusal::ConsentNeeded(e.id.get_ref().clone()));
+        }
+        let now = nara_core::Timestamp::now().0;
+        let consent = nara_store::exchange::Consent {
+            id: format!("cns_{}", uuid::Uuid::new_v4().simple()),
+            account_id: who.account_id,
+            subject_hash: subject.clone(),
+            client_agency: def.agency.get_ref().clone(),
+            service_id: e.service.get_ref().clone(),
+            purpose: e.purpose.get_ref().clone(),
+            granted_at: now,
+            expires_at: now + 30 * 86_400_000,
+            revoked_at: None,
+        };
+        state.store.grant_consent(&consent).await?;
+        consent_id = Some(consent.id);
+    }
+    let request = crate::gateway::EvidenceRequest {
+        client,
+        service_id: e.service.get_ref(),
+        subject_hash: &subject,
+        purpose: e.purpose.get_ref(),
+        consent_id: consent_id.as_deref(),
+        legal_basis: e.legal_basis.as_ref().map(|l| l.get_ref().as_str()),
+        issue: reference,
+    };
+    crate::gateway::fetch_evidence(state, &request)
+        .await
+        .map_err(|fault| {
+            tracing::warn!(%fault, %reference, "evidence for an application");
+            Refusal::EvidenceFailed(e.service.get_ref().clone())
+        })
+}
+
+/// `POST /applications/{ref}/prefill`: after the citizen has seen what
+/// would be fetched, from whom and why (and consented where needed), fetch
+/// the evidence that fills in answers, and fill them in on the draft.
+pub async fn prefill(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Path(reference): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let Some((app, def)) = posted_draft(&ctx, &state, &who, &reference, &pairs).await? else {
+        return Ok(csrf_refused(ctx.lang));
+    };
+    let consented = |id: &str| {
+        pairs
+            .iter()
+            .any(|(k, v)| k.strip_prefix("consent.") == Some(id) && v == "yes")
+    };
+    let mut answers = answers_of(&app);
+    for e in def.evidence.iter().filter(|e| !e.prefill.is_empty()) {
+        match fetch_evidence_item(&state, &who, &def, e, &reference, &consented).await {
+            Ok(record) => {
+                for (target, source) in &e.prefill {
+                    if let Some(v) = record.get(source.get_ref()).filter(|v| !v.is_null()) {
+                        answers.insert(target.clone(), v.clone());
+                    }
+                }
+            }
+            Err(Refusal::Store(e)) => return Err(store_failed(ctx.lang)(e)),
+            Err(refusal) => {
+                let field = e.prefill.keys().next().cloned().unwrap_or_default();
+                return form_view(
+                    &ctx,
+                    &state,
+                    &app,
+                    &def,
+                    1,
+                    &answers,
+                    vec![(field, refusal.message(ctx.lang))],
+                    &who,
+                )
+                .await;
+            }
+        }
+    }
+    state
+        .store
+        .save_answers(app.id, who.account_id, &Value::Object(answers).to_string())
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    Ok(Redirect::to(&format!("/applications/{reference}/pages/1")).into_response())
+}
+
+/// What nara fetches for a definition's evidence (those `which` selects):
+/// the service, from which agency, why, which fields, on what basis.
+async fn evidence_plan(
+    state: &AppState,
+    def: &Definition,
+    lang: Lang,
+    which: impl Fn(&service_def::Evidence) -> bool,
+) -> nara_store::Result<Vec<EvidencePlan>> {
+    let directory = state.exchange.directory(&state.store).await?;
+    let agencies = state.store.all_agencies().await?;
+    Ok(def
+        .evidence
+        .iter()
+        .filter(|e| which(e))
+        .map(|e| {
+            let member: String = e
+                .service
+                .get_ref()
+                .split('/')
+                .take(3)
+                .collect::<Vec<_>>()
+                .join("/");
+            EvidencePlan {
+                id: e.id.get_ref().clone(),
+                what: directory
+                    .services
+                    .get(e.service.get_ref())
+                    .map(|s| s.title.clone())
+                    .unwrap_or_else(|| e.service.get_ref().clone()),
+                from: agencies
+                    .iter()
+                    .find(|a| a.id.as_str() == member)
+                    .map(|a| a.name.get(lang).to_owned())
+                    .unwrap_or(member),
+                why: e
+                    .purpose
+                    .get_ref()
+                    .parse::<Purpose>()
+                    .map(|p| p.describe().to_owned())
+                    .unwrap_or_default(),
+                fields: e
+                    .fields
+                    .iter()
+                    .map(|f| f.get_ref().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                legal_basis: e.legal_basis.as_ref().map(|l| l.get_ref().clone()),
+            }
+        })
+        .collect())
+}
+
 async fn review_view(
     ctx: &PageCtx,
     state: &AppState,
@@ -437,55 +637,9 @@ async fn review_view(
             }
         }
     }
-    let directory = state
-        .exchange
-        .directory(&state.store)
+    let evidence = evidence_plan(state, def, ctx.lang, |_| true)
         .await
         .map_err(store_failed(ctx.lang))?;
-    let agencies = state
-        .store
-        .all_agencies()
-        .await
-        .map_err(store_failed(ctx.lang))?;
-    let evidence = def
-        .evidence
-        .iter()
-        .map(|e| {
-            let member: String = e
-                .service
-                .get_ref()
-                .split('/')
-                .take(3)
-                .collect::<Vec<_>>()
-                .join("/");
-            EvidencePlan {
-                id: e.id.get_ref().clone(),
-                what: directory
-                    .services
-                    .get(e.service.get_ref())
-                    .map(|s| s.title.clone())
-                    .unwrap_or_else(|| e.service.get_ref().clone()),
-                from: agencies
-                    .iter()
-                    .find(|a| a.id.as_str() == member)
-                    .map(|a| a.name.get(ctx.lang).to_owned())
-                    .unwrap_or(member),
-                why: e
-                    .purpose
-                    .get_ref()
-                    .parse::<Purpose>()
-                    .map(|p| p.describe().to_owned())
-                    .unwrap_or_default(),
-                fields: e
-                    .fields
-                    .iter()
-                    .map(|f| f.get_ref().as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                legal_basis: e.legal_basis.as_ref().map(|l| l.get_ref().clone()),
-            }
-        })
-        .collect();
     let status = crate::account::status_for(&error);
     let page = ReviewPage {
         layout: ctx.layout(ctx.tr().s("application.review_title"), "my-applications"),
@@ -602,60 +756,9 @@ pub async fn decide(
         return Err(Refusal::Answer(p.field.clone(), p.message.clone()));
     }
     let mut evidence = Map::new();
-    if !def.evidence.is_empty() {
-        let subject = state
-            .store
-            .national_id_hash_of(who.account_id)
-            .await?
-            .ok_or(Refusal::NoNationalId)?;
-        let client = ClientId {
-            member: def
-                .agency
-                .get_ref()
-                .parse()
-                .map_err(|_| Refusal::EvidenceFailed(def.agency.get_ref().clone()))?,
-            subsystem: Some("portal".into()),
-        };
-        for e in &def.evidence {
-            let mut consent_id = None;
-            if e.legal_basis.is_none() {
-                if !consented(e.id.get_ref()) {
-                    return Err(Refusal::ConsentNeeded(e.id.get_ref().clone()));
-                }
-                let now = nara_core::Timestamp::now().0;
-                let consent = nara_store::exchange::Consent {
-                    id: format!("cns_{}", uuid::Uuid::new_v4().simple()),
-                    account_id: who.account_id,
-                    subject_hash: subject.clone(),
-                    client_agency: def.agency.get_ref().clone(),
-                    service_id: e.service.get_ref().clone(),
-                    purpose: e.purpose.get_ref().clone(),
-                    granted_at: now,
-                    expires_at: now + 30 * 86_400_000,
-                    revoked_at: None,
-                };
-                state.store.grant_consent(&consent).await?;
-                consent_id = Some(consent.id);
-            }
-            let request = crate::gateway::EvidenceRequest {
-                client: client.clone(),
-                service_id: e.service.get_ref(),
-                subject_hash: &subject,
-                purpose: e.purpose.get_ref(),
-                consent_id: consent_id.as_deref(),
-                legal_basis: e.legal_basis.as_ref().map(|l| l.get_ref().as_str()),
-                issue: reference,
-            };
-            match crate::gateway::fetch_evidence(state, &request).await {
-                Ok(record) => {
-                    evidence.insert(e.id.get_ref().clone(), record);
-                }
-                Err(fault) => {
-                    tracing::warn!(%fault, %reference, "evidence for an application");
-                    return Err(Refusal::EvidenceFailed(e.service.get_ref().clone()));
-                }
-            }
-        }
+    for e in &def.evidence {
+        let record = fetch_evidence_item(state, who, def, e, reference, consented).await?;
+        evidence.insert(e.id.get_ref().clone(), record);
     }
     let value_of = |name: &str| service_def::condition_value(name, answers, &evidence);
     if let Some(rule) = &def.eligible_if

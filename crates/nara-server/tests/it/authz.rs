@@ -145,6 +145,7 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
         (("GET", "/statistics.csv"), ALL),
         (("POST", "/applications/{reference}/rate"), "citizen"),
         (("POST", "/applications/{reference}/reply"), "citizen"),
+        (("POST", "/applications/{reference}/prefill"), "citizen"),
         (("GET", "/my/inbox"), "citizen"),
         (("POST", "/my/inbox/read"), "citizen"),
         (

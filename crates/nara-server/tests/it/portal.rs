@@ -57,6 +57,41 @@ async fn citizens_apply_with_evidence_fetched_once() {
         .trim_end_matches("/pages/1")
         .to_owned();
     assert!(reference.starts_with("MOIS-"), "{reference}");
+    // Prefill: the first page says what can be filled in, from whom and
+    // why; without the consent nothing is fetched; with it, the name comes
+    // from the residents register.
+    let page1 = get(&first, &minji.cookie).await.text().await.unwrap();
+    assert!(page1.contains("id=\"prefill\"") && page1.contains("consent.residence"));
+    let r = post_form(
+        &app,
+        &format!("/applications/{reference}/prefill"),
+        Some(&minji.cookie),
+        &[("csrf", &minji.csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = post_form(
+        &app,
+        &format!("/applications/{reference}/prefill"),
+        Some(&junho.cookie),
+        &[("csrf", &junho.csrf), ("consent.residence", "yes")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "not his draft");
+    let r = post_form(
+        &app,
+        &format!("/applications/{reference}/prefill"),
+        Some(&minji.cookie),
+        &[("csrf", &minji.csrf), ("consent.residence", "yes")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let draft = app.store.application(&reference).await.unwrap().unwrap();
+    let answers: serde_json::Value = serde_json::from_str(&draft.answers).unwrap();
+    assert_eq!(
+        answers["full_name"], "Kim Minji",
+        "filled in from the register"
+    );
     // Checked as it is saved: a missing required answer, a choice not offered.
     let r = post_form(
         &app,

@@ -158,25 +158,7 @@ async fn agency_officials(
     Ok(out)
 }
 
-/// Working days from `from` to `to` (negative when `to` is past).
-pub fn working_days_between(from: i64, to: i64) -> i64 {
-    const DAY: i64 = 86_400_000;
-    let (a, b, sign) = if to >= from {
-        (from, to, 1)
-    } else {
-        (to, from, -1)
-    };
-    let mut days = 0;
-    let mut t = a;
-    while t + DAY <= b {
-        t += DAY;
-        let weekday = (t / DAY).rem_euclid(7);
-        if weekday != 2 && weekday != 3 {
-            days += 1;
-        }
-    }
-    sign * days
-}
+pub use nara_core::calendar::working_days_between;
 
 pub struct DocumentRow {
     pub id: String,

@@ -26,22 +26,7 @@ pub(crate) fn new_reference(agency: &str) -> String {
     format!("{code}-{year}-{:08}", rand::random::<u32>() % 100_000_000)
 }
 
-/// `days` working days (Monday to Friday) after `from_ms`; public holidays
-/// are not known to nara yet.
-pub fn add_working_days(from_ms: i64, days: u32) -> i64 {
-    const DAY: i64 = 86_400_000;
-    let mut t = from_ms;
-    let mut left = days;
-    while left > 0 {
-        t += DAY;
-        // 1970-01-01 was a Thursday: weekday 0 = Thursday … 2 = Saturday, 3 = Sunday.
-        let weekday = (t / DAY).rem_euclid(7);
-        if weekday != 2 && weekday != 3 {
-            left -= 1;
-        }
-    }
-    t
-}
+pub use nara_core::calendar::add_working_days;
 
 /// The citizen's own application and its definition; anyone else's is 404.
 pub(crate) async fn owned(
@@ -1141,20 +1126,4 @@ pub async fn mine(
         layout: ctx.layout(ctx.tr().s("application.mine_title"), "my-applications"),
         rows,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn working_days_skip_weekends() {
-        // 2026-11-27 is a Friday.
-        let friday: i64 = 1_795_737_600_000; // 2026-11-27T00:00:00Z
-        assert_eq!((friday / 86_400_000).rem_euclid(7), 1, "a Friday");
-        let monday = add_working_days(friday, 1);
-        assert_eq!(monday - friday, 3 * 86_400_000);
-        assert_eq!(add_working_days(friday, 5) - friday, 7 * 86_400_000);
-        assert_eq!(add_working_days(friday, 0), friday);
-    }
 }

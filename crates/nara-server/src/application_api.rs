@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use nara_core::identity::Role;
 use nara_core::service_def;
-use nara_store::applications::Application;
+use nara_store::applications::{Application, NewSubmission};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -21,6 +21,15 @@ use crate::AppState;
 use crate::auth::Principal;
 use crate::portal::Refusal;
 use crate::problem::Problem;
+
+/// API submissions, group-committed: up to 256 a transaction.
+pub type Submissions = crate::group_commit::GroupCommit<NewSubmission, Application>;
+
+pub fn submissions() -> Submissions {
+    crate::group_commit::GroupCommit::new(256, |store, batch| {
+        Box::pin(async move { store.insert_submitted(&batch).await })
+    })
+}
 
 /// `POST /api/v1/services/{code}/applications`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -221,7 +230,8 @@ pub async fn create(
         Ok(d) => d,
         Err(r) => return refused(r),
     };
-    // One transaction: the application, its events, its ledger entries.
+    // One transaction (shared with whatever else is waiting): the
+    // application, its events, its notification, its ledger entries.
     let now = nara_core::Timestamp::now().0;
     let last = decision.states.last().map_or("submitted", |s| s.0);
     let whole = Application {
@@ -241,13 +251,29 @@ pub async fn create(
         decided_at: service_def::END_STATES.contains(&last).then_some(now),
         assigned_to: None,
     };
-    let app = match state
-        .store
-        .insert_submitted(&whole, &decision.states, &who.actor())
-        .await
-    {
-        Ok(a) => a,
-        Err(e) => return Problem::from(e).into_response(),
+    let mut submission = NewSubmission {
+        app: whole,
+        states: decision.states,
+        actor: who.actor(),
+    };
+    let mut attempts = 0;
+    let app = loop {
+        match state
+            .submissions
+            .write(&state.store, submission.clone())
+            .await
+        {
+            Ok(a) => break a,
+            // A reference drawn twice: draw another (its ledger entries name it).
+            Err(e) if e.contains("already exists") && attempts < 3 => {
+                attempts += 1;
+                submission.app.reference = crate::portal::new_reference(&published.agency_id);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "an API submission could not be stored");
+                return Problem::internal().into_response();
+            }
+        }
     };
     if def.automatic
         && let Err(e) = crate::credentials::issue(&state, &app, &def, "system").await

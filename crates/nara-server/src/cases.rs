@@ -465,6 +465,7 @@ pub async fn act(
         .await
     {
         Ok(()) => {
+            state.figures.changed();
             if form.to == "approved" {
                 crate::credentials::issue(&state, &app, &def, &who.actor())
                     .await

@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
@@ -31,7 +31,6 @@ use nara_core::exchange::{
 use nara_store::exchange::{AccessRight, DataService, ExchangeRecord, Registry};
 use nara_store::{Store, StoreError};
 use sha2::{Digest, Sha256, Sha512};
-use tokio::sync::{mpsc, oneshot};
 
 use crate::AppState;
 use crate::machine::{self, SignedRequest};
@@ -84,9 +83,12 @@ struct Breaker {
     open_until: Option<Instant>,
 }
 
-struct Pending {
-    record: ExchangeRecord,
-    done: oneshot::Sender<Result<(), String>>,
+fn write_log(store: Store, records: Vec<ExchangeRecord>) -> crate::group_commit::BatchFuture<()> {
+    Box::pin(async move {
+        let n = records.len();
+        store.append_exchanges(&records).await?;
+        Ok(vec![(); n])
+    })
 }
 
 /// The gateway's shared state (one per node).
@@ -97,7 +99,8 @@ pub struct Exchange {
     replay: Mutex<HashMap<String, i64>>,
     breakers: Mutex<HashMap<String, Breaker>>,
     http: reqwest::Client,
-    log: OnceLock<mpsc::Sender<Pending>>,
+    /// The message log's group commit (up to [`LOG_BATCH`] records a transaction).
+    log: crate::group_commit::GroupCommit<ExchangeRecord, ()>,
     key: SigningKey,
     /// `gateway:NODE`, naming [`Exchange::key`] in signatures and the global configuration.
     pub key_id: String,
@@ -128,7 +131,7 @@ impl Exchange {
             replay: Mutex::default(),
             breakers: Mutex::default(),
             http,
-            log: OnceLock::new(),
+            log: crate::group_commit::GroupCommit::new(LOG_BATCH, write_log),
             key,
             key_id: format!("gateway:{node}"),
             keys: machine::KeyCache::default(),
@@ -266,12 +269,6 @@ impl Exchange {
     /// Writes a record and its ledger entry (batched with others), returning
     /// once both are committed.
     async fn log(&self, store: &Store, record: ExchangeRecord) -> Result<(), Fault> {
-        let sender = self.log.get_or_init(|| {
-            let (tx, rx) = mpsc::channel(8_192);
-            tokio::spawn(log_writer(store.clone(), rx));
-            tx
-        });
-        let (done, wait) = oneshot::channel();
         let fail = |e: String| {
             tracing::error!(error = %e, "message log write failed");
             Fault::new(
@@ -279,55 +276,13 @@ impl Exchange {
                 "the message log could not be written; no data was released",
             )
         };
-        sender
-            .send(Pending { record, done })
-            .await
-            .map_err(|_| fail("log writer stopped".into()))?;
-        match wait.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) if e.contains("already exists") => Err(Fault::new(
+        match self.log.write(store, record).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.contains("already exists") => Err(Fault::new(
                 FaultKind::DuplicateMessageId,
                 "this X-Road-Id was already used by this client",
             )),
-            Ok(Err(e)) => Err(fail(e)),
-            Err(_) => Err(fail("log writer dropped the record".into())),
-        }
-    }
-}
-
-/// The group commit: takes what is waiting (up to [`LOG_BATCH`]) and writes
-/// it in one transaction; a duplicate fails only its own record.
-async fn log_writer(store: Store, mut rx: mpsc::Receiver<Pending>) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < LOG_BATCH {
-            match rx.try_recv() {
-                Ok(p) => batch.push(p),
-                Err(_) => break,
-            }
-        }
-        let records: Vec<ExchangeRecord> = batch.iter().map(|p| p.record.clone()).collect();
-        match store.append_exchanges(&records).await {
-            Ok(()) => {
-                for p in batch {
-                    let _ = p.done.send(Ok(()));
-                }
-            }
-            Err(StoreError::Conflict(_)) if batch.len() > 1 => {
-                for p in batch {
-                    let r = store
-                        .append_exchanges(std::slice::from_ref(&p.record))
-                        .await
-                        .map_err(|e| e.to_string());
-                    let _ = p.done.send(r);
-                }
-            }
-            Err(e) => {
-                let e = e.to_string();
-                for p in batch {
-                    let _ = p.done.send(Err(e.clone()));
-                }
-            }
+            Err(e) => Err(fail(e)),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod exchange_pages;
 pub mod extract;
 pub mod federation;
 pub mod gateway;
+pub mod group_commit;
 pub mod i18n;
 pub mod ledger;
 pub mod machine;
@@ -64,6 +65,10 @@ pub struct AppState {
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
     /// The exchange gateway (directory, replay window, message log writer).
     pub exchange: Arc<gateway::Exchange>,
+    /// Submissions through the API, group-committed.
+    pub submissions: Arc<application_api::Submissions>,
+    /// Service figures, recomputed at most every 30 s.
+    pub figures: Arc<statistics::FiguresCache>,
 }
 
 impl AppState {
@@ -93,6 +98,8 @@ impl AppState {
             account_throttle: Arc::new(auth::Throttle::new(auth::ACCOUNT_FREE_FAILURES)),
             address_throttle: Arc::new(auth::Throttle::new(auth::ADDRESS_FREE_FAILURES)),
             callers: Arc::default(),
+            submissions: Arc::new(application_api::submissions()),
+            figures: Arc::default(),
         }
     }
 }

@@ -982,7 +982,10 @@ pub async fn rate(
         .rate_application(&app, score, &comment, &who.actor())
         .await
     {
-        Ok(()) => Ok(Redirect::to(&format!("/applications/{reference}")).into_response()),
+        Ok(()) => {
+            state.figures.changed();
+            Ok(Redirect::to(&format!("/applications/{reference}")).into_response())
+        }
         Err(nara_store::StoreError::Conflict(_)) => {
             let error = Some(tr.s("rating.not_now").into());
             receipt_view(&ctx, &state, &who, &app, &def, error).await

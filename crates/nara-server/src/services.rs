@@ -363,9 +363,7 @@ pub async fn apply_service(
             (page.title.get(ctx.lang), qs)
         })
         .collect();
-    let figures = state
-        .store
-        .service_figures(Some(&code))
+    let figures = crate::statistics::figures(&state, Some(&code))
         .await
         .map_err(store_failed(ctx.lang))?
         .into_iter()

@@ -61,9 +61,53 @@ pub fn view(f: &ServiceFigures, title: String) -> FiguresView {
     }
 }
 
+/// How long computed figures are served before they are computed again:
+/// statistics need not be to the second, and a full scan per page view
+/// would let anyone load the database.
+const FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Figures of every service (`None`) or one, at most [`FRESH_FOR`] old.
+#[derive(Default)]
+pub struct FiguresCache(std::sync::Mutex<Cached>);
+
+/// Service (or all) → when computed, what.
+type Cached = std::collections::HashMap<Option<String>, (std::time::Instant, Vec<ServiceFigures>)>;
+
+impl FiguresCache {
+    /// A decision or a rating: the next view computes afresh (new
+    /// applications alone show within [`FRESH_FOR`]).
+    pub fn changed(&self) {
+        if let Ok(mut cache) = self.0.lock() {
+            cache.clear();
+        }
+    }
+}
+
+pub async fn figures(
+    state: &AppState,
+    only: Option<&str>,
+) -> nara_store::Result<Vec<ServiceFigures>> {
+    let key = only.map(str::to_owned);
+    if let Ok(cache) = state.figures.0.lock()
+        && let Some((at, f)) = cache.get(&key)
+        && at.elapsed() < FRESH_FOR
+    {
+        return Ok(f.clone());
+    }
+    let f = state.store.service_figures(only).await?;
+    if let Ok(mut cache) = state.figures.0.lock() {
+        // Bounded: one entry per published service and one for all.
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(key, (std::time::Instant::now(), f.clone()));
+    }
+    Ok(f)
+}
+
 /// Every published service's figures (zeros for one without applications).
 pub async fn all(state: &AppState, lang: nara_core::Lang) -> nara_store::Result<Vec<FiguresView>> {
-    let figures = state.store.service_figures(None).await?;
+    let figures = figures(state, None).await?;
     let defs = state.store.latest_definitions().await?;
     Ok(defs
         .iter()
@@ -114,7 +158,7 @@ fn cell(s: &str) -> String {
 
 /// `GET /statistics.csv`: the same figures, numbers unformatted.
 pub async fn csv(State(state): State<AppState>) -> Response {
-    let Ok(figures) = state.store.service_figures(None).await else {
+    let Ok(figures) = figures(&state, None).await else {
         return crate::problem::Problem::internal().into_response();
     };
     let mut out = String::from(

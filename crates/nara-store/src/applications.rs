@@ -31,6 +31,15 @@ pub struct Application {
     pub assigned_to: Option<i64>,
 }
 
+/// An application made whole in one request, to be stored as submitted:
+/// everything but its `id`, the states it moves through, who submitted it.
+#[derive(Debug, Clone)]
+pub struct NewSubmission {
+    pub app: Application,
+    pub states: Vec<(&'static str, &'static str)>,
+    pub actor: String,
+}
+
 /// One step of an application's timeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct ApplicationEvent {
@@ -259,17 +268,14 @@ impl Store {
         Ok(())
     }
 
-    /// Stores and submits an application made whole in one request (the
-    /// API): the row, its events and ledger entries in one transaction, so
-    /// one commit per submission. `app` carries everything but `id`.
-    pub async fn insert_submitted(
-        &self,
-        app: &Application,
-        states: &[(&str, &str)],
-        actor: &str,
-    ) -> Result<Application> {
-        let entries = state_entries(app, states, actor)?;
-        let now = app.created_at;
+    /// Stores and submits applications made whole in one request each (the
+    /// API): every row, its events, notifications and ledger entries in one
+    /// transaction — the group commit hands it whatever is waiting.
+    pub async fn insert_submitted(&self, batch: &[NewSubmission]) -> Result<Vec<Application>> {
+        let mut entries = Vec::new();
+        for s in batch {
+            entries.extend(state_entries(&s.app, &s.states, &s.actor)?);
+        }
         let sql = format!(
             "INSERT INTO applications (reference, service_code, version, agency_id, account_id, state, \
              answers, evidence, created_at, updated_at, submitted_at, due_at, decided_at) \
@@ -277,26 +283,32 @@ impl Store {
         );
         Ok(with_pool!(self, |pool| {
             let (_turn, mut tx) = write_tx!(self, pool);
-            let stored: Application = sqlx::query_as(&sql)
-                .bind(&app.reference)
-                .bind(&app.service_code)
-                .bind(app.version)
-                .bind(&app.agency_id)
-                .bind(app.account_id)
-                .bind(&app.state)
-                .bind(&app.answers)
-                .bind(&app.evidence)
-                .bind(now)
-                .bind(app.due_at)
-                .bind(app.decided_at)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| crate::constraint_error(e, "this reference"))?;
-            insert_events!(tx, stored.id, now, actor, states);
-            notify!(tx, stored.id, now, "state");
+            let mut stored_all = Vec::with_capacity(batch.len());
+            for s in batch {
+                let app = &s.app;
+                let now = app.created_at;
+                let stored: Application = sqlx::query_as(&sql)
+                    .bind(&app.reference)
+                    .bind(&app.service_code)
+                    .bind(app.version)
+                    .bind(&app.agency_id)
+                    .bind(app.account_id)
+                    .bind(&app.state)
+                    .bind(&app.answers)
+                    .bind(&app.evidence)
+                    .bind(now)
+                    .bind(app.due_at)
+                    .bind(app.decided_at)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| crate::constraint_error(e, "this reference"))?;
+                insert_events!(tx, stored.id, now, s.actor.as_str(), &s.states);
+                notify!(tx, stored.id, now, "state");
+                stored_all.push(stored);
+            }
             crate::ledger::append_in_tx!(tx, self.kind() == crate::BackendKind::Sqlite, &entries);
             tx.commit().await?;
-            stored
+            stored_all
         }))
     }
 

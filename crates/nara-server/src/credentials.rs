@@ -382,6 +382,86 @@ pub async fn verify_page(
     })
 }
 
+/// The largest file `/verify` reads: a phone photograph.
+pub const VERIFY_FILE_BYTES: usize = 12 * 1024 * 1024;
+
+/// The credential in an uploaded file: the token itself (text), or the QR
+/// code of a printed or displayed document (a PNG or JPEG photograph).
+pub fn token_from_file(bytes: &[u8]) -> Result<String, &'static str> {
+    let media = crate::uploads::sniff(bytes);
+    if media != "image/png" && media != "image/jpeg" {
+        let text = std::str::from_utf8(bytes).map_err(|_| "verify.unreadable")?;
+        return Ok(text.trim().chars().take(64 * 1024).collect());
+    }
+    // Refuse an image whose header promises more than a photograph would.
+    if !crate::uploads::image_size_ok(bytes, media) {
+        return Err("upload.bomb");
+    }
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|_| "verify.unreadable")?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(8_000);
+    limits.max_image_height = Some(8_000);
+    limits.max_alloc = Some(256 * 1024 * 1024);
+    reader.limits(limits);
+    let grey = reader
+        .decode()
+        .map_err(|_| "verify.unreadable")?
+        .into_luma8();
+    let (w, h) = grey.dimensions();
+    let mut prepared =
+        rqrr::PreparedImage::prepare_from_greyscale(w as usize, h as usize, |x, y| {
+            grey.get_pixel(x as u32, y as u32).0[0]
+        });
+    prepared
+        .detect_grids()
+        .iter()
+        .find_map(|g| g.decode().ok().map(|(_, content)| content))
+        .ok_or("verify.no_qr")
+}
+
+/// `POST /verify/file` (multipart `file`): a file holding the credential,
+/// or a photograph of its QR code (on a phone, the camera).
+pub async fn verify_file(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    mut multipart: axum::extract::Multipart,
+) -> Response {
+    let mut bytes = Vec::new();
+    while let Ok(Some(part)) = multipart.next_field().await {
+        if part.name() == Some("file") {
+            match part.bytes().await {
+                Ok(b) => bytes = b.to_vec(),
+                Err(_) => return PageError::payload_too_large(ctx.lang).into_response(),
+            }
+        }
+    }
+    let tr = ctx.tr();
+    let found = tokio::task::spawn_blocking(move || token_from_file(&bytes))
+        .await
+        .unwrap_or(Err("verify.unreadable"));
+    let (token, verdict) = match found {
+        Ok(token) => {
+            let verdict = verify_token(&state, &token).await;
+            (token, verdict)
+        }
+        Err(key) => (
+            String::new(),
+            Verdict {
+                problems: vec![tr.s(key).to_owned()],
+                ..Verdict::default()
+            },
+        ),
+    };
+    // A verdict, valid or not, is the page's answer (as for a pasted one).
+    render(&VerifyPage {
+        layout: ctx.layout(tr.s("verify.title"), "verify"),
+        token,
+        verdict: Some(verdict),
+    })
+}
+
 #[derive(Template)]
 #[template(path = "document.html")]
 struct DocumentPage {

@@ -337,6 +337,7 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/my/applications" => get(portal::mine): Roles(&[Citizen]);
         "/cases" => get(cases::queue): Roles(&[Official]);
         "/verify" => get(credentials::verify_form): Public, post(credentials::verify_page): Public;
+        "/verify/file" => post(axum::handler::Handler::layer(credentials::verify_file, DefaultBodyLimit::max(credentials::VERIFY_FILE_BYTES + 64 * 1024))): Public;
         "/documents/{id}" => get(credentials::document): Roles(&[Citizen]);
         "/cases/{reference}" => get(cases::case): Roles(&[Official]);
         "/cases/{reference}/act" => post(cases::act): Roles(&[Official]);

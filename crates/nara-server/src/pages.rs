@@ -499,6 +499,8 @@ struct ServicePage {
     layout: Layout,
     service: Service,
     agency_name: String,
+    /// When citizens apply for it on nara: its figures.
+    online: Option<crate::statistics::FiguresView>,
 }
 
 pub async fn service(
@@ -522,7 +524,30 @@ pub async fn service(
         .map(|a| a.name.get(ctx.lang).to_owned())
         .unwrap_or_else(|| service.details.agency.to_string());
     let title = service.details.name.get(ctx.lang).to_owned();
+    // The catalogue entry and the online service share agency and code.
+    let online = match state
+        .store
+        .definition_versions(&service.details.code)
+        .await
+        .map_err(store_failed(ctx.lang))?
+        .first()
+    {
+        Some(d) if d.agency_id == service.details.agency.as_str() => {
+            let figures = crate::statistics::figures(&state, Some(&service.details.code))
+                .await
+                .map_err(store_failed(ctx.lang))?
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| nara_store::applications::ServiceFigures {
+                    service_code: service.details.code.clone(),
+                    ..Default::default()
+                });
+            Some(crate::statistics::view(&figures, title.clone()))
+        }
+        _ => None,
+    };
     Ok(render(&ServicePage {
+        online,
         layout: ctx.layout(&title, "services"),
         service,
         agency_name,

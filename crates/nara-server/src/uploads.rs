@@ -108,6 +108,16 @@ fn jpeg_size(b: &[u8]) -> Option<(u64, u64)> {
     None
 }
 
+/// Whether an image's header promises a size worth decoding.
+pub fn image_size_ok(bytes: &[u8], media: &str) -> bool {
+    let size = match media {
+        "image/png" => png_size(bytes),
+        "image/jpeg" => jpeg_size(bytes),
+        _ => return false,
+    };
+    size.is_some_and(|(w, h)| w > 0 && h > 0 && w.saturating_mul(h) <= MAX_PIXELS)
+}
+
 /// Checks a file against a file field: size, type by content, dimensions.
 pub fn check(bytes: &[u8], field: &Field) -> Result<&'static str, Refused> {
     let max_kib = field.max_kib.unwrap_or(5 * 1024);

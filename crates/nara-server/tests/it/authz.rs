@@ -170,6 +170,7 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
         (("POST", "/api/v1/credentials/verify"), ALL),
         (("GET", "/verify"), ALL),
         (("POST", "/verify"), ALL),
+        (("POST", "/verify/file"), ALL),
         (("GET", "/documents/{id}"), "citizen"),
         (("GET", "/credentials/jwks.json"), ALL),
         (("GET", "/credentials/status/{*list}"), ALL),

@@ -301,6 +301,63 @@ async fn citizens_apply_with_evidence_fetched_once() {
         .await
         .unwrap();
     assert!(page.contains("Valid: issued by this agency"));
+    // Scanned: a photograph of the document's QR code (here rendered as a
+    // PNG, 4 px a module, with its quiet zone) verifies the same way.
+    let qr =
+        qrcode::QrCode::with_error_correction_level(credential.jwt.as_bytes(), qrcode::EcLevel::L)
+            .unwrap();
+    let modules = qr.width() as u32;
+    let colors = qr.to_colors();
+    let side = (modules + 8) * 4;
+    let png_of = |img: image::GrayImage| {
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    };
+    let photo = png_of(image::GrayImage::from_fn(side, side, |x, y| {
+        let (mx, my) = (x / 4, y / 4);
+        let dark = mx >= 4
+            && my >= 4
+            && mx < modules + 4
+            && my < modules + 4
+            && colors[((my - 4) * modules + (mx - 4)) as usize] == qrcode::Color::Dark;
+        image::Luma([if dark { 0 } else { 255 }])
+    }));
+    let scan = |bytes: Vec<u8>, name: &'static str| {
+        let client = app.client.clone();
+        let url = app.url("/verify/file");
+        async move {
+            let form = reqwest::multipart::Form::new().part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes).file_name(name),
+            );
+            let r = client.post(url).multipart(form).send().await.unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+    let (status, page) = scan(photo, "photo.png").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("Valid: issued by this agency"),
+        "a scanned QR code"
+    );
+    let (_, page) = scan(credential.jwt.clone().into_bytes(), "certificate.jwt").await;
+    assert!(
+        page.contains("Valid: issued by this agency"),
+        "an uploaded token"
+    );
+    let (_, page) = scan(
+        png_of(image::GrayImage::from_pixel(64, 64, image::Luma([255]))),
+        "blank.png",
+    )
+    .await;
+    assert!(page.contains("No readable QR code"));
+    let mut bomb = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+    bomb.extend(100_000u32.to_be_bytes());
+    bomb.extend(100_000u32.to_be_bytes());
+    bomb.extend([8, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let (_, page) = scan(bomb, "bomb.png").await;
+    assert!(page.contains("too large to process"));
     // Revocation through the agency's Bitstring Status List: the bit the
     // credential names is off, the issuing agency's official revokes, the
     // bit is on (read here as any verifier would: verify, gunzip, index).
@@ -1211,6 +1268,23 @@ async fn the_api_applies_like_the_portal() {
         .await
         .unwrap();
     assert!(page.contains("id=\"figures\"") && page.contains("100%"));
+    // And on the national catalogue's entry for the same service.
+    let mut found = false;
+    for id in 1..=60 {
+        let entry = app
+            .get(&format!("/services/{id}"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        if entry.contains("<code>resident-registration-certificate</code>") {
+            assert!(entry.contains("id=\"online\"") && entry.contains("100%"));
+            assert!(entry.contains("href=\"/apply/resident-registration-certificate\""));
+            found = true;
+            break;
+        }
+    }
+    assert!(found, "the catalogue lists the certificate");
 
     // The API is described in /openapi.json.
     let spec: serde_json::Value = app.get("/openapi.json").await.json().await.unwrap();
@@ -1457,4 +1531,161 @@ async fn uploads_are_checked_stored_by_content_and_kept_private() {
         StatusCode::NOT_FOUND,
         "another agency"
     );
+}
+
+/// What a citizen or an official types is text on every page that shows
+/// it: the form, the review, the receipt and its timeline, the case view,
+/// the document and `/verify`.
+#[tokio::test]
+async fn user_text_is_escaped_on_every_page() {
+    let app = TestApp::start("sqlite").await.unwrap();
+    let accounts = app.demo_accounts().await;
+    let _ = app.demo_exchange(3).await;
+    nara_server::services::ensure_demo(&app.store)
+        .await
+        .unwrap();
+    app.wait_for_directory().await;
+    let minji = app
+        .sign_in(accounts.iter().find(|a| a.username == "minji").unwrap())
+        .await;
+    const NAME: &str = "<script>alert('trade')</script>";
+    const PLACE: &str = "<img src=x onerror=alert(1)>";
+    const NOTE: &str = "<svg onload=alert('note')>";
+    let raw = [NAME, PLACE, NOTE, "<script>", "<img src=x", "<svg onload"];
+    let page = |path: String, cookie: String| {
+        let client = app.client.clone();
+        let url = app.url(&path);
+        async move {
+            let html = client
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            for r in raw {
+                assert!(!html.contains(r), "{path} shows {r:?} as markup");
+            }
+            html
+        }
+    };
+    let r = post_form(
+        &app,
+        "/apply/business-registration/start",
+        Some(&minji.cookie),
+        &[("csrf", &minji.csrf)],
+    )
+    .await;
+    let reference = location(&r)
+        .trim_start_matches("/applications/")
+        .trim_end_matches("/pages/1")
+        .to_owned();
+    let r = post_form(
+        &app,
+        &format!("/applications/{reference}/pages/1"),
+        Some(&minji.cookie),
+        &[
+            ("csrf", &minji.csrf),
+            ("trade_name", NAME),
+            ("kind", "sole_proprietorship"),
+            ("opening_date", "2026-12-01"),
+            ("premises", PLACE),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", minji.csrf.clone())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"%PDF-1.7\n%%EOF\n".to_vec()).file_name(NAME),
+        );
+    let r = app
+        .client
+        .post(app.url(&format!("/applications/{reference}/files/lease")))
+        .header("cookie", &minji.cookie)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let html = page(
+        format!("/applications/{reference}/pages/1"),
+        minji.cookie.clone(),
+    )
+    .await;
+    assert!(html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"));
+    page(
+        format!("/applications/{reference}/pages/2"),
+        minji.cookie.clone(),
+    )
+    .await;
+    let html = page(
+        format!("/applications/{reference}/review"),
+        minji.cookie.clone(),
+    )
+    .await;
+    assert!(html.contains("alert(&#39;trade&#39;)") || html.contains("alert('trade')"));
+    let r = post_form(
+        &app,
+        &format!("/applications/{reference}/submit"),
+        Some(&minji.cookie),
+        &[("csrf", &minji.csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (nts, nts_csrf) = official(&app, "KR/GOV/NTS", "xss.nts").await;
+    for (to, note) in [("review", NOTE), ("approved", NOTE)] {
+        let r = post_form(
+            &app,
+            &format!("/cases/{reference}/act"),
+            Some(&nts),
+            &[("csrf", &nts_csrf), ("to", to), ("note", note)],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{to}");
+        page(format!("/cases/{reference}"), nts.clone()).await;
+        page("/cases".into(), nts.clone()).await;
+    }
+    let receipt = page(format!("/applications/{reference}"), minji.cookie.clone()).await;
+    assert!(
+        receipt.contains("onload=alert"),
+        "the note is there, as text"
+    );
+    page("/my/applications".into(), minji.cookie.clone()).await;
+    page("/my/inbox".into(), minji.cookie.clone()).await;
+    let at = receipt.find("/documents/").expect("a document");
+    let id = &receipt[at + 11..at + 11 + receipt[at + 11..].find('"').unwrap()];
+    let doc = page(format!("/documents/{id}"), minji.cookie.clone()).await;
+    let token_at = doc.find("<textarea id=\"token\"").unwrap();
+    let token_start = token_at + doc[token_at..].find('>').unwrap() + 1;
+    let token = doc[token_start..token_start + doc[token_start..].find('<').unwrap()].trim();
+    let verified = app
+        .client
+        .post(app.url("/verify"))
+        .form(&[("credential", token)])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for r in raw {
+        assert!(!verified.contains(r), "/verify shows {r:?} as markup");
+    }
+    assert!(verified.contains("Valid"));
+    // Pasted garbage with markup is shown back as text, too.
+    let pasted = app
+        .client
+        .post(app.url("/verify"))
+        .form(&[("credential", NAME)])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!pasted.contains(NAME));
 }

@@ -56,6 +56,18 @@ pub struct Config {
     /// This node's name in the global configuration.
     #[serde(default)]
     pub node_id: Option<String>,
+    /// The SMTP relay citizens' notifications are emailed through,
+    /// `smtp://host[:port]` (a relay on the government network, which
+    /// delivers onward itself). Unset: the inbox only.
+    #[serde(default)]
+    pub smtp_url: Option<SecretString>,
+    /// The sender address of those emails.
+    #[serde(default = "default_smtp_from")]
+    pub smtp_from: String,
+}
+
+fn default_smtp_from() -> String {
+    "nara <no-reply@nara.invalid>".into()
 }
 
 fn default_exchange_timeout() -> u64 {
@@ -87,6 +99,8 @@ impl Default for Config {
             global_conf: None,
             global_conf_key: None,
             node_id: None,
+            smtp_url: None,
+            smtp_from: default_smtp_from(),
         }
     }
 }
@@ -125,6 +139,8 @@ impl Config {
             "global_conf",
             "global_conf_key",
             "node_id",
+            "smtp_url",
+            "smtp_from",
         ]);
         figment.merge(env).extract().map_err(Box::new)
     }

@@ -18,6 +18,7 @@ pub mod group_commit;
 pub mod i18n;
 pub mod ledger;
 pub mod machine;
+pub mod mailer;
 pub mod metrics;
 pub mod oidc;
 pub mod pages;
@@ -347,6 +348,7 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/applications/{reference}/prefill" => post(portal::prefill): Roles(&[Citizen]);
         "/my/inbox" => get(portal::inbox): Roles(&[Citizen]);
         "/my/inbox/read" => post(portal::inbox_read): Roles(&[Citizen]);
+        "/my/inbox/email" => post(portal::inbox_email): Roles(&[Citizen]);
         "/designer/services" => get(services::designer_page): Roles(&[ServiceDesigner]), post(services::designer_submit): Roles(&[ServiceDesigner]);
         "/my/data-access" => get(exchange_pages::data_access_page): Roles(&[Citizen]);
         "/my/consents" => get(exchange_pages::consents_page): Roles(&[Citizen]), post(exchange_pages::grant_consent): Roles(&[Citizen]);
@@ -423,6 +425,7 @@ pub async fn serve(
     let integrator = ledger::spawn_integrator(store.clone(), state.ledger.clone());
     let identity_poll = spawn_identity_poll(store.clone());
     let exchange_poll = gateway::spawn_poll(state.clone());
+    let mailer = mailer::spawn(state.clone());
     let app = router(state);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let graceful = async move {
@@ -450,6 +453,9 @@ pub async fn serve(
     integrator.abort();
     identity_poll.abort();
     exchange_poll.abort();
+    if let Some(m) = mailer {
+        m.abort();
+    }
     store.close().await;
     result
 }

@@ -1009,6 +1009,11 @@ struct InboxPage {
     items: Vec<InboxItem>,
     unread: usize,
     csrf: String,
+    /// The address notifications are also emailed to, and whether this
+    /// node sends email at all.
+    email: String,
+    mail_enabled: bool,
+    error: Option<String>,
 }
 
 /// `GET /my/inbox`: what happened to the citizen's applications, newest first.
@@ -1016,6 +1021,15 @@ pub async fn inbox(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
+) -> Result<Response, PageError> {
+    inbox_view(&ctx, &state, &who, None).await
+}
+
+async fn inbox_view(
+    ctx: &PageCtx,
+    state: &AppState,
+    who: &Principal,
+    error: Option<String>,
 ) -> Result<Response, PageError> {
     let notes = state
         .store
@@ -1053,12 +1067,58 @@ pub async fn inbox(
             }
         })
         .collect();
-    Ok(render(&InboxPage {
+    let email = state
+        .store
+        .email_of(who.account_id)
+        .await
+        .map_err(store_failed(ctx.lang))?
+        .unwrap_or_default();
+    let page = InboxPage {
         layout: ctx.layout(tr.s("inbox.title"), "inbox"),
         unread: items.iter().filter(|i| i.unread).count(),
         items,
         csrf: who.csrf().unwrap_or_default().to_owned(),
-    }))
+        email,
+        mail_enabled: state.config.smtp_url.is_some(),
+        error: error.clone(),
+    };
+    Ok((crate::account::status_for(&error), render(&page)).into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub struct EmailForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+}
+
+/// `POST /my/inbox/email`: the address notifications are also emailed to
+/// (empty: none).
+pub async fn inbox_email(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Form(form): Form<EmailForm>,
+) -> Result<Response, PageError> {
+    if !csrf_ok(&ctx.caller, &form.csrf) {
+        return Ok(csrf_refused(ctx.lang));
+    }
+    let email = form.email.trim();
+    let email = if email.is_empty() {
+        None
+    } else if email.len() <= 254 && email.parse::<lettre::Address>().is_ok() {
+        Some(email)
+    } else {
+        let error = Some(ctx.tr().s("inbox.bad_email").into());
+        return inbox_view(&ctx, &state, &who, error).await;
+    };
+    state
+        .store
+        .set_email(who.account_id, email)
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    Ok(Redirect::to("/my/inbox").into_response())
 }
 
 /// `POST /my/inbox/read`.

@@ -116,8 +116,9 @@ macro_rules! insert_events {
 macro_rules! notify {
     ($tx:ident, $application_id:expr, $now:expr, $kind:expr) => {
         sqlx::query(
-            "INSERT INTO notifications (account_id, application_id, at, kind, state) \
-             SELECT account_id, id, $2, $3, state FROM applications WHERE id = $1",
+            "INSERT INTO notifications (account_id, application_id, at, kind, state, emailed_at) \
+             SELECT a.account_id, a.id, $2, $3, a.state, CASE WHEN acc.email IS NULL THEN $2 END \
+             FROM applications a JOIN accounts acc ON acc.id = a.account_id WHERE a.id = $1",
         )
         .bind($application_id)
         .bind($now)
@@ -718,6 +719,78 @@ impl Store {
             tx.commit().await?;
             n
         }))
+    }
+}
+
+/// A notification waiting to be emailed.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Unsent {
+    pub id: i64,
+    pub email: String,
+    pub reference: String,
+    pub service_code: String,
+    pub kind: String,
+    pub state: String,
+}
+
+impl Store {
+    /// Sets (or clears) the address notifications are emailed to; what is
+    /// already in the inbox is not sent.
+    pub async fn set_email(&self, account_id: i64, email: Option<&str>) -> Result<()> {
+        let now = nara_core::Timestamp::now().0;
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            sqlx::query("UPDATE accounts SET email = $1 WHERE id = $2")
+                .bind(email)
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE notifications SET emailed_at = $1 WHERE account_id = $2 AND emailed_at IS NULL",
+            )
+            .bind(now)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn email_of(&self, account_id: i64) -> Result<Option<String>> {
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT email FROM accounts WHERE id = $1"
+        )
+        .bind(account_id)
+        .fetch_optional(pool)
+        .await?)
+        .flatten())
+    }
+
+    /// Notifications to email, oldest first.
+    pub async fn unsent_notifications(&self, limit: i64) -> Result<Vec<Unsent>> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            "SELECT n.id, acc.email, a.reference, a.service_code, n.kind, n.state \
+             FROM notifications n JOIN accounts acc ON acc.id = n.account_id \
+             JOIN applications a ON a.id = n.application_id \
+             WHERE n.emailed_at IS NULL AND acc.email IS NOT NULL ORDER BY n.id LIMIT $1"
+        )
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    pub async fn mark_emailed(&self, id: i64) -> Result<()> {
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            sqlx::query("UPDATE notifications SET emailed_at = $1 WHERE id = $2")
+                .bind(nara_core::Timestamp::now().0)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
     }
 }
 

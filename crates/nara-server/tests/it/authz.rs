@@ -148,6 +148,7 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
         (("POST", "/applications/{reference}/prefill"), "citizen"),
         (("GET", "/my/inbox"), "citizen"),
         (("POST", "/my/inbox/read"), "citizen"),
+        (("POST", "/my/inbox/email"), "citizen"),
         (
             ("POST", "/cases/{reference}/assign"),
             "official agency_admin service_designer",

@@ -78,12 +78,29 @@ impl TestApp {
     }
 
     pub async fn start_empty(backend: &str) -> Option<TestApp> {
+        TestApp::start_empty_with(
+            backend,
+            Config {
+                max_body_bytes: 64 * 1024,
+                ..Config::default()
+            },
+        )
+        .await
+    }
+
+    /// The demo catalogue, served with `config`.
+    pub async fn start_with(backend: &str, config: Config) -> Option<TestApp> {
+        let app = TestApp::start_empty_with(backend, config).await?;
+        app.store
+            .seed(&nara_core::seed::demo(), &|_| {})
+            .await
+            .expect("seed demo");
+        Some(app)
+    }
+
+    async fn start_empty_with(backend: &str, config: Config) -> Option<TestApp> {
         let (url, dir) = fresh_database(backend).await?;
         let store = Store::connect(&url).await.expect("open the test database");
-        let config = Config {
-            max_body_bytes: 64 * 1024,
-            ..Config::default()
-        };
         let mut app = TestApp::serve(store, config, dir).await;
         app.url = url;
         Some(app)

@@ -1689,3 +1689,130 @@ async fn user_text_is_escaped_on_every_page() {
         .unwrap();
     assert!(!pasted.contains(NAME));
 }
+
+/// An SMTP server's happy path (RFC 5321), recording each message: enough
+/// for a real client (lettre) to deliver to it.
+async fn smtp_sink() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = got.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let sink = sink.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let _ = write.write_all(b"220 sink ESMTP\r\n").await;
+                let mut message: Option<String> = None;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(m) = message.as_mut() {
+                        if line == "." {
+                            sink.lock().unwrap().push(message.take().unwrap());
+                            let _ = write.write_all(b"250 queued\r\n").await;
+                        } else {
+                            m.push_str(&line);
+                            m.push('\n');
+                        }
+                        continue;
+                    }
+                    let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250 sink\r\n",
+                        "DATA" => {
+                            message = Some(String::new());
+                            b"354 go ahead\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = write.write_all(b"221 bye\r\n").await;
+                            break;
+                        }
+                        _ => b"250 OK\r\n",
+                    };
+                    let _ = write.write_all(reply).await;
+                }
+            });
+        }
+    });
+    (port, got)
+}
+
+/// With an SMTP relay configured, a citizen who gives an address gets her
+/// notifications by email too; one who does not, does not.
+#[tokio::test]
+async fn notifications_are_emailed_when_an_address_is_given() {
+    let (port, mailbox) = smtp_sink().await;
+    let config = nara_server::config::Config {
+        smtp_url: Some(format!("smtp://127.0.0.1:{port}").into()),
+        ..Default::default()
+    };
+    let app = TestApp::start_with("sqlite", config).await.unwrap();
+    let accounts = app.demo_accounts().await;
+    nara_server::services::ensure_demo(&app.store)
+        .await
+        .unwrap();
+    let minji = app
+        .sign_in(accounts.iter().find(|a| a.username == "minji").unwrap())
+        .await;
+    let junho = app
+        .sign_in(accounts.iter().find(|a| a.username == "junho").unwrap())
+        .await;
+    for (email, status) in [
+        ("not an address <x>", StatusCode::BAD_REQUEST),
+        ("minji@example.kr", StatusCode::SEE_OTHER),
+    ] {
+        let r = post_form(
+            &app,
+            "/my/inbox/email",
+            Some(&minji.cookie),
+            &[("csrf", &minji.csrf), ("email", email)],
+        )
+        .await;
+        assert_eq!(r.status(), status, "{email}");
+    }
+    let report = serde_json::json!({"data": {
+        "channel": "sms", "sender": "+82 10-0000-0000", "content": "pay at http://bad.example",
+        "lost_money": "no"}});
+    let mut references = Vec::new();
+    for who in [&minji, &junho] {
+        let r = app
+            .client
+            .post(app.url("/api/v1/services/phishing-report/applications"))
+            .header("cookie", &who.cookie)
+            .header("x-csrf-token", &who.csrf)
+            .json(&report)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let file: serde_json::Value = r.json().await.unwrap();
+        references.push(file["fileId"].as_str().unwrap().to_owned());
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while mailbox.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let got = mailbox.lock().unwrap().clone();
+    assert_eq!(
+        got.len(),
+        1,
+        "only the citizen who gave an address: {got:?}"
+    );
+    assert!(got[0].contains("minji@example.kr"));
+    assert!(got[0].contains(&references[0]) && got[0].contains("received"));
+    assert!(!got[0].contains("bad.example"), "no answers in the email");
+    // The inbox page shows the address and the form.
+    let inbox = app
+        .client
+        .get(app.url("/my/inbox"))
+        .header("cookie", &minji.cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(inbox.contains("value=\"minji@example.kr\""));
+}

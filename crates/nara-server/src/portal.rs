@@ -116,17 +116,24 @@ pub async fn start(
                 .into_iter()
                 .next()
                 .ok_or_else(|| PageError::not_found(ctx.lang))?;
-            state
-                .store
-                .create_draft(
-                    &new_reference(&latest.agency_id),
-                    who.account_id,
-                    &code,
-                    latest.version,
-                    &latest.agency_id,
-                )
-                .await
-                .map_err(store_failed(ctx.lang))?
+            // A reference drawn twice is drawn again.
+            let mut attempt = 0;
+            loop {
+                match state
+                    .store
+                    .create_draft(
+                        &new_reference(&latest.agency_id),
+                        who.account_id,
+                        &code,
+                        latest.version,
+                        &latest.agency_id,
+                    )
+                    .await
+                {
+                    Err(nara_store::StoreError::Conflict(_)) if attempt < 3 => attempt += 1,
+                    other => break other.map_err(store_failed(ctx.lang))?,
+                }
+            }
         }
     };
     Ok(Redirect::to(&format!("/applications/{}/pages/1", app.reference)).into_response())

@@ -326,7 +326,21 @@ pub async fn upload(
 }
 
 /// Serves a stored file as an attachment that cannot run as a page.
-async fn serve(state: &AppState, ctx: &PageCtx, u: &Upload) -> Result<Response, PageError> {
+async fn serve(
+    state: &AppState,
+    ctx: &PageCtx,
+    application_id: i64,
+    field: &str,
+) -> Result<Response, PageError> {
+    let uploads = state
+        .store
+        .uploads_of(application_id)
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let u = uploads
+        .iter()
+        .find(|u| u.field == field)
+        .ok_or_else(|| PageError::not_found(ctx.lang))?;
     let path =
         path_of(&state.config.data_dir, &u.hash).ok_or_else(|| PageError::not_found(ctx.lang))?;
     let bytes = tokio::fs::read(&path)
@@ -363,16 +377,7 @@ pub async fn download(
     Path((reference, name)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
     let (app, _) = crate::portal::owned(&ctx, &state, &who, &reference).await?;
-    let uploads = state
-        .store
-        .uploads_of(app.id)
-        .await
-        .map_err(store_failed(ctx.lang))?;
-    let u = uploads
-        .iter()
-        .find(|u| u.field == name)
-        .ok_or_else(|| PageError::not_found(ctx.lang))?;
-    serve(&state, &ctx, u).await
+    serve(&state, &ctx, app.id, &name).await
 }
 
 /// `GET /cases/{reference}/files/{field}`: an official of the agency, when
@@ -387,16 +392,7 @@ pub async fn case_file(
     if !shown.contains(&name) {
         return Err(PageError::not_found(ctx.lang));
     }
-    let uploads = state
-        .store
-        .uploads_of(app.id)
-        .await
-        .map_err(store_failed(ctx.lang))?;
-    let u = uploads
-        .iter()
-        .find(|u| u.field == name)
-        .ok_or_else(|| PageError::not_found(ctx.lang))?;
-    serve(&state, &ctx, u).await
+    serve(&state, &ctx, app.id, &name).await
 }
 
 #[cfg(test)]

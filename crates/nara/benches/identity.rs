@@ -13,7 +13,6 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,36 +58,12 @@ async fn healthz_p99_while(
 
 #[tokio::main]
 async fn main() {
-    let nara = env!("CARGO_BIN_EXE_nara");
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = Command::new(nara)
-        .args(["demo", "--data"])
-        .arg(dir.path())
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _server = Server(child);
-    let base = format!("http://127.0.0.1:{port}");
+    let (_server, base, dir) = start_demo(env!("CARGO_BIN_EXE_nara")).await;
     let plain = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    for _ in 0..300 {
-        if plain
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-            && dir.path().join("demo-accounts.json").exists()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let accounts: Vec<DemoAccount> = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("demo-accounts.json")).unwrap(),
     )
@@ -96,28 +71,9 @@ async fn main() {
     let citizens: Vec<&DemoAccount> = accounts.iter().filter(|a| a.role == "citizen").collect();
 
     // A citizen's session.
-    let r = plain
-        .post(format!("{base}/sign-in"))
-        .form(&[
-            ("username", citizens[0].username.as_str()),
-            ("password", citizens[0].password.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    let cookie = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .find(|v| v.starts_with("nara_session="))
-        .unwrap();
+    let cookie = session_cookie(&base, &citizens[0].username, &citizens[0].password).await;
     let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::COOKIE,
-        cookie.split(';').next().unwrap().parse().unwrap(),
-    );
+    headers.insert(reqwest::header::COOKIE, cookie.parse().unwrap());
     let signed_in = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)
         .default_headers(headers)

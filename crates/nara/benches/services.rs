@@ -14,7 +14,6 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,62 +68,18 @@ fn ms(d: Duration) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let nara = env!("CARGO_BIN_EXE_nara");
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = Command::new(nara)
-        .args(["demo", "--data"])
-        .arg(dir.path())
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server(child);
-    let base = format!("http://127.0.0.1:{port}");
+    let (server, base, dir) = start_demo(env!("CARGO_BIN_EXE_nara")).await;
     let plain = reqwest::Client::builder()
         .pool_max_idle_per_host(PAGE_CLIENTS)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    for _ in 0..300 {
-        if plain
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-            && dir.path().join("demo-accounts.json").exists()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let accounts: Vec<DemoAccount> = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("demo-accounts.json")).unwrap(),
     )
     .unwrap();
     let minji = accounts.iter().find(|a| a.username == "minji").unwrap();
-    let r = plain
-        .post(format!("{base}/sign-in"))
-        .form(&[
-            ("username", minji.username.as_str()),
-            ("password", minji.password.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    let cookie = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .find(|v| v.starts_with("nara_session="))
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = session_cookie(&base, &minji.username, &minji.password).await;
     let page = plain
         .get(format!("{base}/apply/phishing-report"))
         .header("cookie", &cookie)

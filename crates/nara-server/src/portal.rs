@@ -78,6 +78,15 @@ async fn posted_draft(
     Ok(Some((app, def)))
 }
 
+/// The evidence ids a posted form consents to (`consent.{id}=yes`).
+fn consents_in(pairs: &[(String, String)]) -> impl Fn(&str) -> bool + Sync + '_ {
+    move |id| {
+        pairs
+            .iter()
+            .any(|(k, v)| k.strip_prefix("consent.") == Some(id) && v == "yes")
+    }
+}
+
 pub(crate) fn answers_of(app: &Application) -> Map<String, Value> {
     serde_json::from_str(&app.answers).unwrap_or_default()
 }
@@ -516,11 +525,7 @@ pub async fn prefill(
     let Some((app, def)) = posted_draft(&ctx, &state, &who, &reference, &pairs).await? else {
         return Ok(csrf_refused(ctx.lang));
     };
-    let consented = |id: &str| {
-        pairs
-            .iter()
-            .any(|(k, v)| k.strip_prefix("consent.") == Some(id) && v == "yes")
-    };
+    let consented = consents_in(&pairs);
     let mut answers = answers_of(&app);
     for e in def.evidence.iter().filter(|e| !e.prefill.is_empty()) {
         match fetch_evidence_item(&state, &who, &def, e, &reference, &consented).await {
@@ -671,11 +676,7 @@ pub async fn submit(
     let Some((app, def)) = posted_draft(&ctx, &state, &who, &reference, &pairs).await? else {
         return Ok(csrf_refused(ctx.lang));
     };
-    let consented = |id: &str| {
-        pairs
-            .iter()
-            .any(|(k, v)| k.strip_prefix("consent.") == Some(id) && v == "yes")
-    };
+    let consented = consents_in(&pairs);
     match complete(&state, &who, &app, &def, &consented).await {
         Ok(_) => {}
         Err(Refusal::Store(e)) => return Err(store_failed(ctx.lang)(e)),

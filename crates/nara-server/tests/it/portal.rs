@@ -482,18 +482,8 @@ async fn citizens_apply_with_evidence_fetched_once() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
     // A reviewed service: eligibility comes from the evidence and answers.
-    let r = post_form(
-        &app,
-        "/apply/extended-hour-school-enrolment/start",
-        Some(&minji.cookie),
-        &[("csrf", &minji.csrf)],
-    )
-    .await;
-    let p1 = location(&r);
-    let reference = p1
-        .trim_start_matches("/applications/")
-        .trim_end_matches("/pages/1")
-        .to_owned();
+    let reference = start_draft(&app, &minji, "extended-hour-school-enrolment").await;
+    let p1 = format!("/applications/{reference}/pages/1");
     let r = post_form(
         &app,
         &p1,
@@ -619,6 +609,22 @@ fn verify_with(jwk: &serde_json::Value, token: &str) {
     .expect("verifies offline with the JWK");
 }
 
+/// Starts (or resumes) the citizen's draft of a service; its reference.
+async fn start_draft(app: &TestApp, citizen: &crate::common::Session, code: &str) -> String {
+    let r = post_form(
+        app,
+        &format!("/apply/{code}/start"),
+        Some(&citizen.cookie),
+        &[("csrf", &citizen.csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "starting {code}");
+    location(&r)
+        .trim_start_matches("/applications/")
+        .trim_end_matches("/pages/1")
+        .to_owned()
+}
+
 /// An official of `agency` with a signed-in session: (cookie, csrf).
 async fn official(app: &TestApp, agency: &str, username: &str) -> (String, String) {
     use nara_core::identity::{AccountKind, Grant, Role};
@@ -668,18 +674,8 @@ backends! {
     let minji = app
         .sign_in(accounts.iter().find(|a| a.username == "minji").unwrap())
         .await;
-    let r = post_form(
-        &app,
-        "/apply/disability-benefit/start",
-        Some(&minji.cookie),
-        &[("csrf", &minji.csrf)],
-    )
-    .await;
-    let p1 = location(&r);
-    let reference = p1
-        .trim_start_matches("/applications/")
-        .trim_end_matches("/pages/1")
-        .to_owned();
+    let reference = start_draft(&app, &minji, "disability-benefit").await;
+    let p1 = format!("/applications/{reference}/pages/1");
     let r = post_form(
         &app,
         &p1,
@@ -1309,17 +1305,7 @@ async fn uploads_are_checked_stored_by_content_and_kept_private() {
     let junho = app
         .sign_in(accounts.iter().find(|a| a.username == "junho").unwrap())
         .await;
-    let r = post_form(
-        &app,
-        "/apply/business-registration/start",
-        Some(&minji.cookie),
-        &[("csrf", &minji.csrf)],
-    )
-    .await;
-    let reference = location(&r)
-        .trim_start_matches("/applications/")
-        .trim_end_matches("/pages/1")
-        .to_owned();
+    let reference = start_draft(&app, &minji, "business-registration").await;
     let r = post_form(
         &app,
         &format!("/applications/{reference}/pages/1"),
@@ -1571,17 +1557,7 @@ async fn user_text_is_escaped_on_every_page() {
             html
         }
     };
-    let r = post_form(
-        &app,
-        "/apply/business-registration/start",
-        Some(&minji.cookie),
-        &[("csrf", &minji.csrf)],
-    )
-    .await;
-    let reference = location(&r)
-        .trim_start_matches("/applications/")
-        .trim_end_matches("/pages/1")
-        .to_owned();
+    let reference = start_draft(&app, &minji, "business-registration").await;
     let r = post_form(
         &app,
         &format!("/applications/{reference}/pages/1"),

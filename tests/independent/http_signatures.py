@@ -74,6 +74,27 @@ check(status == 200 and body.get("key_id") == key_id, f"signed POST with a body 
 status, body, _ = send("POST", "/api/v1/machine/whoami", key_id, key, body=payload, tamper=payload.replace(b"1", b"2"))
 check(status == 401 and "Content-Digest" in body.get("detail", ""), f"tampered body refused: {status} {body.get('detail')}")
 
+def resend(method, path, headers, body=None, extra=None):
+    req = urllib.request.Request(base + path, data=body, method=method, headers={**headers, **(extra or {})})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+status, body = resend("POST", "/api/v1/machine/whoami?x=1", headers, payload)
+check(status == 401 and "already used" in body.get("detail", ""), f"the same signed request again is refused as a replay: {status}")
+relabelled = {k: v.replace("nara=", "again=", 1) if k.lower() in ("signature", "signature-input") else v for k, v in headers.items()}
+status, body = resend("POST", "/api/v1/machine/whoami?x=1", relabelled, payload)
+check(status == 401, f"the same signature under another label is refused: {status} {body.get('detail')}")
+
+status, body, headers = send("GET", "/api/v1/machine/whoami", key_id, key)
+check(status == 200, f"a fresh signature is accepted: {status}")
+_, _, fresh = send("GET", "/api/v1/machine/whoami", key_id, key)
+status, body = resend("GET", "/api/v1/machine/whoami", fresh, extra={"Nara-Subject": "900101-2345678"})
+check(status == 401 and "nara-subject" in body.get("detail", ""), f"a header that carries meaning, unsigned, is refused: {status} {body.get('detail')}")
+
 other = Ed25519PrivateKey.generate()
 status, body, _ = send("GET", "/api/v1/machine/whoami", key_id, other)
 check(status == 401 and "does not verify" in body.get("detail", ""), f"another key's signature refused: {status}")

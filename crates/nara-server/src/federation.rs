@@ -163,7 +163,7 @@ impl Federation {
         &self,
         req: &SignedRequest<'_>,
         now_s: i64,
-    ) -> Result<Option<String>, Fault> {
+    ) -> Result<Option<(String, crate::machine::Verified)>, Fault> {
         let Ok(signatures) = Signatures::parse(req.headers) else {
             return Ok(None);
         };
@@ -190,10 +190,10 @@ impl Federation {
                 created_at: 0,
                 revoked_at: None,
             };
-            signatures
+            let verified = signatures
                 .check(req, &label, &as_client, now_s)
                 .map_err(|e| refuse(format!("the peer gateway's signature: {e}")))?;
-            return Ok(Some(node.to_owned()));
+            return Ok(Some((node.to_owned(), verified)));
         }
         Ok(None)
     }
@@ -335,7 +335,12 @@ impl Federation {
                     | "nara-consent-assertion"
                     | "transfer-encoding"
             );
-            if keep && let Ok(v) = value.to_str() {
+            // Only what the client signed travels on.
+            let signed = call.signed_headers.iter().any(|h| h == n);
+            if keep
+                && signed
+                && let Ok(v) = value.to_str()
+            {
                 headers.push((n.to_owned(), v.to_owned()));
             }
         }
@@ -367,9 +372,16 @@ impl Federation {
                 ),
             ));
         }
+        // Everything forwarded is covered: the provider's node refuses
+        // anything less, and forwards nothing unsigned to its provider.
+        let fields: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
         let signature = crate::machine::sign_request(
             call.method.as_str(),
             &target,
+            &fields,
             &call.body,
             &state.exchange.key_id,
             state.exchange.signing_key(),

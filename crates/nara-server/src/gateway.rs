@@ -35,9 +35,6 @@ use sha2::{Digest, Sha256, Sha512};
 use crate::AppState;
 use crate::machine::{self, SignedRequest};
 
-/// How long a seen `X-Road-Id` or signature is remembered: longer than a
-/// signature's five-minute clock window, after which it is refused anyway.
-const REPLAY_WINDOW_MS: i64 = 11 * 60 * 1000;
 /// Consecutive provider failures that open a service's circuit, and for how long.
 const BREAKER_FAILURES: u32 = 5;
 const BREAKER_OPEN: Duration = Duration::from_secs(30);
@@ -96,7 +93,8 @@ pub struct Exchange {
     directory: tokio::sync::RwLock<Option<Arc<Directory>>>,
     stale: AtomicBool,
     seen_version: AtomicI64,
-    replay: Mutex<HashMap<String, i64>>,
+    /// Signatures and `X-Road-Id`s already used (shared with `Rule::Machine` routes).
+    pub replay: machine::ReplayGuard,
     breakers: Mutex<HashMap<String, Breaker>>,
     http: reqwest::Client,
     /// The message log's group commit (up to [`LOG_BATCH`] records a transaction).
@@ -128,7 +126,7 @@ impl Exchange {
             directory: tokio::sync::RwLock::new(None),
             stale: AtomicBool::new(true),
             seen_version: AtomicI64::new(-1),
-            replay: Mutex::default(),
+            replay: machine::ReplayGuard::default(),
             breakers: Mutex::default(),
             http,
             log: crate::group_commit::GroupCommit::new(LOG_BATCH, write_log),
@@ -202,27 +200,6 @@ impl Exchange {
         });
         *slot = Some(d.clone());
         Ok(d)
-    }
-
-    /// Remembers a message id or signature; false if seen inside the window.
-    fn first_time(&self, keys: &[String], now_ms: i64) -> bool {
-        let mut seen = self
-            .replay
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if seen.len() > 200_000 {
-            seen.retain(|_, at| now_ms - *at < REPLAY_WINDOW_MS);
-        }
-        let replayed = keys.iter().any(|k| {
-            seen.get(k)
-                .is_some_and(|at| now_ms - *at < REPLAY_WINDOW_MS)
-        });
-        if !replayed {
-            for k in keys {
-                seen.insert(k.clone(), now_ms);
-            }
-        }
-        !replayed
     }
 
     fn circuit_open(&self, service: &str) -> bool {
@@ -336,6 +313,8 @@ pub struct Call {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub client_signature: String,
+    /// The header fields the caller's signature covers: only these reach a provider.
+    pub signed_headers: Vec<String>,
     pub started: Instant,
     pub started_ms: i64,
 }
@@ -512,6 +491,7 @@ async fn mediate(
         Some(f) => fail!(f.verify_peer(&signed, now_s)),
         None => None,
     };
+    let verified;
     let claimed = fail!(header_text(&parts.headers, "x-road-client")).ok_or_else(|| {
         Fault::new(
             FaultKind::InvalidClientIdentifier,
@@ -525,7 +505,8 @@ async fn mediate(
         .take(300)
         .collect();
     let client = fail!(claimed.and_then(|c| ClientId::parse(&c)));
-    if let Some(peer) = &peer {
+    if let Some((peer, signature)) = &peer {
+        verified = signature.clone();
         // The peer vouches only for the members the global configuration
         // places on it.
         let f = state.exchange.federation.as_ref();
@@ -561,6 +542,7 @@ async fn mediate(
                 labels,
             ));
         }
+        verified = caller.signature;
     }
     labels.client = client.to_string();
     let xroad_id = fail!(header_text(&parts.headers, "x-road-id")).unwrap_or_else(new_id);
@@ -570,18 +552,36 @@ async fn mediate(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let replay_keys = [
-        format!("id\n{client}\n{xroad_id}"),
-        format!("sig\n{}", hex::encode(Sha256::digest(signature.as_bytes()))),
-    ];
-    if !state.exchange.first_time(&replay_keys, now_ms) {
-        return Err((
-            Fault::new(
-                FaultKind::DuplicateMessageId,
-                "this X-Road-Id or signature was already used: a replay is refused",
-            ),
-            labels,
-        ));
+    let admitted = state
+        .exchange
+        .replay
+        .admit(
+            &state.store,
+            &[format!("id\n{client}\n{xroad_id}")],
+            &verified.replay_key,
+            now_ms,
+        )
+        .await;
+    match admitted {
+        Ok(()) => {}
+        Err(machine::Replay::Repeated) => {
+            return Err((
+                Fault::new(
+                    FaultKind::DuplicateMessageId,
+                    "this X-Road-Id or signature was already used: a replay is refused",
+                ),
+                labels,
+            ));
+        }
+        Err(machine::Replay::Unavailable) => {
+            return Err((
+                Fault::new(
+                    FaultKind::DatabaseError,
+                    "the gateway could not record the signature as used; nothing was done",
+                ),
+                labels,
+            ));
+        }
     }
     let call = Call {
         method: parts.method.clone(),
@@ -594,6 +594,7 @@ async fn mediate(
         headers: parts.headers,
         body,
         client_signature: signature,
+        signed_headers: verified.covered,
         started,
         started_ms: now_ms,
     };
@@ -922,8 +923,12 @@ async fn provide(
         .http
         .request(call.method.clone(), parsed)
         .body(call.body.clone());
+    // A header the caller did not sign could have been added on the way: it
+    // never reaches the provider.
     for (name, value) in &call.headers {
-        if !NOT_FORWARDED.contains(&name.as_str()) {
+        if !NOT_FORWARDED.contains(&name.as_str())
+            && call.signed_headers.iter().any(|h| h == name.as_str())
+        {
             request = request.header(name, value);
         }
     }
@@ -1338,10 +1343,16 @@ pub async fn list_clients(State(state): State<AppState>) -> Response {
 pub fn spawn_poll(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut ticks: u64 = 0;
         loop {
             tick.tick().await;
             if let Err(e) = state.exchange.poll(&state.store).await {
                 tracing::warn!(error = %e, "polling exchange_version");
+            }
+            ticks += 1;
+            if ticks % 60 == 0 {
+                let now = nara_core::Timestamp::now().0;
+                state.exchange.replay.prune(&state.store, now).await;
             }
         }
     })
@@ -1440,6 +1451,7 @@ pub async fn fetch_evidence(
             headers.insert(name, v);
         }
     }
+    let signed_headers = headers.keys().map(|h| h.as_str().to_owned()).collect();
     let call = Call {
         method: Method::GET,
         target,
@@ -1451,6 +1463,8 @@ pub async fn fetch_evidence(
         headers,
         body: Bytes::new(),
         client_signature: "nara-portal".into(),
+        // Built here, from checked values: nothing to distrust.
+        signed_headers,
         started,
         started_ms: now_ms,
     };
@@ -1490,20 +1504,20 @@ impl Consumer {
         body: Vec<u8>,
     ) -> reqwest::RequestBuilder {
         let url = format!("{}{path}", self.base.trim_end_matches('/'));
+        let mut fields = vec![("x-road-client", self.client.as_str())];
+        fields.extend_from_slice(headers);
         let signature = machine::sign_request(
             method.as_str(),
             &url,
+            &fields,
             &body,
             &self.key_id,
             &self.key,
             crate::auth::unix_now(),
         );
-        let mut r = self
-            .http
-            .request(method, &url)
-            .header("x-road-client", &self.client);
-        for (n, v) in headers {
-            r = r.header(*n, *v);
+        let mut r = self.http.request(method, &url);
+        for (n, v) in fields {
+            r = r.header(n, v);
         }
         for (n, v) in signature {
             r = r.header(n, v);

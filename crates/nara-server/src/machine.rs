@@ -5,10 +5,14 @@
 //!
 //! nara requires, of the signature it checks (the first one whose `keyid`
 //! it knows): the covered components `@method` and `@target-uri` (or
-//! `@authority` and `@path`, plus `@query` when there is one), and
+//! `@authority` and `@path`, plus `@query` when there is one),
 //! `content-digest` (RFC 9530, `sha-256` or `sha-512`) whenever there is a
-//! body, which it recomputes; a `created` time within five minutes of now
-//! and no `expires` in the past; `alg`, if given, `ed25519`.
+//! body, which it recomputes, and every header of [`MEANINGFUL_HEADERS`]
+//! the request carries, so that nothing that changes what a request means
+//! can be altered on a captured one; a `created` time within five minutes
+//! of now and no `expires` in the past; `alg`, if given, `ed25519`. A
+//! signature is accepted once ([`ReplayGuard`], keyed on the key and the
+//! signature's decoded bytes, shared by every node through the database).
 
 use std::time::Duration;
 
@@ -24,12 +28,46 @@ use sha2::{Digest, Sha256, Sha512};
 /// How far a signature's `created` may be from now.
 pub const CLOCK_WINDOW: Duration = Duration::from_secs(300);
 
+/// Header fields that change what a signed request means, to nara or to
+/// the provider behind the gateway: whenever a request carries one, its
+/// signature must cover it (docs/exchange.md lists them per route).
+pub const MEANINGFUL_HEADERS: &[&str] = &[
+    "x-road-client",
+    "x-road-id",
+    "x-road-userid",
+    "x-road-issue",
+    "nara-subject",
+    "nara-purpose",
+    "nara-consent",
+    "nara-legal-basis",
+    "nara-consent-assertion",
+    "content-type",
+];
+
+/// A signature that verified: what it proves and what identifies it.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The components the signature covers, lower-case, as listed.
+    pub covered: Vec<String>,
+    /// `sig\nKEYID\nSHA-256(signature bytes)`: the same signature however
+    /// its header is relabelled, re-parameterised or padded with others.
+    pub replay_key: String,
+}
+
+impl Verified {
+    /// Whether the signature covers header field `name`.
+    pub fn covers(&self, name: &str) -> bool {
+        self.covered.iter().any(|c| c == name)
+    }
+}
+
 /// A verified agency system.
 #[derive(Debug, Clone)]
 pub struct MachineCaller {
     pub key_id: String,
     pub agency: String,
     pub subsystem: String,
+    pub signature: Verified,
 }
 
 impl MachineCaller {
@@ -182,7 +220,7 @@ impl Signatures {
         label: &str,
         client: &MachineClient,
         now_s: i64,
-    ) -> Result<(), Refused> {
+    ) -> Result<Verified, Refused> {
         let Some(ListEntry::InnerList(params)) = self.input.get(label) else {
             return Err(Refused::Malformed);
         };
@@ -191,11 +229,13 @@ impl Signatures {
 }
 
 /// Signs a request as an agency system (or a gateway) does: covers
-/// `@method`, `@target-uri` and, with a body, `content-digest` (SHA-256);
-/// returns the headers to add (`content-digest`, `signature-input`, `signature`).
+/// `@method`, `@target-uri`, every header in `fields` (which the caller
+/// sends as given) and, with a body, `content-digest` (SHA-256); returns
+/// the headers to add (`content-digest`, `signature-input`, `signature`).
 pub fn sign_request(
     method: &str,
     target_uri: &str,
+    fields: &[(&str, &str)],
     body: &[u8],
     key_id: &str,
     key: &ed25519_dalek::SigningKey,
@@ -205,6 +245,23 @@ pub fn sign_request(
     let mut headers = Vec::new();
     let mut base = format!("\"@method\": {method}\n\"@target-uri\": {target_uri}\n");
     let mut covered = "\"@method\" \"@target-uri\"".to_owned();
+    let mut seen: Vec<String> = Vec::new();
+    for (name, _) in fields {
+        let name = name.to_ascii_lowercase();
+        if seen.contains(&name) {
+            continue;
+        }
+        // Repeated fields are covered as one, their values joined (RFC 9421 §2.1).
+        let value = fields
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(&name))
+            .map(|(_, v)| v.trim())
+            .collect::<Vec<_>>()
+            .join(", ");
+        base.push_str(&format!("\"{name}\": {value}\n"));
+        covered.push_str(&format!(" \"{name}\""));
+        seen.push(name);
+    }
     if !body.is_empty() {
         let digest = format!("sha-256=:{}:", STANDARD.encode(Sha256::digest(body)));
         base.push_str(&format!("\"content-digest\": {digest}\n"));
@@ -252,6 +309,97 @@ impl KeyCache {
     }
 }
 
+/// How long an accepted signature (or `X-Road-Id`) is remembered: longer
+/// than the signature's clock window on either side, after which it is
+/// refused by its `created` time anyway.
+pub const REPLAY_WINDOW_MS: i64 = 11 * 60 * 1000;
+
+fn claim_batch(store: Store, keys: Vec<String>) -> crate::group_commit::BatchFuture<bool> {
+    Box::pin(async move {
+        let now = nara_core::Timestamp::now().0;
+        store
+            .claim_signatures(&keys, now, now - REPLAY_WINDOW_MS)
+            .await
+    })
+}
+
+/// Refuses a signed request seen before, on this node or any other: an
+/// in-memory map answers repeats at once, and the database (`seen_signatures`,
+/// group-committed) decides across nodes and restarts.
+pub struct ReplayGuard {
+    seen: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+    shared: crate::group_commit::GroupCommit<String, bool>,
+}
+
+impl Default for ReplayGuard {
+    fn default() -> Self {
+        ReplayGuard {
+            seen: std::sync::Mutex::default(),
+            shared: crate::group_commit::GroupCommit::new(1_000, claim_batch),
+        }
+    }
+}
+
+/// Why a request could not be admitted as new.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Replay {
+    /// Seen before within the window.
+    Repeated,
+    /// The database could not be asked; refused rather than risk a replay.
+    Unavailable,
+}
+
+impl ReplayGuard {
+    /// Admits a request once: `local` keys (an `X-Road-Id`) are remembered
+    /// on this node, `shared` (the signature's replay key) on every node.
+    pub async fn admit(
+        &self,
+        store: &Store,
+        local: &[String],
+        shared: &str,
+        now_ms: i64,
+    ) -> Result<(), Replay> {
+        {
+            let mut seen = self
+                .seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if seen.len() > 200_000 {
+                seen.retain(|_, at| now_ms - *at < REPLAY_WINDOW_MS);
+            }
+            let repeated = local.iter().map(String::as_str).chain([shared]).any(|k| {
+                seen.get(k)
+                    .is_some_and(|at| now_ms - *at < REPLAY_WINDOW_MS)
+            });
+            if repeated {
+                return Err(Replay::Repeated);
+            }
+            for k in local.iter().map(String::as_str).chain([shared]) {
+                seen.insert(k.to_owned(), now_ms);
+            }
+        }
+        match self.shared.write(store, shared.to_owned()).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Replay::Repeated),
+            Err(e) => {
+                tracing::error!(error = %e, "recording a signature as seen");
+                Err(Replay::Unavailable)
+            }
+        }
+    }
+
+    /// Forgets what is past the window (called now and then).
+    pub async fn prune(&self, store: &Store, now_ms: i64) {
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|_, at| now_ms - *at < REPLAY_WINDOW_MS);
+        if let Err(e) = store.prune_signatures(now_ms - REPLAY_WINDOW_MS).await {
+            tracing::warn!(error = %e, "pruning seen signatures");
+        }
+    }
+}
+
 /// Verifies a request's signature against the registered keys (read
 /// through `cache`): the first signature whose keyid names a registered,
 /// unrevoked key decides.
@@ -271,10 +419,11 @@ pub async fn verify_cached(
         }
         return signatures
             .check(req, &label, &client, now_s)
-            .map(|()| MachineCaller {
+            .map(|signature| MachineCaller {
                 key_id: client.key_id.clone(),
                 agency: client.agency_id.clone(),
                 subsystem: client.subsystem.clone(),
+                signature,
             });
     }
     Err(Refused::UnknownKey)
@@ -287,7 +436,7 @@ fn check_one(
     signatures: &sfv::Dictionary,
     client: &MachineClient,
     now_s: i64,
-) -> Result<(), Refused> {
+) -> Result<Verified, Refused> {
     if let Some(alg) = params.params.get("alg")
         && alg != &BareItem::String("ed25519".into())
     {
@@ -308,7 +457,14 @@ fn check_one(
     for item in &params.items {
         // Component parameters (`;sf`, `;key`, `;req`…) are not supported.
         match (&item.bare_item, item.params.is_empty()) {
-            (BareItem::String(name), true) => covered.push(name.as_str()),
+            // Component names are lower-case (RFC 9421 §2.1); another
+            // spelling would name a field the request's header map never holds.
+            (BareItem::String(name), true)
+                if !name.bytes().any(|b| b.is_ascii_uppercase())
+                    && !covered.contains(&name.as_str()) =>
+            {
+                covered.push(name.as_str())
+            }
             _ => return Err(Refused::Malformed),
         }
     }
@@ -325,6 +481,11 @@ fn check_one(
         return Err(Refused::NotCovered(
             "@target-uri (or @authority, @path and @query)",
         ));
+    }
+    for name in MEANINGFUL_HEADERS {
+        if req.headers.contains_key(*name) && !has(name) {
+            return Err(Refused::NotCovered(name));
+        }
     }
     if !req.body.is_empty() {
         if !has("content-digest") {
@@ -357,7 +518,135 @@ fn check_one(
     let key_bytes: [u8; 32] = decode_key(&client.public_key).ok_or(Refused::BadSignature)?;
     let key = VerifyingKey::from_bytes(&key_bytes).map_err(|_| Refused::BadSignature)?;
     key.verify(base.as_bytes(), &sig)
-        .map_err(|_| Refused::BadSignature)
+        .map_err(|_| Refused::BadSignature)?;
+    Ok(Verified {
+        covered: covered.iter().map(|c| c.to_string()).collect(),
+        replay_key: format!(
+            "sig\n{}\n{}",
+            client.key_id,
+            hex::encode(Sha256::digest(sig.to_bytes()))
+        ),
+    })
+}
+
+/// The signing rules as properties, for the fuzz target and the property
+/// test: a request signed with `signed` fields, then given an `unsigned`
+/// one and its `Signature` header rewritten (`rewrite` picks how), verifies
+/// exactly when no meaningful header went unsigned, and every rewrite of the
+/// same signature has the same replay key. Returns what broke.
+#[doc(hidden)]
+pub fn check_signing_rules(
+    signed: &[(&str, &str)],
+    unsigned: Option<(&str, &str)>,
+    rewrite: u8,
+) -> Result<(), String> {
+    let key = ed25519_dalek::SigningKey::from_bytes(&[5u8; 32]);
+    let client = MachineClient {
+        key_id: "KR/GOV/X/s/1".into(),
+        agency_id: "KR/GOV/X".into(),
+        subsystem: "s".into(),
+        public_key: URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
+        created_at: 0,
+        revoked_at: None,
+    };
+    let now = 1_800_000_000;
+    let target = "http://127.0.0.1:8080/r1/KR/GOV/X/s/svc?x=1";
+    let method = Method::GET;
+    let mut headers = HeaderMap::new();
+    let mut sent: Vec<(&str, &str)> = Vec::new();
+    for (n, v) in signed {
+        // Only what a client could send: valid names and visible values.
+        let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(n.as_bytes()),
+            header::HeaderValue::from_str(v.trim()),
+        ) else {
+            continue;
+        };
+        if name.as_str() != *n
+            || v.trim().is_empty()
+            || v.trim() != *v
+            || n.starts_with("signature")
+            || *n == "content-digest"
+        {
+            continue;
+        }
+        headers.append(name, value);
+        sent.push((n, v));
+    }
+    for (n, v) in sign_request("GET", target, &sent, b"", &client.key_id, &key, now) {
+        headers.insert(
+            n,
+            header::HeaderValue::from_str(&v).map_err(|e| e.to_string())?,
+        );
+    }
+    let mut leaked = false;
+    if let Some((n, v)) = unsigned
+        && let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(n.as_bytes()),
+            header::HeaderValue::from_str(v),
+        )
+        && !headers.contains_key(&name)
+    {
+        leaked = MEANINGFUL_HEADERS.contains(&name.as_str());
+        headers.insert(name, value);
+    }
+    let text = |h: &HeaderMap, n: &str| {
+        h.get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let (sig, input) = (
+        text(&headers, "signature"),
+        text(&headers, "signature-input"),
+    );
+    let rewritten = match rewrite % 4 {
+        0 => (sig.clone(), input.clone()),
+        1 => (format!("{sig}, r1=:AAAA:"), input.clone()),
+        2 => (format!("{sig};x=1"), input.clone()),
+        _ => (
+            sig.replacen("sig1=", "sig2=", 1),
+            input.replacen("sig1=", "sig2=", 1),
+        ),
+    };
+    let verify = |h: &HeaderMap| {
+        let req = SignedRequest {
+            method: &method,
+            target_uri: target.into(),
+            headers: h,
+            body: b"",
+        };
+        let sigs = Signatures::parse(h)?;
+        let (label, _) = sigs
+            .key_ids()?
+            .into_iter()
+            .next()
+            .ok_or(Refused::UnknownKey)?;
+        sigs.check(&req, &label, &client, now)
+    };
+    let original = verify(&headers);
+    let mut again = headers.clone();
+    for (n, v) in [
+        ("signature", &rewritten.0),
+        ("signature-input", &rewritten.1),
+    ] {
+        again.insert(
+            n,
+            header::HeaderValue::from_str(v).map_err(|e| e.to_string())?,
+        );
+    }
+    let replayed = verify(&again);
+    match (&original, leaked) {
+        (Ok(_), true) => return Err("a meaningful header was accepted unsigned".into()),
+        (Err(e), false) => return Err(format!("a well-signed request was refused: {e}")),
+        _ => {}
+    }
+    if let (Ok(a), Ok(b)) = (&original, &replayed)
+        && a.replay_key != b.replay_key
+    {
+        return Err("a rewritten Signature header escaped replay detection".into());
+    }
+    Ok(())
 }
 
 /// A 32-byte Ed25519 public key from base64 (standard or URL-safe, with or
@@ -533,6 +822,33 @@ mod tests {
                         proptest::prop_assert!(check_one(&req, label, params, &sigs, &client, 1_800_000_000).is_err());
                     }
                 }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Coverage and replay: whatever a client signs, a meaningful header
+        /// added afterwards is refused, and rewriting the Signature header
+        /// never makes the same signature new.
+        #[test]
+        fn captured_requests_cannot_be_altered_or_replayed(
+            signed in proptest::collection::vec((
+                proptest::sample::select(vec![
+                    "x-road-client", "x-road-id", "x-road-userid", "x-road-issue", "nara-subject",
+                    "nara-purpose", "nara-consent", "nara-legal-basis", "content-type", "accept", "x-other",
+                ]),
+                "[ -~]{0,20}",
+            ), 0..6),
+            unsigned in proptest::option::of((
+                proptest::sample::select(vec!["nara-subject", "nara-purpose", "x-road-id", "nara-legal-basis", "accept", "x-trace"]),
+                "[!-~]{1,20}",
+            )),
+            rewrite in proptest::num::u8::ANY,
+        ) {
+            let signed: Vec<(&str, &str)> = signed.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            let unsigned = unsigned.as_ref().map(|(n, v)| (*n, v.as_str()));
+            if let Err(e) = check_signing_rules(&signed, unsigned, rewrite) {
+                proptest::prop_assert!(false, "{e}");
             }
         }
     }

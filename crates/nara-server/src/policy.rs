@@ -239,6 +239,25 @@ async fn machine_request(state: AppState, request: Request, next: Next, https: b
     .await
     {
         Ok(m) => {
+            let now_ms = nara_core::Timestamp::now().0;
+            let admitted = state
+                .exchange
+                .replay
+                .admit(&state.store, &[], &m.signature.replay_key, now_ms)
+                .await;
+            if let Err(why) = admitted {
+                tracing::warn!(path = %parts.uri.path(), ?why, "signed request refused: replay");
+                return match why {
+                    crate::machine::Replay::Repeated => Problem::unauthorized()
+                        .detail("this signature was already used: sign every request anew (a replay is refused)"),
+                    crate::machine::Replay::Unavailable => Problem::new(
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        "unavailable",
+                        "The request could not be recorded; nothing was done",
+                    ),
+                }
+                .into_response();
+            }
             let mut request = Request::from_parts(parts, axum::body::Body::from(bytes));
             request
                 .extensions_mut()

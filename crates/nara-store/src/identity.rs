@@ -976,3 +976,52 @@ impl Store {
         }))
     }
 }
+
+impl Store {
+    /// Records each of `keys` (one request's signature each) as seen at
+    /// `now_ms`, in one transaction, answering for each whether it was new:
+    /// false if it was seen after `since_ms`, by this node or another. A key
+    /// repeated within the batch is new only the first time.
+    pub async fn claim_signatures(
+        &self,
+        keys: &[String],
+        now_ms: i64,
+        since_ms: i64,
+    ) -> Result<Vec<bool>> {
+        let mut fresh = Vec::with_capacity(keys.len());
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            for key in keys {
+                // Inserted, or an old row taken over: either way one row changed.
+                let changed = sqlx::query(
+                    "INSERT INTO seen_signatures (replay_key, seen_at) VALUES ($1, $2) \
+                     ON CONFLICT (replay_key) DO UPDATE SET seen_at = excluded.seen_at \
+                     WHERE seen_signatures.seen_at <= $3",
+                )
+                .bind(key)
+                .bind(now_ms)
+                .bind(since_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                fresh.push(changed == 1);
+            }
+            tx.commit().await?;
+        });
+        Ok(fresh)
+    }
+
+    /// Forgets signatures seen at or before `before_ms` (past the replay window).
+    pub async fn prune_signatures(&self, before_ms: i64) -> Result<u64> {
+        Ok(with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let n = sqlx::query("DELETE FROM seen_signatures WHERE seen_at <= $1")
+                .bind(before_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            n
+        }))
+    }
+}

@@ -54,20 +54,27 @@ struct Signer {
 
 impl Signer {
     fn sign(&self, n: usize, subject: &str) -> Signed {
-        let mut headers = nara_server::machine::sign_request(
+        let id = format!("bench-{}-{n}", self.key_id);
+        let mut fields = vec![("nara-subject", subject)];
+        if self.xroad {
+            fields.extend([
+                ("x-road-client", self.client.as_str()),
+                ("x-road-id", id.as_str()),
+                ("nara-purpose", "benefit-eligibility"),
+                ("nara-legal-basis", LEGAL_BASIS),
+            ]);
+        }
+        let mut headers: Vec<(&'static str, String)> = nara_server::machine::sign_request(
             "GET",
             &self.url,
+            &fields,
             b"",
             &self.key_id,
             &self.key,
             nara_server::auth::unix_now(),
         );
-        headers.push(("nara-subject", subject.to_owned()));
-        if self.xroad {
-            headers.push(("x-road-client", self.client.clone()));
-            headers.push(("x-road-id", format!("bench-{}-{n}", self.key_id)));
-            headers.push(("nara-purpose", "benefit-eligibility".into()));
-            headers.push(("nara-legal-basis", LEGAL_BASIS.into()));
+        for (n, v) in fields {
+            headers.push((n, v.to_owned()));
         }
         Signed {
             url: self.url.clone(),

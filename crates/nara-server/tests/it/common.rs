@@ -134,6 +134,29 @@ impl TestApp {
         .await
     }
 
+    /// Another node on this app's database, with the same keys (as nodes
+    /// behind one load balancer share them).
+    pub async fn second_node(&self) -> TestApp {
+        let store = Store::connect(&self.url).await.expect("open the database");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let keys = nara_server::ledger::LedgerKeys::ephemeral(&Config::default().ledger_origin())
+            .expect("ledger key");
+        let mut node = TestApp::serve_node(
+            store,
+            Config::default(),
+            None,
+            keys,
+            listener,
+            self.identity.clone(),
+            None,
+        )
+        .await;
+        node.url = self.url.clone();
+        node
+    }
+
     /// Serves on `listener` with `identity` (whose gateway key a global
     /// configuration may name), federated if `federation` is given.
     pub async fn serve_node(
@@ -463,8 +486,9 @@ pub fn totp_now(secret: &str, username: &str) -> String {
 /// Declares a test that runs once per backend: `name::sqlite` and `name::postgres`.
 #[macro_export]
 macro_rules! backends {
-    ($(async fn $name:ident($backend:ident: &str) $body:block)+) => {
+    ($($(#[doc = $doc:literal])* async fn $name:ident($backend:ident: &str) $body:block)+) => {
         $(
+            $(#[doc = $doc])*
             mod $name {
                 #[allow(unused_imports)]
                 use super::*;

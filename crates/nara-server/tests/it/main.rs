@@ -16,5 +16,6 @@ mod ledger;
 mod machine;
 mod pages;
 mod portal;
+mod review;
 mod services;
 mod store_contract;

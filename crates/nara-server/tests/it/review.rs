@@ -1,0 +1,273 @@
+//! Regression tests for the outside security review (issue 12): each test
+//! reproduces a finding as the reviewer did, against the real server, and
+//! fails on the code the review found.
+
+use reqwest::{Method, StatusCode};
+
+use crate::backends;
+use crate::common::TestApp;
+
+const RESIDENTS: &str = "KR/GOV/MOIS/resident-registry/residents";
+const RECORD: &str = "/r1/KR/GOV/MOIS/resident-registry/residents/record";
+const MINJI: &str = "900101-2345678";
+const JUNHO: &str = "850315-1234567";
+const BASIS: &str = "Resident Registration Act art. 29";
+
+fn xroad_error(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("x-road-error")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+/// A captured request: its URL and every header as sent.
+#[derive(Clone)]
+struct Captured {
+    url: String,
+    method: Method,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Captured {
+    fn set(&mut self, name: &str, value: &str) {
+        self.headers.retain(|(n, _)| n != name);
+        self.headers.push((name.to_owned(), value.to_owned()));
+    }
+
+    fn get(&self, name: &str) -> String {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+
+    async fn send(&self, client: &reqwest::Client) -> reqwest::Response {
+        let mut r = client.request(self.method.clone(), &self.url);
+        for (n, v) in &self.headers {
+            r = r.header(n, v);
+        }
+        r.body(self.body.clone()).send().await.unwrap()
+    }
+}
+
+/// Signs as the demo's Seoul system: `signed` fields covered, `unsigned` added after.
+fn capture(
+    app: &TestApp,
+    demo: &nara_server::demo::DemoExchange,
+    method: Method,
+    path: &str,
+    signed: &[(&str, &str)],
+    unsigned: &[(&str, &str)],
+    body: &[u8],
+) -> Captured {
+    let c = app.consumer(demo);
+    let url = app.url(path);
+    let mut headers: Vec<(String, String)> = nara_server::machine::sign_request(
+        method.as_str(),
+        &url,
+        signed,
+        body,
+        &c.key_id,
+        &c.key,
+        nara_server::auth::unix_now(),
+    )
+    .into_iter()
+    .map(|(n, v)| (n.to_owned(), v))
+    .collect();
+    for (n, v) in signed.iter().chain(unsigned) {
+        headers.push(((*n).to_owned(), (*v).to_owned()));
+    }
+    Captured {
+        url,
+        method,
+        headers,
+        body: body.to_vec(),
+    }
+}
+
+/// The three rewrites of a `Signature` header the reviewer used to replay the
+/// same signature bytes under a "new" header string.
+fn rewritten_signatures(captured: &Captured) -> Vec<(&'static str, Captured)> {
+    let sig = captured.get("signature");
+    let input = captured.get("signature-input");
+    let mut padded = captured.clone();
+    padded.set("signature", &format!("{sig}, r1=:AAAA:"));
+    let mut parameterised = captured.clone();
+    parameterised.set("signature", &format!("{sig};x=1"));
+    let mut relabelled = captured.clone();
+    relabelled.set("signature", &sig.replacen("sig1=", "sig2=", 1));
+    relabelled.set("signature-input", &input.replacen("sig1=", "sig2=", 1));
+    vec![
+        ("another signature appended", padded),
+        ("a parameter appended", parameterised),
+        ("relabelled sig1 → sig2", relabelled),
+    ]
+}
+
+backends! {
+    /// Finding 1: a signature must cover every header that carries meaning,
+    /// and the same signature bytes are accepted once, however the header
+    /// that carries them is rewritten.
+    async fn captured_exchange_requests_cannot_be_altered_or_replayed(backend: &str) {
+        let Some(app) = TestApp::start(backend).await else { return };
+        let demo = app.demo_exchange(5).await;
+        let client = app.client.clone();
+
+        // The reviewer's request: only @method and @target-uri signed.
+        let weak = capture(&app, &demo, Method::GET, RECORD, &[], &[
+            ("x-road-client", demo.client.as_str()),
+            ("nara-subject", MINJI),
+            ("nara-purpose", "benefit-eligibility"),
+            ("nara-legal-basis", BASIS),
+        ], b"");
+        let r = weak.send(&client).await;
+        assert_eq!(xroad_error(&r), "Client.InvalidSignatureValue");
+        let text = r.text().await.unwrap();
+        assert!(text.contains("must cover x-road-client"), "{text}");
+        for name in ["nara-subject", "nara-purpose", "nara-legal-basis", "x-road-id", "x-road-userid", "x-road-issue", "nara-consent", "content-type"] {
+            // Each meaningful header, left unsigned on an otherwise fully signed request.
+            let r = capture(&app, &demo, Method::GET, RECORD, &[
+                ("x-road-client", demo.client.as_str()),
+                ("nara-purpose", "benefit-eligibility"),
+                ("nara-legal-basis", BASIS),
+            ], &[(name, if name == "nara-subject" { MINJI } else { "x" })], b"").send(&client).await;
+            assert_eq!(xroad_error(&r), "Client.InvalidSignatureValue", "{name} unsigned");
+        }
+
+        // A fully signed request for Minji answers once.
+        let good = capture(&app, &demo, Method::GET, RECORD, &[
+            ("x-road-client", demo.client.as_str()),
+            ("x-road-id", "review-1"),
+            ("nara-subject", MINJI),
+            ("nara-purpose", "benefit-eligibility"),
+            ("nara-legal-basis", BASIS),
+        ], &[], b"");
+        let r = good.send(&client).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["name"], "Kim Minji");
+        let logged = app.store.exchange_count().await.unwrap();
+
+        // Resent for another citizen: the signature no longer verifies.
+        let mut other = good.clone();
+        other.set("nara-subject", JUNHO);
+        for (what, replay) in rewritten_signatures(&other) {
+            let r = replay.send(&client).await;
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{what}");
+            assert_eq!(xroad_error(&r), "Client.InvalidSignatureValue", "{what}");
+        }
+        // Resent unchanged but with the Signature header rewritten: the same
+        // signature bytes, refused as a replay.
+        for (what, replay) in rewritten_signatures(&good) {
+            let r = replay.send(&client).await;
+            assert_eq!(xroad_error(&r), "Client.DuplicateMessageId", "{what}");
+        }
+        // Nothing more was released or logged.
+        assert_eq!(app.store.exchange_count().await.unwrap(), logged);
+
+        // Another node on the same database refuses the replay too (its
+        // clients address it by the same host name behind a load balancer).
+        let node2 = app.second_node().await;
+        let mut elsewhere = good.clone();
+        elsewhere.url = node2.url(RECORD);
+        elsewhere.set("host", &app.addr.to_string());
+        let r = elsewhere.send(&client).await;
+        assert_eq!(xroad_error(&r), "Client.DuplicateMessageId", "replayed on another node");
+        // ... and a fresh signature sent to that node works.
+        let fresh = capture(&app, &demo, Method::GET, RECORD, &[
+            ("x-road-client", demo.client.as_str()),
+            ("nara-subject", MINJI),
+            ("nara-purpose", "benefit-eligibility"),
+            ("nara-legal-basis", BASIS),
+        ], &[], b"");
+        let mut fresh2 = fresh.clone();
+        fresh2.url = node2.url(RECORD);
+        fresh2.set("host", &app.addr.to_string());
+        assert_eq!(fresh2.send(&client).await.status(), StatusCode::OK);
+        assert_eq!(xroad_error(&fresh.send(&client).await), "Client.DuplicateMessageId");
+    }
+
+    /// Finding 1 on `Rule::Machine` routes: a registry write for A cannot be
+    /// turned into a write for B, nor replayed.
+    async fn captured_registry_writes_cannot_be_redirected_or_replayed(backend: &str) {
+        let Some(app) = TestApp::start(backend).await else { return };
+        let demo = app.demo_exchange(5).await;
+        let client = app.client.clone();
+        // MOIS's own system writes its resident register.
+        let key = ed25519_dalek::SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+        let own = nara_server::machine::register(
+            &app.store,
+            &"KR/GOV/MOIS".parse().unwrap(),
+            "resident-registry",
+            &base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, key.verifying_key().as_bytes()),
+            "test",
+        )
+        .await
+        .unwrap();
+        let writer = nara_server::gateway::Consumer {
+            key_id: own.key_id,
+            key,
+            client: "KR/GOV/MOIS/resident-registry".into(),
+            ..app.consumer(&demo)
+        };
+        let registry = "residents";
+        let path = format!("/api/v1/registries/{registry}/record");
+        let body = br#"{"name":"Written For Minji","birth_date":"1990-01-01","sex":"F","address":"Seoul","household_head":false,"moved_in":"2020-01-01"}"#.to_vec();
+        let request = writer
+            .request(Method::PUT, &path, &[("nara-subject", MINJI), ("content-type", "application/json")], body.clone())
+            .build()
+            .unwrap();
+        let mut captured = Captured {
+            url: request.url().to_string(),
+            method: Method::PUT,
+            headers: request.headers().iter().map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap().to_owned())).collect(),
+            body,
+        };
+        assert_eq!(captured.send(&client).await.status(), StatusCode::NO_CONTENT);
+        // The same request again, and with the Signature header rewritten.
+        let r = captured.send(&client).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert!(r.text().await.unwrap().contains("already used"));
+        for (what, replay) in rewritten_signatures(&captured) {
+            assert_eq!(replay.send(&client).await.status(), StatusCode::UNAUTHORIZED, "{what}");
+        }
+        // Redirected to another citizen: refused, and Junho's record is his own.
+        captured.set("nara-subject", JUNHO);
+        assert_eq!(captured.send(&client).await.status(), StatusCode::UNAUTHORIZED);
+        let read = writer
+            .request(Method::GET, &path, &[("nara-subject", JUNHO)], vec![])
+            .send()
+            .await
+            .unwrap();
+        let text = read.text().await.unwrap();
+        assert!(!text.contains("Written For Minji"), "{text}");
+        // An unsigned header is refused on machine routes too.
+        let weak = capture(&app, &demo, Method::GET, "/api/v1/machine/whoami", &[], &[("nara-subject", MINJI)], b"");
+        let r = weak.send(&client).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert!(r.text().await.unwrap().contains("nara-subject"));
+    }
+}
+
+/// The shared replay store on its own: two guards (two nodes) over one database.
+mod replay_store {
+    use super::*;
+
+    backends! {
+        async fn a_signature_is_admitted_once_across_nodes(backend: &str) {
+            let Some(app) = TestApp::start(backend).await else { return };
+            let other = nara_store::Store::connect(&app.url).await.unwrap();
+            let (a, b) = (nara_server::machine::ReplayGuard::default(), nara_server::machine::ReplayGuard::default());
+            let now = nara_core::Timestamp::now().0;
+            assert_eq!(a.admit(&app.store, &[], "sig\nk\n1", now).await, Ok(()));
+            assert_eq!(a.admit(&app.store, &[], "sig\nk\n1", now).await, Err(nara_server::machine::Replay::Repeated));
+            assert_eq!(b.admit(&other, &[], "sig\nk\n1", now).await, Err(nara_server::machine::Replay::Repeated));
+            assert_eq!(b.admit(&other, &[], "sig\nk\n2", now).await, Ok(()));
+            // Past the window the row is pruned (the signature's clock check refuses it anyway).
+            let later = now + nara_server::machine::REPLAY_WINDOW_MS + 1;
+            b.prune(&other, later).await;
+            assert_eq!(app.store.claim_signatures(&["sig\nk\n1".into()], later, later - nara_server::machine::REPLAY_WINDOW_MS).await.unwrap(), vec![true]);
+        }
+    }
+}

@@ -17,6 +17,8 @@ use nara_store::applications::{Application, IssuedCredential};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use std::sync::Arc;
+
 use crate::AppState;
 use crate::auth::Principal;
 use crate::pages::{Layout, PageCtx, PageError, render, store_failed};
@@ -384,41 +386,115 @@ pub async fn verify_page(
 
 /// The largest file `/verify` reads: a phone photograph.
 pub const VERIFY_FILE_BYTES: usize = 12 * 1024 * 1024;
+/// The most pixels `/verify` decodes: a 16-megapixel photograph. The header
+/// is read first, so a larger image costs nothing.
+pub const VERIFY_MAX_PIXELS: u64 = 4_096 * 4_096;
+/// The longest side the QR finder works on: a photographed code stays
+/// readable, and the finder's work is bounded by a small image.
+const QR_SIDE: u32 = 1_280;
+/// Decodes running at once on a node, decodes an address may start per
+/// minute, and how long a request waits for its answer.
+const QR_SLOTS: usize = 2;
+const QR_PER_MINUTE: u32 = 20;
+const QR_DEADLINE: std::time::Duration = std::time::Duration::from_millis(900);
+
+/// Why an uploaded file yielded no credential (a message key).
+pub type NoToken = &'static str;
 
 /// The credential in an uploaded file: the token itself (text), or the QR
 /// code of a printed or displayed document (a PNG or JPEG photograph).
-pub fn token_from_file(bytes: &[u8]) -> Result<String, &'static str> {
+/// Work is bounded whatever the file: the header's size is checked before
+/// decoding, the image is scaled down before the finder runs, and the finder
+/// (quirc's, ported) stops at 32 finder patterns and 8 grids.
+pub fn token_from_file(bytes: &[u8]) -> Result<String, NoToken> {
     let media = crate::uploads::sniff(bytes);
     if media != "image/png" && media != "image/jpeg" {
         let text = std::str::from_utf8(bytes).map_err(|_| "verify.unreadable")?;
         return Ok(text.trim().chars().take(64 * 1024).collect());
     }
     // Refuse an image whose header promises more than a photograph would.
-    if !crate::uploads::image_size_ok(bytes, media) {
-        return Err("upload.bomb");
+    match crate::uploads::image_dimensions(bytes, media) {
+        Some((w, h)) if w > 0 && h > 0 && w.saturating_mul(h) <= VERIFY_MAX_PIXELS => {}
+        _ => return Err("upload.bomb"),
     }
     let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|_| "verify.unreadable")?;
     let mut limits = image::Limits::default();
-    limits.max_image_width = Some(8_000);
-    limits.max_image_height = Some(8_000);
-    limits.max_alloc = Some(256 * 1024 * 1024);
+    limits.max_image_width = Some(8_192);
+    limits.max_image_height = Some(8_192);
+    limits.max_alloc = Some(96 * 1024 * 1024);
     reader.limits(limits);
     let grey = reader
         .decode()
         .map_err(|_| "verify.unreadable")?
         .into_luma8();
     let (w, h) = grey.dimensions();
-    let mut prepared =
-        rqrr::PreparedImage::prepare_from_greyscale(w as usize, h as usize, |x, y| {
-            grey.get_pixel(x as u32, y as u32).0[0]
-        });
-    prepared
-        .detect_grids()
-        .iter()
-        .find_map(|g| g.decode().ok().map(|(_, content)| content))
+    let grey = if w.max(h) > QR_SIDE {
+        let scale = f64::from(QR_SIDE) / f64::from(w.max(h));
+        let (nw, nh) = (
+            ((f64::from(w) * scale) as u32).max(1),
+            ((f64::from(h) * scale) as u32).max(1),
+        );
+        image::imageops::thumbnail(&grey, nw, nh)
+    } else {
+        grey
+    };
+    let (w, h) = grey.dimensions();
+    let mut finder = quircs::Quirc::default();
+    finder
+        .identify(w as usize, h as usize, grey.as_raw())
+        .filter_map(Result::ok)
+        .find_map(|code| code.decode().ok())
+        .and_then(|data| String::from_utf8(data.payload).ok())
         .ok_or("verify.no_qr")
+}
+
+/// The public `/verify/file`'s limits: a few decodes at a time per node,
+/// a rate per address, and an answer within a second.
+pub struct QrGate {
+    slots: Arc<tokio::sync::Semaphore>,
+    per_address: governor::DefaultKeyedRateLimiter<String>,
+}
+
+impl Default for QrGate {
+    fn default() -> Self {
+        QrGate {
+            slots: Arc::new(tokio::sync::Semaphore::new(QR_SLOTS)),
+            per_address: governor::RateLimiter::keyed(governor::Quota::per_minute(
+                std::num::NonZeroU32::new(QR_PER_MINUTE).unwrap_or(std::num::NonZeroU32::MIN),
+            )),
+        }
+    }
+}
+
+impl QrGate {
+    /// Reads the credential in `bytes` for `address`, within the limits.
+    pub async fn token(&self, address: &str, bytes: Vec<u8>) -> Result<String, NoToken> {
+        if self.per_address.len() > 100_000 {
+            self.per_address.retain_recent();
+        }
+        if self.per_address.check_key(&address.to_owned()).is_err() {
+            return Err("verify.busy");
+        }
+        let deadline = tokio::time::Instant::now() + QR_DEADLINE;
+        // The slot is held by the decode itself, so a slow one still counts
+        // until it ends, however early its request was answered.
+        let slot = tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| "verify.busy")?
+            .map_err(|_| "verify.busy")?;
+        let decode = tokio::task::spawn_blocking(move || {
+            let found = token_from_file(&bytes);
+            drop(slot);
+            found
+        });
+        match tokio::time::timeout_at(deadline, decode).await {
+            Ok(Ok(found)) => found,
+            Ok(Err(_)) => Err("verify.unreadable"),
+            Err(_) => Err("verify.too_slow"),
+        }
+    }
 }
 
 /// `POST /verify/file` (multipart `file`): a file holding the credential,
@@ -426,6 +502,7 @@ pub fn token_from_file(bytes: &[u8]) -> Result<String, &'static str> {
 pub async fn verify_file(
     ctx: PageCtx,
     State(state): State<AppState>,
+    crate::account::ClientAddress(address): crate::account::ClientAddress,
     mut multipart: axum::extract::Multipart,
 ) -> Response {
     let mut bytes = Vec::new();
@@ -438,9 +515,7 @@ pub async fn verify_file(
         }
     }
     let tr = ctx.tr();
-    let found = tokio::task::spawn_blocking(move || token_from_file(&bytes))
-        .await
-        .unwrap_or(Err("verify.unreadable"));
+    let found = state.qr.token(&address, bytes).await;
     let (token, verdict) = match found {
         Ok(token) => {
             let verdict = verify_token(&state, &token).await;

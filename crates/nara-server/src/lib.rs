@@ -60,6 +60,8 @@ pub struct AppState {
     pub passwords: Arc<auth::PasswordWork>,
     /// Failed sign-ins by account and by address.
     pub account_throttle: Arc<auth::Throttle>,
+    /// `/verify/file`'s bounded QR decoding.
+    pub qr: Arc<credentials::QrGate>,
     pub address_throttle: Arc<auth::Throttle>,
     pub callers: Arc<auth::CallerCache>,
     /// The WebAuthn relying party, when the public URL has a domain name.
@@ -97,6 +99,7 @@ impl AppState {
             rules: Arc::new(policy::Rules::new(&route_rules())),
             passwords: Arc::new(auth::PasswordWork::default()),
             account_throttle: Arc::new(auth::Throttle::new(auth::ACCOUNT_FREE_FAILURES)),
+            qr: Arc::default(),
             address_throttle: Arc::new(auth::Throttle::new(auth::ADDRESS_FREE_FAILURES)),
             callers: Arc::default(),
             submissions: Arc::new(application_api::submissions()),

@@ -108,14 +108,13 @@ fn jpeg_size(b: &[u8]) -> Option<(u64, u64)> {
     None
 }
 
-/// Whether an image's header promises a size worth decoding.
-pub fn image_size_ok(bytes: &[u8], media: &str) -> bool {
-    let size = match media {
+/// Width and height as a PNG's or JPEG's header states them (nothing decoded).
+pub fn image_dimensions(bytes: &[u8], media: &str) -> Option<(u64, u64)> {
+    match media {
         "image/png" => png_size(bytes),
         "image/jpeg" => jpeg_size(bytes),
-        _ => return false,
-    };
-    size.is_some_and(|(w, h)| w > 0 && h > 0 && w.saturating_mul(h) <= MAX_PIXELS)
+        _ => None,
+    }
 }
 
 /// Checks a file against a file field: size, type by content, dimensions.

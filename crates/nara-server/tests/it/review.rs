@@ -7,7 +7,6 @@ use reqwest::{Method, StatusCode};
 use crate::backends;
 use crate::common::TestApp;
 
-const RESIDENTS: &str = "KR/GOV/MOIS/resident-registry/residents";
 const RECORD: &str = "/r1/KR/GOV/MOIS/resident-registry/residents/record";
 const MINJI: &str = "900101-2345678";
 const JUNHO: &str = "850315-1234567";
@@ -270,4 +269,100 @@ mod replay_store {
             assert_eq!(app.store.claim_signatures(&["sig\nk\n1".into()], later, later - nara_server::machine::REPLAY_WINDOW_MS).await.unwrap(), vec![true]);
         }
     }
+}
+
+/// A PNG tiled with QR finder patterns (3 px a module, one module apart),
+/// the reviewer's decoder sink; `side` px square.
+fn finder_tiles(side: u32) -> Vec<u8> {
+    let img = image::GrayImage::from_fn(side, side, |x, y| {
+        let (mx, my) = ((x / 3) % 9, (y / 3) % 9);
+        let ring = |m: u32| m.min(6 - m.min(6));
+        let dark = mx < 7 && my < 7 && {
+            let d = ring(mx).min(ring(my));
+            d != 1
+        };
+        image::Luma([if dark { 0 } else { 255 }])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+async fn scan(
+    client: &reqwest::Client,
+    app: &TestApp,
+    bytes: Vec<u8>,
+) -> (StatusCode, String, std::time::Duration) {
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes).file_name("photo.png"),
+    );
+    let started = std::time::Instant::now();
+    let r = client
+        .post(app.url("/verify/file"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.text().await.unwrap(), started.elapsed())
+}
+
+/// Finding 2: `/verify/file` answers any crafted image within a second,
+/// decodes a bounded number at once, and limits each address.
+#[tokio::test]
+async fn crafted_images_cannot_exhaust_the_verifier() {
+    let app = TestApp::start("sqlite").await.unwrap();
+    let client = app.client.clone();
+    for side in [500, 1000, 4000] {
+        let png = finder_tiles(side);
+        let (status, page, took) = scan(&client, &app, png).await;
+        assert_eq!(status, StatusCode::OK, "{side} px");
+        assert!(
+            page.contains("No readable QR code") || page.contains("took too long"),
+            "{side} px"
+        );
+        assert!(
+            took < std::time::Duration::from_secs(1),
+            "{side}×{side} finder tiles answered in {took:?}"
+        );
+    }
+    // 7000×7000 (49 megapixels, a few kilobytes compressed): refused from
+    // its header, six at once, without decoding.
+    let huge = {
+        let img = image::GrayImage::from_pixel(7000, 7000, image::Luma([255]));
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    };
+    let started = std::time::Instant::now();
+    let answers =
+        futures_util::future::join_all((0..6).map(|_| scan(&client, &app, huge.clone()))).await;
+    for (status, page, _) in &answers {
+        assert_eq!(*status, StatusCode::OK);
+        assert!(
+            page.contains("too large to process") || page.contains("wait a minute"),
+            "{page}"
+        );
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "six huge images in {:?}",
+        started.elapsed()
+    );
+    // One address may not keep the decoder busy: past 20 a minute it waits
+    // (9 were spent above; one more comes back every 3 s).
+    let started = std::time::Instant::now();
+    let mut busy = 0;
+    for _ in 0..20 {
+        let (_, page, took) = scan(&client, &app, finder_tiles(300)).await;
+        assert!(took < std::time::Duration::from_secs(1));
+        busy += usize::from(page.contains("wait a minute"));
+    }
+    let replenished = started.elapsed().as_secs() as usize / 3 + 1;
+    assert!(
+        busy + replenished >= 9,
+        "the per-address limit held back {busy} of 20"
+    );
+    assert!(busy >= 1);
 }

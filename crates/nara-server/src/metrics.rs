@@ -163,10 +163,30 @@ impl Metrics {
     }
 }
 
-/// Middleware: counts and times every request by its route pattern.
+/// A method as a label: the nine of RFC 9110 (and PATCH) by name, any other
+/// token as `other`, so that a client cannot grow the label set (or a log
+/// line) by inventing methods.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// Middleware: counts and times every request by its route pattern
+/// (`unmatched` for every path no route serves).
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method()).to_owned();
     let route = request
         .extensions()
         .get::<MatchedPath>()

@@ -163,7 +163,17 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
     // Machine routes answer a denial with a problem; pages with a redirect or page.
     let api = !crate::pages::is_page(&route);
     let Some(rule) = state.rules.get(request.method(), &route) else {
-        tracing::error!(%route, method = %request.method(), "route has no policy rule: denied");
+        let method = crate::metrics::method_label(request.method());
+        if method == "other" {
+            // An invented method: no route serves it, and it says nothing worth logging.
+            return Problem::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "This method is not allowed here",
+            )
+            .into_response();
+        }
+        tracing::error!(%route, method, "route has no policy rule: denied");
         return Problem::forbidden()
             .detail("this route has no policy")
             .into_response();

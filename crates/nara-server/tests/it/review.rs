@@ -366,3 +366,53 @@ async fn crafted_images_cannot_exhaust_the_verifier() {
     );
     assert!(busy >= 1);
 }
+
+/// Finding 4: made-up methods and paths share one label each, so a scrape
+/// stays the same size however many a client invents.
+#[tokio::test]
+async fn invented_methods_and_paths_do_not_grow_metrics() {
+    let app = TestApp::start("sqlite").await.unwrap();
+    for i in 0..20 {
+        let method = Method::from_bytes(format!("M{i}").as_bytes()).unwrap();
+        app.client
+            .request(method, app.url("/"))
+            .send()
+            .await
+            .unwrap();
+        app.client
+            .get(app.url(&format!("/nothing-{i}")))
+            .send()
+            .await
+            .unwrap();
+    }
+    app.get_as_operator("/metrics").await;
+    let before = app.get_as_operator("/metrics").await.text().await.unwrap();
+    let mut statuses = Vec::new();
+    for i in 0..300 {
+        let method = Method::from_bytes(format!("X{i}{}", "Y".repeat(i % 50)).as_bytes()).unwrap();
+        let r = app
+            .client
+            .request(method, app.url("/"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status());
+        app.client
+            .get(app.url(&format!("/nowhere-{i}")))
+            .send()
+            .await
+            .unwrap();
+    }
+    let after = app.get_as_operator("/metrics").await.text().await.unwrap();
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::METHOD_NOT_ALLOWED),
+        "an invented method is not allowed"
+    );
+    assert!(!after.contains("X299"), "no invented method is a label");
+    assert!(after.contains("method=\"other\""));
+    // The counters grew; the set of series did not.
+    let series = |text: &str| text.lines().filter(|l| !l.starts_with('#')).count();
+    assert_eq!(series(&before), series(&after), "no new series");
+}

@@ -264,8 +264,10 @@ pub async fn verify_token(state: &AppState, token: &str) -> Verdict {
         v.problems.push("not a compact JWS".into());
         return v;
     }
-    if header["alg"] != "EdDSA" || header["typ"] != "vc+jwt" {
-        v.problems.push("expected alg EdDSA and typ vc+jwt".into());
+    // RFC 9864: `Ed25519` is the algorithm's name now, `EdDSA` the old one; same key, same signature.
+    if !(header["alg"] == "EdDSA" || header["alg"] == "Ed25519") || header["typ"] != "vc+jwt" {
+        v.problems
+            .push("expected alg Ed25519 (or EdDSA) and typ vc+jwt".into());
     }
     let kid = header["kid"].as_str().unwrap_or("");
     let prefix = format!("{}/agencies/", state.config.issuer());

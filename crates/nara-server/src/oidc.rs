@@ -56,7 +56,10 @@ pub async fn discovery(State(state): State<AppState>) -> Response {
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["pairwise"],
-        "id_token_signing_alg_values_supported": ["EdDSA"],
+        // RFC 9864 names the algorithm Ed25519 and deprecates EdDSA; ID
+        // tokens say EdDSA, which every client library still expects, and
+        // the key is the same for both.
+        "id_token_signing_alg_values_supported": ["EdDSA", "Ed25519"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "code_challenge_methods_supported": ["S256"],
@@ -80,7 +83,7 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
 }
 
 fn json_response(status: StatusCode, body: &Value, cache: &'static str) -> Response {
-    (
+    let mut r = (
         status,
         [
             (header::CONTENT_TYPE, "application/json"),
@@ -88,7 +91,13 @@ fn json_response(status: StatusCode, body: &Value, cache: &'static str) -> Respo
         ],
         body.to_string(),
     )
-        .into_response()
+        .into_response();
+    if cache == "no-store" {
+        // RFC 6749 §5.1: for HTTP/1.0 caches too.
+        r.headers_mut()
+            .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    }
+    r
 }
 
 /// An OAuth error response from the token, userinfo or revocation endpoint.
@@ -789,6 +798,14 @@ pub async fn revoke(
         Ok(c) => c,
         Err(r) => return r,
     };
+    if p.token.is_empty() {
+        // RFC 7009 §2.1: `token` is required.
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "token is required",
+        );
+    }
     if let Err(e) = state
         .store
         .revoke_token_family(&digest(&p.token), &client.client_id)
@@ -796,7 +813,14 @@ pub async fn revoke(
     {
         return internal(e);
     }
-    (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")]).into_response()
+    (
+        StatusCode::OK,
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+    )
+        .into_response()
 }
 
 /// Checks a redirect URI for registration: absolute, no fragment, https

@@ -584,11 +584,39 @@ impl Store {
             .map(drop)
     }
 
-    /// Ends every session of an account ("sign out everywhere"); how many.
+    /// Ends every session of an account ("sign out everywhere") and, with
+    /// them, what those sessions gave apps: every OpenID Connect access and
+    /// refresh token is revoked and every unredeemed authorization code used
+    /// up, in one transaction. Returns how many sessions ended.
     pub async fn delete_sessions_of(&self, account_id: i64) -> Result<u64> {
-        let sql = "DELETE FROM sessions WHERE account_id = $1";
-        self.write_one(Sql::with_args(sql, vec![Arg::Int(account_id)]), true)
-            .await
+        let now = Timestamp::now().0;
+        let n = with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let n = sqlx::query("DELETE FROM sessions WHERE account_id = $1")
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query(
+                "UPDATE oidc_tokens SET revoked_at = $2 WHERE account_id = $1 AND revoked_at IS NULL",
+            )
+            .bind(account_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE oidc_codes SET used_at = $2 WHERE account_id = $1 AND used_at IS NULL",
+            )
+            .bind(account_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(BUMP_IDENTITY).execute(&mut *tx).await?;
+            tx.commit().await?;
+            n
+        });
+        self.identity_changed();
+        Ok(n)
     }
 
     /// Removes sessions past their absolute expiry.

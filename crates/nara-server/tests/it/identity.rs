@@ -641,6 +641,110 @@ async fn the_provider_refuses_what_it_must() {
         (status, body["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("unsupported_grant_type"))
     );
+
+    // Review findings 6 and 9: "sign out everywhere" revokes what the
+    // sessions gave apps; RFC 7009 wants `token`; RFC 6749 §5.1 wants Pragma;
+    // RFC 9864's Ed25519 is advertised beside EdDSA.
+    let flow = pkce();
+    let r = get(authorize_url(client_id, redirect, &flow.challenge, "S256")).await;
+    let code = query_of(r.headers()["location"].to_str().unwrap())["code"].clone();
+    let grant = vec![
+        ("grant_type", "authorization_code".to_owned()),
+        ("code", code),
+        ("redirect_uri", redirect.to_owned()),
+        ("code_verifier", flow.verifier.clone()),
+    ];
+    let r = app
+        .client
+        .post(app.url("/oidc/token"))
+        .form(&grant)
+        .basic_auth(client_id, Some(secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(r.headers()["pragma"], "no-cache");
+    let tokens: Value = r.json().await.unwrap();
+    let (access, refresh) = (
+        tokens["access_token"].as_str().unwrap().to_owned(),
+        tokens["refresh_token"].as_str().unwrap().to_owned(),
+    );
+    // A code issued but not yet redeemed when the citizen signs out everywhere.
+    let pending = pkce();
+    let r = get(authorize_url(
+        client_id,
+        redirect,
+        &pending.challenge,
+        "S256",
+    ))
+    .await;
+    let pending_code = query_of(r.headers()["location"].to_str().unwrap())["code"].clone();
+    assert_eq!(userinfo(access.clone()).await, StatusCode::OK);
+    let r = post_form(
+        &app,
+        "/account/sessions/end",
+        Some(&s.cookie),
+        &[("csrf", &s.csrf)],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        userinfo(access).await,
+        StatusCode::UNAUTHORIZED,
+        "the access token is revoked"
+    );
+    let (status, body) = token(
+        vec![
+            ("grant_type", "refresh_token".into()),
+            ("refresh_token", refresh),
+        ],
+        Some((client_id, secret)),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "the refresh token is revoked"
+    );
+    let (status, _) = token(
+        vec![
+            ("grant_type", "authorization_code".into()),
+            ("code", pending_code),
+            ("redirect_uri", redirect.to_owned()),
+            ("code_verifier", pending.verifier.clone()),
+        ],
+        Some((client_id, secret)),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "an unredeemed code is spent"
+    );
+    let r = app
+        .client
+        .post(app.url("/oidc/revoke"))
+        .basic_auth(client_id, Some(secret))
+        .form(&[("token_type_hint", "access_token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "RFC 7009: token is required"
+    );
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request");
+    let discovery: Value = app
+        .get("/.well-known/openid-configuration")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let algs = discovery["id_token_signing_alg_values_supported"]
+        .as_array()
+        .unwrap();
+    assert!(algs.contains(&Value::from("Ed25519")) && algs.contains(&Value::from("EdDSA")));
 }
 
 #[tokio::test]

@@ -148,6 +148,8 @@ struct SignInPage {
     username: String,
     error: Option<String>,
     demo: bool,
+    /// Just after a sign-up request (whatever its outcome, which is not told).
+    registered: bool,
 }
 
 pub async fn sign_in_form(ctx: PageCtx, State(state): State<AppState>) -> Response {
@@ -157,12 +159,15 @@ pub async fn sign_in_form(ctx: PageCtx, State(state): State<AppState>) -> Respon
             .map(|(_, v)| v.into_owned())
             .as_deref(),
     );
+    let registered = state.config.demo
+        && form_urlencoded::parse(ctx.query.as_bytes()).any(|(k, v)| k == "registered" && v == "1");
     render(&SignInPage {
         layout: ctx.layout(ctx.tr().s("signin.title"), "sign-in"),
         next,
         username: String::new(),
         error: None,
         demo: state.config.demo,
+        registered,
     })
 }
 
@@ -192,6 +197,7 @@ pub async fn sign_in(
             username: form.username.chars().take(64).collect(),
             error: Some(error),
             demo: state.config.demo,
+            registered: false,
         };
         (status, render(&view)).into_response()
     };
@@ -833,7 +839,6 @@ pub async fn sign_up(
     ctx: PageCtx,
     State(state): State<AppState>,
     ClientAddress(addr): ClientAddress,
-    headers: HeaderMap,
     Form(form): Form<SignUp>,
 ) -> Response {
     if !state.config.demo {
@@ -877,6 +882,17 @@ pub async fn sign_up(
     else {
         return refuse(errors, &form);
     };
+    // Usernames are chosen handles: saying one is taken reveals nobody.
+    match state.store.account_by_username(&username).await {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            return refuse(
+                vec![("username".into(), tr.s("signup.taken").into())],
+                &form,
+            );
+        }
+        Err(e) => return store_failed(ctx.lang)(e).into_response(),
+    }
     let hash = match state.passwords.hash(&form.password).await {
         Ok(h) => h,
         Err(auth::Busy) => return Problem::busy().into_response(),
@@ -885,7 +901,7 @@ pub async fn sign_up(
         kind: AccountKind::Citizen,
         username: username.clone(),
         display_name: display,
-        national_id_hash: Some(national),
+        national_id_hash: Some(national.clone()),
         agency: None,
         password_hash: hash,
         totp_secret: None,
@@ -894,46 +910,40 @@ pub async fn sign_up(
             agency: None,
         }],
     };
-    let account = match state.store.create_account(&new, "self-registration").await {
-        Ok(a) => a,
+    // A resident registration number, though, is a person: whether one
+    // already has an account is never told. Created or not, the answer is
+    // the same (sign in with what you chose); the holder of an existing
+    // account sees the attempt among their security events.
+    match state.store.create_account(&new, "self-registration").await {
+        Ok(account) => {
+            event(
+                &state,
+                "account.created",
+                Some(account.id),
+                &username,
+                &addr,
+                "sign-up",
+            )
+            .await;
+        }
         Err(nara_store::StoreError::Conflict(_)) => {
-            return refuse(
-                vec![("username".into(), tr.s("signup.taken").into())],
-                &form,
-            );
+            let holder = state.store.account_id_by_national_hash(&national).await;
+            if let Ok(Some(holder)) = holder {
+                event(
+                    &state,
+                    "account.sign_up_refused",
+                    Some(holder),
+                    &username,
+                    &addr,
+                    "someone tried to create an account with your resident registration number",
+                )
+                .await;
+            }
         }
         Err(e) => return store_failed(ctx.lang)(e).into_response(),
-    };
-    event(
-        &state,
-        "account.created",
-        Some(account.id),
-        &username,
-        &addr,
-        "sign-up",
-    )
-    .await;
-    end_current(&state, &ctx.caller).await;
-    match auth::start_session(
-        &state.store,
-        account.id,
-        "full",
-        "pwd",
-        &addr,
-        &user_agent(&headers),
-    )
-    .await
-    {
-        Ok(id) => with_cookie(
-            Redirect::to("/account").into_response(),
-            &session_cookie(
-                state.config.is_https(),
-                &id,
-                auth::SESSION_ABSOLUTE_MS / 1000,
-            ),
-        ),
-        Err(p) => p.into_response(),
     }
+    end_current(&state, &ctx.caller).await;
+    Redirect::to("/sign-in?registered=1").into_response()
 }
 
 // --------------------------------------------------------------- sign out

@@ -251,6 +251,16 @@ impl Store {
         })
     }
 
+    /// The account a national identifier (its keyed hash) belongs to, if any.
+    pub async fn account_id_by_national_hash(&self, hash: &str) -> Result<Option<i64>> {
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT id FROM accounts WHERE national_id_hash = $1"
+        )
+        .bind(hash)
+        .fetch_optional(pool)
+        .await?))
+    }
+
     pub async fn account_by_username(&self, username: &str) -> Result<Option<Account>> {
         let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE username = $1");
         let row: Option<AccountRow> = with_pool!(self, |pool| sqlx::query_as(&sql)

@@ -354,6 +354,9 @@ async fn sign_up_is_demo_only_and_refuses_bad_input() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // Review finding 8: a registered number is never confirmed. The answer
+    // is the same as a fresh sign-up's; nothing is created; the holder sees
+    // the attempt among their security events.
     let other_name = with("username", "someone.else");
     let r = demo
         .client
@@ -364,9 +367,61 @@ async fn sign_up_is_demo_only_and_refuses_bad_input() {
         .unwrap();
     assert_eq!(
         r.status(),
-        StatusCode::BAD_REQUEST,
-        "the national id is taken"
+        StatusCode::SEE_OTHER,
+        "the same answer as a fresh sign-up"
     );
+    assert_eq!(r.headers()["location"], "/sign-in?registered=1");
+    assert!(r.headers().get("set-cookie").is_none());
+    let fresh = with("username", "third.citizen");
+    let fresh: Vec<(String, String)> = fresh
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "national_id" {
+                (k, "020304-4567891".into())
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    let r2 = demo
+        .client
+        .post(demo.url("/sign-up"))
+        .form(&fresh)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r2.status(), r.status());
+    assert_eq!(r2.headers()["location"], r.headers()["location"]);
+    assert!(
+        demo.store
+            .account_by_username("third.citizen")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        demo.store
+            .account_by_username("someone.else")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let events = demo
+        .store
+        .security_events(Some("account.sign_up_refused"), 10)
+        .await
+        .unwrap();
+    assert!(
+        events.iter().any(|e| e.account_id == Some(account.id)),
+        "recorded against the holder"
+    );
+    let page = demo
+        .get("/sign-in?registered=1")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("If these details were new"));
 
     // Outside demo mode there is no sign-up at all.
     let prod = TestApp::start("sqlite").await.unwrap();

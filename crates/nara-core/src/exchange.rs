@@ -300,7 +300,22 @@ impl Target {
     }
 }
 
+/// Whether every `%` begins a two-hex-digit escape (RFC 3986 §2.1): a
+/// lenient decoder keeps `%` or `%G1` as they are, and a provider that is
+/// strict would read something else than the gateway checked.
+fn well_encoded(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    b.iter().enumerate().all(|(i, c)| {
+        *c != b'%'
+            || (b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    })
+}
+
 fn check_path_segment(raw: &str) -> Result<(), Fault> {
+    if !well_encoded(raw) {
+        return Err(Fault::bad("the path has a malformed percent-encoding"));
+    }
     let decoded = percent_decode_str(raw)
         .decode_utf8()
         .map_err(|_| Fault::bad("the path is not UTF-8 once percent-decoded"))?;
@@ -325,6 +340,9 @@ fn check_path_segment(raw: &str) -> Result<(), Fault> {
 }
 
 fn check_query(query: &str) -> Result<(), Fault> {
+    if !well_encoded(query) {
+        return Err(Fault::bad("the query has a malformed percent-encoding"));
+    }
     let mut seen = std::collections::HashSet::new();
     for (name, value) in form_pairs(query)? {
         if value.chars().any(char::is_control) || name.chars().any(char::is_control) {
@@ -613,6 +631,12 @@ mod tests {
             ("/r1/KR/GOV/MOIS/reg/svc", Some("a=1&a=2")),
             ("/r1/KR/GOV/MOIS/reg/svc", Some("a=%0d%0aX")),
             ("/r1/KR/GOV/MOIS/reg/svc", Some("a=%ff")),
+            // Review finding 9: malformed percent-encodings.
+            ("/r1/KR/GOV/MOIS/reg/svc", Some("%")),
+            ("/r1/KR/GOV/MOIS/reg/svc", Some("a=%4")),
+            ("/r1/KR/GOV/MOIS/reg/svc", Some("a=%G1")),
+            ("/r1/KR/GOV/MOIS/reg/svc/a%", None),
+            ("/r1/KR/GOV/MOIS/reg/svc/a%zz", None),
         ] {
             let f = Target::parse(path, query).unwrap_err();
             assert_eq!(f.kind, FaultKind::BadRequest, "{path} {query:?}");

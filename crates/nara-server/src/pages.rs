@@ -325,15 +325,15 @@ pub async fn same_origin_only(request: Request, next: Next) -> Response {
         return next.run(request).await;
     }
     let headers = request.headers();
+    let https = request.extensions().get::<crate::Https>().is_some();
     let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
     let allowed = match site {
         Some(site) => site == "same-origin" || site == "none",
         None => match (headers.get(header::ORIGIN), headers.get(header::HOST)) {
-            (Some(origin), Some(host)) => origin
-                .to_str()
-                .ok()
-                .and_then(|o| o.split_once("://"))
-                .is_some_and(|(_, rest)| Some(rest) == host.to_str().ok()),
+            (Some(origin), Some(host)) => match (origin.to_str(), host.to_str()) {
+                (Ok(origin), Ok(host)) => same_origin(origin, host, https),
+                _ => false,
+            },
             // No Origin: not a browser form post (browsers send it on POST).
             (None, _) => true,
             (Some(_), None) => false,
@@ -349,6 +349,45 @@ pub async fn same_origin_only(request: Request, next: Next) -> Response {
             lang: preferred_lang(headers),
         }
         .into_response()
+    }
+}
+
+/// Whether `Origin` names this node: scheme, host and port (RFC 6454 §5),
+/// the scheme being the one this request arrived by.
+fn same_origin(origin: &str, host: &str, https: bool) -> bool {
+    let scheme = if https { "https" } else { "http" };
+    origin
+        .split_once("://")
+        .is_some_and(|(s, rest)| s.eq_ignore_ascii_case(scheme) && rest.eq_ignore_ascii_case(host))
+}
+
+#[cfg(test)]
+mod origin_tests {
+    #[test]
+    fn the_scheme_is_part_of_the_origin() {
+        use super::same_origin;
+        assert!(same_origin(
+            "http://127.0.0.1:8080",
+            "127.0.0.1:8080",
+            false
+        ));
+        assert!(same_origin("https://gov.example", "gov.example", true));
+        assert!(
+            !same_origin("https://127.0.0.1:8080", "127.0.0.1:8080", false),
+            "review finding 9"
+        );
+        assert!(!same_origin("http://gov.example", "gov.example", true));
+        assert!(!same_origin(
+            "http://127.0.0.1:8081",
+            "127.0.0.1:8080",
+            false
+        ));
+        assert!(!same_origin("null", "127.0.0.1:8080", false));
+        assert!(!same_origin(
+            "http://evil.example/127.0.0.1:8080",
+            "127.0.0.1:8080",
+            false
+        ));
     }
 }
 

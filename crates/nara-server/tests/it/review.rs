@@ -416,3 +416,29 @@ async fn invented_methods_and_paths_do_not_grow_metrics() {
     let series = |text: &str| text.lines().filter(|l| !l.starts_with('#')).count();
     assert_eq!(series(&before), series(&after), "no new series");
 }
+
+/// Finding 9: the same-origin check compares the scheme too.
+#[tokio::test]
+async fn a_form_from_another_scheme_is_cross_origin() {
+    let app = TestApp::start("sqlite").await.unwrap();
+    let host = app.addr.to_string();
+    for (origin, expected) in [
+        (format!("https://{host}"), StatusCode::FORBIDDEN),
+        (format!("http://{host}"), StatusCode::OK),
+    ] {
+        let r = app
+            .client
+            .post(app.url("/sign-in"))
+            .header("origin", &origin)
+            .form(&[("username", "nobody"), ("password", "wrong password here")])
+            .send()
+            .await
+            .unwrap();
+        let status = if r.status() == StatusCode::FORBIDDEN {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::OK
+        };
+        assert_eq!(status, expected, "{origin}");
+    }
+}

@@ -9,6 +9,7 @@ use std::time::Duration;
 use nara_core::MemberId;
 use nara_core::identity::{AccountKind, Grant, Role};
 use nara_store::Store;
+use nara_store::exchange::NewAccessRight;
 use nara_store::identity::NewAccount;
 use nara_store::oidc::Client;
 use serde::{Deserialize, Serialize};
@@ -338,6 +339,19 @@ pub async fn ensure(
 }
 
 // ------------------------------------------------------------ the exchange
+
+/// Grants one of the demo's own rights, or brings an existing one's purposes
+/// and legal bases up to date (a demo directory started by an older nara).
+pub async fn grant_or_update(store: &Store, right: &NewAccessRight<'_>) -> anyhow::Result<()> {
+    match store.grant_access(right, "demo").await {
+        Ok(()) => Ok(()),
+        Err(nara_store::StoreError::Conflict(_)) => {
+            store.set_access_bases(right, "demo").await?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
 
 /// The demo's exchange: registries, data services, access rights and a
 /// client system's key, written to `DATA_DIR/demo-exchange.json`.
@@ -673,9 +687,32 @@ pub async fn ensure_exchange(
             .iter()
             .find(|p| p.code == *code)
             .ok_or_else(|| anyhow::anyhow!("no registry {code}"))?;
-        store
-            .grant_access(&plan.service_id(), client, fields, "demo")
-            .await?;
+        // Each client is approved for its own purpose; only the welfare
+        // portal's reading of the resident register rests on a law without
+        // the citizen's consent (Resident Registration Act art. 29).
+        let (purposes, legal_bases) = if client.ends_with("/welfare-portal") {
+            (
+                "benefit-eligibility",
+                if *code == "residents" {
+                    "Resident Registration Act art. 29"
+                } else {
+                    ""
+                },
+            )
+        } else {
+            ("school-enrolment", "")
+        };
+        grant_or_update(
+            store,
+            &NewAccessRight {
+                service_id: &plan.service_id(),
+                client_id: client,
+                fields,
+                purposes,
+                legal_bases,
+            },
+        )
+        .await?;
     }
     let seed: [u8; 32] = rand::random();
     let key = ed25519_dalek::SigningKey::from_bytes(&seed);

@@ -806,6 +806,9 @@ pub struct RightView {
     pub service: String,
     pub client: String,
     pub fields: String,
+    /// What the client may invoke: purposes, and legal bases (`; `-joined).
+    pub purposes: String,
+    pub legal_bases: String,
     pub granted: String,
     pub revoked: bool,
 }
@@ -852,6 +855,8 @@ async fn access_view(
         .into_iter()
         .filter(|r| services.iter().any(|s| s.id == r.service_id))
         .map(|r| RightView {
+            purposes: r.purpose_list().collect::<Vec<_>>().join(" "),
+            legal_bases: r.legal_basis_list().collect::<Vec<_>>().join("; "),
             id: r.id,
             service: r.service_id,
             client: r.client_id,
@@ -916,31 +921,27 @@ pub async fn access_page(
     access_view(&ctx, &state, &who, &agency, None, None).await
 }
 
-#[derive(Deserialize)]
-pub struct GrantAccess {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    agency: String,
-    #[serde(default)]
-    service: String,
-    #[serde(default)]
-    client: String,
-    #[serde(default)]
-    fields: String,
-}
-
-/// Grants a client subsystem (or a whole member) one of the agency's services.
+/// Grants a client subsystem (or a whole member) one of the agency's
+/// services: the fields it sees, the purposes it may state (`purpose`,
+/// repeated) and the legal bases it may name instead of consent
+/// (`legal_bases`, one a line), each among those the service accepts.
 pub async fn grant_access(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    Form(form): Form<GrantAccess>,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
-    if !csrf_ok(&ctx.caller, &form.csrf) {
+    let field = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    if !csrf_ok(&ctx.caller, &field("csrf")) {
         return Ok(csrf_refused(ctx.lang));
     }
-    let agency = admin_agency(&ctx, &who, Some(&form.agency))?;
+    let agency = admin_agency(&ctx, &who, Some(&field("agency")))?;
     let tr = ctx.tr();
     let directory = state
         .exchange
@@ -949,37 +950,65 @@ pub async fn grant_access(
         .map_err(store_failed(ctx.lang))?;
     let Some(service) = directory
         .services
-        .get(&form.service)
+        .get(&field("service"))
         .filter(|s| s.agency_id == agency.as_str())
     else {
         return Err(PageError::not_found(ctx.lang));
     };
-    let client = nara_core::exchange::ClientId::parse(form.client.trim());
-    let fields: Vec<&str> = form
-        .fields
+    let client = nara_core::exchange::ClientId::parse(field("client").as_str());
+    let fields_text = field("fields");
+    let fields: Vec<&str> = fields_text
         .split([' ', ','])
         .filter(|f| !f.is_empty())
         .collect();
     let fields_ok = fields
         .iter()
         .all(|f| f.len() <= 64 && f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
-    let (Ok(client), true) = (client, fields_ok) else {
+    let purposes: Vec<&str> = pairs
+        .iter()
+        .filter(|(k, _)| k == "purpose")
+        .map(|(_, v)| v.trim())
+        .collect();
+    let bases_text = field("legal_bases");
+    let bases: Vec<&str> = bases_text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    // Only what the service accepts; a personal-data right names a purpose.
+    let basis_ok = purposes
+        .iter()
+        .all(|p| service.purpose_list().any(|x| x == *p))
+        && bases
+            .iter()
+            .all(|b| service.legal_basis_list().any(|x| x == *b))
+        && (service.personal == 0 || !purposes.is_empty());
+    let error = match (&client, fields_ok, basis_ok) {
+        (Ok(_), true, true) => None,
+        (Ok(_), true, false) => Some("exchange.bad_basis"),
+        _ => Some("exchange.bad_client"),
+    };
+    let (Ok(client), None) = (client, error) else {
         return access_view(
             &ctx,
             &state,
             &who,
             &agency,
             None,
-            Some(tr.s("exchange.bad_client").into()),
+            Some(tr.s(error.unwrap_or("exchange.bad_client")).into()),
         )
         .await;
     };
     let result = state
         .store
         .grant_access(
-            &service.id,
-            &client.to_string(),
-            &fields.join(" "),
+            &nara_store::exchange::NewAccessRight {
+                service_id: &service.id,
+                client_id: &client.to_string(),
+                fields: &fields.join(" "),
+                purposes: &purposes.join(" "),
+                legal_bases: &bases.join("\n"),
+            },
             &who.actor(),
         )
         .await;

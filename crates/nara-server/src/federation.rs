@@ -23,7 +23,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use nara_core::MemberId;
-use nara_core::exchange::{Fault, FaultKind, Purpose};
+use nara_core::exchange::{Fault, FaultKind};
 use nara_store::exchange::{DataService, ExchangeRecord};
 use nara_store::identity::MachineClient;
 use serde::{Deserialize, Serialize};
@@ -204,6 +204,7 @@ impl Federation {
         state: &AppState,
         call: &Call,
         service: &DataService,
+        right: &nara_store::exchange::AccessRight,
         now_ms: i64,
     ) -> Result<Basis, Fault> {
         let text = |name: &str| {
@@ -213,15 +214,19 @@ impl Federation {
                 .map(str::to_owned)
         };
         let purpose = text("nara-purpose").unwrap_or_default();
-        if !purpose.is_empty()
-            && (purpose.parse::<Purpose>().is_err()
-                || !service.purpose_list().any(|p| p == purpose))
-        {
-            return Err(Fault::new(
-                FaultKind::PurposeRequired,
-                format!("purpose {purpose:?} is not one {} accepts", service.id),
-            ));
-        }
+        let assertion = text("nara-consent-assertion");
+        let legal = text("nara-legal-basis");
+        let named = if assertion.is_some() {
+            None
+        } else {
+            legal.as_deref()
+        };
+        crate::gateway::entitled(
+            right,
+            service,
+            Some(purpose.as_str()).filter(|p| !p.is_empty()),
+            named,
+        )?;
         let mut basis = Basis {
             purpose: purpose.clone(),
             ..Basis::default()
@@ -242,7 +247,7 @@ impl Federation {
                 "this service returns personal data: state a purpose in Nara-Purpose",
             ));
         }
-        if let Some(assertion) = text("nara-consent-assertion") {
+        if let Some(assertion) = assertion {
             let a = self.open_assertion(&assertion, call)?;
             let subject = subject_binding(&call.xroad_id, basis.subject.as_deref().unwrap_or(""));
             let valid = a.service == service.id
@@ -259,14 +264,14 @@ impl Federation {
             basis.consent_id = a.consent;
             return Ok(basis);
         }
-        match text("nara-legal-basis") {
-            Some(l) if service.legal_basis_list().any(|x| x == l) => {
+        match legal {
+            Some(l) => {
                 basis.legal_basis = l;
                 Ok(basis)
             }
-            _ => Err(Fault::new(
+            None => Err(Fault::new(
                 FaultKind::ConsentRequired,
-                "personal data needs the subject's consent or a legal basis the service accepts",
+                "personal data needs the subject's consent or a legal basis this client may name",
             )),
         }
     }

@@ -665,10 +665,10 @@ async fn mediate(
                 .exchange
                 .federation
                 .as_ref()
-                .map(|f| f.peer_basis(state, &call, service, now_ms))
+                .map(|f| f.peer_basis(state, &call, service, right, now_ms))
                 .unwrap_or_else(|| Err(Fault::new(FaultKind::AccessDenied, "no federation")))
         ),
-        None => fail!(basis(state, &call, service, now_ms).await),
+        None => fail!(basis(state, &call, service, right, now_ms).await),
     };
     let fields: Vec<String> = right.fields.split_whitespace().map(str::to_owned).collect();
     let answer = fail!(provide(state, &directory, service, &call, &basis, &fields).await);
@@ -685,28 +685,87 @@ fn db_fault(e: StoreError) -> Fault {
     )
 }
 
+/// What a client may invoke under its access right: the purpose it states
+/// must be one the service accepts *and* its right names; a legal basis
+/// named instead of consent must be one the service lists *and* its right
+/// names. The one rule for every path (r1, a peer's forwarded request, the
+/// portal's evidence). A refusal names only what this client is entitled
+/// to, never the rest of what the service accepts.
+pub fn entitled(
+    right: &AccessRight,
+    service: &DataService,
+    purpose: Option<&str>,
+    legal_basis: Option<&str>,
+) -> Result<(), Fault> {
+    if let Some(p) = purpose
+        && (p.parse::<Purpose>().is_err()
+            || !service.purpose_list().any(|x| x == p)
+            || !right.purpose_list().any(|x| x == p))
+    {
+        let allowed: Vec<&str> = right
+            .purpose_list()
+            .filter(|x| service.purpose_list().any(|y| y == *x))
+            .collect();
+        return Err(Fault::new(
+            FaultKind::PurposeRequired,
+            format!(
+                "purpose {p:?} is not one {} may state for {} (it may state: {})",
+                right.client_id,
+                service.id,
+                if allowed.is_empty() {
+                    "none".to_owned()
+                } else {
+                    allowed.join(", ")
+                }
+            ),
+        ));
+    }
+    if let Some(l) = legal_basis
+        && !(service.legal_basis_list().any(|x| x == l) && right.legal_basis_list().any(|x| x == l))
+    {
+        let allowed: Vec<&str> = right
+            .legal_basis_list()
+            .filter(|x| service.legal_basis_list().any(|y| y == *x))
+            .collect();
+        return Err(Fault::new(
+            FaultKind::ConsentRequired,
+            if allowed.is_empty() {
+                format!(
+                    "{} may name no legal basis for {}: it needs the subject's consent",
+                    right.client_id, service.id
+                )
+            } else {
+                format!(
+                    "{l:?} is not a legal basis {} may name for {} (it may name: {})",
+                    right.client_id,
+                    service.id,
+                    allowed.join("; ")
+                )
+            },
+        ));
+    }
+    Ok(())
+}
+
 /// Purpose, consent or legal basis, and subject, checked against the service.
 async fn basis(
     state: &AppState,
     call: &Call,
     service: &DataService,
+    right: &AccessRight,
     now_ms: i64,
 ) -> Result<Basis, Fault> {
     let purpose = header_text(&call.headers, "nara-purpose")?;
     let consent = header_text(&call.headers, "nara-consent")?;
     let legal = header_text(&call.headers, "nara-legal-basis")?;
     let subject = subject_of(state, &call.headers)?;
-    if let Some(p) = &purpose
-        && (p.parse::<Purpose>().is_err() || !service.purpose_list().any(|x| x == p))
-    {
-        return Err(Fault::new(
-            FaultKind::PurposeRequired,
-            format!(
-                "purpose {p:?} is not one {} accepts ({})",
-                service.id, service.purposes
-            ),
-        ));
-    }
+    // A legal basis counts only without a consent (a consent decides then).
+    let named = if consent.is_some() {
+        None
+    } else {
+        legal.as_deref()
+    };
+    entitled(right, service, purpose.as_deref(), named)?;
     let mut basis = Basis {
         purpose: purpose.clone().unwrap_or_default(),
         ..Basis::default()
@@ -766,15 +825,7 @@ async fn basis(
             basis.subject_hash = c.subject_hash;
             basis.consent_id = c.id;
         }
-        (None, Some(l)) => {
-            if !service.legal_basis_list().any(|x| x == l) {
-                return Err(Fault::new(
-                    FaultKind::ConsentRequired,
-                    format!("{l:?} is not a legal basis {} accepts", service.id),
-                ));
-            }
-            basis.legal_basis = l;
-        }
+        (None, Some(l)) => basis.legal_basis = l,
         (None, None) => {
             return Err(Fault::new(
                 FaultKind::ConsentRequired,
@@ -1398,12 +1449,12 @@ pub async fn fetch_evidence(
             format!("{} holds no access right to {}", req.client, service.id),
         )
     })?;
-    if !service.purpose_list().any(|p| p == req.purpose) {
-        return Err(Fault::new(
-            FaultKind::PurposeRequired,
-            format!("{} does not accept the purpose {}", service.id, req.purpose),
-        ));
-    }
+    let named = if req.consent_id.is_some() {
+        None
+    } else {
+        req.legal_basis
+    };
+    entitled(right, service, Some(req.purpose), named)?;
     let mut basis = Basis {
         purpose: req.purpose.to_owned(),
         subject_hash: req.subject_hash.to_owned(),
@@ -1426,9 +1477,7 @@ pub async fn fetch_evidence(
                     })?;
                 basis.consent_id = c.id;
             }
-            (None, Some(l)) if service.legal_basis_list().any(|x| x == l) => {
-                basis.legal_basis = l.to_owned();
-            }
+            (None, Some(l)) => basis.legal_basis = l.to_owned(),
             _ => {
                 return Err(Fault::new(
                     FaultKind::ConsentRequired,

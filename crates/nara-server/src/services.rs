@@ -553,24 +553,50 @@ pub async fn designer_submit(
 /// agency's portal subsystem (`AGENCY/portal`, through which nara fetches
 /// an application's evidence) the evidence its services name.
 pub async fn ensure_demo(store: &nara_store::Store) -> anyhow::Result<()> {
+    // What each portal needs of each service, over all the agency's demo
+    // services: the fields, the purposes and the legal bases their evidence names.
+    type Needs = (
+        std::collections::BTreeSet<String>,
+        std::collections::BTreeSet<String>,
+        std::collections::BTreeSet<String>,
+    );
+    let mut needs: std::collections::BTreeMap<(String, String), Needs> = Default::default();
+    let services = store.data_services().await?;
     for (_, source) in service_def::DEMO {
         let def = service_def::check(source)
             .map_err(|p| anyhow::anyhow!("a demo service definition: {p:?}"))?;
-        let services = store.data_services().await?;
         for e in &def.evidence {
             if !services.iter().any(|s| s.id == *e.service.get_ref()) {
                 continue;
             }
-            let fields: Vec<&str> = e.fields.iter().map(|f| f.get_ref().as_str()).collect();
             let client = format!("{}/portal", def.agency.get_ref());
-            match store
-                .grant_access(e.service.get_ref(), &client, &fields.join(" "), "demo")
-                .await
-            {
-                Ok(()) | Err(nara_store::StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
+            let n = needs
+                .entry((e.service.get_ref().clone(), client))
+                .or_default();
+            n.0.extend(e.fields.iter().map(|f| f.get_ref().clone()));
+            n.1.insert(e.purpose.get_ref().clone());
+            n.2.extend(e.legal_basis.iter().map(|l| l.get_ref().clone()));
         }
+    }
+    for ((service, client), (fields, purposes, bases)) in &needs {
+        let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+        let purposes: Vec<&str> = purposes.iter().map(String::as_str).collect();
+        let bases: Vec<&str> = bases.iter().map(String::as_str).collect();
+        crate::demo::grant_or_update(
+            store,
+            &nara_store::exchange::NewAccessRight {
+                service_id: service,
+                client_id: client,
+                fields: &fields.join(" "),
+                purposes: &purposes.join(" "),
+                legal_bases: &bases.join("\n"),
+            },
+        )
+        .await?;
+    }
+    for (_, source) in service_def::DEMO {
+        let def = service_def::check(source)
+            .map_err(|p| anyhow::anyhow!("a demo service definition: {p:?}"))?;
         if !store
             .definition_versions(def.code.get_ref())
             .await?

@@ -64,9 +64,36 @@ pub struct AccessRight {
     pub client_id: String,
     /// Space-separated field names; empty means the whole record.
     pub fields: String,
+    /// The purposes this client may state (space-separated codes).
+    pub purposes: String,
+    /// The legal bases this client may name instead of consent (one a line).
+    pub legal_bases: String,
     pub granted_by: String,
     pub granted_at: i64,
     pub revoked_at: Option<i64>,
+}
+
+impl AccessRight {
+    pub fn purpose_list(&self) -> impl Iterator<Item = &str> {
+        self.purposes.split_whitespace()
+    }
+    pub fn legal_basis_list(&self) -> impl Iterator<Item = &str> {
+        self.legal_bases
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+    }
+}
+
+/// A right to be granted: to which service, for which client, what it shows
+/// and what the client may invoke.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewAccessRight<'a> {
+    pub service_id: &'a str,
+    pub client_id: &'a str,
+    pub fields: &'a str,
+    pub purposes: &'a str,
+    pub legal_bases: &'a str,
 }
 
 /// A citizen's consent to one agency fetching one service's data.
@@ -147,7 +174,8 @@ pub struct ExchangeStats {
 
 const SERVICE_COLUMNS: &str = "id, agency_id, subsystem, service_code, version, title, openapi, \
     personal, purposes, legal_bases, endpoint_kind, endpoint, created_at";
-const RIGHT_COLUMNS: &str = "id, service_id, client_id, fields, granted_by, granted_at, revoked_at";
+const RIGHT_COLUMNS: &str =
+    "id, service_id, client_id, fields, purposes, legal_bases, granted_by, granted_at, revoked_at";
 const CONSENT_COLUMNS: &str = "id, account_id, subject_hash, client_agency, service_id, purpose, \
     granted_at, expires_at, revoked_at";
 const LOG_COLUMNS: &str = "xroad_id, request_id, client_id, service_id, method, path, purpose, \
@@ -238,22 +266,19 @@ impl Store {
     // --------------------------------------------------------- access rights
 
     /// Grants `client_id` the service (fields: the minimal view; empty = all).
-    pub async fn grant_access(
-        &self,
-        service_id: &str,
-        client_id: &str,
-        fields: &str,
-        actor: &str,
-    ) -> Result<()> {
+    /// Grants a right; refused while the client holds one to the service.
+    pub async fn grant_access(&self, right: &NewAccessRight<'_>, actor: &str) -> Result<()> {
         let now = nara_core::Timestamp::now().0;
         let sql = Sql::with_args(
-            "INSERT INTO access_rights (service_id, client_id, fields, granted_by, granted_at) \
-             SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM access_rights \
+            "INSERT INTO access_rights (service_id, client_id, fields, purposes, legal_bases, granted_by, granted_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7 WHERE NOT EXISTS (SELECT 1 FROM access_rights \
              WHERE service_id = $1 AND client_id = $2 AND revoked_at IS NULL)",
             vec![
-                text(service_id),
-                text(client_id),
-                text(fields),
+                text(right.service_id),
+                text(right.client_id),
+                text(right.fields),
+                text(right.purposes),
+                text(right.legal_bases),
                 text(actor),
                 Arg::Int(now),
             ],
@@ -262,10 +287,10 @@ impl Store {
             "exchange.access.granted",
             actor,
             vec![
-                format!("service:{service_id}"),
-                format!("client:{client_id}"),
+                format!("service:{}", right.service_id),
+                format!("client:{}", right.client_id),
             ],
-            &(service_id, client_id, fields, now),
+            &(right, now),
         )?;
         match self.exchange_write(sql, entry, true).await? {
             0 => Err(StoreError::Conflict(
@@ -273,6 +298,31 @@ impl Store {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// Sets what the client of an active right may invoke (the demo's own
+    /// rights, brought up to date on a second start); a ledger entry.
+    pub async fn set_access_bases(&self, right: &NewAccessRight<'_>, actor: &str) -> Result<bool> {
+        let sql = Sql::with_args(
+            "UPDATE access_rights SET purposes = $3, legal_bases = $4 \
+             WHERE service_id = $1 AND client_id = $2 AND revoked_at IS NULL",
+            vec![
+                text(right.service_id),
+                text(right.client_id),
+                text(right.purposes),
+                text(right.legal_bases),
+            ],
+        );
+        let entry = entry_bytes(
+            "exchange.access.changed",
+            actor,
+            vec![
+                format!("service:{}", right.service_id),
+                format!("client:{}", right.client_id),
+            ],
+            right,
+        )?;
+        Ok(self.exchange_write(sql, entry, true).await? > 0)
     }
 
     /// Revokes a right of a service of `agency` (0 rows: not theirs or gone).

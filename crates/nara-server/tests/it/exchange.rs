@@ -607,7 +607,16 @@ async fn agency_systems_behind_urls() {
         .await
         .unwrap();
     app.store
-        .grant_access("KR/GOV/KNPA/case-system/cases", SEOUL, "", "test")
+        .grant_access(
+            &nara_store::exchange::NewAccessRight {
+                service_id: "KR/GOV/KNPA/case-system/cases",
+                client_id: SEOUL,
+                fields: "",
+                purposes: "public-safety",
+                legal_bases: "",
+            },
+            "test",
+        )
         .await
         .unwrap();
     app.wait_for_directory().await;
@@ -689,7 +698,16 @@ async fn agency_systems_behind_urls() {
         .await
         .unwrap();
     app.store
-        .grant_access("KR/GOV/KNPA/case-system/slow", SEOUL, "", "test")
+        .grant_access(
+            &nara_store::exchange::NewAccessRight {
+                service_id: "KR/GOV/KNPA/case-system/slow",
+                client_id: SEOUL,
+                fields: "",
+                purposes: "public-safety",
+                legal_bases: "",
+            },
+            "test",
+        )
         .await
         .unwrap();
     app.wait_for_directory().await;
@@ -1140,7 +1158,53 @@ async fn agency_admins_publish_registries_and_services() {
         ],
     )
     .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "a personal-data right names its purposes"
+    );
+    for bad_basis in ["Firearms Act art. 99", ""] {
+        let mut form = vec![
+            ("csrf", csrf.as_str()),
+            ("agency", agency.as_str()),
+            ("service", service.as_str()),
+            ("client", SEOUL),
+            ("fields", "holder valid_until"),
+            ("legal_bases", bad_basis),
+        ];
+        if !bad_basis.is_empty() {
+            form.push(("purpose", "public-safety"));
+        } else {
+            form.push(("purpose", "tax-collection"));
+        }
+        let r = post_form(&app, "/admin/exchange", Some(&s.cookie), &form).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::BAD_REQUEST,
+            "only what the service accepts: {bad_basis:?}"
+        );
+    }
+    let r = post_form(
+        &app,
+        "/admin/exchange",
+        Some(&s.cookie),
+        &[
+            ("csrf", &csrf),
+            ("agency", &agency),
+            ("service", &service),
+            ("client", SEOUL),
+            ("fields", "holder valid_until"),
+            ("purpose", "public-safety"),
+            ("legal_bases", "Firearms Act art. 12"),
+        ],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("Firearms Act art. 12"),
+        "the right shows what it allows"
+    );
 
     // The agency's own system writes a record: checked against the schema.
     let key = ed25519_dalek::SigningKey::from_bytes(&[11u8; 32]);

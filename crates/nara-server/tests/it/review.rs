@@ -249,6 +249,55 @@ backends! {
     }
 }
 
+backends! {
+    /// Finding 3: a client may name only the purposes and legal bases its
+    /// access right names, and a refusal tells it nothing more.
+    async fn legal_bases_are_bound_to_the_client(backend: &str) {
+        let Some(app) = TestApp::start(backend).await else { return };
+        let demo = app.demo_exchange(5).await;
+        let c = app.consumer(&demo);
+        let ask = |service: &'static str, purpose: &'static str, basis: &'static str| {
+            let c = &c;
+            async move {
+                let r = c
+                    .request(
+                        Method::GET,
+                        &format!("/r1/{service}/record"),
+                        &[("nara-subject", MINJI), ("nara-purpose", purpose), ("nara-legal-basis", basis)],
+                        vec![],
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+                let error = xroad_error(&r);
+                (error, r.text().await.unwrap())
+            }
+        };
+        // The reviewer's reads: the welfare portal naming each registry's act.
+        for (service, basis) in [
+            ("KR/GOV/MOHW/disability-registry/disability-status", "Act on Welfare of Persons with Disabilities art. 32"),
+            ("KR/GOV/NTS/tax-registry/tax-payment-status", "Framework Act on National Taxes art. 81-13"),
+        ] {
+            let (error, text) = ask(service, "benefit-eligibility", basis).await;
+            assert_eq!(error, "Server.ServerProxy.ConsentRequired", "{service}: {text}");
+            assert!(text.contains("needs the subject's consent"), "{text}");
+            assert!(!text.contains("Value-Added"), "no other basis is told: {text}");
+        }
+        // A purpose the service accepts but this client's right does not name.
+        let (error, text) = ask("KR/GOV/MOIS/resident-registry/residents", "public-safety", BASIS).await;
+        assert_eq!(error, "Server.ServerProxy.PurposeNotAllowed");
+        assert!(text.contains("it may state: benefit-eligibility"), "{text}");
+        assert!(!text.contains("certificate-issuance") && !text.contains("school-enrolment"), "{text}");
+        // A basis the service lists but the right does not.
+        let (error, text) = ask("KR/GOV/MOIS/resident-registry/residents", "benefit-eligibility", "Electronic Government Act art. 36").await;
+        assert_eq!(error, "Server.ServerProxy.ConsentRequired");
+        assert!(text.contains("it may name: Resident Registration Act art. 29"), "{text}");
+        // What the right names works.
+        let (error, _) = ask("KR/GOV/MOIS/resident-registry/residents", "benefit-eligibility", BASIS).await;
+        assert_eq!(error, "");
+    }
+}
+
 /// The shared replay store on its own: two guards (two nodes) over one database.
 mod replay_store {
     use super::*;

@@ -71,24 +71,141 @@ pub fn csrf_ok(caller: &Caller, given: &str) -> bool {
     expected.is_some_and(|e| constant_time_eq(e, given))
 }
 
-/// The peer address of the connection (not a forwarded header, which the
-/// client controls), for throttling and security events.
+/// The client's address, for throttling and security events: the peer of
+/// the connection, unless that peer is one of `trusted_proxies`, in which
+/// case the nearest address in `Forwarded` (RFC 7239) or `X-Forwarded-For`
+/// that is not a trusted proxy. A forwarded header from anyone else is the
+/// client's own claim and is ignored.
 pub struct ClientAddress(pub String);
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddress {
+impl axum::extract::FromRequestParts<AppState> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        _: &S,
+        state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddress(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string())
-                .unwrap_or_else(|| "unknown".into()),
-        ))
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        Ok(ClientAddress(match peer {
+            Some(peer) => {
+                client_ip(peer, &parts.headers, &state.config.trusted_proxies).to_string()
+            }
+            None => "unknown".into(),
+        }))
+    }
+}
+
+/// The client behind `peer`: walking the forwarded chain from the nearest
+/// hop, the first address that is not a trusted proxy (or the last one
+/// that could be read).
+pub fn client_ip(
+    peer: std::net::IpAddr,
+    headers: &HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for hop in forwarded_chain(headers).into_iter().rev() {
+        let Some(ip) = hop else {
+            // "unknown" or an obfuscated name: nothing nearer to trust.
+            break;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
+}
+
+/// The `for` addresses of `Forwarded` (RFC 7239 §5.2), or else of
+/// `X-Forwarded-For`, from the farthest hop to the nearest; `None` for a
+/// hop that names no address.
+fn forwarded_chain(headers: &HeaderMap) -> Vec<Option<std::net::IpAddr>> {
+    fn address(text: &str) -> Option<std::net::IpAddr> {
+        let t = text.trim().trim_matches('"');
+        if let Some(rest) = t.strip_prefix('[') {
+            return rest.split(']').next()?.parse().ok();
+        }
+        t.parse()
+            .ok()
+            .or_else(|| t.parse::<SocketAddr>().ok().map(|s| s.ip()))
+    }
+    let values = |name: header::HeaderName| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::to_owned)
+            .collect()
+    };
+    let forwarded = values(header::FORWARDED);
+    if !forwarded.is_empty() {
+        return forwarded
+            .iter()
+            .map(|element| {
+                element
+                    .split(';')
+                    .filter_map(|pair| pair.split_once('='))
+                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("for"))
+                    .and_then(|(_, v)| address(v))
+            })
+            .collect();
+    }
+    values(header::HeaderName::from_static("x-forwarded-for"))
+        .iter()
+        .map(|hop| address(hop))
+        .collect()
+}
+
+#[cfg(test)]
+mod client_address_tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            h.append(*n, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn forwarded_headers_count_only_from_trusted_proxies() {
+        let proxy: ipnet::IpNet = "10.0.0.0/8".parse().unwrap();
+        let lb = "10.0.0.5".parse().unwrap();
+        let stranger = "203.0.113.9".parse().unwrap();
+        let spoof = headers(&[("x-forwarded-for", "198.51.100.1")]);
+        assert_eq!(
+            client_ip(stranger, &spoof, &[proxy]),
+            stranger,
+            "a client's own claim is ignored"
+        );
+        assert_eq!(
+            client_ip(lb, &spoof, &[]),
+            lb,
+            "no proxy configured: the peer"
+        );
+        assert_eq!(client_ip(lb, &spoof, &[proxy]).to_string(), "198.51.100.1");
+        // The client prepends a lie; the proxy appends what it saw.
+        let chain = headers(&[("x-forwarded-for", "1.2.3.4, 198.51.100.1, 10.0.0.7")]);
+        assert_eq!(client_ip(lb, &chain, &[proxy]).to_string(), "198.51.100.1");
+        let rfc = headers(&[(
+            "forwarded",
+            "for=1.2.3.4, for=\"[2001:db8::1]:4711\";proto=https",
+        )]);
+        assert_eq!(client_ip(lb, &rfc, &[proxy]).to_string(), "2001:db8::1");
+        let unknown = headers(&[("forwarded", "for=unknown")]);
+        assert_eq!(client_ip(lb, &unknown, &[proxy]), lb);
+        let port = headers(&[("x-forwarded-for", "198.51.100.2:5555")]);
+        assert_eq!(client_ip(lb, &port, &[proxy]).to_string(), "198.51.100.2");
     }
 }
 
@@ -202,12 +319,24 @@ pub async fn sign_in(
         (status, render(&view)).into_response()
     };
     let username = normalize_username(&form.username).unwrap_or_default();
-    let account_key = format!("account:{username}");
-    let address_key = format!("address:{addr}");
-    let wait = state
-        .account_throttle
-        .wait(&account_key)
-        .or_else(|| state.address_throttle.wait(&address_key));
+    // A browser this account signed in from before is held by its own
+    // count only; strangers share the account's and their address's, so a
+    // flood of wrong passwords slows them without locking the owner out.
+    let device = auth::trusted_device(&headers, &state.identity, &username);
+    let keys: Vec<(String, &auth::Throttle)> = match &device {
+        Some(nonce) => vec![(format!("device:{nonce}"), &*state.account_throttle)],
+        None => vec![
+            (format!("account:{username}"), &*state.account_throttle),
+            (format!("address:{addr}"), &*state.address_throttle),
+        ],
+    };
+    let mut wait = None;
+    for (key, throttle) in &keys {
+        if let Some(w) = throttle.wait(&state.store, key).await {
+            wait = Some(w);
+            break;
+        }
+    }
     if let Some(wait) = wait {
         event(&state, "login.throttled", None, &username, &addr, "").await;
         let mut r = page(
@@ -255,27 +384,27 @@ pub async fn sign_in(
             "wrong username or password",
         )
         .await;
-        let locked = state.account_throttle.fail(&account_key);
-        let address_locked = state.address_throttle.fail(&address_key);
-        if let Some(lock) = locked.or(address_locked) {
-            let what = if locked.is_some() {
-                "account"
-            } else {
-                "address"
-            };
-            event(
-                &state,
-                "login.locked",
-                id,
-                &username,
-                &addr,
-                &format!("{what} locked for {} s", lock.as_secs()),
-            )
-            .await;
+        for (key, throttle) in &keys {
+            if let Some(lock) = throttle.fail(&state.store, key).await {
+                let what = key.split(':').next().unwrap_or("key");
+                event(
+                    &state,
+                    "login.locked",
+                    id,
+                    &username,
+                    &addr,
+                    &format!("{what} locked for {} s", lock.as_secs()),
+                )
+                .await;
+            }
         }
         return page(StatusCode::UNAUTHORIZED, tr.s("signin.wrong").into());
     };
-    state.account_throttle.succeed(&account_key);
+    for (key, throttle) in &keys {
+        if !key.starts_with("address:") {
+            throttle.succeed(&state.store, key).await;
+        }
+    }
     let grants = match state.store.grants(account.id).await {
         Ok(g) => g,
         Err(e) => return store_failed(ctx.lang)(e).into_response(),
@@ -324,13 +453,19 @@ pub async fn sign_in(
         let n: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
         format!("{}?next={n}", pending_page(stage))
     };
-    with_cookie(
+    let response = with_cookie(
         Redirect::to(&to).into_response(),
         &session_cookie(
             state.config.is_https(),
             &id,
             auth::SESSION_ABSOLUTE_MS / 1000,
         ),
+    );
+    // This browser now knows the account: a new device cookie (a fresh
+    // nonce, so a cookie that leaked stops counting as this one).
+    with_cookie(
+        response,
+        &auth::device_cookie(state.config.is_https(), &state.identity, &account.username),
     )
 }
 
@@ -407,8 +542,15 @@ pub async fn second_factor(
         return csrf_refused(ctx.lang);
     }
     let next = safe_next(form.next.as_deref());
-    let key = format!("account:{}", account.username);
-    if state.account_throttle.wait(&key).is_some() {
+    // Only someone who knew the password gets here: guessing codes has a
+    // count of its own, apart from the password's.
+    let key = format!("second_factor:{}", account.username);
+    if state
+        .account_throttle
+        .wait(&state.store, &key)
+        .await
+        .is_some()
+    {
         event(
             &state,
             "second_factor.throttled",
@@ -471,7 +613,7 @@ pub async fn second_factor(
             "",
         )
         .await;
-        if let Some(lock) = state.account_throttle.fail(&key) {
+        if let Some(lock) = state.account_throttle.fail(&state.store, &key).await {
             event(
                 &state,
                 "login.locked",
@@ -494,7 +636,7 @@ pub async fn second_factor(
         )
             .into_response();
     }
-    state.account_throttle.succeed(&key);
+    state.account_throttle.succeed(&state.store, &key).await;
     event(
         &state,
         "login.succeeded",

@@ -12,7 +12,6 @@
 //! printed anywhere, and events name accounts by username only.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -91,6 +90,18 @@ impl IdentityKeys {
         mac.update(b"nara national id v1\0");
         mac.update(digits.as_bytes());
         hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// The tag of a device cookie: `nonce` was issued to a browser that
+    /// signed in as `username` (OWASP's device cookies against lock-outs).
+    pub fn device_tag(&self, username: &str, nonce: &str) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.national_id)
+            .unwrap_or_else(|_| unreachable_hmac());
+        mac.update(b"nara device cookie v1\0");
+        mac.update(username.as_bytes());
+        mac.update(b"\0");
+        mac.update(nonce.as_bytes());
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
 
     /// The exchange gateway's Ed25519 key, derived from the identity key: it
@@ -286,82 +297,70 @@ impl PasswordWork {
 
 // ------------------------------------------------------------ throttling
 
-/// Failed sign-ins per key (an account, an address), with a back-off that
-/// doubles from 30 s after the free attempts, up to 15 minutes. Counts fade
-/// after a quiet hour. In memory: a node restart forgets them, and each node
-/// counts its own (the security events in the database are the durable
-/// record).
+/// Failed sign-ins per key, with a back-off that doubles from 30 s after
+/// the free attempts, up to 15 minutes; counts fade after a quiet hour. The
+/// counts live in the database (`sign_in_failures`), so every node sees the
+/// same lock and a restart forgets nothing. Keys: `account:NAME` (clients the
+/// account has not signed in from), `device:NONCE` (a device cookie),
+/// `address:IP`, `second_factor:NAME`.
 pub struct Throttle {
     free: u32,
-    entries: Mutex<HashMap<String, Failures>>,
-}
-
-#[derive(Clone, Copy)]
-struct Failures {
-    count: u32,
-    last: Instant,
-    locked_until: Option<Instant>,
 }
 
 pub const ACCOUNT_FREE_FAILURES: u32 = 5;
 pub const ADDRESS_FREE_FAILURES: u32 = 20;
 const FIRST_LOCK: Duration = Duration::from_secs(30);
 const LONGEST_LOCK: Duration = Duration::from_secs(15 * 60);
-const FORGET_AFTER: Duration = Duration::from_secs(3600);
+pub const FORGET_AFTER: Duration = Duration::from_secs(3600);
+
+/// The lock the `failures`-th failure earns, past `free` free ones.
+pub fn lock_after(failures: u32, free: u32) -> Option<Duration> {
+    (failures > free).then(|| {
+        let doublings = (failures - free - 1).min(10);
+        (FIRST_LOCK * 2u32.pow(doublings)).min(LONGEST_LOCK)
+    })
+}
 
 impl Throttle {
     pub fn new(free: u32) -> Throttle {
-        Throttle {
-            free,
-            entries: Mutex::new(HashMap::new()),
+        Throttle { free }
+    }
+
+    /// How long `key` must still wait, if it is locked out. A database
+    /// error is logged and lets the attempt through to the password check
+    /// (which is slow by design) rather than lock everyone out.
+    pub async fn wait(&self, store: &Store, key: &str) -> Option<Duration> {
+        let now = nara_core::Timestamp::now().0;
+        match store.sign_in_lock(key, now).await {
+            Ok(until) => until.map(|u| Duration::from_millis((u - now).max(0) as u64)),
+            Err(e) => {
+                tracing::error!(error = %e, "reading sign-in failures");
+                None
+            }
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Failures>> {
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// How long `key` must still wait, if it is locked out.
-    pub fn wait(&self, key: &str) -> Option<Duration> {
-        let now = Instant::now();
-        let map = self.lock();
-        let f = map.get(key)?;
-        f.locked_until
-            .and_then(|until| until.checked_duration_since(now))
     }
 
     /// Counts a failure; returns the new lock-out if this failure caused one.
-    pub fn fail(&self, key: &str) -> Option<Duration> {
-        let now = Instant::now();
-        let mut map = self.lock();
-        if map.len() > 100_000 {
-            // Bounded memory under a spray of usernames: forget the quiet ones.
-            map.retain(|_, f| now.duration_since(f.last) < FORGET_AFTER);
-        }
-        let f = map.entry(key.to_owned()).or_insert(Failures {
-            count: 0,
-            last: now,
-            locked_until: None,
-        });
-        if now.duration_since(f.last) > FORGET_AFTER {
-            f.count = 0;
-        }
-        f.count += 1;
-        f.last = now;
-        if f.count > self.free {
-            let doublings = (f.count - self.free - 1).min(10);
-            let lock = (FIRST_LOCK * 2u32.pow(doublings)).min(LONGEST_LOCK);
-            f.locked_until = Some(now + lock);
-            Some(lock)
-        } else {
-            None
+    pub async fn fail(&self, store: &Store, key: &str) -> Option<Duration> {
+        let now = nara_core::Timestamp::now().0;
+        let free = self.free;
+        let forget = now - FORGET_AFTER.as_millis() as i64;
+        let lock = |n: i64| {
+            lock_after(u32::try_from(n).unwrap_or(u32::MAX), free).map(|d| d.as_millis() as i64)
+        };
+        match store.sign_in_failed(key, now, forget, lock).await {
+            Ok(lock) => lock.map(|ms| Duration::from_millis(ms as u64)),
+            Err(e) => {
+                tracing::error!(error = %e, "recording a sign-in failure");
+                None
+            }
         }
     }
 
-    pub fn succeed(&self, key: &str) {
-        self.lock().remove(key);
+    pub async fn succeed(&self, store: &Store, key: &str) {
+        if let Err(e) = store.sign_in_succeeded(key).await {
+            tracing::error!(error = %e, "clearing sign-in failures");
+        }
     }
 }
 
@@ -532,6 +531,37 @@ pub fn session_cookie(https: bool, value: &str, max_age_s: i64) -> String {
         session_cookie_name(https),
         if https { "; Secure" } else { "" }
     )
+}
+
+/// The device cookie: set on a browser once it has signed in as an account,
+/// so that a lock-out of that account (which strangers can cause) does not
+/// hold its owner's browser, which is throttled on its own key instead.
+pub const DEVICE_COOKIE: &str = "nara_device";
+const DEVICE_COOKIE_DAYS: i64 = 365;
+
+/// A device cookie for `username`: `USERNAME:NONCE:TAG`.
+pub fn device_cookie(https: bool, keys: &IdentityKeys, username: &str) -> String {
+    let nonce = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>());
+    let tag = keys.device_tag(username, &nonce);
+    format!(
+        "{DEVICE_COOKIE}={username}:{nonce}:{tag}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        DEVICE_COOKIE_DAYS * 86_400,
+        if https { "; Secure" } else { "" }
+    )
+}
+
+/// The device cookie's nonce, if the request carries a valid one for `username`.
+pub fn trusted_device(
+    headers: &axum::http::HeaderMap,
+    keys: &IdentityKeys,
+    username: &str,
+) -> Option<String> {
+    let value = cookie(headers, DEVICE_COOKIE)?;
+    let mut parts = value.splitn(3, ':');
+    let (name, nonce, tag) = (parts.next()?, parts.next()?, parts.next()?);
+    let expected = keys.device_tag(name, nonce);
+    (name == username && bool::from(expected.as_bytes().ct_eq(tag.as_bytes())))
+        .then(|| nonce.to_owned())
 }
 
 /// Reads one cookie from a request's `Cookie` headers.
@@ -862,15 +892,12 @@ mod tests {
 
     #[test]
     fn throttle_backs_off_and_doubles() {
-        let t = Throttle::new(2);
-        assert!(t.fail("a").is_none());
-        assert!(t.fail("a").is_none());
-        assert_eq!(t.fail("a"), Some(Duration::from_secs(30)));
-        assert!(t.wait("a").is_some());
-        assert_eq!(t.fail("a"), Some(Duration::from_secs(60)));
-        assert!(t.wait("b").is_none());
-        t.succeed("a");
-        assert!(t.wait("a").is_none());
+        assert_eq!(lock_after(1, 2), None);
+        assert_eq!(lock_after(2, 2), None);
+        assert_eq!(lock_after(3, 2), Some(Duration::from_secs(30)));
+        assert_eq!(lock_after(4, 2), Some(Duration::from_secs(60)));
+        assert_eq!(lock_after(40, 2), Some(Duration::from_secs(15 * 60)));
+        assert_eq!(lock_after(u32::MAX, 2), Some(Duration::from_secs(15 * 60)));
     }
 
     #[test]

@@ -64,6 +64,11 @@ pub struct Config {
     /// The sender address of those emails.
     #[serde(default = "default_smtp_from")]
     pub smtp_from: String,
+    /// Reverse proxies and load balancers in front of nara (CIDR, e.g.
+    /// `["10.0.0.0/8"]`): only from these is `Forwarded` / `X-Forwarded-For`
+    /// read for the client's address. Empty: the connection's peer.
+    #[serde(default)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 fn default_smtp_from() -> String {
@@ -101,6 +106,7 @@ impl Default for Config {
             node_id: None,
             smtp_url: None,
             smtp_from: default_smtp_from(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

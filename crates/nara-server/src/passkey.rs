@@ -257,8 +257,13 @@ pub async fn sign_in_finish(
             "a passkey is the second step: sign in with your password first",
         ));
     };
-    let key = format!("account:{}", account.username);
-    if state.account_throttle.wait(&key).is_some() {
+    let key = format!("second_factor:{}", account.username);
+    if state
+        .account_throttle
+        .wait(&state.store, &key)
+        .await
+        .is_some()
+    {
         return Err(Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             "throttled",
@@ -288,7 +293,7 @@ pub async fn sign_in_finish(
                 "passkey",
             )
             .await;
-            state.account_throttle.fail(&key);
+            state.account_throttle.fail(&state.store, &key).await;
             return Err(Problem::unauthorized()
                 .detail(format!("the passkey's answer does not verify: {e}")));
         }
@@ -306,7 +311,7 @@ pub async fn sign_in_finish(
                 .await?;
         }
     }
-    state.account_throttle.succeed(&key);
+    state.account_throttle.succeed(&state.store, &key).await;
     event(
         &state,
         "login.succeeded",

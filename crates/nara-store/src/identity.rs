@@ -651,6 +651,8 @@ impl Store {
             false,
         )
         .await?;
+        // Failed sign-ins fade after a quiet hour (auth::FORGET_AFTER).
+        self.purge_sign_in_failures(now - 3_600_000).await?;
         self.write_one(
             Sql::with_args(
                 "DELETE FROM oidc_codes WHERE expires_at <= $1",
@@ -1061,5 +1063,70 @@ impl Store {
             tx.commit().await?;
             n
         }))
+    }
+}
+
+impl Store {
+    /// Until when `key` is locked out of signing in (ms), if it is.
+    pub async fn sign_in_lock(&self, key: &str, now_ms: i64) -> Result<Option<i64>> {
+        let until: Option<Option<i64>> = with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT locked_until FROM sign_in_failures WHERE key = $1"
+        )
+        .bind(key)
+        .fetch_optional(pool)
+        .await?);
+        Ok(until.flatten().filter(|u| *u > now_ms))
+    }
+
+    /// Counts a failed sign-in for `key` (a count older than `forget_before`
+    /// starts again) and, if `lock_for` says so for the new count, locks the
+    /// key until then; in one transaction. Returns the lock's length (ms).
+    pub async fn sign_in_failed(
+        &self,
+        key: &str,
+        now_ms: i64,
+        forget_before: i64,
+        lock_for: impl Fn(i64) -> Option<i64>,
+    ) -> Result<Option<i64>> {
+        Ok(with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let failures: i64 = sqlx::query_scalar(
+                "INSERT INTO sign_in_failures (key, failures, last_at) VALUES ($1, 1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET \
+                 failures = CASE WHEN sign_in_failures.last_at < $3 THEN 1 ELSE sign_in_failures.failures + 1 END, \
+                 last_at = $2 RETURNING failures",
+            )
+            .bind(key)
+            .bind(now_ms)
+            .bind(forget_before)
+            .fetch_one(&mut *tx)
+            .await?;
+            let lock = lock_for(failures);
+            if let Some(ms) = lock {
+                sqlx::query("UPDATE sign_in_failures SET locked_until = $2 WHERE key = $1")
+                    .bind(key)
+                    .bind(now_ms + ms)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            lock
+        }))
+    }
+
+    /// Forgets `key`'s failures (it signed in).
+    pub async fn sign_in_succeeded(&self, key: &str) -> Result<()> {
+        let sql = "DELETE FROM sign_in_failures WHERE key = $1";
+        self.write_one(Sql::with_args(sql, vec![text(key)]), false)
+            .await
+            .map(drop)
+    }
+
+    /// Forgets failures quiet since `before` and not locked beyond it.
+    async fn purge_sign_in_failures(&self, before: i64) -> Result<u64> {
+        let sql = "DELETE FROM sign_in_failures WHERE last_at < $1 \
+                   AND (locked_until IS NULL OR locked_until < $1)";
+        self.write_one(Sql::with_args(sql, vec![Arg::Int(before)]), false)
+            .await
     }
 }

@@ -491,3 +491,161 @@ async fn a_form_from_another_scheme_is_cross_origin() {
         assert_eq!(status, expected, "{origin}");
     }
 }
+
+async fn sign_in(
+    app: &TestApp,
+    username: &str,
+    password: &str,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut r = app
+        .client
+        .post(app.url("/sign-in"))
+        .form(&[("username", username), ("password", password)]);
+    for (n, v) in headers {
+        r = r.header(*n, *v);
+    }
+    r.send().await.unwrap()
+}
+
+fn device_cookie(r: &reqwest::Response) -> String {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("nara_device="))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+        .expect("a device cookie")
+}
+
+backends! {
+    /// Finding 5: strangers' failures slow strangers; the owner's browser
+    /// still signs in; limits hold on every node and across restarts.
+    async fn lock_outs_do_not_lock_the_owner_out(backend: &str) {
+        let Some(app) = TestApp::start(backend).await else { return };
+        let accounts = app.demo_accounts().await;
+        let minji = accounts.iter().find(|a| a.username == "minji").unwrap();
+        let official = accounts.iter().find(|a| a.role == "official").unwrap();
+        // Both have signed in from their own browsers before.
+        let r = sign_in(&app, &minji.username, &minji.password, &[]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let minji_device = device_cookie(&r);
+        let r = sign_in(&app, &official.username, &official.password, &[]).await;
+        let official_device = device_cookie(&r);
+        // An attacker tries wrong passwords for Minji, then sprays every name.
+        for _ in 0..6 {
+            sign_in(&app, &minji.username, "not her password at all", &[]).await;
+        }
+        for i in 0..25 {
+            sign_in(&app, &format!("guess{i}"), "not a password at all", &[]).await;
+        }
+        // Strangers wait, even with the right password...
+        let r = sign_in(&app, &minji.username, &minji.password, &[]).await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        // ... the owners' browsers do not.
+        let r = sign_in(&app, &minji.username, &minji.password, &[("cookie", &minji_device)]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "Minji's own browser signs in");
+        let r = sign_in(&app, &official.username, &official.password, &[("cookie", &official_device)]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "an official behind the same address signs in");
+        // A device cookie for another account, or a forged one, counts for nothing.
+        let r = sign_in(&app, &minji.username, &minji.password, &[("cookie", &official_device)]).await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        let forged = minji_device.replace(":", ":x");
+        let r = sign_in(&app, &minji.username, &minji.password, &[("cookie", &forged)]).await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        // Another node (or this one restarted) holds the same locks.
+        let node2 = app.second_node().await;
+        let r = sign_in(&node2, &minji.username, &minji.password, &[]).await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "the lock holds on every node");
+        // A device cookie that keeps failing is throttled on its own.
+        for _ in 0..6 {
+            sign_in(&app, &minji.username, "wrong again and again", &[("cookie", &minji_device)]).await;
+        }
+        let r = sign_in(&app, &minji.username, &minji.password, &[("cookie", &minji_device)]).await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+}
+
+/// Finding 5: behind a configured reverse proxy, clients are told apart by
+/// the forwarded address; from anyone else the header is ignored.
+#[tokio::test]
+async fn forwarded_addresses_count_only_from_trusted_proxies() {
+    let app = TestApp::start_with(
+        "sqlite",
+        nara_server::config::Config {
+            trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let accounts = app.demo_accounts().await;
+    let junho = accounts.iter().find(|a| a.username == "junho").unwrap();
+    for i in 0..25 {
+        sign_in(
+            &app,
+            &format!("spray{i}"),
+            "not a password at all",
+            &[("x-forwarded-for", "198.51.100.66")],
+        )
+        .await;
+    }
+    let r = sign_in(
+        &app,
+        "spray0",
+        "not a password at all",
+        &[("x-forwarded-for", "198.51.100.66")],
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the attacker's address is held"
+    );
+    let r = sign_in(
+        &app,
+        &junho.username,
+        &junho.password,
+        &[("x-forwarded-for", "198.51.100.7")],
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "another citizen behind the proxy signs in"
+    );
+    let events = app
+        .store
+        .security_events(Some("login.failed"), 5)
+        .await
+        .unwrap();
+    assert!(
+        events.iter().all(|e| e.address == "198.51.100.66"),
+        "events name the real client"
+    );
+
+    // Without a trusted proxy, the header is the client's claim: ignored.
+    let plain = TestApp::start("sqlite").await.unwrap();
+    for i in 0..25 {
+        let fake = format!("203.0.113.{i}");
+        sign_in(
+            &plain,
+            &format!("spray{i}"),
+            "not a password at all",
+            &[("x-forwarded-for", &fake)],
+        )
+        .await;
+    }
+    let r = sign_in(
+        &plain,
+        "spray99",
+        "not a password at all",
+        &[("x-forwarded-for", "203.0.113.200")],
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "a forged header does not escape the address limit"
+    );
+}

@@ -39,6 +39,21 @@ pub fn digest(bytes: &[u8]) -> Hash {
     Sha256::digest(bytes).into()
 }
 
+/// A citizen named in a public entry: `citizen:` and the hex SHA-256 of
+/// the domain label, the actor it stands for (`account:ID`) and a salt of
+/// that entry's own. Equal actors give unrelated commitments in different
+/// entries, so nobody can follow a citizen through the log; whoever holds
+/// the salt (the citizen, an auditor) opens it by recomputing.
+pub fn actor_commitment(actor: &str, salt: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(b"nara actor commitment v1\0");
+    h.update(actor.as_bytes());
+    h.update(b"\0");
+    h.update(salt);
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("citizen:{hex}")
+}
+
 /// A kind is 1–64 bytes of `a-z`, `0-9`, `.` and `_`.
 fn check_kind(kind: &[u8]) -> Result<(), EntryError> {
     let allowed = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'_';

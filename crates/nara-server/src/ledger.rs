@@ -294,6 +294,58 @@ pub struct EntryProof {
 }
 
 /// Get a ledger entry with its inclusion proof against the latest checkpoint.
+/// `GET /api/v1/me/ledger-openings`: the citizen's own commitments in the
+/// public ledger (an entry names a citizen as `citizen:…`, fresh per entry)
+/// with the salts that open them, newest first, so that they can find and
+/// prove their own entries; nobody else can link them.
+pub async fn my_openings(
+    State(state): State<AppState>,
+    who: crate::auth::Principal,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let openings = state.store.openings_of(who.account_id, 1_000).await?;
+    Ok(Json(serde_json::json!({
+        "actor": who.actor(),
+        "openings": openings.iter().map(|o| serde_json::json!({
+            "commitment": o.commitment,
+            "salt": o.salt,
+            "created_at": nara_core::Timestamp(o.created_at).rfc3339(),
+        })).collect::<Vec<_>>(),
+        "how_to_open": "citizen:hex(SHA-256(\"nara actor commitment v1\\0\" || actor || \"\\0\" || salt bytes))",
+    })))
+}
+
+/// `GET /api/v1/ledger/openings/{commitment}`: an auditor opens one
+/// commitment: the account it names and the salt, checked to open it. Each
+/// opening is a security event, so that opening is itself accountable.
+pub async fn open_commitment(
+    State(state): State<AppState>,
+    who: crate::auth::Principal,
+    crate::account::ClientAddress(address): crate::account::ClientAddress,
+    Path(commitment): Path<String>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let opening = state
+        .store
+        .opening(&commitment)
+        .await?
+        .filter(nara_store::ledger::Opening::opens)
+        .ok_or_else(|| Problem::not_found("commitment"))?;
+    crate::account::event(
+        &state,
+        "ledger.commitment_opened",
+        Some(who.account_id),
+        &who.username,
+        &address,
+        &commitment,
+    )
+    .await;
+    Ok(Json(serde_json::json!({
+        "commitment": opening.commitment,
+        "actor": format!("account:{}", opening.account_id),
+        "salt": opening.salt,
+        "opens": true,
+    })))
+}
+
 #[utoipa::path(get, path = "/api/v1/ledger/entries/{index}", tag = "ledger",
     params(("index" = u64, Path, description = "Entry index, from 0")),
     responses(

@@ -261,6 +261,8 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/api/v1/me/applications" => get(application_api::mine): Roles(&[Citizen]);
         "/api/v1/applications/{reference}" => get(application_api::one): Roles(&[Citizen]);
         "/api/v1/me/data-access" => get(exchange_pages::data_access_api): Roles(&[Citizen]);
+        "/api/v1/me/ledger-openings" => get(ledger::my_openings): Roles(&[Citizen]);
+        "/api/v1/ledger/openings/{commitment}" => get(ledger::open_commitment): Roles(&[Auditor]);
         "/openapi.json" => get(api::openapi): Public;
     };
 

@@ -65,14 +65,26 @@ struct Recorded<'a> {
     reason: &'a str,
 }
 
-/// The ledger entries of an application moving from `draft` through `states`.
-fn state_entries(app: &Application, states: &[(&str, &str)], actor: &str) -> Result<Vec<Vec<u8>>> {
+/// The ledger entries of an application moving from `draft` through
+/// `states`; the applicant's own steps name a fresh commitment each
+/// (`openings` gets what opens them).
+fn state_entries(
+    app: &Application,
+    states: &[(&str, &str)],
+    actor: &str,
+    openings: &mut Vec<crate::ledger::Opening>,
+) -> Result<Vec<Vec<u8>>> {
     let mut entries = Vec::new();
     let mut from = "draft";
     for (to, by) in states {
+        let named = if *by == "system" {
+            "system".to_owned()
+        } else {
+            crate::ledger::public_actor(actor, app.account_id, openings)
+        };
         entries.push(entry_bytes(
             "application.state",
-            if *by == "system" { "system" } else { actor },
+            &named,
             vec![
                 format!("application:{}", app.reference),
                 format!("service:{}/{}", app.service_code, app.version),
@@ -236,7 +248,8 @@ impl Store {
         actor: &str,
     ) -> Result<()> {
         let now = nara_core::Timestamp::now().0;
-        let entries = state_entries(app, states, actor)?;
+        let mut openings = Vec::new();
+        let entries = state_entries(app, states, actor, &mut openings)?;
         let last = states.last().map_or("submitted", |s| s.0);
         let decided = nara_core::service_def::END_STATES
             .contains(&last)
@@ -263,6 +276,7 @@ impl Store {
             }
             insert_events!(tx, app.id, now, actor, states);
             notify!(tx, app.id, now, "state");
+            crate::ledger::record_openings!(tx, &openings);
             crate::ledger::append_in_tx!(tx, self.kind() == crate::BackendKind::Sqlite, &entries);
             tx.commit().await?;
         });
@@ -274,8 +288,9 @@ impl Store {
     /// transaction — the group commit hands it whatever is waiting.
     pub async fn insert_submitted(&self, batch: &[NewSubmission]) -> Result<Vec<Application>> {
         let mut entries = Vec::new();
+        let mut openings = Vec::new();
         for s in batch {
-            entries.extend(state_entries(&s.app, &s.states, &s.actor)?);
+            entries.extend(state_entries(&s.app, &s.states, &s.actor, &mut openings)?);
         }
         let sql = format!(
             "INSERT INTO applications (reference, service_code, version, agency_id, account_id, state, \
@@ -307,6 +322,7 @@ impl Store {
                 notify!(tx, stored.id, now, "state");
                 stored_all.push(stored);
             }
+            crate::ledger::record_openings!(tx, &openings);
             crate::ledger::append_in_tx!(tx, self.kind() == crate::BackendKind::Sqlite, &entries);
             tx.commit().await?;
             stored_all
@@ -343,9 +359,11 @@ impl Store {
         let actor = format!("account:{by}");
         // An official who acts holds the case; the citizen answering does not.
         let assignee = (by != app.account_id).then_some(by);
+        let mut openings = Vec::new();
+        let named = crate::ledger::public_actor(&actor, app.account_id, &mut openings);
         let entry = entry_bytes(
             "application.state",
-            &actor,
+            &named,
             vec![
                 format!("application:{}", app.reference),
                 format!("service:{}/{}", app.service_code, app.version),
@@ -398,6 +416,7 @@ impl Store {
             if by != app.account_id {
                 notify!(tx, app.id, now, "state");
             }
+            crate::ledger::record_openings!(tx, &openings);
             crate::ledger::commit_with_entry!(self, tx, entry);
         });
         Ok(())
@@ -861,9 +880,11 @@ impl Store {
             service: &'a str,
             score: i64,
         }
+        let mut openings = Vec::new();
+        let named = crate::ledger::public_actor(actor, app.account_id, &mut openings);
         let entry = entry_bytes(
             "application.rated",
-            actor,
+            &named,
             vec![
                 format!("application:{}", app.reference),
                 format!("service:{}", app.service_code),
@@ -888,6 +909,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| crate::constraint_error(e, "a rating of this application"))?;
+            crate::ledger::record_openings!(tx, &openings);
             crate::ledger::commit_with_entry!(self, tx, entry);
         });
         Ok(())

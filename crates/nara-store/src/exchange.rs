@@ -191,6 +191,18 @@ impl Store {
     /// `directory`: it changes services or rights, so gateways reload.
     /// Returns the rows the statement touched (0: nothing committed).
     async fn exchange_write(&self, sql: Sql, entry: Vec<u8>, directory: bool) -> Result<u64> {
+        self.exchange_write_opening(sql, entry, directory, &[])
+            .await
+    }
+
+    /// [`Self::exchange_write`], storing what opens the entry's citizen commitment too.
+    async fn exchange_write_opening(
+        &self,
+        sql: Sql,
+        entry: Vec<u8>,
+        directory: bool,
+        openings: &[crate::ledger::Opening],
+    ) -> Result<u64> {
         let what = entry_kind_hint(&sql.text);
         Ok(with_pool!(self, |pool| {
             let (_turn, mut tx) = write_tx!(self, pool);
@@ -205,6 +217,7 @@ impl Store {
             if directory {
                 sqlx::query(BUMP_EXCHANGE).execute(&mut *tx).await?;
             }
+            crate::ledger::record_openings!(tx, openings);
             commit_with_entry!(self, tx, entry);
             n
         }))
@@ -368,7 +381,12 @@ impl Store {
                 Arg::Int(c.expires_at),
             ],
         );
-        let actor = format!("account:{}", c.account_id);
+        let mut openings = Vec::new();
+        let actor = crate::ledger::public_actor(
+            &format!("account:{}", c.account_id),
+            c.account_id,
+            &mut openings,
+        );
         let entry = entry_bytes(
             "exchange.consent.granted",
             &actor,
@@ -378,7 +396,8 @@ impl Store {
             ],
             c,
         )?;
-        self.exchange_write(sql, entry, false).await?;
+        self.exchange_write_opening(sql, entry, false, &openings)
+            .await?;
         Ok(())
     }
 
@@ -389,14 +408,22 @@ impl Store {
             "UPDATE consents SET revoked_at = $1 WHERE id = $2 AND account_id = $3 AND revoked_at IS NULL",
             vec![Arg::Int(now), text(id), Arg::Int(account_id)],
         );
-        let actor = format!("account:{account_id}");
+        let mut openings = Vec::new();
+        let actor = crate::ledger::public_actor(
+            &format!("account:{account_id}"),
+            account_id,
+            &mut openings,
+        );
         let entry = entry_bytes(
             "exchange.consent.revoked",
             &actor,
             vec![format!("consent:{id}")],
             &(id, now),
         )?;
-        Ok(self.exchange_write(sql, entry, false).await? > 0)
+        Ok(self
+            .exchange_write_opening(sql, entry, false, &openings)
+            .await?
+            > 0)
     }
 
     pub async fn exchange_consent(&self, id: &str) -> Result<Option<Consent>> {

@@ -133,6 +133,80 @@ impl TileCache {
 }
 
 /// Builds the canonical bytes of a catalogue change's entry.
+/// A citizen's commitment in one public entry, and what opens it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct Opening {
+    /// `citizen:…`, as the entry names the actor.
+    pub commitment: String,
+    pub account_id: i64,
+    /// Hex of the entry's 16-byte salt.
+    pub salt: String,
+    pub created_at: i64,
+}
+
+impl Opening {
+    fn new(account_id: i64) -> Opening {
+        let salt: [u8; 16] = rand::random();
+        Opening {
+            commitment: nara_ledger::entry::actor_commitment(
+                &format!("account:{account_id}"),
+                &salt,
+            ),
+            account_id,
+            salt: salt.iter().map(|b| format!("{b:02x}")).collect(),
+            created_at: nara_core::Timestamp::now().0,
+        }
+    }
+
+    /// Whether this opening opens its commitment (what an auditor checks).
+    pub fn opens(&self) -> bool {
+        let salt: Option<Vec<u8>> = (0..self.salt.len())
+            .step_by(2)
+            .map(|i| {
+                self.salt
+                    .get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
+            .collect();
+        salt.is_some_and(|salt| {
+            nara_ledger::entry::actor_commitment(&format!("account:{}", self.account_id), &salt)
+                == self.commitment
+        })
+    }
+}
+
+/// The actor a public entry names: `citizen`'s own action as a fresh
+/// commitment (its opening added to `openings`, stored in the entry's
+/// transaction), anyone else's (officials, operators, systems) as it is.
+pub(crate) fn public_actor(actor: &str, citizen: i64, openings: &mut Vec<Opening>) -> String {
+    if actor == format!("account:{citizen}") {
+        let o = Opening::new(citizen);
+        let named = o.commitment.clone();
+        openings.push(o);
+        named
+    } else {
+        actor.to_owned()
+    }
+}
+
+/// Stores the openings of a transaction's entries, in that transaction.
+macro_rules! record_openings {
+    ($tx:ident, $openings:expr) => {{
+        for o in $openings {
+            sqlx::query(
+                "INSERT INTO actor_openings (commitment, account_id, salt, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&o.commitment)
+            .bind(o.account_id)
+            .bind(&o.salt)
+            .bind(o.created_at)
+            .execute(&mut *$tx)
+            .await?;
+        }
+    }};
+}
+pub(crate) use record_openings;
+
 pub(crate) fn entry_bytes(
     kind: &str,
     actor: &str,
@@ -575,5 +649,32 @@ impl Store {
     pub async fn ledger_root(&self, size: u64) -> Result<Hash> {
         self.with_stored_tiles(size, |src| merkle::tree_root(src, size))
             .await
+    }
+}
+
+impl Store {
+    /// What opens the commitments naming `account_id`, newest first (the
+    /// citizen's own view).
+    pub async fn openings_of(&self, account_id: i64, limit: i64) -> Result<Vec<Opening>> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            "SELECT commitment, account_id, salt, created_at FROM actor_openings \
+             WHERE account_id = $1 ORDER BY created_at DESC LIMIT $2"
+        )
+        .bind(account_id)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    /// What opens one commitment (an auditor's question).
+    pub async fn opening(&self, commitment: &str) -> Result<Option<Opening>> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+            "SELECT commitment, account_id, salt, created_at FROM actor_openings WHERE commitment = $1"
+        )
+        .bind(commitment)
+        .fetch_optional(pool)
+        .await?
+        }))
     }
 }

@@ -128,6 +128,8 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
         (("POST", "/api/v1/me/consents"), "citizen"),
         (("POST", "/api/v1/me/consents/{id}/revoke"), "citizen"),
         (("GET", "/api/v1/me/data-access"), "citizen"),
+        (("GET", "/api/v1/me/ledger-openings"), "citizen"),
+        (("GET", "/api/v1/ledger/openings/{commitment}"), "auditor"),
         (("GET", "/registries"), ALL),
         (("GET", "/api/v1/service-definitions"), ALL),
         (("POST", "/api/v1/service-definitions"), "token"),

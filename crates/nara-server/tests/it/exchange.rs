@@ -24,7 +24,12 @@ fn record_path(service: &str) -> String {
 }
 
 /// Gives a consent through the portal page, as the citizen does; returns its id.
-async fn consent_via_portal(app: &TestApp, cookie: &str, service: &str, purpose: &str) -> String {
+pub(crate) async fn consent_via_portal(
+    app: &TestApp,
+    cookie: &str,
+    service: &str,
+    purpose: &str,
+) -> String {
     let csrf = app.csrf_of(cookie, "/my/consents").await;
     let r = post_form(
         app,

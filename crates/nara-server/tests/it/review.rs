@@ -649,3 +649,74 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
         "a forged header does not escape the address limit"
     );
 }
+
+/// Entries of `kind` whose subjects include `subject`, once integrated.
+async fn entries_about(app: &TestApp, kind: &str, subject: &str) -> Vec<nara_ledger::entry::Entry> {
+    for _ in 0..50 {
+        let found: Vec<_> = app
+            .store
+            .recent_ledger_entries(500)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|(_, e)| nara_ledger::entry::Entry::decode(&e).ok())
+            .filter(|e| e.kind == kind && e.subjects.iter().any(|s| s == subject))
+            .collect();
+        if !found.is_empty() {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Vec::new()
+}
+
+backends! {
+    /// Finding 7: a citizen's public entries cannot be linked to each other;
+    /// she and an auditor can open them; officials stay attributed.
+    async fn citizens_are_not_linkable_in_the_public_ledger(backend: &str) {
+        let Some(app) = TestApp::start(backend).await else { return };
+        let accounts = app.demo_accounts().await;
+        app.demo_exchange(5).await;
+        let minji = accounts.iter().find(|a| a.username == "minji").unwrap();
+        let s = app.sign_in(minji).await;
+        let first = crate::exchange::consent_via_portal(&app, &s.cookie, "KR/GOV/MOIS/resident-registry/residents", "benefit-eligibility").await;
+        let second = crate::exchange::consent_via_portal(&app, &s.cookie, "KR/GOV/MOHW/disability-registry/disability-status", "benefit-eligibility").await;
+        let a = entries_about(&app, "exchange.consent.granted", &format!("consent:{first}")).await;
+        let b = entries_about(&app, "exchange.consent.granted", &format!("consent:{second}")).await;
+        assert_eq!((a.len(), b.len()), (1, 1));
+        let (a, b) = (&a[0].actor, &b[0].actor);
+        assert!(a.starts_with("citizen:") && b.starts_with("citizen:"), "{a} {b}");
+        assert_ne!(a, b, "two entries of one citizen name unrelated commitments");
+        assert!(!a.contains("account:"));
+        // She sees and can open her own commitments.
+        let mine: serde_json::Value = app.client.get(app.url("/api/v1/me/ledger-openings")).header("cookie", &s.cookie).send().await.unwrap().json().await.unwrap();
+        let openings = mine["openings"].as_array().unwrap();
+        let actor = mine["actor"].as_str().unwrap();
+        for commitment in [a, b] {
+            let o = openings.iter().find(|o| o["commitment"] == commitment.as_str()).expect("listed");
+            let salt: Vec<u8> = (0..32).step_by(2).map(|i| u8::from_str_radix(&o["salt"].as_str().unwrap()[i..i + 2], 16).unwrap()).collect();
+            assert_eq!(&nara_ledger::entry::actor_commitment(actor, &salt), commitment, "the salt opens it");
+        }
+        // An auditor opens one; the opening is itself recorded.
+        let auditor = accounts.iter().find(|x| x.role == "auditor").unwrap();
+        let au = app.sign_in(auditor).await;
+        let r = app.client.get(app.url(&format!("/api/v1/ledger/openings/{a}"))).header("cookie", &au.cookie).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let opened: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(opened["actor"], actor);
+        assert_eq!(app.store.security_events(Some("ledger.commitment_opened"), 5).await.unwrap().len(), 1);
+        // Another citizen cannot.
+        let junho = accounts.iter().find(|x| x.username == "junho").unwrap();
+        let j = app.sign_in(junho).await;
+        let r = app.client.get(app.url(&format!("/api/v1/ledger/openings/{a}"))).header("cookie", &j.cookie).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        // Officials' and admins' actions stay attributed.
+        let granted = app.store.recent_ledger_entries(500).await.unwrap();
+        let attributed = granted
+            .iter()
+            .filter_map(|(_, e)| nara_ledger::entry::Entry::decode(e).ok())
+            .filter(|e| e.kind == "exchange.access.granted")
+            .all(|e| !e.actor.starts_with("citizen:"));
+        assert!(attributed);
+    }
+}

@@ -8,7 +8,9 @@
 //   NARA_URL=http://127.0.0.1:8080 NARA_ACCOUNTS=nara-data/demo-accounts.json node vc_jose.mjs
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import { compactVerify, createRemoteJWKSet } from 'jose';
+import { compactVerify, createLocalJWKSet, createRemoteJWKSet } from 'jose';
+import jsonld from 'jsonld';
+import { contexts as w3cContexts } from '@digitalbazaar/credentials-context';
 import * as OTPAuth from 'otpauth';
 
 const base = process.env.NARA_URL;
@@ -66,6 +68,33 @@ if (!vc['@context']?.includes('https://www.w3.org/ns/credentials/v2')) fail('not
 if (!vc.type?.includes('ResidentRegistrationCertificate')) fail(`type: ${vc.type}`);
 if (vc.credentialSubject?.name !== 'Kim Minji') fail(`subject: ${JSON.stringify(vc.credentialSubject)}`);
 if (!vc.issuer?.id?.endsWith('/agencies/KR/GOV/MOIS')) fail(`issuer: ${JSON.stringify(vc.issuer)}`);
+
+// VC Data Model 2.0 §5.2, as a JSON-LD processor reads it (npm jsonld, the
+// W3C context from @digitalbazaar/credentials-context, nara's own context
+// fetched from the node): every claim must survive expansion.
+const documentLoader = async (url) => {
+  if (w3cContexts.has(url)) return { contextUrl: null, documentUrl: url, document: w3cContexts.get(url) };
+  if (!url.startsWith(base)) fail(`a context outside the node was asked for: ${url}`);
+  const r = await fetch(url);
+  if (r.status !== 200 || !r.headers.get('content-type')?.startsWith('application/ld+json')) fail(`context ${url}: ${r.status}`);
+  return { contextUrl: null, documentUrl: url, document: await r.json() };
+};
+const [expanded] = await jsonld.expand(vc, { documentLoader, safe: true });
+const subject = expanded['https://www.w3.org/2018/credentials#credentialSubject']?.[0] ?? fail('no subject after expansion');
+const kept = Object.keys(subject).filter((k) => !k.startsWith('@'));
+if (kept.length !== Object.keys(vc.credentialSubject).length) {
+  fail(`expansion kept ${kept.length} of ${Object.keys(vc.credentialSubject).length} claims: ${kept}`);
+}
+if (!(expanded['@type'] ?? []).some((t) => t.endsWith('#ResidentRegistrationCertificate'))) fail(`type after expansion: ${expanded['@type']}`);
+console.log(`vc_jose: a JSON-LD processor keeps all ${kept.length} claims and the credential type`);
+
+// A verifier that knows only the credential finds its keys: JWT VC Issuer
+// Metadata at the issuer's well-known location.
+const issuerUrl = new URL(vc.issuer.id);
+const meta = await (await fetch(`${issuerUrl.origin}/.well-known/jwt-vc-issuer${issuerUrl.pathname}`)).json();
+if (meta.issuer !== vc.issuer.id) fail(`issuer metadata names ${meta.issuer}`);
+await compactVerify(token, createLocalJWKSet(meta.jwks), { algorithms: ['EdDSA'] });
+console.log('vc_jose: the issuer metadata alone yields the key that verifies the credential');
 
 const [h, p, s] = token.split('.');
 const forged = JSON.parse(Buffer.from(p, 'base64url').toString());

@@ -9,6 +9,7 @@ and refuse a tampered body, a foreign key and a revoked-or-unknown key id.
 """
 
 import base64
+import secrets
 import json
 import subprocess
 import sys
@@ -43,7 +44,11 @@ def send(method, path, key_id, key, body=None, tamper=None):
         key_resolver=MappingKeyResolver(public_keys={}, private_keys={key_id: key}),
     )
     covered = ("@method", "@target-uri") if body is None else ("@method", "@target-uri", "content-type")
-    signer.sign(msg, key_id=key_id, label="nara", covered_component_ids=covered, body=body)
+    # A nonce makes two identical requests in one second two signatures
+    # (Ed25519 is deterministic: the same base is the same signature, which
+    # nara accepts once).
+    signer.sign(msg, key_id=key_id, label="nara", covered_component_ids=covered, body=body,
+                nonce=secrets.token_urlsafe(12))
     sent = body if tamper is None else tamper
     req = urllib.request.Request(url, data=sent, method=method, headers=msg.headers)
     try:

@@ -32,6 +32,65 @@ fn kid(state: &AppState, agency: &str) -> String {
     format!("{}#key-1", issuer_id(state, agency))
 }
 
+/// nara's JSON-LD context for credentials, version 1: every term nara's
+/// credentials use beyond the VC 2.0 context (credential types, claims such
+/// as `address` or `birth_date`) is defined, under this node's vocabulary.
+/// Published at this URL and never changed in place: a new meaning gets `v2`.
+pub fn context_url(state: &AppState) -> String {
+    format!("{}/credentials/contexts/v1", state.config.issuer())
+}
+
+/// `GET /credentials/contexts/v1` (`application/ld+json`).
+pub async fn context(State(state): State<AppState>) -> Response {
+    let vocab = format!("{}/credentials/vocab#", state.config.issuer());
+    let body = json!({
+        "@context": {
+            "@version": 1.1,
+            // Terms the VC 2.0 context leaves to the issuer: nara defines
+            // them all in its own vocabulary, so a JSON-LD processor keeps
+            // every claim (VC Data Model 2.0 §5.2).
+            "@vocab": vocab,
+            "nara": vocab,
+        }
+    });
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "application/ld+json"),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// `GET /.well-known/jwt-vc-issuer/agencies/{agency}`: JWT VC Issuer
+/// Metadata for an issuer (`{base}/agencies/{agency}`): the path of the
+/// issuer's URL after the well-known prefix, so that a verifier holding only
+/// a credential finds the key set that verifies it.
+pub async fn issuer_metadata(
+    State(state): State<AppState>,
+    Path(agency): Path<String>,
+) -> Response {
+    let Ok(id) = agency.parse::<nara_core::MemberId>() else {
+        return crate::problem::Problem::not_found("issuer").into_response();
+    };
+    match state.store.get_agency(&id).await {
+        Ok(Some(_)) => {}
+        _ => return crate::problem::Problem::not_found("issuer").into_response(),
+    }
+    let agency = id.as_str();
+    let key = state.identity.credential_key(agency).verifying_key();
+    (
+        [(axum::http::header::CACHE_CONTROL, "public, max-age=3600")],
+        axum::Json(json!({
+            "issuer": issuer_id(&state, agency),
+            "jwks": {"keys": [json!({"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(key.as_bytes()),
+                "kid": kid(&state, agency), "alg": "EdDSA", "use": "sig"})]},
+        })),
+    )
+        .into_response()
+}
+
 /// Positions in one status list: 16 KiB, the minimum the Bitstring Status
 /// List recommends for herd privacy.
 pub const STATUS_LIST_BITS: i64 = 131_072;
@@ -94,7 +153,7 @@ pub async fn issue(
         let id = uuid::Uuid::new_v4().to_string();
         let list_url = status_list_url(state, agency, list);
         let mut vc = json!({
-            "@context": ["https://www.w3.org/ns/credentials/v2"],
+            "@context": ["https://www.w3.org/ns/credentials/v2", context_url(state)],
             "id": format!("urn:uuid:{id}"),
             "type": ["VerifiableCredential", doc.credential_type.get_ref()],
             "issuer": {"id": issuer_id(state, agency)},

@@ -289,6 +289,8 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/.well-known/openid-configuration" => get(oidc::discovery): Public;
         "/oidc/jwks" => get(oidc::jwks): Public;
         "/credentials/jwks.json" => get(credentials::jwks): Public;
+        "/credentials/contexts/v1" => get(credentials::context): Public;
+        "/.well-known/jwt-vc-issuer/agencies/{*agency}" => get(credentials::issuer_metadata): Public;
         "/credentials/status/{*list}" => get(credentials::status_list): Public;
         "/oidc/token" => post(oidc::token): Public;
         "/oidc/userinfo" => get(oidc::userinfo): Public, post(oidc::userinfo): Public;

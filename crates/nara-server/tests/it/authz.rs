@@ -62,6 +62,11 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
         (("GET", "/ledger/tile/{*path}"), ALL),
         (("GET", "/.well-known/openid-configuration"), ALL),
         (("GET", "/oidc/jwks"), ALL),
+        (("GET", "/credentials/contexts/v1"), ALL),
+        (
+            ("GET", "/.well-known/jwt-vc-issuer/agencies/{*agency}"),
+            ALL,
+        ),
         // The OAuth endpoints authenticate the client themselves (RFC 6749).
         (("POST", "/oidc/token"), ALL),
         (("GET", "/oidc/userinfo"), ALL),

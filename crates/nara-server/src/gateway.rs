@@ -1401,7 +1401,7 @@ pub fn spawn_poll(state: AppState) -> tokio::task::JoinHandle<()> {
                 tracing::warn!(error = %e, "polling exchange_version");
             }
             ticks += 1;
-            if ticks % 60 == 0 {
+            if ticks.is_multiple_of(60) {
                 let now = nara_core::Timestamp::now().0;
                 state.exchange.replay.prune(&state.store, now).await;
             }

@@ -921,6 +921,16 @@ pub async fn access_page(
     access_view(&ctx, &state, &who, &agency, None, None).await
 }
 
+/// A form's first value for `name`, trimmed (empty when absent), from a
+/// form read as pairs (which keeps repeated names such as `purpose`).
+fn form_field(pairs: &[(String, String)], name: &str) -> String {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_default()
+}
+
 /// Grants a client subsystem (or a whole member) one of the agency's
 /// services: the fields it sees, the purposes it may state (`purpose`,
 /// repeated) and the legal bases it may name instead of consent
@@ -931,13 +941,7 @@ pub async fn grant_access(
     who: Principal,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
-    let field = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.trim().to_owned())
-            .unwrap_or_default()
-    };
+    let field = |name: &str| form_field(&pairs, name);
     if !csrf_ok(&ctx.caller, &field("csrf")) {
         return Ok(csrf_refused(ctx.lang));
     }
@@ -1066,13 +1070,7 @@ pub async fn publish_service(
     who: Principal,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
-    let field = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.trim().to_owned())
-            .unwrap_or_default()
-    };
+    let field = |name: &str| form_field(&pairs, name);
     if !csrf_ok(&ctx.caller, &field("csrf")) {
         return Ok(csrf_refused(ctx.lang));
     }

@@ -46,14 +46,21 @@ pub struct DataService {
 
 impl DataService {
     pub fn purpose_list(&self) -> impl Iterator<Item = &str> {
-        self.purposes.split_whitespace()
+        purpose_codes(&self.purposes)
     }
     pub fn legal_basis_list(&self) -> impl Iterator<Item = &str> {
-        self.legal_bases
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
+        legal_basis_lines(&self.legal_bases)
     }
+}
+
+/// Purpose codes as stored: space-separated.
+fn purpose_codes(text: &str) -> impl Iterator<Item = &str> {
+    text.split_whitespace()
+}
+
+/// Legal bases as stored: one a line.
+fn legal_basis_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty())
 }
 
 /// A client subsystem's right to call a service.
@@ -75,13 +82,10 @@ pub struct AccessRight {
 
 impl AccessRight {
     pub fn purpose_list(&self) -> impl Iterator<Item = &str> {
-        self.purposes.split_whitespace()
+        purpose_codes(&self.purposes)
     }
     pub fn legal_basis_list(&self) -> impl Iterator<Item = &str> {
-        self.legal_bases
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
+        legal_basis_lines(&self.legal_bases)
     }
 }
 

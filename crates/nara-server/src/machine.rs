@@ -563,6 +563,7 @@ pub fn check_signing_rules(
             continue;
         };
         if name.as_str() != *n
+            || !v.bytes().all(|b| (0x20..0x7f).contains(&b))
             || v.trim().is_empty()
             || v.trim() != *v
             || n.starts_with("signature")

@@ -6,6 +6,7 @@
 
 pub mod calendar;
 pub mod catalogue;
+pub mod consent;
 pub mod exchange;
 pub mod identity;
 pub mod member;

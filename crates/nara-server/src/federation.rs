@@ -213,22 +213,10 @@ impl Federation {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        let purpose = text("nara-purpose").unwrap_or_default();
-        let assertion = text("nara-consent-assertion");
+        let purpose = text("nara-purpose").filter(|p| !p.is_empty());
         let legal = text("nara-legal-basis");
-        let named = if assertion.is_some() {
-            None
-        } else {
-            legal.as_deref()
-        };
-        crate::gateway::entitled(
-            right,
-            service,
-            Some(purpose.as_str()).filter(|p| !p.is_empty()),
-            named,
-        )?;
         let mut basis = Basis {
-            purpose: purpose.clone(),
+            purpose: purpose.clone().unwrap_or_default(),
             ..Basis::default()
         };
         if let Some(raw) = text("nara-subject") {
@@ -238,42 +226,36 @@ impl Federation {
             basis.subject_hash = state.identity.national_id_hash(&digits);
             basis.subject = Some(digits);
         }
-        if service.personal == 0 {
-            return Ok(basis);
-        }
-        if purpose.is_empty() {
-            return Err(Fault::new(
-                FaultKind::PurposeRequired,
-                "this service returns personal data: state a purpose in Nara-Purpose",
-            ));
-        }
-        if let Some(assertion) = assertion {
-            let a = self.open_assertion(&assertion, call)?;
-            let subject = subject_binding(&call.xroad_id, basis.subject.as_deref().unwrap_or(""));
-            let valid = a.service == service.id
-                && a.client == call.client.member.as_str()
-                && a.purpose == purpose
-                && a.expires_at > now_ms
-                && a.subject == subject;
-            if !valid {
-                return Err(Fault::new(
-                    FaultKind::ConsentRequired,
-                    "the consent assertion does not cover this exchange",
-                ));
-            }
-            basis.consent_id = a.consent;
-            return Ok(basis);
-        }
-        match legal {
-            Some(l) => {
-                basis.legal_basis = l;
-                Ok(basis)
-            }
-            None => Err(Fault::new(
-                FaultKind::ConsentRequired,
-                "personal data needs the subject's consent or a legal basis this client may name",
-            )),
-        }
+        // The consent is kept where the citizen gave it: its node asserts
+        // it, bound to this exchange and person, and signs the assertion.
+        let assertion = match text("nara-consent-assertion") {
+            Some(a) => Some(self.open_assertion(&a, call)?),
+            None => None,
+        };
+        let binding = subject_binding(&call.xroad_id, basis.subject.as_deref().unwrap_or(""));
+        let claim = match &assertion {
+            None => nara_core::consent::Claim::Absent,
+            Some(a) => nara_core::consent::Claim::Given(nara_core::consent::Given {
+                id: &a.consent,
+                service: &a.service,
+                client_agency: &a.client,
+                purpose: &a.purpose,
+                subject: &a.subject,
+                valid: a.expires_at > now_ms,
+            }),
+        };
+        let ground = nara_core::consent::decide(
+            &crate::gateway::terms(service),
+            &crate::gateway::entitlement(right),
+            &nara_core::consent::Asked {
+                client_agency: call.client.member.as_str(),
+                purpose: purpose.as_deref(),
+                consent: claim,
+                legal_basis: legal.as_deref(),
+                subject: Some(&binding),
+            },
+        )?;
+        Ok(basis.on(ground))
     }
 
     fn open_assertion(&self, text: &str, call: &Call) -> Result<Assertion, Fault> {

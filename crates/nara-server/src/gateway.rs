@@ -25,10 +25,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signer, SigningKey};
-use nara_core::exchange::{
-    self, ClientId, Endpoint, Fault, FaultKind, Purpose, ServiceDetails, Target,
-};
-use nara_store::exchange::{AccessRight, DataService, ExchangeRecord, Registry};
+use nara_core::consent;
+use nara_core::exchange::{self, ClientId, Endpoint, Fault, FaultKind, ServiceDetails, Target};
+use nara_store::exchange::{AccessRight, Consent, DataService, ExchangeRecord, Registry};
 use nara_store::{Store, StoreError};
 use sha2::{Digest, Sha256, Sha512};
 
@@ -685,66 +684,63 @@ fn db_fault(e: StoreError) -> Fault {
     )
 }
 
-/// What a client may invoke under its access right: the purpose it states
-/// must be one the service accepts *and* its right names; a legal basis
-/// named instead of consent must be one the service lists *and* its right
-/// names. The one rule for every path (r1, a peer's forwarded request, the
-/// portal's evidence). A refusal names only what this client is entitled
-/// to, never the rest of what the service accepts.
-pub fn entitled(
-    right: &AccessRight,
-    service: &DataService,
-    purpose: Option<&str>,
-    legal_basis: Option<&str>,
-) -> Result<(), Fault> {
-    if let Some(p) = purpose
-        && (p.parse::<Purpose>().is_err()
-            || !service.purpose_list().any(|x| x == p)
-            || !right.purpose_list().any(|x| x == p))
-    {
-        let allowed: Vec<&str> = right
-            .purpose_list()
-            .filter(|x| service.purpose_list().any(|y| y == *x))
-            .collect();
-        return Err(Fault::new(
-            FaultKind::PurposeRequired,
-            format!(
-                "purpose {p:?} is not one {} may state for {} (it may state: {})",
-                right.client_id,
-                service.id,
-                if allowed.is_empty() {
-                    "none".to_owned()
-                } else {
-                    allowed.join(", ")
-                }
-            ),
-        ));
+/// The service's terms, the right's entitlement and a stored consent, as
+/// the one consent decision (`nara_core::consent`) reads them.
+pub fn terms(service: &DataService) -> consent::Terms<'_> {
+    consent::Terms {
+        service: &service.id,
+        personal: service.personal != 0,
+        purposes: service.purpose_list().collect(),
+        legal_bases: service.legal_basis_list().collect(),
     }
-    if let Some(l) = legal_basis
-        && !(service.legal_basis_list().any(|x| x == l) && right.legal_basis_list().any(|x| x == l))
-    {
-        let allowed: Vec<&str> = right
-            .legal_basis_list()
-            .filter(|x| service.legal_basis_list().any(|y| y == *x))
-            .collect();
-        return Err(Fault::new(
-            FaultKind::ConsentRequired,
-            if allowed.is_empty() {
-                format!(
-                    "{} may name no legal basis for {}: it needs the subject's consent",
-                    right.client_id, service.id
-                )
-            } else {
-                format!(
-                    "{l:?} is not a legal basis {} may name for {} (it may name: {})",
-                    right.client_id,
-                    service.id,
-                    allowed.join("; ")
-                )
-            },
-        ));
+}
+
+pub fn entitlement(right: &AccessRight) -> consent::Entitlement<'_> {
+    consent::Entitlement {
+        client: &right.client_id,
+        purposes: right.purpose_list().collect(),
+        legal_bases: right.legal_basis_list().collect(),
     }
-    Ok(())
+}
+
+/// The consent a request names (`None`: none named), read from the store.
+async fn stored_consent(
+    state: &AppState,
+    id: Option<&str>,
+) -> Result<Option<Option<Consent>>, Fault> {
+    match id {
+        None => Ok(None),
+        Some(id) => Ok(Some(
+            state.store.exchange_consent(id).await.map_err(db_fault)?,
+        )),
+    }
+}
+
+fn claim_of(stored: &Option<Option<Consent>>, now_ms: i64) -> consent::Claim<'_> {
+    match stored {
+        None => consent::Claim::Absent,
+        Some(None) => consent::Claim::Unknown,
+        Some(Some(c)) => consent::Claim::Given(consent::Given {
+            id: &c.id,
+            service: &c.service_id,
+            client_agency: &c.client_agency,
+            purpose: &c.purpose,
+            subject: &c.subject_hash,
+            valid: c.is_valid_at(now_ms),
+        }),
+    }
+}
+
+impl Basis {
+    /// Records the ground the decision found.
+    pub fn on(mut self, ground: consent::Ground) -> Basis {
+        match ground {
+            consent::Ground::NotPersonal => {}
+            consent::Ground::Consent(id) => self.consent_id = id,
+            consent::Ground::LegalBasis(l) => self.legal_basis = l,
+        }
+        self
+    }
 }
 
 /// Purpose, consent or legal basis, and subject, checked against the service.
@@ -756,84 +752,29 @@ async fn basis(
     now_ms: i64,
 ) -> Result<Basis, Fault> {
     let purpose = header_text(&call.headers, "nara-purpose")?;
-    let consent = header_text(&call.headers, "nara-consent")?;
+    let consent_id = header_text(&call.headers, "nara-consent")?;
     let legal = header_text(&call.headers, "nara-legal-basis")?;
     let subject = subject_of(state, &call.headers)?;
-    // A legal basis counts only without a consent (a consent decides then).
-    let named = if consent.is_some() {
-        None
-    } else {
-        legal.as_deref()
-    };
-    entitled(right, service, purpose.as_deref(), named)?;
-    let mut basis = Basis {
-        purpose: purpose.clone().unwrap_or_default(),
+    let stored = stored_consent(state, consent_id.as_deref()).await?;
+    let ground = consent::decide(
+        &terms(service),
+        &entitlement(right),
+        &consent::Asked {
+            client_agency: call.client.member.as_str(),
+            purpose: purpose.as_deref(),
+            consent: claim_of(&stored, now_ms),
+            legal_basis: legal.as_deref(),
+            subject: subject.as_ref().map(|(_, hash)| hash.as_str()),
+        },
+    )?;
+    let (subject, subject_hash) = subject.map_or((None, String::new()), |(d, h)| (Some(d), h));
+    Ok(Basis {
+        purpose: purpose.unwrap_or_default(),
+        subject,
+        subject_hash,
         ..Basis::default()
-    };
-    if let Some((digits, hash)) = subject {
-        basis.subject = Some(digits);
-        basis.subject_hash = hash;
     }
-    if service.personal == 0 {
-        return Ok(basis);
-    }
-    if purpose.is_none() {
-        return Err(Fault::new(
-            FaultKind::PurposeRequired,
-            "this service returns personal data: state a purpose in Nara-Purpose",
-        ));
-    }
-    match (consent, legal) {
-        (Some(id), _) => {
-            let c = state
-                .store
-                .exchange_consent(&id)
-                .await
-                .map_err(db_fault)?
-                .filter(|c| c.service_id == service.id)
-                .filter(|c| c.client_agency == call.client.member.as_str())
-                .ok_or_else(|| {
-                    Fault::new(
-                        FaultKind::ConsentRequired,
-                        "no consent with this id covers this client and service",
-                    )
-                })?;
-            if !c.is_valid_at(now_ms) {
-                return Err(Fault::new(
-                    FaultKind::ConsentRequired,
-                    "the consent has expired or was revoked",
-                ));
-            }
-            if c.purpose != basis.purpose {
-                return Err(Fault::new(
-                    FaultKind::PurposeRequired,
-                    format!("the consent was given for {:?} only", c.purpose),
-                ));
-            }
-            if !basis.subject_hash.is_empty() && basis.subject_hash != c.subject_hash {
-                return Err(Fault::new(
-                    FaultKind::ConsentRequired,
-                    "the consent was given by someone else than Nara-Subject",
-                ));
-            }
-            if basis.subject.is_none() {
-                return Err(Fault::new(
-                    FaultKind::BadRequest,
-                    "name the subject in Nara-Subject (it must match the consent)",
-                ));
-            }
-            basis.subject_hash = c.subject_hash;
-            basis.consent_id = c.id;
-        }
-        (None, Some(l)) => basis.legal_basis = l,
-        (None, None) => {
-            return Err(Fault::new(
-                FaultKind::ConsentRequired,
-                "personal data needs the subject's consent (Nara-Consent) or a legal basis (Nara-Legal-Basis)",
-            ));
-        }
-    }
-    Ok(basis)
+    .on(ground))
 }
 
 /// The consumer side of a federated exchange: the purpose and the consent
@@ -849,29 +790,17 @@ async fn consumer_basis(state: &AppState, call: &Call, now_ms: i64) -> Result<Ba
         basis.subject = Some(digits);
         basis.subject_hash = hash;
     }
-    if let Some(id) = header_text(&call.headers, "nara-consent")? {
-        let c = state
-            .store
-            .exchange_consent(&id)
-            .await
-            .map_err(db_fault)?
-            .filter(|c| c.service_id == call.target.service.to_string())
-            .filter(|c| c.client_agency == call.client.member.as_str())
-            .filter(|c| c.is_valid_at(now_ms))
-            .filter(|c| c.purpose == basis.purpose)
-            .ok_or_else(|| {
-                Fault::new(
-                    FaultKind::ConsentRequired,
-                    "no valid consent with this id covers this client, service and purpose",
-                )
-            })?;
-        if basis.subject_hash != c.subject_hash {
-            return Err(Fault::new(
-                FaultKind::ConsentRequired,
-                "Nara-Subject must name the person who gave the consent",
-            ));
-        }
-        basis.consent_id = c.id;
+    let consent_id = header_text(&call.headers, "nara-consent")?;
+    let stored = stored_consent(state, consent_id.as_deref()).await?;
+    if stored.is_some() {
+        basis.consent_id = consent::consent_covers(
+            &claim_of(&stored, now_ms),
+            &call.target.service.to_string(),
+            call.client.member.as_str(),
+            &basis.purpose,
+            Some(basis.subject_hash.as_str()).filter(|h| !h.is_empty()),
+        )?
+        .to_owned();
     }
     Ok(basis)
 }
@@ -1449,43 +1378,24 @@ pub async fn fetch_evidence(
             format!("{} holds no access right to {}", req.client, service.id),
         )
     })?;
-    let named = if req.consent_id.is_some() {
-        None
-    } else {
-        req.legal_basis
-    };
-    entitled(right, service, Some(req.purpose), named)?;
-    let mut basis = Basis {
+    let stored = stored_consent(state, req.consent_id).await?;
+    let ground = consent::decide(
+        &terms(service),
+        &entitlement(right),
+        &consent::Asked {
+            client_agency: req.client.member.as_str(),
+            purpose: Some(req.purpose),
+            consent: claim_of(&stored, now_ms),
+            legal_basis: req.legal_basis,
+            subject: Some(req.subject_hash),
+        },
+    )?;
+    let basis = Basis {
         purpose: req.purpose.to_owned(),
         subject_hash: req.subject_hash.to_owned(),
         ..Basis::default()
-    };
-    if service.personal == 1 {
-        match (req.consent_id, req.legal_basis) {
-            (Some(id), _) => {
-                let c = state
-                    .store
-                    .exchange_consent(id)
-                    .await
-                    .map_err(db_fault)?
-                    .filter(|c| c.service_id == service.id)
-                    .filter(|c| c.client_agency == req.client.member.as_str())
-                    .filter(|c| c.purpose == req.purpose && c.subject_hash == req.subject_hash)
-                    .filter(|c| c.is_valid_at(now_ms))
-                    .ok_or_else(|| {
-                        Fault::new(FaultKind::ConsentRequired, "no valid consent covers this")
-                    })?;
-                basis.consent_id = c.id;
-            }
-            (None, Some(l)) => basis.legal_basis = l.to_owned(),
-            _ => {
-                return Err(Fault::new(
-                    FaultKind::ConsentRequired,
-                    "personal data needs the citizen's consent or a listed legal basis",
-                ));
-            }
-        }
     }
+    .on(ground);
     let target = Target::parse(&format!("/r1/{}/record", service.id), None)?;
     let mut headers = HeaderMap::new();
     for (name, value) in [

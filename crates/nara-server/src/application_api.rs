@@ -265,7 +265,7 @@ pub async fn create(
         {
             Ok(a) => break a,
             // A reference drawn twice: draw another (its ledger entries name it).
-            Err(e) if e.contains("already exists") && attempts < 3 => {
+            Err(crate::group_commit::WriteError::Conflict(_)) if attempts < 3 => {
                 attempts += 1;
                 submission.app.reference = crate::portal::new_reference(&published.agency_id);
             }

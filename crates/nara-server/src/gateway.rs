@@ -245,20 +245,20 @@ impl Exchange {
     /// Writes a record and its ledger entry (batched with others), returning
     /// once both are committed.
     async fn log(&self, store: &Store, record: ExchangeRecord) -> Result<(), Fault> {
-        let fail = |e: String| {
-            tracing::error!(error = %e, "message log write failed");
-            Fault::new(
-                FaultKind::DatabaseError,
-                "the message log could not be written; no data was released",
-            )
-        };
         match self.log.write(store, record).await {
             Ok(()) => Ok(()),
-            Err(e) if e.contains("already exists") => Err(Fault::new(
+            // The log's only unique key is the client's X-Road-Id.
+            Err(crate::group_commit::WriteError::Conflict(_)) => Err(Fault::new(
                 FaultKind::DuplicateMessageId,
                 "this X-Road-Id was already used by this client",
             )),
-            Err(e) => Err(fail(e)),
+            Err(e) => {
+                tracing::error!(error = %e, "message log write failed");
+                Err(Fault::new(
+                    FaultKind::DatabaseError,
+                    "the message log could not be written; no data was released",
+                ))
+            }
         }
     }
 }

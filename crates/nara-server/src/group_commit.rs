@@ -19,9 +19,33 @@ pub type BatchFuture<R> = Pin<Box<dyn Future<Output = Result<Vec<R>, StoreError>
 /// Writes a batch in one transaction, answering each item in order.
 pub type WriteBatch<T, R> = fn(Store, Vec<T>) -> BatchFuture<R>;
 
+/// Why a write was not committed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// This write conflicts with what is stored (a duplicate key): only this
+    /// writer's, found when its batch was retried one by one.
+    #[error("{0}")]
+    Conflict(String),
+    /// The writer task is gone (the node is shutting down).
+    #[error("the writer stopped")]
+    Stopped,
+    /// The store failed; the batch was not committed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<StoreError> for WriteError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => WriteError::Conflict(m),
+            e => WriteError::Failed(e.to_string()),
+        }
+    }
+}
+
 struct Pending<T, R> {
     item: T,
-    done: oneshot::Sender<Result<R, String>>,
+    done: oneshot::Sender<Result<R, WriteError>>,
 }
 
 /// One writer task per kind of write, started on first use.
@@ -41,8 +65,7 @@ impl<T: Clone + Send + 'static, R: Send + 'static> GroupCommit<T, R> {
     }
 
     /// Writes `item` with whatever else is waiting; returns once committed.
-    /// The error is the store's message (`… already exists` for a duplicate).
-    pub async fn write(&self, store: &Store, item: T) -> Result<R, String> {
+    pub async fn write(&self, store: &Store, item: T) -> Result<R, WriteError> {
         let sender = self.sender.get_or_init(|| {
             let (tx, rx) = mpsc::channel(8_192);
             tokio::spawn(writer(store.clone(), rx, self.batch, self.write));
@@ -52,9 +75,8 @@ impl<T: Clone + Send + 'static, R: Send + 'static> GroupCommit<T, R> {
         sender
             .send(Pending { item, done })
             .await
-            .map_err(|_| "the writer stopped".to_owned())?;
-        wait.await
-            .unwrap_or_else(|_| Err("the writer dropped the write".into()))
+            .map_err(|_| WriteError::Stopped)?;
+        wait.await.unwrap_or(Err(WriteError::Stopped))
     }
 }
 
@@ -83,14 +105,16 @@ async fn writer<T: Clone, R>(
                 for p in batch {
                     let one = write(store.clone(), vec![p.item.clone()]).await;
                     let r = match one {
-                        Ok(mut rs) => rs.pop().ok_or_else(|| "nothing written".to_owned()),
-                        Err(e) => Err(e.to_string()),
+                        Ok(mut rs) => rs
+                            .pop()
+                            .ok_or_else(|| WriteError::Failed("nothing written".into())),
+                        Err(e) => Err(WriteError::from(e)),
                     };
                     let _ = p.done.send(r);
                 }
             }
             Err(e) => {
-                let e = e.to_string();
+                let e = WriteError::from(e);
                 for p in batch {
                     let _ = p.done.send(Err(e.clone()));
                 }

@@ -15,20 +15,19 @@ use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use nara_core::MemberId;
 use nara_core::identity::{
     self, AccountKind, Grant, PASSWORD_MAX, Role, check_new_password, normalize_username,
 };
-use nara_core::{Lang, MemberId};
 use nara_store::identity::{Account, NewAccount, SecurityEvent};
 use nara_store::oidc::Client;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::auth::{
-    self, Caller, Principal, constant_time_eq, digest, random_secret, session_cookie,
-};
+use crate::auth::{self, Caller, Principal, digest, random_secret, session_cookie};
 use crate::pages::{Layout, PageCtx, PageError, render, store_failed};
 use crate::problem::Problem;
+use crate::web::csrf::CsrfForm;
 
 /// Where to go after signing in: a local path only, never another site.
 pub fn safe_next(next: Option<&str>) -> String {
@@ -51,24 +50,6 @@ pub fn pending_page(stage: &str) -> &'static str {
         "enrol" => "/sign-in/set-up-second-factor",
         _ => "/sign-in/second-factor",
     }
-}
-
-pub fn csrf_refused(lang: Lang) -> Response {
-    PageError {
-        status: StatusCode::FORBIDDEN,
-        message: "error.forbidden",
-        lang,
-    }
-    .into_response()
-}
-
-pub fn csrf_ok(caller: &Caller, given: &str) -> bool {
-    let expected = match caller {
-        Caller::Signed(p) => p.csrf(),
-        Caller::Pending { session, .. } => Some(session.csrf.as_str()),
-        Caller::Anonymous | Caller::Machine(_) => None,
-    };
-    expected.is_some_and(|e| constant_time_eq(e, given))
 }
 
 /// The client's address, for throttling and security events: the peer of
@@ -523,8 +504,6 @@ pub struct SecondFactor {
     #[serde(default)]
     code: String,
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     next: Option<String>,
 }
 
@@ -533,14 +512,11 @@ pub async fn second_factor(
     State(state): State<AppState>,
     ClientAddress(addr): ClientAddress,
     headers: HeaderMap,
-    Form(form): Form<SecondFactor>,
+    CsrfForm(form): CsrfForm<SecondFactor>,
 ) -> Response {
     let Caller::Pending { session, account } = &ctx.caller else {
         return Redirect::to("/account").into_response();
     };
-    if !csrf_ok(&ctx.caller, &form.csrf) {
-        return csrf_refused(ctx.lang);
-    }
     let next = safe_next(form.next.as_deref());
     // Only someone who knew the password gets here: guessing codes has a
     // count of its own, apart from the password's.
@@ -814,8 +790,6 @@ pub struct Enrol {
     #[serde(default)]
     current: String,
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     next: Option<String>,
 }
 
@@ -824,11 +798,8 @@ pub async fn enrol(
     State(state): State<AppState>,
     ClientAddress(addr): ClientAddress,
     headers: HeaderMap,
-    Form(form): Form<Enrol>,
+    CsrfForm(form): CsrfForm<Enrol>,
 ) -> Response {
-    if !csrf_ok(&ctx.caller, &form.csrf) {
-        return csrf_refused(ctx.lang);
-    }
     let Some((account_id, username, csrf)) = caller_account(&ctx.caller) else {
         return Redirect::to("/sign-in").into_response();
     };
@@ -1091,10 +1062,7 @@ pub async fn sign_up(
 // --------------------------------------------------------------- sign out
 
 #[derive(Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-}
+pub struct CsrfOnly {}
 
 fn cleared_cookie(state: &AppState) -> String {
     session_cookie(state.config.is_https(), "", 0)
@@ -1103,11 +1071,8 @@ fn cleared_cookie(state: &AppState) -> String {
 pub async fn sign_out(
     ctx: PageCtx,
     State(state): State<AppState>,
-    Form(form): Form<CsrfOnly>,
+    CsrfForm(_): CsrfForm<CsrfOnly>,
 ) -> Response {
-    if !csrf_ok(&ctx.caller, &form.csrf) {
-        return csrf_refused(ctx.lang);
-    }
     end_current(&state, &ctx.caller).await;
     with_cookie(Redirect::to("/").into_response(), &cleared_cookie(&state))
 }
@@ -1307,8 +1272,6 @@ async fn account_view(
 #[derive(Deserialize)]
 pub struct NewToken {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     name: String,
     /// Checkboxes: each checked scope arrives as its own `scope` field.
     #[serde(default)]
@@ -1323,26 +1286,21 @@ pub async fn create_token(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    body: axum::body::Bytes,
+    CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     // Repeated `scope` fields need a parser that collects them.
     let mut form = NewToken {
-        csrf: String::new(),
         name: String::new(),
         scope: Vec::new(),
         days: String::new(),
     };
-    for (k, v) in form_urlencoded::parse(&body) {
+    for (k, v) in pairs {
         match &*k {
-            "csrf" => form.csrf = v.into_owned(),
-            "name" => form.name = v.into_owned(),
-            "scope" => form.scope.push(v.into_owned()),
-            "days" => form.days = v.into_owned(),
+            "name" => form.name = v,
+            "scope" => form.scope.push(v),
+            "days" => form.days = v,
             _ => {}
         }
-    }
-    if !csrf_ok(&ctx.caller, &form.csrf) {
-        return Ok(csrf_refused(ctx.lang));
     }
     let days: u64 = form.days.parse().unwrap_or(0);
     let scopes: Vec<&str> = auth::SCOPES
@@ -1376,8 +1334,6 @@ pub async fn create_token(
 #[derive(Deserialize)]
 pub struct RevokeToken {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     id: String,
 }
 
@@ -1385,11 +1341,8 @@ pub async fn revoke_token(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    Form(form): Form<RevokeToken>,
+    CsrfForm(form): CsrfForm<RevokeToken>,
 ) -> Result<Response, PageError> {
-    if !csrf_ok(&ctx.caller, &form.csrf) {
-        return Ok(csrf_refused(ctx.lang));
-    }
     let id: i64 = form
         .id
         .parse()
@@ -1407,11 +1360,8 @@ pub async fn end_sessions(
     State(state): State<AppState>,
     ClientAddress(addr): ClientAddress,
     who: Principal,
-    Form(form): Form<CsrfOnly>,
+    CsrfForm(_): CsrfForm<CsrfOnly>,
 ) -> Response {
-    if !csrf_ok(&ctx.caller, &form.csrf) {
-        return csrf_refused(ctx.lang);
-    }
     match state.store.delete_sessions_of(who.account_id).await {
         Ok(n) => {
             event(
@@ -1435,8 +1385,6 @@ pub async fn end_sessions(
 #[derive(Deserialize)]
 pub struct RevokeApp {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     client_id: String,
 }
 
@@ -1444,11 +1392,8 @@ pub async fn revoke_app(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    Form(form): Form<RevokeApp>,
+    CsrfForm(form): CsrfForm<RevokeApp>,
 ) -> Response {
-    if !csrf_ok(&ctx.caller, &form.csrf) {
-        return csrf_refused(ctx.lang);
-    }
     match state
         .store
         .disconnect_app(who.account_id, &form.client_id)
@@ -1620,8 +1565,6 @@ pub async fn officials_page(
 #[derive(Deserialize)]
 pub struct NewOfficial {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     agency: String,
     #[serde(default)]
     username: String,
@@ -1635,11 +1578,8 @@ pub async fn create_official(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    Form(form): Form<NewOfficial>,
+    CsrfForm(form): CsrfForm<NewOfficial>,
 ) -> Result<Response, PageError> {
-    if !csrf_ok(&ctx.caller, &form.csrf) {
-        return Ok(csrf_refused(ctx.lang));
-    }
     let agency = admin_agency(&ctx, &who, Some(&form.agency))?;
     let tr = ctx.tr();
     let username = normalize_username(&form.username);
@@ -1701,8 +1641,6 @@ pub async fn create_official(
 #[derive(Deserialize)]
 pub struct ChangeRole {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     agency: String,
     #[serde(default)]
     account_id: String,
@@ -1716,11 +1654,8 @@ pub async fn change_role(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    Form(form): Form<ChangeRole>,
+    CsrfForm(form): CsrfForm<ChangeRole>,
 ) -> Result<Response, PageError> {
-    if !csrf_ok(&ctx.caller, &form.csrf) {
-        return Ok(csrf_refused(ctx.lang));
-    }
     let agency = admin_agency(&ctx, &who, Some(&form.agency))?;
     let tr = ctx.tr();
     let bad = |key: &str| Some(tr.s(key).to_owned());
@@ -1837,8 +1772,6 @@ pub async fn apps_page(
 #[derive(Deserialize)]
 pub struct RegisterApp {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     agency: String,
     #[serde(default)]
     name: String,
@@ -1853,11 +1786,8 @@ pub async fn register_app(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    Form(form): Form<RegisterApp>,
+    CsrfForm(form): CsrfForm<RegisterApp>,
 ) -> Result<Response, PageError> {
-    if !csrf_ok(&ctx.caller, &form.csrf) {
-        return Ok(csrf_refused(ctx.lang));
-    }
     let agency = admin_agency(&ctx, &who, Some(&form.agency))?;
     let tr = ctx.tr();
     let uris: Vec<String> = form
@@ -1960,8 +1890,6 @@ pub async fn machine_clients_page(
 #[derive(Deserialize)]
 pub struct RegisterKey {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     agency: String,
     #[serde(default)]
     subsystem: String,
@@ -1974,11 +1902,8 @@ pub async fn register_machine_client(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    Form(form): Form<RegisterKey>,
+    CsrfForm(form): CsrfForm<RegisterKey>,
 ) -> Result<Response, PageError> {
-    if !csrf_ok(&ctx.caller, &form.csrf) {
-        return Ok(csrf_refused(ctx.lang));
-    }
     let agency = admin_agency(&ctx, &who, Some(&form.agency))?;
     let tr = ctx.tr();
     match crate::machine::register(
@@ -2022,8 +1947,6 @@ pub async fn register_machine_client(
 #[derive(Deserialize)]
 pub struct RevokeKey {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     agency: String,
     #[serde(default)]
     key_id: String,
@@ -2033,11 +1956,8 @@ pub async fn revoke_machine_client(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    Form(form): Form<RevokeKey>,
+    CsrfForm(form): CsrfForm<RevokeKey>,
 ) -> Result<Response, PageError> {
-    if !csrf_ok(&ctx.caller, &form.csrf) {
-        return Ok(csrf_refused(ctx.lang));
-    }
     let agency = admin_agency(&ctx, &who, Some(&form.agency))?;
     match state
         .store

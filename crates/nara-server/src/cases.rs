@@ -4,7 +4,6 @@
 //! must be taken by another official (four eyes).
 
 use askama::Template;
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use nara_core::identity::Role;
@@ -14,9 +13,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::AppState;
-use crate::account::{csrf_ok, csrf_refused, query_value, when};
+use crate::account::{query_value, when};
 use crate::auth::Principal;
 use crate::pages::{Layout, PageCtx, PageError, render, store_failed};
+use crate::web::csrf::CsrfForm;
 
 /// Who acts in a transition: `citizen` and `system` are not officials.
 fn officials_step(by: &str) -> bool {
@@ -373,8 +373,6 @@ pub async fn case(
 #[derive(Deserialize)]
 pub struct Act {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     to: String,
     #[serde(default)]
     reason: String,
@@ -389,11 +387,8 @@ pub async fn act(
     State(state): State<AppState>,
     who: Principal,
     Path(reference): Path<String>,
-    Form(form): Form<Act>,
+    CsrfForm(form): CsrfForm<Act>,
 ) -> Result<Response, PageError> {
-    if !csrf_ok(&ctx.caller, &form.csrf) {
-        return Ok(csrf_refused(ctx.lang));
-    }
     let (app, def) = case_of(&ctx, &state, &who, &reference).await?;
     let tr = ctx.tr();
     let Some(step) = def.workflow.transitions.iter().find(|t| {
@@ -483,8 +478,6 @@ pub async fn act(
 #[derive(Deserialize)]
 pub struct Revoke {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     credential: String,
     #[serde(default)]
     reason: String,
@@ -497,11 +490,8 @@ pub async fn revoke(
     State(state): State<AppState>,
     who: Principal,
     Path(reference): Path<String>,
-    Form(form): Form<Revoke>,
+    CsrfForm(form): CsrfForm<Revoke>,
 ) -> Result<Response, PageError> {
-    if !csrf_ok(&ctx.caller, &form.csrf) {
-        return Ok(csrf_refused(ctx.lang));
-    }
     let (app, def) = case_of(&ctx, &state, &who, &reference).await?;
     let belongs = state
         .store
@@ -532,8 +522,6 @@ pub async fn revoke(
 
 #[derive(Deserialize)]
 pub struct Assign {
-    #[serde(default)]
-    csrf: String,
     /// An official's account id, `me`, or empty to release the case.
     #[serde(default)]
     to: String,
@@ -546,11 +534,8 @@ pub async fn assign(
     State(state): State<AppState>,
     who: Principal,
     Path(reference): Path<String>,
-    Form(form): Form<Assign>,
+    CsrfForm(form): CsrfForm<Assign>,
 ) -> Result<Response, PageError> {
-    if !csrf_ok(&ctx.caller, &form.csrf) {
-        return Ok(csrf_refused(ctx.lang));
-    }
     let (app, def) = case_of(&ctx, &state, &who, &reference).await?;
     let agency: nara_core::MemberId = app
         .agency_id

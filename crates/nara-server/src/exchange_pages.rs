@@ -3,10 +3,10 @@
 //! agency admins' access rights, and the operators' view of exchange traffic.
 
 use askama::Template;
+use axum::Json;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Form, Json};
 use nara_core::MemberId;
 use nara_core::exchange::Purpose;
 use nara_core::identity::Role;
@@ -14,12 +14,11 @@ use nara_store::exchange::{Consent, ExchangeRecord};
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::account::{
-    admin_agency, agency_name, csrf_ok, csrf_refused, query_value, status_for, when,
-};
+use crate::account::{admin_agency, agency_name, query_value, status_for, when};
 use crate::auth::{Caller, Principal};
 use crate::pages::{Layout, PageCtx, PageError, render, store_failed};
 use crate::problem::Problem;
+use crate::web::csrf::{CsrfForm, CsrfHeader};
 
 // ------------------------------------------------------------- registries
 
@@ -510,8 +509,6 @@ fn check_consent(
 
 #[derive(Deserialize)]
 pub struct ConsentInput {
-    #[serde(default)]
-    csrf: String,
     /// The agency that may fetch (`INSTANCE/CLASS/CODE`).
     agency: String,
     /// The service (`INSTANCE/CLASS/MEMBER/SUBSYSTEM/SERVICE`).
@@ -689,11 +686,8 @@ pub async fn grant_consent(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    Form(form): Form<ConsentInput>,
+    CsrfForm(form): CsrfForm<ConsentInput>,
 ) -> Result<Response, PageError> {
-    if !csrf_ok(&ctx.caller, &form.csrf) {
-        return Ok(csrf_refused(ctx.lang));
-    }
     match give_consent(&state, &who, &form).await {
         Ok(c) => consents_view(&ctx, &state, &who, Some(c.id), None).await,
         Err(key) => consents_view(&ctx, &state, &who, None, Some(key)).await,
@@ -703,8 +697,6 @@ pub async fn grant_consent(
 #[derive(Deserialize)]
 pub struct RevokeConsent {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     id: String,
 }
 
@@ -712,23 +704,13 @@ pub async fn revoke_consent(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    Form(form): Form<RevokeConsent>,
+    CsrfForm(form): CsrfForm<RevokeConsent>,
 ) -> Result<Response, PageError> {
-    if !csrf_ok(&ctx.caller, &form.csrf) {
-        return Ok(csrf_refused(ctx.lang));
-    }
     match state.store.revoke_consent(&form.id, who.account_id).await {
         Ok(true) => consents_view(&ctx, &state, &who, None, None).await,
         Ok(false) => Err(PageError::not_found(ctx.lang)),
         Err(e) => Err(store_failed(ctx.lang)(e)),
     }
-}
-
-pub(crate) fn api_csrf_ok(caller: &Caller, headers: &HeaderMap) -> bool {
-    headers
-        .get("x-csrf-token")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| csrf_ok(caller, t))
 }
 
 /// `GET /api/v1/me/consents`: the signed-in person's consents, all of them.
@@ -751,12 +733,12 @@ pub async fn my_consents_api(State(state): State<AppState>, who: Principal) -> R
 pub async fn grant_consent_api(
     State(state): State<AppState>,
     who: Principal,
+    _csrf: CsrfHeader,
     request: Request,
 ) -> Response {
-    let caller = crate::policy::caller_of(request.extensions());
-    if !api_csrf_ok(&caller, request.headers()) || !who.has_role(Role::Citizen) {
+    if !who.has_role(Role::Citizen) {
         return Problem::forbidden()
-            .detail("a citizen's session and its CSRF token in X-CSRF-Token are required")
+            .detail("a citizen's session is required")
             .into_response();
     }
     let Ok(body) = axum::body::to_bytes(request.into_body(), 16 * 1024).await else {
@@ -784,14 +766,8 @@ pub async fn revoke_consent_api(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
-    request: Request,
+    _csrf: CsrfHeader,
 ) -> Response {
-    let caller = crate::policy::caller_of(request.extensions());
-    if !api_csrf_ok(&caller, request.headers()) {
-        return Problem::forbidden()
-            .detail("send the session's CSRF token in X-CSRF-Token")
-            .into_response();
-    }
     match state.store.revoke_consent(&id, who.account_id).await {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => Problem::not_found(&format!("consent {id}")).into_response(),
@@ -939,12 +915,9 @@ pub async fn grant_access(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    Form(pairs): Form<Vec<(String, String)>>,
+    CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let field = |name: &str| form_field(&pairs, name);
-    if !csrf_ok(&ctx.caller, &field("csrf")) {
-        return Ok(csrf_refused(ctx.lang));
-    }
     let agency = admin_agency(&ctx, &who, Some(&field("agency")))?;
     let tr = ctx.tr();
     let directory = state
@@ -1023,8 +996,6 @@ pub async fn grant_access(
 #[derive(Deserialize)]
 pub struct RevokeAccess {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     agency: String,
     #[serde(default)]
     id: i64,
@@ -1034,11 +1005,8 @@ pub async fn revoke_access(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    Form(form): Form<RevokeAccess>,
+    CsrfForm(form): CsrfForm<RevokeAccess>,
 ) -> Result<Response, PageError> {
-    if !csrf_ok(&ctx.caller, &form.csrf) {
-        return Ok(csrf_refused(ctx.lang));
-    }
     let agency = admin_agency(&ctx, &who, Some(&form.agency))?;
     match state
         .store
@@ -1068,12 +1036,9 @@ pub async fn publish_service(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    Form(pairs): Form<Vec<(String, String)>>,
+    CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let field = |name: &str| form_field(&pairs, name);
-    if !csrf_ok(&ctx.caller, &field("csrf")) {
-        return Ok(csrf_refused(ctx.lang));
-    }
     let agency = admin_agency(&ctx, &who, Some(&field("agency")))?;
     let directory = state
         .exchange
@@ -1182,8 +1147,6 @@ pub async fn publish_service(
 #[derive(Deserialize)]
 pub struct NewRegistry {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     agency: String,
     #[serde(default)]
     code: String,
@@ -1199,11 +1162,8 @@ pub async fn create_registry(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    Form(form): Form<NewRegistry>,
+    CsrfForm(form): CsrfForm<NewRegistry>,
 ) -> Result<Response, PageError> {
-    if !csrf_ok(&ctx.caller, &form.csrf) {
-        return Ok(csrf_refused(ctx.lang));
-    }
     let agency = admin_agency(&ctx, &who, Some(&form.agency))?;
     let title = form.title.trim();
     let schema = nara_core::exchange::registry_schema(title, &form.fields);

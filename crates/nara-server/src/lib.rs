@@ -30,6 +30,7 @@ pub mod security;
 pub mod services;
 pub mod statistics;
 pub mod uploads;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -359,7 +359,7 @@ pub async fn decide(
     Form(p): Form<AuthorizeParams>,
 ) -> Response {
     if !who.csrf().is_some_and(|c| constant_time_eq(c, &p.csrf)) {
-        return crate::account::csrf_refused(ctx.lang);
+        return crate::web::csrf::csrf_refused(ctx.lang);
     }
     let req = match check(&state, &p).await {
         Ok(r) => r,

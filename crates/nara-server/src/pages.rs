@@ -138,7 +138,7 @@ fn preferred_lang(headers: &HeaderMap) -> Lang {
 }
 
 impl PageCtx {
-    fn from_parts(parts: &Parts) -> Result<PageCtx, PageError> {
+    pub fn from_parts(parts: &Parts) -> Result<PageCtx, PageError> {
         let query = parts.uri.query().unwrap_or("").to_owned();
         let fallback = preferred_lang(&parts.headers);
         let lang = match query_param(&query, "lang") {
@@ -240,6 +240,14 @@ impl PageError {
         PageError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
             message: "upload.too_large",
+            lang,
+        }
+    }
+
+    pub fn bad_request(lang: Lang) -> Self {
+        PageError {
+            status: StatusCode::BAD_REQUEST,
+            message: "error.bad_request",
             lang,
         }
     }

@@ -22,10 +22,11 @@ use webauthn_rs::prelude::{
 };
 
 use crate::AppState;
-use crate::account::{ClientAddress, csrf_ok, event, promote_session, with_cookie};
+use crate::account::{ClientAddress, event, promote_session, with_cookie};
 use crate::auth::Caller;
 use crate::extract::ApiJson;
 use crate::problem::Problem;
+use crate::web::csrf::csrf_ok;
 
 /// How long a ceremony may take (WebAuthn's recommended timeout).
 const CEREMONY_MS: i64 = 5 * 60 * 1000;
@@ -332,8 +333,6 @@ pub async fn sign_in_finish(
 #[derive(Deserialize)]
 pub struct Remove {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     credential_id: String,
 }
 
@@ -341,11 +340,8 @@ pub struct Remove {
 pub async fn remove(
     State(state): State<AppState>,
     ctx: crate::pages::PageCtx,
-    axum::Form(form): axum::Form<Remove>,
+    crate::web::csrf::CsrfForm(form): crate::web::csrf::CsrfForm<Remove>,
 ) -> Response {
-    if !csrf_ok(&ctx.caller, &form.csrf) {
-        return crate::account::csrf_refused(ctx.lang);
-    }
     let Some((_, account_id, _, _)) = session_of(&ctx.caller) else {
         return Problem::unauthorized().into_response();
     };

@@ -15,9 +15,10 @@ use nara_store::applications::Application;
 use serde_json::{Map, Value};
 
 use crate::AppState;
-use crate::account::{csrf_ok, csrf_refused, when};
+use crate::account::when;
 use crate::auth::Principal;
 use crate::pages::{Layout, PageCtx, PageError, render, store_failed};
+use crate::web::csrf::{CsrfForm, csrf_ok, csrf_refused};
 
 /// A new reference number: agency code, year, 8 random digits.
 pub(crate) fn new_reference(agency: &str) -> String {
@@ -92,10 +93,7 @@ pub(crate) fn answers_of(app: &Application) -> Map<String, Value> {
 }
 
 #[derive(serde::Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-}
+pub struct CsrfOnly {}
 
 /// `POST /apply/{code}/start`: resumes the citizen's draft of this service
 /// (on any device), or starts one under the latest version.
@@ -104,11 +102,8 @@ pub async fn start(
     State(state): State<AppState>,
     who: Principal,
     Path(code): Path<String>,
-    Form(form): Form<CsrfOnly>,
+    CsrfForm(_): CsrfForm<CsrfOnly>,
 ) -> Result<Response, PageError> {
-    if !csrf_ok(&ctx.caller, &form.csrf) {
-        return Ok(csrf_refused(ctx.lang));
-    }
     let fail = store_failed(ctx.lang);
     let draft = match state.store.draft_of(who.account_id, &code).await {
         Ok(d) => d,
@@ -911,8 +906,6 @@ fn citizen_step<'a>(def: &'a Definition, app: &Application) -> Option<&'a str> {
 #[derive(serde::Deserialize)]
 pub struct Reply {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     note: String,
 }
 
@@ -923,11 +916,8 @@ pub async fn reply(
     State(state): State<AppState>,
     who: Principal,
     Path(reference): Path<String>,
-    Form(form): Form<Reply>,
+    CsrfForm(form): CsrfForm<Reply>,
 ) -> Result<Response, PageError> {
-    if !csrf_ok(&ctx.caller, &form.csrf) {
-        return Ok(csrf_refused(ctx.lang));
-    }
     let (app, def) = owned(&ctx, &state, &who, &reference).await?;
     let Some(to) = citizen_step(&def, &app) else {
         let error = Some(ctx.tr().s("reply.not_now").into());
@@ -954,8 +944,6 @@ pub async fn reply(
 #[derive(serde::Deserialize)]
 pub struct Rating {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     score: String,
     #[serde(default)]
     comment: String,
@@ -968,11 +956,8 @@ pub async fn rate(
     State(state): State<AppState>,
     who: Principal,
     Path(reference): Path<String>,
-    Form(form): Form<Rating>,
+    CsrfForm(form): CsrfForm<Rating>,
 ) -> Result<Response, PageError> {
-    if !csrf_ok(&ctx.caller, &form.csrf) {
-        return Ok(csrf_refused(ctx.lang));
-    }
     let (app, def) = owned(&ctx, &state, &who, &reference).await?;
     let tr = ctx.tr();
     let Some(score) = form
@@ -1096,8 +1081,6 @@ async fn inbox_view(
 #[derive(serde::Deserialize)]
 pub struct EmailForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     email: String,
 }
 
@@ -1107,11 +1090,8 @@ pub async fn inbox_email(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    Form(form): Form<EmailForm>,
+    CsrfForm(form): CsrfForm<EmailForm>,
 ) -> Result<Response, PageError> {
-    if !csrf_ok(&ctx.caller, &form.csrf) {
-        return Ok(csrf_refused(ctx.lang));
-    }
     let email = form.email.trim();
     let email = if email.is_empty() {
         None
@@ -1134,11 +1114,8 @@ pub async fn inbox_read(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    Form(form): Form<CsrfOnly>,
+    CsrfForm(_): CsrfForm<CsrfOnly>,
 ) -> Result<Response, PageError> {
-    if !csrf_ok(&ctx.caller, &form.csrf) {
-        return Ok(csrf_refused(ctx.lang));
-    }
     state
         .store
         .mark_notifications_read(who.account_id)

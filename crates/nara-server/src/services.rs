@@ -3,10 +3,10 @@
 //! and service designers' page to check and publish versions.
 
 use askama::Template;
+use axum::Json;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Form, Json};
 use nara_core::Lang;
 use nara_core::exchange::Purpose;
 use nara_core::identity::Role;
@@ -15,10 +15,11 @@ use nara_store::services::PublishedDefinition;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::account::{csrf_ok, csrf_refused, query_value, when};
+use crate::account::{query_value, when};
 use crate::auth::Principal;
 use crate::pages::{Layout, PageCtx, PageError, render, store_failed};
 use crate::problem::Problem;
+use crate::web::csrf::CsrfForm;
 
 /// A published definition, parsed (published ones always parse).
 fn parsed(p: &PublishedDefinition) -> Option<Definition> {
@@ -500,8 +501,6 @@ pub async fn designer_page(
 #[derive(Deserialize)]
 pub struct DesignForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     source: String,
     /// `check` or `publish`.
     #[serde(default)]
@@ -513,11 +512,8 @@ pub async fn designer_submit(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    Form(form): Form<DesignForm>,
+    CsrfForm(form): CsrfForm<DesignForm>,
 ) -> Result<Response, PageError> {
-    if !csrf_ok(&ctx.caller, &form.csrf) {
-        return Ok(csrf_refused(ctx.lang));
-    }
     let agency = designer_agency(&ctx, &who)?;
     if form.source.len() > 256 * 1024 {
         return designer_view(

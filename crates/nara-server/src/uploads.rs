@@ -17,9 +17,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
-use crate::account::{csrf_ok, csrf_refused};
 use crate::auth::Principal;
 use crate::pages::{PageCtx, PageError, store_failed};
+use crate::web::csrf::{csrf_ok, csrf_refused};
 
 /// The largest body an upload request may have: the largest file a
 /// definition may allow (20 MiB) and the form around it.

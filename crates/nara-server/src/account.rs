@@ -5,7 +5,7 @@
 //!
 //! Every state-changing form of a signed-in person carries the session's
 //! anti-forgery token, checked here in constant time, on top of the
-//! same-origin check every page form passes ([`crate::pages::same_origin_only`]).
+//! same-origin check every page form passes ([`crate::web::same_origin_only`]).
 
 use std::net::SocketAddr;
 
@@ -25,9 +25,9 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::auth::{self, Caller, Principal, digest, random_secret, session_cookie};
-use crate::pages::{Layout, PageCtx, PageError, render, store_failed};
 use crate::problem::Problem;
 use crate::web::csrf::CsrfForm;
+use crate::web::{Layout, PageCtx, PageError, render, store_failed};
 
 /// Where to go after signing in: a local path only, never another site.
 pub fn safe_next(next: Option<&str>) -> String {
@@ -41,14 +41,6 @@ pub fn safe_next(next: Option<&str>) -> String {
             n.to_owned()
         }
         _ => "/account".to_owned(),
-    }
-}
-
-/// The page a half-signed-in person must finish on.
-pub fn pending_page(stage: &str) -> &'static str {
-    match stage {
-        "enrol" => "/sign-in/set-up-second-factor",
-        _ => "/sign-in/second-factor",
     }
 }
 
@@ -432,7 +424,7 @@ pub async fn sign_in(
         next
     } else {
         let n: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
-        format!("{}?next={n}", pending_page(stage))
+        format!("{}?next={n}", auth::pending_page(stage))
     };
     let response = with_cookie(
         Redirect::to(&to).into_response(),
@@ -487,7 +479,7 @@ pub async fn second_factor_form(ctx: PageCtx, State(state): State<AppState>) -> 
         return Redirect::to("/account").into_response();
     };
     if session.stage != "second_factor" {
-        return Redirect::to(pending_page(&session.stage)).into_response();
+        return Redirect::to(auth::pending_page(&session.stage)).into_response();
     }
     let passkey = can_use_passkey(&state, session.account_id).await;
     render(&SecondFactorPage {
@@ -764,7 +756,7 @@ pub async fn enrol_form(ctx: PageCtx, State(state): State<AppState>) -> Response
     if let Caller::Pending { session, .. } = &ctx.caller
         && session.stage != "enrol"
     {
-        return Redirect::to(pending_page(&session.stage)).into_response();
+        return Redirect::to(auth::pending_page(&session.stage)).into_response();
     }
     let Some((_, username, csrf)) = caller_account(&ctx.caller) else {
         return Redirect::to("/sign-in").into_response();
@@ -806,7 +798,7 @@ pub async fn enrol(
     if let Caller::Pending { session, .. } = &ctx.caller
         && session.stage != "enrol"
     {
-        return Redirect::to(pending_page(&session.stage)).into_response();
+        return Redirect::to(auth::pending_page(&session.stage)).into_response();
     }
     let valid_secret = form.secret.len() == 32
         && totp_rs::Secret::Encoded(form.secret.clone())

@@ -73,7 +73,7 @@ impl IdentityKeys {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let bytes: [u8; 64] = rand::random();
-                crate::ledger::write_private(path, &hex::encode(bytes))?;
+                crate::keyfile::write_private(path, &hex::encode(bytes))?;
                 tracing::info!(key = %path.display(), "created the identity key");
                 Ok(IdentityKeys::from_bytes(&bytes))
             }
@@ -844,6 +844,22 @@ pub const SCOPES: &[&str] = &[
     "identity:read",
     "metrics:read",
 ];
+
+/// The caller a request was decided for (set by the policy point, `policy::enforce`).
+pub fn caller_of(extensions: &axum::http::Extensions) -> Caller {
+    extensions
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or(Caller::Anonymous)
+}
+
+/// The page a half-signed-in person must finish on.
+pub fn pending_page(stage: &str) -> &'static str {
+    match stage {
+        "enrol" => "/sign-in/set-up-second-factor",
+        _ => "/sign-in/second-factor",
+    }
+}
 
 /// The principal of a request that passed the policy point.
 impl FromRequestParts<crate::AppState> for Principal {

@@ -15,8 +15,8 @@ use serde_json::Value;
 use crate::AppState;
 use crate::account::{query_value, when};
 use crate::auth::Principal;
-use crate::pages::{Layout, PageCtx, PageError, render, store_failed};
 use crate::web::csrf::CsrfForm;
+use crate::web::{Layout, PageCtx, PageError, render, store_failed};
 
 /// Who acts in a transition: `citizen` and `system` are not officials.
 fn officials_step(by: &str) -> bool {

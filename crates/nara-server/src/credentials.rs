@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use crate::AppState;
 use crate::auth::Principal;
-use crate::pages::{Layout, PageCtx, PageError, render, store_failed};
+use crate::web::{Layout, PageCtx, PageError, render, store_failed};
 
 /// The issuer's identifier: a URL naming the agency on this node.
 pub fn issuer_id(state: &AppState, agency: &str) -> String {

@@ -333,8 +333,8 @@ pub async fn ensure(
             "demo",
         )
         .await?;
-    crate::ledger::write_private(&accounts_path, &serde_json::to_string_pretty(&out)?)?;
-    crate::ledger::write_private(&app_path, &serde_json::to_string_pretty(&app)?)?;
+    crate::keyfile::write_private(&accounts_path, &serde_json::to_string_pretty(&out)?)?;
+    crate::keyfile::write_private(&app_path, &serde_json::to_string_pretty(&app)?)?;
     Ok((out, app))
 }
 
@@ -734,7 +734,7 @@ pub async fn ensure_exchange(
         residents_service: REGISTRIES[0].service_id(),
         subjects: people.iter().take(2).map(|p| p.0.clone()).collect(),
     };
-    crate::ledger::write_private(&path, &serde_json::to_string_pretty(&demo)?)?;
+    crate::keyfile::write_private(&path, &serde_json::to_string_pretty(&demo)?)?;
     Ok(demo)
 }
 

@@ -16,9 +16,9 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::account::{admin_agency, agency_name, query_value, status_for, when};
 use crate::auth::{Caller, Principal};
-use crate::pages::{Layout, PageCtx, PageError, render, store_failed};
 use crate::problem::Problem;
 use crate::web::csrf::{CsrfForm, CsrfHeader};
+use crate::web::{Layout, PageCtx, PageError, render, store_failed};
 
 // ------------------------------------------------------------- registries
 

@@ -54,7 +54,7 @@ impl LedgerKeys {
                 let seed: [u8; 32] = rand::random();
                 let signer = Signer::new(origin, &seed)
                     .map_err(|e| anyhow::anyhow!("ledger origin {origin:?}: {e}"))?;
-                write_private(path, &signer.skey())?;
+                crate::keyfile::write_private(path, &signer.skey())?;
                 tracing::info!(key = %path.display(), "created the ledger signing key");
                 signer
             }
@@ -121,26 +121,6 @@ fn retired_keys(path: &FsPath) -> Vec<Verifier> {
         .collect();
     keys.sort_by_key(Verifier::key_id);
     keys
-}
-
-pub fn write_private(path: &FsPath, contents: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()?;
-    Ok(())
 }
 
 /// How often the integrator looks for new entries: a checkpoint follows an

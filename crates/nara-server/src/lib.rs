@@ -16,6 +16,7 @@ pub mod federation;
 pub mod gateway;
 pub mod group_commit;
 pub mod i18n;
+pub mod keyfile;
 pub mod ledger;
 pub mod machine;
 pub mod mailer;
@@ -188,7 +189,7 @@ async fn fallback(uri: Uri, headers: axum::http::HeaderMap) -> Response {
     if uri.path().starts_with("/api/") {
         Problem::not_found(&format!("route {}", uri.path())).into_response()
     } else {
-        pages::not_found(headers).await
+        web::not_found(headers).await
     }
 }
 
@@ -370,8 +371,8 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
     };
     table.extend(t);
     let pages = pages
-        .layer(middleware::from_fn(pages::same_origin_only))
-        .layer(middleware::from_fn(pages::remember_language));
+        .layer(middleware::from_fn(web::same_origin_only))
+        .layer(middleware::from_fn(web::remember_language));
 
     let (operations, t) = routes! {
         "/healthz" => get(healthz): Public;

@@ -732,8 +732,8 @@ pub async fn register(
     ))]
 pub async fn whoami(request: axum::extract::Request) -> axum::response::Response {
     use axum::response::IntoResponse;
-    match request.extensions().get::<crate::auth::Caller>() {
-        Some(crate::auth::Caller::Machine(m)) => axum::Json(serde_json::json!({
+    match request.extensions().get::<MachineCaller>() {
+        Some(m) => axum::Json(serde_json::json!({
             "client": m.client_id(),
             "agency": m.agency,
             "subsystem": m.subsystem,

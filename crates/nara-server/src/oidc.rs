@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::auth::{Principal, constant_time_eq, digest, random_secret};
-use crate::pages::{Layout, PageCtx, PageError, render};
+use crate::web::{Layout, PageCtx, PageError, render};
 
 pub const CODE_LIFETIME_MS: i64 = 60 * 1000;
 pub const ACCESS_LIFETIME_MS: i64 = 10 * 60 * 1000;

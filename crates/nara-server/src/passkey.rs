@@ -60,7 +60,7 @@ impl axum::extract::FromRequestParts<AppState> for Ceremony {
         let rp = state.webauthn.clone().ok_or_else(|| {
             Problem::not_found("passkeys on this node (its public URL has no domain name)")
         })?;
-        let caller = crate::policy::caller_of(&parts.extensions);
+        let caller = crate::auth::caller_of(&parts.extensions);
         csrf_header(&caller, &parts.headers)?;
         Ok(Ceremony { rp, caller })
     }
@@ -339,7 +339,7 @@ pub struct Remove {
 /// `POST /account/passkeys/remove` (a form on the account page).
 pub async fn remove(
     State(state): State<AppState>,
-    ctx: crate::pages::PageCtx,
+    ctx: crate::web::PageCtx,
     crate::web::csrf::CsrfForm(form): crate::web::csrf::CsrfForm<Remove>,
 ) -> Response {
     let Some((_, account_id, _, _)) = session_of(&ctx.caller) else {
@@ -351,7 +351,7 @@ pub async fn remove(
         .await
     {
         Ok(true) => axum::response::Redirect::to("/account").into_response(),
-        Ok(false) => crate::pages::PageError::not_found(ctx.lang).into_response(),
+        Ok(false) => crate::web::PageError::not_found(ctx.lang).into_response(),
         Err(e) => Problem::from(e).into_response(),
     }
 }

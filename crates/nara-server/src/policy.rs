@@ -161,7 +161,7 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
         return next.run(request).await;
     };
     // Machine routes answer a denial with a problem; pages with a redirect or page.
-    let api = !crate::pages::is_page(&route);
+    let api = !crate::web::is_page(&route);
     let Some(rule) = state.rules.get(request.method(), &route) else {
         let method = crate::metrics::method_label(request.method());
         if method == "other" {
@@ -212,13 +212,13 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
             // Back here after signing in (or finishing the second factor).
             let encoded: String = form_urlencoded::byte_serialize(next_path.as_bytes()).collect();
             let page = match &caller {
-                Caller::Pending { session, .. } => crate::account::pending_page(&session.stage),
+                Caller::Pending { session, .. } => crate::auth::pending_page(&session.stage),
                 _ => "/sign-in",
             };
             Redirect::to(&format!("{page}?next={encoded}")).into_response()
         }
         Decision::Forbidden if api => Problem::forbidden().into_response(),
-        Decision::Forbidden => crate::pages::forbidden(request.headers(), &caller).await,
+        Decision::Forbidden => crate::web::forbidden(request.headers(), &caller).await,
     }
 }
 
@@ -269,6 +269,8 @@ async fn machine_request(state: AppState, request: Request, next: Next, https: b
                 .into_response();
             }
             let mut request = Request::from_parts(parts, axum::body::Body::from(bytes));
+            // The verified system itself too, for handlers that serve only machines.
+            request.extensions_mut().insert(m.clone());
             request
                 .extensions_mut()
                 .insert(Caller::Machine(Box::new(m)));
@@ -283,14 +285,6 @@ async fn machine_request(state: AppState, request: Request, next: Next, https: b
                 .into_response()
         }
     }
-}
-
-/// The caller a request was decided for (set by [`enforce`]).
-pub fn caller_of(extensions: &axum::http::Extensions) -> Caller {
-    extensions
-        .get::<Caller>()
-        .cloned()
-        .unwrap_or(Caller::Anonymous)
 }
 
 #[cfg(test)]

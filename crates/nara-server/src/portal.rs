@@ -17,8 +17,8 @@ use serde_json::{Map, Value};
 use crate::AppState;
 use crate::account::when;
 use crate::auth::Principal;
-use crate::pages::{Layout, PageCtx, PageError, render, store_failed};
 use crate::web::csrf::{CsrfForm, csrf_ok, csrf_refused};
+use crate::web::{Layout, PageCtx, PageError, render, store_failed};
 
 /// A new reference number: agency code, year, 8 random digits.
 pub(crate) fn new_reference(agency: &str) -> String {

@@ -17,9 +17,9 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::account::{query_value, when};
 use crate::auth::Principal;
-use crate::pages::{Layout, PageCtx, PageError, render, store_failed};
 use crate::problem::Problem;
 use crate::web::csrf::CsrfForm;
+use crate::web::{Layout, PageCtx, PageError, render, store_failed};
 
 /// A published definition, parsed (published ones always parse).
 fn parsed(p: &PublishedDefinition) -> Option<Definition> {

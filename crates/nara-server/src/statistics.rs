@@ -9,7 +9,7 @@ use nara_core::service_def;
 use nara_store::applications::ServiceFigures;
 
 use crate::AppState;
-use crate::pages::{Layout, PageCtx, PageError, render, store_failed};
+use crate::web::{Layout, PageCtx, PageError, render, store_failed};
 
 /// One service's figures as shown.
 pub struct FiguresView {

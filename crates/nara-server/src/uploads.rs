@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::auth::Principal;
-use crate::pages::{PageCtx, PageError, store_failed};
 use crate::web::csrf::{csrf_ok, csrf_refused};
+use crate::web::{PageCtx, PageError, store_failed};
 
 /// The largest body an upload request may have: the largest file a
 /// definition may allow (20 MiB) and the form around it.

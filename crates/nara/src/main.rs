@@ -753,7 +753,7 @@ fn globalconf_command(command: GlobalconfCommand) -> anyhow::Result<()> {
         GlobalconfCommand::Keygen { name, out } => {
             let signer = nara_ledger::note::Signer::new(&name, &rand::random::<[u8; 32]>())
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            nara_server::ledger::write_private(&out, &signer.skey())?;
+            nara_server::keyfile::write_private(&out, &signer.skey())?;
             println!("{}", signer.verifier().vkey());
             Ok(())
         }

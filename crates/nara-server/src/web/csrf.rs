@@ -16,8 +16,8 @@ use serde::de::DeserializeOwned;
 
 use crate::AppState;
 use crate::auth::{Caller, constant_time_eq};
-use crate::pages::{PageCtx, PageError};
 use crate::problem::Problem;
+use crate::web::{PageCtx, PageError};
 
 /// Whether `given` is the caller's session token.
 pub fn csrf_ok(caller: &Caller, given: &str) -> bool {
@@ -74,7 +74,7 @@ impl FromRequestParts<AppState> for CsrfHeader {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Problem> {
-        let caller = crate::policy::caller_of(&parts.extensions);
+        let caller = crate::auth::caller_of(&parts.extensions);
         let given = parts
             .headers
             .get("x-csrf-token")

@@ -37,7 +37,7 @@ use nara_core::identity::Role;
         crate::exchange_pages::registries_api, crate::exchange_pages::registry_record,
         crate::exchange_pages::put_registry_record, crate::exchange_pages::data_access_api,
         crate::exchange_pages::my_consents_api, crate::exchange_pages::grant_consent_api,
-        crate::exchange_pages::revoke_consent_api, crate::gateway::exchange,
+        crate::exchange_pages::revoke_consent_api, crate::exchange::gateway::exchange,
         crate::services::definitions_api, crate::services::definition_api, crate::services::publish_api,
         crate::credentials::verify_api,
         crate::application_api::create, crate::application_api::mine, crate::application_api::one,

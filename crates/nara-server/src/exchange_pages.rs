@@ -463,7 +463,7 @@ pub fn csv_field(value: &str) -> String {
 /// Why a consent could not be given (a message key).
 fn check_consent(
     state: &AppState,
-    directory: &crate::gateway::Directory,
+    directory: &crate::exchange::gateway::Directory,
     agencies: &[nara_core::Agency],
     input: &ConsentInput,
 ) -> Result<(), &'static str> {

@@ -10,10 +10,9 @@ pub mod cases;
 pub mod config;
 pub mod credentials;
 pub mod demo;
+pub mod exchange;
 pub mod exchange_pages;
 pub mod extract;
-pub mod federation;
-pub mod gateway;
 pub mod group_commit;
 pub mod i18n;
 pub mod keyfile;
@@ -69,7 +68,7 @@ pub struct AppState {
     /// The WebAuthn relying party, when the public URL has a domain name.
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
     /// The exchange gateway (directory, replay window, message log writer).
-    pub exchange: Arc<gateway::Exchange>,
+    pub exchange: Arc<exchange::gateway::Exchange>,
     /// Submissions through the API, group-committed.
     pub submissions: Arc<application_api::Submissions>,
     /// Service figures, recomputed at most every 30 s.
@@ -84,7 +83,7 @@ impl AppState {
         identity: auth::IdentityKeys,
     ) -> Self {
         let webauthn = passkey::relying_party(&config).map(Arc::new);
-        let exchange = gateway::Exchange::new(
+        let exchange = exchange::gateway::Exchange::new(
             identity.gateway_key(),
             config.node_id.as_deref().unwrap_or("local"),
             Duration::from_millis(config.exchange_timeout_ms),
@@ -113,9 +112,9 @@ impl AppState {
 impl AppState {
     /// Joins the federation a signed global configuration describes: this
     /// node's gateway forwards to the nodes that serve other members.
-    pub fn federated(mut self, federation: federation::Federation) -> Self {
+    pub fn federated(mut self, federation: exchange::federation::Federation) -> Self {
         let node = federation.node.clone();
-        self.exchange = Arc::new(gateway::Exchange::new(
+        self.exchange = Arc::new(exchange::gateway::Exchange::new(
             self.identity.gateway_key(),
             &node,
             Duration::from_millis(self.config.exchange_timeout_ms),
@@ -282,8 +281,8 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
     // The exchange gateway speaks X-Road's protocol, errors included, and
     // authenticates its callers itself.
     let (xroad, t) = routes! {
-        "/r1/{*rest}" => get(gateway::exchange): Exchange, post(gateway::exchange): Exchange, put(gateway::exchange): Exchange, delete(gateway::exchange): Exchange;
-        "/listClients" => get(gateway::list_clients): Public;
+        "/r1/{*rest}" => get(exchange::gateway::exchange): Exchange, post(exchange::gateway::exchange): Exchange, put(exchange::gateway::exchange): Exchange, delete(exchange::gateway::exchange): Exchange;
+        "/listClients" => get(exchange::gateway::list_clients): Public;
     };
     table.extend(t);
 
@@ -433,7 +432,7 @@ pub async fn serve(
     let store = state.store.clone();
     let integrator = ledger::spawn_integrator(store.clone(), state.ledger.clone());
     let identity_poll = spawn_identity_poll(store.clone());
-    let exchange_poll = gateway::spawn_poll(state.clone());
+    let exchange_poll = exchange::gateway::spawn_poll(state.clone());
     let mailer = mailer::spawn(state.clone());
     let app = router(state);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();

@@ -490,7 +490,7 @@ async fn fetch_evidence_item(
         state.store.grant_consent(&consent).await?;
         consent_id = Some(consent.id);
     }
-    let request = crate::gateway::EvidenceRequest {
+    let request = crate::exchange::gateway::EvidenceRequest {
         client,
         service_id: e.service.get_ref(),
         subject_hash: &subject,
@@ -499,7 +499,7 @@ async fn fetch_evidence_item(
         legal_basis: e.legal_basis.as_ref().map(|l| l.get_ref().as_str()),
         issue: reference,
     };
-    crate::gateway::fetch_evidence(state, &request)
+    crate::exchange::gateway::fetch_evidence(state, &request)
         .await
         .map_err(|fault| {
             tracing::warn!(%fault, %reference, "evidence for an application");

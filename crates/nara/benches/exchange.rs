@@ -453,7 +453,7 @@ async fn federated(subjects: &Arc<Vec<String>>) {
         URL_SAFE_NO_PAD.encode(k.gateway_key().verifying_key().as_bytes())
     };
     let member = |id: &str, node: &str| serde_json::json!({"id": id, "node": node, "name": id});
-    let conf: nara_server::federation::GlobalConf = serde_json::from_value(serde_json::json!({
+    let conf: nara_server::exchange::federation::GlobalConf = serde_json::from_value(serde_json::json!({
         "instance": "KR", "version": 1,
         "nodes": [
             {"id": "seoul", "address": format!("http://127.0.0.1:{port_a}"), "key": public(&key_a)},
@@ -466,7 +466,7 @@ async fn federated(subjects: &Arc<Vec<String>>) {
     let note_path = dir_a.path().join("globalconf.note");
     std::fs::write(
         &note_path,
-        nara_server::federation::sign_conf(&conf, &signer).unwrap(),
+        nara_server::exchange::federation::sign_conf(&conf, &signer).unwrap(),
     )
     .unwrap();
     let env = |node: &str| {

@@ -500,7 +500,7 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         &config.ledger_origin(),
     )?;
     let identity = nara_server::auth::IdentityKeys::load_or_create(&config.identity_key_path())?;
-    let federation = nara_server::federation::from_config(&config)?;
+    let federation = nara_server::exchange::federation::from_config(&config)?;
     let mut state = AppState::new(store, config, keys, identity);
     if let Some(f) = federation {
         println!(
@@ -696,7 +696,7 @@ async fn exchange_command(command: ExchangeCommand) -> anyhow::Result<()> {
             )?;
             let seed = nara_server::machine::decode_key(&demo.private_key)
                 .context("demo-exchange.json: private_key")?;
-            let consumer = nara_server::gateway::Consumer {
+            let consumer = nara_server::exchange::gateway::Consumer {
                 http: reqwest::Client::new(),
                 base: url,
                 client: demo.client,
@@ -761,10 +761,10 @@ fn globalconf_command(command: GlobalconfCommand) -> anyhow::Result<()> {
             let signer =
                 nara_ledger::note::Signer::from_skey(std::fs::read_to_string(&key)?.trim())
                     .map_err(|e| anyhow::anyhow!("{}: {e}", key.display()))?;
-            let conf: nara_server::federation::GlobalConf =
+            let conf: nara_server::exchange::federation::GlobalConf =
                 serde_json::from_str(&std::fs::read_to_string(&conf)?)
                     .with_context(|| format!("{}", conf.display()))?;
-            let note = nara_server::federation::sign_conf(&conf, &signer)?;
+            let note = nara_server::exchange::federation::sign_conf(&conf, &signer)?;
             std::fs::write(&out, note)?;
             println!("Signed version {} into {}.", conf.version, out.display());
             Ok(())

@@ -166,7 +166,7 @@ impl TestApp {
         keys: nara_server::ledger::LedgerKeys,
         listener: tokio::net::TcpListener,
         identity: IdentityKeys,
-        federation: Option<nara_server::federation::Federation>,
+        federation: Option<nara_server::exchange::federation::Federation>,
     ) -> TestApp {
         store
             .enable_catalogue_cache()
@@ -358,9 +358,9 @@ impl TestApp {
     pub fn consumer(
         &self,
         demo: &nara_server::demo::DemoExchange,
-    ) -> nara_server::gateway::Consumer {
+    ) -> nara_server::exchange::gateway::Consumer {
         let seed = nara_server::machine::decode_key(&demo.private_key).expect("seed");
-        nara_server::gateway::Consumer {
+        nara_server::exchange::gateway::Consumer {
             http: self.client.clone(),
             base: format!("http://{}", self.addr),
             client: demo.client.clone(),

@@ -105,7 +105,7 @@ backends! {
         assert_eq!(record.gateway_signature, h["nara-gateway-signature"].to_str().unwrap());
         let sig = base64::engine::general_purpose::STANDARD.decode(&record.gateway_signature).unwrap();
         let sig = ed25519_dalek::Signature::from_slice(&sig).unwrap();
-        app.gateway_key().verify(&nara_server::gateway::record_digest(&record), &sig).expect("the gateway's signature verifies");
+        app.gateway_key().verify(&nara_server::exchange::record_digest(&record), &sig).expect("the gateway's signature verifies");
         assert!(!record.client_signature.is_empty());
         // ... and the ledger an entry for it, written in the same transaction.
         // (On PostgreSQL the integrator sequences it within a moment.)
@@ -230,7 +230,7 @@ async fn refusals_are_xroad_errors_and_security_events() {
         body["detail"].as_str().unwrap().len() == 36,
         "detail carries the request id"
     );
-    let forger = nara_server::gateway::Consumer {
+    let forger = nara_server::exchange::gateway::Consumer {
         key: ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]),
         ..app.consumer(&demo)
     };
@@ -243,7 +243,7 @@ async fn refusals_are_xroad_errors_and_security_events() {
         "Client.InvalidSignatureValue",
     );
     // X-Road-Client must name the signer.
-    let liar = nara_server::gateway::Consumer {
+    let liar = nara_server::exchange::gateway::Consumer {
         client: "KR/GOV/MOE/school-enrolment".into(),
         ..app.consumer(&demo)
     };
@@ -254,7 +254,7 @@ async fn refusals_are_xroad_errors_and_security_events() {
             .unwrap(),
         "Client.InvalidClientIdentifier",
     );
-    let bad_client = nara_server::gateway::Consumer {
+    let bad_client = nara_server::exchange::gateway::Consumer {
         client: "KR/LOC/SEOUL/welfare portal".into(),
         ..app.consumer(&demo)
     };
@@ -773,7 +773,7 @@ async fn federation_across_two_nodes() {
         URL_SAFE_NO_PAD.encode(k.gateway_key().verifying_key().as_bytes())
     };
     let member = |id: &str, node: &str| serde_json::json!({"id": id, "node": node, "name": id});
-    let conf: nara_server::federation::GlobalConf = serde_json::from_value(serde_json::json!({
+    let conf: nara_server::exchange::federation::GlobalConf = serde_json::from_value(serde_json::json!({
         "instance": "KR", "version": 3,
         "nodes": [
             {"id": "seoul", "address": format!("http://{addr_a}"), "key": key(&id_a)},
@@ -786,11 +786,13 @@ async fn federation_across_two_nodes() {
         ],
     })).unwrap();
     let signer = nara_ledger::note::Signer::new("kr.gov/globalconf", &[5u8; 32]).unwrap();
-    let note = nara_server::federation::sign_conf(&conf, &signer).unwrap();
+    let note = nara_server::exchange::federation::sign_conf(&conf, &signer).unwrap();
     let vkey = signer.verifier().vkey();
     // A tampered configuration is refused.
     let tampered = note.replace(&format!("{addr_b}"), "127.0.0.1:1");
-    assert!(nara_server::federation::Federation::load(&tampered, &vkey, "seoul").is_err());
+    assert!(
+        nara_server::exchange::federation::Federation::load(&tampered, &vkey, "seoul").is_err()
+    );
 
     let node = |listener, identity, name: &'static str| {
         let (note, vkey) = (note.clone(), vkey.clone());
@@ -804,7 +806,8 @@ async fn federation_across_two_nodes() {
                 ..nara_server::Config::default()
             };
             let keys = nara_server::ledger::LedgerKeys::ephemeral(&config.ledger_origin()).unwrap();
-            let f = nara_server::federation::Federation::load(&note, &vkey, name).unwrap();
+            let f =
+                nara_server::exchange::federation::Federation::load(&note, &vkey, name).unwrap();
             TestApp::serve_node(store, config, dir, keys, listener, identity, Some(f)).await
         }
     };
@@ -890,7 +893,7 @@ async fn federation_across_two_nodes() {
     assert_eq!(on_a.request_hash, on_b.request_hash);
     assert_eq!(on_a.response_hash, on_b.response_hash);
     assert_eq!(on_a.peer_signature, on_b.gateway_signature);
-    let digest = nara_server::gateway::record_digest(&on_a);
+    let digest = nara_server::exchange::record_digest(&on_a);
     for (record, key) in [(&on_a, a.gateway_key()), (&on_b, b.gateway_key())] {
         let sig = ed25519_dalek::Signature::from_slice(
             &base64::engine::general_purpose::STANDARD
@@ -973,7 +976,7 @@ async fn federation_across_two_nodes() {
     assert_eq!(list["service"][0]["service_code"], "residents");
 
     // Straight to B: a forged peer, and a real peer speaking for a client it does not serve.
-    let forged = nara_server::gateway::Consumer {
+    let forged = nara_server::exchange::gateway::Consumer {
         http: b.client.clone(),
         base: format!("http://{addr_b}"),
         client: SEOUL.into(),
@@ -995,7 +998,7 @@ async fn federation_across_two_nodes() {
         .await
         .unwrap();
     assert_eq!(xroad_error(&r), "Client.InvalidSignatureValue");
-    let overreach = nara_server::gateway::Consumer {
+    let overreach = nara_server::exchange::gateway::Consumer {
         client: "KR/GOV/MOE/school-enrolment".into(),
         key: id_a.gateway_key(),
         ..forged
@@ -1222,7 +1225,7 @@ async fn agency_admins_publish_registries_and_services() {
     )
     .await
     .unwrap();
-    let writer = nara_server::gateway::Consumer {
+    let writer = nara_server::exchange::gateway::Consumer {
         key_id: own.key_id,
         key,
         client: format!("{agency}/permit-registry"),

@@ -204,7 +204,7 @@ backends! {
         )
         .await
         .unwrap();
-        let writer = nara_server::gateway::Consumer {
+        let writer = nara_server::exchange::gateway::Consumer {
             key_id: own.key_id,
             key,
             client: "KR/GOV/MOIS/resident-registry".into(),

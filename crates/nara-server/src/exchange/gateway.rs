@@ -29,8 +29,9 @@ use nara_core::consent;
 use nara_core::exchange::{self, ClientId, Endpoint, Fault, FaultKind, ServiceDetails, Target};
 use nara_store::exchange::{AccessRight, Consent, DataService, ExchangeRecord, Registry};
 use nara_store::{Store, StoreError};
-use sha2::{Digest, Sha256, Sha512};
+use sha2::{Digest, Sha512};
 
+use super::{Answer, Basis, Call, entitlement, read_limited, record_digest, terms};
 use crate::AppState;
 use crate::machine::{self, SignedRequest};
 
@@ -102,7 +103,7 @@ pub struct Exchange {
     /// `gateway:NODE`, naming [`Exchange::key`] in signatures and the global configuration.
     pub key_id: String,
     pub keys: machine::KeyCache,
-    pub federation: Option<crate::federation::Federation>,
+    pub federation: Option<crate::exchange::federation::Federation>,
 }
 
 impl Exchange {
@@ -110,7 +111,7 @@ impl Exchange {
         key: SigningKey,
         node: &str,
         timeout: Duration,
-        federation: Option<crate::federation::Federation>,
+        federation: Option<crate::exchange::federation::Federation>,
     ) -> Exchange {
         let http = reqwest::Client::builder()
             .timeout(timeout)
@@ -288,46 +289,6 @@ const NOT_FORWARDED: &[&str] = &[
     "nara-consent-assertion",
     "nara-peer-signature",
 ];
-
-/// What the checks decided about one exchange.
-#[derive(Debug, Clone, Default)]
-pub struct Basis {
-    pub purpose: String,
-    pub consent_id: String,
-    pub legal_basis: String,
-    /// The subject's keyed hash, and their identifier for the provider.
-    pub subject_hash: String,
-    pub subject: Option<String>,
-}
-
-/// What one exchange is, once authenticated.
-pub struct Call {
-    pub method: Method,
-    pub target: Target,
-    pub client: ClientId,
-    pub xroad_id: String,
-    pub request_id: String,
-    pub user_id: String,
-    pub issue: String,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-    pub client_signature: String,
-    /// The header fields the caller's signature covers: only these reach a provider.
-    pub signed_headers: Vec<String>,
-    pub started: Instant,
-    pub started_ms: i64,
-}
-
-/// A provider's answer.
-pub struct Answer {
-    pub status: u16,
-    pub headers: Vec<(HeaderName, HeaderValue)>,
-    pub body: Bytes,
-    /// The peer gateway's signature (federated exchanges).
-    pub peer_signature: String,
-    /// The request hash the provider's gateway computed (federated exchanges).
-    pub request_hash: Option<String>,
-}
 
 fn header_text(headers: &HeaderMap, name: &str) -> Result<Option<String>, Fault> {
     let mut values = headers.get_all(name).iter();
@@ -684,25 +645,6 @@ fn db_fault(e: StoreError) -> Fault {
     )
 }
 
-/// The service's terms, the right's entitlement and a stored consent, as
-/// the one consent decision (`nara_core::consent`) reads them.
-pub fn terms(service: &DataService) -> consent::Terms<'_> {
-    consent::Terms {
-        service: &service.id,
-        personal: service.personal != 0,
-        purposes: service.purpose_list().collect(),
-        legal_bases: service.legal_basis_list().collect(),
-    }
-}
-
-pub fn entitlement(right: &AccessRight) -> consent::Entitlement<'_> {
-    consent::Entitlement {
-        client: &right.client_id,
-        purposes: right.purpose_list().collect(),
-        legal_bases: right.legal_basis_list().collect(),
-    }
-}
-
 /// The consent a request names (`None`: none named), read from the store.
 async fn stored_consent(
     state: &AppState,
@@ -728,18 +670,6 @@ fn claim_of(stored: &Option<Option<Consent>>, now_ms: i64) -> consent::Claim<'_>
             subject: &c.subject_hash,
             valid: c.is_valid_at(now_ms),
         }),
-    }
-}
-
-impl Basis {
-    /// Records the ground the decision found.
-    pub fn on(mut self, ground: consent::Ground) -> Basis {
-        match ground {
-            consent::Ground::NotPersonal => {}
-            consent::Ground::Consent(id) => self.consent_id = id,
-            consent::Ground::LegalBasis(l) => self.legal_basis = l,
-        }
-        self
     }
 }
 
@@ -958,36 +888,6 @@ async fn provide(
     })
 }
 
-/// Reads a provider's body, at most `max` bytes.
-pub async fn read_limited(mut response: reqwest::Response, max: usize) -> Result<Bytes, Fault> {
-    let mut out = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if out.len() + chunk.len() > max {
-                    return Err(Fault::new(
-                        FaultKind::ServiceFailed,
-                        "the provider's response is too large",
-                    ));
-                }
-                out.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(Bytes::from(out)),
-            Err(e) => {
-                let what = if e.is_timeout() {
-                    "timed out"
-                } else {
-                    "failed"
-                };
-                return Err(Fault::new(
-                    FaultKind::NetworkError,
-                    format!("reading the provider's response {what}"),
-                ));
-            }
-        }
-    }
-}
-
 /// A hosted registry's answer to `GET /record` about `subject_hash`, as the
 /// provider it is (status and JSON body, PR-REST category 1).
 pub async fn registry_answer(
@@ -1040,21 +940,6 @@ pub async fn registry_answer(
             ))
         }
     }
-}
-
-/// The signed digest of an exchange: what both gateways sign.
-pub fn record_digest(record: &ExchangeRecord) -> Vec<u8> {
-    let text = format!(
-        "nara-exchange-v1\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n",
-        record.xroad_id,
-        record.client_id,
-        record.service_id,
-        record.request_hash,
-        record.response_hash,
-        record.status,
-        record.subject_hash.is_empty(),
-    );
-    Sha256::digest(text.as_bytes()).to_vec()
 }
 
 /// The headers the request hash covers, as the provider receives them.

@@ -29,8 +29,8 @@ use nara_store::identity::MachineClient;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256, Sha512};
 
+use super::{Answer, Basis, Call};
 use crate::AppState;
-use crate::gateway::{Answer, Basis, Call};
 use crate::machine::{Signatures, SignedRequest};
 
 /// The global configuration's content.
@@ -245,8 +245,8 @@ impl Federation {
             }),
         };
         let ground = nara_core::consent::decide(
-            &crate::gateway::terms(service),
-            &crate::gateway::entitlement(right),
+            &super::terms(service),
+            &super::entitlement(right),
             &nara_core::consent::Asked {
                 client_agency: call.client.member.as_str(),
                 purpose: purpose.as_deref(),
@@ -395,7 +395,7 @@ impl Federation {
         })?;
         let status = response.status().as_u16();
         let h = response.headers().clone();
-        let body = crate::gateway::read_limited(response, state.config.max_body_bytes * 8).await?;
+        let body = super::read_limited(response, state.config.max_body_bytes * 8).await?;
         // An X-Road error from the peer is passed on as it is.
         if h.contains_key("x-road-error") {
             return Ok(Answer {
@@ -430,7 +430,7 @@ impl Federation {
                 },
                 ..blank_record()
             };
-            let digest = crate::gateway::record_digest(&record);
+            let digest = super::record_digest(&record);
             let ok = self.keys.get(node).is_some_and(|k| {
                 STANDARD
                     .decode(&peer_signature)

@@ -468,13 +468,13 @@ pub type NoToken = &'static str;
 /// decoding, the image is scaled down before the finder runs, and the finder
 /// (quirc's, ported) stops at 32 finder patterns and 8 grids.
 pub fn token_from_file(bytes: &[u8]) -> Result<String, NoToken> {
-    let media = crate::uploads::sniff(bytes);
+    let media = crate::media::sniff(bytes);
     if media != "image/png" && media != "image/jpeg" {
         let text = std::str::from_utf8(bytes).map_err(|_| "verify.unreadable")?;
         return Ok(text.trim().chars().take(64 * 1024).collect());
     }
     // Refuse an image whose header promises more than a photograph would.
-    match crate::uploads::image_dimensions(bytes, media) {
+    match crate::media::image_dimensions(bytes, media) {
         Some((w, h)) if w > 0 && h > 0 && w.saturating_mul(h) <= VERIFY_MAX_PIXELS => {}
         _ => return Err("upload.bomb"),
     }

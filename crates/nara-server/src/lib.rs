@@ -19,6 +19,7 @@ pub mod keyfile;
 pub mod ledger;
 pub mod machine;
 pub mod mailer;
+pub mod media;
 pub mod metrics;
 pub mod oidc;
 pub mod pages;

@@ -160,8 +160,7 @@ pub async fn create(
         Ok(v) => v.into_iter().next(),
         Err(e) => return Problem::from(e).into_response(),
     };
-    let Some((published, def)) =
-        latest.and_then(|p| service_def::check(&p.source).ok().map(|d| (p, d)))
+    let Some((published, def)) = latest.and_then(|p| state.definitions.of(&p).map(|d| (p, d)))
     else {
         return Problem::not_found("no such service").into_response();
     };

@@ -23,7 +23,7 @@ fn officials_step(by: &str) -> bool {
     by != "citizen" && by != "system"
 }
 
-async fn definition(state: &AppState, app: &Application) -> Option<Definition> {
+async fn definition(state: &AppState, app: &Application) -> Option<std::sync::Arc<Definition>> {
     state
         .store
         .definition_versions(&app.service_code)
@@ -31,7 +31,7 @@ async fn definition(state: &AppState, app: &Application) -> Option<Definition> {
         .ok()?
         .into_iter()
         .find(|p| p.version == app.version)
-        .and_then(|p| service_def::check(&p.source).ok())
+        .and_then(|p| state.definitions.of(&p))
 }
 
 pub struct QueueRow {
@@ -94,13 +94,7 @@ pub async fn queue(
         .latest_definitions()
         .await
         .map_err(store_failed(ctx.lang))?;
-    let title = |code: &str| {
-        defs.iter()
-            .find(|d| d.code == code)
-            .and_then(|d| service_def::check(&d.source).ok())
-            .map(|d| d.title.get(ctx.lang))
-            .unwrap_or_else(|| code.to_owned())
-    };
+    let title = |code: &str| state.definitions.title(&defs, code, ctx.lang);
     let now = nara_core::Timestamp::now().0;
     let rows: Vec<QueueRow> = apps
         .iter()
@@ -205,7 +199,7 @@ async fn case_of(
     state: &AppState,
     who: &Principal,
     reference: &str,
-) -> Result<(Application, Definition), PageError> {
+) -> Result<(Application, std::sync::Arc<Definition>), PageError> {
     let agency = agency_of(ctx, who)?;
     let app = state
         .store

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cases;
 pub mod config;
 pub mod credentials;
+pub mod definitions;
 pub mod demo;
 pub mod exchange;
 pub mod exchange_pages;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub passwords: Arc<auth::PasswordWork>,
     /// Failed sign-ins by account and by address.
     pub account_throttle: Arc<auth::Throttle>,
+    /// Published service definitions, parsed once.
+    pub definitions: Arc<definitions::Definitions>,
     /// `/verify/file`'s bounded QR decoding.
     pub qr: Arc<credentials::QrGate>,
     pub address_throttle: Arc<auth::Throttle>,
@@ -102,6 +105,7 @@ impl AppState {
             passwords: Arc::new(auth::PasswordWork::default()),
             account_throttle: Arc::new(auth::Throttle::new(auth::ACCOUNT_FREE_FAILURES)),
             qr: Arc::default(),
+            definitions: Arc::default(),
             address_throttle: Arc::new(auth::Throttle::new(auth::ADDRESS_FREE_FAILURES)),
             callers: Arc::default(),
             submissions: Arc::new(application_api::submissions()),

@@ -35,7 +35,7 @@ pub(crate) async fn owned(
     state: &AppState,
     who: &Principal,
     reference: &str,
-) -> Result<(Application, Definition), PageError> {
+) -> Result<(Application, std::sync::Arc<Definition>), PageError> {
     let app = state
         .store
         .application(reference)
@@ -50,7 +50,7 @@ pub(crate) async fn owned(
         .map_err(store_failed(ctx.lang))?
         .into_iter()
         .find(|p| p.version == app.version)
-        .and_then(|p| service_def::check(&p.source).ok())
+        .and_then(|p| state.definitions.of(&p))
         .ok_or_else(|| PageError::internal(ctx.lang))?;
     Ok((app, def))
 }
@@ -63,7 +63,7 @@ async fn posted_draft(
     who: &Principal,
     reference: &str,
     pairs: &[(String, String)],
-) -> Result<Option<(Application, Definition)>, PageError> {
+) -> Result<Option<(Application, std::sync::Arc<Definition>)>, PageError> {
     let csrf = pairs
         .iter()
         .find(|(k, _)| k == "csrf")
@@ -1048,12 +1048,7 @@ async fn inbox_view(
             };
             InboxItem {
                 when: when(n.at),
-                service: defs
-                    .iter()
-                    .find(|d| d.code == n.service_code)
-                    .and_then(|d| service_def::check(&d.source).ok())
-                    .map(|d| d.title.get(ctx.lang))
-                    .unwrap_or_else(|| n.service_code.clone()),
+                service: state.definitions.title(&defs, &n.service_code, ctx.lang),
                 reference: n.reference,
                 text,
                 unread: n.read_at.is_none(),
@@ -1158,12 +1153,7 @@ pub async fn mine(
     let rows = apps
         .into_iter()
         .map(|a| ApplicationRow {
-            service: defs
-                .iter()
-                .find(|d| d.code == a.service_code)
-                .and_then(|d| service_def::check(&d.source).ok())
-                .map(|d| d.title.get(ctx.lang))
-                .unwrap_or_else(|| a.service_code.clone()),
+            service: state.definitions.title(&defs, &a.service_code, ctx.lang),
             draft: a.state == "draft",
             updated: when(a.updated_at),
             state: a.state,

@@ -21,11 +21,6 @@ use crate::problem::Problem;
 use crate::web::csrf::CsrfForm;
 use crate::web::{Layout, PageCtx, PageError, render, store_failed};
 
-/// A published definition, parsed (published ones always parse).
-fn parsed(p: &PublishedDefinition) -> Option<Definition> {
-    service_def::check(&p.source).ok()
-}
-
 /// Publishes a definition's source for `agency`, by `actor`.
 async fn publish(
     state: &AppState,
@@ -93,7 +88,7 @@ pub async fn definitions_api(State(state): State<AppState>) -> Response {
     match state.store.latest_definitions().await {
         Ok(list) => Json(
             list.iter()
-                .filter_map(|p| parsed(p).map(|d| summary(p, &d)))
+                .filter_map(|p| state.definitions.of(p).map(|d| summary(p, &d)))
                 .collect::<Vec<_>>(),
         )
         .into_response(),
@@ -127,7 +122,7 @@ pub async fn definition_api(
         Some(v) => versions.iter().find(|p| p.version == v),
         None => versions.first(),
     };
-    let Some((p, d)) = chosen.and_then(|p| parsed(p).map(|d| (p, d))) else {
+    let Some((p, d)) = chosen.and_then(|p| state.definitions.of(p).map(|d| (p, d))) else {
         return Problem::not_found(&format!("service definition {code}")).into_response();
     };
     Json(serde_json::json!({
@@ -225,7 +220,7 @@ pub async fn apply_list(
         .await
         .map_err(store_failed(ctx.lang))?
         .iter()
-        .filter_map(|p| parsed(p).map(|d| (p, d)))
+        .filter_map(|p| state.definitions.of(p).map(|d| (p, d)))
         .map(|(p, d)| ServiceCard {
             code: p.code.clone(),
             title: d.title.get(ctx.lang),
@@ -298,7 +293,10 @@ pub async fn apply_service(
         .definition_versions(&code)
         .await
         .map_err(store_failed(ctx.lang))?;
-    let Some((p, d)) = versions.first().and_then(|p| parsed(p).map(|d| (p, d))) else {
+    let Some((p, d)) = versions
+        .first()
+        .and_then(|p| state.definitions.of(p).map(|d| (p, d)))
+    else {
         return Err(PageError::not_found(ctx.lang));
     };
     let names = agency_names(&state, ctx.lang).await;
@@ -451,7 +449,9 @@ async fn designer_view(
         .into_iter()
         .filter(|p| p.agency_id == agency.as_str())
         .map(|p| DesignView {
-            title: parsed(&p)
+            title: state
+                .definitions
+                .of(&p)
                 .map(|d| d.title.get(ctx.lang))
                 .unwrap_or_default(),
             code: p.code,

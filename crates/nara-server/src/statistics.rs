@@ -5,7 +5,6 @@
 use askama::Template;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use nara_core::service_def;
 use nara_store::applications::ServiceFigures;
 
 use crate::AppState;
@@ -112,9 +111,7 @@ pub async fn all(state: &AppState, lang: nara_core::Lang) -> nara_store::Result<
     Ok(defs
         .iter()
         .map(|d| {
-            let title = service_def::check(&d.source)
-                .map(|def| def.title.get(lang))
-                .unwrap_or_else(|_| d.code.clone());
+            let title = state.definitions.title(&defs, &d.code, lang);
             let f = figures
                 .iter()
                 .find(|f| f.service_code == d.code)

@@ -918,7 +918,7 @@ impl Store {
     /// The score the applicant gave, if any.
     pub async fn rating_of(&self, application_id: i64) -> Result<Option<i64>> {
         Ok(with_pool!(self, |pool| sqlx::query_scalar(
-            "SELECT score FROM ratings WHERE application_id = $1"
+            "SELECT CAST(score AS BIGINT) FROM ratings WHERE application_id = $1"
         )
         .bind(application_id)
         .fetch_optional(pool)
@@ -946,7 +946,8 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        let sql = format!("SELECT service_code, score FROM ratings WHERE 1 = 1 {filter}");
+        let sql =
+            format!("SELECT service_code, CAST(score AS BIGINT) FROM ratings WHERE 1 = 1 {filter}");
         let scores: Vec<(String, i64)> = with_pool!(self, |pool| {
             let q = sqlx::query_as(&sql);
             match only {

@@ -99,6 +99,13 @@ impl TestApp {
     }
 
     async fn start_empty_with(backend: &str, config: Config) -> Option<TestApp> {
+        // Quiet unless asked: NARA_TEST_LOG=nara_server=warn shows the server's log.
+        if let Ok(filter) = std::env::var("NARA_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        }
         let (url, dir) = fresh_database(backend).await?;
         let store = Store::connect(&url).await.expect("open the test database");
         let mut app = TestApp::serve(store, config, dir).await;
@@ -132,6 +139,53 @@ impl TestApp {
             None,
         )
         .await
+    }
+
+    /// The newest `limit` ledger entries once one of them contains
+    /// `needle` (on PostgreSQL entries are integrated a moment after their
+    /// commit); what there is after 5 s otherwise.
+    pub async fn entries_with(&self, needle: &str, limit: u32) -> Vec<(u64, Vec<u8>)> {
+        let mut recent = Vec::new();
+        for _ in 0..50 {
+            recent = self
+                .store
+                .recent_ledger_entries(limit)
+                .await
+                .expect("ledger entries");
+            if recent
+                .iter()
+                .any(|(_, e)| String::from_utf8_lossy(e).contains(needle))
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        recent
+    }
+
+    /// Whether an entry among the newest `limit` satisfies `pred`, waiting
+    /// up to 5 s for it to be integrated.
+    pub async fn has_entry(
+        &self,
+        limit: u32,
+        pred: impl Fn(&nara_ledger::entry::Entry) -> bool,
+    ) -> bool {
+        for _ in 0..50 {
+            let recent = self
+                .store
+                .recent_ledger_entries(limit)
+                .await
+                .expect("ledger entries");
+            if recent
+                .iter()
+                .filter_map(|(_, e)| nara_ledger::entry::Entry::decode(e).ok())
+                .any(|e| pred(&e))
+            {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        false
     }
 
     /// Another node on this app's database, with the same keys (as nodes

@@ -173,377 +173,378 @@ backends! {
     }
 }
 
-/// Every refusal: an X-Road error with the protocol's body, a security
-/// event, nothing logged and no record released.
-#[tokio::test]
-async fn refusals_are_xroad_errors_and_security_events() {
-    let app = TestApp::start("sqlite").await.unwrap();
-    let _ = app.demo_accounts().await;
-    let demo = app.demo_exchange(3).await;
-    let c = app.consumer(&demo);
-    let ok_headers = [
-        ("nara-subject", MINJI),
-        ("nara-purpose", "benefit-eligibility"),
-        ("nara-legal-basis", "Resident Registration Act art. 29"),
-    ];
-    let events_before = app
-        .store
-        .security_events(Some("exchange.refused"), 1000)
-        .await
-        .unwrap()
-        .len();
-    let logged = app.store.exchange_count().await.unwrap();
-    let mut refused = 0;
-    let mut expect = |r: reqwest::Response, kind: &str| {
-        refused += 1;
-        let status = r.status();
-        let error = xroad_error(&r);
-        assert_eq!(error, kind, "HTTP {status}");
-        assert_eq!(
-            status.as_u16(),
-            if kind.starts_with("Client.") {
-                400
-            } else {
-                500
-            }
+backends! {
+    /// Every refusal: an X-Road error with the protocol's body, a security
+    /// event, nothing logged and no record released.
+    async fn refusals_are_xroad_errors_and_security_events(backend: &str) {
+        let Some(app) = TestApp::start(backend).await else { return };
+        let _ = app.demo_accounts().await;
+        let demo = app.demo_exchange(3).await;
+        let c = app.consumer(&demo);
+        let ok_headers = [
+            ("nara-subject", MINJI),
+            ("nara-purpose", "benefit-eligibility"),
+            ("nara-legal-basis", "Resident Registration Act art. 29"),
+        ];
+        let events_before = app
+            .store
+            .security_events(Some("exchange.refused"), 1000)
+            .await
+            .unwrap()
+            .len();
+        let logged = app.store.exchange_count().await.unwrap();
+        let mut refused = 0;
+        let mut expect = |r: reqwest::Response, kind: &str| {
+            refused += 1;
+            let status = r.status();
+            let error = xroad_error(&r);
+            assert_eq!(error, kind, "HTTP {status}");
+            assert_eq!(
+                status.as_u16(),
+                if kind.starts_with("Client.") {
+                    400
+                } else {
+                    500
+                }
+            );
+            assert_eq!(
+                r.headers()["content-type"],
+                "application/json;charset=utf-8"
+            );
+            r
+        };
+        // Unsigned, and signed by an unregistered key.
+        let r = app
+            .client
+            .get(app.url(&record_path(RESIDENTS)))
+            .header("x-road-client", SEOUL)
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = expect(r, "Client.InvalidSignatureValue")
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["type"], "Client.InvalidSignatureValue");
+        assert!(
+            body["detail"].as_str().unwrap().len() == 36,
+            "detail carries the request id"
         );
-        assert_eq!(
-            r.headers()["content-type"],
-            "application/json;charset=utf-8"
+        let forger = nara_server::exchange::gateway::Consumer {
+            key: ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]),
+            ..app.consumer(&demo)
+        };
+        expect(
+            forger
+                .request(Method::GET, &record_path(RESIDENTS), &ok_headers, vec![])
+                .send()
+                .await
+                .unwrap(),
+            "Client.InvalidSignatureValue",
         );
-        r
-    };
-    // Unsigned, and signed by an unregistered key.
-    let r = app
-        .client
-        .get(app.url(&record_path(RESIDENTS)))
-        .header("x-road-client", SEOUL)
-        .send()
-        .await
-        .unwrap();
-    let body: serde_json::Value = expect(r, "Client.InvalidSignatureValue")
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(body["type"], "Client.InvalidSignatureValue");
-    assert!(
-        body["detail"].as_str().unwrap().len() == 36,
-        "detail carries the request id"
-    );
-    let forger = nara_server::exchange::gateway::Consumer {
-        key: ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]),
-        ..app.consumer(&demo)
-    };
-    expect(
-        forger
-            .request(Method::GET, &record_path(RESIDENTS), &ok_headers, vec![])
-            .send()
-            .await
-            .unwrap(),
-        "Client.InvalidSignatureValue",
-    );
-    // X-Road-Client must name the signer.
-    let liar = nara_server::exchange::gateway::Consumer {
-        client: "KR/GOV/MOE/school-enrolment".into(),
-        ..app.consumer(&demo)
-    };
-    expect(
-        liar.request(Method::GET, &record_path(RESIDENTS), &ok_headers, vec![])
-            .send()
-            .await
-            .unwrap(),
-        "Client.InvalidClientIdentifier",
-    );
-    let bad_client = nara_server::exchange::gateway::Consumer {
-        client: "KR/LOC/SEOUL/welfare portal".into(),
-        ..app.consumer(&demo)
-    };
-    expect(
-        bad_client
-            .request(Method::GET, &record_path(RESIDENTS), &ok_headers, vec![])
-            .send()
-            .await
-            .unwrap(),
-        "Client.InvalidClientIdentifier",
-    );
-    // Malformed identifiers, traversal, pollution, oversize.
-    for path in [
-        "/r1/KR/GOV/MOIS/resident-registry",
-        "/r1/KR/GOV/MO%20IS/resident-registry/residents/record",
-        "/r1/KR%2FGOV%2FMOIS/resident-registry/residents/record",
-        "/r1/KR/GOV/MOIS/resident-registry/residents/%2e%2e/%2e%2e/admin",
-        "/r1/KR/GOV/MOIS/resident-registry/residents/a%2Fb",
-        "/r1/KR/GOV/MOIS/resident-registry/residents/record?x=1&x=2",
-        "/r1/KR/GOV/../resident-registry/residents/record",
-    ] {
+        // X-Road-Client must name the signer.
+        let liar = nara_server::exchange::gateway::Consumer {
+            client: "KR/GOV/MOE/school-enrolment".into(),
+            ..app.consumer(&demo)
+        };
+        expect(
+            liar.request(Method::GET, &record_path(RESIDENTS), &ok_headers, vec![])
+                .send()
+                .await
+                .unwrap(),
+            "Client.InvalidClientIdentifier",
+        );
+        let bad_client = nara_server::exchange::gateway::Consumer {
+            client: "KR/LOC/SEOUL/welfare portal".into(),
+            ..app.consumer(&demo)
+        };
+        expect(
+            bad_client
+                .request(Method::GET, &record_path(RESIDENTS), &ok_headers, vec![])
+                .send()
+                .await
+                .unwrap(),
+            "Client.InvalidClientIdentifier",
+        );
+        // Malformed identifiers, traversal, pollution, oversize.
+        for path in [
+            "/r1/KR/GOV/MOIS/resident-registry",
+            "/r1/KR/GOV/MO%20IS/resident-registry/residents/record",
+            "/r1/KR%2FGOV%2FMOIS/resident-registry/residents/record",
+            "/r1/KR/GOV/MOIS/resident-registry/residents/%2e%2e/%2e%2e/admin",
+            "/r1/KR/GOV/MOIS/resident-registry/residents/a%2Fb",
+            "/r1/KR/GOV/MOIS/resident-registry/residents/record?x=1&x=2",
+            "/r1/KR/GOV/../resident-registry/residents/record",
+        ] {
+            let r = c
+                .request(Method::GET, path, &ok_headers, vec![])
+                .send()
+                .await
+                .unwrap();
+            expect(r, "Client.BadRequest");
+        }
         let r = c
-            .request(Method::GET, path, &ok_headers, vec![])
+            .request(
+                Method::POST,
+                &record_path(RESIDENTS),
+                &ok_headers,
+                vec![b'x'; 70 * 1024],
+            )
             .send()
             .await
             .unwrap();
         expect(r, "Client.BadRequest");
-    }
-    let r = c
-        .request(
-            Method::POST,
-            &record_path(RESIDENTS),
-            &ok_headers,
-            vec![b'x'; 70 * 1024],
-        )
-        .send()
-        .await
-        .unwrap();
-    expect(r, "Client.BadRequest");
-    // Unknown service; no access right (the client may not call businesses).
-    expect(
-        c.request(
-            Method::GET,
-            "/r1/KR/GOV/MOIS/resident-registry/nothing/record",
-            &ok_headers,
-            vec![],
-        )
-        .send()
-        .await
-        .unwrap(),
-        "Server.ServerProxy.UnknownService",
-    );
-    expect(
-        c.request(
-            Method::GET,
-            &record_path("KR/GOV/NTS/business-registry/businesses"),
-            &[
-                ("nara-subject", MINJI),
-                ("nara-purpose", "business-licensing"),
-                ("nara-legal-basis", "Value-Added Tax Act art. 8"),
-            ],
-            vec![],
-        )
-        .send()
-        .await
-        .unwrap(),
-        "Server.ServerProxy.AccessDenied",
-    );
-    // Personal data: a purpose the service accepts, and consent or a listed legal basis.
-    expect(
-        c.request(
-            Method::GET,
-            &record_path(RESIDENTS),
-            &[
-                ("nara-subject", MINJI),
-                ("nara-legal-basis", "Resident Registration Act art. 29"),
-            ],
-            vec![],
-        )
-        .send()
-        .await
-        .unwrap(),
-        "Server.ServerProxy.PurposeNotAllowed",
-    );
-    expect(
-        c.request(
-            Method::GET,
-            &record_path(RESIDENTS),
-            &[
-                ("nara-subject", MINJI),
-                ("nara-purpose", "tax-administration"),
-                ("nara-legal-basis", "Resident Registration Act art. 29"),
-            ],
-            vec![],
-        )
-        .send()
-        .await
-        .unwrap(),
-        "Server.ServerProxy.PurposeNotAllowed",
-    );
-    expect(
-        c.request(
-            Method::GET,
-            &record_path(RESIDENTS),
-            &[
-                ("nara-subject", MINJI),
-                ("nara-purpose", "benefit-eligibility"),
-            ],
-            vec![],
-        )
-        .send()
-        .await
-        .unwrap(),
-        "Server.ServerProxy.ConsentRequired",
-    );
-    expect(
-        c.request(
-            Method::GET,
-            &record_path(RESIDENTS),
-            &[
-                ("nara-subject", MINJI),
-                ("nara-purpose", "benefit-eligibility"),
-                ("nara-legal-basis", "Because we want it"),
-            ],
-            vec![],
-        )
-        .send()
-        .await
-        .unwrap(),
-        "Server.ServerProxy.ConsentRequired",
-    );
-    // An expired consent.
-    let minji = app
-        .store
-        .account_by_username("minji")
-        .await
-        .unwrap()
-        .unwrap();
-    let now = nara_core::Timestamp::now().0;
-    app.store
-        .grant_consent(&nara_store::exchange::Consent {
-            id: "cns_expired".into(),
-            account_id: minji.id,
-            subject_hash: app.subject_hash(MINJI),
-            client_agency: "KR/LOC/SEOUL".into(),
-            service_id: RESIDENTS.into(),
-            purpose: "benefit-eligibility".into(),
-            granted_at: now - 10_000,
-            expires_at: now - 1_000,
-            revoked_at: None,
-        })
-        .await
-        .unwrap();
-    expect(
-        c.request(
-            Method::GET,
-            &record_path(RESIDENTS),
-            &[
-                ("nara-subject", MINJI),
-                ("nara-purpose", "benefit-eligibility"),
-                ("nara-consent", "cns_expired"),
-            ],
-            vec![],
-        )
-        .send()
-        .await
-        .unwrap(),
-        "Server.ServerProxy.ConsentRequired",
-    );
-    expect(
-        c.request(
-            Method::GET,
-            &record_path(RESIDENTS),
-            &[
-                ("nara-subject", "991399-1234567"),
-                ("nara-purpose", "benefit-eligibility"),
-                ("nara-legal-basis", "Resident Registration Act art. 29"),
-            ],
-            vec![],
-        )
-        .send()
-        .await
-        .unwrap(),
-        "Client.BadRequest",
-    );
-
-    assert_eq!(
-        app.store.exchange_count().await.unwrap(),
-        logged,
-        "no refused exchange is logged"
-    );
-    let events = app
-        .store
-        .security_events(Some("exchange.refused"), 1000)
-        .await
-        .unwrap();
-    assert_eq!(
-        events.len() - events_before,
-        refused,
-        "each refusal is a security event"
-    );
-    assert!(events.iter().any(|e| e.detail.contains("AccessDenied")));
-
-    // The same request, correct, goes through.
-    let r = c
-        .request(Method::GET, &record_path(RESIDENTS), &ok_headers, vec![])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-
-    // Metaservices as PR-MREST defines them.
-    let list: serde_json::Value = c
-        .request(
-            Method::GET,
-            "/r1/KR/GOV/MOIS/resident-registry/listMethods",
-            &[],
-            vec![],
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(list["service"][0]["service_code"], "residents");
-    assert_eq!(list["service"][0]["object_type"], "SERVICE");
-    assert_eq!(list["service"][0]["endpoint_list"][0]["path"], "/record");
-    let allowed: serde_json::Value = c
-        .request(
-            Method::GET,
-            "/r1/KR/GOV/NTS/business-registry/allowedMethods",
-            &[],
-            vec![],
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        allowed["service"].as_array().unwrap().len(),
-        0,
-        "no right, nothing allowed"
-    );
-    let api: serde_json::Value = c
-        .request(
-            Method::GET,
-            "/r1/KR/GOV/MOIS/resident-registry/getOpenAPI?serviceCode=residents",
-            &[],
-            vec![],
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(api["openapi"], "3.1.0");
-    let r = c
-        .request(
-            Method::GET,
-            "/r1/KR/GOV/NTS/business-registry/getOpenAPI?serviceCode=businesses",
-            &[],
-            vec![],
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(xroad_error(&r), "Server.ServerProxy.AccessDenied");
-    let clients: serde_json::Value = app.get("/listClients").await.json().await.unwrap();
-    assert!(
-        clients["member"]
-            .as_array()
+        // Unknown service; no access right (the client may not call businesses).
+        expect(
+            c.request(
+                Method::GET,
+                "/r1/KR/GOV/MOIS/resident-registry/nothing/record",
+                &ok_headers,
+                vec![],
+            )
+            .send()
+            .await
+            .unwrap(),
+            "Server.ServerProxy.UnknownService",
+        );
+        expect(
+            c.request(
+                Method::GET,
+                &record_path("KR/GOV/NTS/business-registry/businesses"),
+                &[
+                    ("nara-subject", MINJI),
+                    ("nara-purpose", "business-licensing"),
+                    ("nara-legal-basis", "Value-Added Tax Act art. 8"),
+                ],
+                vec![],
+            )
+            .send()
+            .await
+            .unwrap(),
+            "Server.ServerProxy.AccessDenied",
+        );
+        // Personal data: a purpose the service accepts, and consent or a listed legal basis.
+        expect(
+            c.request(
+                Method::GET,
+                &record_path(RESIDENTS),
+                &[
+                    ("nara-subject", MINJI),
+                    ("nara-legal-basis", "Resident Registration Act art. 29"),
+                ],
+                vec![],
+            )
+            .send()
+            .await
+            .unwrap(),
+            "Server.ServerProxy.PurposeNotAllowed",
+        );
+        expect(
+            c.request(
+                Method::GET,
+                &record_path(RESIDENTS),
+                &[
+                    ("nara-subject", MINJI),
+                    ("nara-purpose", "tax-administration"),
+                    ("nara-legal-basis", "Resident Registration Act art. 29"),
+                ],
+                vec![],
+            )
+            .send()
+            .await
+            .unwrap(),
+            "Server.ServerProxy.PurposeNotAllowed",
+        );
+        expect(
+            c.request(
+                Method::GET,
+                &record_path(RESIDENTS),
+                &[
+                    ("nara-subject", MINJI),
+                    ("nara-purpose", "benefit-eligibility"),
+                ],
+                vec![],
+            )
+            .send()
+            .await
+            .unwrap(),
+            "Server.ServerProxy.ConsentRequired",
+        );
+        expect(
+            c.request(
+                Method::GET,
+                &record_path(RESIDENTS),
+                &[
+                    ("nara-subject", MINJI),
+                    ("nara-purpose", "benefit-eligibility"),
+                    ("nara-legal-basis", "Because we want it"),
+                ],
+                vec![],
+            )
+            .send()
+            .await
+            .unwrap(),
+            "Server.ServerProxy.ConsentRequired",
+        );
+        // An expired consent.
+        let minji = app
+            .store
+            .account_by_username("minji")
+            .await
             .unwrap()
-            .iter()
-            .any(|m| m["id"]["subsystem_code"] == "welfare-portal"
-                && m["id"]["object_type"] == "SUBSYSTEM")
-    );
+            .unwrap();
+        let now = nara_core::Timestamp::now().0;
+        app.store
+            .grant_consent(&nara_store::exchange::Consent {
+                id: "cns_expired".into(),
+                account_id: minji.id,
+                subject_hash: app.subject_hash(MINJI),
+                client_agency: "KR/LOC/SEOUL".into(),
+                service_id: RESIDENTS.into(),
+                purpose: "benefit-eligibility".into(),
+                granted_at: now - 10_000,
+                expires_at: now - 1_000,
+                revoked_at: None,
+            })
+            .await
+            .unwrap();
+        expect(
+            c.request(
+                Method::GET,
+                &record_path(RESIDENTS),
+                &[
+                    ("nara-subject", MINJI),
+                    ("nara-purpose", "benefit-eligibility"),
+                    ("nara-consent", "cns_expired"),
+                ],
+                vec![],
+            )
+            .send()
+            .await
+            .unwrap(),
+            "Server.ServerProxy.ConsentRequired",
+        );
+        expect(
+            c.request(
+                Method::GET,
+                &record_path(RESIDENTS),
+                &[
+                    ("nara-subject", "991399-1234567"),
+                    ("nara-purpose", "benefit-eligibility"),
+                    ("nara-legal-basis", "Resident Registration Act art. 29"),
+                ],
+                vec![],
+            )
+            .send()
+            .await
+            .unwrap(),
+            "Client.BadRequest",
+        );
 
-    // Operations: per service and client, in /metrics and on the page.
-    let metrics = app.get_as_operator("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("nara_exchanges_total{service=\"KR/GOV/MOIS/resident-registry/residents\",client=\"KR/LOC/SEOUL/welfare-portal\",outcome=\"ok\"}"), "{metrics}");
-    assert!(metrics.contains("outcome=\"Server.ServerProxy.AccessDenied\""));
-    assert!(
-        !metrics.contains("welfare portal"),
-        "unverified clients are not labels"
-    );
+        assert_eq!(
+            app.store.exchange_count().await.unwrap(),
+            logged,
+            "no refused exchange is logged"
+        );
+        let events = app
+            .store
+            .security_events(Some("exchange.refused"), 1000)
+            .await
+            .unwrap();
+        assert_eq!(
+            events.len() - events_before,
+            refused,
+            "each refusal is a security event"
+        );
+        assert!(events.iter().any(|e| e.detail.contains("AccessDenied")));
+
+        // The same request, correct, goes through.
+        let r = c
+            .request(Method::GET, &record_path(RESIDENTS), &ok_headers, vec![])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+
+        // Metaservices as PR-MREST defines them.
+        let list: serde_json::Value = c
+            .request(
+                Method::GET,
+                "/r1/KR/GOV/MOIS/resident-registry/listMethods",
+                &[],
+                vec![],
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(list["service"][0]["service_code"], "residents");
+        assert_eq!(list["service"][0]["object_type"], "SERVICE");
+        assert_eq!(list["service"][0]["endpoint_list"][0]["path"], "/record");
+        let allowed: serde_json::Value = c
+            .request(
+                Method::GET,
+                "/r1/KR/GOV/NTS/business-registry/allowedMethods",
+                &[],
+                vec![],
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            allowed["service"].as_array().unwrap().len(),
+            0,
+            "no right, nothing allowed"
+        );
+        let api: serde_json::Value = c
+            .request(
+                Method::GET,
+                "/r1/KR/GOV/MOIS/resident-registry/getOpenAPI?serviceCode=residents",
+                &[],
+                vec![],
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(api["openapi"], "3.1.0");
+        let r = c
+            .request(
+                Method::GET,
+                "/r1/KR/GOV/NTS/business-registry/getOpenAPI?serviceCode=businesses",
+                &[],
+                vec![],
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(xroad_error(&r), "Server.ServerProxy.AccessDenied");
+        let clients: serde_json::Value = app.get("/listClients").await.json().await.unwrap();
+        assert!(
+            clients["member"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["id"]["subsystem_code"] == "welfare-portal"
+                    && m["id"]["object_type"] == "SUBSYSTEM")
+        );
+
+        // Operations: per service and client, in /metrics and on the page.
+        let metrics = app.get_as_operator("/metrics").await.text().await.unwrap();
+        assert!(metrics.contains("nara_exchanges_total{service=\"KR/GOV/MOIS/resident-registry/residents\",client=\"KR/LOC/SEOUL/welfare-portal\",outcome=\"ok\"}"), "{metrics}");
+        assert!(metrics.contains("outcome=\"Server.ServerProxy.AccessDenied\""));
+        assert!(
+            !metrics.contains("welfare portal"),
+            "unverified clients are not labels"
+        );
+    }
 }
 
 /// A tiny provider system: counts calls, echoes what it saw, can be slow.
@@ -572,177 +573,178 @@ async fn provider() -> (String, Arc<AtomicUsize>) {
     (format!("http://{addr}"), hits)
 }
 
-/// An agency's own system behind a registered URL: the request can never
-/// change where nara calls (SSRF), a slow provider times out in X-Road form,
-/// and a failing one is left alone for a while (circuit breaker).
-#[tokio::test]
-async fn agency_systems_behind_urls() {
-    let (dir_url, dir) = crate::common::fresh_database("sqlite").await.unwrap();
-    let store = nara_store::Store::connect(&dir_url).await.unwrap();
-    store.seed(&nara_core::seed::demo(), &|_| {}).await.unwrap();
-    let config = nara_server::Config {
-        max_body_bytes: 64 * 1024,
-        exchange_timeout_ms: 300,
-        ..nara_server::Config::default()
-    };
-    let app = TestApp::serve(store, config, dir).await;
-    let _ = app.demo_accounts().await;
-    let demo = app.demo_exchange(1).await;
-    let (base, hits) = provider().await;
-    let now = nara_core::Timestamp::now().0;
-    app.store
-        .register_data_service(
-            &nara_store::exchange::DataService {
-                id: "KR/GOV/KNPA/case-system/cases".into(),
-                agency_id: "KR/GOV/KNPA".into(),
-                subsystem: "case-system".into(),
-                service_code: "cases".into(),
-                version: "1".into(),
-                title: "Case lookup".into(),
-                openapi: r#"{"openapi":"3.1.0","paths":{"/cases/{id}":{"get":{}}}}"#.into(),
-                personal: 0,
-                purposes: "public-safety".into(),
-                legal_bases: String::new(),
-                endpoint_kind: "url".into(),
-                endpoint: format!("{base}/api"),
-                created_at: now,
-            },
-            "test",
-        )
-        .await
-        .unwrap();
-    app.store
-        .grant_access(
-            &nara_store::exchange::NewAccessRight {
-                service_id: "KR/GOV/KNPA/case-system/cases",
-                client_id: SEOUL,
-                fields: "",
-                purposes: "public-safety",
-                legal_bases: "",
-            },
-            "test",
-        )
-        .await
-        .unwrap();
-    app.wait_for_directory().await;
-    let c = app.consumer(&demo);
-    let r = c
-        .request(
-            Method::GET,
-            "/r1/KR/GOV/KNPA/case-system/cases/cases/42?q=a%20b",
-            &[("x-road-userid", "KR-7"), ("x-custom", "kept")],
-            vec![],
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let seen: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(
-        seen["path"], "/api/cases/42?q=a%20b",
-        "the registered base plus the checked path"
-    );
-    assert_eq!(seen["headers"]["x-road-client"], SEOUL);
-    assert_eq!(
-        seen["headers"]["x-custom"], "kept",
-        "user headers pass unmodified"
-    );
-    assert!(
-        seen["headers"].get("signature").is_none(),
-        "the client's signature is not forwarded"
-    );
-    assert_eq!(hits.load(Ordering::SeqCst), 1);
-    // Attempts to leave the registered address never reach anything.
-    for path in [
-        "/r1/KR/GOV/KNPA/case-system/cases/..%2f..%2fadmin",
-        "/r1/KR/GOV/KNPA/case-system/cases/%2e%2e",
-        "/r1/KR/GOV/KNPA/case-system/cases//evil.example/x",
-        "/r1/KR/GOV/KNPA/case-system/cases/@evil.example",
-    ] {
+backends! {
+    /// An agency's own system behind a registered URL: the request can never
+    /// change where nara calls (SSRF), a slow provider times out in X-Road form,
+    /// and a failing one is left alone for a while (circuit breaker).
+    async fn agency_systems_behind_urls(backend: &str) {
+        let Some((dir_url, dir)) = crate::common::fresh_database(backend).await else { return };
+        let store = nara_store::Store::connect(&dir_url).await.unwrap();
+        store.seed(&nara_core::seed::demo(), &|_| {}).await.unwrap();
+        let config = nara_server::Config {
+            max_body_bytes: 64 * 1024,
+            exchange_timeout_ms: 300,
+            ..nara_server::Config::default()
+        };
+        let app = TestApp::serve(store, config, dir).await;
+        let _ = app.demo_accounts().await;
+        let demo = app.demo_exchange(1).await;
+        let (base, hits) = provider().await;
+        let now = nara_core::Timestamp::now().0;
+        app.store
+            .register_data_service(
+                &nara_store::exchange::DataService {
+                    id: "KR/GOV/KNPA/case-system/cases".into(),
+                    agency_id: "KR/GOV/KNPA".into(),
+                    subsystem: "case-system".into(),
+                    service_code: "cases".into(),
+                    version: "1".into(),
+                    title: "Case lookup".into(),
+                    openapi: r#"{"openapi":"3.1.0","paths":{"/cases/{id}":{"get":{}}}}"#.into(),
+                    personal: 0,
+                    purposes: "public-safety".into(),
+                    legal_bases: String::new(),
+                    endpoint_kind: "url".into(),
+                    endpoint: format!("{base}/api"),
+                    created_at: now,
+                },
+                "test",
+            )
+            .await
+            .unwrap();
+        app.store
+            .grant_access(
+                &nara_store::exchange::NewAccessRight {
+                    service_id: "KR/GOV/KNPA/case-system/cases",
+                    client_id: SEOUL,
+                    fields: "",
+                    purposes: "public-safety",
+                    legal_bases: "",
+                },
+                "test",
+            )
+            .await
+            .unwrap();
+        app.wait_for_directory().await;
+        let c = app.consumer(&demo);
         let r = c
-            .request(Method::GET, path, &[], vec![])
+            .request(
+                Method::GET,
+                "/r1/KR/GOV/KNPA/case-system/cases/cases/42?q=a%20b",
+                &[("x-road-userid", "KR-7"), ("x-custom", "kept")],
+                vec![],
+            )
             .send()
             .await
             .unwrap();
-        if r.status() == StatusCode::OK {
-            let seen: serde_json::Value = r.json().await.unwrap();
-            assert!(
-                seen["path"].as_str().unwrap().starts_with("/api/"),
-                "{path} stayed on the provider: {seen}"
-            );
-        } else {
-            assert_eq!(xroad_error(&r), "Client.BadRequest", "{path}");
-        }
-    }
-    assert_eq!(
-        hits.load(Ordering::SeqCst),
-        1 + 1,
-        "only the one path that stayed on the provider reached it"
-    );
-    // A slow provider: an X-Road timeout error, fast; after five failures
-    // the circuit opens. The slow endpoint is a service of its own.
-    app.store
-        .register_data_service(
-            &nara_store::exchange::DataService {
-                id: "KR/GOV/KNPA/case-system/slow".into(),
-                agency_id: "KR/GOV/KNPA".into(),
-                subsystem: "case-system".into(),
-                service_code: "slow".into(),
-                version: "1".into(),
-                title: "Slow".into(),
-                openapi: "{}".into(),
-                personal: 0,
-                purposes: String::new(),
-                legal_bases: String::new(),
-                endpoint_kind: "url".into(),
-                endpoint: format!("{base}/slow"),
-                created_at: now,
-            },
-            "test",
-        )
-        .await
-        .unwrap();
-    app.store
-        .grant_access(
-            &nara_store::exchange::NewAccessRight {
-                service_id: "KR/GOV/KNPA/case-system/slow",
-                client_id: SEOUL,
-                fields: "",
-                purposes: "public-safety",
-                legal_bases: "",
-            },
-            "test",
-        )
-        .await
-        .unwrap();
-    app.wait_for_directory().await;
-    let before = hits.load(Ordering::SeqCst);
-    let mut outcomes = Vec::new();
-    for _ in 0..7 {
-        let started = std::time::Instant::now();
-        let r = c
-            .request(Method::GET, "/r1/KR/GOV/KNPA/case-system/slow", &[], vec![])
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(3),
-            "never a hung client"
+        assert_eq!(r.status(), StatusCode::OK);
+        let seen: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(
+            seen["path"], "/api/cases/42?q=a%20b",
+            "the registered base plus the checked path"
         );
-        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        outcomes.push(xroad_error(&r));
+        assert_eq!(seen["headers"]["x-road-client"], SEOUL);
+        assert_eq!(
+            seen["headers"]["x-custom"], "kept",
+            "user headers pass unmodified"
+        );
+        assert!(
+            seen["headers"].get("signature").is_none(),
+            "the client's signature is not forwarded"
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        // Attempts to leave the registered address never reach anything.
+        for path in [
+            "/r1/KR/GOV/KNPA/case-system/cases/..%2f..%2fadmin",
+            "/r1/KR/GOV/KNPA/case-system/cases/%2e%2e",
+            "/r1/KR/GOV/KNPA/case-system/cases//evil.example/x",
+            "/r1/KR/GOV/KNPA/case-system/cases/@evil.example",
+        ] {
+            let r = c
+                .request(Method::GET, path, &[], vec![])
+                .send()
+                .await
+                .unwrap();
+            if r.status() == StatusCode::OK {
+                let seen: serde_json::Value = r.json().await.unwrap();
+                assert!(
+                    seen["path"].as_str().unwrap().starts_with("/api/"),
+                    "{path} stayed on the provider: {seen}"
+                );
+            } else {
+                assert_eq!(xroad_error(&r), "Client.BadRequest", "{path}");
+            }
+        }
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            1 + 1,
+            "only the one path that stayed on the provider reached it"
+        );
+        // A slow provider: an X-Road timeout error, fast; after five failures
+        // the circuit opens. The slow endpoint is a service of its own.
+        app.store
+            .register_data_service(
+                &nara_store::exchange::DataService {
+                    id: "KR/GOV/KNPA/case-system/slow".into(),
+                    agency_id: "KR/GOV/KNPA".into(),
+                    subsystem: "case-system".into(),
+                    service_code: "slow".into(),
+                    version: "1".into(),
+                    title: "Slow".into(),
+                    openapi: "{}".into(),
+                    personal: 0,
+                    purposes: String::new(),
+                    legal_bases: String::new(),
+                    endpoint_kind: "url".into(),
+                    endpoint: format!("{base}/slow"),
+                    created_at: now,
+                },
+                "test",
+            )
+            .await
+            .unwrap();
+        app.store
+            .grant_access(
+                &nara_store::exchange::NewAccessRight {
+                    service_id: "KR/GOV/KNPA/case-system/slow",
+                    client_id: SEOUL,
+                    fields: "",
+                    purposes: "public-safety",
+                    legal_bases: "",
+                },
+                "test",
+            )
+            .await
+            .unwrap();
+        app.wait_for_directory().await;
+        let before = hits.load(Ordering::SeqCst);
+        let mut outcomes = Vec::new();
+        for _ in 0..7 {
+            let started = std::time::Instant::now();
+            let r = c
+                .request(Method::GET, "/r1/KR/GOV/KNPA/case-system/slow", &[], vec![])
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(3),
+                "never a hung client"
+            );
+            assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            outcomes.push(xroad_error(&r));
+        }
+        assert_eq!(&outcomes[..5], ["Server.ServerProxy.NetworkError"; 5]);
+        assert_eq!(
+            &outcomes[5..],
+            ["Server.ServerProxy.ServiceFailed"; 2],
+            "the circuit opened after five failures"
+        );
+        assert_eq!(
+            hits.load(Ordering::SeqCst) - before,
+            5,
+            "an open circuit does not call the provider"
+        );
     }
-    assert_eq!(&outcomes[..5], ["Server.ServerProxy.NetworkError"; 5]);
-    assert_eq!(
-        &outcomes[5..],
-        ["Server.ServerProxy.ServiceFailed"; 2],
-        "the circuit opened after five failures"
-    );
-    assert_eq!(
-        hits.load(Ordering::SeqCst) - before,
-        5,
-        "an open circuit does not call the provider"
-    );
 }
 
 impl TestApp {
@@ -1020,302 +1022,303 @@ async fn federation_across_two_nodes() {
     assert_eq!(xroad_error(&r), "Client.InvalidClientIdentifier");
 }
 
-/// An agency admin creates a registry, publishes it as a data service,
-/// grants a client; the agency's system writes a record (checked against the
-/// schema); the client fetches it through the gateway. Bad publications
-/// change nothing.
-#[tokio::test]
-async fn agency_admins_publish_registries_and_services() {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let app = TestApp::start("sqlite").await.unwrap();
-    let accounts = app.demo_accounts().await;
-    let demo = app.demo_exchange(1).await;
-    let admin = accounts.iter().find(|a| a.role == "agency_admin").unwrap();
-    let agency = admin.agency.clone().unwrap();
-    let s = app.sign_in(admin).await;
-    let csrf = app.csrf_of(&s.cookie, "/admin/exchange").await;
-    let services_before = app.store.data_services().await.unwrap().len();
-    // Refused: a URL with credentials, a description that is not OpenAPI 3, a bad schema.
-    let r = post_form(
-        &app,
-        "/admin/exchange/services",
-        Some(&s.cookie),
-        &[
-            ("csrf", &csrf),
-            ("agency", &agency),
-            ("subsystem", "cases"),
-            ("service_code", "lookup"),
-            ("version", "1"),
-            ("title", "Lookup"),
-            ("endpoint_kind", "url"),
-            ("url", "http://user:pw@127.0.0.1:9/"),
-            ("openapi", r#"{"swagger":"2.0"}"#),
-        ],
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let body = r.text().await.unwrap();
-    assert!(
-        body.contains("credentials") && body.contains("OpenAPI 3"),
-        "{body}"
-    );
-    let r = post_form(
-        &app,
-        "/admin/exchange/registries",
-        Some(&s.cookie),
-        &[
-            ("csrf", &csrf),
-            ("agency", &agency),
-            ("code", "permits"),
-            ("title", "Permits"),
-            ("fields", "holder strin"),
-        ],
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(
-        app.store.data_services().await.unwrap().len(),
-        services_before
-    );
-    // Another agency's admin form is not found; no CSRF token, forbidden.
-    let r = post_form(
-        &app,
-        "/admin/exchange/registries",
-        Some(&s.cookie),
-        &[
-            ("csrf", &csrf),
-            ("agency", "KR/GOV/MOIS"),
-            ("code", "x"),
-            ("title", "X"),
-            ("fields", "a string"),
-        ],
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = post_form(
-        &app,
-        "/admin/exchange/registries",
-        Some(&s.cookie),
-        &[
-            ("agency", &agency),
-            ("code", "x"),
-            ("title", "X"),
-            ("fields", "a string"),
-        ],
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+backends! {
+    /// An agency admin creates a registry, publishes it as a data service,
+    /// grants a client; the agency's system writes a record (checked against the
+    /// schema); the client fetches it through the gateway. Bad publications
+    /// change nothing.
+    async fn agency_admins_publish_registries_and_services(backend: &str) {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let Some(app) = TestApp::start(backend).await else { return };
+        let accounts = app.demo_accounts().await;
+        let demo = app.demo_exchange(1).await;
+        let admin = accounts.iter().find(|a| a.role == "agency_admin").unwrap();
+        let agency = admin.agency.clone().unwrap();
+        let s = app.sign_in(admin).await;
+        let csrf = app.csrf_of(&s.cookie, "/admin/exchange").await;
+        let services_before = app.store.data_services().await.unwrap().len();
+        // Refused: a URL with credentials, a description that is not OpenAPI 3, a bad schema.
+        let r = post_form(
+            &app,
+            "/admin/exchange/services",
+            Some(&s.cookie),
+            &[
+                ("csrf", &csrf),
+                ("agency", &agency),
+                ("subsystem", "cases"),
+                ("service_code", "lookup"),
+                ("version", "1"),
+                ("title", "Lookup"),
+                ("endpoint_kind", "url"),
+                ("url", "http://user:pw@127.0.0.1:9/"),
+                ("openapi", r#"{"swagger":"2.0"}"#),
+            ],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains("credentials") && body.contains("OpenAPI 3"),
+            "{body}"
+        );
+        let r = post_form(
+            &app,
+            "/admin/exchange/registries",
+            Some(&s.cookie),
+            &[
+                ("csrf", &csrf),
+                ("agency", &agency),
+                ("code", "permits"),
+                ("title", "Permits"),
+                ("fields", "holder strin"),
+            ],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            app.store.data_services().await.unwrap().len(),
+            services_before
+        );
+        // Another agency's admin form is not found; no CSRF token, forbidden.
+        let r = post_form(
+            &app,
+            "/admin/exchange/registries",
+            Some(&s.cookie),
+            &[
+                ("csrf", &csrf),
+                ("agency", "KR/GOV/MOIS"),
+                ("code", "x"),
+                ("title", "X"),
+                ("fields", "a string"),
+            ],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let r = post_form(
+            &app,
+            "/admin/exchange/registries",
+            Some(&s.cookie),
+            &[
+                ("agency", &agency),
+                ("code", "x"),
+                ("title", "X"),
+                ("fields", "a string"),
+            ],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
-    // A registry, published as a personal-data service, granted to Seoul.
-    let r = post_form(
-        &app,
-        "/admin/exchange/registries",
-        Some(&s.cookie),
-        &[
-            ("csrf", &csrf),
-            ("agency", &agency),
-            ("code", "permits"),
-            ("title", "Firearm permits"),
-            ("fields", "holder string\nvalid_until string\ncount integer"),
-        ],
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::OK);
-    let r = post_form(
-        &app,
-        "/admin/exchange/services",
-        Some(&s.cookie),
-        &[
-            ("csrf", &csrf),
-            ("agency", &agency),
-            ("subsystem", "permit-registry"),
-            ("service_code", "permits"),
-            ("version", "2"),
-            ("title", "Firearm permits"),
-            ("personal", "1"),
-            ("purpose", "public-safety"),
-            ("purpose", "benefit-eligibility"),
-            ("legal_bases", "Firearms Act art. 12"),
-            ("endpoint_kind", "registry"),
-            ("registry", "permits"),
-        ],
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
-    let service = format!("{agency}/permit-registry/permits");
-    let published = app
-        .store
-        .data_services()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|x| x.id == service)
-        .expect("published");
-    assert_eq!(published.purposes, "public-safety benefit-eligibility");
-    assert_eq!(published.personal, 1);
-    let r = post_form(
-        &app,
-        "/admin/exchange",
-        Some(&s.cookie),
-        &[
-            ("csrf", &csrf),
-            ("agency", &agency),
-            ("service", &service),
-            ("client", SEOUL),
-            ("fields", "holder valid_until"),
-        ],
-    )
-    .await;
-    assert_eq!(
-        r.status(),
-        StatusCode::BAD_REQUEST,
-        "a personal-data right names its purposes"
-    );
-    for bad_basis in ["Firearms Act art. 99", ""] {
-        let mut form = vec![
-            ("csrf", csrf.as_str()),
-            ("agency", agency.as_str()),
-            ("service", service.as_str()),
-            ("client", SEOUL),
-            ("fields", "holder valid_until"),
-            ("legal_bases", bad_basis),
-        ];
-        if !bad_basis.is_empty() {
-            form.push(("purpose", "public-safety"));
-        } else {
-            form.push(("purpose", "tax-collection"));
-        }
-        let r = post_form(&app, "/admin/exchange", Some(&s.cookie), &form).await;
+        // A registry, published as a personal-data service, granted to Seoul.
+        let r = post_form(
+            &app,
+            "/admin/exchange/registries",
+            Some(&s.cookie),
+            &[
+                ("csrf", &csrf),
+                ("agency", &agency),
+                ("code", "permits"),
+                ("title", "Firearm permits"),
+                ("fields", "holder string\nvalid_until string\ncount integer"),
+            ],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let r = post_form(
+            &app,
+            "/admin/exchange/services",
+            Some(&s.cookie),
+            &[
+                ("csrf", &csrf),
+                ("agency", &agency),
+                ("subsystem", "permit-registry"),
+                ("service_code", "permits"),
+                ("version", "2"),
+                ("title", "Firearm permits"),
+                ("personal", "1"),
+                ("purpose", "public-safety"),
+                ("purpose", "benefit-eligibility"),
+                ("legal_bases", "Firearms Act art. 12"),
+                ("endpoint_kind", "registry"),
+                ("registry", "permits"),
+            ],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+        let service = format!("{agency}/permit-registry/permits");
+        let published = app
+            .store
+            .data_services()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|x| x.id == service)
+            .expect("published");
+        assert_eq!(published.purposes, "public-safety benefit-eligibility");
+        assert_eq!(published.personal, 1);
+        let r = post_form(
+            &app,
+            "/admin/exchange",
+            Some(&s.cookie),
+            &[
+                ("csrf", &csrf),
+                ("agency", &agency),
+                ("service", &service),
+                ("client", SEOUL),
+                ("fields", "holder valid_until"),
+            ],
+        )
+        .await;
         assert_eq!(
             r.status(),
             StatusCode::BAD_REQUEST,
-            "only what the service accepts: {bad_basis:?}"
+            "a personal-data right names its purposes"
         );
+        for bad_basis in ["Firearms Act art. 99", ""] {
+            let mut form = vec![
+                ("csrf", csrf.as_str()),
+                ("agency", agency.as_str()),
+                ("service", service.as_str()),
+                ("client", SEOUL),
+                ("fields", "holder valid_until"),
+                ("legal_bases", bad_basis),
+            ];
+            if !bad_basis.is_empty() {
+                form.push(("purpose", "public-safety"));
+            } else {
+                form.push(("purpose", "tax-collection"));
+            }
+            let r = post_form(&app, "/admin/exchange", Some(&s.cookie), &form).await;
+            assert_eq!(
+                r.status(),
+                StatusCode::BAD_REQUEST,
+                "only what the service accepts: {bad_basis:?}"
+            );
+        }
+        let r = post_form(
+            &app,
+            "/admin/exchange",
+            Some(&s.cookie),
+            &[
+                ("csrf", &csrf),
+                ("agency", &agency),
+                ("service", &service),
+                ("client", SEOUL),
+                ("fields", "holder valid_until"),
+                ("purpose", "public-safety"),
+                ("legal_bases", "Firearms Act art. 12"),
+            ],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let page = r.text().await.unwrap();
+        assert!(
+            page.contains("Firearms Act art. 12"),
+            "the right shows what it allows"
+        );
+
+        // The agency's own system writes a record: checked against the schema.
+        let key = ed25519_dalek::SigningKey::from_bytes(&[11u8; 32]);
+        let own = nara_server::machine::register(
+            &app.store,
+            &agency.parse().unwrap(),
+            "permit-registry",
+            &URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
+            "test",
+        )
+        .await
+        .unwrap();
+        let writer = nara_server::exchange::gateway::Consumer {
+            key_id: own.key_id,
+            key,
+            client: format!("{agency}/permit-registry"),
+            ..app.consumer(&demo)
+        };
+        let r = writer
+            .request(
+                Method::PUT,
+                "/api/v1/registries/permits/record",
+                &[
+                    ("nara-subject", MINJI),
+                    ("content-type", "application/json"),
+                ],
+                br#"{"holder":"Kim Minji","count":"two"}"#.to_vec(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::BAD_REQUEST,
+            "count must be an integer"
+        );
+        let r = writer
+            .request(
+                Method::PUT,
+                "/api/v1/registries/permits/record",
+                &[
+                    ("nara-subject", MINJI),
+                    ("content-type", "application/json"),
+                ],
+                br#"{"holder":"Kim Minji","valid_until":"2028-01-31","count":2}"#.to_vec(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        // Seoul's system may not write the agency's registry.
+        let r = app
+            .consumer(&demo)
+            .request(
+                Method::PUT,
+                "/api/v1/registries/permits/record",
+                &[("nara-subject", MINJI)],
+                br#"{"holder":"X"}"#.to_vec(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+        // Seoul fetches it through the gateway: its minimal view, nothing else.
+        app.wait_for_directory().await;
+        let c = app.consumer(&demo);
+        let r = c
+            .request(
+                Method::GET,
+                &format!("/r1/{service}/record"),
+                &[
+                    ("nara-subject", MINJI),
+                    ("nara-purpose", "public-safety"),
+                    ("nara-legal-basis", "Firearms Act art. 12"),
+                ],
+                vec![],
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(
+            r.json::<serde_json::Value>().await.unwrap(),
+            serde_json::json!({"holder": "Kim Minji", "valid_until": "2028-01-31"})
+        );
+        // A person the registry does not know: the provider's 404, not an X-Road error.
+        let r = c
+            .request(
+                Method::GET,
+                &format!("/r1/{service}/record"),
+                &[
+                    ("nara-subject", "850315-1234567"),
+                    ("nara-purpose", "public-safety"),
+                    ("nara-legal-basis", "Firearms Act art. 12"),
+                ],
+                vec![],
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert!(r.headers().get("x-road-error").is_none());
+        let page = app.get("/registries").await.text().await.unwrap();
+        assert!(page.contains("Firearm permits") && page.contains(&service));
     }
-    let r = post_form(
-        &app,
-        "/admin/exchange",
-        Some(&s.cookie),
-        &[
-            ("csrf", &csrf),
-            ("agency", &agency),
-            ("service", &service),
-            ("client", SEOUL),
-            ("fields", "holder valid_until"),
-            ("purpose", "public-safety"),
-            ("legal_bases", "Firearms Act art. 12"),
-        ],
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::OK);
-    let page = r.text().await.unwrap();
-    assert!(
-        page.contains("Firearms Act art. 12"),
-        "the right shows what it allows"
-    );
-
-    // The agency's own system writes a record: checked against the schema.
-    let key = ed25519_dalek::SigningKey::from_bytes(&[11u8; 32]);
-    let own = nara_server::machine::register(
-        &app.store,
-        &agency.parse().unwrap(),
-        "permit-registry",
-        &URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
-        "test",
-    )
-    .await
-    .unwrap();
-    let writer = nara_server::exchange::gateway::Consumer {
-        key_id: own.key_id,
-        key,
-        client: format!("{agency}/permit-registry"),
-        ..app.consumer(&demo)
-    };
-    let r = writer
-        .request(
-            Method::PUT,
-            "/api/v1/registries/permits/record",
-            &[
-                ("nara-subject", MINJI),
-                ("content-type", "application/json"),
-            ],
-            br#"{"holder":"Kim Minji","count":"two"}"#.to_vec(),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        r.status(),
-        StatusCode::BAD_REQUEST,
-        "count must be an integer"
-    );
-    let r = writer
-        .request(
-            Method::PUT,
-            "/api/v1/registries/permits/record",
-            &[
-                ("nara-subject", MINJI),
-                ("content-type", "application/json"),
-            ],
-            br#"{"holder":"Kim Minji","valid_until":"2028-01-31","count":2}"#.to_vec(),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    // Seoul's system may not write the agency's registry.
-    let r = app
-        .consumer(&demo)
-        .request(
-            Method::PUT,
-            "/api/v1/registries/permits/record",
-            &[("nara-subject", MINJI)],
-            br#"{"holder":"X"}"#.to_vec(),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-
-    // Seoul fetches it through the gateway: its minimal view, nothing else.
-    app.wait_for_directory().await;
-    let c = app.consumer(&demo);
-    let r = c
-        .request(
-            Method::GET,
-            &format!("/r1/{service}/record"),
-            &[
-                ("nara-subject", MINJI),
-                ("nara-purpose", "public-safety"),
-                ("nara-legal-basis", "Firearms Act art. 12"),
-            ],
-            vec![],
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(
-        r.json::<serde_json::Value>().await.unwrap(),
-        serde_json::json!({"holder": "Kim Minji", "valid_until": "2028-01-31"})
-    );
-    // A person the registry does not know: the provider's 404, not an X-Road error.
-    let r = c
-        .request(
-            Method::GET,
-            &format!("/r1/{service}/record"),
-            &[
-                ("nara-subject", "850315-1234567"),
-                ("nara-purpose", "public-safety"),
-                ("nara-legal-basis", "Firearms Act art. 12"),
-            ],
-            vec![],
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert!(r.headers().get("x-road-error").is_none());
-    let page = app.get("/registries").await.text().await.unwrap();
-    assert!(page.contains("Firearm permits") && page.contains(&service));
 }

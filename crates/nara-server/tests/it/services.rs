@@ -4,249 +4,250 @@
 
 use reqwest::StatusCode;
 
+use crate::backends;
 use crate::common::{TOKEN, TestApp, post_form};
 
-#[tokio::test]
-async fn definitions_are_published_versioned_and_explained() {
-    let app = TestApp::start("sqlite").await.unwrap();
-    let accounts = app.demo_accounts().await;
-    let _ = app.demo_exchange(1).await;
-    nara_server::services::ensure_demo(&app.store)
-        .await
-        .unwrap();
-    nara_server::services::ensure_demo(&app.store)
-        .await
-        .unwrap(); // idempotent
-
-    let list: Vec<serde_json::Value> = app
-        .get("/api/v1/service-definitions")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(list.len(), 6);
-    let page = app.get("/apply?lang=ko").await.text().await.unwrap();
-    assert!(page.contains("주민등록표 등본 발급") && page.contains("피싱·스미싱 문자 신고"));
-    let page = app.get("/apply?q=phishing").await.text().await.unwrap();
-    assert!(page.contains("/apply/phishing-report") && !page.contains("/apply/disability-benefit"));
-    // The service page says what is fetched, from whom, why and on what basis.
-    let page = app
-        .get("/apply/resident-registration-certificate?lang=en")
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        page.contains("Resident register"),
-        "the evidence's data service"
-    );
-    assert!(
-        page.contains("Ministry of the Interior and Safety"),
-        "from whom"
-    );
-    assert!(page.contains("issuing a certificate you asked for"), "why");
-    assert!(
-        page.contains("your consent, asked before fetching"),
-        "on what basis"
-    );
-    let page = app
-        .get("/apply/disability-benefit?lang=en")
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert!(page.contains("Act on Welfare of Persons with Disabilities art. 32"));
-    assert_eq!(
-        app.get("/apply/no-such-service").await.status(),
-        StatusCode::NOT_FOUND
-    );
-
-    // The designer of the first demo agency edits their service.
-    let designer = accounts
-        .iter()
-        .find(|a| a.role == "service_designer")
-        .unwrap();
-    let agency = designer.agency.clone().unwrap();
-    let (code, source) = nara_core::service_def::DEMO
-        .iter()
-        .map(|(_, s)| (nara_core::service_def::check(s).unwrap(), *s))
-        .find(|(d, _)| d.agency.get_ref() == &agency)
-        .map(|(d, s)| (d.code.get_ref().clone(), s.to_owned()))
-        .expect("a demo service of the designer's agency");
-    let s = app.sign_in(designer).await;
-    let html = app
-        .client
-        .get(app.url(&format!("/designer/services?edit={code}")))
-        .header("cookie", &s.cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        html.contains(&format!("code = &quot;{code}&quot;"))
-            || html.contains(&format!("code = &#34;{code}&#34;")),
-        "the latest source is loaded for editing"
-    );
-    let csrf = app.csrf_of(&s.cookie, "/designer/services").await;
-    // A broken draft: problems with line numbers, nothing published.
-    let broken = source.replacen("type = \"text\"", "type = \"txet\"", 1);
-    let r = post_form(
-        &app,
-        "/designer/services",
-        Some(&s.cookie),
-        &[("csrf", &csrf), ("source", &broken), ("action", "check")],
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let html = r.text().await.unwrap();
-    let line = broken.lines().position(|l| l.contains("txet")).unwrap() + 1;
-    assert!(
-        html.contains(&format!("line {line}: unknown field type")),
-        "{html}"
-    );
-    // Version 1 again: refused; version 2: published; version 1 stays.
-    let r = post_form(
-        &app,
-        "/designer/services",
-        Some(&s.cookie),
-        &[("csrf", &csrf), ("source", &source), ("action", "publish")],
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert!(r.text().await.unwrap().contains("publish version 2"));
-    let v2 = source.replacen("version = 1", "version = 2", 1).replacen(
-        "title = { en = \"",
-        "title = { en = \"New: ",
-        1,
-    );
-    let r = post_form(
-        &app,
-        "/designer/services",
-        Some(&s.cookie),
-        &[("csrf", &csrf), ("source", &v2), ("action", "publish")],
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::OK);
-    let one: serde_json::Value = app
-        .get(&format!("/api/v1/service-definitions/{code}"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(one["definition"]["version"], 2);
-    assert_eq!(one["versions"].as_array().unwrap().len(), 2);
-    let v1: serde_json::Value = app
-        .get(&format!("/api/v1/service-definitions/{code}?version=1"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        v1["source"],
-        source.as_str(),
-        "applications in flight keep their version"
-    );
-    assert_eq!(
-        app.get(&format!("/api/v1/service-definitions/{code}?version=9"))
+backends! {
+    async fn definitions_are_published_versioned_and_explained(backend: &str) {
+        let Some(app) = TestApp::start(backend).await else { return };
+        let accounts = app.demo_accounts().await;
+        let _ = app.demo_exchange(1).await;
+        nara_server::services::ensure_demo(&app.store)
             .await
-            .status(),
-        StatusCode::NOT_FOUND
-    );
-    // Another agency's service: refused.
-    let other = nara_core::service_def::DEMO
-        .iter()
-        .map(|(_, s)| *s)
-        .find(|s| !s.contains(&format!("agency = \"{agency}\"")))
-        .unwrap();
-    let r = post_form(
-        &app,
-        "/designer/services",
-        Some(&s.cookie),
-        &[
-            ("csrf", &csrf),
-            ("source", &other.replacen("version = 1", "version = 2", 1)),
-            ("action", "publish"),
-        ],
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert!(r.text().await.unwrap().contains("you publish for"));
-    // Without the anti-forgery token, nothing.
-    let r = post_form(
-        &app,
-        "/designer/services",
-        Some(&s.cookie),
-        &[("source", &v2), ("action", "publish")],
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    // Publication is a ledger entry naming the designer.
-    let actor = format!(
-        "account:{}",
-        app.store
-            .account_by_username(&designer.username)
+            .unwrap();
+        nara_server::services::ensure_demo(&app.store)
+            .await
+            .unwrap(); // idempotent
+
+        let list: Vec<serde_json::Value> = app
+            .get("/api/v1/service-definitions")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(list.len(), 6);
+        let page = app.get("/apply?lang=ko").await.text().await.unwrap();
+        assert!(page.contains("주민등록표 등본 발급") && page.contains("피싱·스미싱 문자 신고"));
+        let page = app.get("/apply?q=phishing").await.text().await.unwrap();
+        assert!(page.contains("/apply/phishing-report") && !page.contains("/apply/disability-benefit"));
+        // The service page says what is fetched, from whom, why and on what basis.
+        let page = app
+            .get("/apply/resident-registration-certificate?lang=en")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            page.contains("Resident register"),
+            "the evidence's data service"
+        );
+        assert!(
+            page.contains("Ministry of the Interior and Safety"),
+            "from whom"
+        );
+        assert!(page.contains("issuing a certificate you asked for"), "why");
+        assert!(
+            page.contains("your consent, asked before fetching"),
+            "on what basis"
+        );
+        let page = app
+            .get("/apply/disability-benefit?lang=en")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("Act on Welfare of Persons with Disabilities art. 32"));
+        assert_eq!(
+            app.get("/apply/no-such-service").await.status(),
+            StatusCode::NOT_FOUND
+        );
+
+        // The designer of the first demo agency edits their service.
+        let designer = accounts
+            .iter()
+            .find(|a| a.role == "service_designer")
+            .unwrap();
+        let agency = designer.agency.clone().unwrap();
+        let (code, source) = nara_core::service_def::DEMO
+            .iter()
+            .map(|(_, s)| (nara_core::service_def::check(s).unwrap(), *s))
+            .find(|(d, _)| d.agency.get_ref() == &agency)
+            .map(|(d, s)| (d.code.get_ref().clone(), s.to_owned()))
+            .expect("a demo service of the designer's agency");
+        let s = app.sign_in(designer).await;
+        let html = app
+            .client
+            .get(app.url(&format!("/designer/services?edit={code}")))
+            .header("cookie", &s.cookie)
+            .send()
             .await
             .unwrap()
-            .unwrap()
-            .id
-    );
-    let recent = app.store.recent_ledger_entries(10).await.unwrap();
-    assert!(recent.iter().any(|(_, e)| {
-        nara_ledger::entry::Entry::decode(e)
-            .is_ok_and(|e| e.kind == "service.definition.published" && e.actor == actor)
-    }));
-
-    // Through the API (an operator token): problems carry their lines; text is escaped on pages.
-    let r = app
-        .client
-        .post(app.url("/api/v1/service-definitions"))
-        .bearer_auth(TOKEN)
-        .header("content-type", "application/toml")
-        .body("code = \"x\"\nversion = \"one\"\n")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let problem: serde_json::Value = r.json().await.unwrap();
-    assert!(
-        problem["errors"][0]["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with("line 2:"),
-        "{problem}"
-    );
-    let hostile = nara_core::service_def::DEMO[4]
-        .1
-        .replacen("code = \"phishing-report\"", "code = \"xss-test\"", 1)
-        .replacen("agency = \"KR/GOV/KNPA\"", "agency = \"KR/GOV/MOIS\"", 1)
-        .replacen(
-            "en = \"Report a phishing or smishing message\"",
-            "en = \"<script>alert(1)</script>\"",
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            html.contains(&format!("code = &quot;{code}&quot;"))
+                || html.contains(&format!("code = &#34;{code}&#34;")),
+            "the latest source is loaded for editing"
+        );
+        let csrf = app.csrf_of(&s.cookie, "/designer/services").await;
+        // A broken draft: problems with line numbers, nothing published.
+        let broken = source.replacen("type = \"text\"", "type = \"txet\"", 1);
+        let r = post_form(
+            &app,
+            "/designer/services",
+            Some(&s.cookie),
+            &[("csrf", &csrf), ("source", &broken), ("action", "check")],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let html = r.text().await.unwrap();
+        let line = broken.lines().position(|l| l.contains("txet")).unwrap() + 1;
+        assert!(
+            html.contains(&format!("line {line}: unknown field type")),
+            "{html}"
+        );
+        // Version 1 again: refused; version 2: published; version 1 stays.
+        let r = post_form(
+            &app,
+            "/designer/services",
+            Some(&s.cookie),
+            &[("csrf", &csrf), ("source", &source), ("action", "publish")],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert!(r.text().await.unwrap().contains("publish version 2"));
+        let v2 = source.replacen("version = 1", "version = 2", 1).replacen(
+            "title = { en = \"",
+            "title = { en = \"New: ",
             1,
         );
-    let r = app
-        .client
-        .post(app.url("/api/v1/service-definitions"))
-        .bearer_auth(TOKEN)
-        .body(hostile)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    for path in ["/apply?lang=en", "/apply/xss-test?lang=en"] {
-        let html = app.get(path).await.text().await.unwrap();
-        assert!(
-            !html.contains("<script>alert(1)</script>"),
-            "{path} runs text as script"
+        let r = post_form(
+            &app,
+            "/designer/services",
+            Some(&s.cookie),
+            &[("csrf", &csrf), ("source", &v2), ("action", "publish")],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let one: serde_json::Value = app
+            .get(&format!("/api/v1/service-definitions/{code}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(one["definition"]["version"], 2);
+        assert_eq!(one["versions"].as_array().unwrap().len(), 2);
+        let v1: serde_json::Value = app
+            .get(&format!("/api/v1/service-definitions/{code}?version=1"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            v1["source"],
+            source.as_str(),
+            "applications in flight keep their version"
+        );
+        assert_eq!(
+            app.get(&format!("/api/v1/service-definitions/{code}?version=9"))
+                .await
+                .status(),
+            StatusCode::NOT_FOUND
+        );
+        // Another agency's service: refused.
+        let other = nara_core::service_def::DEMO
+            .iter()
+            .map(|(_, s)| *s)
+            .find(|s| !s.contains(&format!("agency = \"{agency}\"")))
+            .unwrap();
+        let r = post_form(
+            &app,
+            "/designer/services",
+            Some(&s.cookie),
+            &[
+                ("csrf", &csrf),
+                ("source", &other.replacen("version = 1", "version = 2", 1)),
+                ("action", "publish"),
+            ],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert!(r.text().await.unwrap().contains("you publish for"));
+        // Without the anti-forgery token, nothing.
+        let r = post_form(
+            &app,
+            "/designer/services",
+            Some(&s.cookie),
+            &[("source", &v2), ("action", "publish")],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        // Publication is a ledger entry naming the designer.
+        let actor = format!(
+            "account:{}",
+            app.store
+                .account_by_username(&designer.username)
+                .await
+                .unwrap()
+                .unwrap()
+                .id
         );
         assert!(
-            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
-                || html.contains("&#60;script&#62;"),
-            "{path}: {}",
-            &html[html.find("xss").unwrap_or(0)..]
-                [..300.min(html.len() - html.find("xss").unwrap_or(0))]
+            app.has_entry(10, |e| e.kind == "service.definition.published" && e.actor == actor)
+                .await
         );
+
+        // Through the API (an operator token): problems carry their lines; text is escaped on pages.
+        let r = app
+            .client
+            .post(app.url("/api/v1/service-definitions"))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/toml")
+            .body("code = \"x\"\nversion = \"one\"\n")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let problem: serde_json::Value = r.json().await.unwrap();
+        assert!(
+            problem["errors"][0]["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("line 2:"),
+            "{problem}"
+        );
+        let hostile = nara_core::service_def::DEMO[4]
+            .1
+            .replacen("code = \"phishing-report\"", "code = \"xss-test\"", 1)
+            .replacen("agency = \"KR/GOV/KNPA\"", "agency = \"KR/GOV/MOIS\"", 1)
+            .replacen(
+                "en = \"Report a phishing or smishing message\"",
+                "en = \"<script>alert(1)</script>\"",
+                1,
+            );
+        let r = app
+            .client
+            .post(app.url("/api/v1/service-definitions"))
+            .bearer_auth(TOKEN)
+            .body(hostile)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        for path in ["/apply?lang=en", "/apply/xss-test?lang=en"] {
+            let html = app.get(path).await.text().await.unwrap();
+            assert!(
+                !html.contains("<script>alert(1)</script>"),
+                "{path} runs text as script"
+            );
+            assert!(
+                html.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+                    || html.contains("&#60;script&#62;"),
+                "{path}: {}",
+                &html[html.find("xss").unwrap_or(0)..]
+                    [..300.min(html.len() - html.find("xss").unwrap_or(0))]
+            );
+        }
     }
 }

@@ -248,10 +248,20 @@ pub async fn create(
         decided_at: service_def::END_STATES.contains(&last).then_some(now),
         assigned_to: None,
     };
+    // An automatic service's document is stored in the submission's transaction.
+    let credential = if def.automatic {
+        match crate::credentials::prepare(&state, &whole, &def).await {
+            Ok(c) => c,
+            Err(e) => return Problem::from(e).into_response(),
+        }
+    } else {
+        None
+    };
     let mut submission = NewSubmission {
         app: whole,
         states: decision.states,
         actor: who.actor(),
+        credential,
     };
     let mut attempts = 0;
     let app = loop {
@@ -262,9 +272,17 @@ pub async fn create(
         {
             Ok(a) => break a,
             // A reference drawn twice: draw another (its ledger entries name it).
+            // A reference (or a document's status position) drawn twice: draw again.
             Err(crate::group_commit::WriteError::Conflict(_)) if attempts < 3 => {
                 attempts += 1;
                 submission.app.reference = crate::portal::new_reference(&published.agency_id);
+                if submission.credential.is_some() {
+                    submission.credential =
+                        match crate::credentials::prepare(&state, &submission.app, &def).await {
+                            Ok(c) => c,
+                            Err(e) => return Problem::from(e).into_response(),
+                        };
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "an API submission could not be stored");
@@ -272,11 +290,6 @@ pub async fn create(
             }
         }
     };
-    if def.automatic
-        && let Err(e) = crate::credentials::issue(&state, &app, &def, "system").await
-    {
-        return Problem::from(e).into_response();
-    }
     (StatusCode::CREATED, Json(file_of(&app))).into_response()
 }
 

@@ -448,18 +448,42 @@ pub async fn act(
     } else {
         form.reason.clone()
     };
-    match state
-        .store
-        .act_on_application(&app, &form.to, who.account_id, &reason, &note)
-        .await
-    {
+    let mut attempts = 0;
+    let acted = loop {
+        // Approval and its document commit together.
+        let credential = if form.to == "approved" {
+            crate::credentials::prepare(&state, &app, &def)
+                .await
+                .map_err(store_failed(ctx.lang))?
+        } else {
+            None
+        };
+        let acted = state
+            .store
+            .act_on_application(
+                &app,
+                &form.to,
+                who.account_id,
+                &reason,
+                &note,
+                credential.as_ref(),
+            )
+            .await;
+        match acted {
+            // Only the document's status position was taken meanwhile: draw another.
+            Err(nara_store::StoreError::Conflict(_))
+                if credential.is_some()
+                    && attempts < 3
+                    && crate::portal::still_in(&state, &app, &app.state).await =>
+            {
+                attempts += 1;
+            }
+            other => break other,
+        }
+    };
+    match acted {
         Ok(()) => {
             state.figures.changed();
-            if form.to == "approved" {
-                crate::credentials::issue(&state, &app, &def, &who.actor())
-                    .await
-                    .map_err(store_failed(ctx.lang))?;
-            }
             Ok(Redirect::to(&format!("/cases/{reference}")).into_response())
         }
         Err(nara_store::StoreError::Conflict(m)) => {

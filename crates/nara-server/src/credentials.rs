@@ -123,12 +123,16 @@ fn sign_vc(state: &AppState, agency: &str, vc: &Value) -> String {
 /// moving to the next, so lists fill up one after another.
 const STATUS_ATTEMPTS: i64 = 64;
 
-/// Issues the definition's document for an approved application, if it has one.
-pub async fn issue(
+/// The definition's document for an application about to be approved, if
+/// it has one: claims gathered, a free status position chosen, signed by the
+/// agency's key — not yet stored. The decision that approves the application
+/// stores it in the same transaction (`Store::submit_application`,
+/// `Store::act_on_application`, `Store::insert_submitted`), so an approved
+/// application never lacks its document.
+pub async fn prepare(
     state: &AppState,
     app: &Application,
     def: &Definition,
-    actor: &str,
 ) -> Result<Option<IssuedCredential>, nara_store::StoreError> {
     let Some(doc) = &def.document else {
         return Ok(None);
@@ -183,12 +187,7 @@ pub async fn issue(
             revoked_at: None,
             status_index: Some(index),
         };
-        match state.store.store_credential(&credential, actor).await {
-            // Another issuance took the position between the check and the write.
-            Err(nara_store::StoreError::Conflict(_)) => continue,
-            Err(e) => return Err(e),
-            Ok(()) => return Ok(Some(credential)),
-        }
+        return Ok(Some(credential));
     }
     Err(nara_store::StoreError::Conflict(
         "no free status list position; the agency's lists are full".into(),

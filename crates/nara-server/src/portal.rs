@@ -767,6 +767,12 @@ pub async fn decide(
     })
 }
 
+/// Whether `app` is still in `state` (after a conflict: was it the
+/// application that moved, or only the document's status position?).
+pub(crate) async fn still_in(state: &AppState, app: &Application, in_state: &str) -> bool {
+    matches!(state.store.application(&app.reference).await, Ok(Some(a)) if a.state == in_state)
+}
+
 /// Submits the citizen's draft ([`decide`], then the state change; approved
 /// at once and the document issued for automatic services).
 pub async fn complete(
@@ -777,18 +783,39 @@ pub async fn complete(
     consented: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<(), Refusal> {
     let d = decide(state, who, &app.reference, &answers_of(app), def, consented).await?;
-    state
-        .store
-        .submit_application(app, &d.evidence, d.due, &d.states, &who.actor())
-        .await?;
-    if def.automatic {
-        let approved = Application {
-            evidence: d.evidence,
-            ..app.clone()
+    let approved = Application {
+        evidence: d.evidence.clone(),
+        ..app.clone()
+    };
+    let mut attempts = 0;
+    loop {
+        // An automatic service's document is stored with the submission.
+        let credential = if def.automatic {
+            crate::credentials::prepare(state, &approved, def).await?
+        } else {
+            None
         };
-        crate::credentials::issue(state, &approved, def, "system").await?;
+        let submitted = state
+            .store
+            .submit_application(
+                app,
+                &d.evidence,
+                d.due,
+                &d.states,
+                &who.actor(),
+                credential.as_ref(),
+            )
+            .await;
+        match submitted {
+            // Another document took the status position meanwhile: draw another.
+            Err(nara_store::StoreError::Conflict(_))
+                if credential.is_some() && attempts < 3 && still_in(state, app, "draft").await =>
+            {
+                attempts += 1;
+            }
+            other => return Ok(other?),
+        }
     }
-    Ok(())
 }
 
 pub struct TimelineView {
@@ -930,7 +957,7 @@ pub async fn reply(
     }
     match state
         .store
-        .act_on_application(&app, to, who.account_id, "", &note)
+        .act_on_application(&app, to, who.account_id, "", &note, None)
         .await
     {
         Ok(()) => Ok(Redirect::to(&format!("/applications/{reference}")).into_response()),

@@ -38,6 +38,9 @@ pub struct NewSubmission {
     pub app: Application,
     pub states: Vec<(&'static str, &'static str)>,
     pub actor: String,
+    /// The document an automatic service issues, stored with the submission
+    /// (its `application_id` is set when the application's row is).
+    pub credential: Option<IssuedCredential>,
 }
 
 /// One step of an application's timeline.
@@ -138,6 +141,52 @@ macro_rules! notify {
         .execute(&mut *$tx)
         .await?;
     };
+}
+
+/// Stores an issued document for application `$application_id` and tells
+/// the applicant, inside the transaction that decided it.
+macro_rules! insert_credential {
+    ($tx:ident, $c:expr, $application_id:expr) => {{
+        let c: &IssuedCredential = $c;
+        sqlx::query(
+            "INSERT INTO credentials (id, application_id, agency_id, credential_type, jwt, issued_at, status_index) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&c.id)
+        .bind($application_id)
+        .bind(&c.agency_id)
+        .bind(&c.credential_type)
+        .bind(&c.jwt)
+        .bind(c.issued_at)
+        .bind(c.status_index)
+        .execute(&mut *$tx)
+        .await
+        .map_err(|e| crate::constraint_error(e, "that status list position"))?;
+        notify!($tx, $application_id, c.issued_at, "document");
+    }};
+}
+
+/// The ledger entry of an issued document (its id and type, nothing personal).
+fn credential_entry(c: &IssuedCredential, actor: &str) -> Result<Vec<u8>> {
+    #[derive(Serialize)]
+    struct Issued<'a> {
+        id: &'a str,
+        agency: &'a str,
+        credential_type: &'a str,
+    }
+    entry_bytes(
+        "credential.issued",
+        actor,
+        vec![
+            format!("credential:{}", c.id),
+            format!("agency:{}", c.agency_id),
+        ],
+        &Issued {
+            id: &c.id,
+            agency: &c.agency_id,
+            credential_type: &c.credential_type,
+        },
+    )
 }
 
 impl Store {
@@ -246,10 +295,14 @@ impl Store {
         due_at: Option<i64>,
         states: &[(&str, &str)],
         actor: &str,
+        credential: Option<&IssuedCredential>,
     ) -> Result<()> {
         let now = nara_core::Timestamp::now().0;
         let mut openings = Vec::new();
-        let entries = state_entries(app, states, actor, &mut openings)?;
+        let mut entries = state_entries(app, states, actor, &mut openings)?;
+        if let Some(c) = credential {
+            entries.push(credential_entry(c, "system")?);
+        }
         let last = states.last().map_or("submitted", |s| s.0);
         let decided = nara_core::service_def::END_STATES
             .contains(&last)
@@ -276,6 +329,9 @@ impl Store {
             }
             insert_events!(tx, app.id, now, actor, states);
             notify!(tx, app.id, now, "state");
+            if let Some(c) = credential {
+                insert_credential!(tx, c, app.id);
+            }
             crate::ledger::record_openings!(tx, &openings);
             crate::ledger::append_in_tx!(tx, self.kind() == crate::BackendKind::Sqlite, &entries);
             tx.commit().await?;
@@ -291,6 +347,9 @@ impl Store {
         let mut openings = Vec::new();
         for s in batch {
             entries.extend(state_entries(&s.app, &s.states, &s.actor, &mut openings)?);
+            if let Some(c) = &s.credential {
+                entries.push(credential_entry(c, "system")?);
+            }
         }
         let sql = format!(
             "INSERT INTO applications (reference, service_code, version, agency_id, account_id, state, \
@@ -320,6 +379,9 @@ impl Store {
                     .map_err(|e| crate::constraint_error(e, "this reference"))?;
                 insert_events!(tx, stored.id, now, s.actor.as_str(), &s.states);
                 notify!(tx, stored.id, now, "state");
+                if let Some(c) = &s.credential {
+                    insert_credential!(tx, c, stored.id);
+                }
                 stored_all.push(stored);
             }
             crate::ledger::record_openings!(tx, &openings);
@@ -354,6 +416,7 @@ impl Store {
         by: i64,
         reason: &str,
         note: &str,
+        credential: Option<&IssuedCredential>,
     ) -> Result<()> {
         let now = nara_core::Timestamp::now().0;
         let actor = format!("account:{by}");
@@ -416,8 +479,14 @@ impl Store {
             if by != app.account_id {
                 notify!(tx, app.id, now, "state");
             }
+            let mut entries = vec![entry];
+            if let Some(c) = credential {
+                insert_credential!(tx, c, app.id);
+                entries.push(credential_entry(c, &actor)?);
+            }
             crate::ledger::record_openings!(tx, &openings);
-            crate::ledger::commit_with_entry!(self, tx, entry);
+            crate::ledger::append_in_tx!(tx, self.kind() == crate::BackendKind::Sqlite, &entries);
+            tx.commit().await?;
         });
         Ok(())
     }
@@ -488,48 +557,6 @@ const CREDENTIAL_COLUMNS: &str =
 impl Store {
     /// Stores an issued credential; a ledger entry naming its id and type
     /// (the token itself holds personal data and stays private).
-    pub async fn store_credential(&self, c: &IssuedCredential, actor: &str) -> Result<()> {
-        #[derive(Serialize)]
-        struct Issued<'a> {
-            id: &'a str,
-            agency: &'a str,
-            credential_type: &'a str,
-        }
-        let entry = entry_bytes(
-            "credential.issued",
-            actor,
-            vec![
-                format!("credential:{}", c.id),
-                format!("agency:{}", c.agency_id),
-            ],
-            &Issued {
-                id: &c.id,
-                agency: &c.agency_id,
-                credential_type: &c.credential_type,
-            },
-        )?;
-        with_pool!(self, |pool| {
-            let (_turn, mut tx) = write_tx!(self, pool);
-            sqlx::query(
-                "INSERT INTO credentials (id, application_id, agency_id, credential_type, jwt, issued_at, status_index) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&c.id)
-            .bind(c.application_id)
-            .bind(&c.agency_id)
-            .bind(&c.credential_type)
-            .bind(&c.jwt)
-            .bind(c.issued_at)
-            .bind(c.status_index)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| crate::constraint_error(e, "that status list position"))?;
-            notify!(tx, c.application_id, c.issued_at, "document");
-            crate::ledger::commit_with_entry!(self, tx, entry);
-        });
-        Ok(())
-    }
-
     pub async fn credentials_of_application(
         &self,
         application_id: i64,

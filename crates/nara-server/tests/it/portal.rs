@@ -1798,3 +1798,52 @@ backends! {
         assert!(inbox.contains("value=\"minji@example.kr\""));
     }
 }
+
+backends! {
+    /// A decision and the document it issues commit together: when the
+    /// document cannot be stored, the decision is not either.
+    async fn an_approval_and_its_document_commit_together(backend: &str) {
+        let Some(app) = TestApp::start(backend).await else { return };
+        nara_server::services::ensure_demo(&app.store).await.unwrap();
+        let accounts = app.demo_accounts().await;
+        let minji = app.sign_in(accounts.iter().find(|a| a.username == "minji").unwrap()).await;
+        let junho = app.sign_in(accounts.iter().find(|a| a.username == "junho").unwrap()).await;
+        let first = start_draft(&app, &minji, "resident-registration-certificate").await;
+        let second = start_draft(&app, &junho, "resident-registration-certificate").await;
+        assert_ne!(first, second);
+        let (a, b) = (
+            app.store.application(&first).await.unwrap().unwrap(),
+            app.store.application(&second).await.unwrap().unwrap(),
+        );
+        let document = |application: &nara_store::applications::Application, id: &str| {
+            nara_store::applications::IssuedCredential {
+                id: id.into(),
+                application_id: application.id,
+                agency_id: application.agency_id.clone(),
+                credential_type: "ResidentRegistrationCertificate".into(),
+                jwt: "header.payload.signature".into(),
+                issued_at: 1,
+                revoked_at: None,
+                status_index: Some(42),
+            }
+        };
+        let states = [("submitted", "citizen"), ("approved", "system")];
+        app.store
+            .submit_application(&a, "{}", None, &states, "account:1", Some(&document(&a, "doc-a")))
+            .await
+            .unwrap();
+        // The second document wants the same status position: refused, and
+        // the application is not approved without it.
+        let refused = app
+            .store
+            .submit_application(&b, "{}", None, &states, "account:1", Some(&document(&b, "doc-b")))
+            .await;
+        assert!(matches!(refused, Err(nara_store::StoreError::Conflict(_))), "{refused:?}");
+        let b = app.store.application(&second).await.unwrap().unwrap();
+        assert_eq!(b.state, "draft", "no approval without its document");
+        assert!(app.store.credentials_of_application(b.id).await.unwrap().is_empty());
+        let a = app.store.application(&first).await.unwrap().unwrap();
+        assert_eq!(a.state, "approved");
+        assert_eq!(app.store.credentials_of_application(a.id).await.unwrap().len(), 1);
+    }
+}

@@ -16,6 +16,6 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(d.len(), 13);
     }
     let _ = check_new_password(s, "minji");
-    let _ = nara_server::oidc::valid_redirect_uri(s);
-    let _ = nara_server::machine::decode_key(s);
+    let _ = nara_server::identity::oidc::valid_redirect_uri(s);
+    let _ = nara_server::identity::machine::decode_key(s);
 });

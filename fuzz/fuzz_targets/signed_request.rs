@@ -5,7 +5,7 @@
 //! header keeps the same replay key.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use nara_server::machine::{SignedRequest, Signatures};
+use nara_server::identity::machine::{SignedRequest, Signatures};
 use nara_store::identity::MachineClient;
 
 fuzz_target!(|data: &[u8]| {
@@ -63,7 +63,7 @@ fn signing_rules(data: &[u8]) {
         })
         .collect();
     let unsigned = if rewrite & 0x10 != 0 { fields.pop() } else { None };
-    if let Err(e) = nara_server::machine::check_signing_rules(&fields, unsigned, rewrite) {
+    if let Err(e) = nara_server::identity::machine::check_signing_rules(&fields, unsigned, rewrite) {
         panic!("{e}");
     }
 }

@@ -14,7 +14,7 @@ use nara_store::identity::NewAccount;
 use nara_store::oidc::Client;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{self, IdentityKeys, PasswordWork, digest};
+use crate::identity::auth::{self, IdentityKeys, PasswordWork, digest};
 
 /// One demo account as written to `demo-accounts.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -721,9 +721,10 @@ pub async fn ensure_exchange(
         key.verifying_key().as_bytes(),
     );
     let seoul: MemberId = "KR/LOC/SEOUL".parse()?;
-    let client = crate::machine::register(store, &seoul, "welfare-portal", &public, "demo")
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let client =
+        crate::identity::machine::register(store, &seoul, "welfare-portal", &public, "demo")
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     let demo = DemoExchange {
         client: "KR/LOC/SEOUL/welfare-portal".into(),
         key_id: client.key_id,

@@ -280,7 +280,7 @@ pub struct EntryProof {
 /// prove their own entries; nobody else can link them.
 pub async fn my_openings(
     State(state): State<AppState>,
-    who: crate::auth::Principal,
+    who: crate::identity::auth::Principal,
 ) -> Result<Json<serde_json::Value>, Problem> {
     let openings = state.store.openings_of(who.account_id, 1_000).await?;
     Ok(Json(serde_json::json!({
@@ -299,8 +299,8 @@ pub async fn my_openings(
 /// opening is a security event, so that opening is itself accountable.
 pub async fn open_commitment(
     State(state): State<AppState>,
-    who: crate::auth::Principal,
-    crate::account::ClientAddress(address): crate::account::ClientAddress,
+    who: crate::identity::auth::Principal,
+    crate::identity::account::ClientAddress(address): crate::identity::account::ClientAddress,
     Path(commitment): Path<String>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     let opening = state
@@ -309,7 +309,7 @@ pub async fn open_commitment(
         .await?
         .filter(nara_store::ledger::Opening::opens)
         .ok_or_else(|| Problem::not_found("commitment"))?;
-    crate::account::event(
+    crate::identity::account::event(
         &state,
         "ledger.commitment_opened",
         Some(who.account_id),

@@ -2,36 +2,21 @@
 //! the middleware around them. [`router`] builds the whole application from
 //! an [`AppState`]; the binary and the integration tests both call it.
 
-pub mod account;
-pub mod api;
-pub mod application_api;
-pub mod auth;
-pub mod cases;
+pub mod catalogue;
+pub mod citizen;
 pub mod config;
-pub mod credentials;
-pub mod definitions;
 pub mod demo;
 pub mod exchange;
-pub mod exchange_pages;
 pub mod extract;
 pub mod group_commit;
-pub mod i18n;
+pub mod identity;
 pub mod keyfile;
 pub mod ledger;
-pub mod machine;
-pub mod mailer;
 pub mod media;
 pub mod metrics;
-pub mod oidc;
-pub mod pages;
-pub mod passkey;
+pub mod officials;
 pub mod policy;
-pub mod portal;
 pub mod problem;
-pub mod security;
-pub mod services;
-pub mod statistics;
-pub mod uploads;
 pub mod web;
 
 use std::future::Future;
@@ -58,25 +43,25 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     pub ledger: Arc<ledger::LedgerKeys>,
-    pub identity: Arc<auth::IdentityKeys>,
+    pub identity: Arc<identity::auth::IdentityKeys>,
     pub rules: Arc<policy::Rules>,
-    pub passwords: Arc<auth::PasswordWork>,
+    pub passwords: Arc<identity::auth::PasswordWork>,
     /// Failed sign-ins by account and by address.
-    pub account_throttle: Arc<auth::Throttle>,
+    pub account_throttle: Arc<identity::auth::Throttle>,
     /// Published service definitions, parsed once.
-    pub definitions: Arc<definitions::Definitions>,
+    pub definitions: Arc<catalogue::definitions::Definitions>,
     /// `/verify/file`'s bounded QR decoding.
-    pub qr: Arc<credentials::QrGate>,
-    pub address_throttle: Arc<auth::Throttle>,
-    pub callers: Arc<auth::CallerCache>,
+    pub qr: Arc<citizen::credentials::QrGate>,
+    pub address_throttle: Arc<identity::auth::Throttle>,
+    pub callers: Arc<identity::auth::CallerCache>,
     /// The WebAuthn relying party, when the public URL has a domain name.
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
     /// The exchange gateway (directory, replay window, message log writer).
     pub exchange: Arc<exchange::gateway::Exchange>,
     /// Submissions through the API, group-committed.
-    pub submissions: Arc<application_api::Submissions>,
+    pub submissions: Arc<citizen::application_api::Submissions>,
     /// Service figures, recomputed at most every 30 s.
-    pub figures: Arc<statistics::FiguresCache>,
+    pub figures: Arc<catalogue::statistics::FiguresCache>,
 }
 
 impl AppState {
@@ -84,9 +69,9 @@ impl AppState {
         store: Store,
         config: Config,
         ledger: ledger::LedgerKeys,
-        identity: auth::IdentityKeys,
+        identity: identity::auth::IdentityKeys,
     ) -> Self {
-        let webauthn = passkey::relying_party(&config).map(Arc::new);
+        let webauthn = identity::passkey::relying_party(&config).map(Arc::new);
         let exchange = exchange::gateway::Exchange::new(
             identity.gateway_key(),
             config.node_id.as_deref().unwrap_or("local"),
@@ -102,13 +87,17 @@ impl AppState {
             ledger: Arc::new(ledger),
             identity: Arc::new(identity),
             rules: Arc::new(policy::Rules::new(&route_rules())),
-            passwords: Arc::new(auth::PasswordWork::default()),
-            account_throttle: Arc::new(auth::Throttle::new(auth::ACCOUNT_FREE_FAILURES)),
+            passwords: Arc::new(identity::auth::PasswordWork::default()),
+            account_throttle: Arc::new(identity::auth::Throttle::new(
+                identity::auth::ACCOUNT_FREE_FAILURES,
+            )),
             qr: Arc::default(),
             definitions: Arc::default(),
-            address_throttle: Arc::new(auth::Throttle::new(auth::ADDRESS_FREE_FAILURES)),
+            address_throttle: Arc::new(identity::auth::Throttle::new(
+                identity::auth::ADDRESS_FREE_FAILURES,
+            )),
             callers: Arc::default(),
-            submissions: Arc::new(application_api::submissions()),
+            submissions: Arc::new(citizen::application_api::submissions()),
             figures: Arc::default(),
         }
     }
@@ -246,30 +235,30 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
     const DESIGNERS: &[nara_core::identity::Role] = &[Operator, ServiceDesigner];
 
     let (api, mut table) = routes! {
-        "/api/v1/agencies" => get(api::list_agencies): Public, post(api::create_agency): Api(OPERATORS, "catalogue:write");
-        "/api/v1/agencies/{*id}" => get(api::get_agency): Public, put(api::update_agency): Api(OPERATORS, "catalogue:write");
-        "/api/v1/systems" => get(api::list_systems): Api(STAFF_INVENTORY, "systems:read"), post(api::create_system): Api(OPERATORS, "catalogue:write");
-        "/api/v1/systems/{id}" => get(api::get_system): Api(STAFF_INVENTORY, "systems:read"), put(api::update_system): Api(OPERATORS, "catalogue:write");
-        "/api/v1/services" => get(api::list_services): Public, post(api::create_service): Api(DESIGNERS, "catalogue:write");
-        "/api/v1/services/{id}" => get(api::get_service): Public, put(api::update_service): Api(DESIGNERS, "catalogue:write");
+        "/api/v1/agencies" => get(catalogue::api::list_agencies): Public, post(catalogue::api::create_agency): Api(OPERATORS, "catalogue:write");
+        "/api/v1/agencies/{*id}" => get(catalogue::api::get_agency): Public, put(catalogue::api::update_agency): Api(OPERATORS, "catalogue:write");
+        "/api/v1/systems" => get(catalogue::api::list_systems): Api(STAFF_INVENTORY, "systems:read"), post(catalogue::api::create_system): Api(OPERATORS, "catalogue:write");
+        "/api/v1/systems/{id}" => get(catalogue::api::get_system): Api(STAFF_INVENTORY, "systems:read"), put(catalogue::api::update_system): Api(OPERATORS, "catalogue:write");
+        "/api/v1/services" => get(catalogue::api::list_services): Public, post(catalogue::api::create_service): Api(DESIGNERS, "catalogue:write");
+        "/api/v1/services/{id}" => get(catalogue::api::get_service): Public, put(catalogue::api::update_service): Api(DESIGNERS, "catalogue:write");
         "/api/v1/ledger/entries/{index}" => get(ledger::entry): Public;
         "/api/v1/ledger/consistency" => get(ledger::consistency): Public;
-        "/api/v1/security/events" => get(account::security_events_api): Api(&[SecurityAnalyst, Auditor], "identity:read");
-        "/api/v1/machine/whoami" => get(machine::whoami): Machine, post(machine::whoami): Machine;
-        "/api/v1/registries" => get(exchange_pages::registries_api): Public;
-        "/api/v1/service-definitions" => get(services::definitions_api): Public, post(services::publish_api): Api(DESIGNERS, "catalogue:write");
-        "/api/v1/service-definitions/{code}" => get(services::definition_api): Public;
-        "/api/v1/credentials/verify" => post(credentials::verify_api): Public;
-        "/api/v1/registries/{code}/record" => get(exchange_pages::registry_record): Machine, put(exchange_pages::put_registry_record): Machine;
-        "/api/v1/me/consents" => get(exchange_pages::my_consents_api): Roles(&[Citizen]), post(exchange_pages::grant_consent_api): Roles(&[Citizen]);
-        "/api/v1/me/consents/{id}/revoke" => post(exchange_pages::revoke_consent_api): Roles(&[Citizen]);
-        "/api/v1/services/{code}/applications" => post(application_api::create): Roles(&[Citizen]);
-        "/api/v1/me/applications" => get(application_api::mine): Roles(&[Citizen]);
-        "/api/v1/applications/{reference}" => get(application_api::one): Roles(&[Citizen]);
-        "/api/v1/me/data-access" => get(exchange_pages::data_access_api): Roles(&[Citizen]);
+        "/api/v1/security/events" => get(identity::account::security_events_api): Api(&[SecurityAnalyst, Auditor], "identity:read");
+        "/api/v1/machine/whoami" => get(identity::machine::whoami): Machine, post(identity::machine::whoami): Machine;
+        "/api/v1/registries" => get(exchange::pages::registries_api): Public;
+        "/api/v1/service-definitions" => get(catalogue::services::definitions_api): Public, post(catalogue::services::publish_api): Api(DESIGNERS, "catalogue:write");
+        "/api/v1/service-definitions/{code}" => get(catalogue::services::definition_api): Public;
+        "/api/v1/credentials/verify" => post(citizen::credentials::verify_api): Public;
+        "/api/v1/registries/{code}/record" => get(exchange::pages::registry_record): Machine, put(exchange::pages::put_registry_record): Machine;
+        "/api/v1/me/consents" => get(exchange::pages::my_consents_api): Roles(&[Citizen]), post(exchange::pages::grant_consent_api): Roles(&[Citizen]);
+        "/api/v1/me/consents/{id}/revoke" => post(exchange::pages::revoke_consent_api): Roles(&[Citizen]);
+        "/api/v1/services/{code}/applications" => post(citizen::application_api::create): Roles(&[Citizen]);
+        "/api/v1/me/applications" => get(citizen::application_api::mine): Roles(&[Citizen]);
+        "/api/v1/applications/{reference}" => get(citizen::application_api::one): Roles(&[Citizen]);
+        "/api/v1/me/data-access" => get(exchange::pages::data_access_api): Roles(&[Citizen]);
         "/api/v1/me/ledger-openings" => get(ledger::my_openings): Roles(&[Citizen]);
         "/api/v1/ledger/openings/{commitment}" => get(ledger::open_commitment): Roles(&[Auditor]);
-        "/openapi.json" => get(api::openapi): Public;
+        "/openapi.json" => get(catalogue::api::openapi): Public;
     };
 
     // C2SP tlog-tiles, served as the spec names them.
@@ -292,86 +281,86 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
     table.extend(t);
 
     let (oidc, t) = routes! {
-        "/.well-known/openid-configuration" => get(oidc::discovery): Public;
-        "/oidc/jwks" => get(oidc::jwks): Public;
-        "/credentials/jwks.json" => get(credentials::jwks): Public;
-        "/credentials/contexts/v1" => get(credentials::context): Public;
-        "/.well-known/jwt-vc-issuer/agencies/{*agency}" => get(credentials::issuer_metadata): Public;
-        "/credentials/status/{*list}" => get(credentials::status_list): Public;
-        "/oidc/token" => post(oidc::token): Public;
-        "/oidc/userinfo" => get(oidc::userinfo): Public, post(oidc::userinfo): Public;
-        "/oidc/revoke" => post(oidc::revoke): Public;
+        "/.well-known/openid-configuration" => get(identity::oidc::discovery): Public;
+        "/oidc/jwks" => get(identity::oidc::jwks): Public;
+        "/credentials/jwks.json" => get(citizen::credentials::jwks): Public;
+        "/credentials/contexts/v1" => get(citizen::credentials::context): Public;
+        "/.well-known/jwt-vc-issuer/agencies/{*agency}" => get(citizen::credentials::issuer_metadata): Public;
+        "/credentials/status/{*list}" => get(citizen::credentials::status_list): Public;
+        "/oidc/token" => post(identity::oidc::token): Public;
+        "/oidc/userinfo" => get(identity::oidc::userinfo): Public, post(identity::oidc::userinfo): Public;
+        "/oidc/revoke" => post(identity::oidc::revoke): Public;
     };
     table.extend(t);
 
     let (pages, t) = routes! {
-        "/" => get(pages::home): Public;
-        "/services" => get(pages::services): Public;
-        "/services/{id}" => get(pages::service): Public;
-        "/agencies" => get(pages::agencies): Public;
-        "/agencies/{*id}" => get(pages::agency): Public;
-        "/systems" => get(pages::systems): Roles(STAFF_INVENTORY);
-        "/ledger" => get(pages::ledger): Public;
-        "/sign-in" => get(account::sign_in_form): Public, post(account::sign_in): Public;
-        "/sign-in/second-factor" => get(account::second_factor_form): SigningIn, post(account::second_factor): SigningIn;
-        "/sign-in/set-up-second-factor" => get(account::enrol_form): SigningIn, post(account::enrol): SigningIn;
-        "/sign-up" => get(account::sign_up_form): Public, post(account::sign_up): Public;
-        "/sign-out" => post(account::sign_out): SigningIn;
-        "/account" => get(account::account_page): SignedIn;
-        "/account/second-factor" => get(account::enrol_form): SignedIn, post(account::enrol): SignedIn;
-        "/account/sessions/end" => post(account::end_sessions): SignedIn;
-        "/account/apps/revoke" => post(account::revoke_app): SignedIn;
-        "/account/tokens" => post(account::create_token): Roles(OPERATORS);
-        "/account/passkeys/begin" => post(passkey::register_begin): SignedIn;
-        "/account/passkeys/finish" => post(passkey::register_finish): SignedIn;
-        "/account/passkeys/remove" => post(passkey::remove): SignedIn;
-        "/sign-in/passkey/begin" => post(passkey::sign_in_begin): SigningIn;
-        "/sign-in/passkey/finish" => post(passkey::sign_in_finish): SigningIn;
-        "/account/tokens/revoke" => post(account::revoke_token): Roles(OPERATORS);
-        "/admin/officials" => get(account::officials_page): Roles(&[AgencyAdmin]), post(account::create_official): Roles(&[AgencyAdmin]);
-        "/admin/roles" => post(account::change_role): Roles(&[AgencyAdmin]);
-        "/admin/apps" => get(account::apps_page): Roles(&[AgencyAdmin]), post(account::register_app): Roles(&[AgencyAdmin]);
-        "/admin/machine-clients" => get(account::machine_clients_page): Roles(&[AgencyAdmin]), post(account::register_machine_client): Roles(&[AgencyAdmin]);
-        "/admin/machine-clients/revoke" => post(account::revoke_machine_client): Roles(&[AgencyAdmin]);
-        "/security/events" => get(account::security_events_page): Roles(&[SecurityAnalyst, Auditor]);
-        "/registries" => get(exchange_pages::registries_page): Public;
-        "/apply" => get(services::apply_list): Public;
-        "/statistics" => get(statistics::page): Public;
-        "/statistics.csv" => get(statistics::csv): Public;
-        "/applications/{reference}/rate" => post(portal::rate): Roles(&[Citizen]);
-        "/applications/{reference}/files/{field}" => get(uploads::download): Roles(&[Citizen]),
-            post(axum::handler::Handler::layer(uploads::upload, DefaultBodyLimit::max(uploads::UPLOAD_BODY))): Roles(&[Citizen]);
-        "/cases/{reference}/files/{field}" => get(uploads::case_file): Roles(&[Official]);
-        "/apply/{code}" => get(services::apply_service): Public;
-        "/apply/{code}/start" => post(portal::start): Roles(&[Citizen]);
-        "/applications/{reference}" => get(portal::receipt): Roles(&[Citizen]);
-        "/applications/{reference}/pages/{n}" => get(portal::page): Roles(&[Citizen]), post(portal::save_page): Roles(&[Citizen]);
-        "/applications/{reference}/review" => get(portal::review): Roles(&[Citizen]);
-        "/applications/{reference}/submit" => post(portal::submit): Roles(&[Citizen]);
-        "/my/applications" => get(portal::mine): Roles(&[Citizen]);
-        "/cases" => get(cases::queue): Roles(&[Official]);
-        "/verify" => get(credentials::verify_form): Public, post(credentials::verify_page): Public;
-        "/verify/file" => post(axum::handler::Handler::layer(credentials::verify_file, DefaultBodyLimit::max(credentials::VERIFY_FILE_BYTES + 64 * 1024))): Public;
-        "/documents/{id}" => get(credentials::document): Roles(&[Citizen]);
-        "/cases/{reference}" => get(cases::case): Roles(&[Official]);
-        "/cases/{reference}/act" => post(cases::act): Roles(&[Official]);
-        "/cases/{reference}/revoke" => post(cases::revoke): Roles(&[Official]);
-        "/cases/{reference}/assign" => post(cases::assign): Roles(&[Official]);
-        "/applications/{reference}/reply" => post(portal::reply): Roles(&[Citizen]);
-        "/applications/{reference}/prefill" => post(portal::prefill): Roles(&[Citizen]);
-        "/my/inbox" => get(portal::inbox): Roles(&[Citizen]);
-        "/my/inbox/read" => post(portal::inbox_read): Roles(&[Citizen]);
-        "/my/inbox/email" => post(portal::inbox_email): Roles(&[Citizen]);
-        "/designer/services" => get(services::designer_page): Roles(&[ServiceDesigner]), post(services::designer_submit): Roles(&[ServiceDesigner]);
-        "/my/data-access" => get(exchange_pages::data_access_page): Roles(&[Citizen]);
-        "/my/consents" => get(exchange_pages::consents_page): Roles(&[Citizen]), post(exchange_pages::grant_consent): Roles(&[Citizen]);
-        "/my/consents/revoke" => post(exchange_pages::revoke_consent): Roles(&[Citizen]);
-        "/admin/exchange" => get(exchange_pages::access_page): Roles(&[AgencyAdmin]), post(exchange_pages::grant_access): Roles(&[AgencyAdmin]);
-        "/admin/exchange/revoke" => post(exchange_pages::revoke_access): Roles(&[AgencyAdmin]);
-        "/admin/exchange/services" => post(exchange_pages::publish_service): Roles(&[AgencyAdmin]);
-        "/admin/exchange/registries" => post(exchange_pages::create_registry): Roles(&[AgencyAdmin]);
-        "/operations/exchange" => get(exchange_pages::operations_page): Roles(&[Operator, SecurityAnalyst, Auditor]);
-        "/oidc/authorize" => get(oidc::authorize): SignedIn, post(oidc::decide): SignedIn;
+        "/" => get(catalogue::pages::home): Public;
+        "/services" => get(catalogue::pages::services): Public;
+        "/services/{id}" => get(catalogue::pages::service): Public;
+        "/agencies" => get(catalogue::pages::agencies): Public;
+        "/agencies/{*id}" => get(catalogue::pages::agency): Public;
+        "/systems" => get(catalogue::pages::systems): Roles(STAFF_INVENTORY);
+        "/ledger" => get(catalogue::pages::ledger): Public;
+        "/sign-in" => get(identity::account::sign_in_form): Public, post(identity::account::sign_in): Public;
+        "/sign-in/second-factor" => get(identity::account::second_factor_form): SigningIn, post(identity::account::second_factor): SigningIn;
+        "/sign-in/set-up-second-factor" => get(identity::account::enrol_form): SigningIn, post(identity::account::enrol): SigningIn;
+        "/sign-up" => get(identity::account::sign_up_form): Public, post(identity::account::sign_up): Public;
+        "/sign-out" => post(identity::account::sign_out): SigningIn;
+        "/account" => get(identity::account::account_page): SignedIn;
+        "/account/second-factor" => get(identity::account::enrol_form): SignedIn, post(identity::account::enrol): SignedIn;
+        "/account/sessions/end" => post(identity::account::end_sessions): SignedIn;
+        "/account/apps/revoke" => post(identity::account::revoke_app): SignedIn;
+        "/account/tokens" => post(identity::account::create_token): Roles(OPERATORS);
+        "/account/passkeys/begin" => post(identity::passkey::register_begin): SignedIn;
+        "/account/passkeys/finish" => post(identity::passkey::register_finish): SignedIn;
+        "/account/passkeys/remove" => post(identity::passkey::remove): SignedIn;
+        "/sign-in/passkey/begin" => post(identity::passkey::sign_in_begin): SigningIn;
+        "/sign-in/passkey/finish" => post(identity::passkey::sign_in_finish): SigningIn;
+        "/account/tokens/revoke" => post(identity::account::revoke_token): Roles(OPERATORS);
+        "/admin/officials" => get(identity::account::officials_page): Roles(&[AgencyAdmin]), post(identity::account::create_official): Roles(&[AgencyAdmin]);
+        "/admin/roles" => post(identity::account::change_role): Roles(&[AgencyAdmin]);
+        "/admin/apps" => get(identity::account::apps_page): Roles(&[AgencyAdmin]), post(identity::account::register_app): Roles(&[AgencyAdmin]);
+        "/admin/machine-clients" => get(identity::account::machine_clients_page): Roles(&[AgencyAdmin]), post(identity::account::register_machine_client): Roles(&[AgencyAdmin]);
+        "/admin/machine-clients/revoke" => post(identity::account::revoke_machine_client): Roles(&[AgencyAdmin]);
+        "/security/events" => get(identity::account::security_events_page): Roles(&[SecurityAnalyst, Auditor]);
+        "/registries" => get(exchange::pages::registries_page): Public;
+        "/apply" => get(catalogue::services::apply_list): Public;
+        "/statistics" => get(catalogue::statistics::page): Public;
+        "/statistics.csv" => get(catalogue::statistics::csv): Public;
+        "/applications/{reference}/rate" => post(citizen::portal::rate): Roles(&[Citizen]);
+        "/applications/{reference}/files/{field}" => get(citizen::uploads::download): Roles(&[Citizen]),
+            post(axum::handler::Handler::layer(citizen::uploads::upload, DefaultBodyLimit::max(citizen::uploads::UPLOAD_BODY))): Roles(&[Citizen]);
+        "/cases/{reference}/files/{field}" => get(citizen::uploads::case_file): Roles(&[Official]);
+        "/apply/{code}" => get(catalogue::services::apply_service): Public;
+        "/apply/{code}/start" => post(citizen::portal::start): Roles(&[Citizen]);
+        "/applications/{reference}" => get(citizen::portal::receipt): Roles(&[Citizen]);
+        "/applications/{reference}/pages/{n}" => get(citizen::portal::page): Roles(&[Citizen]), post(citizen::portal::save_page): Roles(&[Citizen]);
+        "/applications/{reference}/review" => get(citizen::portal::review): Roles(&[Citizen]);
+        "/applications/{reference}/submit" => post(citizen::portal::submit): Roles(&[Citizen]);
+        "/my/applications" => get(citizen::portal::mine): Roles(&[Citizen]);
+        "/cases" => get(officials::cases::queue): Roles(&[Official]);
+        "/verify" => get(citizen::credentials::verify_form): Public, post(citizen::credentials::verify_page): Public;
+        "/verify/file" => post(axum::handler::Handler::layer(citizen::credentials::verify_file, DefaultBodyLimit::max(citizen::credentials::VERIFY_FILE_BYTES + 64 * 1024))): Public;
+        "/documents/{id}" => get(citizen::credentials::document): Roles(&[Citizen]);
+        "/cases/{reference}" => get(officials::cases::case): Roles(&[Official]);
+        "/cases/{reference}/act" => post(officials::cases::act): Roles(&[Official]);
+        "/cases/{reference}/revoke" => post(officials::cases::revoke): Roles(&[Official]);
+        "/cases/{reference}/assign" => post(officials::cases::assign): Roles(&[Official]);
+        "/applications/{reference}/reply" => post(citizen::portal::reply): Roles(&[Citizen]);
+        "/applications/{reference}/prefill" => post(citizen::portal::prefill): Roles(&[Citizen]);
+        "/my/inbox" => get(citizen::portal::inbox): Roles(&[Citizen]);
+        "/my/inbox/read" => post(citizen::portal::inbox_read): Roles(&[Citizen]);
+        "/my/inbox/email" => post(citizen::portal::inbox_email): Roles(&[Citizen]);
+        "/designer/services" => get(catalogue::services::designer_page): Roles(&[ServiceDesigner]), post(catalogue::services::designer_submit): Roles(&[ServiceDesigner]);
+        "/my/data-access" => get(exchange::pages::data_access_page): Roles(&[Citizen]);
+        "/my/consents" => get(exchange::pages::consents_page): Roles(&[Citizen]), post(exchange::pages::grant_consent): Roles(&[Citizen]);
+        "/my/consents/revoke" => post(exchange::pages::revoke_consent): Roles(&[Citizen]);
+        "/admin/exchange" => get(exchange::pages::access_page): Roles(&[AgencyAdmin]), post(exchange::pages::grant_access): Roles(&[AgencyAdmin]);
+        "/admin/exchange/revoke" => post(exchange::pages::revoke_access): Roles(&[AgencyAdmin]);
+        "/admin/exchange/services" => post(exchange::pages::publish_service): Roles(&[AgencyAdmin]);
+        "/admin/exchange/registries" => post(exchange::pages::create_registry): Roles(&[AgencyAdmin]);
+        "/operations/exchange" => get(exchange::pages::operations_page): Roles(&[Operator, SecurityAnalyst, Auditor]);
+        "/oidc/authorize" => get(identity::oidc::authorize): SignedIn, post(identity::oidc::decide): SignedIn;
     };
     table.extend(t);
     let pages = pages
@@ -421,7 +410,7 @@ pub fn router(state: AppState) -> Router {
             metrics::track,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), mark_https))
-        .layer(middleware::from_fn(security::headers))
+        .layer(middleware::from_fn(web::security::headers))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -438,7 +427,7 @@ pub async fn serve(
     let integrator = ledger::spawn_integrator(store.clone(), state.ledger.clone());
     let identity_poll = spawn_identity_poll(store.clone());
     let exchange_poll = exchange::gateway::spawn_poll(state.clone());
-    let mailer = mailer::spawn(state.clone());
+    let mailer = citizen::mailer::spawn(state.clone());
     let app = router(state);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let graceful = async move {

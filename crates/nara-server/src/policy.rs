@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use nara_core::identity::Role;
 
 use crate::AppState;
-use crate::auth::{Caller, Credential, Principal, identify};
+use crate::identity::auth::{Caller, Credential, Principal, identify};
 use crate::problem::Problem;
 
 /// Who may call a route.
@@ -38,7 +38,7 @@ pub enum Rule {
     /// API token that carries the scope.
     Api(&'static [Role], &'static str),
     /// An agency system whose request is signed with a registered key
-    /// (RFC 9421, [`crate::machine`]).
+    /// (RFC 9421, [`crate::identity::machine`]).
     Machine,
     /// The exchange gateway (`/r1/…`): it authenticates client systems and
     /// peer gateways itself, because every refusal must be an X-Road error.
@@ -212,7 +212,9 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
             // Back here after signing in (or finishing the second factor).
             let encoded: String = form_urlencoded::byte_serialize(next_path.as_bytes()).collect();
             let page = match &caller {
-                Caller::Pending { session, .. } => crate::auth::pending_page(&session.stage),
+                Caller::Pending { session, .. } => {
+                    crate::identity::auth::pending_page(&session.stage)
+                }
                 _ => "/sign-in",
             };
             Redirect::to(&format!("{page}?next={encoded}")).into_response()
@@ -234,17 +236,17 @@ async fn machine_request(state: AppState, request: Request, next: Next, https: b
         )
         .into_response();
     };
-    let signed = crate::machine::SignedRequest {
+    let signed = crate::identity::machine::SignedRequest {
         method: &parts.method,
-        target_uri: crate::machine::target_uri(https, &parts.headers, &parts.uri),
+        target_uri: crate::identity::machine::target_uri(https, &parts.headers, &parts.uri),
         headers: &parts.headers,
         body: &bytes,
     };
-    match crate::machine::verify_cached(
+    match crate::identity::machine::verify_cached(
         &state.store,
         &state.exchange.keys,
         &signed,
-        crate::auth::unix_now(),
+        crate::identity::auth::unix_now(),
     )
     .await
     {
@@ -258,9 +260,9 @@ async fn machine_request(state: AppState, request: Request, next: Next, https: b
             if let Err(why) = admitted {
                 tracing::warn!(path = %parts.uri.path(), ?why, "signed request refused: replay");
                 return match why {
-                    crate::machine::Replay::Repeated => Problem::unauthorized()
+                    crate::identity::machine::Replay::Repeated => Problem::unauthorized()
                         .detail("this signature was already used: sign every request anew (a replay is refused)"),
-                    crate::machine::Replay::Unavailable => Problem::new(
+                    crate::identity::machine::Replay::Unavailable => Problem::new(
                         axum::http::StatusCode::SERVICE_UNAVAILABLE,
                         "unavailable",
                         "The request could not be recorded; nothing was done",

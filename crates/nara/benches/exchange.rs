@@ -64,14 +64,14 @@ impl Signer {
                 ("nara-legal-basis", LEGAL_BASIS),
             ]);
         }
-        let mut headers: Vec<(&'static str, String)> = nara_server::machine::sign_request(
+        let mut headers: Vec<(&'static str, String)> = nara_server::identity::machine::sign_request(
             "GET",
             &self.url,
             &fields,
             b"",
             &self.key_id,
             &self.key,
-            nara_server::auth::unix_now(),
+            nara_server::identity::auth::unix_now(),
         );
         for (n, v) in fields {
             headers.push((n, v.to_owned()));
@@ -222,7 +222,7 @@ fn demo_exchange(dir: &std::path::Path) -> nara_server::demo::DemoExchange {
 
 fn key_of(demo: &nara_server::demo::DemoExchange) -> ed25519_dalek::SigningKey {
     ed25519_dalek::SigningKey::from_bytes(
-        &nara_server::machine::decode_key(&demo.private_key).unwrap(),
+        &nara_server::identity::machine::decode_key(&demo.private_key).unwrap(),
     )
 }
 
@@ -445,11 +445,15 @@ async fn federated(subjects: &Arc<Vec<String>>) {
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (port_a, port_b) = (free_port(), free_port());
     // Identity keys made first, so the global configuration can name the gateway keys.
-    let key_a = nara_server::auth::IdentityKeys::load_or_create(&dir_a.path().join("identity.key"))
-        .unwrap();
-    let key_b = nara_server::auth::IdentityKeys::load_or_create(&dir_b.path().join("identity.key"))
-        .unwrap();
-    let public = |k: &nara_server::auth::IdentityKeys| {
+    let key_a = nara_server::identity::auth::IdentityKeys::load_or_create(
+        &dir_a.path().join("identity.key"),
+    )
+    .unwrap();
+    let key_b = nara_server::identity::auth::IdentityKeys::load_or_create(
+        &dir_b.path().join("identity.key"),
+    )
+    .unwrap();
+    let public = |k: &nara_server::identity::auth::IdentityKeys| {
         URL_SAFE_NO_PAD.encode(k.gateway_key().verifying_key().as_bytes())
     };
     let member = |id: &str, node: &str| serde_json::json!({"id": id, "node": node, "name": id});

@@ -123,11 +123,13 @@ async fn main() {
 
     // Login cost: argon2id verification on one core, with nara's parameters.
     let password = "a long walk by the han river";
-    let hash = nara_server::auth::hash_password_now(password).unwrap();
+    let hash = nara_server::identity::auth::hash_password_now(password).unwrap();
     let mut times = Vec::new();
     for _ in 0..15 {
         let t = Instant::now();
-        assert!(nara_server::auth::verify_password_now(&hash, password));
+        assert!(nara_server::identity::auth::verify_password_now(
+            &hash, password
+        ));
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     println!(

@@ -423,9 +423,9 @@ async fn operator_token(
     use nara_core::identity::{AccountKind, Grant, Role};
     for s in scopes {
         anyhow::ensure!(
-            nara_server::auth::SCOPES.contains(&s.as_str()),
+            nara_server::identity::auth::SCOPES.contains(&s.as_str()),
             "unknown scope {s:?}; known: {}",
-            nara_server::auth::SCOPES.join(", ")
+            nara_server::identity::auth::SCOPES.join(", ")
         );
     }
     anyhow::ensure!((1..=365).contains(&days), "--days must be 1 to 365");
@@ -460,7 +460,7 @@ async fn operator_token(
         "{username} is not an operator"
     );
     let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
-    Ok(nara_server::auth::issue_api_token(
+    Ok(nara_server::identity::auth::issue_api_token(
         store,
         account.id,
         "cli",
@@ -499,7 +499,8 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         &config.ledger_key_path(),
         &config.ledger_origin(),
     )?;
-    let identity = nara_server::auth::IdentityKeys::load_or_create(&config.identity_key_path())?;
+    let identity =
+        nara_server::identity::auth::IdentityKeys::load_or_create(&config.identity_key_path())?;
     let federation = nara_server::exchange::federation::from_config(&config)?;
     let mut state = AppState::new(store, config, keys, identity);
     if let Some(f) = federation {
@@ -544,12 +545,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 println!("Reusing the data in {}.", data.display());
             }
             config.demo = true;
-            let identity =
-                nara_server::auth::IdentityKeys::load_or_create(&config.identity_key_path())?;
+            let identity = nara_server::identity::auth::IdentityKeys::load_or_create(
+                &config.identity_key_path(),
+            )?;
             let (accounts, app) = nara_server::demo::ensure(&store, &identity, &data).await?;
             let exchange =
                 nara_server::demo::ensure_exchange(&store, &identity, &data, 1_000).await?;
-            nara_server::services::ensure_demo(&store).await?;
+            nara_server::catalogue::services::ensure_demo(&store).await?;
             println!("nara demo is running at http://{listen}/");
             println!(
                 "Demo accounts (also in {}; staff sign in with a TOTP code from totp_secret):",
@@ -640,9 +642,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 store.get_agency(&agency).await?.is_some(),
                 "no agency {agency}"
             );
-            let client =
-                nara_server::machine::register(&store, &agency, &subsystem, &public_key, "cli")
-                    .await?;
+            let client = nara_server::identity::machine::register(
+                &store,
+                &agency,
+                &subsystem,
+                &public_key,
+                "cli",
+            )
+            .await?;
             println!("{}", client.key_id);
             Ok(())
         }
@@ -694,7 +701,7 @@ async fn exchange_command(command: ExchangeCommand) -> anyhow::Result<()> {
                 &std::fs::read_to_string(&file)
                     .with_context(|| format!("reading {}", file.display()))?,
             )?;
-            let seed = nara_server::machine::decode_key(&demo.private_key)
+            let seed = nara_server::identity::machine::decode_key(&demo.private_key)
                 .context("demo-exchange.json: private_key")?;
             let consumer = nara_server::exchange::gateway::Consumer {
                 http: reqwest::Client::new(),
@@ -732,8 +739,9 @@ async fn exchange_command(command: ExchangeCommand) -> anyhow::Result<()> {
         }
         ExchangeCommand::NodeKey { config } => {
             let config = load_config(config.as_deref(), None)?;
-            let identity =
-                nara_server::auth::IdentityKeys::load_or_create(&config.identity_key_path())?;
+            let identity = nara_server::identity::auth::IdentityKeys::load_or_create(
+                &config.identity_key_path(),
+            )?;
             let key = identity.gateway_key();
             println!(
                 "gateway:{} {}",

@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256, Sha512};
 
 use super::{Answer, Basis, Call};
 use crate::AppState;
-use crate::machine::{Signatures, SignedRequest};
+use crate::identity::machine::{Signatures, SignedRequest};
 
 /// The global configuration's content.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -94,7 +94,7 @@ impl Federation {
         let conf: GlobalConf = serde_json::from_str(text.trim())?;
         let mut keys = HashMap::new();
         for n in &conf.nodes {
-            let k = crate::machine::decode_key(&n.key)
+            let k = crate::identity::machine::decode_key(&n.key)
                 .and_then(|k| VerifyingKey::from_bytes(&k).ok())
                 .ok_or_else(|| anyhow::anyhow!("node {}: not an Ed25519 key", n.id))?;
             url::Url::parse(&n.address)
@@ -163,7 +163,7 @@ impl Federation {
         &self,
         req: &SignedRequest<'_>,
         now_s: i64,
-    ) -> Result<Option<(String, crate::machine::Verified)>, Fault> {
+    ) -> Result<Option<(String, crate::identity::machine::Verified)>, Fault> {
         let Ok(signatures) = Signatures::parse(req.headers) else {
             return Ok(None);
         };
@@ -365,14 +365,14 @@ impl Federation {
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
-        let signature = crate::machine::sign_request(
+        let signature = crate::identity::machine::sign_request(
             call.method.as_str(),
             &target,
             &fields,
             &call.body,
             &state.exchange.key_id,
             state.exchange.signing_key(),
-            crate::auth::unix_now(),
+            crate::identity::auth::unix_now(),
         );
         let mut request = state
             .exchange

@@ -33,7 +33,7 @@ use sha2::{Digest, Sha512};
 
 use super::{Answer, Basis, Call, entitlement, read_limited, record_digest, terms};
 use crate::AppState;
-use crate::machine::{self, SignedRequest};
+use crate::identity::machine::{self, SignedRequest};
 
 /// Consecutive provider failures that open a service's circuit, and for how long.
 const BREAKER_FAILURES: u32 = 5;
@@ -345,7 +345,7 @@ pub fn new_id() -> String {
     ))]
 pub async fn exchange(
     State(state): State<AppState>,
-    crate::account::ClientAddress(address): crate::account::ClientAddress,
+    crate::identity::account::ClientAddress(address): crate::identity::account::ClientAddress,
     request: Request,
 ) -> Response {
     let started = Instant::now();
@@ -361,7 +361,7 @@ pub async fn exchange(
                 started.elapsed(),
             );
             if fault.kind.is_security_event() {
-                crate::account::event(
+                crate::identity::account::event(
                     &state,
                     "exchange.refused",
                     None,
@@ -444,7 +444,7 @@ async fn mediate(
         headers: &parts.headers,
         body: &body,
     };
-    let now_s = crate::auth::unix_now();
+    let now_s = crate::identity::auth::unix_now();
     let now_ms = nara_core::Timestamp::now().0;
     // A peer gateway forwarding for one of its clients, or a client system.
     let peer = match &state.exchange.federation {
@@ -1357,7 +1357,7 @@ impl Consumer {
             &body,
             &self.key_id,
             &self.key,
-            crate::auth::unix_now(),
+            crate::identity::auth::unix_now(),
         );
         let mut r = self.http.request(method, &url);
         for (n, v) in fields {

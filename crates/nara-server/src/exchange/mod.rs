@@ -5,6 +5,7 @@
 
 pub mod federation;
 pub mod gateway;
+pub mod pages;
 
 use std::time::Instant;
 

@@ -15,7 +15,7 @@ use nara_core::Lang;
 use serde::de::DeserializeOwned;
 
 use crate::AppState;
-use crate::auth::{Caller, constant_time_eq};
+use crate::identity::auth::{Caller, constant_time_eq};
 use crate::problem::Problem;
 use crate::web::{PageCtx, PageError};
 
@@ -74,7 +74,7 @@ impl FromRequestParts<AppState> for CsrfHeader {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Problem> {
-        let caller = crate::auth::caller_of(&parts.extensions);
+        let caller = crate::identity::auth::caller_of(&parts.extensions);
         let given = parts
             .headers
             .get("x-csrf-token")

@@ -9,6 +9,8 @@
 //! bad value re-renders the form with the error beside its field (status 400).
 
 pub mod csrf;
+pub mod i18n;
+pub mod security;
 
 use askama::Template;
 use axum::extract::{FromRequestParts, Request};
@@ -19,8 +21,8 @@ use axum::response::{Html, IntoResponse, Response};
 use nara_core::Lang;
 
 use crate::AppState;
-use crate::auth::{self, Caller};
-use crate::i18n::{Tr, negotiate};
+use crate::identity::auth::{self, Caller};
+use crate::web::i18n::{Tr, negotiate};
 
 const LANG_COOKIE: &str = "nara_lang";
 
@@ -151,7 +153,7 @@ impl PageCtx {
             lang,
             path: parts.uri.path().to_owned(),
             query,
-            caller: crate::auth::caller_of(&parts.extensions),
+            caller: crate::identity::auth::caller_of(&parts.extensions),
         })
     }
 

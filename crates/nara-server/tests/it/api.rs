@@ -192,7 +192,7 @@ async fn graceful_shutdown_finishes_and_stops() {
             store,
             Default::default(),
             nara_server::ledger::LedgerKeys::ephemeral("test/ledger").unwrap(),
-            nara_server::auth::IdentityKeys::ephemeral(),
+            nara_server::identity::auth::IdentityKeys::ephemeral(),
         ),
         async {
             let _ = rx.await;

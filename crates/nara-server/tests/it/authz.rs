@@ -288,14 +288,14 @@ async fn every_route_for_every_role() {
                         .await
                         .unwrap()
                         .unwrap();
-                    let id = nara_server::auth::start_session(
+                    let id = nara_server::identity::auth::start_session(
                         &app.store, account.id, "full", "pwd otp", "test", "matrix",
                     )
                     .await
                     .unwrap();
                     let csrf = app
                         .store
-                        .session(&nara_server::auth::digest(&id))
+                        .session(&nara_server::identity::auth::digest(&id))
                         .await
                         .unwrap()
                         .unwrap()

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use nara_server::auth::IdentityKeys;
+use nara_server::identity::auth::IdentityKeys;
 use nara_server::{AppState, Config};
 use nara_store::Store;
 /// An operator API token with every scope, installed in every test database.
@@ -371,8 +371,8 @@ pub async fn install_operator_token(store: &Store) {
         .create_api_token(
             account.id,
             "test",
-            &nara_server::auth::digest(TOKEN),
-            &nara_server::auth::SCOPES.join(" "),
+            &nara_server::identity::auth::digest(TOKEN),
+            &nara_server::identity::auth::SCOPES.join(" "),
             nara_core::Timestamp::now().0 + 86_400_000,
         )
         .await
@@ -413,7 +413,7 @@ impl TestApp {
         &self,
         demo: &nara_server::demo::DemoExchange,
     ) -> nara_server::exchange::gateway::Consumer {
-        let seed = nara_server::machine::decode_key(&demo.private_key).expect("seed");
+        let seed = nara_server::identity::machine::decode_key(&demo.private_key).expect("seed");
         nara_server::exchange::gateway::Consumer {
             http: self.client.clone(),
             base: format!("http://{}", self.addr),
@@ -531,7 +531,7 @@ pub fn totp_now(secret: &str, username: &str) -> String {
     let bytes = totp_rs::Secret::Encoded(secret.to_owned())
         .to_bytes()
         .unwrap();
-    nara_server::auth::totp(&bytes, username)
+    nara_server::identity::auth::totp(&bytes, username)
         .unwrap()
         .generate_current()
         .unwrap()

@@ -768,10 +768,10 @@ async fn federation_across_two_nodes() {
         listener_b.local_addr().unwrap(),
     );
     let (id_a, id_b) = (
-        nara_server::auth::IdentityKeys::ephemeral(),
-        nara_server::auth::IdentityKeys::ephemeral(),
+        nara_server::identity::auth::IdentityKeys::ephemeral(),
+        nara_server::identity::auth::IdentityKeys::ephemeral(),
     );
-    let key = |k: &nara_server::auth::IdentityKeys| {
+    let key = |k: &nara_server::identity::auth::IdentityKeys| {
         URL_SAFE_NO_PAD.encode(k.gateway_key().verifying_key().as_bytes())
     };
     let member = |id: &str, node: &str| serde_json::json!({"id": id, "node": node, "name": id});
@@ -820,12 +820,12 @@ async fn federation_across_two_nodes() {
     let demo = b.demo_exchange(3).await;
     let public = URL_SAFE_NO_PAD.encode(
         ed25519_dalek::SigningKey::from_bytes(
-            &nara_server::machine::decode_key(&demo.private_key).unwrap(),
+            &nara_server::identity::machine::decode_key(&demo.private_key).unwrap(),
         )
         .verifying_key()
         .as_bytes(),
     );
-    let registered = nara_server::machine::register(
+    let registered = nara_server::identity::machine::register(
         &a.store,
         &"KR/LOC/SEOUL".parse().unwrap(),
         "welfare-portal",
@@ -1218,7 +1218,7 @@ backends! {
 
         // The agency's own system writes a record: checked against the schema.
         let key = ed25519_dalek::SigningKey::from_bytes(&[11u8; 32]);
-        let own = nara_server::machine::register(
+        let own = nara_server::identity::machine::register(
             &app.store,
             &agency.parse().unwrap(),
             "permit-registry",

@@ -175,7 +175,7 @@ async fn api_tokens_are_scoped_and_sessions_cannot_write() {
         .await
         .unwrap()
         .unwrap();
-    let read_only = nara_server::auth::issue_api_token(
+    let read_only = nara_server::identity::auth::issue_api_token(
         &app.store,
         operator.id,
         "t",
@@ -208,7 +208,7 @@ async fn api_tokens_are_scoped_and_sessions_cannot_write() {
     assert_eq!(post("nara_at_".into()).await, StatusCode::UNAUTHORIZED);
     assert_eq!(post("not-a-token".into()).await, StatusCode::UNAUTHORIZED);
     // Expired and revoked tokens.
-    let expired = nara_server::auth::issue_api_token(
+    let expired = nara_server::identity::auth::issue_api_token(
         &app.store,
         operator.id,
         "t",
@@ -219,7 +219,7 @@ async fn api_tokens_are_scoped_and_sessions_cannot_write() {
     .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     assert_eq!(post(expired).await, StatusCode::UNAUTHORIZED);
-    let revoked = nara_server::auth::issue_api_token(
+    let revoked = nara_server::identity::auth::issue_api_token(
         &app.store,
         operator.id,
         "t",
@@ -1119,11 +1119,11 @@ async fn replacing_the_authenticator_needs_a_code_from_the_old_one() {
         let bytes = totp_rs::Secret::Encoded(secret.to_owned())
             .to_bytes()
             .unwrap();
-        nara_server::auth::totp(&bytes, &official.username)
+        nara_server::identity::auth::totp(&bytes, &official.username)
             .unwrap()
             .generate(t)
     };
-    let now = nara_server::auth::unix_now() as u64;
+    let now = nara_server::identity::auth::unix_now() as u64;
     let new_code = code_at(&new_secret, now);
     let before = app
         .store

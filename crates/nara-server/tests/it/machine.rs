@@ -138,7 +138,7 @@ async fn signed_requests_from_registered_subsystems() {
     let key_id = format!("{agency}/traffic/1");
     assert!(r.text().await.unwrap().contains(&key_id));
 
-    let now = nara_server::auth::unix_now();
+    let now = nara_server::identity::auth::unix_now();
     let good = Signing {
         key: &key,
         key_id: &key_id,

@@ -20,7 +20,7 @@ backends! {
         let Some(app) = TestApp::start(backend).await else { return };
         let accounts = app.demo_accounts().await;
         let _ = app.demo_exchange(3).await;
-        nara_server::services::ensure_demo(&app.store)
+        nara_server::catalogue::services::ensure_demo(&app.store)
             .await
             .unwrap();
         app.wait_for_directory().await;
@@ -647,13 +647,14 @@ async fn official(app: &TestApp, agency: &str, username: &str) -> (String, Strin
         )
         .await
         .unwrap();
-    let id =
-        nara_server::auth::start_session(&app.store, account.id, "full", "pwd otp", "test", "test")
-            .await
-            .unwrap();
+    let id = nara_server::identity::auth::start_session(
+        &app.store, account.id, "full", "pwd otp", "test", "test",
+    )
+    .await
+    .unwrap();
     let csrf = app
         .store
-        .session(&nara_server::auth::digest(&id))
+        .session(&nara_server::identity::auth::digest(&id))
         .await
         .unwrap()
         .unwrap()
@@ -669,7 +670,7 @@ backends! {
     let Some(app) = TestApp::start(backend).await else { return };
     let accounts = app.demo_accounts().await;
     let _ = app.demo_exchange(3).await;
-    nara_server::services::ensure_demo(&app.store)
+    nara_server::catalogue::services::ensure_demo(&app.store)
         .await
         .unwrap();
     app.wait_for_directory().await;
@@ -1026,7 +1027,7 @@ backends! {
         let Some(app) = TestApp::start(backend).await else { return };
         let accounts = app.demo_accounts().await;
         let _ = app.demo_exchange(3).await;
-        nara_server::services::ensure_demo(&app.store)
+        nara_server::catalogue::services::ensure_demo(&app.store)
             .await
             .unwrap();
         app.wait_for_directory().await;
@@ -1298,7 +1299,7 @@ backends! {
         let Some(app) = TestApp::start(backend).await else { return };
         let accounts = app.demo_accounts().await;
         let _ = app.demo_exchange(3).await;
-        nara_server::services::ensure_demo(&app.store)
+        nara_server::catalogue::services::ensure_demo(&app.store)
             .await
             .unwrap();
         app.wait_for_directory().await;
@@ -1380,7 +1381,7 @@ backends! {
         let r = upload(c, t, "lease.pdf", big).await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
         let mut huge = b"%PDF-1.7\n".to_vec();
-        huge.resize(nara_server::uploads::UPLOAD_BODY + 1, b' ');
+        huge.resize(nara_server::citizen::uploads::UPLOAD_BODY + 1, b' ');
         let (c, t) = mine();
         let r = upload(c, t, "lease.pdf", huge).await;
         assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
@@ -1531,7 +1532,7 @@ backends! {
         let Some(app) = TestApp::start(backend).await else { return };
         let accounts = app.demo_accounts().await;
         let _ = app.demo_exchange(3).await;
-        nara_server::services::ensure_demo(&app.store)
+        nara_server::catalogue::services::ensure_demo(&app.store)
             .await
             .unwrap();
         app.wait_for_directory().await;
@@ -1730,7 +1731,7 @@ backends! {
         };
         let Some(app) = TestApp::start_with(backend, config).await else { return };
         let accounts = app.demo_accounts().await;
-        nara_server::services::ensure_demo(&app.store)
+        nara_server::catalogue::services::ensure_demo(&app.store)
             .await
             .unwrap();
         let minji = app
@@ -1804,7 +1805,7 @@ backends! {
     /// document cannot be stored, the decision is not either.
     async fn an_approval_and_its_document_commit_together(backend: &str) {
         let Some(app) = TestApp::start(backend).await else { return };
-        nara_server::services::ensure_demo(&app.store).await.unwrap();
+        nara_server::catalogue::services::ensure_demo(&app.store).await.unwrap();
         let accounts = app.demo_accounts().await;
         let minji = app.sign_in(accounts.iter().find(|a| a.username == "minji").unwrap()).await;
         let junho = app.sign_in(accounts.iter().find(|a| a.username == "junho").unwrap()).await;

@@ -63,14 +63,14 @@ fn capture(
 ) -> Captured {
     let c = app.consumer(demo);
     let url = app.url(path);
-    let mut headers: Vec<(String, String)> = nara_server::machine::sign_request(
+    let mut headers: Vec<(String, String)> = nara_server::identity::machine::sign_request(
         method.as_str(),
         &url,
         signed,
         body,
         &c.key_id,
         &c.key,
-        nara_server::auth::unix_now(),
+        nara_server::identity::auth::unix_now(),
     )
     .into_iter()
     .map(|(n, v)| (n.to_owned(), v))
@@ -195,7 +195,7 @@ backends! {
         let client = app.client.clone();
         // MOIS's own system writes its resident register.
         let key = ed25519_dalek::SigningKey::from_bytes(&rand::random::<[u8; 32]>());
-        let own = nara_server::machine::register(
+        let own = nara_server::identity::machine::register(
             &app.store,
             &"KR/GOV/MOIS".parse().unwrap(),
             "resident-registry",
@@ -306,16 +306,16 @@ mod replay_store {
         async fn a_signature_is_admitted_once_across_nodes(backend: &str) {
             let Some(app) = TestApp::start(backend).await else { return };
             let other = nara_store::Store::connect(&app.url).await.unwrap();
-            let (a, b) = (nara_server::machine::ReplayGuard::default(), nara_server::machine::ReplayGuard::default());
+            let (a, b) = (nara_server::identity::machine::ReplayGuard::default(), nara_server::identity::machine::ReplayGuard::default());
             let now = nara_core::Timestamp::now().0;
             assert_eq!(a.admit(&app.store, &[], "sig\nk\n1", now).await, Ok(()));
-            assert_eq!(a.admit(&app.store, &[], "sig\nk\n1", now).await, Err(nara_server::machine::Replay::Repeated));
-            assert_eq!(b.admit(&other, &[], "sig\nk\n1", now).await, Err(nara_server::machine::Replay::Repeated));
+            assert_eq!(a.admit(&app.store, &[], "sig\nk\n1", now).await, Err(nara_server::identity::machine::Replay::Repeated));
+            assert_eq!(b.admit(&other, &[], "sig\nk\n1", now).await, Err(nara_server::identity::machine::Replay::Repeated));
             assert_eq!(b.admit(&other, &[], "sig\nk\n2", now).await, Ok(()));
             // Past the window the row is pruned (the signature's clock check refuses it anyway).
-            let later = now + nara_server::machine::REPLAY_WINDOW_MS + 1;
+            let later = now + nara_server::identity::machine::REPLAY_WINDOW_MS + 1;
             b.prune(&other, later).await;
-            assert_eq!(app.store.claim_signatures(&["sig\nk\n1".into()], later, later - nara_server::machine::REPLAY_WINDOW_MS).await.unwrap(), vec![true]);
+            assert_eq!(app.store.claim_signatures(&["sig\nk\n1".into()], later, later - nara_server::identity::machine::REPLAY_WINDOW_MS).await.unwrap(), vec![true]);
         }
     }
 }

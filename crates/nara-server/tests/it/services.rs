@@ -12,10 +12,10 @@ backends! {
         let Some(app) = TestApp::start(backend).await else { return };
         let accounts = app.demo_accounts().await;
         let _ = app.demo_exchange(1).await;
-        nara_server::services::ensure_demo(&app.store)
+        nara_server::catalogue::services::ensure_demo(&app.store)
             .await
             .unwrap();
-        nara_server::services::ensure_demo(&app.store)
+        nara_server::catalogue::services::ensure_demo(&app.store)
             .await
             .unwrap(); // idempotent
 

@@ -15,8 +15,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
-use crate::auth::Principal;
 use crate::extract::{ApiJson, ApiQuery};
+use crate::identity::auth::Principal;
 use crate::problem::Problem;
 use nara_core::identity::Role;
 
@@ -33,14 +33,14 @@ use nara_core::identity::Role;
         list_systems, create_system, get_system, update_system,
         list_services, create_service, get_service, update_service,
         crate::ledger::entry, crate::ledger::consistency,
-        crate::account::security_events_api, crate::machine::whoami,
-        crate::exchange_pages::registries_api, crate::exchange_pages::registry_record,
-        crate::exchange_pages::put_registry_record, crate::exchange_pages::data_access_api,
-        crate::exchange_pages::my_consents_api, crate::exchange_pages::grant_consent_api,
-        crate::exchange_pages::revoke_consent_api, crate::exchange::gateway::exchange,
-        crate::services::definitions_api, crate::services::definition_api, crate::services::publish_api,
-        crate::credentials::verify_api,
-        crate::application_api::create, crate::application_api::mine, crate::application_api::one,
+        crate::identity::account::security_events_api, crate::identity::machine::whoami,
+        crate::exchange::pages::registries_api, crate::exchange::pages::registry_record,
+        crate::exchange::pages::put_registry_record, crate::exchange::pages::data_access_api,
+        crate::exchange::pages::my_consents_api, crate::exchange::pages::grant_consent_api,
+        crate::exchange::pages::revoke_consent_api, crate::exchange::gateway::exchange,
+        crate::catalogue::services::definitions_api, crate::catalogue::services::definition_api, crate::catalogue::services::publish_api,
+        crate::citizen::credentials::verify_api,
+        crate::citizen::application_api::create, crate::citizen::application_api::mine, crate::citizen::application_api::one,
     ),
     components(schemas(Problem, Page<Agency>, Page<System>, Page<Service>)),
     modifiers(&OperatorAuth),

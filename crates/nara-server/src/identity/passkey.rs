@@ -22,9 +22,9 @@ use webauthn_rs::prelude::{
 };
 
 use crate::AppState;
-use crate::account::{ClientAddress, event, promote_session, with_cookie};
-use crate::auth::Caller;
 use crate::extract::ApiJson;
+use crate::identity::account::{ClientAddress, event, promote_session, with_cookie};
+use crate::identity::auth::Caller;
 use crate::problem::Problem;
 use crate::web::csrf::csrf_ok;
 
@@ -60,7 +60,7 @@ impl axum::extract::FromRequestParts<AppState> for Ceremony {
         let rp = state.webauthn.clone().ok_or_else(|| {
             Problem::not_found("passkeys on this node (its public URL has no domain name)")
         })?;
-        let caller = crate::auth::caller_of(&parts.extensions);
+        let caller = crate::identity::auth::caller_of(&parts.extensions);
         csrf_header(&caller, &parts.headers)?;
         Ok(Ceremony { rp, caller })
     }
@@ -323,7 +323,7 @@ pub async fn sign_in_finish(
     )
     .await;
     let cookie = promote_session(&state, &caller, account.id, "pwd hwk", &addr, &headers).await?;
-    let next = crate::account::safe_next(form.next.as_deref());
+    let next = crate::identity::account::safe_next(form.next.as_deref());
     Ok(with_cookie(
         Json(json!({"next": next})).into_response(),
         &cookie,

@@ -1,6 +1,6 @@
 //! The server-rendered catalogue pages: home, service catalogue, service,
 //! agencies, agency, the staff's systems inventory and the public ledger.
-//! Sign-in and account pages are in [`crate::account`]; the page framework
+//! Sign-in and account pages are in [`crate::identity::account`]; the page framework
 //! they all use is [`crate::web`].
 
 use askama::Template;
@@ -166,7 +166,7 @@ struct ServicePage {
     service: Service,
     agency_name: String,
     /// When citizens apply for it on nara: its figures.
-    online: Option<crate::statistics::FiguresView>,
+    online: Option<crate::catalogue::statistics::FiguresView>,
 }
 
 pub async fn service(
@@ -199,16 +199,17 @@ pub async fn service(
         .first()
     {
         Some(d) if d.agency_id == service.details.agency.as_str() => {
-            let figures = crate::statistics::figures(&state, Some(&service.details.code))
-                .await
-                .map_err(store_failed(ctx.lang))?
-                .into_iter()
-                .next()
-                .unwrap_or_else(|| nara_store::applications::ServiceFigures {
-                    service_code: service.details.code.clone(),
-                    ..Default::default()
-                });
-            Some(crate::statistics::view(&figures, title.clone()))
+            let figures =
+                crate::catalogue::statistics::figures(&state, Some(&service.details.code))
+                    .await
+                    .map_err(store_failed(ctx.lang))?
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(|| nara_store::applications::ServiceFigures {
+                        service_code: service.details.code.clone(),
+                        ..Default::default()
+                    });
+            Some(crate::catalogue::statistics::view(&figures, title.clone()))
         }
         _ => None,
     };

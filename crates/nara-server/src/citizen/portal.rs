@@ -15,8 +15,8 @@ use nara_store::applications::Application;
 use serde_json::{Map, Value};
 
 use crate::AppState;
-use crate::account::when;
-use crate::auth::Principal;
+use crate::identity::account::when;
+use crate::identity::auth::Principal;
 use crate::web::csrf::{CsrfForm, csrf_ok, csrf_refused};
 use crate::web::{Layout, PageCtx, PageError, render, store_failed};
 
@@ -632,7 +632,7 @@ async fn review_view(
     let evidence = evidence_plan(state, def, ctx.lang, |_| true)
         .await
         .map_err(store_failed(ctx.lang))?;
-    let status = crate::account::status_for(&error);
+    let status = crate::identity::account::status_for(&error);
     let page = ReviewPage {
         layout: ctx.layout(ctx.tr().s("application.review_title"), "my-applications"),
         reference: app.reference.clone(),
@@ -700,7 +700,7 @@ pub enum Refusal {
 
 impl Refusal {
     pub fn message(&self, lang: Lang) -> String {
-        let tr = crate::i18n::Tr(lang);
+        let tr = crate::web::i18n::Tr(lang);
         match self {
             Refusal::Answer(field, message) => format!("{field}: {message}"),
             Refusal::NoNationalId => tr.s("exchange.no_id").into(),
@@ -791,7 +791,7 @@ pub async fn complete(
     loop {
         // An automatic service's document is stored with the submission.
         let credential = if def.automatic {
-            crate::credentials::prepare(state, &approved, def).await?
+            crate::citizen::credentials::prepare(state, &approved, def).await?
         } else {
             None
         };
@@ -917,7 +917,7 @@ async fn receipt_view(
         csrf: who.csrf().unwrap_or_default().to_owned(),
         error: error.clone(),
     };
-    Ok((crate::account::status_for(&error), render(&page)).into_response())
+    Ok((crate::identity::account::status_for(&error), render(&page)).into_response())
 }
 
 /// The step the citizen may take from the application's state (answering
@@ -1097,7 +1097,7 @@ async fn inbox_view(
         mail_enabled: state.config.smtp_url.is_some(),
         error: error.clone(),
     };
-    Ok((crate::account::status_for(&error), render(&page)).into_response())
+    Ok((crate::identity::account::status_for(&error), render(&page)).into_response())
 }
 
 #[derive(serde::Deserialize)]

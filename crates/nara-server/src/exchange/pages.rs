@@ -14,8 +14,8 @@ use nara_store::exchange::{Consent, ExchangeRecord};
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::account::{admin_agency, agency_name, query_value, status_for, when};
-use crate::auth::{Caller, Principal};
+use crate::identity::account::{admin_agency, agency_name, query_value, status_for, when};
+use crate::identity::auth::{Caller, Principal};
 use crate::problem::Problem;
 use crate::web::csrf::{CsrfForm, CsrfHeader};
 use crate::web::{Layout, PageCtx, PageError, render, store_failed};
@@ -751,8 +751,10 @@ pub async fn grant_consent_api(
     match give_consent(&state, &who, &input).await {
         Ok(c) => (StatusCode::CREATED, Json(c)).into_response(),
         Err("error.internal") => Problem::internal().into_response(),
-        Err(key) => Problem::bad_request("consent", crate::i18n::Tr(nara_core::Lang::En).s(key))
-            .into_response(),
+        Err(key) => {
+            Problem::bad_request("consent", crate::web::i18n::Tr(nara_core::Lang::En).s(key))
+                .into_response()
+        }
     }
 }
 

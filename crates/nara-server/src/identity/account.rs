@@ -24,7 +24,7 @@ use nara_store::oidc::Client;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::auth::{self, Caller, Principal, digest, random_secret, session_cookie};
+use crate::identity::auth::{self, Caller, Principal, digest, random_secret, session_cookie};
 use crate::problem::Problem;
 use crate::web::csrf::CsrfForm;
 use crate::web::{Layout, PageCtx, PageError, render, store_failed};
@@ -1792,7 +1792,9 @@ pub async fn register_app(
     let name_ok = identity::check_display_name(&form.name).is_ok();
     let uris_ok = !uris.is_empty()
         && uris.len() <= 5
-        && uris.iter().all(|u| crate::oidc::valid_redirect_uri(u));
+        && uris
+            .iter()
+            .all(|u| crate::identity::oidc::valid_redirect_uri(u));
     let confidential = match form.client_type.as_str() {
         "confidential" => Some(true),
         "public" => Some(false),
@@ -1898,7 +1900,7 @@ pub async fn register_machine_client(
 ) -> Result<Response, PageError> {
     let agency = admin_agency(&ctx, &who, Some(&form.agency))?;
     let tr = ctx.tr();
-    match crate::machine::register(
+    match crate::identity::machine::register(
         &state.store,
         &agency,
         &form.subsystem,
@@ -1910,7 +1912,7 @@ pub async fn register_machine_client(
         Ok(client) => {
             machine_clients_view(&ctx, &state, &who, &agency, Some(client.key_id), None).await
         }
-        Err(crate::machine::NotRegistered::Subsystem) => {
+        Err(crate::identity::machine::NotRegistered::Subsystem) => {
             machine_clients_view(
                 &ctx,
                 &state,
@@ -1921,7 +1923,7 @@ pub async fn register_machine_client(
             )
             .await
         }
-        Err(crate::machine::NotRegistered::Key) => {
+        Err(crate::identity::machine::NotRegistered::Key) => {
             machine_clients_view(
                 &ctx,
                 &state,
@@ -1932,7 +1934,7 @@ pub async fn register_machine_client(
             )
             .await
         }
-        Err(crate::machine::NotRegistered::Store(e)) => Err(store_failed(ctx.lang)(e)),
+        Err(crate::identity::machine::NotRegistered::Store(e)) => Err(store_failed(ctx.lang)(e)),
     }
 }
 

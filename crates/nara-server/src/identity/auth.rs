@@ -513,7 +513,7 @@ pub enum Caller {
     },
     Signed(Box<Principal>),
     /// An agency system, by its signed request (RFC 9421).
-    Machine(Box<crate::machine::MachineCaller>),
+    Machine(Box<crate::identity::machine::MachineCaller>),
 }
 
 pub fn session_cookie_name(https: bool) -> &'static str {

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::AppState;
-use crate::account::{query_value, when};
-use crate::auth::Principal;
+use crate::identity::account::{query_value, when};
+use crate::identity::auth::Principal;
 use crate::web::csrf::CsrfForm;
 use crate::web::{Layout, PageCtx, PageError, render, store_failed};
 
@@ -350,7 +350,7 @@ async fn case_view(
         csrf: who.csrf().unwrap_or_default().to_owned(),
         error: error.clone(),
     };
-    Ok((crate::account::status_for(&error), render(&page)).into_response())
+    Ok((crate::identity::account::status_for(&error), render(&page)).into_response())
 }
 
 /// `GET /cases/{reference}`.
@@ -452,7 +452,7 @@ pub async fn act(
     let acted = loop {
         // Approval and its document commit together.
         let credential = if form.to == "approved" {
-            crate::credentials::prepare(&state, &app, &def)
+            crate::citizen::credentials::prepare(&state, &app, &def)
                 .await
                 .map_err(store_failed(ctx.lang))?
         } else {
@@ -474,7 +474,7 @@ pub async fn act(
             Err(nara_store::StoreError::Conflict(_))
                 if credential.is_some()
                     && attempts < 3
-                    && crate::portal::still_in(&state, &app, &app.state).await =>
+                    && crate::citizen::portal::still_in(&state, &app, &app.state).await =>
             {
                 attempts += 1;
             }

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
-use crate::auth::{Principal, constant_time_eq, digest, random_secret};
+use crate::identity::auth::{Principal, constant_time_eq, digest, random_secret};
 use crate::web::{Layout, PageCtx, PageError, render};
 
 pub const CODE_LIFETIME_MS: i64 = 60 * 1000;
@@ -340,7 +340,7 @@ pub async fn authorize(
     // that redirect to the page's form-action, so name the app's origin.
     if let Ok(url) = url::Url::parse(&req.redirect_uri) {
         let origin = url.origin().ascii_serialization();
-        let csp = crate::security::csp_with_form_action(&origin);
+        let csp = crate::web::security::csp_with_form_action(&origin);
         if let Ok(v) = HeaderValue::from_str(&csp) {
             response
                 .headers_mut()
@@ -388,10 +388,10 @@ async fn issue_code(state: &AppState, who: &Principal, req: &Request) -> Respons
     let code = random_secret("");
     let now = nara_core::Timestamp::now().0;
     let (amr, auth_time) = match &who.credential {
-        crate::auth::Credential::Session {
+        crate::identity::auth::Credential::Session {
             amr, created_at, ..
         } => (amr.clone(), *created_at),
-        crate::auth::Credential::Token { .. } => ("pwd".into(), now),
+        crate::identity::auth::Credential::Token { .. } => ("pwd".into(), now),
     };
     let record = CodeRecord {
         code_hash: digest(&code),

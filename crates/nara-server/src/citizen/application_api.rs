@@ -18,8 +18,8 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::auth::Principal;
-use crate::portal::Refusal;
+use crate::citizen::portal::Refusal;
+use crate::identity::auth::Principal;
 use crate::problem::Problem;
 
 /// API submissions, group-committed: up to 256 a transaction.
@@ -186,7 +186,7 @@ pub async fn create(
     {
         return refused(Refusal::ConsentNeeded(e.id.get_ref().clone()));
     }
-    let reference = crate::portal::new_reference(&published.agency_id);
+    let reference = crate::citizen::portal::new_reference(&published.agency_id);
     if !input.submit {
         let draft = match state
             .store
@@ -214,7 +214,7 @@ pub async fn create(
     }
     let consents = input.consents;
     let consented = |id: &str| consents.iter().any(|c| c == id);
-    let decision = match crate::portal::decide(
+    let decision = match crate::citizen::portal::decide(
         &state,
         &who,
         &reference,
@@ -250,7 +250,7 @@ pub async fn create(
     };
     // An automatic service's document is stored in the submission's transaction.
     let credential = if def.automatic {
-        match crate::credentials::prepare(&state, &whole, &def).await {
+        match crate::citizen::credentials::prepare(&state, &whole, &def).await {
             Ok(c) => c,
             Err(e) => return Problem::from(e).into_response(),
         }
@@ -275,10 +275,13 @@ pub async fn create(
             // A reference (or a document's status position) drawn twice: draw again.
             Err(crate::group_commit::WriteError::Conflict(_)) if attempts < 3 => {
                 attempts += 1;
-                submission.app.reference = crate::portal::new_reference(&published.agency_id);
+                submission.app.reference =
+                    crate::citizen::portal::new_reference(&published.agency_id);
                 if submission.credential.is_some() {
                     submission.credential =
-                        match crate::credentials::prepare(&state, &submission.app, &def).await {
+                        match crate::citizen::credentials::prepare(&state, &submission.app, &def)
+                            .await
+                        {
                             Ok(c) => c,
                             Err(e) => return Problem::from(e).into_response(),
                         };

@@ -15,8 +15,8 @@ use nara_store::services::PublishedDefinition;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::account::{query_value, when};
-use crate::auth::Principal;
+use crate::identity::account::{query_value, when};
+use crate::identity::auth::Principal;
 use crate::problem::Problem;
 use crate::web::csrf::CsrfForm;
 use crate::web::{Layout, PageCtx, PageError, render, store_failed};
@@ -278,7 +278,7 @@ struct ApplyService {
     document: Option<String>,
     /// A signed-in citizen's CSRF token: they may start an application.
     citizen_csrf: Option<String>,
-    figures: crate::statistics::FiguresView,
+    figures: crate::catalogue::statistics::FiguresView,
 }
 
 /// A service's page: what it asks, what nara fetches for you (from whom,
@@ -362,7 +362,7 @@ pub async fn apply_service(
             (page.title.get(ctx.lang), qs)
         })
         .collect();
-    let figures = crate::statistics::figures(&state, Some(&code))
+    let figures = crate::catalogue::statistics::figures(&state, Some(&code))
         .await
         .map_err(store_failed(ctx.lang))?
         .into_iter()
@@ -372,7 +372,7 @@ pub async fn apply_service(
             ..Default::default()
         });
     let page = ApplyService {
-        figures: crate::statistics::view(&figures, d.title.get(ctx.lang)),
+        figures: crate::catalogue::statistics::view(&figures, d.title.get(ctx.lang)),
         layout: ctx.layout(&d.title.get(ctx.lang), "apply"),
         code: p.code.clone(),
         version: p.version,
@@ -395,7 +395,7 @@ pub async fn apply_service(
         evidence,
         document: d.document.as_ref().map(|doc| doc.title.get(ctx.lang)),
         citizen_csrf: match &ctx.caller {
-            crate::auth::Caller::Signed(p) if p.has_role(Role::Citizen) => {
+            crate::identity::auth::Caller::Signed(p) if p.has_role(Role::Citizen) => {
                 p.csrf().map(str::to_owned)
             }
             _ => None,

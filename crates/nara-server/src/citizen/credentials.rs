@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
 use crate::AppState;
-use crate::auth::Principal;
+use crate::identity::auth::Principal;
 use crate::web::{Layout, PageCtx, PageError, render, store_failed};
 
 /// The issuer's identifier: a URL naming the agency on this node.
@@ -562,7 +562,7 @@ impl QrGate {
 pub async fn verify_file(
     ctx: PageCtx,
     State(state): State<AppState>,
-    crate::account::ClientAddress(address): crate::account::ClientAddress,
+    crate::identity::account::ClientAddress(address): crate::identity::account::ClientAddress,
     mut multipart: axum::extract::Multipart,
 ) -> Response {
     let mut bytes = Vec::new();

@@ -9,9 +9,9 @@ use std::sync::LazyLock;
 use nara_core::Lang;
 
 const SOURCES: [(Lang, &str); 3] = [
-    (Lang::En, include_str!("../locales/en.toml")),
-    (Lang::Es, include_str!("../locales/es.toml")),
-    (Lang::Ko, include_str!("../locales/ko.toml")),
+    (Lang::En, include_str!("../../locales/en.toml")),
+    (Lang::Es, include_str!("../../locales/es.toml")),
+    (Lang::Ko, include_str!("../../locales/ko.toml")),
 ];
 
 type Strings = HashMap<String, String>;

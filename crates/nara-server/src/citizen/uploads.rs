@@ -17,7 +17,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
-use crate::auth::Principal;
+use crate::identity::auth::Principal;
 use crate::web::csrf::{csrf_ok, csrf_refused};
 use crate::web::{PageCtx, PageError, store_failed};
 
@@ -199,7 +199,7 @@ pub async fn upload(
     if !csrf_ok(&ctx.caller, &csrf) {
         return Ok(csrf_refused(ctx.lang));
     }
-    let (app, def) = crate::portal::owned(&ctx, &state, &who, &reference).await?;
+    let (app, def) = crate::citizen::portal::owned(&ctx, &state, &who, &reference).await?;
     if app.state != "draft" {
         return Err(PageError::not_found(ctx.lang));
     }
@@ -213,7 +213,7 @@ pub async fn upload(
                 let hash = store_bytes(&state.config.data_dir, &bytes)
                     .await
                     .map_err(|_| PageError::internal(ctx.lang))?;
-                let mut answers = crate::portal::answers_of(&app);
+                let mut answers = crate::citizen::portal::answers_of(&app);
                 answers.insert(name.clone(), Value::String(hash.clone()));
                 let upload = Upload {
                     application_id: app.id,
@@ -250,14 +250,14 @@ pub async fn upload(
             if let Refused::Infected(what) = &r {
                 tracing::warn!(%reference, field = %name, %what, "an infected upload was refused");
             }
-            let message = crate::i18n::Tr(ctx.lang).s(r.key()).to_owned();
-            crate::portal::form_view(
+            let message = crate::web::i18n::Tr(ctx.lang).s(r.key()).to_owned();
+            crate::citizen::portal::form_view(
                 &ctx,
                 &state,
                 &app,
                 &def,
                 page,
-                &crate::portal::answers_of(&app),
+                &crate::citizen::portal::answers_of(&app),
                 vec![(name, message)],
                 &who,
             )
@@ -317,7 +317,7 @@ pub async fn download(
     who: Principal,
     Path((reference, name)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
-    let (app, _) = crate::portal::owned(&ctx, &state, &who, &reference).await?;
+    let (app, _) = crate::citizen::portal::owned(&ctx, &state, &who, &reference).await?;
     serve(&state, &ctx, app.id, &name).await
 }
 
@@ -329,7 +329,8 @@ pub async fn case_file(
     who: Principal,
     Path((reference, name)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
-    let (app, shown) = crate::cases::shown_fields(&ctx, &state, &who, &reference).await?;
+    let (app, shown) =
+        crate::officials::cases::shown_fields(&ctx, &state, &who, &reference).await?;
     if !shown.contains(&name) {
         return Err(PageError::not_found(ctx.lang));
     }

@@ -1,0 +1,3 @@
+//! What officials do: work their queue and decide cases (`cases`).
+
+pub mod cases;

@@ -2,6 +2,7 @@
 //! the middleware around them. [`router`] builds the whole application from
 //! an [`AppState`]; the binary and the integration tests both call it.
 
+pub mod admin;
 pub mod catalogue;
 pub mod citizen;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod officials;
 pub mod policy;
 pub mod problem;
+pub mod secops;
 pub mod web;
 
 use std::future::Future;
@@ -243,7 +245,7 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/api/v1/services/{id}" => get(catalogue::api::get_service): Public, put(catalogue::api::update_service): Api(DESIGNERS, "catalogue:write");
         "/api/v1/ledger/entries/{index}" => get(ledger::entry): Public;
         "/api/v1/ledger/consistency" => get(ledger::consistency): Public;
-        "/api/v1/security/events" => get(identity::account::security_events_api): Api(&[SecurityAnalyst, Auditor], "identity:read");
+        "/api/v1/security/events" => get(secops::events::security_events_api): Api(&[SecurityAnalyst, Auditor], "identity:read");
         "/api/v1/machine/whoami" => get(identity::machine::whoami): Machine, post(identity::machine::whoami): Machine;
         "/api/v1/registries" => get(exchange::pages::registries_api): Public;
         "/api/v1/service-definitions" => get(catalogue::services::definitions_api): Public, post(catalogue::services::publish_api): Api(DESIGNERS, "catalogue:write");
@@ -317,12 +319,12 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/sign-in/passkey/begin" => post(identity::passkey::sign_in_begin): SigningIn;
         "/sign-in/passkey/finish" => post(identity::passkey::sign_in_finish): SigningIn;
         "/account/tokens/revoke" => post(identity::account::revoke_token): Roles(OPERATORS);
-        "/admin/officials" => get(identity::account::officials_page): Roles(&[AgencyAdmin]), post(identity::account::create_official): Roles(&[AgencyAdmin]);
-        "/admin/roles" => post(identity::account::change_role): Roles(&[AgencyAdmin]);
-        "/admin/apps" => get(identity::account::apps_page): Roles(&[AgencyAdmin]), post(identity::account::register_app): Roles(&[AgencyAdmin]);
-        "/admin/machine-clients" => get(identity::account::machine_clients_page): Roles(&[AgencyAdmin]), post(identity::account::register_machine_client): Roles(&[AgencyAdmin]);
-        "/admin/machine-clients/revoke" => post(identity::account::revoke_machine_client): Roles(&[AgencyAdmin]);
-        "/security/events" => get(identity::account::security_events_page): Roles(&[SecurityAnalyst, Auditor]);
+        "/admin/officials" => get(admin::officials::officials_page): Roles(&[AgencyAdmin]), post(admin::officials::create_official): Roles(&[AgencyAdmin]);
+        "/admin/roles" => post(admin::officials::change_role): Roles(&[AgencyAdmin]);
+        "/admin/apps" => get(admin::apps::apps_page): Roles(&[AgencyAdmin]), post(admin::apps::register_app): Roles(&[AgencyAdmin]);
+        "/admin/machine-clients" => get(admin::machine_clients::machine_clients_page): Roles(&[AgencyAdmin]), post(admin::machine_clients::register_machine_client): Roles(&[AgencyAdmin]);
+        "/admin/machine-clients/revoke" => post(admin::machine_clients::revoke_machine_client): Roles(&[AgencyAdmin]);
+        "/security/events" => get(secops::events::security_events_page): Roles(&[SecurityAnalyst, Auditor]);
         "/registries" => get(exchange::pages::registries_page): Public;
         "/apply" => get(catalogue::services::apply_list): Public;
         "/statistics" => get(catalogue::statistics::page): Public;

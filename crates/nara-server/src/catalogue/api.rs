@@ -33,7 +33,7 @@ use nara_core::identity::Role;
         list_systems, create_system, get_system, update_system,
         list_services, create_service, get_service, update_service,
         crate::ledger::entry, crate::ledger::consistency,
-        crate::identity::account::security_events_api, crate::identity::machine::whoami,
+        crate::secops::events::security_events_api, crate::identity::machine::whoami,
         crate::exchange::pages::registries_api, crate::exchange::pages::registry_record,
         crate::exchange::pages::put_registry_record, crate::exchange::pages::data_access_api,
         crate::exchange::pages::my_consents_api, crate::exchange::pages::grant_consent_api,

@@ -15,11 +15,11 @@ use nara_store::services::PublishedDefinition;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::identity::account::{query_value, when};
 use crate::identity::auth::Principal;
 use crate::problem::Problem;
 use crate::web::csrf::CsrfForm;
 use crate::web::{Layout, PageCtx, PageError, render, store_failed};
+use crate::web::{query_value, when};
 
 /// Publishes a definition's source for `agency`, by `actor`.
 async fn publish(

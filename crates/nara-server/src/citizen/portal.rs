@@ -15,9 +15,9 @@ use nara_store::applications::Application;
 use serde_json::{Map, Value};
 
 use crate::AppState;
-use crate::identity::account::when;
 use crate::identity::auth::Principal;
 use crate::web::csrf::{CsrfForm, csrf_ok, csrf_refused};
+use crate::web::when;
 use crate::web::{Layout, PageCtx, PageError, render, store_failed};
 
 /// A new reference number: agency code, year, 8 random digits.
@@ -632,7 +632,7 @@ async fn review_view(
     let evidence = evidence_plan(state, def, ctx.lang, |_| true)
         .await
         .map_err(store_failed(ctx.lang))?;
-    let status = crate::identity::account::status_for(&error);
+    let status = crate::web::status_for(&error);
     let page = ReviewPage {
         layout: ctx.layout(ctx.tr().s("application.review_title"), "my-applications"),
         reference: app.reference.clone(),
@@ -917,7 +917,7 @@ async fn receipt_view(
         csrf: who.csrf().unwrap_or_default().to_owned(),
         error: error.clone(),
     };
-    Ok((crate::identity::account::status_for(&error), render(&page)).into_response())
+    Ok((crate::web::status_for(&error), render(&page)).into_response())
 }
 
 /// The step the citizen may take from the application's state (answering
@@ -1097,7 +1097,7 @@ async fn inbox_view(
         mail_enabled: state.config.smtp_url.is_some(),
         error: error.clone(),
     };
-    Ok((crate::identity::account::status_for(&error), render(&page)).into_response())
+    Ok((crate::web::status_for(&error), render(&page)).into_response())
 }
 
 #[derive(serde::Deserialize)]

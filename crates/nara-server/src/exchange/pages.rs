@@ -14,11 +14,12 @@ use nara_store::exchange::{Consent, ExchangeRecord};
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::identity::account::{admin_agency, agency_name, query_value, status_for, when};
+use crate::admin::{admin_agency, agency_name};
 use crate::identity::auth::{Caller, Principal};
 use crate::problem::Problem;
 use crate::web::csrf::{CsrfForm, CsrfHeader};
 use crate::web::{Layout, PageCtx, PageError, render, store_failed};
+use crate::web::{query_value, status_for, when};
 
 // ------------------------------------------------------------- registries
 

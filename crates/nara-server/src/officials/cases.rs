@@ -13,10 +13,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::AppState;
-use crate::identity::account::{query_value, when};
 use crate::identity::auth::Principal;
 use crate::web::csrf::CsrfForm;
 use crate::web::{Layout, PageCtx, PageError, render, store_failed};
+use crate::web::{query_value, when};
 
 /// Who acts in a transition: `citizen` and `system` are not officials.
 fn officials_step(by: &str) -> bool {
@@ -350,7 +350,7 @@ async fn case_view(
         csrf: who.csrf().unwrap_or_default().to_owned(),
         error: error.clone(),
     };
-    Ok((crate::identity::account::status_for(&error), render(&page)).into_response())
+    Ok((crate::web::status_for(&error), render(&page)).into_response())
 }
 
 /// `GET /cases/{reference}`.

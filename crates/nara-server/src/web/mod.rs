@@ -412,6 +412,32 @@ pub async fn not_found(headers: HeaderMap) -> Response {
     PageError::not_found(preferred_lang(&headers)).into_response()
 }
 
+/// A timestamp as pages show it: `YYYY-MM-DD HH:MM` (UTC).
+pub fn when(ms: i64) -> String {
+    nara_core::Timestamp(ms)
+        .rfc3339()
+        .chars()
+        .take(16)
+        .collect::<String>()
+        .replace('T', " ")
+}
+
+/// 400 when a form's error is shown, else 200.
+pub fn status_for(error: &Option<String>) -> StatusCode {
+    if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    }
+}
+
+/// One value of the page's query string.
+pub fn query_value(ctx: &PageCtx, name: &str) -> Option<String> {
+    form_urlencoded::parse(ctx.query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
 #[cfg(test)]
 mod origin_tests {
     #[test]

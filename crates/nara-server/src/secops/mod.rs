@@ -1,0 +1,3 @@
+//! Security operations: what security analysts and auditors read.
+
+pub mod events;

@@ -319,7 +319,7 @@ impl AgencyChanges {
 // ---------------------------------------------------------------- systems
 
 /// An inventoried system or asset of an agency.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct System {
     pub id: i64,
     #[serde(flatten)]
@@ -373,7 +373,7 @@ impl SystemInput {
 // ---------------------------------------------------------------- services
 
 /// A public service an agency offers.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Service {
     pub id: i64,
     #[serde(flatten)]
@@ -412,6 +412,78 @@ impl ServiceInput {
     }
 }
 
+// ------------------------------------------------------- stored records
+
+/// The schema of a stored record: its input's fields beside the ones the
+/// store adds (`id`, `created_at`, `updated_at`), in one flat object.
+/// Derived from the input's schema so the two cannot
+/// drift; a derived `#[serde(flatten)]` schema would nest the input's
+/// `additionalProperties: false`, which no stored record can satisfy.
+fn stored_record_schema<I: utoipa::PartialSchema>(
+    description: &str,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{Object, Schema, Type};
+    use utoipa::openapi::{ObjectBuilder, RefOr};
+    let mut record = match I::schema() {
+        RefOr::T(Schema::Object(input)) => input,
+        _ => Object::new(),
+    };
+    record.description = Some(description.to_owned());
+    record.additional_properties = None;
+    let id = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+            utoipa::openapi::KnownFormat::Int64,
+        )))
+        .minimum(Some(1))
+        .description(Some("Assigned by nara when the record is registered"));
+    record.properties.insert("id".into(), id.into());
+    for at in ["created_at", "updated_at"] {
+        record
+            .properties
+            .insert(at.into(), <Timestamp as utoipa::PartialSchema>::schema());
+    }
+    record.required.splice(
+        0..0,
+        ["id".to_owned(), "created_at".into(), "updated_at".into()],
+    );
+    RefOr::T(Schema::Object(record))
+}
+
+impl utoipa::PartialSchema for System {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        stored_record_schema::<SystemInput>("An inventoried system or asset of an agency")
+    }
+}
+
+impl ToSchema for System {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        SystemInput::schemas(schemas);
+    }
+}
+
+impl utoipa::PartialSchema for Service {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        stored_record_schema::<ServiceInput>("A public service an agency offers")
+    }
+}
+
+impl ToSchema for Service {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        ServiceInput::schemas(schemas);
+    }
+}
+
 // ---------------------------------------------------------------- listing
 
 /// Reads an optional query parameter; an empty value (an HTML form's "any")
@@ -428,6 +500,40 @@ where
         Some(s) => s.trim().parse().map(Some).map_err(serde::de::Error::custom),
     }
 }
+
+/// Documents a filter parameter: its value, or empty for "any" (what an
+/// HTML form's "any" option sends), exactly as [`optional`] reads it.
+macro_rules! or_empty {
+    ($($doc:ident: $t:ty),+) => {$(
+        #[doc = concat!("A `", stringify!($t), "` filter, or empty for any.")]
+        pub struct $doc;
+
+        impl utoipa::PartialSchema for $doc {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                use utoipa::openapi::schema::{OneOfBuilder, Type};
+                OneOfBuilder::new()
+                    .item(<$t as utoipa::PartialSchema>::schema())
+                    .item(
+                        utoipa::openapi::ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .enum_values(Some([""]))
+                            .description(Some("Empty: any")),
+                    )
+                    .into()
+            }
+        }
+
+        impl ToSchema for $doc {}
+    )+};
+}
+
+or_empty!(
+    AgencyKindOrAny: AgencyKind,
+    AudienceOrAny: Audience,
+    ServiceStatusOrAny: ServiceStatus,
+    SystemKindOrAny: SystemKind,
+    SystemStatusOrAny: SystemStatus
+);
 
 /// Free text to search for: at most 200 characters, matched case-insensitively
 /// anywhere in names, codes and descriptions.
@@ -520,7 +626,7 @@ impl<T> Page<T> {
 pub struct AgencyFilter {
     /// Only agencies of this kind.
     #[serde(default, deserialize_with = "optional")]
-    #[param(value_type = Option<AgencyKind>)]
+    #[param(value_type = Option<AgencyKindOrAny>, inline)]
     pub kind: Option<AgencyKind>,
     /// Text to find in the agency's names or identifier.
     #[serde(default, deserialize_with = "optional")]
@@ -541,11 +647,11 @@ pub struct SystemFilter {
     pub grade: Option<Grade>,
     /// Only systems of this kind.
     #[serde(default, deserialize_with = "optional")]
-    #[param(value_type = Option<SystemKind>)]
+    #[param(value_type = Option<SystemKindOrAny>, inline)]
     pub kind: Option<SystemKind>,
     /// Only systems in this state.
     #[serde(default, deserialize_with = "optional")]
-    #[param(value_type = Option<SystemStatus>)]
+    #[param(value_type = Option<SystemStatusOrAny>, inline)]
     pub status: Option<SystemStatus>,
     /// Text to find in the system's name or code.
     #[serde(default, deserialize_with = "optional")]
@@ -562,11 +668,11 @@ pub struct ServiceFilter {
     pub agency: Option<MemberId>,
     /// Only services for this audience.
     #[serde(default, deserialize_with = "optional")]
-    #[param(value_type = Option<Audience>)]
+    #[param(value_type = Option<AudienceOrAny>, inline)]
     pub audience: Option<Audience>,
     /// Only services in this state.
     #[serde(default, deserialize_with = "optional")]
-    #[param(value_type = Option<ServiceStatus>)]
+    #[param(value_type = Option<ServiceStatusOrAny>, inline)]
     pub status: Option<ServiceStatus>,
     /// Text to find in the service's names, descriptions or code, in any language.
     #[serde(default, deserialize_with = "optional")]

@@ -76,6 +76,68 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
+/// A UTF-8 text body of at most 256 KiB, sent as `application/toml` or
+/// `text/plain` (or without a media type, as `curl --data-binary` does):
+/// what a generic client can produce for a TOML document.
+pub struct TomlText(pub String);
+
+pub const TOML_TEXT_BYTES: usize = 256 * 1024;
+
+impl<S: Send + Sync> FromRequest<S> for TomlText {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Problem> {
+        let mime = req.headers().get(header::CONTENT_TYPE).map(|v| {
+            v.to_str()
+                .unwrap_or("")
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+        if !matches!(
+            mime.as_deref(),
+            None | Some("application/toml" | "text/plain" | "application/x-www-form-urlencoded")
+        ) {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "The body must be TOML",
+            )
+            .detail("send `Content-Type: application/toml` (or text/plain)"));
+        }
+        let bytes = axum::body::to_bytes(req.into_body(), TOML_TEXT_BYTES)
+            .await
+            .map_err(|_| {
+                Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload-too-large",
+                    "The body is too large",
+                )
+                .detail("at most 256 KiB")
+            })?;
+        String::from_utf8(bytes.to_vec())
+            .map(TomlText)
+            .map_err(|_| Problem::bad_request("body", "is not UTF-8 text"))
+    }
+}
+
+/// Path parameters, with a problem (not axum's plain text) when a segment is
+/// not valid percent-encoded UTF-8 or does not parse.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| ApiPath(value))
+            .map_err(|e| Problem::bad_request("path", e.body_text()))
+    }
+}
+
 pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, Problem> {
     let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
     serde_path_to_error::deserialize(de).map_err(|e| {

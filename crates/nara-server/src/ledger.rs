@@ -24,7 +24,7 @@ use nara_store::Store;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::extract::ApiQuery;
+use crate::extract::{ApiPath, ApiQuery};
 use crate::problem::Problem;
 
 /// The ledger's signing key and the verifier keys of retired ones.
@@ -273,36 +273,77 @@ pub struct EntryProof {
     pub inclusion_proof: Vec<String>,
 }
 
-/// Get a ledger entry with its inclusion proof against the latest checkpoint.
-/// `GET /api/v1/me/ledger-openings`: the citizen's own commitments in the
-/// public ledger (an entry names a citizen as `citizen:…`, fresh per entry)
-/// with the salts that open them, newest first, so that they can find and
-/// prove their own entries; nobody else can link them.
+/// A citizen's commitments in the public ledger, with what opens them.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MyOpenings {
+    /// The citizen's own actor name, which the commitments hide.
+    pub actor: String,
+    pub openings: Vec<MyOpening>,
+    /// How a commitment is computed from the actor and a salt.
+    pub how_to_open: &'static str,
+}
+
+/// One commitment and its salt.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MyOpening {
+    /// `citizen:` and 64 hex digits, as the ledger entry names the actor.
+    pub commitment: String,
+    /// Hex.
+    pub salt: String,
+    pub created_at: nara_core::Timestamp,
+}
+
+/// An opened commitment: the account it names.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OpenedCommitment {
+    pub commitment: String,
+    /// `account:ID`.
+    pub actor: String,
+    pub salt: String,
+    /// Always true: a commitment that does not open is not found.
+    pub opens: bool,
+}
+
+/// The signed-in citizen's own commitments in the public ledger (an entry
+/// names a citizen as `citizen:…`, fresh per entry) with the salts that open
+/// them, newest first, so that they can find and prove their own entries;
+/// nobody else can link them.
+#[utoipa::path(get, path = "/api/v1/me/ledger-openings", tag = "ledger",
+    responses((status = 200, description = "The citizen's commitments, newest first (at most 1,000)", body = MyOpenings)))]
 pub async fn my_openings(
     State(state): State<AppState>,
     who: crate::identity::auth::Principal,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<MyOpenings>, Problem> {
     let openings = state.store.openings_of(who.account_id, 1_000).await?;
-    Ok(Json(serde_json::json!({
-        "actor": who.actor(),
-        "openings": openings.iter().map(|o| serde_json::json!({
-            "commitment": o.commitment,
-            "salt": o.salt,
-            "created_at": nara_core::Timestamp(o.created_at).rfc3339(),
-        })).collect::<Vec<_>>(),
-        "how_to_open": "citizen:hex(SHA-256(\"nara actor commitment v1\\0\" || actor || \"\\0\" || salt bytes))",
-    })))
+    Ok(Json(MyOpenings {
+        actor: who.actor(),
+        openings: openings
+            .iter()
+            .map(|o| MyOpening {
+                commitment: o.commitment.clone(),
+                salt: o.salt.clone(),
+                created_at: nara_core::Timestamp(o.created_at),
+            })
+            .collect(),
+        how_to_open: "citizen:hex(SHA-256(\"nara actor commitment v1\\0\" || actor || \"\\0\" || salt bytes))",
+    }))
 }
 
-/// `GET /api/v1/ledger/openings/{commitment}`: an auditor opens one
-/// commitment: the account it names and the salt, checked to open it. Each
-/// opening is a security event, so that opening is itself accountable.
+/// An auditor opens one commitment: the account it names and the salt,
+/// checked to open it. Each opening is a security event, so that opening is
+/// itself accountable.
+#[utoipa::path(get, path = "/api/v1/ledger/openings/{commitment}", tag = "ledger",
+    params(("commitment" = String, Path, description = "A commitment as a ledger entry names it, `citizen:` and 64 hex digits")),
+    responses(
+        (status = 200, description = "The account the commitment names", body = OpenedCommitment),
+        (status = 404, description = "No such commitment, or one that does not open", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn open_commitment(
     State(state): State<AppState>,
     who: crate::identity::auth::Principal,
     crate::identity::account::ClientAddress(address): crate::identity::account::ClientAddress,
-    Path(commitment): Path<String>,
-) -> Result<Json<serde_json::Value>, Problem> {
+    ApiPath(commitment): ApiPath<String>,
+) -> Result<Json<OpenedCommitment>, Problem> {
     let opening = state
         .store
         .opening(&commitment)
@@ -318,14 +359,15 @@ pub async fn open_commitment(
         &commitment,
     )
     .await;
-    Ok(Json(serde_json::json!({
-        "commitment": opening.commitment,
-        "actor": format!("account:{}", opening.account_id),
-        "salt": opening.salt,
-        "opens": true,
-    })))
+    Ok(Json(OpenedCommitment {
+        commitment: opening.commitment,
+        actor: format!("account:{}", opening.account_id),
+        salt: opening.salt,
+        opens: true,
+    }))
 }
 
+/// Get a ledger entry with its inclusion proof against the latest checkpoint.
 #[utoipa::path(get, path = "/api/v1/ledger/entries/{index}", tag = "ledger",
     params(("index" = u64, Path, description = "Entry index, from 0")),
     responses(

@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod media;
 pub mod metrics;
 pub mod officials;
+pub mod openapi;
 pub mod policy;
 pub mod problem;
 pub mod secops;
@@ -260,7 +261,7 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/api/v1/me/data-access" => get(exchange::pages::data_access_api): Roles(&[Citizen]);
         "/api/v1/me/ledger-openings" => get(ledger::my_openings): Roles(&[Citizen]);
         "/api/v1/ledger/openings/{commitment}" => get(ledger::open_commitment): Roles(&[Auditor]);
-        "/openapi.json" => get(catalogue::api::openapi): Public;
+        "/openapi.json" => get(openapi::document): Public;
     };
 
     // C2SP tlog-tiles, served as the spec names them.

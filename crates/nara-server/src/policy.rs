@@ -66,6 +66,21 @@ impl Rules {
         Rules(map)
     }
 
+    /// The methods a route template serves, as declared.
+    pub fn methods(&self, path: &str) -> Vec<&'static str> {
+        self.0
+            .get(path)
+            .map(|rules| rules.iter().map(|(m, _)| *m).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every declared route template with its methods and rules.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &'static str, Rule)> + '_ {
+        self.0
+            .iter()
+            .flat_map(|(path, rules)| rules.iter().map(move |(m, r)| (*path, *m, *r)))
+    }
+
     fn get(&self, method: &Method, path: &str) -> Option<Rule> {
         // axum answers HEAD with the GET handler, so HEAD follows GET's rule.
         let method = if method == Method::HEAD {
@@ -79,6 +94,27 @@ impl Rules {
             .find(|(m, _)| *m == method)
             .map(|(_, r)| *r)
     }
+}
+
+/// 405 Method Not Allowed, naming in `Allow` the methods the path serves.
+fn method_not_allowed(methods: &[&'static str]) -> Response {
+    let mut allow = methods.to_vec();
+    if allow.contains(&"GET") {
+        allow.push("HEAD");
+    }
+    let mut response = Problem::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "This method is not allowed here",
+    )
+    .detail(format!("this address answers {}", allow.join(", ")))
+    .into_response();
+    if let Ok(value) = axum::http::HeaderValue::from_str(&allow.join(", ")) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::ALLOW, value);
+    }
+    response
 }
 
 /// What the policy decided.
@@ -163,20 +199,9 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
     // Machine routes answer a denial with a problem; pages with a redirect or page.
     let api = !crate::web::is_page(&route);
     let Some(rule) = state.rules.get(request.method(), &route) else {
-        let method = crate::metrics::method_label(request.method());
-        if method == "other" {
-            // An invented method: no route serves it, and it says nothing worth logging.
-            return Problem::new(
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                "method-not-allowed",
-                "This method is not allowed here",
-            )
-            .into_response();
-        }
-        tracing::error!(%route, method, "route has no policy rule: denied");
-        return Problem::forbidden()
-            .detail("this route has no policy")
-            .into_response();
+        // The path is routed, the method is not (TRACE, PATCH, an invented
+        // one): 405 with the methods that are, as RFC 9110 §15.5.6 asks.
+        return method_not_allowed(&state.rules.methods(&route));
     };
     let https = request.extensions().get::<crate::Https>().is_some();
     if rule == Rule::Machine {

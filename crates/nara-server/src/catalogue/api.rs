@@ -1,81 +1,22 @@
 //! The JSON API under `/api/v1/`: the national catalogue. Reads of agencies
 //! and services are public; the systems inventory and every write need the
-//! operator credential. The OpenAPI 3.1 document at `/openapi.json` is
-//! generated from these handlers' annotations.
+//! operator credential. Their annotations feed the OpenAPI document
+//! ([`crate::openapi`]).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use nara_core::{
     Agency, AgencyChanges, AgencyFilter, MemberId, NewAgency, Page, PageRequest, Service,
     ServiceFilter, ServiceInput, System, SystemFilter, SystemInput,
 };
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::identity::auth::Principal;
 use crate::problem::Problem;
 use nara_core::identity::Role;
-
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "nara",
-        description = "The national catalogue of agencies, their systems and their public services. \
-                       Errors are RFC 9457 problem details.",
-        license(name = "Apache-2.0")
-    ),
-    paths(
-        list_agencies, create_agency, get_agency, update_agency,
-        list_systems, create_system, get_system, update_system,
-        list_services, create_service, get_service, update_service,
-        crate::ledger::entry, crate::ledger::consistency,
-        crate::secops::events::security_events_api, crate::identity::machine::whoami,
-        crate::exchange::pages::registries_api, crate::exchange::pages::registry_record,
-        crate::exchange::pages::put_registry_record, crate::exchange::pages::data_access_api,
-        crate::exchange::pages::my_consents_api, crate::exchange::pages::grant_consent_api,
-        crate::exchange::pages::revoke_consent_api, crate::exchange::gateway::exchange,
-        crate::catalogue::services::definitions_api, crate::catalogue::services::definition_api, crate::catalogue::services::publish_api,
-        crate::citizen::credentials::verify_api,
-        crate::citizen::application_api::create, crate::citizen::application_api::mine, crate::citizen::application_api::one,
-    ),
-    components(schemas(Problem, Page<Agency>, Page<System>, Page<Service>)),
-    modifiers(&OperatorAuth),
-    tags(
-        (name = "agencies", description = "Ministries, local governments and public bodies"),
-        (name = "systems", description = "The inventory of agency systems and assets (operators only)"),
-        (name = "services", description = "The public services agencies offer, and the definitions of those citizens apply for online (docs/services.md)"),
-        (name = "identity", description = "Security events for analysts and auditors; agency systems' signed requests \
-            (RFC 9421 HTTP Message Signatures, Ed25519, keys registered per subsystem). The OpenID Connect provider is \
-            described by /.well-known/openid-configuration"),
-        (name = "exchange", description = "Once-only exchange between agencies: the X-Road REST r1 gateway, \
-            registries nara hosts, and each citizen's consents and data-access history (docs/exchange.md)"),
-        (name = "ledger", description = "The public ledger: entries with inclusion proofs, consistency proofs. \
-            The C2SP tlog-tiles resources are at /ledger/checkpoint, /ledger/tile/… and /ledger/vkey"),
-    )
-)]
-pub struct ApiDoc;
-
-struct OperatorAuth;
-
-impl Modify for OperatorAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        if let Some(components) = openapi.components.as_mut() {
-            components.add_security_scheme(
-                "api_token",
-                SecurityScheme::Http(
-                    HttpBuilder::new()
-                        .scheme(HttpAuthScheme::Bearer)
-                        .description(Some("An operator API token (`nara_at_…`), scoped and expiring, made on the account page or with `nara token create`"))
-                        .build(),
-                ),
-            );
-        }
-    }
-}
 
 fn created<T: serde::Serialize>(location: String, body: T) -> Response {
     (
@@ -143,7 +84,7 @@ pub async fn create_agency(
     ))]
 pub async fn get_agency(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Agency>, Problem> {
     let id = member_id(&id)?;
     let agency = state
@@ -167,7 +108,7 @@ pub async fn get_agency(
 pub async fn update_agency(
     State(state): State<AppState>,
     who: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(changes): ApiJson<AgencyChanges>,
 ) -> Result<Json<Agency>, Problem> {
     let id = member_id(&id)?;
@@ -227,7 +168,7 @@ pub async fn create_system(
     ))]
 pub async fn get_system(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<System>, Problem> {
     let id = numeric_id(&id)?;
     let system = state
@@ -252,7 +193,7 @@ pub async fn get_system(
 pub async fn update_system(
     State(state): State<AppState>,
     who: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(input): ApiJson<SystemInput>,
 ) -> Result<Json<System>, Problem> {
     let id = numeric_id(&id)?;
@@ -308,7 +249,7 @@ pub async fn create_service(
     ))]
 pub async fn get_service(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Service>, Problem> {
     let id = numeric_id(&id)?;
     let service = state
@@ -333,7 +274,7 @@ pub async fn get_service(
 pub async fn update_service(
     State(state): State<AppState>,
     who: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(input): ApiJson<ServiceInput>,
 ) -> Result<Json<Service>, Problem> {
     let id = numeric_id(&id)?;
@@ -353,13 +294,5 @@ fn may_design(who: &Principal, agency: &nara_core::MemberId) -> Result<(), Probl
         Ok(())
     } else {
         Err(Problem::forbidden().detail(format!("you do not design services for {agency}")))
-    }
-}
-
-/// `GET /openapi.json`.
-pub async fn openapi() -> Response {
-    match ApiDoc::openapi().to_json() {
-        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
-        Err(_) => Problem::internal().into_response(),
     }
 }

@@ -4,7 +4,7 @@
 
 use askama::Template;
 use axum::Json;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use nara_core::Lang;
@@ -15,6 +15,7 @@ use nara_store::services::PublishedDefinition;
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::extract::{ApiPath, ApiQuery};
 use crate::identity::auth::Principal;
 use crate::problem::Problem;
 use crate::web::csrf::CsrfForm;
@@ -111,8 +112,8 @@ pub struct VersionQuery {
               (status = 404, description = "No such service or version", body = crate::problem::Problem, content_type = "application/problem+json")))]
 pub async fn definition_api(
     State(state): State<AppState>,
-    Path(code): Path<String>,
-    Query(q): Query<VersionQuery>,
+    ApiPath(code): ApiPath<String>,
+    ApiQuery(q): ApiQuery<VersionQuery>,
 ) -> Response {
     let versions = match state.store.definition_versions(&code).await {
         Ok(v) => v,
@@ -135,28 +136,39 @@ pub async fn definition_api(
     .into_response()
 }
 
-/// Publishes a definition (the body: TOML). Problems come back with their
-/// line numbers, and nothing is published.
+/// What publishing made: the service's code and its new version.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Published {
+    #[schema(example = "resident-registration-certificate")]
+    pub code: String,
+    #[schema(example = 2)]
+    pub version: i64,
+}
+
+/// Publishes a definition, a TOML document (docs/services.md), sent as
+/// `application/toml` or `text/plain`. Problems come back with their line
+/// numbers, and nothing is published.
 #[utoipa::path(post, path = "/api/v1/service-definitions", tag = "services",
-    request_body(content = String, content_type = "application/toml", description = "A service definition (docs/services.md)"),
-    responses((status = 201, description = "Published"),
-              (status = 400, description = "Problems, each with its line", body = crate::problem::Problem, content_type = "application/problem+json")),
+    request_body(description = "A service definition in TOML (docs/services.md), at most 256 KiB", content(
+        (String = "application/toml"),
+        (String = "text/plain"),
+    )),
+    responses((status = 201, description = "Published", body = Published),
+              (status = 400, description = "The body is not UTF-8 text", body = crate::problem::Problem, content_type = "application/problem+json"),
+              (status = 422, description = "The definition has problems, each with its line; nothing was published", body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("api_token" = [])))]
 pub async fn publish_api(
     State(state): State<AppState>,
     who: Principal,
-    request: Request,
+    crate::extract::TomlText(source): crate::extract::TomlText,
 ) -> Response {
-    let Ok(body) = axum::body::to_bytes(request.into_body(), 256 * 1024).await else {
-        return Problem::bad_request("body", "at most 256 KiB").into_response();
-    };
-    let Ok(source) = String::from_utf8(body.to_vec()) else {
-        return Problem::bad_request("body", "not UTF-8").into_response();
-    };
     match publish(&state, &source, None, &who.actor()).await {
         Ok(d) => (
             StatusCode::CREATED,
-            Json(serde_json::json!({"code": d.code.get_ref(), "version": d.version.get_ref()})),
+            Json(Published {
+                code: d.code.get_ref().to_string(),
+                version: i64::from(*d.version.get_ref()),
+            }),
         )
             .into_response(),
         Err(problems) => Problem::invalid(nara_core::Invalid {

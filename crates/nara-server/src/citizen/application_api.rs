@@ -7,7 +7,7 @@
 //! person's application is 404.
 
 use axum::Json;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use nara_core::identity::Role;
@@ -19,6 +19,7 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::citizen::portal::Refusal;
+use crate::extract::ApiPath;
 use crate::identity::auth::Principal;
 use crate::problem::Problem;
 
@@ -140,7 +141,7 @@ fn refused(r: Refusal) -> Response {
 pub async fn create(
     State(state): State<AppState>,
     who: Principal,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
     _csrf: crate::web::csrf::CsrfHeader,
     request: Request,
 ) -> Response {
@@ -318,7 +319,7 @@ pub async fn mine(State(state): State<AppState>, who: Principal) -> Response {
 pub async fn one(
     State(state): State<AppState>,
     who: Principal,
-    Path(reference): Path<String>,
+    ApiPath(reference): ApiPath<String>,
 ) -> Response {
     let app = match state.store.application(&reference).await {
         Ok(Some(a)) if a.account_id == who.account_id => a,

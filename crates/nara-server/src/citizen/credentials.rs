@@ -286,14 +286,19 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
 }
 
 /// What a verification found.
-#[derive(Debug, Default, serde::Serialize)]
+#[derive(Debug, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct Verdict {
+    /// True when there are no problems.
     pub valid: bool,
+    /// Each reason the document is not valid, in English.
     pub problems: Vec<String>,
+    /// The issuer's DID or URL, empty when the document cannot be read.
     pub issuer: String,
     pub types: Vec<String>,
     pub valid_from: String,
     pub valid_until: String,
+    /// The claims about the holder.
+    #[schema(value_type = Object)]
     pub subject: Map<String, Value>,
     pub revoked: bool,
 }
@@ -391,19 +396,26 @@ pub async fn verify_token(state: &AppState, token: &str) -> Verdict {
     v
 }
 
-#[derive(Deserialize)]
+/// A document to verify.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct VerifyInput {
+    /// A W3C Verifiable Credential as a compact JWS (`typ` `vc+jwt`), at most 64 KiB.
     #[serde(default)]
+    #[schema(max_length = 65536)]
     credential: String,
 }
 
-/// `POST /api/v1/credentials/verify`: `{credential: "<vc+jwt>"}`.
+/// Verifies a document nara issued: its signature, validity period and
+/// revocation. An unreadable document is a verdict with problems, not an error.
 #[utoipa::path(post, path = "/api/v1/credentials/verify", tag = "services",
-    request_body(content = serde_json::Value, description = "{credential: a compact JWS, typ vc+jwt}"),
-    responses((status = 200, description = "{valid, problems, issuer, types, valid_from, valid_until, subject, revoked}")))]
+    request_body = VerifyInput,
+    responses(
+        (status = 200, description = "The verdict", body = Verdict),
+        (status = 400, description = "The body is not `{credential}` or the document is over 64 KiB", body = crate::problem::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn verify_api(
     State(state): State<AppState>,
-    axum::Json(input): axum::Json<VerifyInput>,
+    crate::extract::ApiJson(input): crate::extract::ApiJson<VerifyInput>,
 ) -> Response {
     if input.credential.len() > 64 * 1024 {
         return crate::problem::Problem::bad_request("credential", "at most 64 KiB")

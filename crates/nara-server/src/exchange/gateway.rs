@@ -319,7 +319,7 @@ pub fn new_id() -> String {
 }
 
 /// `{METHOD} /r1/{serviceId}[/path]`: the consumer interface.
-#[utoipa::path(get, path = "/r1/{serviceId}", tag = "exchange",
+#[utoipa::path(method(get, post, put, delete), path = "/r1/{serviceId}", tag = "exchange",
     description = "X-Road Message Protocol for REST r1 (any method). serviceId is \
         INSTANCE/CLASS/MEMBER/SUBSYSTEM/SERVICE, followed by the provider's path and query. \
         Sign the request with the client subsystem's registered Ed25519 key (RFC 9421). \
@@ -340,8 +340,8 @@ pub fn new_id() -> String {
     ),
     responses(
         (status = 200, description = "The provider's answer, with X-Road-Client, X-Road-Service, X-Road-Id, X-Road-Request-Id, X-Road-Request-Hash, Nara-Gateway-Signature"),
-        (status = 400, description = "Client.* error (X-Road-Error header)"),
-        (status = 500, description = "Server.* error (X-Road-Error header), e.g. Server.ServerProxy.AccessDenied"),
+        (status = 400, description = "Client.* error (X-Road-Error header), e.g. an unsigned request", body = XRoadError, content_type = "application/json"),
+        (status = 500, description = "Server.* error (X-Road-Error header), e.g. Server.ServerProxy.AccessDenied: X-Road answers every server-side refusal with 500", body = XRoadError, content_type = "application/json"),
     ))]
 pub async fn exchange(
     State(state): State<AppState>,
@@ -376,12 +376,25 @@ pub async fn exchange(
     }
 }
 
+/// The body of the protocol's error response (PR-REST §4.6).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct XRoadError<'a> {
+    /// The fault code, also in the `X-Road-Error` header: `Client.*` (400)
+    /// or `Server.*` (500).
+    #[schema(example = "Server.ServerProxy.AccessDenied")]
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub message: &'a str,
+    /// The request's id, to quote to the gateway's operator.
+    pub detail: &'a str,
+}
+
 /// The protocol's error response (PR-REST §4.6).
 pub fn fault_response(fault: &Fault, request_id: &str) -> Response {
-    let body = serde_json::json!({
-        "type": fault.kind.type_name(),
-        "message": fault.message,
-        "detail": request_id,
+    let body = serde_json::json!(XRoadError {
+        kind: fault.kind.type_name(),
+        message: &fault.message,
+        detail: request_id,
     });
     let mut r = (
         StatusCode::from_u16(fault.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),

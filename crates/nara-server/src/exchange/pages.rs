@@ -4,7 +4,7 @@
 
 use askama::Template;
 use axum::Json;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use nara_core::MemberId;
@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::admin::{admin_agency, agency_name};
+use crate::extract::{ApiPath, ApiQuery};
 use crate::identity::auth::{Caller, Principal};
 use crate::problem::Problem;
 use crate::web::csrf::{CsrfForm, CsrfHeader};
@@ -200,7 +201,7 @@ async fn owned_registry(
               (status = 404, description = "Not this agency's registry, or no record of this person", body = crate::problem::Problem, content_type = "application/problem+json")))]
 pub async fn registry_record(
     State(state): State<AppState>,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
     request: Request,
 ) -> Response {
     let (parts, _) = request.into_parts();
@@ -229,7 +230,7 @@ pub async fn registry_record(
               (status = 400, description = "Not valid under the schema", body = crate::problem::Problem, content_type = "application/problem+json")))]
 pub async fn put_registry_record(
     State(state): State<AppState>,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
@@ -388,7 +389,7 @@ pub struct Format {
 pub async fn data_access_api(
     State(state): State<AppState>,
     who: Principal,
-    Query(q): Query<Format>,
+    ApiQuery(q): ApiQuery<Format>,
 ) -> Response {
     let rows = match access_views(&state, &who, nara_core::Lang::En).await {
         Ok(r) => r,
@@ -768,7 +769,7 @@ pub async fn grant_consent_api(
 pub async fn revoke_consent_api(
     State(state): State<AppState>,
     who: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     _csrf: CsrfHeader,
 ) -> Response {
     match state.store.revoke_consent(&id, who.account_id).await {

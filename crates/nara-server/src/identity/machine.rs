@@ -721,7 +721,7 @@ pub async fn register(
 
 /// Which registered subsystem signed this request — for agency integrators
 /// to test their signing. POST works the same, with `Content-Digest` covered.
-#[utoipa::path(get, path = "/api/v1/machine/whoami", tag = "identity",
+#[utoipa::path(method(get, post), path = "/api/v1/machine/whoami", tag = "identity",
     params(
         ("Signature-Input" = String, Header, description = "RFC 9421, e.g. sig1=(\"@method\" \"@target-uri\");created=…;keyid=\"KR/GOV/MOIS/app/1\";alg=\"ed25519\""),
         ("Signature" = String, Header, description = "RFC 9421, e.g. sig1=:BASE64:"),

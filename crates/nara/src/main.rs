@@ -536,7 +536,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             config.database_url = None;
             let store = open_store(&config).await?;
             if store.is_empty().await? {
-                let report = seed_with_progress(&store, &nara_core::seed::demo()).await?;
+                let report = seed_with_progress(&store, &nara_core::seed::demo()?).await?;
                 println!(
                     "Seeded the demo country: {} agencies, {} services, {} systems.",
                     report.agencies, report.services, report.systems
@@ -613,8 +613,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let store = open_store(&config).await?;
             let started = Instant::now();
             let country = match scale {
-                Scale::Demo => nara_core::seed::demo(),
-                Scale::National => nara_core::seed::national(seed),
+                Scale::Demo => nara_core::seed::demo()?,
+                Scale::National => nara_core::seed::national(seed)?,
             };
             let report = seed_with_progress(&store, &country).await?;
             println!(

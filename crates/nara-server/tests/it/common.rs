@@ -71,7 +71,7 @@ impl TestApp {
     pub async fn start(backend: &str) -> Option<TestApp> {
         let app = TestApp::start_empty(backend).await?;
         app.store
-            .seed(&nara_core::seed::demo(), &|_| {})
+            .seed(&nara_core::seed::demo().unwrap(), &|_| {})
             .await
             .expect("seed demo");
         Some(app)
@@ -92,7 +92,7 @@ impl TestApp {
     pub async fn start_with(backend: &str, config: Config) -> Option<TestApp> {
         let app = TestApp::start_empty_with(backend, config).await?;
         app.store
-            .seed(&nara_core::seed::demo(), &|_| {})
+            .seed(&nara_core::seed::demo().unwrap(), &|_| {})
             .await
             .expect("seed demo");
         Some(app)

@@ -580,7 +580,7 @@ backends! {
     async fn agency_systems_behind_urls(backend: &str) {
         let Some((dir_url, dir)) = crate::common::fresh_database(backend).await else { return };
         let store = nara_store::Store::connect(&dir_url).await.unwrap();
-        store.seed(&nara_core::seed::demo(), &|_| {}).await.unwrap();
+        store.seed(&nara_core::seed::demo().unwrap(), &|_| {}).await.unwrap();
         let config = nara_server::Config {
             max_body_bytes: 64 * 1024,
             exchange_timeout_ms: 300,
@@ -801,7 +801,10 @@ async fn federation_across_two_nodes() {
         async move {
             let (url, dir) = crate::common::fresh_database("sqlite").await.unwrap();
             let store = nara_store::Store::connect(&url).await.unwrap();
-            store.seed(&nara_core::seed::demo(), &|_| {}).await.unwrap();
+            store
+                .seed(&nara_core::seed::demo().unwrap(), &|_| {})
+                .await
+                .unwrap();
             let config = nara_server::Config {
                 max_body_bytes: 64 * 1024,
                 node_id: Some(name.into()),

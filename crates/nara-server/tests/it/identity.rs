@@ -257,7 +257,10 @@ async fn api_tokens_are_scoped_and_sessions_cannot_write() {
 #[tokio::test]
 async fn sign_up_is_demo_only_and_refuses_bad_input() {
     let (store, dir) = crate::common::fresh_store("sqlite").await.unwrap();
-    store.seed(&nara_core::seed::demo(), &|_| {}).await.unwrap();
+    store
+        .seed(&nara_core::seed::demo().unwrap(), &|_| {})
+        .await
+        .unwrap();
     let demo = TestApp::serve(
         store,
         nara_server::Config {
@@ -836,7 +839,7 @@ backends! {
         let Some((url, _dir)) = crate::common::fresh_database(backend).await else { return };
         let a = TestApp::serve(nara_store::Store::connect(&url).await.unwrap(), nara_server::Config::default(), None).await;
         let b = TestApp::serve(nara_store::Store::connect(&url).await.unwrap(), nara_server::Config::default(), None).await;
-        a.store.seed(&nara_core::seed::demo(), &|_| {}).await.unwrap();
+        a.store.seed(&nara_core::seed::demo().unwrap(), &|_| {}).await.unwrap();
         let accounts = a.demo_accounts().await;
         let citizen = find(&accounts, "citizen");
         let s = a.sign_in(citizen).await;
@@ -1001,7 +1004,10 @@ async fn passkey_ceremonies_refuse_what_they_must() {
 
     // With a domain name, passkeys are on; bad ceremonies are refused and change nothing.
     let (store, dir) = crate::common::fresh_store("sqlite").await.unwrap();
-    store.seed(&nara_core::seed::demo(), &|_| {}).await.unwrap();
+    store
+        .seed(&nara_core::seed::demo().unwrap(), &|_| {})
+        .await
+        .unwrap();
     let app = TestApp::serve(
         store,
         nara_server::Config {

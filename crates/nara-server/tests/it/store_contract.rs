@@ -104,7 +104,7 @@ backends! {
 
     async fn filters_search_and_pages(backend: &str) {
         let Some((store, _dir)) = store(backend).await else { return };
-        store.seed(&seed::demo(), &|_| {}).await.unwrap();
+        store.seed(&seed::demo().unwrap(), &|_| {}).await.unwrap();
         let all = store.list_systems(&SystemFilter::default(), PageRequest { page: 1, per_page: 7 }).await.unwrap();
         assert_eq!(all.total, 200);
         assert_eq!(all.items.len(), 7);
@@ -143,9 +143,9 @@ backends! {
 
     async fn seeding_twice_changes_nothing(backend: &str) {
         let Some((store, _dir)) = store(backend).await else { return };
-        let first = store.seed(&seed::demo(), &|_| {}).await.unwrap();
+        let first = store.seed(&seed::demo().unwrap(), &|_| {}).await.unwrap();
         assert_eq!((first.agencies, first.services, first.systems), (10, 30, 200));
-        let second = store.seed(&seed::demo(), &|_| {}).await.unwrap();
+        let second = store.seed(&seed::demo().unwrap(), &|_| {}).await.unwrap();
         assert_eq!((second.agencies, second.services, second.systems), (0, 0, 0));
         let stats = store.catalogue_stats(None).await.unwrap();
         assert_eq!((stats.agencies, stats.services, stats.systems), (10, 30, 200));
@@ -161,7 +161,7 @@ backends! {
     async fn the_read_model_answers_like_the_database(backend: &str) {
         let Some((url, _dir)) = crate::common::fresh_database(backend).await else { return };
         let sql = Store::connect(&url).await.unwrap();
-        sql.seed(&seed::national(11), &|_| {}).await.unwrap();
+        sql.seed(&seed::national(11).unwrap(), &|_| {}).await.unwrap();
         // A second node on the same database, with the in-memory read model.
         let cached = Store::connect(&url).await.unwrap();
         cached.enable_catalogue_cache().await.unwrap();

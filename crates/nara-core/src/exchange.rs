@@ -587,8 +587,95 @@ pub struct Endpoint {
     pub path: String,
 }
 
+/// Why a record does not follow its registry's schema.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("a record is a JSON object")]
+    NotAnObject,
+    #[error("the registry's schema declares no properties")]
+    NoProperties,
+    #[error("{0} is required")]
+    Missing(String),
+    #[error("{0} is not a field of this registry")]
+    Undeclared(String),
+    #[error("{field} must be of type {expected}")]
+    WrongType { field: String, expected: String },
+}
+
+/// Checks a record against a registry's schema: a JSON object whose
+/// `required` properties are present, whose properties are all declared
+/// (`additionalProperties` is false) and of the declared `type`. This subset
+/// of JSON Schema is what registries declare.
+pub fn check_record(
+    schema: &serde_json::Value,
+    record: &serde_json::Value,
+) -> Result<(), RecordError> {
+    let obj = record.as_object().ok_or(RecordError::NotAnObject)?;
+    let props = schema
+        .get("properties")
+        .and_then(|p| p.as_object())
+        .ok_or(RecordError::NoProperties)?;
+    for r in schema
+        .get("required")
+        .and_then(|r| r.as_array())
+        .into_iter()
+        .flatten()
+    {
+        if let Some(name) = r.as_str()
+            && !obj.contains_key(name)
+        {
+            return Err(RecordError::Missing(name.to_owned()));
+        }
+    }
+    for (name, value) in obj {
+        let declared = props
+            .get(name)
+            .ok_or_else(|| RecordError::Undeclared(name.clone()))?;
+        let expected = declared.get("type").and_then(|t| t.as_str());
+        let ok = match expected {
+            Some("string") => value.is_string(),
+            Some("integer") => value.is_i64() || value.is_u64(),
+            Some("number") => value.is_number(),
+            Some("boolean") => value.is_boolean(),
+            Some("array") => value.is_array(),
+            Some("object") => value.is_object(),
+            _ => true,
+        };
+        if !ok {
+            return Err(RecordError::WrongType {
+                field: name.clone(),
+                expected: expected.unwrap_or_default().to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn records_follow_the_schema() {
+        let schema = serde_json::json!({
+            "type": "object", "required": ["name"],
+            "properties": {"name": {"type": "string"}, "age": {"type": "integer"}}
+        });
+        let check = |r| check_record(&schema, &r);
+        assert_eq!(check(serde_json::json!({"name": "a", "age": 3})), Ok(()));
+        assert_eq!(
+            check(serde_json::json!({"age": 3})),
+            Err(RecordError::Missing("name".into()))
+        );
+        assert!(matches!(
+            check(serde_json::json!({"name": 1})),
+            Err(RecordError::WrongType { .. })
+        ));
+        assert_eq!(
+            check(serde_json::json!({"name": "a", "x": 1})),
+            Err(RecordError::Undeclared("x".into()))
+        );
+        assert_eq!(check(serde_json::json!([1])), Err(RecordError::NotAnObject));
+    }
     use super::*;
 
     #[test]

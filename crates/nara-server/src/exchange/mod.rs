@@ -2,10 +2,16 @@
 //! federation of nodes (`federation`), and what both speak of — one call,
 //! the basis its checks found, the provider's answer, the digest both
 //! gateways sign. The consent decision itself is `nara_core::consent`.
+//! The people-facing side: `registries`, `consents`, `data_access` (the
+//! citizen's), `administration` (agency admins'), `operations` (operators').
 
+pub mod administration;
+pub mod consents;
+pub mod data_access;
 pub mod federation;
 pub mod gateway;
-pub mod pages;
+pub mod operations;
+pub mod registries;
 
 use std::time::Instant;
 
@@ -130,4 +136,13 @@ pub fn record_digest(record: &ExchangeRecord) -> Vec<u8> {
         record.subject_hash.is_empty(),
     );
     Sha256::digest(text.as_bytes()).to_vec()
+}
+
+/// The signed-in citizen's subject key in the exchange: the keyed hash of
+/// her national identifier, or none for an account without one.
+pub async fn subject_of(
+    state: &crate::AppState,
+    who: &crate::identity::auth::Principal,
+) -> Result<Option<String>, nara_store::StoreError> {
+    state.store.national_id_hash_of(who.account_id).await
 }

@@ -1,0 +1,65 @@
+//! The operators' view of exchange traffic: volumes, refusals and latency
+//! per service.
+
+use askama::Template;
+use axum::extract::State;
+use axum::response::Response;
+
+use crate::AppState;
+use crate::web::{Layout, PageCtx, PageError, render, store_failed};
+
+pub struct StatView {
+    pub service: String,
+    pub client: String,
+    pub exchanges: i64,
+    pub errors: i64,
+    pub mean_ms: String,
+    pub max_ms: String,
+    /// Bar width (0–100) against the busiest row, for the chart.
+    pub bar: i64,
+}
+
+#[derive(Template)]
+#[template(path = "exchange_operations.html")]
+struct OperationsPage {
+    layout: Layout,
+    stats: Vec<StatView>,
+    total: i64,
+    errors: i64,
+    node: String,
+    federation: Option<u64>,
+}
+
+/// Exchange traffic of the last 24 hours, per service and client.
+pub async fn operations_page(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+) -> Result<Response, PageError> {
+    let since = nara_core::Timestamp::now().0 - 86_400_000;
+    let stats = state
+        .store
+        .exchange_stats(since)
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let busiest = stats.iter().map(|s| s.exchanges).max().unwrap_or(1).max(1);
+    let page = OperationsPage {
+        layout: ctx.layout(ctx.tr().s("exchange.operations_title"), "exchange"),
+        total: stats.iter().map(|s| s.exchanges).sum(),
+        errors: stats.iter().map(|s| s.errors).sum(),
+        stats: stats
+            .into_iter()
+            .map(|s| StatView {
+                bar: s.exchanges * 100 / busiest,
+                service: s.service_id,
+                client: s.client_id,
+                exchanges: s.exchanges,
+                errors: s.errors,
+                mean_ms: format!("{:.2}", s.mean_us as f64 / 1000.0),
+                max_ms: format!("{:.2}", s.max_us as f64 / 1000.0),
+            })
+            .collect(),
+        node: state.exchange.key_id.clone(),
+        federation: state.exchange.federation.as_ref().map(|f| f.version()),
+    };
+    Ok(render(&page))
+}

@@ -330,17 +330,17 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/apply" => get(catalogue::services::apply_list): Public;
         "/statistics" => get(catalogue::statistics::page): Public;
         "/statistics.csv" => get(catalogue::statistics::csv): Public;
-        "/applications/{reference}/rate" => post(citizen::portal::rate): Roles(&[Citizen]);
+        "/applications/{reference}/rate" => post(citizen::receipts::rate): Roles(&[Citizen]);
         "/applications/{reference}/files/{field}" => get(citizen::uploads::download): Roles(&[Citizen]),
             post(axum::handler::Handler::layer(citizen::uploads::upload, DefaultBodyLimit::max(citizen::uploads::UPLOAD_BODY))): Roles(&[Citizen]);
         "/cases/{reference}/files/{field}" => get(citizen::uploads::case_file): Roles(&[Official]);
         "/apply/{code}" => get(catalogue::services::apply_service): Public;
         "/apply/{code}/start" => post(citizen::portal::start): Roles(&[Citizen]);
-        "/applications/{reference}" => get(citizen::portal::receipt): Roles(&[Citizen]);
+        "/applications/{reference}" => get(citizen::receipts::receipt): Roles(&[Citizen]);
         "/applications/{reference}/pages/{n}" => get(citizen::portal::page): Roles(&[Citizen]), post(citizen::portal::save_page): Roles(&[Citizen]);
         "/applications/{reference}/review" => get(citizen::portal::review): Roles(&[Citizen]);
         "/applications/{reference}/submit" => post(citizen::portal::submit): Roles(&[Citizen]);
-        "/my/applications" => get(citizen::portal::mine): Roles(&[Citizen]);
+        "/my/applications" => get(citizen::receipts::mine): Roles(&[Citizen]);
         "/cases" => get(officials::cases::queue): Roles(&[Official]);
         "/verify" => get(citizen::credentials::verify_form): Public, post(citizen::credentials::verify_page): Public;
         "/verify/file" => post(axum::handler::Handler::layer(citizen::credentials::verify_file, DefaultBodyLimit::max(citizen::credentials::VERIFY_FILE_BYTES + 64 * 1024))): Public;
@@ -349,11 +349,11 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/cases/{reference}/act" => post(officials::cases::act): Roles(&[Official]);
         "/cases/{reference}/revoke" => post(officials::cases::revoke): Roles(&[Official]);
         "/cases/{reference}/assign" => post(officials::cases::assign): Roles(&[Official]);
-        "/applications/{reference}/reply" => post(citizen::portal::reply): Roles(&[Citizen]);
+        "/applications/{reference}/reply" => post(citizen::receipts::reply): Roles(&[Citizen]);
         "/applications/{reference}/prefill" => post(citizen::portal::prefill): Roles(&[Citizen]);
-        "/my/inbox" => get(citizen::portal::inbox): Roles(&[Citizen]);
-        "/my/inbox/read" => post(citizen::portal::inbox_read): Roles(&[Citizen]);
-        "/my/inbox/email" => post(citizen::portal::inbox_email): Roles(&[Citizen]);
+        "/my/inbox" => get(citizen::inbox::inbox): Roles(&[Citizen]);
+        "/my/inbox/read" => post(citizen::inbox::inbox_read): Roles(&[Citizen]);
+        "/my/inbox/email" => post(citizen::inbox::inbox_email): Roles(&[Citizen]);
         "/designer/services" => get(catalogue::services::designer_page): Roles(&[ServiceDesigner]), post(catalogue::services::designer_submit): Roles(&[ServiceDesigner]);
         "/my/data-access" => get(exchange::data_access::data_access_page): Roles(&[Citizen]);
         "/my/consents" => get(exchange::consents::consents_page): Roles(&[Citizen]), post(exchange::consents::grant_consent): Roles(&[Citizen]);

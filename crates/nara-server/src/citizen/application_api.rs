@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::citizen::portal::Refusal;
+use crate::citizen::applying::Refusal;
 use crate::extract::ApiPath;
 use crate::identity::auth::Principal;
 use crate::problem::Problem;
@@ -187,7 +187,7 @@ pub async fn create(
     {
         return refused(Refusal::ConsentNeeded(e.id.get_ref().clone()));
     }
-    let reference = crate::citizen::portal::new_reference(&published.agency_id);
+    let reference = crate::citizen::applying::new_reference(&published.agency_id);
     if !input.submit {
         let draft = match state
             .store
@@ -215,7 +215,7 @@ pub async fn create(
     }
     let consents = input.consents;
     let consented = |id: &str| consents.iter().any(|c| c == id);
-    let decision = match crate::citizen::portal::decide(
+    let decision = match crate::citizen::applying::decide(
         &state,
         &who,
         &reference,
@@ -277,7 +277,7 @@ pub async fn create(
             Err(crate::group_commit::WriteError::Conflict(_)) if attempts < 3 => {
                 attempts += 1;
                 submission.app.reference =
-                    crate::citizen::portal::new_reference(&published.agency_id);
+                    crate::citizen::applying::new_reference(&published.agency_id);
                 if submission.credential.is_some() {
                     submission.credential =
                         match crate::citizen::credentials::prepare(&state, &submission.app, &def)

@@ -213,7 +213,7 @@ pub async fn upload(
                 let hash = store_bytes(&state.config.data_dir, &bytes)
                     .await
                     .map_err(|_| PageError::internal(ctx.lang))?;
-                let mut answers = crate::citizen::portal::answers_of(&app);
+                let mut answers = crate::citizen::applying::answers_of(&app);
                 answers.insert(name.clone(), Value::String(hash.clone()));
                 let upload = Upload {
                     application_id: app.id,
@@ -257,7 +257,7 @@ pub async fn upload(
                 &app,
                 &def,
                 page,
-                &crate::citizen::portal::answers_of(&app),
+                &crate::citizen::applying::answers_of(&app),
                 vec![(name, message)],
                 &who,
             )

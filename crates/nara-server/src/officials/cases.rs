@@ -474,7 +474,7 @@ pub async fn act(
             Err(nara_store::StoreError::Conflict(_))
                 if credential.is_some()
                     && attempts < 3
-                    && crate::citizen::portal::still_in(&state, &app, &app.state).await =>
+                    && crate::citizen::applying::still_in(&state, &app, &app.state).await =>
             {
                 attempts += 1;
             }

@@ -509,35 +509,20 @@ pub async fn second_factor(
         return Redirect::to("/account").into_response();
     };
     let next = safe_next(form.next.as_deref());
-    // Only someone who knew the password gets here: guessing codes has a
-    // count of its own, apart from the password's.
-    let key = format!("second_factor:{}", account.username);
-    if state
-        .account_throttle
-        .wait(&state.store, &key)
-        .await
-        .is_some()
-    {
-        event(
-            &state,
-            "second_factor.throttled",
-            Some(account.id),
-            &account.username,
-            &addr,
-            "",
-        )
-        .await;
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            render(&SecondFactorPage {
-                layout: ctx.layout(ctx.tr().s("second_factor.title"), ""),
-                next,
-                csrf: session.csrf.clone(),
-                error: true,
-                passkey: can_use_passkey(&state, account.id).await,
-            }),
-        )
-            .into_response();
+    let attempt = SecondFactorAttempt::new(&state, account, &addr);
+    // The same page again, saying the code was not accepted.
+    let again = async |status: StatusCode| {
+        let page = SecondFactorPage {
+            layout: ctx.layout(ctx.tr().s("second_factor.title"), ""),
+            next: next.clone(),
+            csrf: session.csrf.clone(),
+            error: true,
+            passkey: can_use_passkey(&state, account.id).await,
+        };
+        (status, render(&page)).into_response()
+    };
+    if attempt.throttled().await {
+        return again(StatusCode::TOO_MANY_REQUESTS).await;
     }
     let secret = account
         .totp_secret
@@ -571,63 +556,80 @@ pub async fn second_factor(
         (None, _) => false,
     };
     if !ok {
-        event(
-            &state,
-            "second_factor.failed",
-            Some(account.id),
-            &account.username,
-            &addr,
-            "",
-        )
-        .await;
-        if let Some(lock) = state.account_throttle.fail(&state.store, &key).await {
-            event(
-                &state,
-                "login.locked",
-                Some(account.id),
-                &account.username,
-                &addr,
-                &format!("account locked for {} s", lock.as_secs()),
-            )
-            .await;
-        }
-        return (
-            StatusCode::UNAUTHORIZED,
-            render(&SecondFactorPage {
-                layout: ctx.layout(ctx.tr().s("second_factor.title"), ""),
-                next,
-                csrf: session.csrf.clone(),
-                error: true,
-                passkey: can_use_passkey(&state, account.id).await,
-            }),
-        )
-            .into_response();
+        attempt.failed("").await;
+        return again(StatusCode::UNAUTHORIZED).await;
     }
-    state.account_throttle.succeed(&state.store, &key).await;
-    event(
-        &state,
-        "login.succeeded",
-        Some(account.id),
-        &account.username,
-        &addr,
-        "pwd otp",
-    )
-    .await;
-    promote(&state, &ctx.caller, account.id, &addr, &headers, &next).await
+    match attempt.succeeded(&ctx.caller, "pwd otp", &headers).await {
+        Ok(cookie) => with_cookie(Redirect::to(&next).into_response(), &cookie),
+        Err(p) => p.into_response(),
+    }
 }
 
-/// Replaces a pending session with a full one under a new id.
-async fn promote(
-    state: &AppState,
-    caller: &Caller,
-    account_id: i64,
-    addr: &str,
-    headers: &HeaderMap,
-    next: &str,
-) -> Response {
-    match promote_session(state, caller, account_id, "pwd otp", addr, headers).await {
-        Ok(cookie) => with_cookie(Redirect::to(next).into_response(), &cookie),
-        Err(p) => p.into_response(),
+/// One attempt at a second factor (a code or a passkey) by someone who
+/// knew the password: guesses have a throttle count of their own, apart from
+/// the password's; each refusal, lock and success is a security event; a
+/// success replaces the pending session with a full one.
+pub struct SecondFactorAttempt<'a> {
+    state: &'a AppState,
+    account: &'a Account,
+    addr: &'a str,
+    key: String,
+}
+
+impl<'a> SecondFactorAttempt<'a> {
+    pub fn new(state: &'a AppState, account: &'a Account, addr: &'a str) -> Self {
+        SecondFactorAttempt {
+            state,
+            account,
+            addr,
+            key: format!("second_factor:{}", account.username),
+        }
+    }
+
+    async fn event(&self, kind: &str, detail: &str) {
+        event(
+            self.state,
+            kind,
+            Some(self.account.id),
+            &self.account.username,
+            self.addr,
+            detail,
+        )
+        .await;
+    }
+
+    /// Whether guessing must wait; a wait is recorded.
+    pub async fn throttled(&self) -> bool {
+        let throttle = &self.state.account_throttle;
+        let wait = throttle.wait(&self.state.store, &self.key).await.is_some();
+        if wait {
+            self.event("second_factor.throttled", "").await;
+        }
+        wait
+    }
+
+    /// A wrong code or a passkey answer that does not verify (`how`).
+    pub async fn failed(&self, how: &str) {
+        self.event("second_factor.failed", how).await;
+        let throttle = &self.state.account_throttle;
+        if let Some(lock) = throttle.fail(&self.state.store, &self.key).await {
+            let detail = format!("account locked for {} s", lock.as_secs());
+            self.event("login.locked", &detail).await;
+        }
+    }
+
+    /// The factor proven (`amr`, the methods): the count cleared, the
+    /// sign-in recorded, a full session started; its `Set-Cookie` value.
+    pub async fn succeeded(
+        &self,
+        caller: &Caller,
+        amr: &str,
+        headers: &HeaderMap,
+    ) -> Result<String, Problem> {
+        let throttle = &self.state.account_throttle;
+        throttle.succeed(&self.state.store, &self.key).await;
+        self.event("login.succeeded", amr).await;
+        promote_session(self.state, caller, self.account.id, amr, self.addr, headers).await
     }
 }
 
@@ -861,9 +863,11 @@ pub async fn enrol(
     let mut response = render(&page);
     if matches!(ctx.caller, Caller::Pending { .. }) {
         // Enrolment proved the second factor: the session becomes full, under a new id.
-        let promoted = promote(&state, &ctx.caller, account_id, &addr, &headers, &next).await;
-        for v in promoted.headers().get_all(header::SET_COOKIE) {
-            response.headers_mut().append(header::SET_COOKIE, v.clone());
+        // If that fails the codes are still shown (they are saved); the
+        // person stays part-way signed in and signs in again.
+        match promote_session(&state, &ctx.caller, account_id, "pwd otp", &addr, &headers).await {
+            Ok(cookie) => response = with_cookie(response, &cookie),
+            Err(_) => tracing::warn!(account_id, "enrolled, but the session was not promoted"),
         }
     }
     response

@@ -23,7 +23,7 @@ use webauthn_rs::prelude::{
 
 use crate::AppState;
 use crate::extract::ApiJson;
-use crate::identity::account::{ClientAddress, event, promote_session, with_cookie};
+use crate::identity::account::{ClientAddress, event, with_cookie};
 use crate::identity::auth::Caller;
 use crate::problem::Problem;
 use crate::web::csrf::csrf_ok;
@@ -258,13 +258,8 @@ pub async fn sign_in_finish(
             "a passkey is the second step: sign in with your password first",
         ));
     };
-    let key = format!("second_factor:{}", account.username);
-    if state
-        .account_throttle
-        .wait(&state.store, &key)
-        .await
-        .is_some()
-    {
+    let attempt = crate::identity::account::SecondFactorAttempt::new(&state, account, &addr);
+    if attempt.throttled().await {
         return Err(Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             "throttled",
@@ -285,16 +280,7 @@ pub async fn sign_in_finish(
     let result = match rp.finish_passkey_authentication(&form.credential, &authentication) {
         Ok(r) => r,
         Err(e) => {
-            event(
-                &state,
-                "second_factor.failed",
-                Some(account.id),
-                &account.username,
-                &addr,
-                "passkey",
-            )
-            .await;
-            state.account_throttle.fail(&state.store, &key).await;
+            attempt.failed("passkey").await;
             return Err(Problem::unauthorized()
                 .detail(format!("the passkey's answer does not verify: {e}")));
         }
@@ -312,17 +298,7 @@ pub async fn sign_in_finish(
                 .await?;
         }
     }
-    state.account_throttle.succeed(&state.store, &key).await;
-    event(
-        &state,
-        "login.succeeded",
-        Some(account.id),
-        &account.username,
-        &addr,
-        "pwd hwk",
-    )
-    .await;
-    let cookie = promote_session(&state, &caller, account.id, "pwd hwk", &addr, &headers).await?;
+    let cookie = attempt.succeeded(&caller, "pwd hwk", &headers).await?;
     let next = crate::identity::account::safe_next(form.next.as_deref());
     Ok(with_cookie(
         Json(json!({"next": next})).into_response(),

@@ -7,7 +7,7 @@
 //! person's application is 404.
 
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use nara_core::identity::Role;
@@ -143,20 +143,13 @@ pub async fn create(
     who: Principal,
     ApiPath(code): ApiPath<String>,
     _csrf: crate::web::csrf::CsrfHeader,
-    request: Request,
+    crate::extract::ApiJson(input): crate::extract::ApiJson<NewApplication>,
 ) -> Response {
     if !who.has_role(Role::Citizen) {
         return Problem::forbidden()
             .detail("a citizen's session is required")
             .into_response();
     }
-    let Ok(body) = axum::body::to_bytes(request.into_body(), 256 * 1024).await else {
-        return Problem::bad_request("body", "at most 256 KiB").into_response();
-    };
-    let input: NewApplication = match serde_json::from_slice(&body) {
-        Ok(i) => i,
-        Err(e) => return Problem::bad_request("body", e.to_string()).into_response(),
-    };
     let latest = match state.store.definition_versions(&code).await {
         Ok(v) => v.into_iter().next(),
         Err(e) => return Problem::from(e).into_response(),

@@ -3,7 +3,7 @@
 
 use askama::Template;
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use nara_core::exchange::Purpose;
@@ -293,20 +293,13 @@ pub async fn grant_consent_api(
     State(state): State<AppState>,
     who: Principal,
     _csrf: CsrfHeader,
-    request: Request,
+    crate::extract::ApiJson(input): crate::extract::ApiJson<ConsentInput>,
 ) -> Response {
     if !who.has_role(Role::Citizen) {
         return Problem::forbidden()
             .detail("a citizen's session is required")
             .into_response();
     }
-    let Ok(body) = axum::body::to_bytes(request.into_body(), 16 * 1024).await else {
-        return Problem::bad_request("body", "too large").into_response();
-    };
-    let input: ConsentInput = match serde_json::from_slice(&body) {
-        Ok(i) => i,
-        Err(e) => return Problem::bad_request("body", e.to_string()).into_response(),
-    };
     match give_consent(&state, &who, &input).await {
         Ok(c) => (StatusCode::CREATED, Json(c)).into_response(),
         Err("error.internal") => Problem::internal().into_response(),

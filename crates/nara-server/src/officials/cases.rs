@@ -481,13 +481,26 @@ pub async fn act(
             other => break other,
         }
     };
-    match acted {
-        Ok(()) => {
-            state.figures.changed();
-            Ok(Redirect::to(&format!("/cases/{reference}")).into_response())
-        }
+    if acted.is_ok() {
+        state.figures.changed();
+    }
+    after_action(&ctx, &state, &who, &app, &def, acted).await
+}
+
+/// Where an official's action on a case leads: back to the case, or, when
+/// someone else changed it first (a conflict), the case again with why.
+async fn after_action(
+    ctx: &PageCtx,
+    state: &AppState,
+    who: &Principal,
+    app: &Application,
+    def: &Definition,
+    done: Result<(), nara_store::StoreError>,
+) -> Result<Response, PageError> {
+    match done {
+        Ok(()) => Ok(Redirect::to(&format!("/cases/{}", app.reference)).into_response()),
         Err(nara_store::StoreError::Conflict(m)) => {
-            case_view(&ctx, &state, &who, &app, &def, Some(m)).await
+            case_view(ctx, state, who, app, def, Some(m)).await
         }
         Err(e) => Err(store_failed(ctx.lang)(e)),
     }
@@ -525,17 +538,11 @@ pub async fn revoke(
         let error = Some(ctx.tr().s("cases.reason_needed").into());
         return case_view(&ctx, &state, &who, &app, &def, error).await;
     }
-    match state
+    let revoked = state
         .store
         .revoke_credential(&form.credential, &app.agency_id, &who.actor(), &form.reason)
-        .await
-    {
-        Ok(()) => Ok(Redirect::to(&format!("/cases/{reference}")).into_response()),
-        Err(nara_store::StoreError::Conflict(m)) => {
-            case_view(&ctx, &state, &who, &app, &def, Some(m)).await
-        }
-        Err(e) => Err(store_failed(ctx.lang)(e)),
-    }
+        .await;
+    after_action(&ctx, &state, &who, &app, &def, revoked).await
 }
 
 #[derive(Deserialize)]
@@ -579,15 +586,9 @@ pub async fn assign(
             }
         }
     };
-    match state
+    let assigned = state
         .store
         .assign_application(&app, assignee, &who.actor())
-        .await
-    {
-        Ok(()) => Ok(Redirect::to(&format!("/cases/{reference}")).into_response()),
-        Err(nara_store::StoreError::Conflict(m)) => {
-            case_view(&ctx, &state, &who, &app, &def, Some(m)).await
-        }
-        Err(e) => Err(store_failed(ctx.lang)(e)),
-    }
+        .await;
+    after_action(&ctx, &state, &who, &app, &def, assigned).await
 }

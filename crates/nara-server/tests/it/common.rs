@@ -66,36 +66,98 @@ pub struct TestApp {
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
-impl TestApp {
-    /// A server on `backend` with the demo country seeded.
-    pub async fn start(backend: &str) -> Option<TestApp> {
-        let app = TestApp::start_empty(backend).await?;
+/// What a test needs, said in one line, e.g.
+/// `TestApp::on(backend).services().exchange(3).start().await`: the demo
+/// country, the demo's service definitions, the demo
+/// exchange with its accounts (and the gateway's directory caught up).
+pub struct Builder {
+    backend: String,
+    config: Config,
+    services: bool,
+    exchange: Option<u64>,
+}
+
+impl Builder {
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The demo's published service definitions.
+    pub fn services(mut self) -> Self {
+        self.services = true;
+        self
+    }
+
+    /// The demo exchange: registries, rights, the client system, `residents`
+    /// synthetic people besides the demo citizens.
+    pub fn exchange(mut self, residents: u64) -> Self {
+        self.exchange = Some(residents);
+        self
+    }
+
+    /// `None` when the backend is not available here (PostgreSQL unset).
+    pub async fn start(self) -> Option<TestApp> {
+        let app = TestApp::start_empty_with(&self.backend, self.config).await?;
         app.store
             .seed(&nara_core::seed::demo().unwrap(), &|_| {})
             .await
             .expect("seed demo");
+        if let Some(residents) = self.exchange {
+            // The demo's order: accounts (the citizens the registries know), then the exchange.
+            app.demo_accounts().await;
+            app.demo_exchange(residents).await;
+        }
+        if self.services {
+            nara_server::catalogue::services::ensure_demo(&app.store)
+                .await
+                .expect("demo services");
+        }
+        if self.exchange.is_some() {
+            app.wait_for_directory().await;
+        }
         Some(app)
     }
+}
 
-    pub async fn start_empty(backend: &str) -> Option<TestApp> {
-        TestApp::start_empty_with(
-            backend,
-            Config {
+impl TestApp {
+    /// A test app on `backend`, described with [`Builder`].
+    pub fn on(backend: &str) -> Builder {
+        Builder {
+            backend: backend.to_owned(),
+            config: Config {
                 max_body_bytes: 64 * 1024,
                 ..Config::default()
             },
-        )
-        .await
+            services: false,
+            exchange: None,
+        }
+    }
+
+    /// A server on `backend` with the demo country seeded.
+    pub async fn start(backend: &str) -> Option<TestApp> {
+        TestApp::on(backend).start().await
     }
 
     /// The demo catalogue, served with `config`.
     pub async fn start_with(backend: &str, config: Config) -> Option<TestApp> {
-        let app = TestApp::start_empty_with(backend, config).await?;
-        app.store
-            .seed(&nara_core::seed::demo().unwrap(), &|_| {})
-            .await
-            .expect("seed demo");
-        Some(app)
+        TestApp::on(backend).config(config).start().await
+    }
+
+    /// Waits until the gateway's directory has the store's latest services
+    /// and rights (changes made behind the server's back are polled).
+    pub async fn wait_for_directory(&self) {
+        tokio::time::sleep(std::time::Duration::from_millis(1_300)).await;
+    }
+
+    /// Signs in the demo account `username` (see [`TestApp::sign_in`]).
+    pub async fn signed_in(&self, username: &str) -> Session {
+        let accounts = self.demo_accounts().await;
+        let account = accounts
+            .iter()
+            .find(|a| a.username == username)
+            .unwrap_or_else(|| panic!("no demo account {username}"));
+        self.sign_in(account).await
     }
 
     async fn start_empty_with(backend: &str, config: Config) -> Option<TestApp> {

@@ -747,14 +747,6 @@ backends! {
     }
 }
 
-impl TestApp {
-    /// Waits until the gateway's directory has the store's latest services
-    /// and rights (changes made behind the server's back are polled).
-    pub async fn wait_for_directory(&self) {
-        tokio::time::sleep(std::time::Duration::from_millis(1_300)).await;
-    }
-}
-
 /// Two nodes on loopback, each with its own database and log: node A serves
 /// Seoul (the consumer), node B the ministries (the registries). They know
 /// each other only from a signed global configuration.

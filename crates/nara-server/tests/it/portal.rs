@@ -17,19 +17,9 @@ fn location(r: &reqwest::Response) -> String {
 
 backends! {
     async fn citizens_apply_with_evidence_fetched_once(backend: &str) {
-        let Some(app) = TestApp::start(backend).await else { return };
-        let accounts = app.demo_accounts().await;
-        let _ = app.demo_exchange(3).await;
-        nara_server::catalogue::services::ensure_demo(&app.store)
-            .await
-            .unwrap();
-        app.wait_for_directory().await;
-        let minji = app
-            .sign_in(accounts.iter().find(|a| a.username == "minji").unwrap())
-            .await;
-        let junho = app
-            .sign_in(accounts.iter().find(|a| a.username == "junho").unwrap())
-            .await;
+        let Some(app) = TestApp::on(backend).services().exchange(3).start().await else { return };
+        let minji = app.signed_in("minji").await;
+        let junho = app.signed_in("junho").await;
         let get = |path: &str, cookie: &str| {
             let (c, path) = (cookie.to_owned(), app.url(path));
             let client = app.client.clone();
@@ -667,16 +657,8 @@ async fn official(app: &TestApp, agency: &str, username: &str) -> (String, Strin
 // timeline and inbox — on both backends.
 backends! {
     async fn officials_decide_in_two_steps(backend: &str) {
-    let Some(app) = TestApp::start(backend).await else { return };
-    let accounts = app.demo_accounts().await;
-    let _ = app.demo_exchange(3).await;
-    nara_server::catalogue::services::ensure_demo(&app.store)
-        .await
-        .unwrap();
-    app.wait_for_directory().await;
-    let minji = app
-        .sign_in(accounts.iter().find(|a| a.username == "minji").unwrap())
-        .await;
+    let Some(app) = TestApp::on(backend).services().exchange(3).start().await else { return };
+    let minji = app.signed_in("minji").await;
     let reference = start_draft(&app, &minji, "disability-benefit").await;
     let p1 = format!("/applications/{reference}/pages/1");
     let r = post_form(
@@ -836,9 +818,7 @@ backends! {
             .status()
         }
     };
-    let junho = app
-        .sign_in(accounts.iter().find(|a| a.username == "junho").unwrap())
-        .await;
+    let junho = app.signed_in("junho").await;
     assert_eq!(
         reply(junho.cookie.clone(), junho.csrf.clone(), "not mine").await,
         StatusCode::NOT_FOUND
@@ -1024,19 +1004,9 @@ backends! {
     /// The applications API: the same checks as the portal, one request per
     /// application, another person's application 404, bad input changes nothing.
     async fn the_api_applies_like_the_portal(backend: &str) {
-        let Some(app) = TestApp::start(backend).await else { return };
-        let accounts = app.demo_accounts().await;
-        let _ = app.demo_exchange(3).await;
-        nara_server::catalogue::services::ensure_demo(&app.store)
-            .await
-            .unwrap();
-        app.wait_for_directory().await;
-        let minji = app
-            .sign_in(accounts.iter().find(|a| a.username == "minji").unwrap())
-            .await;
-        let junho = app
-            .sign_in(accounts.iter().find(|a| a.username == "junho").unwrap())
-            .await;
+        let Some(app) = TestApp::on(backend).services().exchange(3).start().await else { return };
+        let minji = app.signed_in("minji").await;
+        let junho = app.signed_in("junho").await;
         let post = |path: &str, csrf: Option<&str>, body: serde_json::Value| {
             let mut r = app
                 .client
@@ -1296,19 +1266,9 @@ backends! {
     /// content hash, served only to the applicant and to the official whose
     /// step shows the field; another person gets 404 on every upload route.
     async fn uploads_are_checked_stored_by_content_and_kept_private(backend: &str) {
-        let Some(app) = TestApp::start(backend).await else { return };
-        let accounts = app.demo_accounts().await;
-        let _ = app.demo_exchange(3).await;
-        nara_server::catalogue::services::ensure_demo(&app.store)
-            .await
-            .unwrap();
-        app.wait_for_directory().await;
-        let minji = app
-            .sign_in(accounts.iter().find(|a| a.username == "minji").unwrap())
-            .await;
-        let junho = app
-            .sign_in(accounts.iter().find(|a| a.username == "junho").unwrap())
-            .await;
+        let Some(app) = TestApp::on(backend).services().exchange(3).start().await else { return };
+        let minji = app.signed_in("minji").await;
+        let junho = app.signed_in("junho").await;
         let reference = start_draft(&app, &minji, "business-registration").await;
         let r = post_form(
             &app,
@@ -1529,16 +1489,8 @@ backends! {
     /// it: the form, the review, the receipt and its timeline, the case view,
     /// the document and `/verify`.
     async fn user_text_is_escaped_on_every_page(backend: &str) {
-        let Some(app) = TestApp::start(backend).await else { return };
-        let accounts = app.demo_accounts().await;
-        let _ = app.demo_exchange(3).await;
-        nara_server::catalogue::services::ensure_demo(&app.store)
-            .await
-            .unwrap();
-        app.wait_for_directory().await;
-        let minji = app
-            .sign_in(accounts.iter().find(|a| a.username == "minji").unwrap())
-            .await;
+        let Some(app) = TestApp::on(backend).services().exchange(3).start().await else { return };
+        let minji = app.signed_in("minji").await;
         const NAME: &str = "<script>alert('trade')</script>";
         const PLACE: &str = "<img src=x onerror=alert(1)>";
         const NOTE: &str = "<svg onload=alert('note')>";
@@ -1729,17 +1681,9 @@ backends! {
             smtp_url: Some(format!("smtp://127.0.0.1:{port}").into()),
             ..Default::default()
         };
-        let Some(app) = TestApp::start_with(backend, config).await else { return };
-        let accounts = app.demo_accounts().await;
-        nara_server::catalogue::services::ensure_demo(&app.store)
-            .await
-            .unwrap();
-        let minji = app
-            .sign_in(accounts.iter().find(|a| a.username == "minji").unwrap())
-            .await;
-        let junho = app
-            .sign_in(accounts.iter().find(|a| a.username == "junho").unwrap())
-            .await;
+        let Some(app) = TestApp::on(backend).config(config).services().start().await else { return };
+        let minji = app.signed_in("minji").await;
+        let junho = app.signed_in("junho").await;
         for (email, status) in [
             ("not an address <x>", StatusCode::BAD_REQUEST),
             ("minji@example.kr", StatusCode::SEE_OTHER),
@@ -1804,11 +1748,9 @@ backends! {
     /// A decision and the document it issues commit together: when the
     /// document cannot be stored, the decision is not either.
     async fn an_approval_and_its_document_commit_together(backend: &str) {
-        let Some(app) = TestApp::start(backend).await else { return };
-        nara_server::catalogue::services::ensure_demo(&app.store).await.unwrap();
-        let accounts = app.demo_accounts().await;
-        let minji = app.sign_in(accounts.iter().find(|a| a.username == "minji").unwrap()).await;
-        let junho = app.sign_in(accounts.iter().find(|a| a.username == "junho").unwrap()).await;
+        let Some(app) = TestApp::on(backend).services().start().await else { return };
+        let minji = app.signed_in("minji").await;
+        let junho = app.signed_in("junho").await;
         let first = start_draft(&app, &minji, "resident-registration-certificate").await;
         let second = start_draft(&app, &junho, "resident-registration-certificate").await;
         assert_ne!(first, second);

@@ -9,12 +9,8 @@ use crate::common::{TOKEN, TestApp, post_form};
 
 backends! {
     async fn definitions_are_published_versioned_and_explained(backend: &str) {
-        let Some(app) = TestApp::start(backend).await else { return };
+        let Some(app) = TestApp::on(backend).services().exchange(1).start().await else { return };
         let accounts = app.demo_accounts().await;
-        let _ = app.demo_exchange(1).await;
-        nara_server::catalogue::services::ensure_demo(&app.store)
-            .await
-            .unwrap();
         nara_server::catalogue::services::ensure_demo(&app.store)
             .await
             .unwrap(); // idempotent

@@ -14,14 +14,10 @@ use serde_json::Value;
 
 use crate::AppState;
 use crate::identity::auth::Principal;
+use crate::officials::deciding::{self, officials_step};
 use crate::web::csrf::CsrfForm;
 use crate::web::{Layout, PageCtx, PageError, render, store_failed};
 use crate::web::{query_value, when};
-
-/// Who acts in a transition: `citizen` and `system` are not officials.
-fn officials_step(by: &str) -> bool {
-    by != "citizen" && by != "system"
-}
 
 async fn definition(state: &AppState, app: &Application) -> Option<std::sync::Arc<Definition>> {
     state
@@ -384,107 +380,17 @@ pub async fn act(
     CsrfForm(form): CsrfForm<Act>,
 ) -> Result<Response, PageError> {
     let (app, def) = case_of(&ctx, &state, &who, &reference).await?;
-    let tr = ctx.tr();
-    let Some(step) = def.workflow.transitions.iter().find(|t| {
-        *t.from.get_ref() == app.state
-            && *t.to.get_ref() == form.to
-            && officials_step(t.by.get_ref())
-    }) else {
-        return case_view(
-            &ctx,
-            &state,
-            &who,
-            &app,
-            &def,
-            Some(tr.s("cases.not_a_step").into()),
-        )
-        .await;
-    };
-    if !step.reasons.is_empty() && !step.reasons.iter().any(|r| *r.get_ref() == form.reason) {
-        return case_view(
-            &ctx,
-            &state,
-            &who,
-            &app,
-            &def,
-            Some(tr.s("cases.reason_needed").into()),
-        )
-        .await;
-    }
-    if app.assigned_to.is_some_and(|a| a != who.account_id) {
-        return case_view(
-            &ctx,
-            &state,
-            &who,
-            &app,
-            &def,
-            Some(tr.s("cases.claimed_by_other").into()),
-        )
-        .await;
-    }
-    let note: String = form.note.trim().chars().take(2_000).collect();
-    // Four eyes: a second review step is not taken by the official who
-    // brought the case to it.
-    if step.by.get_ref() != "official" {
-        let events = state
-            .store
-            .application_events(app.id)
-            .await
-            .map_err(store_failed(ctx.lang))?;
-        if events.last().is_some_and(|e| e.actor == who.actor()) {
-            return case_view(
-                &ctx,
-                &state,
-                &who,
-                &app,
-                &def,
-                Some(tr.s("cases.four_eyes").into()),
-            )
-            .await;
+    let acted = deciding::act(&state, &who, &app, &def, &form.to, &form.reason, &form.note).await;
+    match acted {
+        Err(deciding::ActError::NotPermitted(why)) => {
+            let message = Some(ctx.tr().s(why.message_key()).into());
+            case_view(&ctx, &state, &who, &app, &def, message).await
         }
-    }
-    let reason = if step.reasons.is_empty() {
-        String::new()
-    } else {
-        form.reason.clone()
-    };
-    let mut attempts = 0;
-    let acted = loop {
-        // Approval and its document commit together.
-        let credential = if form.to == "approved" {
-            crate::citizen::credentials::prepare(&state, &app, &def)
-                .await
-                .map_err(store_failed(ctx.lang))?
-        } else {
-            None
-        };
-        let acted = state
-            .store
-            .act_on_application(
-                &app,
-                &form.to,
-                who.account_id,
-                &reason,
-                &note,
-                credential.as_ref(),
-            )
-            .await;
-        match acted {
-            // Only the document's status position was taken meanwhile: draw another.
-            Err(nara_store::StoreError::Conflict(_))
-                if credential.is_some()
-                    && attempts < 3
-                    && crate::citizen::applying::still_in(&state, &app, &app.state).await =>
-            {
-                attempts += 1;
-            }
-            other => break other,
+        Err(deciding::ActError::Store(e)) => {
+            after_action(&ctx, &state, &who, &app, &def, Err(e)).await
         }
-    };
-    if acted.is_ok() {
-        state.figures.changed();
+        Ok(()) => after_action(&ctx, &state, &who, &app, &def, Ok(())).await,
     }
-    after_action(&ctx, &state, &who, &app, &def, acted).await
 }
 
 /// Where an official's action on a case leads: back to the case, or, when

@@ -145,6 +145,90 @@ fn form_field(pairs: &[(String, String)], name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// An access right as an agency administrator asks for it.
+pub struct RightRequest<'a> {
+    /// The client subsystem, `INSTANCE/CLASS/MEMBER/SUBSYSTEM`.
+    pub client: &'a str,
+    /// Field names, separated by spaces or commas; none: every field.
+    pub fields: &'a str,
+    /// Purpose codes the client may invoke.
+    pub purposes: &'a [&'a str],
+    /// Legal bases the client may cite, one a line.
+    pub legal_bases: &'a str,
+}
+
+/// A right that may be granted, in its stored form.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CheckedRight {
+    pub client: nara_core::exchange::ClientId,
+    pub fields: String,
+    pub purposes: String,
+    pub legal_bases: String,
+}
+
+/// Why a right may not be granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RightRefused {
+    /// Not a subsystem identifier, or a field name that is not one.
+    BadClient,
+    /// A purpose or legal basis the service does not accept, or a
+    /// personal-data right without a purpose.
+    BadBasis,
+}
+
+impl RightRefused {
+    pub fn message_key(self) -> &'static str {
+        match self {
+            RightRefused::BadClient => "exchange.bad_client",
+            RightRefused::BadBasis => "exchange.bad_basis",
+        }
+    }
+}
+
+/// The rule for granting a right on `service`: a valid client, plain field
+/// names, and only purposes and legal bases the service accepts; a right to
+/// personal data names at least one purpose.
+pub fn check_right(
+    service: &nara_store::exchange::DataService,
+    asked: &RightRequest,
+) -> Result<CheckedRight, RightRefused> {
+    let client =
+        nara_core::exchange::ClientId::parse(asked.client).map_err(|_| RightRefused::BadClient)?;
+    let fields: Vec<&str> = asked
+        .fields
+        .split([' ', ','])
+        .filter(|f| !f.is_empty())
+        .collect();
+    let plain =
+        |f: &&str| f.len() <= 64 && f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !fields.iter().all(plain) {
+        return Err(RightRefused::BadClient);
+    }
+    let purposes: Vec<&str> = asked.purposes.iter().map(|p| p.trim()).collect();
+    let bases: Vec<&str> = asked
+        .legal_bases
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let accepted = purposes
+        .iter()
+        .all(|p| service.purpose_list().any(|x| x == *p))
+        && bases
+            .iter()
+            .all(|b| service.legal_basis_list().any(|x| x == *b))
+        && (service.personal == 0 || !purposes.is_empty());
+    if !accepted {
+        return Err(RightRefused::BadBasis);
+    }
+    Ok(CheckedRight {
+        client,
+        fields: fields.join(" "),
+        purposes: purposes.join(" "),
+        legal_bases: bases.join("\n"),
+    })
+}
+
 /// Grants a client subsystem (or a whole member) one of the agency's
 /// services: the fields it sees, the purposes it may state (`purpose`,
 /// repeated) and the legal bases it may name instead of consent
@@ -170,63 +254,38 @@ pub async fn grant_access(
     else {
         return Err(PageError::not_found(ctx.lang));
     };
-    let client = nara_core::exchange::ClientId::parse(field("client").as_str());
-    let fields_text = field("fields");
-    let fields: Vec<&str> = fields_text
-        .split([' ', ','])
-        .filter(|f| !f.is_empty())
-        .collect();
-    let fields_ok = fields
-        .iter()
-        .all(|f| f.len() <= 64 && f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
     let purposes: Vec<&str> = pairs
         .iter()
         .filter(|(k, _)| k == "purpose")
-        .map(|(_, v)| v.trim())
+        .map(|(_, v)| v.as_str())
         .collect();
-    let bases_text = field("legal_bases");
-    let bases: Vec<&str> = bases_text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    // Only what the service accepts; a personal-data right names a purpose.
-    let basis_ok = purposes
-        .iter()
-        .all(|p| service.purpose_list().any(|x| x == *p))
-        && bases
-            .iter()
-            .all(|b| service.legal_basis_list().any(|x| x == *b))
-        && (service.personal == 0 || !purposes.is_empty());
-    let error = match (&client, fields_ok, basis_ok) {
-        (Ok(_), true, true) => None,
-        (Ok(_), true, false) => Some("exchange.bad_basis"),
-        _ => Some("exchange.bad_client"),
+    let asked = RightRequest {
+        client: &field("client"),
+        fields: &field("fields"),
+        purposes: &purposes,
+        legal_bases: &field("legal_bases"),
     };
-    let (Ok(client), None) = (client, error) else {
-        return access_view(
-            &ctx,
-            &state,
-            &who,
-            &agency,
-            None,
-            Some(tr.s(error.unwrap_or("exchange.bad_client")).into()),
-        )
-        .await;
+    let right = match check_right(service, &asked) {
+        Ok(right) => right,
+        Err(refused) => {
+            let error = Some(tr.s(refused.message_key()).into());
+            return access_view(&ctx, &state, &who, &agency, None, error).await;
+        }
     };
     let result = state
         .store
         .grant_access(
             &nara_store::exchange::NewAccessRight {
                 service_id: &service.id,
-                client_id: &client.to_string(),
-                fields: &fields.join(" "),
-                purposes: &purposes.join(" "),
-                legal_bases: &bases.join("\n"),
+                client_id: &right.client.to_string(),
+                fields: &right.fields,
+                purposes: &right.purposes,
+                legal_bases: &right.legal_bases,
             },
             &who.actor(),
         )
         .await;
+    let client = right.client;
     let done = format!("{client} → {}", service.id);
     after_change(&ctx, &state, &who, &agency, result, done).await
 }
@@ -427,4 +486,77 @@ pub async fn create_registry(
     };
     let result = state.store.create_registry(&registry, &who.actor()).await;
     after_change(&ctx, &state, &who, &agency, result, registry.code.clone()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn residents() -> nara_store::exchange::DataService {
+        nara_store::exchange::DataService {
+            id: "KR/GOV/MOIS/residents/record".into(),
+            agency_id: "KR/GOV/MOIS".into(),
+            subsystem: "residents".into(),
+            service_code: "record".into(),
+            version: "v1".into(),
+            title: "Resident record".into(),
+            openapi: String::new(),
+            personal: 1,
+            purposes: "welfare-eligibility tax-assessment".into(),
+            legal_bases: "Resident Registration Act, Article 29".into(),
+            endpoint_kind: "registry".into(),
+            endpoint: "residents".into(),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_right_names_only_what_its_service_accepts() {
+        let service = residents();
+        let ask = |client, fields, purposes: &[&str], bases| {
+            let asked = RightRequest {
+                client,
+                fields,
+                purposes,
+                legal_bases: bases,
+            };
+            check_right(&service, &asked)
+        };
+        let client = "KR/LOC/SEOUL/welfare-portal";
+        let right = ask(client, "name, address", &["welfare-eligibility"], "").unwrap();
+        assert_eq!(right.fields, "name address");
+        assert_eq!(right.purposes, "welfare-eligibility");
+        let cited = ask(
+            client,
+            "",
+            &["welfare-eligibility"],
+            "\n Resident Registration Act, Article 29 \n",
+        )
+        .unwrap();
+        assert_eq!(cited.legal_bases, "Resident Registration Act, Article 29");
+
+        assert_eq!(
+            ask("not a client", "", &["welfare-eligibility"], ""),
+            Err(RightRefused::BadClient)
+        );
+        assert_eq!(
+            ask(client, "name; DROP", &["welfare-eligibility"], ""),
+            Err(RightRefused::BadClient)
+        );
+        assert_eq!(
+            ask(client, "", &["marketing"], ""),
+            Err(RightRefused::BadBasis)
+        );
+        assert_eq!(
+            ask(
+                client,
+                "",
+                &["welfare-eligibility"],
+                "A law it does not list"
+            ),
+            Err(RightRefused::BadBasis)
+        );
+        // Personal data is never granted without a purpose.
+        assert_eq!(ask(client, "", &[], ""), Err(RightRefused::BadBasis));
+    }
 }

@@ -188,14 +188,19 @@ impl utoipa::PartialSchema for Grade {
 
 impl ToSchema for Grade {}
 
+/// A number that is not a grade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("grade must be 1 to 4, got {0}")]
+pub struct GradeOutOfRange(pub i64);
+
 impl Grade {
     pub const ALL: [Grade; 4] = [Grade(1), Grade(2), Grade(3), Grade(4)];
 
-    pub fn new(n: i64) -> Result<Self, String> {
+    pub fn new(n: i64) -> Result<Self, GradeOutOfRange> {
         if (1..=4).contains(&n) {
             Ok(Grade(n as u8))
         } else {
-            Err(format!("grade must be 1 to 4, got {n}"))
+            Err(GradeOutOfRange(n))
         }
     }
 
@@ -216,7 +221,7 @@ impl FromStr for Grade {
         let n: i64 = s
             .parse()
             .map_err(|_| format!("grade must be a number from 1 to 4, got {s:?}"))?;
-        Grade::new(n)
+        Grade::new(n).map_err(|e| e.to_string())
     }
 }
 

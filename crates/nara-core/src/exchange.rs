@@ -491,30 +491,41 @@ pub fn check_openapi(text: &str) -> Result<serde_json::Value, &'static str> {
     Ok(doc)
 }
 
+/// Why a registry's field list is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldListError {
+    #[error("{0:?}: write a field as `name type`")]
+    NotNameAndType(String),
+    #[error("{0:?}: field names are letters, digits and '_'")]
+    BadName(String),
+    #[error("{0:?}: a type is string, integer, number, boolean, array or object")]
+    BadType(String),
+    #[error("a registry has 1 to 100 fields")]
+    Count,
+}
+
 /// A registry field list, one `name type` per line (types of JSON Schema:
 /// string, integer, number, boolean, array, object), as a JSON Schema.
-pub fn registry_schema(title: &str, lines: &str) -> Result<serde_json::Value, String> {
+pub fn registry_schema(title: &str, lines: &str) -> Result<serde_json::Value, FieldListError> {
     let mut properties = serde_json::Map::new();
     for line in lines.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let (name, kind) = line
             .split_once(char::is_whitespace)
             .map(|(n, k)| (n.trim(), k.trim()))
-            .ok_or_else(|| format!("{line:?}: write a field as `name type`"))?;
+            .ok_or_else(|| FieldListError::NotNameAndType(line.to_owned()))?;
         let name_ok = !name.is_empty()
             && name.len() <= 64
             && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if !name_ok {
-            return Err(format!("{name:?}: field names are letters, digits and '_'"));
+            return Err(FieldListError::BadName(name.to_owned()));
         }
         if !["string", "integer", "number", "boolean", "array", "object"].contains(&kind) {
-            return Err(format!(
-                "{kind:?}: a type is string, integer, number, boolean, array or object"
-            ));
+            return Err(FieldListError::BadType(kind.to_owned()));
         }
         properties.insert(name.to_owned(), serde_json::json!({ "type": kind }));
     }
     if properties.is_empty() || properties.len() > 100 {
-        return Err("a registry has 1 to 100 fields".into());
+        return Err(FieldListError::Count);
     }
     Ok(serde_json::json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",

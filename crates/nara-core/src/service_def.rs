@@ -68,7 +68,7 @@ pub struct Definition {
     #[serde(default)]
     pub fee: Option<Fee>,
     #[serde(default)]
-    pub eligible_if: Option<Spanned<String>>,
+    pub eligible_if: Option<Spanned<Condition>>,
     #[serde(default)]
     pub evidence: Vec<Evidence>,
     pub pages: Vec<Page>,
@@ -122,7 +122,7 @@ pub struct Field {
     #[serde(default)]
     pub required: bool,
     #[serde(default)]
-    pub visible_if: Option<Spanned<String>>,
+    pub visible_if: Option<Spanned<Condition>>,
     /// text: length bounds; number: value bounds.
     #[serde(default)]
     pub min: Option<i64>,
@@ -401,24 +401,19 @@ pub fn check(source: &str) -> Result<Definition, Vec<Problem>> {
         }
         names.contains(name.split('.').next().unwrap_or(name))
     };
-    let mut expressions: Vec<&Spanned<String>> = fields
+    let mut expressions: Vec<&Spanned<Condition>> = fields
         .iter()
         .filter_map(|f| f.visible_if.as_ref())
         .collect();
     expressions.extend(def.eligible_if.as_ref());
     for e in expressions {
-        match parse_expr(e.get_ref()) {
-            Ok(expr) => {
-                for name in expr.names() {
-                    if !known(name) {
-                        at(
-                            e.span(),
-                            format!("{name:?} is neither a field nor fetched evidence"),
-                        );
-                    }
-                }
+        for name in e.get_ref().expr.names() {
+            if !known(name) {
+                at(
+                    e.span(),
+                    format!("{name:?} is neither a field nor fetched evidence"),
+                );
             }
-            Err(why) => at(e.span(), format!("condition: {why}")),
         }
     }
 
@@ -605,7 +600,7 @@ pub fn check_answers(
     let visible = |f: &Field| {
         f.visible_if
             .as_ref()
-            .is_none_or(|c| parse_expr(c.get_ref()).is_ok_and(|e| e.eval(&value)))
+            .is_none_or(|c| c.get_ref().expr.eval(&value))
     };
     let mut known = BTreeSet::new();
     for page in &def.pages {
@@ -812,6 +807,29 @@ pub fn valid_date(s: &str) -> bool {
     (1900..2200).contains(&y) && (1..=days).contains(&d)
 }
 
+/// A condition as its definition writes it, parsed when the definition is
+/// read (a condition that does not parse is a problem at its line), so no
+/// request path parses it again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    pub source: String,
+    pub expr: Expr,
+}
+
+impl<'de> Deserialize<'de> for Condition {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let source = String::deserialize(d)?;
+        let expr = parse_expr(&source)
+            .map_err(|why| serde::de::Error::custom(format!("condition: {why}")))?;
+        Ok(Condition { source, expr })
+    }
+}
+
+/// Why a condition does not parse: what the parser met, in words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConditionError(pub String);
+
 /// A condition, parsed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
@@ -900,7 +918,11 @@ impl Expr {
 
 /// Parses a condition (at most 500 characters): `a op b`, `and`, `or`
 /// (`and` binds tighter), no parentheses.
-pub fn parse_expr(text: &str) -> Result<Expr, String> {
+pub fn parse_expr(text: &str) -> Result<Expr, ConditionError> {
+    parse_condition(text).map_err(ConditionError)
+}
+
+fn parse_condition(text: &str) -> Result<Expr, String> {
     if text.len() > 500 {
         return Err("longer than 500 characters".into());
     }
@@ -1070,6 +1092,35 @@ mod tests {
                 .iter()
                 .any(|p| p.message.contains("no state \"aproved\""))
         );
+    }
+
+    #[test]
+    fn a_condition_that_does_not_parse_is_a_problem_at_its_line() {
+        let (_, source) = DEMO
+            .iter()
+            .find(|(file, _)| *file == "disability-benefit.toml")
+            .copied()
+            .unwrap();
+        let eligible = source
+            .lines()
+            .find(|l| l.starts_with("eligible_if"))
+            .unwrap();
+        let bad = source.replacen(eligible, "eligible_if = \"degree >= \"", 1);
+        let line = bad
+            .lines()
+            .position(|l| l.starts_with("eligible_if"))
+            .unwrap()
+            + 1;
+        let problems = check(&bad).unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.line == line && p.message.contains("condition:")),
+            "{problems:?}"
+        );
+        // Parsed once, when read: the definition carries the expression.
+        let def = check(source).unwrap();
+        assert!(!def.eligible_if.unwrap().get_ref().expr.names().is_empty());
     }
 
     #[test]

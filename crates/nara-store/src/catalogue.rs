@@ -62,7 +62,8 @@ impl TryFrom<SystemRow> for System {
                 code: r.code,
                 name: r.name,
                 kind: parse_column(&r.kind, "systems.kind")?,
-                grade: nara_core::Grade::new(i64::from(r.grade)).map_err(StoreError::Corrupt)?,
+                grade: nara_core::Grade::new(i64::from(r.grade))
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 environment: parse_column(&r.environment, "systems.environment")?,
                 endpoint_url: r.endpoint_url,
                 status: parse_column(&r.status, "systems.status")?,

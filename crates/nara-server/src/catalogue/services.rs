@@ -22,23 +22,56 @@ use crate::web::csrf::CsrfForm;
 use crate::web::{Layout, PageCtx, PageError, render, store_failed};
 use crate::web::{query_value, when};
 
-/// Publishes a definition's source for `agency`, by `actor`.
-async fn publish(
+/// Why a definition was not published; nothing was.
+#[derive(Debug)]
+pub enum PublishError {
+    /// The definition has problems, each with its line.
+    Problems(Vec<service_def::Problem>),
+    /// A designer publishes for their own agency only: (line, theirs, named).
+    OtherAgency(usize, String, String),
+    /// The code and version are already published.
+    Conflict(String),
+    /// The agency it names is not registered.
+    UnknownAgency(String),
+    Store(nara_store::StoreError),
+}
+
+impl PublishError {
+    /// What the designer reads: one line each, with the source's line.
+    pub fn messages(&self) -> Vec<String> {
+        match self {
+            PublishError::Problems(ps) => ps.iter().map(ToString::to_string).collect(),
+            PublishError::OtherAgency(line, theirs, named) => {
+                vec![format!(
+                    "line {line}: you publish for {theirs}, not {named}"
+                )]
+            }
+            PublishError::Conflict(m) => vec![m.clone()],
+            PublishError::UnknownAgency(a) => vec![format!("no agency {a}")],
+            PublishError::Store(_) => vec!["the database is unavailable".into()],
+        }
+    }
+}
+
+/// Publishing a definition, the use case: checked whole (every problem with
+/// its line), owned by `agency` when a designer publishes, stored as a new
+/// version (the ledger records it in the same transaction).
+pub async fn publish(
     state: &AppState,
     source: &str,
     agency: Option<&nara_core::MemberId>,
     actor: &str,
-) -> Result<Definition, Vec<String>> {
-    let def = service_def::check(source)
-        .map_err(|ps| ps.iter().map(|p| p.to_string()).collect::<Vec<_>>())?;
+) -> Result<Definition, PublishError> {
+    let def = service_def::check(source).map_err(PublishError::Problems)?;
     if let Some(a) = agency
         && def.agency.get_ref() != a.as_str()
     {
-        return Err(vec![format!(
-            "line {}: you publish for {a}, not {}",
-            source[..def.agency.span().start].matches('\n').count() + 1,
-            def.agency.get_ref()
-        )]);
+        let line = source[..def.agency.span().start].matches('\n').count() + 1;
+        return Err(PublishError::OtherAgency(
+            line,
+            a.to_string(),
+            def.agency.get_ref().clone(),
+        ));
     }
     let record = PublishedDefinition {
         code: def.code.get_ref().clone(),
@@ -50,13 +83,13 @@ async fn publish(
     };
     match state.store.publish_definition(&record).await {
         Ok(()) => Ok(def),
-        Err(nara_store::StoreError::Conflict(m)) => Err(vec![m]),
+        Err(nara_store::StoreError::Conflict(m)) => Err(PublishError::Conflict(m)),
         Err(nara_store::StoreError::Invalid(_)) => {
-            Err(vec![format!("no agency {}", def.agency.get_ref())])
+            Err(PublishError::UnknownAgency(def.agency.get_ref().clone()))
         }
         Err(e) => {
             tracing::error!(error = %e, "publishing a service definition");
-            Err(vec!["the database is unavailable".into()])
+            Err(PublishError::Store(e))
         }
     }
 }
@@ -171,12 +204,14 @@ pub async fn publish_api(
             }),
         )
             .into_response(),
-        Err(problems) => Problem::invalid(nara_core::Invalid {
-            errors: problems
+        Err(PublishError::Store(_)) => Problem::internal().into_response(),
+        Err(refused) => Problem::invalid(nara_core::Invalid {
+            errors: refused
+                .messages()
                 .into_iter()
-                .map(|p| nara_core::FieldError {
+                .map(|detail| nara_core::FieldError {
                     field: "definition".into(),
-                    detail: p,
+                    detail,
                 })
                 .collect(),
         })
@@ -553,7 +588,10 @@ pub async fn designer_submit(
             let message = format!("{} v{}", d.code.get_ref(), d.version.get_ref());
             designer_view(&ctx, &state, &who, form.source, Vec::new(), Some(message)).await
         }
-        Err(problems) => designer_view(&ctx, &state, &who, form.source, problems, None).await,
+        Err(PublishError::Store(e)) => Err(store_failed(ctx.lang)(e)),
+        Err(refused) => {
+            designer_view(&ctx, &state, &who, form.source, refused.messages(), None).await
+        }
     }
 }
 

@@ -152,7 +152,7 @@ pub async fn decide(
     }
     let value_of = |name: &str| service_def::condition_value(name, answers, &evidence);
     if let Some(rule) = &def.eligible_if
-        && !service_def::parse_expr(rule.get_ref()).is_ok_and(|e| e.eval(&value_of))
+        && !rule.get_ref().expr.eval(&value_of)
     {
         return Err(Refusal::NotEligible);
     }

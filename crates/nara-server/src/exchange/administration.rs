@@ -469,7 +469,7 @@ pub async fn create_registry(
     } else if title.is_empty() || title.len() > 200 {
         Some("title: 1 to 200 characters".to_owned())
     } else {
-        schema.as_ref().err().cloned()
+        schema.as_ref().err().map(ToString::to_string)
     };
     let Ok(schema) = schema else {
         return access_view(&ctx, &state, &who, &agency, None, error).await;

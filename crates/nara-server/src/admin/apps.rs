@@ -12,11 +12,10 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::identity::auth::{Principal, digest, random_secret};
-use crate::web::csrf::CsrfForm;
 use crate::web::{Layout, PageCtx, PageError, render, store_failed};
 
-use super::{admin_agency, agency_name};
-use crate::web::{query_value, status_for};
+use super::{AdminAgency, AdminForm, agency_name};
+use crate::web::status_for;
 
 #[derive(Template)]
 #[template(path = "apps.html")]
@@ -66,15 +65,13 @@ pub async fn apps_page(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
+    AdminAgency(agency): AdminAgency,
 ) -> Result<Response, PageError> {
-    let agency = admin_agency(&ctx, &who, query_value(&ctx, "agency").as_deref())?;
     apps_view(&ctx, &state, &who, &agency, None, None).await
 }
 
 #[derive(Deserialize)]
 pub struct RegisterApp {
-    #[serde(default)]
-    agency: String,
     #[serde(default)]
     name: String,
     #[serde(default)]
@@ -88,9 +85,8 @@ pub async fn register_app(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    CsrfForm(form): CsrfForm<RegisterApp>,
+    AdminForm { agency, form }: AdminForm<RegisterApp>,
 ) -> Result<Response, PageError> {
-    let agency = admin_agency(&ctx, &who, Some(&form.agency))?;
     let tr = ctx.tr();
     let uris: Vec<String> = form
         .redirect_uris

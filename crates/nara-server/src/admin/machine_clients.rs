@@ -8,11 +8,10 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::identity::auth::Principal;
-use crate::web::csrf::CsrfForm;
 use crate::web::{Layout, PageCtx, PageError, render, store_failed};
 
-use super::{admin_agency, agency_name};
-use crate::web::{query_value, status_for};
+use super::{AdminAgency, AdminForm, agency_name};
+use crate::web::status_for;
 
 #[derive(Template)]
 #[template(path = "machine_clients.html")]
@@ -57,15 +56,13 @@ pub async fn machine_clients_page(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
+    AdminAgency(agency): AdminAgency,
 ) -> Result<Response, PageError> {
-    let agency = admin_agency(&ctx, &who, query_value(&ctx, "agency").as_deref())?;
     machine_clients_view(&ctx, &state, &who, &agency, None, None).await
 }
 
 #[derive(Deserialize)]
 pub struct RegisterKey {
-    #[serde(default)]
-    agency: String,
     #[serde(default)]
     subsystem: String,
     #[serde(default)]
@@ -77,9 +74,8 @@ pub async fn register_machine_client(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    CsrfForm(form): CsrfForm<RegisterKey>,
+    AdminForm { agency, form }: AdminForm<RegisterKey>,
 ) -> Result<Response, PageError> {
-    let agency = admin_agency(&ctx, &who, Some(&form.agency))?;
     let tr = ctx.tr();
     match crate::identity::machine::register(
         &state.store,
@@ -122,8 +118,6 @@ pub async fn register_machine_client(
 #[derive(Deserialize)]
 pub struct RevokeKey {
     #[serde(default)]
-    agency: String,
-    #[serde(default)]
     key_id: String,
 }
 
@@ -131,9 +125,8 @@ pub async fn revoke_machine_client(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    CsrfForm(form): CsrfForm<RevokeKey>,
+    AdminForm { agency, form }: AdminForm<RevokeKey>,
 ) -> Result<Response, PageError> {
-    let agency = admin_agency(&ctx, &who, Some(&form.agency))?;
     match state
         .store
         .revoke_machine_client(&agency, &form.key_id, &who.actor())

@@ -7,12 +7,57 @@ pub mod apps;
 pub mod machine_clients;
 pub mod officials;
 
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use nara_core::MemberId;
 use nara_core::identity::Role;
+use serde::de::DeserializeOwned;
 
 use crate::AppState;
 use crate::identity::auth::Principal;
-use crate::web::{PageCtx, PageError, store_failed};
+use crate::web::{PageCtx, PageError, query_value, store_failed};
+
+/// The agency an admin page (`?agency=`) is about, already narrowed by
+/// [`admin_agency`]: a handler that takes it cannot show another agency.
+pub struct AdminAgency(pub MemberId);
+
+impl FromRequestParts<AppState> for AdminAgency {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, PageError> {
+        let ctx = PageCtx::from_parts(parts)?;
+        let who = parts
+            .extensions
+            .get::<Principal>()
+            .ok_or_else(|| PageError::not_found(ctx.lang))?;
+        let asked = query_value(&ctx, "agency");
+        admin_agency(&ctx, who, asked.as_deref()).map(AdminAgency)
+    }
+}
+
+/// An admin's form: its anti-forgery token checked, its `agency` field
+/// narrowed by [`admin_agency`] (another agency is 404), the rest read into
+/// `T`. A handler that takes it can neither skip the token nor act for an
+/// agency its admin does not hold.
+pub struct AdminForm<T> {
+    pub agency: MemberId,
+    pub form: T,
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for AdminForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let who = req.extensions().get::<Principal>().cloned();
+        let (ctx, checked) = crate::web::csrf::checked_form(req, state).await?;
+        let who = who.ok_or_else(|| PageError::not_found(ctx.lang).into_response())?;
+        let asked = checked.field("agency").unwrap_or_default();
+        let agency = admin_agency(&ctx, &who, Some(&asked)).map_err(IntoResponse::into_response)?;
+        let form = checked.parse(&ctx).map_err(IntoResponse::into_response)?;
+        Ok(AdminForm { agency, form })
+    }
+}
 
 /// An agency's name in the page's language (empty if it is gone).
 pub(crate) async fn agency_name(
@@ -32,7 +77,7 @@ pub(crate) async fn agency_name(
 /// The agency an admin page is about: the one asked for, if the admin holds
 /// it, else their first. Anything else is "not found" (not "forbidden"), so
 /// an admin cannot probe other agencies.
-pub(crate) fn admin_agency(
+fn admin_agency(
     ctx: &PageCtx,
     who: &Principal,
     asked: Option<&str>,

@@ -11,11 +11,10 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::identity::auth::{self, Principal};
 use crate::problem::Problem;
-use crate::web::csrf::CsrfForm;
 use crate::web::{Layout, PageCtx, PageError, render, store_failed};
 
-use super::admin_agency;
-use crate::web::{query_value, status_for};
+use super::{AdminAgency, AdminForm};
+use crate::web::status_for;
 
 pub struct OfficialView {
     pub id: i64,
@@ -116,15 +115,13 @@ pub async fn officials_page(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
+    AdminAgency(agency): AdminAgency,
 ) -> Result<Response, PageError> {
-    let agency = admin_agency(&ctx, &who, query_value(&ctx, "agency").as_deref())?;
     officials_view(&ctx, &state, &who, &agency, None, None).await
 }
 
 #[derive(Deserialize)]
 pub struct NewOfficial {
-    #[serde(default)]
-    agency: String,
     #[serde(default)]
     username: String,
     #[serde(default)]
@@ -137,9 +134,8 @@ pub async fn create_official(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    CsrfForm(form): CsrfForm<NewOfficial>,
+    AdminForm { agency, form }: AdminForm<NewOfficial>,
 ) -> Result<Response, PageError> {
-    let agency = admin_agency(&ctx, &who, Some(&form.agency))?;
     let tr = ctx.tr();
     let username = normalize_username(&form.username);
     let display = identity::check_display_name(&form.display_name);
@@ -200,8 +196,6 @@ pub async fn create_official(
 #[derive(Deserialize)]
 pub struct ChangeRole {
     #[serde(default)]
-    agency: String,
-    #[serde(default)]
     account_id: String,
     #[serde(default)]
     role: String,
@@ -213,9 +207,8 @@ pub async fn change_role(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    CsrfForm(form): CsrfForm<ChangeRole>,
+    AdminForm { agency, form }: AdminForm<ChangeRole>,
 ) -> Result<Response, PageError> {
-    let agency = admin_agency(&ctx, &who, Some(&form.agency))?;
     let tr = ctx.tr();
     let bad = |key: &str| Some(tr.s(key).to_owned());
     let role: Option<Role> = form.role.parse().ok().filter(|r: &Role| r.agency_scoped());

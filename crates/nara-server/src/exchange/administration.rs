@@ -9,11 +9,10 @@ use nara_core::exchange::Purpose;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::admin::{admin_agency, agency_name};
+use crate::admin::{AdminAgency, AdminForm, agency_name};
 use crate::identity::auth::Principal;
-use crate::web::csrf::CsrfForm;
 use crate::web::{Layout, PageCtx, PageError, render, store_failed};
-use crate::web::{query_value, status_for, when};
+use crate::web::{status_for, when};
 
 pub struct RightView {
     pub id: i64,
@@ -130,8 +129,8 @@ pub async fn access_page(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
+    AdminAgency(agency): AdminAgency,
 ) -> Result<Response, PageError> {
-    let agency = admin_agency(&ctx, &who, query_value(&ctx, "agency").as_deref())?;
     access_view(&ctx, &state, &who, &agency, None, None).await
 }
 
@@ -237,10 +236,12 @@ pub async fn grant_access(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
+    AdminForm {
+        agency,
+        form: pairs,
+    }: AdminForm<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let field = |name: &str| form_field(&pairs, name);
-    let agency = admin_agency(&ctx, &who, Some(&field("agency")))?;
     let tr = ctx.tr();
     let directory = state
         .exchange
@@ -293,8 +294,6 @@ pub async fn grant_access(
 #[derive(Deserialize)]
 pub struct RevokeAccess {
     #[serde(default)]
-    agency: String,
-    #[serde(default)]
     id: i64,
 }
 
@@ -302,9 +301,8 @@ pub async fn revoke_access(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    CsrfForm(form): CsrfForm<RevokeAccess>,
+    AdminForm { agency, form }: AdminForm<RevokeAccess>,
 ) -> Result<Response, PageError> {
-    let agency = admin_agency(&ctx, &who, Some(&form.agency))?;
     match state
         .store
         .revoke_access(form.id, agency.as_str(), &who.actor())
@@ -333,10 +331,12 @@ pub async fn publish_service(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
+    AdminForm {
+        agency,
+        form: pairs,
+    }: AdminForm<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let field = |name: &str| form_field(&pairs, name);
-    let agency = admin_agency(&ctx, &who, Some(&field("agency")))?;
     let directory = state
         .exchange
         .directory(&state.store)
@@ -444,8 +444,6 @@ pub async fn publish_service(
 #[derive(Deserialize)]
 pub struct NewRegistry {
     #[serde(default)]
-    agency: String,
-    #[serde(default)]
     code: String,
     #[serde(default)]
     title: String,
@@ -459,9 +457,8 @@ pub async fn create_registry(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
-    CsrfForm(form): CsrfForm<NewRegistry>,
+    AdminForm { agency, form }: AdminForm<NewRegistry>,
 ) -> Result<Response, PageError> {
-    let agency = admin_agency(&ctx, &who, Some(&form.agency))?;
     let title = form.title.trim();
     let schema = nara_core::exchange::registry_schema(title, &form.fields);
     let error = if !nara_core::exchange::valid_part(form.code.trim()) {

@@ -48,22 +48,49 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
-        let (parts, body) = req.into_parts();
-        let ctx = PageCtx::from_parts(&parts).map_err(IntoResponse::into_response)?;
-        let bytes = Bytes::from_request(Request::from_parts(parts, body), state)
-            .await
-            .map_err(|_| PageError::payload_too_large(ctx.lang).into_response())?;
-        let token = form_urlencoded::parse(&bytes)
-            .find(|(k, _)| k == "csrf")
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default();
-        if !csrf_ok(&ctx.caller, &token) {
-            return Err(csrf_refused(ctx.lang));
-        }
-        serde_urlencoded::from_bytes(&bytes)
+        let (ctx, form) = checked_form(req, state).await?;
+        form.parse(&ctx)
             .map(CsrfForm)
-            .map_err(|_| PageError::bad_request(ctx.lang).into_response())
+            .map_err(IntoResponse::into_response)
     }
+}
+
+/// A form's body whose anti-forgery token matched; read it with [`parse`]
+/// or [`field`].
+///
+/// [`parse`]: CheckedForm::parse
+/// [`field`]: CheckedForm::field
+pub struct CheckedForm(Bytes);
+
+impl CheckedForm {
+    pub fn parse<T: DeserializeOwned>(&self, ctx: &PageCtx) -> Result<T, PageError> {
+        serde_urlencoded::from_bytes(&self.0).map_err(|_| PageError::bad_request(ctx.lang))
+    }
+
+    /// The first value of field `name`, if any.
+    pub fn field(&self, name: &str) -> Option<String> {
+        form_urlencoded::parse(&self.0)
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+}
+
+/// Reads a form and checks its `csrf` field against the caller's session
+/// (the one place that check is made for forms).
+pub async fn checked_form(
+    req: Request,
+    state: &AppState,
+) -> Result<(PageCtx, CheckedForm), Response> {
+    let (parts, body) = req.into_parts();
+    let ctx = PageCtx::from_parts(&parts).map_err(IntoResponse::into_response)?;
+    let bytes = Bytes::from_request(Request::from_parts(parts, body), state)
+        .await
+        .map_err(|_| PageError::payload_too_large(ctx.lang).into_response())?;
+    let form = CheckedForm(bytes);
+    if !csrf_ok(&ctx.caller, &form.field("csrf").unwrap_or_default()) {
+        return Err(csrf_refused(ctx.lang));
+    }
+    Ok((ctx, form))
 }
 
 /// Proof that a JSON API request carries the caller's session token in

@@ -131,6 +131,22 @@ backends! {
         let agency_b = accounts.iter().find(|x| x.role == "agency_admin" && x.agency != admin_a.agency).unwrap().agency.clone().unwrap();
         assert_eq!(status_with(&app, &format!("/admin/officials?agency={agency_a}"), &a.cookie).await, StatusCode::OK);
         assert_eq!(status_with(&app, &format!("/admin/officials?agency={agency_b}"), &a.cookie).await, StatusCode::NOT_FOUND);
+        // Every agency-admin page and form is narrowed the same way (AdminAgency, AdminForm):
+        // another agency is not found, whatever else the form says.
+        for page in ["/admin/officials", "/admin/apps", "/admin/machine-clients", "/admin/exchange"] {
+            let other = format!("{page}?agency={agency_b}");
+            assert_eq!(status_with(&app, &other, &a.cookie).await, StatusCode::NOT_FOUND, "{other}");
+            let own = format!("{page}?agency={agency_a}");
+            assert_eq!(status_with(&app, &own, &a.cookie).await, StatusCode::OK, "{own}");
+        }
+        for form in [
+            "/admin/officials", "/admin/roles", "/admin/apps", "/admin/machine-clients",
+            "/admin/machine-clients/revoke", "/admin/exchange", "/admin/exchange/revoke",
+            "/admin/exchange/services", "/admin/exchange/registries",
+        ] {
+            let r = post_form(&app, form, Some(&a.cookie), &[("csrf", &a.csrf), ("agency", &agency_b)]).await;
+            assert_eq!(r.status(), StatusCode::NOT_FOUND, "{form} for another agency");
+        }
         let official_b = app.store.account_by_username("official.b").await.unwrap().unwrap();
         let r = post_form(&app, "/admin/roles", Some(&a.cookie), &[("csrf", &a.csrf), ("agency", &agency_b), ("account_id", &official_b.id.to_string()), ("role", "agency_admin"), ("action", "grant")]).await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND);

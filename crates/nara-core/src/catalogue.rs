@@ -455,39 +455,34 @@ fn stored_record_schema<I: utoipa::PartialSchema>(
     RefOr::T(Schema::Object(record))
 }
 
-impl utoipa::PartialSchema for System {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        stored_record_schema::<SystemInput>("An inventoried system or asset of an agency")
-    }
+/// A stored record's schema from its input's ([`stored_record_schema`]).
+macro_rules! stored_record {
+    ($record:ty, $input:ty, $description:literal) => {
+        impl utoipa::PartialSchema for $record {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                stored_record_schema::<$input>($description)
+            }
+        }
+
+        impl ToSchema for $record {
+            fn schemas(
+                schemas: &mut Vec<(
+                    String,
+                    utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+                )>,
+            ) {
+                <$input>::schemas(schemas);
+            }
+        }
+    };
 }
 
-impl ToSchema for System {
-    fn schemas(
-        schemas: &mut Vec<(
-            String,
-            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
-        )>,
-    ) {
-        SystemInput::schemas(schemas);
-    }
-}
-
-impl utoipa::PartialSchema for Service {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        stored_record_schema::<ServiceInput>("A public service an agency offers")
-    }
-}
-
-impl ToSchema for Service {
-    fn schemas(
-        schemas: &mut Vec<(
-            String,
-            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
-        )>,
-    ) {
-        ServiceInput::schemas(schemas);
-    }
-}
+stored_record!(
+    System,
+    SystemInput,
+    "An inventoried system or asset of an agency"
+);
+stored_record!(Service, ServiceInput, "A public service an agency offers");
 
 // ---------------------------------------------------------------- listing
 

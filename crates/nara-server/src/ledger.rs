@@ -341,7 +341,7 @@ pub async fn my_openings(
 pub async fn open_commitment(
     State(state): State<AppState>,
     who: crate::identity::auth::Principal,
-    crate::identity::account::ClientAddress(address): crate::identity::account::ClientAddress,
+    crate::identity::request::ClientAddress(address): crate::identity::request::ClientAddress,
     ApiPath(commitment): ApiPath<String>,
 ) -> Result<Json<OpenedCommitment>, Problem> {
     let opening = state
@@ -350,7 +350,7 @@ pub async fn open_commitment(
         .await?
         .filter(nara_store::ledger::Opening::opens)
         .ok_or_else(|| Problem::not_found("commitment"))?;
-    crate::identity::account::event(
+    crate::identity::request::event(
         &state,
         "ledger.commitment_opened",
         Some(who.account_id),

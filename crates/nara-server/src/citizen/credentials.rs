@@ -574,7 +574,7 @@ impl QrGate {
 pub async fn verify_file(
     ctx: PageCtx,
     State(state): State<AppState>,
-    crate::identity::account::ClientAddress(address): crate::identity::account::ClientAddress,
+    crate::identity::request::ClientAddress(address): crate::identity::request::ClientAddress,
     mut multipart: axum::extract::Multipart,
 ) -> Response {
     let mut bytes = Vec::new();

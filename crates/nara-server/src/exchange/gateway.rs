@@ -345,7 +345,7 @@ pub fn new_id() -> String {
     ))]
 pub async fn exchange(
     State(state): State<AppState>,
-    crate::identity::account::ClientAddress(address): crate::identity::account::ClientAddress,
+    crate::identity::request::ClientAddress(address): crate::identity::request::ClientAddress,
     request: Request,
 ) -> Response {
     let started = Instant::now();
@@ -361,7 +361,7 @@ pub async fn exchange(
                 started.elapsed(),
             );
             if fault.kind.is_security_event() {
-                crate::identity::account::event(
+                crate::identity::request::event(
                     &state,
                     "exchange.refused",
                     None,

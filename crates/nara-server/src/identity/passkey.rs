@@ -23,8 +23,8 @@ use webauthn_rs::prelude::{
 
 use crate::AppState;
 use crate::extract::ApiJson;
-use crate::identity::account::{ClientAddress, event, with_cookie};
 use crate::identity::auth::Caller;
+use crate::identity::request::{ClientAddress, event, with_cookie};
 use crate::problem::Problem;
 use crate::web::csrf::csrf_ok;
 
@@ -258,7 +258,7 @@ pub async fn sign_in_finish(
             "a passkey is the second step: sign in with your password first",
         ));
     };
-    let attempt = crate::identity::account::SecondFactorAttempt::new(&state, account, &addr);
+    let attempt = crate::identity::sign_in::SecondFactorAttempt::new(&state, account, &addr);
     if attempt.throttled().await {
         return Err(Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -299,7 +299,7 @@ pub async fn sign_in_finish(
         }
     }
     let cookie = attempt.succeeded(&caller, "pwd hwk", &headers).await?;
-    let next = crate::identity::account::safe_next(form.next.as_deref());
+    let next = crate::identity::request::safe_next(form.next.as_deref());
     Ok(with_cookie(
         Json(json!({"next": next})).into_response(),
         &cookie,

@@ -51,6 +51,48 @@ pub fn root_of(leaves: &[Hash]) -> Hash {
     }
 }
 
+/// The roots of a growing log, leaf by leaf: the perfect subtrees of the
+/// leaves so far (RFC 9162's decomposition of the size into powers of two),
+/// so the root at any size costs O(log n) and a whole log is read once —
+/// what verifying a restored log against every checkpoint needs.
+#[derive(Debug, Clone, Default)]
+pub struct RootAccumulator {
+    /// (height, hash) of each perfect subtree, largest (leftmost) first.
+    subtrees: Vec<(u32, Hash)>,
+    size: u64,
+}
+
+impl RootAccumulator {
+    pub fn push(&mut self, leaf: Hash) {
+        let mut carry = (0u32, leaf);
+        while let Some(&(height, left)) = self.subtrees.last() {
+            if height != carry.0 {
+                break;
+            }
+            self.subtrees.pop();
+            carry = (height + 1, node_hash(&left, &carry.1));
+        }
+        self.subtrees.push(carry);
+        self.size += 1;
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The tree hash of the leaves pushed so far.
+    pub fn root(&self) -> Hash {
+        let mut subtrees = self.subtrees.iter().rev();
+        let Some(&(_, mut acc)) = subtrees.next() else {
+            return empty_root();
+        };
+        for (_, left) in subtrees {
+            acc = node_hash(left, &acc);
+        }
+        acc
+    }
+}
+
 /// Why a proof was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProofError {
@@ -298,6 +340,19 @@ pub fn verify_consistency(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_accumulator_agrees_with_the_definition_at_every_size() {
+        let leaves: Vec<Hash> = (0u32..300).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let mut acc = RootAccumulator::default();
+        assert_eq!(acc.root(), empty_root());
+        for (n, leaf) in leaves.iter().enumerate() {
+            acc.push(*leaf);
+            assert_eq!(acc.root(), root_of(&leaves[..=n]), "size {}", n + 1);
+        }
+        assert_eq!(acc.size(), 300);
+    }
+
     use super::*;
     use proptest::prelude::*;
 

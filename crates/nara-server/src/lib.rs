@@ -3,6 +3,7 @@
 //! an [`AppState`]; the binary and the integration tests both call it.
 
 pub mod admin;
+pub mod backup;
 pub mod catalogue;
 pub mod citizen;
 pub mod config;

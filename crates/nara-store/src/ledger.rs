@@ -528,6 +528,24 @@ impl Store {
         .transpose()
     }
 
+    /// Every published checkpoint's size and root, oldest first (what a
+    /// restored log must reproduce).
+    pub async fn ledger_checkpoint_roots(&self) -> Result<Vec<(u64, Hash)>> {
+        let rows: Vec<(i64, Vec<u8>)> = with_pool!(self, |pool| sqlx::query_as(
+            "SELECT size, root FROM ledger_checkpoints ORDER BY size"
+        )
+        .fetch_all(pool)
+        .await?);
+        rows.into_iter()
+            .map(|(size, root)| {
+                let root: Hash = root
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("a checkpoint root is not 32 bytes".into()))?;
+                Ok((size as u64, root))
+            })
+            .collect()
+    }
+
     /// A stored hash tile, as served (whole hashes, full or the partial edge).
     pub async fn ledger_tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>> {
         Ok(with_pool!(self, |pool| sqlx::query_scalar(

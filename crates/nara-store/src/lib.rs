@@ -199,6 +199,43 @@ impl Store {
         format!("sqlite://{}", data_dir.join("nara.db").display())
     }
 
+    /// Writes a transactionally consistent copy of the whole database to
+    /// `path` while it serves (SQLite's `VACUUM INTO`: a snapshot of one
+    /// read transaction, compacted). PostgreSQL is backed up by its own tools.
+    pub async fn snapshot_into(&self, path: &Path) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(pool) => {
+                let target = path.to_str().ok_or_else(|| {
+                    StoreError::Conflict(format!("{} is not a UTF-8 path", path.display()))
+                })?;
+                sqlx::query("VACUUM INTO $1")
+                    .bind(target)
+                    .execute(pool)
+                    .await?;
+                Ok(())
+            }
+            Backend::Postgres(_) => Err(StoreError::Conflict(
+                "a PostgreSQL database is backed up with pgBackRest, not by a snapshot".into(),
+            )),
+        }
+    }
+
+    /// SQLite's own check of every page and index: `ok`, or what is wrong.
+    pub async fn integrity_check(&self) -> Result<String> {
+        match &self.backend {
+            Backend::Sqlite(pool) => {
+                let rows: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+                    .fetch_all(pool)
+                    .await?;
+                Ok(rows.join("; "))
+            }
+            Backend::Postgres(pool) => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+                Ok("ok".into())
+            }
+        }
+    }
+
     pub fn kind(&self) -> BackendKind {
         match self.backend {
             Backend::Sqlite(_) => BackendKind::Sqlite,

@@ -140,6 +140,31 @@ enum Command {
         #[command(subcommand)]
         command: ServiceCommand,
     },
+    /// Backups of this node (database, secrets, uploads), encrypted with
+    /// age to a key kept apart: take one, list them, verify one by restoring
+    /// it and proving it with the ledger.
+    Backup {
+        #[command(subcommand)]
+        command: BackupCommand,
+    },
+    /// Restore a backup into an empty data directory (the newest, or --id).
+    Restore {
+        /// The backup destination.
+        #[arg(long)]
+        from: PathBuf,
+        /// The backup key (its private half), kept apart from the backups.
+        #[arg(long, default_value = "./nara-backup.key")]
+        key: PathBuf,
+        /// The data directory to restore into.
+        #[arg(long, default_value = "./nara-data")]
+        data: PathBuf,
+        /// A backup's id, as `nara backup list` prints it.
+        #[arg(long)]
+        id: Option<String>,
+        /// Restore over a data directory that is not empty.
+        #[arg(long)]
+        replace: bool,
+    },
     /// Apply pending database migrations and exit.
     Migrate {
         #[arg(long)]
@@ -147,6 +172,56 @@ enum Command {
         /// Database URL (overrides the configuration).
         #[arg(long, env = "NARA_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BackupCommand {
+    /// Make a backup key; prints its public half, which is all taking a
+    /// backup needs. Keep the file apart from the backups.
+    Keygen {
+        #[arg(long, default_value = "./nara-backup.key")]
+        out: PathBuf,
+    },
+    /// Take a backup now: a snapshot of the database while it serves, and
+    /// every file of the data directory, unchanged files stored once.
+    Create {
+        /// The destination directory (another disk or mount).
+        #[arg(long)]
+        to: PathBuf,
+        /// Whom to encrypt to: `age1…`, or a backup key file.
+        #[arg(
+            long,
+            env = "NARA_BACKUP_RECIPIENT",
+            default_value = "./nara-backup.key"
+        )]
+        recipient: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The data directory (overrides the configuration).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// List the backups in a destination, newest last, with their last
+    /// verification.
+    List {
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Restore a backup (the newest, or --id) into scratch space and prove
+    /// it: integrity check, every checkpoint's root reproduced, the newest
+    /// signed by the ledger key.
+    Verify {
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long, default_value = "./nara-backup.key")]
+        key: PathBuf,
+        #[arg(long)]
+        id: Option<String>,
+        /// A ledger verifier key to trust (as /ledger/vkey serves it)
+        /// instead of the restored ledger key.
+        #[arg(long)]
+        vkey: Option<String>,
     },
 }
 
@@ -671,6 +746,45 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Service {
             command: ServiceCommand::Check { files, demo },
         } => service_check(&files, demo),
+        Command::Backup { command } => backup_command(command).await,
+        Command::Restore {
+            from,
+            key,
+            data,
+            id,
+            replace,
+        } => {
+            let identity = nara_server::backup::read_identity(&key)?;
+            let destination = nara_server::backup::Destination::new(from);
+            let bar = bytes_bar("restoring");
+            let restored = nara_server::backup::restore::restore(
+                &destination,
+                id.as_deref(),
+                &identity,
+                &data,
+                replace,
+                &|done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                },
+            )?;
+            bar.finish_and_clear();
+            let m = &restored.manifest;
+            println!(
+                "Restored backup {} (taken {}) into {}: {} files, {}, the ledger at {} entries.",
+                m.id,
+                m.created_at,
+                data.display(),
+                restored.files,
+                indicatif::HumanBytes(restored.bytes),
+                m.ledger.size
+            );
+            println!(
+                "Start it with `nara serve` (NARA_DATA_DIR={}), then `nara backup verify` proves the backup.",
+                data.display()
+            );
+            Ok(())
+        }
         Command::Migrate {
             config,
             database_url,
@@ -678,6 +792,131 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let config = load_config(config.as_deref(), database_url)?;
             let store = open_store(&config).await?;
             println!("The {} database is migrated.", store.kind().as_str());
+            Ok(())
+        }
+    }
+}
+
+/// A progress bar in bytes.
+fn bytes_bar(what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} {what} [{{bar:40}}] {{bytes}}/{{total_bytes}} ({{bytes_per_sec}}, {{eta}} left)"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+async fn backup_command(command: BackupCommand) -> anyhow::Result<()> {
+    use nara_server::backup;
+    match command {
+        BackupCommand::Keygen { out } => {
+            let recipient = backup::keygen(&out)?;
+            println!(
+                "Made the backup key {} (keep a copy apart from the backups; without it no backup can be restored).",
+                out.display()
+            );
+            println!("Its public half, for `nara backup create --recipient`: {recipient}");
+            Ok(())
+        }
+        BackupCommand::Create {
+            to,
+            recipient,
+            config,
+            data,
+        } => {
+            let mut config = load_config(config.as_deref(), None)?;
+            if let Some(dir) = data {
+                config.data_dir = dir;
+            }
+            let recipient = backup::read_recipient(&recipient)?;
+            let store = open_store(&config).await?;
+            let destination = backup::Destination::new(to);
+            let bar = bytes_bar("backing up");
+            let started = Instant::now();
+            let taken = backup::take(
+                &store,
+                &config.data_dir,
+                &destination,
+                &recipient,
+                &|done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                },
+            )
+            .await?;
+            bar.finish_and_clear();
+            let m = &taken.manifest;
+            println!(
+                "Backup {} in {}: {} files, {} new objects ({}), {} unchanged, the ledger at {} entries; {:.2} s.",
+                m.id,
+                destination.root().display(),
+                m.files.len(),
+                taken.new_objects,
+                indicatif::HumanBytes(taken.new_bytes),
+                taken.reused_objects,
+                m.ledger.size,
+                started.elapsed().as_secs_f64()
+            );
+            println!(
+                "Not verified yet: `nara backup verify --from {}` proves it.",
+                destination.root().display()
+            );
+            Ok(())
+        }
+        BackupCommand::List { to } => {
+            let destination = backup::Destination::new(to);
+            let backups = destination.list()?;
+            if backups.is_empty() {
+                println!("No backups in {}.", destination.root().display());
+            }
+            for (m, verified) in backups {
+                let bytes: u64 = m.files.iter().map(|f| f.bytes).sum();
+                let status = match verified {
+                    Some(v) if v.ok => format!("verified {}", v.at),
+                    Some(v) => format!("FAILED verification {}: {}", v.at, v.detail),
+                    None => "never verified".into(),
+                };
+                println!(
+                    "{}  {}  {} files  {}  ledger {}  {status}",
+                    m.id,
+                    m.created_at,
+                    m.files.len(),
+                    indicatif::HumanBytes(bytes),
+                    m.ledger.size
+                );
+            }
+            Ok(())
+        }
+        BackupCommand::Verify {
+            from,
+            key,
+            id,
+            vkey,
+        } => {
+            let identity = backup::read_identity(&key)?;
+            let destination = backup::Destination::new(from);
+            let bar = bytes_bar("restoring to verify");
+            let proof = backup::restore::verify(
+                &destination,
+                id.as_deref(),
+                &identity,
+                vkey.as_deref(),
+                &|done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                },
+            )
+            .await;
+            bar.finish_and_clear();
+            let proof = proof?;
+            println!(
+                "Backup {} is proven: restored, integrity ok, {} ledger entries reproduce all {} checkpoints; the newest is signed by {}. {:.2} s.",
+                proof.manifest.id, proof.entries, proof.checkpoints, proof.signed_by, proof.seconds
+            );
             Ok(())
         }
     }

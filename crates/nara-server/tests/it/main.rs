@@ -8,6 +8,7 @@
 
 mod api;
 mod authz;
+mod backup;
 mod bad_input;
 mod common;
 mod exchange;

@@ -1,0 +1,553 @@
+//! Backups of a node: a consistent snapshot of the database taken while it
+//! serves, every file of the data directory (the node's secrets, uploads),
+//! each encrypted with age to a recipient whose private key is kept apart
+//! from the backups, stored content-addressed in a destination so unchanged
+//! files (uploads, keys) are stored once. A backup is a manifest naming its
+//! objects and the newest ledger checkpoint it holds; [`restore`] proves a
+//! restore complete by the ledger ([`restore::verify`]).
+//!
+//! Layout of a destination (a directory: another disk, a mount):
+//!
+//! ```text
+//! objects/ab/ab12….age     one object per distinct file content (SHA-256 of the plaintext)
+//! backups/ID.json          a manifest, written last: a backup exists once it is complete
+//! backups/ID.verified.json what the last verification of that backup found
+//! ```
+//!
+//! Every file is written beside its place and renamed into it after an
+//! fsync, so an interrupted backup leaves no manifest naming a missing
+//! object, and the next run starts clean.
+
+pub mod restore;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The manifest format this code writes and reads.
+const FORMAT: u32 = 1;
+
+/// Files of a data directory that are never copied as they are: the live
+/// database (the snapshot stands for it) and its journals.
+const LIVE_DATABASE: &[&str] = &["nara.db", "nara.db-wal", "nara.db-shm", "nara.db-journal"];
+
+/// Why a backup, a restore or a verification failed; each names what.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the backup key: {0}")]
+    Key(String),
+    #[error("encrypting {0}: {1}")]
+    Encrypt(String, String),
+    #[error("object {object} (for {path}) does not decrypt with this key, or is damaged: {why}")]
+    Decrypt {
+        object: String,
+        path: String,
+        why: String,
+    },
+    #[error("object {object} (for {path}) is damaged: its content does not match its name")]
+    Damaged { object: String, path: String },
+    #[error("object {object} (for {path}) is missing from the destination")]
+    Missing { object: String, path: String },
+    #[error("manifest {0}: {1}")]
+    Manifest(String, String),
+    #[error("no backup {0} in the destination")]
+    NoSuchBackup(String),
+    #[error("the destination has no backup yet")]
+    NoBackups,
+    #[error("{0} is not empty: restore into an empty directory, or pass --replace")]
+    TargetNotEmpty(PathBuf),
+    #[error("the database: {0}")]
+    Store(#[from] nara_store::StoreError),
+    #[error("the ledger does not prove this backup: {0}")]
+    Ledger(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
+    move |source| BackupError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+// ------------------------------------------------------------------- keys
+
+/// Makes a backup key (an age X25519 identity) at `path`, mode 0600,
+/// refusing to overwrite one; returns its public recipient (`age1…`), which
+/// is all that taking a backup needs.
+pub fn keygen(path: &Path) -> Result<String, BackupError> {
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let text = format!(
+        "# nara backup key: restores need it; keep a copy apart from the backups.\n# public key: {recipient}\n{}\n",
+        secrecy::ExposeSecret::expose_secret(&identity.to_string())
+    );
+    crate::keyfile::write_private(path, &text).map_err(|e| BackupError::Key(e.to_string()))?;
+    Ok(recipient)
+}
+
+/// Reads a backup key file (comments allowed), as written by [`keygen`].
+pub fn read_identity(path: &Path) -> Result<age::x25519::Identity, BackupError> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    text.lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .ok_or_else(|| {
+            BackupError::Key(format!("{} holds no AGE-SECRET-KEY line", path.display()))
+        })?
+        .parse::<age::x25519::Identity>()
+        .map_err(|e| BackupError::Key(format!("{}: {e}", path.display())))
+}
+
+/// A recipient, `age1…`, or the public half of a key file.
+pub fn read_recipient(text_or_path: &str) -> Result<age::x25519::Recipient, BackupError> {
+    if text_or_path.starts_with("age1") {
+        return text_or_path
+            .parse::<age::x25519::Recipient>()
+            .map_err(|e| BackupError::Key(e.to_string()));
+    }
+    Ok(read_identity(Path::new(text_or_path))?.to_public())
+}
+
+// -------------------------------------------------------------- manifests
+
+/// What one backup holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    /// `YYYYMMDDTHHMMSSZ-xxxxxxxx`: sorts by time.
+    pub id: String,
+    pub created_at: String,
+    /// `sqlite` (PostgreSQL is backed up by pgBackRest).
+    pub backend: String,
+    /// The newest checkpoint in the snapshot: a restore must reproduce it.
+    pub ledger: LedgerPoint,
+    pub files: Vec<FileEntry>,
+}
+
+/// A ledger checkpoint as a backup records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerPoint {
+    pub size: u64,
+    /// Hex SHA-256 root.
+    pub root: String,
+    /// The signed note, as the node published it.
+    pub checkpoint: String,
+}
+
+/// One file of the data directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Relative to the data directory, `/`-separated.
+    pub path: String,
+    /// Hex SHA-256 of the plaintext: the object's name.
+    pub object: String,
+    pub bytes: u64,
+}
+
+/// What the last verification of a backup found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verified {
+    pub at: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// A destination directory.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    root: PathBuf,
+}
+
+impl Destination {
+    pub fn new(root: impl Into<PathBuf>) -> Destination {
+        Destination { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn object_path(&self, object: &str) -> PathBuf {
+        let prefix = object.get(..2).unwrap_or("00");
+        self.root
+            .join("objects")
+            .join(prefix)
+            .join(format!("{object}.age"))
+    }
+
+    fn manifest_path(&self, id: &str) -> PathBuf {
+        self.root.join("backups").join(format!("{id}.json"))
+    }
+
+    fn verified_path(&self, id: &str) -> PathBuf {
+        self.root
+            .join("backups")
+            .join(format!("{id}.verified.json"))
+    }
+
+    /// Every complete backup, oldest first, with its last verification.
+    pub fn list(&self) -> Result<Vec<(Manifest, Option<Verified>)>, BackupError> {
+        let dir = self.root.join("backups");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&dir)(e)),
+        };
+        let mut ids: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter_map(|n| {
+                n.strip_suffix(".json")
+                    .filter(|id| !id.ends_with(".verified"))
+                    .map(str::to_owned)
+            })
+            .collect();
+        ids.sort();
+        ids.iter()
+            .map(|id| Ok((self.manifest(id)?, self.verified(id))))
+            .collect()
+    }
+
+    /// The backup `id`, or the newest.
+    pub fn manifest_or_latest(&self, id: Option<&str>) -> Result<Manifest, BackupError> {
+        match id {
+            Some(id) => self.manifest(id),
+            None => self
+                .list()?
+                .pop()
+                .map(|(m, _)| m)
+                .ok_or(BackupError::NoBackups),
+        }
+    }
+
+    pub fn manifest(&self, id: &str) -> Result<Manifest, BackupError> {
+        let safe = !id.is_empty()
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'T' || b == b'Z');
+        if !safe {
+            return Err(BackupError::NoSuchBackup(id.to_owned()));
+        }
+        let path = self.manifest_path(id);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BackupError::NoSuchBackup(id.to_owned()));
+            }
+            Err(e) => return Err(io(&path)(e)),
+        };
+        let manifest: Manifest = serde_json::from_str(&text)
+            .map_err(|e| BackupError::Manifest(id.to_owned(), e.to_string()))?;
+        if manifest.format != FORMAT {
+            return Err(BackupError::Manifest(
+                id.to_owned(),
+                format!("format {} is not {FORMAT}", manifest.format),
+            ));
+        }
+        Ok(manifest)
+    }
+
+    pub fn verified(&self, id: &str) -> Option<Verified> {
+        let text = std::fs::read_to_string(self.verified_path(id)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub fn record_verification(&self, id: &str, verified: &Verified) -> Result<(), BackupError> {
+        let json = serde_json::to_vec_pretty(verified)
+            .map_err(|e| BackupError::Manifest(id.to_owned(), e.to_string()))?;
+        write_atomically(&self.verified_path(id), &json)
+    }
+
+    /// Stores `plaintext_file` as an object unless one with its content is
+    /// there; returns (object name, bytes, whether it was new).
+    fn store_object(
+        &self,
+        plaintext_file: &Path,
+        recipient: &age::x25519::Recipient,
+    ) -> Result<(String, u64, bool), BackupError> {
+        let (object, bytes) = hash_file(plaintext_file)?;
+        let target = self.object_path(&object);
+        if target.exists() {
+            return Ok((object, bytes, false));
+        }
+        let parent = target.parent().unwrap_or(&self.root).to_owned();
+        std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+        let partial = target.with_extension("age.partial");
+        {
+            let out = std::fs::File::create(&partial).map_err(io(&partial))?;
+            let encryptor =
+                age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
+                    .map_err(|e| BackupError::Encrypt(object.clone(), e.to_string()))?;
+            let mut writer = encryptor
+                .wrap_output(std::io::BufWriter::new(out))
+                .map_err(io(&partial))?;
+            let mut input = std::fs::File::open(plaintext_file).map_err(io(plaintext_file))?;
+            std::io::copy(&mut input, &mut writer).map_err(io(&partial))?;
+            let buffered = writer.finish().map_err(io(&partial))?;
+            let file = buffered
+                .into_inner()
+                .map_err(|e| io(&partial)(e.into_error()))?;
+            file.sync_all().map_err(io(&partial))?;
+        }
+        std::fs::rename(&partial, &target).map_err(io(&target))?;
+        Ok((object, bytes, true))
+    }
+
+    /// Decrypts an object into `target` (beside it, then renamed), checking
+    /// that its content is what its name says.
+    fn fetch_object(
+        &self,
+        entry: &FileEntry,
+        identity: &age::x25519::Identity,
+        target: &Path,
+    ) -> Result<(), BackupError> {
+        let source = self.object_path(&entry.object);
+        let file = match std::fs::File::open(&source) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BackupError::Missing {
+                    object: entry.object.clone(),
+                    path: entry.path.clone(),
+                });
+            }
+            Err(e) => return Err(io(&source)(e)),
+        };
+        let undecryptable = |why: String| BackupError::Decrypt {
+            object: entry.object.clone(),
+            path: entry.path.clone(),
+            why,
+        };
+        let decryptor = age::Decryptor::new(std::io::BufReader::new(file))
+            .map_err(|e| undecryptable(e.to_string()))?;
+        let mut reader = decryptor
+            .decrypt(std::iter::once(identity as &dyn age::Identity))
+            .map_err(|e| undecryptable(e.to_string()))?;
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        let partial = target.with_extension("restore-partial");
+        let mut hasher = Sha256::new();
+        {
+            let mut out = std::fs::File::create(&partial).map_err(io(&partial))?;
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = reader
+                    .read(&mut buf)
+                    .map_err(|e| undecryptable(e.to_string()))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                out.write_all(&buf[..n]).map_err(io(&partial))?;
+            }
+            out.sync_all().map_err(io(&partial))?;
+        }
+        if hex::encode(hasher.finalize()) != entry.object {
+            let _ = std::fs::remove_file(&partial);
+            return Err(BackupError::Damaged {
+                object: entry.object.clone(),
+                path: entry.path.clone(),
+            });
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o600));
+        }
+        std::fs::rename(&partial, target).map_err(io(target))
+    }
+}
+
+/// SHA-256 and length of a file, read in blocks.
+fn hash_file(path: &Path) -> Result<(String, u64), BackupError> {
+    let mut file = std::fs::File::open(path).map_err(io(path))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(io(path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), total))
+}
+
+/// Writes `bytes` to `path` through a synced neighbour and a rename.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    let partial = path.with_extension("partial");
+    {
+        let mut f = std::fs::File::create(&partial).map_err(io(&partial))?;
+        f.write_all(bytes).map_err(io(&partial))?;
+        f.sync_all().map_err(io(&partial))?;
+    }
+    std::fs::rename(&partial, path).map_err(io(path))
+}
+
+/// The data directory's files to back up, relative, sorted: everything but
+/// the live database, partial files and the backup key.
+fn data_files(data_dir: &Path) -> Result<Vec<PathBuf>, BackupError> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(relative) = stack.pop() {
+        let dir = data_dir.join(&relative);
+        for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
+            let entry = entry.map_err(io(&dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = relative.join(&name);
+            let kind = entry.file_type().map_err(io(&entry.path()))?;
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file()
+                && !(relative.as_os_str().is_empty() && LIVE_DATABASE.contains(&name.as_str()))
+                && !name.ends_with(".partial")
+                && name != "backup.key"
+            {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// What taking a backup did.
+#[derive(Debug, Clone)]
+pub struct Taken {
+    pub manifest: Manifest,
+    /// Objects written now, and their plaintext bytes.
+    pub new_objects: usize,
+    pub new_bytes: u64,
+    /// Objects already in the destination (unchanged files).
+    pub reused_objects: usize,
+}
+
+/// A new backup id: UTC time and 8 random hex digits.
+fn new_id() -> String {
+    let now = nara_core::Timestamp::now().rfc3339();
+    // 2026-12-01T18:40:00.123Z → 20261201T184000Z
+    let seconds = now.get(..19).unwrap_or(&now);
+    let compact: String = seconds
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .chain(std::iter::once('Z'))
+        .collect();
+    format!("{compact}-{:08x}", rand::random::<u32>())
+}
+
+/// Takes a backup of the node whose database is `store` and whose files are
+/// in `data_dir`, into `destination`, encrypted to `recipient`.
+/// `progress(done, total)` is called as files are stored.
+pub async fn take(
+    store: &nara_store::Store,
+    data_dir: &Path,
+    destination: &Destination,
+    recipient: &age::x25519::Recipient,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Taken, BackupError> {
+    let id = new_id();
+    let scratch = destination.root.join("tmp").join(&id);
+    std::fs::create_dir_all(&scratch).map_err(io(&scratch))?;
+    let result = take_into(
+        store,
+        data_dir,
+        destination,
+        recipient,
+        progress,
+        &id,
+        &scratch,
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+async fn take_into(
+    store: &nara_store::Store,
+    data_dir: &Path,
+    destination: &Destination,
+    recipient: &age::x25519::Recipient,
+    progress: &(dyn Fn(u64, u64) + Sync),
+    id: &str,
+    scratch: &Path,
+) -> Result<Taken, BackupError> {
+    // The snapshot first: the files beside it are at least as new, and the
+    // ledger point is read from the snapshot itself.
+    let snapshot = scratch.join("nara.db");
+    store.snapshot_into(&snapshot).await?;
+    let copy = nara_store::Store::connect(&format!("sqlite://{}", snapshot.display())).await?;
+    let ledger = match copy.latest_checkpoint().await? {
+        Some(c) => LedgerPoint {
+            size: c.size,
+            root: hex::encode(c.root),
+            checkpoint: c.note,
+        },
+        None => LedgerPoint {
+            size: 0,
+            root: hex::encode(nara_ledger::merkle::empty_root()),
+            checkpoint: String::new(),
+        },
+    };
+    copy.close().await;
+
+    let mut sources: Vec<(String, PathBuf)> = vec![("nara.db".into(), snapshot)];
+    for relative in data_files(data_dir)? {
+        let name = relative
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/");
+        sources.push((name, data_dir.join(relative)));
+    }
+    let total: u64 = sources
+        .iter()
+        .map(|(_, p)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let (mut done, mut new_objects, mut new_bytes, mut reused_objects) = (0u64, 0, 0u64, 0);
+    let mut files = Vec::with_capacity(sources.len());
+    for (name, path) in &sources {
+        let (object, bytes, fresh) = destination.store_object(path, recipient)?;
+        if fresh {
+            new_objects += 1;
+            new_bytes += bytes;
+        } else {
+            reused_objects += 1;
+        }
+        done += bytes;
+        progress(done.min(total), total);
+        files.push(FileEntry {
+            path: name.clone(),
+            object,
+            bytes,
+        });
+    }
+    let manifest = Manifest {
+        format: FORMAT,
+        id: id.to_owned(),
+        created_at: nara_core::Timestamp::now().rfc3339(),
+        backend: "sqlite".into(),
+        ledger,
+        files,
+    };
+    let json = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| BackupError::Manifest(id.to_owned(), e.to_string()))?;
+    write_atomically(&destination.manifest_path(id), &json)?;
+    Ok(Taken {
+        manifest,
+        new_objects,
+        new_bytes,
+        reused_objects,
+    })
+}

@@ -1,0 +1,240 @@
+//! Restoring a backup into an empty data directory, and verifying one: a
+//! restore into scratch space, the database's own integrity check, then the
+//! proof by the ledger — the restored log must reproduce the root of every
+//! checkpoint the node published up to the backup, the newest one signed by
+//! the ledger key (the restored one, or a verifier key the operator trusts).
+
+use std::path::Path;
+
+use nara_ledger::merkle::RootAccumulator;
+use nara_ledger::note::{Signer, Verifier};
+
+use super::{BackupError, Destination, Manifest, Verified};
+
+/// What a restore wrote.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    pub manifest: Manifest,
+    pub files: usize,
+    pub bytes: u64,
+}
+
+/// Restores backup `id` (the newest if `None`) into `target`, which must be
+/// empty or absent unless `replace`. `progress(done, total)` in bytes.
+pub fn restore(
+    destination: &Destination,
+    id: Option<&str>,
+    identity: &age::x25519::Identity,
+    target: &Path,
+    replace: bool,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Restored, BackupError> {
+    let manifest = destination.manifest_or_latest(id)?;
+    let occupied = std::fs::read_dir(target)
+        .map(|mut entries| entries.next().is_some())
+        .unwrap_or(false);
+    if occupied && !replace {
+        return Err(BackupError::TargetNotEmpty(target.to_owned()));
+    }
+    std::fs::create_dir_all(target).map_err(super::io(target))?;
+    if replace {
+        // The old database's journals would be replayed onto the restored one.
+        for name in super::LIVE_DATABASE {
+            let _ = std::fs::remove_file(target.join(name));
+        }
+    }
+    let total: u64 = manifest.files.iter().map(|f| f.bytes).sum();
+    let mut done = 0u64;
+    for entry in &manifest.files {
+        let relative = safe_relative(&entry.path).ok_or_else(|| {
+            BackupError::Manifest(manifest.id.clone(), format!("unsafe path {:?}", entry.path))
+        })?;
+        destination.fetch_object(entry, identity, &target.join(relative))?;
+        done += entry.bytes;
+        progress(done, total);
+    }
+    Ok(Restored {
+        files: manifest.files.len(),
+        bytes: total,
+        manifest,
+    })
+}
+
+/// A manifest path as a relative path inside the target: no `..`, no root.
+fn safe_relative(path: &str) -> Option<std::path::PathBuf> {
+    let parts: Vec<&str> = path.split('/').collect();
+    let ok = !path.is_empty()
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && *p != "." && *p != ".." && !p.contains('\\'));
+    ok.then(|| parts.iter().collect())
+}
+
+/// What a verification proved.
+#[derive(Debug, Clone)]
+pub struct Proof {
+    pub manifest: Manifest,
+    pub entries: u64,
+    /// Checkpoints whose roots the restored log reproduced.
+    pub checkpoints: usize,
+    /// Whose key signed the newest checkpoint.
+    pub signed_by: String,
+    pub seconds: f64,
+}
+
+/// Restores backup `id` into a scratch directory and proves it: SQLite's
+/// integrity check, every stored checkpoint's root recomputed from the
+/// restored entries, the backup's checkpoint among them and signed by the
+/// ledger key (`trusted`, a verifier key, or else the restored key). The
+/// outcome is recorded beside the manifest.
+pub async fn verify(
+    destination: &Destination,
+    id: Option<&str>,
+    identity: &age::x25519::Identity,
+    trusted: Option<&str>,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Proof, BackupError> {
+    let manifest = destination.manifest_or_latest(id)?;
+    let started = std::time::Instant::now();
+    let outcome = prove(destination, &manifest, identity, trusted, progress).await;
+    let verified = Verified {
+        at: nara_core::Timestamp::now().rfc3339(),
+        ok: outcome.is_ok(),
+        detail: match &outcome {
+            Ok((entries, checkpoints, signer)) => format!(
+                "{entries} entries, {checkpoints} checkpoints reproduced, signed by {signer}"
+            ),
+            Err(e) => e.to_string(),
+        },
+    };
+    destination.record_verification(&manifest.id, &verified)?;
+    let (entries, checkpoints, signed_by) = outcome?;
+    Ok(Proof {
+        manifest,
+        entries,
+        checkpoints,
+        signed_by,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+async fn prove(
+    destination: &Destination,
+    manifest: &Manifest,
+    identity: &age::x25519::Identity,
+    trusted: Option<&str>,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<(u64, usize, String), BackupError> {
+    let scratch = tempfile::tempdir().map_err(super::io(destination.root()))?;
+    restore(
+        destination,
+        Some(&manifest.id),
+        identity,
+        scratch.path(),
+        false,
+        progress,
+    )?;
+    let url = format!("sqlite://{}", scratch.path().join("nara.db").display());
+    let store = nara_store::Store::connect(&url).await?;
+    let result = prove_store(&store, scratch.path(), manifest, trusted).await;
+    store.close().await;
+    result
+}
+
+async fn prove_store(
+    store: &nara_store::Store,
+    restored: &Path,
+    manifest: &Manifest,
+    trusted: Option<&str>,
+) -> Result<(u64, usize, String), BackupError> {
+    let integrity = store.integrity_check().await?;
+    if integrity != "ok" {
+        return Err(BackupError::Ledger(format!(
+            "the restored database fails its integrity check: {integrity}"
+        )));
+    }
+    let checkpoints = store.ledger_checkpoint_roots().await?;
+    let wanted_root = manifest.ledger.root.clone();
+    let newest = checkpoints.last().map(|(size, _)| *size).unwrap_or(0);
+    if newest != manifest.ledger.size {
+        return Err(BackupError::Ledger(format!(
+            "the backup names checkpoint {} but the restored log's newest is {newest}",
+            manifest.ledger.size
+        )));
+    }
+    // Every checkpoint's root, recomputed from the restored entries.
+    let mut acc = RootAccumulator::default();
+    let mut pending = checkpoints.iter().peekable();
+    let mut reproduced = 0usize;
+    while let Some((_, root)) = pending.peek().filter(|(size, _)| *size == 0) {
+        if *root != acc.root() {
+            return Err(BackupError::Ledger(
+                "the empty tree's checkpoint is wrong".into(),
+            ));
+        }
+        pending.next();
+        reproduced += 1;
+    }
+    const CHUNK: u64 = 10_000;
+    while acc.size() < newest {
+        let batch = store
+            .ledger_entries(acc.size(), CHUNK.min(newest - acc.size()))
+            .await?;
+        if batch.is_empty() {
+            return Err(BackupError::Ledger(format!(
+                "the restored log ends at {} entries, before checkpoint {newest}",
+                acc.size()
+            )));
+        }
+        for (index, entry) in batch {
+            if index != acc.size() {
+                return Err(BackupError::Ledger(format!(
+                    "entry {} is missing",
+                    acc.size()
+                )));
+            }
+            acc.push(nara_ledger::leaf_hash(&entry));
+            while let Some((size, root)) = pending.peek().filter(|(size, _)| *size == acc.size()) {
+                if acc.root() != *root {
+                    return Err(BackupError::Ledger(format!(
+                        "the restored entries do not reproduce checkpoint {size}'s root"
+                    )));
+                }
+                pending.next();
+                reproduced += 1;
+            }
+        }
+    }
+    if hex::encode(acc.root()) != wanted_root {
+        return Err(BackupError::Ledger(format!(
+            "the restored log's root at {newest} is not the backup's checkpoint root"
+        )));
+    }
+    // The newest checkpoint's signature: by the trusted verifier key, or by
+    // the restored ledger key.
+    if manifest.ledger.checkpoint.is_empty() {
+        return Ok((acc.size(), reproduced, "nobody (an empty ledger)".into()));
+    }
+    let verifier = match trusted {
+        Some(vkey) => Verifier::from_vkey(vkey.trim())
+            .map_err(|e| BackupError::Ledger(format!("the verifier key: {e}")))?,
+        None => {
+            let path = restored.join("ledger.key");
+            let text = std::fs::read_to_string(&path).map_err(super::io(&path))?;
+            Signer::from_skey(text.trim())
+                .map_err(|e| BackupError::Ledger(format!("the restored ledger key: {e}")))?
+                .verifier()
+        }
+    };
+    let body =
+        nara_ledger::note::open(&manifest.ledger.checkpoint, std::slice::from_ref(&verifier))
+            .map_err(|e| BackupError::Ledger(format!("the checkpoint's signature: {e}")))?;
+    let checkpoint =
+        nara_ledger::Checkpoint::parse(body).map_err(|e| BackupError::Ledger(e.to_string()))?;
+    if checkpoint.size != newest || checkpoint.root != acc.root() {
+        return Err(BackupError::Ledger(
+            "the signed checkpoint does not name the restored log".into(),
+        ));
+    }
+    Ok((acc.size(), reproduced, verifier.vkey()))
+}

@@ -1,0 +1,288 @@
+//! Backups of a SQLite node: taken while writes go on, restored into an
+//! empty directory, proven by the ledger; damage, a missing object, a wrong
+//! key and a non-empty target are refused with what is wrong named.
+
+use std::path::Path;
+
+use nara_ledger::note::Signer;
+use nara_server::backup::{self, BackupError, Destination};
+use nara_store::Store;
+
+const ORIGIN: &str = "backup.test/ledger";
+
+/// A node's data directory: the database with `entries` ledger entries
+/// integrated under signed checkpoints, its ledger key, an uploaded file.
+async fn node(dir: &Path, entries: usize) -> (Store, Signer) {
+    let store = Store::connect(&Store::sqlite_url(dir)).await.unwrap();
+    let signer = Signer::new(ORIGIN, &[7u8; 32]).unwrap();
+    std::fs::write(dir.join("ledger.key"), signer.skey()).unwrap();
+    std::fs::create_dir_all(dir.join("uploads/ab")).unwrap();
+    std::fs::write(
+        dir.join("uploads/ab/abcdef"),
+        b"a citizen's uploaded evidence",
+    )
+    .unwrap();
+    append(&store, &signer, 0, entries).await;
+    (store, signer)
+}
+
+/// Appends entries `from..from + count` in batches, a checkpoint per batch.
+async fn append(store: &Store, signer: &Signer, from: usize, count: usize) {
+    for chunk in (from..from + count).collect::<Vec<_>>().chunks(250) {
+        let batch: Vec<Vec<u8>> = chunk
+            .iter()
+            .map(|i| {
+                nara_ledger::Entry {
+                    kind: "catalogue.system.created".into(),
+                    time_ms: 1_800_000_000_000 + *i as i64,
+                    actor: "role:operator".into(),
+                    subjects: vec![format!("system:{i}")],
+                    digest: nara_ledger::entry::digest(format!("state {i}").as_bytes()),
+                }
+                .encode()
+                .unwrap()
+            })
+            .collect();
+        store.append_entries(&batch).await.unwrap();
+        while store.integrate(signer).await.unwrap().is_some() {}
+    }
+}
+
+fn keys(dir: &Path) -> (age::x25519::Identity, age::x25519::Recipient) {
+    let path = dir.join("backup.key");
+    let recipient = backup::keygen(&path).unwrap();
+    (
+        backup::read_identity(&path).unwrap(),
+        backup::read_recipient(&recipient).unwrap(),
+    )
+}
+
+fn quiet(_: u64, _: u64) {}
+
+#[tokio::test]
+async fn a_backup_taken_while_serving_restores_and_is_proven_by_the_ledger() {
+    let (data, site, vault) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (store, signer) = node(data.path(), 1_000).await;
+    let (identity, recipient) = keys(vault.path());
+    let destination = Destination::new(site.path());
+
+    // Writes go on while the backup is taken: the snapshot is one consistent moment.
+    let writer = {
+        let (store, signer) = (store.clone(), Signer::from_skey(&signer.skey()).unwrap());
+        tokio::spawn(async move { append(&store, &signer, 1_000, 2_000).await })
+    };
+    let taken = backup::take(&store, data.path(), &destination, &recipient, &quiet)
+        .await
+        .unwrap();
+    writer.await.unwrap();
+    assert!(
+        taken.manifest.ledger.size >= 1_000,
+        "{:?}",
+        taken.manifest.ledger
+    );
+    let paths: Vec<&str> = taken
+        .manifest
+        .files
+        .iter()
+        .map(|f| f.path.as_str())
+        .collect();
+    for expected in ["nara.db", "ledger.key", "uploads/ab/abcdef"] {
+        assert!(paths.contains(&expected), "{paths:?}");
+    }
+    assert!(
+        !paths.iter().any(|p| p.starts_with("nara.db-")),
+        "the live journals are not copied: {paths:?}"
+    );
+    // Nothing in the destination is in the clear.
+    for entry in walk(site.path()) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !contains(&bytes, b"citizen's uploaded evidence"),
+            "{}",
+            entry.display()
+        );
+        assert!(
+            !contains(&bytes, signer.skey().as_bytes()),
+            "{}",
+            entry.display()
+        );
+    }
+
+    // A second backup stores only what changed.
+    let again = backup::take(&store, data.path(), &destination, &recipient, &quiet)
+        .await
+        .unwrap();
+    assert!(
+        again.reused_objects >= 2,
+        "the key and the upload are stored once"
+    );
+    assert_eq!(destination.list().unwrap().len(), 2);
+    assert!(
+        destination.verified(&again.manifest.id).is_none(),
+        "never verified yet"
+    );
+
+    // Verification restores and proves the newest backup by the ledger.
+    let proof = backup::restore::verify(&destination, None, &identity, None, &quiet)
+        .await
+        .unwrap();
+    assert_eq!(proof.manifest.id, again.manifest.id);
+    assert_eq!(proof.entries, again.manifest.ledger.size);
+    assert!(
+        proof.checkpoints >= 12,
+        "every checkpoint reproduced: {}",
+        proof.checkpoints
+    );
+    assert_eq!(proof.signed_by, signer.verifier().vkey());
+    assert!(destination.verified(&again.manifest.id).unwrap().ok);
+    // With a verifier key the operator trusts, and with a foreign one.
+    let vkey = signer.verifier().vkey();
+    backup::restore::verify(&destination, None, &identity, Some(&vkey), &quiet)
+        .await
+        .unwrap();
+    let stranger = Signer::new(ORIGIN, &[9u8; 32]).unwrap().verifier().vkey();
+    let refused =
+        backup::restore::verify(&destination, None, &identity, Some(&stranger), &quiet).await;
+    assert!(
+        matches!(refused, Err(BackupError::Ledger(_))),
+        "{refused:?}"
+    );
+    assert!(
+        !destination.verified(&again.manifest.id).unwrap().ok,
+        "a failed verification is recorded"
+    );
+
+    // Restore into an empty directory: the same ledger, the same files.
+    let target = tempfile::tempdir().unwrap();
+    let restored = backup::restore::restore(
+        &destination,
+        Some(&taken.manifest.id),
+        &identity,
+        target.path(),
+        false,
+        &quiet,
+    )
+    .unwrap();
+    assert_eq!(restored.manifest.id, taken.manifest.id);
+    assert_eq!(
+        std::fs::read(target.path().join("uploads/ab/abcdef")).unwrap(),
+        b"a citizen's uploaded evidence"
+    );
+    let copy = Store::connect(&Store::sqlite_url(target.path()))
+        .await
+        .unwrap();
+    let checkpoint = copy.latest_checkpoint().await.unwrap().unwrap();
+    assert_eq!(checkpoint.size, taken.manifest.ledger.size);
+    assert_eq!(hex::encode(checkpoint.root), taken.manifest.ledger.root);
+    assert_eq!(
+        copy.ledger_root(checkpoint.size).await.unwrap(),
+        store.ledger_root(checkpoint.size).await.unwrap()
+    );
+    copy.close().await;
+
+    // Not over a directory that is in use.
+    let occupied =
+        backup::restore::restore(&destination, None, &identity, data.path(), false, &quiet);
+    assert!(
+        matches!(occupied, Err(BackupError::TargetNotEmpty(_))),
+        "{occupied:?}"
+    );
+}
+
+#[tokio::test]
+async fn damage_a_missing_object_and_a_wrong_key_are_named() {
+    let (data, site, vault) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (store, _) = node(data.path(), 300).await;
+    let (identity, recipient) = keys(vault.path());
+    let destination = Destination::new(site.path());
+    let taken = backup::take(&store, data.path(), &destination, &recipient, &quiet)
+        .await
+        .unwrap();
+    let object_of = |path: &str| {
+        let entry = taken
+            .manifest
+            .files
+            .iter()
+            .find(|f| f.path == path)
+            .unwrap();
+        site.path()
+            .join("objects")
+            .join(&entry.object[..2])
+            .join(format!("{}.age", entry.object))
+    };
+
+    // Another key cannot read it.
+    let other = tempfile::tempdir().unwrap();
+    let (stranger, _) = keys(other.path());
+    let wrong = backup::restore::verify(&destination, None, &stranger, None, &quiet).await;
+    assert!(
+        matches!(wrong, Err(BackupError::Decrypt { .. })),
+        "{wrong:?}"
+    );
+
+    // One bit flipped in the database's object: named, and recorded as a failure.
+    let db = object_of("nara.db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&db, &bytes).unwrap();
+    let flipped = backup::restore::verify(&destination, None, &identity, None, &quiet).await;
+    match flipped {
+        Err(BackupError::Decrypt { path, .. }) => assert_eq!(path, "nara.db"),
+        other => panic!("a flipped bit must be named: {other:?}"),
+    }
+    let recorded = destination.verified(&taken.manifest.id).unwrap();
+    assert!(
+        !recorded.ok && recorded.detail.contains("nara.db"),
+        "{recorded:?}"
+    );
+
+    // A missing object: named too; a restore leaves no half-written file behind as a success.
+    std::fs::remove_file(object_of("ledger.key")).unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let missing =
+        backup::restore::restore(&destination, None, &identity, target.path(), false, &quiet);
+    assert!(
+        matches!(
+            missing,
+            Err(BackupError::Decrypt { .. } | BackupError::Missing { .. })
+        ),
+        "{missing:?}"
+    );
+
+    // A backup id that is not one, and a destination without backups.
+    assert!(matches!(
+        destination.manifest("../../etc/passwd"),
+        Err(BackupError::NoSuchBackup(_))
+    ));
+    let empty = Destination::new(tempfile::tempdir().unwrap().path());
+    assert!(matches!(
+        empty.manifest_or_latest(None),
+        Err(BackupError::NoBackups)
+    ));
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}

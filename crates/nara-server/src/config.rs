@@ -69,6 +69,24 @@ pub struct Config {
     /// read for the client's address. Empty: the connection's peer.
     #[serde(default)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Where scheduled backups go: a directory on another disk or mount
+    /// (docs/operations.md). Unset: the node takes none (`nara demo` sets it).
+    #[serde(default)]
+    pub backup_to: Option<PathBuf>,
+    /// Whom backups are encrypted to: `age1…`, or a backup key file.
+    #[serde(default)]
+    pub backup_recipient: Option<String>,
+    /// The backup key file (its private half), if this node may verify its
+    /// backups by restoring them; unset: verify elsewhere.
+    #[serde(default)]
+    pub backup_key: Option<PathBuf>,
+    /// Seconds between scheduled backups (at least 60).
+    #[serde(default = "default_backup_every")]
+    pub backup_every_seconds: u64,
+}
+
+fn default_backup_every() -> u64 {
+    900
 }
 
 fn default_smtp_from() -> String {
@@ -107,6 +125,10 @@ impl Default for Config {
             smtp_url: None,
             smtp_from: default_smtp_from(),
             trusted_proxies: Vec::new(),
+            backup_to: None,
+            backup_recipient: None,
+            backup_key: None,
+            backup_every_seconds: default_backup_every(),
         }
     }
 }
@@ -147,6 +169,10 @@ impl Config {
             "node_id",
             "smtp_url",
             "smtp_from",
+            "backup_to",
+            "backup_recipient",
+            "backup_key",
+            "backup_every_seconds",
         ]);
         figment.merge(env).extract().map_err(Box::new)
     }

@@ -432,6 +432,7 @@ pub async fn serve(
     let identity_poll = spawn_identity_poll(store.clone());
     let exchange_poll = exchange::gateway::spawn_poll(state.clone());
     let mailer = citizen::mailer::spawn(state.clone());
+    let backups = backup::schedule::spawn(state.clone());
     let app = router(state);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let graceful = async move {
@@ -461,6 +462,9 @@ pub async fn serve(
     exchange_poll.abort();
     if let Some(m) = mailer {
         m.abort();
+    }
+    if let Some(b) = backups {
+        b.abort();
     }
     store.close().await;
     result

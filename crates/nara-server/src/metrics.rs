@@ -56,6 +56,9 @@ pub struct Metrics {
     ledger_entries: Gauge,
     ledger_pending: Gauge,
     ledger_checkpoint_age: Gauge,
+    backup_recovery_point: Gauge,
+    backup_last_verified_age: Gauge,
+    backups: Gauge,
     exchanges: Family<ExchangeLabels, Counter>,
     exchange_latency: Family<ServiceLabels, Histogram, fn() -> Histogram>,
 }
@@ -114,6 +117,19 @@ impl Metrics {
             "Seconds since the latest checkpoint was signed",
             ledger_checkpoint_age.clone(),
         );
+        let (backup_recovery_point, backup_last_verified_age, backups) =
+            (Gauge::default(), Gauge::default(), Gauge::default());
+        registry.register(
+            "backup_recovery_point_seconds",
+            "Seconds since the newest backup: what a disaster now would lose (-1: no backup yet)",
+            backup_recovery_point.clone(),
+        );
+        registry.register(
+            "backup_last_verified_age_seconds",
+            "Seconds since a backup was last proven by a restore (-1: never)",
+            backup_last_verified_age.clone(),
+        );
+        registry.register("backups", "Backups in the destination", backups.clone());
         let exchanges = Family::<ExchangeLabels, Counter>::default();
         let exchange_latency: Family<ServiceLabels, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(latency_histogram);
@@ -139,6 +155,9 @@ impl Metrics {
             ledger_entries,
             ledger_pending,
             ledger_checkpoint_age,
+            backup_recovery_point,
+            backup_last_verified_age,
+            backups,
         })
     }
 }
@@ -228,6 +247,18 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
     }
     if let Ok(pending) = state.store.ledger_pending_count().await {
         metrics.ledger_pending.set(pending as i64);
+    }
+    if let Some(plan) = crate::backup::schedule::Plan::of(&state.config) {
+        let status = plan.destination.status();
+        let now = nara_core::Timestamp::now().0;
+        let age = |at: Option<i64>| at.map_or(-1, |at| (now - at).max(0) / 1000);
+        metrics
+            .backup_recovery_point
+            .set(age(status.last_backup_ms));
+        metrics
+            .backup_last_verified_age
+            .set(age(status.last_verified_ms));
+        metrics.backups.set(status.backups as i64);
     }
     let mut body = String::new();
     if prometheus_client::encoding::text::encode(&mut body, &metrics.registry).is_err() {

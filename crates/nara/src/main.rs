@@ -153,7 +153,7 @@ enum Command {
         #[arg(long)]
         from: PathBuf,
         /// The backup key (its private half), kept apart from the backups.
-        #[arg(long, default_value = "./nara-backup.key")]
+        #[arg(long, default_value = "./nara-data-backup.key")]
         key: PathBuf,
         /// The data directory to restore into.
         #[arg(long, default_value = "./nara-data")]
@@ -180,7 +180,7 @@ enum BackupCommand {
     /// Make a backup key; prints its public half, which is all taking a
     /// backup needs. Keep the file apart from the backups.
     Keygen {
-        #[arg(long, default_value = "./nara-backup.key")]
+        #[arg(long, default_value = "./nara-data-backup.key")]
         out: PathBuf,
     },
     /// Take a backup now: a snapshot of the database while it serves, and
@@ -193,7 +193,7 @@ enum BackupCommand {
         #[arg(
             long,
             env = "NARA_BACKUP_RECIPIENT",
-            default_value = "./nara-backup.key"
+            default_value = "./nara-data-backup.key"
         )]
         recipient: String,
         #[arg(long)]
@@ -214,7 +214,7 @@ enum BackupCommand {
     Verify {
         #[arg(long)]
         from: PathBuf,
-        #[arg(long, default_value = "./nara-backup.key")]
+        #[arg(long, default_value = "./nara-data-backup.key")]
         key: PathBuf,
         #[arg(long)]
         id: Option<String>,
@@ -666,6 +666,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 exchange.residents_service,
                 exchange.subjects[0]
             );
+            // Backups on by default: beside the data directory, never inside it.
+            let (to, key) = demo_backup_paths(&data);
+            if !key.exists() {
+                nara_server::backup::keygen(&key)?;
+            }
+            config.backup_to = Some(to.clone());
+            config.backup_recipient = Some(key.display().to_string());
+            config.backup_key = Some(key.clone());
+            config.backup_every_seconds = 300;
+            println!(
+                "Backups: every 5 minutes into {}, encrypted to {} (keep that key apart; `nara backup list --to {}`).",
+                to.display(),
+                key.display(),
+                to.display()
+            );
             println!("Press Ctrl-C to stop.");
             serve(config, store).await
         }
@@ -795,6 +810,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Where `nara demo --data DIR` keeps its backups and their key: beside the
+/// data directory (`DIR-backups`, `DIR-backup.key`), so that losing the
+/// directory does not lose them.
+fn demo_backup_paths(data: &Path) -> (PathBuf, PathBuf) {
+    let name = data
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "nara-data".into());
+    let parent = data.parent().unwrap_or(Path::new("."));
+    (
+        parent.join(format!("{name}-backups")),
+        parent.join(format!("{name}-backup.key")),
+    )
 }
 
 /// A progress bar in bytes.

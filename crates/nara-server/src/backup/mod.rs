@@ -19,6 +19,7 @@
 //! object, and the next run starts clean.
 
 pub mod restore;
+pub mod schedule;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -124,6 +125,8 @@ pub struct Manifest {
     /// `YYYYMMDDTHHMMSSZ-xxxxxxxx`: sorts by time.
     pub id: String,
     pub created_at: String,
+    /// The same moment, in milliseconds since the Unix epoch.
+    pub created_ms: i64,
     /// `sqlite` (PostgreSQL is backed up by pgBackRest).
     pub backend: String,
     /// The newest checkpoint in the snapshot: a restore must reproduce it.
@@ -155,8 +158,76 @@ pub struct FileEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verified {
     pub at: String,
+    pub at_ms: i64,
     pub ok: bool,
     pub detail: String,
+}
+
+/// A destination's state at a glance.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Status {
+    pub backups: usize,
+    pub last_backup_ms: Option<i64>,
+    pub last_verified_ms: Option<i64>,
+    /// The most recent verification failed.
+    pub last_verification_failed: bool,
+}
+
+/// Which backups to keep: every one of the last `recent_hours`, then the
+/// newest of each day for `daily_days`; always the newest, and the newest
+/// that was verified.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    pub recent_hours: i64,
+    pub daily_days: i64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            recent_hours: 48,
+            daily_days: 35,
+        }
+    }
+}
+
+impl Retention {
+    /// For each backup (oldest first), whether it is kept at `now_ms`.
+    pub fn keep(&self, backups: &[(Manifest, Option<Verified>)], now_ms: i64) -> Vec<bool> {
+        const HOUR: i64 = 3_600_000;
+        const DAY: i64 = 24 * HOUR;
+        let mut keep: Vec<bool> = backups
+            .iter()
+            .map(|(m, _)| now_ms - m.created_ms <= self.recent_hours * HOUR)
+            .collect();
+        // The newest of each day within the daily window.
+        let mut newest_of_day = std::collections::HashMap::new();
+        for (i, (m, _)) in backups.iter().enumerate() {
+            if now_ms - m.created_ms <= self.daily_days * DAY {
+                newest_of_day.insert(m.created_ms.div_euclid(DAY), i);
+            }
+        }
+        for i in newest_of_day.into_values() {
+            keep[i] = true;
+        }
+        if let Some(last) = keep.last_mut() {
+            *last = true;
+        }
+        if let Some(i) = backups
+            .iter()
+            .rposition(|(_, v)| v.as_ref().is_some_and(|v| v.ok))
+        {
+            keep[i] = true;
+        }
+        keep
+    }
+}
+
+/// What pruning removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub backups: usize,
+    pub objects: usize,
 }
 
 /// A destination directory.
@@ -263,6 +334,79 @@ impl Destination {
         let json = serde_json::to_vec_pretty(verified)
             .map_err(|e| BackupError::Manifest(id.to_owned(), e.to_string()))?;
         write_atomically(&self.verified_path(id), &json)
+    }
+
+    /// The newest backup and the newest successful verification, for the
+    /// operators' page and `/metrics`.
+    pub fn status(&self) -> Status {
+        let backups = self.list().unwrap_or_default();
+        Status {
+            backups: backups.len(),
+            last_backup_ms: backups.last().map(|(m, _)| m.created_ms),
+            last_verified_ms: backups
+                .iter()
+                .filter_map(|(_, v)| v.as_ref().filter(|v| v.ok).map(|v| v.at_ms))
+                .max(),
+            last_verification_failed: backups
+                .iter()
+                .filter_map(|(_, v)| v.as_ref())
+                .max_by_key(|v| v.at_ms)
+                .is_some_and(|v| !v.ok),
+        }
+    }
+
+    /// Removes the backups `retention` does not keep, then the objects no
+    /// kept backup names (only those older than an hour: a backup being
+    /// taken writes its objects before its manifest). Never removes the
+    /// newest backup or the newest verified one.
+    pub fn prune(&self, retention: &Retention) -> Result<Pruned, BackupError> {
+        let backups = self.list()?;
+        let now = nara_core::Timestamp::now().0;
+        let keep = retention.keep(&backups, now);
+        let mut pruned = Pruned::default();
+        let mut referenced = std::collections::HashSet::new();
+        for ((manifest, _), kept) in backups.iter().zip(&keep) {
+            if *kept {
+                referenced.extend(manifest.files.iter().map(|f| f.object.clone()));
+            } else {
+                for path in [
+                    self.manifest_path(&manifest.id),
+                    self.verified_path(&manifest.id),
+                ] {
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(io(&path)(e)),
+                    }
+                }
+                pruned.backups += 1;
+            }
+        }
+        let objects = self.root.join("objects");
+        let Ok(prefixes) = std::fs::read_dir(&objects) else {
+            return Ok(pruned);
+        };
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for prefix in prefixes.filter_map(Result::ok) {
+            let Ok(files) = std::fs::read_dir(prefix.path()) else {
+                continue;
+            };
+            for file in files.filter_map(Result::ok) {
+                let name = file.file_name().to_string_lossy().into_owned();
+                let Some(object) = name.strip_suffix(".age") else {
+                    continue;
+                };
+                let old = file
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t < hour_ago);
+                if !referenced.contains(object) && old {
+                    std::fs::remove_file(file.path()).map_err(io(&file.path()))?;
+                    pruned.objects += 1;
+                }
+            }
+        }
+        Ok(pruned)
     }
 
     /// Stores `plaintext_file` as an object unless one with its content is
@@ -533,10 +677,12 @@ async fn take_into(
             bytes,
         });
     }
+    let now = nara_core::Timestamp::now();
     let manifest = Manifest {
         format: FORMAT,
         id: id.to_owned(),
-        created_at: nara_core::Timestamp::now().rfc3339(),
+        created_at: now.rfc3339(),
+        created_ms: now.0,
         backend: "sqlite".into(),
         ledger,
         files,
@@ -550,4 +696,66 @@ async fn take_into(
         new_bytes,
         reused_objects,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: i64 = 3_600_000;
+
+    fn backup(created_ms: i64, verified: Option<bool>) -> (Manifest, Option<Verified>) {
+        let manifest = Manifest {
+            format: FORMAT,
+            id: format!("b{created_ms}"),
+            created_at: String::new(),
+            created_ms,
+            backend: "sqlite".into(),
+            ledger: LedgerPoint {
+                size: 0,
+                root: String::new(),
+                checkpoint: String::new(),
+            },
+            files: Vec::new(),
+        };
+        let verified = verified.map(|ok| Verified {
+            at: String::new(),
+            at_ms: created_ms + 1,
+            ok,
+            detail: String::new(),
+        });
+        (manifest, verified)
+    }
+
+    #[test]
+    fn retention_keeps_recent_daily_newest_and_last_verified() {
+        let now = 100 * 24 * HOUR;
+        // Hourly backups over 60 days, one verified 50 days ago, the newest never.
+        let backups: Vec<_> = (0..60 * 24)
+            .map(|h| {
+                let at = now - (60 * 24 - h) * HOUR;
+                backup(at, (at == now - 50 * 24 * HOUR).then_some(true))
+            })
+            .collect();
+        let keep = Retention::default().keep(&backups, now);
+        let kept: Vec<i64> = backups
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(b, _)| b.0.created_ms)
+            .collect();
+        assert!(keep.last().copied().unwrap_or(false), "the newest is kept");
+        assert!(
+            kept.contains(&(now - 50 * 24 * HOUR)),
+            "the last verified is kept, however old"
+        );
+        let recent = kept.iter().filter(|at| now - **at <= 48 * HOUR).count();
+        assert_eq!(recent, 48, "every backup of the last 48 hours");
+        let older = kept.iter().filter(|at| now - **at > 48 * HOUR).count();
+        assert!(
+            (33..=36).contains(&older),
+            "one a day for 35 days, and the verified one: {older}"
+        );
+        assert!(kept.len() < backups.len() / 10);
+    }
 }

@@ -97,8 +97,10 @@ pub async fn verify(
     let manifest = destination.manifest_or_latest(id)?;
     let started = std::time::Instant::now();
     let outcome = prove(destination, &manifest, identity, trusted, progress).await;
+    let now = nara_core::Timestamp::now();
     let verified = Verified {
-        at: nara_core::Timestamp::now().rfc3339(),
+        at: now.rfc3339(),
+        at_ms: now.0,
         ok: outcome.is_ok(),
         detail: match &outcome {
             Ok((entries, checkpoints, signer)) => format!(

@@ -1,0 +1,130 @@
+//! Backups of the national-scale seed, against a plain file copy of the same
+//! bytes measured in the same run.
+//!
+//!     cargo bench -p nara --bench backup
+//!
+//! Seeds the national country (45 agencies, 1,460 services, 45,000 systems,
+//! a ledger entry for each, integrated under signed checkpoints) into SQLite,
+//! then, in interleaved rounds: copies the data directory's files as they are
+//! (the baseline), takes a backup (snapshot, hashing, age encryption) into a
+//! fresh destination, restores it, and verifies it (restore, integrity check,
+//! every checkpoint's root recomputed). Figures are medians over rounds.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails by panicking
+
+use std::path::Path;
+use std::time::Instant;
+
+use nara_server::backup::{self, Destination};
+use nara_store::Store;
+
+const ROUNDS: usize = 3;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn quiet(_: u64, _: u64) {}
+
+/// Copies every file under `from` into `to`, as a backup tool without
+/// snapshots or encryption would; returns the bytes copied.
+fn plain_copy(from: &Path, to: &Path) -> u64 {
+    std::fs::create_dir_all(to).unwrap();
+    let mut bytes = 0;
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            bytes += plain_copy(&entry.path(), &target);
+        } else {
+            bytes += std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+    let f = std::fs::File::open(to).unwrap();
+    f.sync_all().unwrap();
+    bytes
+}
+
+#[tokio::main]
+async fn main() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    println!("nara backup benchmark (SQLite, the national seed, {ROUNDS} interleaved rounds)");
+
+    let t = Instant::now();
+    let store = Store::connect(&Store::sqlite_url(&data)).await.unwrap();
+    store
+        .seed(&nara_core::seed::national(7).unwrap(), &|_| {})
+        .await
+        .unwrap();
+    let signer = nara_ledger::note::Signer::new("bench.example/ledger", &[3u8; 32]).unwrap();
+    std::fs::write(data.join("ledger.key"), signer.skey()).unwrap();
+    while store.integrate(&signer).await.unwrap().is_some() {}
+    let entries = store.latest_checkpoint().await.unwrap().map_or(0, |c| c.size);
+    println!(
+        "seeded and integrated: {entries} ledger entries in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    let key = work.path().join("backup.key");
+    let recipient = backup::read_recipient(&backup::keygen(&key).unwrap()).unwrap();
+    let identity = backup::read_identity(&key).unwrap();
+
+    let (mut copy_s, mut take_s, mut restore_s, mut verify_s) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut copied = 0u64;
+    let mut backed_up = 0u64;
+    for round in 0..ROUNDS {
+        let t = Instant::now();
+        copied = plain_copy(&data, &work.path().join(format!("copy-{round}")));
+        copy_s.push(t.elapsed().as_secs_f64());
+
+        let destination = Destination::new(work.path().join(format!("site-{round}")));
+        let t = Instant::now();
+        let taken = backup::take(&store, &data, &destination, &recipient, &quiet)
+            .await
+            .unwrap();
+        take_s.push(t.elapsed().as_secs_f64());
+        backed_up = taken.manifest.files.iter().map(|f| f.bytes).sum();
+
+        let target = work.path().join(format!("restored-{round}"));
+        let t = Instant::now();
+        backup::restore::restore(&destination, None, &identity, &target, false, &quiet).unwrap();
+        restore_s.push(t.elapsed().as_secs_f64());
+
+        let t = Instant::now();
+        let proof = backup::restore::verify(&destination, None, &identity, None, &quiet)
+            .await
+            .unwrap();
+        verify_s.push(t.elapsed().as_secs_f64());
+        assert_eq!(proof.entries, entries);
+    }
+    let (copy, take, restore, verify) = (
+        median(copy_s),
+        median(take_s),
+        median(restore_s),
+        median(verify_s),
+    );
+    let mib = |bytes: u64, s: f64| bytes as f64 / s / (1024.0 * 1024.0);
+    println!();
+    println!(
+        "plain file copy (baseline):   {copy:6.2} s  {:7.1} MiB/s  ({:.1} MiB, the live files)",
+        mib(copied, copy),
+        copied as f64 / 1048576.0
+    );
+    println!(
+        "backup (snapshot + age):      {take:6.2} s  {:7.1} MiB/s  ratio {:.2} of the copy's rate ({:.1} MiB backed up)",
+        mib(backed_up, take),
+        mib(backed_up, take) / mib(copied, copy),
+        backed_up as f64 / 1048576.0
+    );
+    println!(
+        "restore:                      {restore:6.2} s  {:7.1} MiB/s  ratio {:.2}",
+        mib(backed_up, restore),
+        mib(backed_up, restore) / mib(copied, copy)
+    );
+    println!(
+        "verify (restore + integrity + {entries} entries, every checkpoint): {verify:.2} s"
+    );
+}

@@ -33,6 +33,8 @@ CHECKS = ",".join([
     "missing_required_header",
     "unsupported_method",
     "use_after_free",
+    "ignored_auth",
+    "ensure_resource_availability",
 ])
 
 

@@ -51,8 +51,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Parses JSON, naming the path of the first bad field (`name.ko`, `grade`).
+/// Parses a JSON object, naming the path of the first bad field (`name.ko`,
+/// `grade`). Every body the API reads is an object: serde would also read a
+/// struct from an array of its fields in order, which no client means.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Problem::bad_request("body", "must be a JSON object"));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -187,6 +192,11 @@ mod properties {
         fn json_parsing_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = parse_json::<SystemInput>(&bytes);
             let _ = parse_json::<nara_core::NewAgency>(&bytes);
+        }
+
+        #[test]
+        fn only_objects_are_read(body in "[\\[\"0-9tfn -].*") {
+            prop_assert!(parse_json::<SystemInput>(body.as_bytes()).is_err());
         }
 
         #[test]

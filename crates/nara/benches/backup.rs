@@ -61,7 +61,11 @@ async fn main() {
     let signer = nara_ledger::note::Signer::new("bench.example/ledger", &[3u8; 32]).unwrap();
     std::fs::write(data.join("ledger.key"), signer.skey()).unwrap();
     while store.integrate(&signer).await.unwrap().is_some() {}
-    let entries = store.latest_checkpoint().await.unwrap().map_or(0, |c| c.size);
+    let entries = store
+        .latest_checkpoint()
+        .await
+        .unwrap()
+        .map_or(0, |c| c.size);
     println!(
         "seeded and integrated: {entries} ledger entries in {:.1} s",
         t.elapsed().as_secs_f64()
@@ -124,7 +128,5 @@ async fn main() {
         mib(backed_up, restore),
         mib(backed_up, restore) / mib(copied, copy)
     );
-    println!(
-        "verify (restore + integrity + {entries} entries, every checkpoint): {verify:.2} s"
-    );
+    println!("verify (restore + integrity + {entries} entries, every checkpoint): {verify:.2} s");
 }

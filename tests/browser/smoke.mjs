@@ -56,7 +56,7 @@ const signedInPages = [
   ['agency_admin', ['/admin/officials', '/admin/apps', '/admin/machine-clients', '/admin/exchange', '/cases']],
   ['service_designer', ['/designer/services']],
   ['security_analyst', ['/security/events']],
-  ['operator', ['/systems', '/operations/exchange']],
+  ['operator', ['/systems', '/operations/exchange', '/operations/backups']],
 ];
 
 // The once-only exchange as a citizen sees it: she gives Seoul's welfare

@@ -364,6 +364,7 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/admin/exchange/services" => post(exchange::administration::publish_service): Roles(&[AgencyAdmin]);
         "/admin/exchange/registries" => post(exchange::administration::create_registry): Roles(&[AgencyAdmin]);
         "/operations/exchange" => get(exchange::operations::operations_page): Roles(&[Operator, SecurityAnalyst, Auditor]);
+        "/operations/backups" => get(backup::page::backups_page): Roles(&[Operator, SecurityAnalyst, Auditor]);
         "/oidc/authorize" => get(identity::oidc::authorize): SignedIn, post(identity::oidc::decide): SignedIn;
     };
     table.extend(t);

@@ -18,6 +18,7 @@
 //! fsync, so an interrupted backup leaves no manifest naming a missing
 //! object, and the next run starts clean.
 
+pub mod page;
 pub mod restore;
 pub mod schedule;
 

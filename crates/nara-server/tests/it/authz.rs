@@ -207,6 +207,7 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
         (("POST", "/admin/exchange/services"), "agency_admin"),
         (("POST", "/admin/exchange/registries"), "agency_admin"),
         (("GET", "/operations/exchange"), INVENTORY),
+        (("GET", "/operations/backups"), INVENTORY),
     ])
 }
 

@@ -1,0 +1,101 @@
+//! The operators' view of backups (`/operations/backups`): the recovery
+//! point, the last proof by the ledger, every backup kept with its
+//! verification, and a chart of their sizes.
+
+use askama::Template;
+use axum::extract::State;
+use axum::response::Response;
+
+use super::schedule::Plan;
+use crate::AppState;
+use crate::web::{Layout, PageCtx, render, when};
+
+pub struct BackupView {
+    pub id: String,
+    pub when: String,
+    pub files: usize,
+    pub size: String,
+    pub entries: u64,
+    /// `ok`, `failed` or `never`.
+    pub verification: &'static str,
+    pub detail: String,
+    /// Bar width (0–100) against the largest, for the chart.
+    pub bar: u64,
+}
+
+#[derive(Template)]
+#[template(path = "backups.html")]
+struct BackupsPage {
+    layout: Layout,
+    destination: Option<String>,
+    every_minutes: u64,
+    recovery_point: Option<String>,
+    last_verified: Option<String>,
+    verification_failed: bool,
+    backups: Vec<BackupView>,
+}
+
+/// How long ago `ms` was, in words a person reads at a glance.
+fn ago(now: i64, ms: i64) -> String {
+    let seconds = (now - ms).max(0) / 1000;
+    match seconds {
+        s if s < 120 => format!("{s} s"),
+        s if s < 2 * 3600 => format!("{} min", s / 60),
+        s if s < 2 * 86_400 => format!("{} h", s / 3600),
+        s => format!("{} d", s / 86_400),
+    }
+}
+
+fn size(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / 1_048_576.0)
+}
+
+pub async fn backups_page(ctx: PageCtx, State(state): State<AppState>) -> Response {
+    let plan = Plan::of(&state.config);
+    let now = nara_core::Timestamp::now().0;
+    let (listed, status) = match &plan {
+        Some(p) => (
+            p.destination.list().unwrap_or_default(),
+            p.destination.status(),
+        ),
+        None => (Vec::new(), super::Status::default()),
+    };
+    let largest = listed
+        .iter()
+        .map(|(m, _)| m.files.iter().map(|f| f.bytes).sum::<u64>())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let backups = listed
+        .iter()
+        .rev()
+        .map(|(m, v)| {
+            let bytes: u64 = m.files.iter().map(|f| f.bytes).sum();
+            BackupView {
+                id: m.id.clone(),
+                when: when(m.created_ms),
+                files: m.files.len(),
+                size: size(bytes),
+                entries: m.ledger.size,
+                verification: match v {
+                    Some(v) if v.ok => "ok",
+                    Some(_) => "failed",
+                    None => "never",
+                },
+                detail: v.as_ref().map(|v| v.detail.clone()).unwrap_or_default(),
+                bar: bytes * 100 / largest,
+            }
+        })
+        .collect();
+    render(&BackupsPage {
+        layout: ctx.layout(ctx.tr().s("backup.title"), "backups"),
+        destination: plan
+            .as_ref()
+            .map(|p| p.destination.root().display().to_string()),
+        every_minutes: plan.as_ref().map_or(0, |p| p.every.as_secs() / 60),
+        recovery_point: status.last_backup_ms.map(|at| ago(now, at)),
+        last_verified: status.last_verified_ms.map(|at| ago(now, at)),
+        verification_failed: status.last_verification_failed,
+        backups,
+    })
+}

@@ -17,7 +17,7 @@ use std::time::Instant;
 use nara_server::backup::{self, Destination};
 use nara_store::Store;
 
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -26,8 +26,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn quiet(_: u64, _: u64) {}
 
-/// Copies every file under `from` into `to`, as a backup tool without
-/// snapshots or encryption would; returns the bytes copied.
+/// Copies every file under `from` into `to` and syncs each, as a backup
+/// tool without snapshots or encryption would; returns the bytes copied.
 fn plain_copy(from: &Path, to: &Path) -> u64 {
     std::fs::create_dir_all(to).unwrap();
     let mut bytes = 0;
@@ -38,6 +38,7 @@ fn plain_copy(from: &Path, to: &Path) -> u64 {
             bytes += plain_copy(&entry.path(), &target);
         } else {
             bytes += std::fs::copy(entry.path(), &target).unwrap();
+            std::fs::File::open(&target).unwrap().sync_all().unwrap();
         }
     }
     let f = std::fs::File::open(to).unwrap();

@@ -19,8 +19,6 @@ pub struct BackupView {
     /// `ok`, `failed` or `never`.
     pub verification: &'static str,
     pub detail: String,
-    /// Bar width (0–100) against the largest, for the chart.
-    pub bar: u64,
 }
 
 #[derive(Template)]
@@ -33,6 +31,7 @@ struct BackupsPage {
     last_verified: Option<String>,
     verification_failed: bool,
     backups: Vec<BackupView>,
+    chart: crate::web::BarChart,
 }
 
 /// How long ago `ms` was, in words a person reads at a glance.
@@ -66,11 +65,24 @@ pub async fn backups_page(ctx: PageCtx, State(state): State<AppState>) -> Respon
         .max()
         .unwrap_or(1)
         .max(1);
+    let bytes_of = |m: &super::Manifest| m.files.iter().map(|f| f.bytes).sum::<u64>();
+    let chart = crate::web::BarChart {
+        id: "backup-chart-title",
+        title: ctx.tr().s("backup.chart_title").into(),
+        bars: listed
+            .iter()
+            .rev()
+            .map(|(m, _)| crate::web::Bar {
+                width: (bytes_of(m) * 100 / largest) as i64,
+                label: format!("{} · {}", size(bytes_of(m)), when(m.created_ms)),
+            })
+            .collect(),
+    };
     let backups = listed
         .iter()
         .rev()
         .map(|(m, v)| {
-            let bytes: u64 = m.files.iter().map(|f| f.bytes).sum();
+            let bytes = bytes_of(m);
             BackupView {
                 id: m.id.clone(),
                 when: when(m.created_ms),
@@ -83,7 +95,6 @@ pub async fn backups_page(ctx: PageCtx, State(state): State<AppState>) -> Respon
                     None => "never",
                 },
                 detail: v.as_ref().map(|v| v.detail.clone()).unwrap_or_default(),
-                bar: bytes * 100 / largest,
             }
         })
         .collect();
@@ -97,5 +108,6 @@ pub async fn backups_page(ctx: PageCtx, State(state): State<AppState>) -> Respon
         last_verified: status.last_verified_ms.map(|at| ago(now, at)),
         verification_failed: status.last_verification_failed,
         backups,
+        chart,
     })
 }

@@ -15,8 +15,6 @@ pub struct StatView {
     pub errors: i64,
     pub mean_ms: String,
     pub max_ms: String,
-    /// Bar width (0–100) against the busiest row, for the chart.
-    pub bar: i64,
 }
 
 #[derive(Template)]
@@ -24,6 +22,7 @@ pub struct StatView {
 struct OperationsPage {
     layout: Layout,
     stats: Vec<StatView>,
+    chart: crate::web::BarChart,
     total: i64,
     errors: i64,
     node: String,
@@ -42,14 +41,25 @@ pub async fn operations_page(
         .await
         .map_err(store_failed(ctx.lang))?;
     let busiest = stats.iter().map(|s| s.exchanges).max().unwrap_or(1).max(1);
+    let chart = crate::web::BarChart {
+        id: "chart-title",
+        title: ctx.tr().s("exchange.chart_title").into(),
+        bars: stats
+            .iter()
+            .map(|s| crate::web::Bar {
+                width: s.exchanges * 100 / busiest,
+                label: format!("{} · {}", s.exchanges, s.service_id),
+            })
+            .collect(),
+    };
     let page = OperationsPage {
         layout: ctx.layout(ctx.tr().s("exchange.operations_title"), "exchange"),
+        chart,
         total: stats.iter().map(|s| s.exchanges).sum(),
         errors: stats.iter().map(|s| s.errors).sum(),
         stats: stats
             .into_iter()
             .map(|s| StatView {
-                bar: s.exchanges * 100 / busiest,
                 service: s.service_id,
                 client: s.client_id,
                 exchanges: s.exchanges,

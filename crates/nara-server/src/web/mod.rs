@@ -413,6 +413,21 @@ pub async fn not_found(headers: HeaderMap) -> Response {
 }
 
 /// A timestamp as pages show it: `YYYY-MM-DD HH:MM` (UTC).
+/// A horizontal bar chart for a page (`{% include "bars.html" %}` with the
+/// page's `chart`): an SVG a screen reader announces by its title.
+pub struct BarChart {
+    /// The title element's id, unique on the page.
+    pub id: &'static str,
+    pub title: String,
+    pub bars: Vec<Bar>,
+}
+
+/// One bar: its width (0–100, against the largest) and its label.
+pub struct Bar {
+    pub width: i64,
+    pub label: String,
+}
+
 pub fn when(ms: i64) -> String {
     nara_core::Timestamp(ms)
         .rfc3339()

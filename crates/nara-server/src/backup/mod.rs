@@ -272,7 +272,7 @@ impl Destination {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io(&dir)(e)),
         };
-        let mut ids: Vec<String> = entries
+        let ids: Vec<String> = entries
             .filter_map(Result::ok)
             .filter_map(|e| e.file_name().into_string().ok())
             .filter_map(|n| {
@@ -281,10 +281,13 @@ impl Destination {
                     .map(str::to_owned)
             })
             .collect();
-        ids.sort();
-        ids.iter()
+        let mut backups = ids
+            .iter()
             .map(|id| Ok((self.manifest(id)?, self.verified(id))))
-            .collect()
+            .collect::<Result<Vec<_>, BackupError>>()?;
+        // By when they were taken; the id breaks a tie.
+        backups.sort_by(|(a, _), (b, _)| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
+        Ok(backups)
     }
 
     /// The backup `id`, or the newest.
@@ -579,16 +582,12 @@ pub struct Taken {
     pub reused_objects: usize,
 }
 
-/// A new backup id: UTC time and 8 random hex digits.
+/// A new backup id: UTC time to the millisecond (so ids sort as backups
+/// were taken) and 8 random hex digits.
 fn new_id() -> String {
     let now = nara_core::Timestamp::now().rfc3339();
-    // 2026-12-01T18:40:00.123Z → 20261201T184000Z
-    let seconds = now.get(..19).unwrap_or(&now);
-    let compact: String = seconds
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .chain(std::iter::once('Z'))
-        .collect();
+    // 2026-12-01T18:40:00.123Z → 20261201T184000123Z
+    let compact: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     format!("{compact}-{:08x}", rand::random::<u32>())
 }
 

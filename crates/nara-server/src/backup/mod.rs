@@ -413,6 +413,40 @@ impl Destination {
         Ok(pruned)
     }
 
+    /// Removes what interrupted backups left behind — their scratch
+    /// snapshots and partial objects — once older than `age` (a backup still
+    /// running beside this one keeps its own).
+    pub fn remove_leftovers(&self, age: std::time::Duration) {
+        let Some(cutoff) = std::time::SystemTime::now().checked_sub(age) else {
+            return;
+        };
+        let old = |path: &Path| {
+            std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < cutoff)
+        };
+        if let Ok(dirs) = std::fs::read_dir(self.root.join("tmp")) {
+            for dir in dirs.filter_map(Result::ok).map(|d| d.path()) {
+                if old(&dir) {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+            }
+        }
+        if let Ok(prefixes) = std::fs::read_dir(self.root.join("objects")) {
+            for prefix in prefixes.filter_map(Result::ok) {
+                let Ok(files) = std::fs::read_dir(prefix.path()) else {
+                    continue;
+                };
+                for file in files.filter_map(Result::ok).map(|f| f.path()) {
+                    let partial = file.extension().is_some_and(|e| e == "partial");
+                    if partial && old(&file) {
+                        let _ = std::fs::remove_file(&file);
+                    }
+                }
+            }
+        }
+    }
+
     /// Stores `plaintext_file` as an object unless one with its content is
     /// there; returns (object name, bytes, whether it was new).
     fn store_object(
@@ -601,6 +635,7 @@ pub async fn take(
     recipient: &age::x25519::Recipient,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Taken, BackupError> {
+    destination.remove_leftovers(std::time::Duration::from_secs(3600));
     let id = new_id();
     let scratch = destination.root.join("tmp").join(&id);
     std::fs::create_dir_all(&scratch).map_err(io(&scratch))?;

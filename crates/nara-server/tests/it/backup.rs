@@ -258,6 +258,19 @@ async fn damage_a_missing_object_and_a_wrong_key_are_named() {
         "{missing:?}"
     );
 
+    // What an interrupted backup leaves (a scratch snapshot, a partial object) is
+    // removed once old enough; complete objects stay.
+    let scratch = site.path().join("tmp/20260101T000000000Z-deadbeef");
+    std::fs::create_dir_all(&scratch).unwrap();
+    std::fs::write(scratch.join("nara.db"), b"half a snapshot").unwrap();
+    let partial = site.path().join("objects/00/00.age.partial");
+    std::fs::create_dir_all(partial.parent().unwrap()).unwrap();
+    std::fs::write(&partial, b"half an object").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    destination.remove_leftovers(std::time::Duration::from_millis(10));
+    assert!(!scratch.exists() && !partial.exists());
+    assert!(object_of("uploads/ab/abcdef").exists());
+
     // A backup id that is not one, and a destination without backups.
     assert!(matches!(
         destination.manifest("../../etc/passwd"),

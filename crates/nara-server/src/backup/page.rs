@@ -28,6 +28,8 @@ struct BackupsPage {
     destination: Option<String>,
     every_minutes: u64,
     recovery_point: Option<String>,
+    /// The newest backup is older than two intervals.
+    stale: bool,
     last_verified: Option<String>,
     verification_failed: bool,
     backups: Vec<BackupView>,
@@ -105,6 +107,11 @@ pub async fn backups_page(ctx: PageCtx, State(state): State<AppState>) -> Respon
             .map(|p| p.destination.root().display().to_string()),
         every_minutes: plan.as_ref().map_or(0, |p| p.every.as_secs() / 60),
         recovery_point: status.last_backup_ms.map(|at| ago(now, at)),
+        stale: plan.as_ref().is_some_and(|p| {
+            status
+                .last_backup_ms
+                .is_some_and(|_| super::schedule::stale(p, &status, now, now))
+        }),
         last_verified: status.last_verified_ms.map(|at| ago(now, at)),
         verification_failed: status.last_verification_failed,
         backups,

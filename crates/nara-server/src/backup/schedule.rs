@@ -2,8 +2,8 @@
 //! `backup_every_seconds` into `backup_to`, encrypted to `backup_recipient`;
 //! when the node holds the backup key (`backup_key`), the newest backup is
 //! verified by the ledger once a day. Old backups are pruned, never the
-//! newest verified one. A failure is logged and recorded as a security
-//! event; serving goes on.
+//! newest verified one. A failure, or a newest backup older than two
+//! intervals, is logged and recorded as a security event; serving goes on.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -47,14 +47,32 @@ pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
         return None;
     }
     Some(tokio::spawn(async move {
+        let started_ms = nara_core::Timestamp::now().0;
         tokio::time::sleep(FIRST_AFTER).await;
         let mut tick = tokio::time::interval(plan.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            let status = plan.destination.status();
+            if stale(&plan, &status, started_ms, nara_core::Timestamp::now().0) {
+                let why = format!(
+                    "no backup for more than {} s (two intervals)",
+                    2 * plan.every.as_secs()
+                );
+                failed(&state, "backup.stale", &why).await;
+            }
             run_once(&state, &plan).await;
         }
     }))
+}
+
+/// Whether the newest backup is older than two intervals (or there is none
+/// `now_ms - started_ms` after the schedule began): what a disaster now
+/// would lose is more than the schedule promises.
+pub fn stale(plan: &Plan, status: &super::Status, started_ms: i64, now_ms: i64) -> bool {
+    let allowed = 2 * plan.every.as_millis() as i64;
+    let since = status.last_backup_ms.unwrap_or(started_ms);
+    now_ms - since > allowed
 }
 
 /// One scheduled round: a backup, pruning, and the daily verification.
@@ -110,4 +128,30 @@ pub async fn run_once(state: &AppState, plan: &Plan) {
 async fn failed(state: &AppState, kind: &str, why: &str) {
     tracing::error!(error = %why, "{kind}");
     crate::identity::request::event(state, kind, None, "system", "", why).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backup_older_than_two_intervals_is_stale() {
+        let plan = Plan {
+            destination: Destination::new("/nonexistent"),
+            recipient: String::new(),
+            key: None,
+            every: Duration::from_secs(300),
+        };
+        let minute = 60_000;
+        let at = |ms| super::super::Status {
+            last_backup_ms: ms,
+            ..Default::default()
+        };
+        let now = 1_000 * minute;
+        assert!(!stale(&plan, &at(Some(now - 9 * minute)), 0, now));
+        assert!(stale(&plan, &at(Some(now - 11 * minute)), 0, now));
+        // None yet: counted from when the schedule began.
+        assert!(!stale(&plan, &at(None), now - 5 * minute, now));
+        assert!(stale(&plan, &at(None), now - 11 * minute, now));
+    }
 }

@@ -66,6 +66,8 @@ pub struct AppState {
     pub submissions: Arc<citizen::application_api::Submissions>,
     /// Service figures, recomputed at most every 30 s.
     pub figures: Arc<catalogue::statistics::FiguresCache>,
+    /// The continuous backup's state, for `/metrics` and the operators.
+    pub backup_stream: Arc<backup::stream::Live>,
 }
 
 impl AppState {
@@ -103,6 +105,7 @@ impl AppState {
             callers: Arc::default(),
             submissions: Arc::new(citizen::application_api::submissions()),
             figures: Arc::default(),
+            backup_stream: Arc::default(),
         }
     }
 }
@@ -465,7 +468,7 @@ pub async fn serve(
         m.abort();
     }
     if let Some(b) = backups {
-        b.abort();
+        b.stop().await;
     }
     store.close().await;
     result

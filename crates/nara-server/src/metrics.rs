@@ -121,7 +121,7 @@ impl Metrics {
             (Gauge::default(), Gauge::default(), Gauge::default());
         registry.register(
             "backup_recovery_point_seconds",
-            "Seconds since the newest backup: what a disaster now would lose (-1: no backup yet)",
+            "Seconds of committed writes a disaster now would lose: since the log was last shipped, or since the newest backup (-1: no backup yet)",
             backup_recovery_point.clone(),
         );
         registry.register(
@@ -252,9 +252,12 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
         let status = plan.destination.status();
         let now = nara_core::Timestamp::now().0;
         let age = |at: Option<i64>| at.map_or(-1, |at| (now - at).max(0) / 1000);
-        metrics
-            .backup_recovery_point
-            .set(age(status.last_backup_ms));
+        // Streaming: the writes not yet shipped; otherwise since the newest backup.
+        let recovery_point = match state.backup_stream.recovery_point_seconds(now) {
+            Some(seconds) => seconds.ceil() as i64,
+            None => age(status.last_backup_ms),
+        };
+        metrics.backup_recovery_point.set(recovery_point);
         metrics
             .backup_last_verified_age
             .set(age(status.last_verified_ms));

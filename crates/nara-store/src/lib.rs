@@ -17,6 +17,7 @@ pub mod applications;
 mod seed;
 pub mod services;
 mod sql;
+pub mod wal;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -51,6 +52,16 @@ pub enum StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Who checkpoints an SQLite log into its database file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkpoints {
+    /// SQLite, after each commit that leaves the log over 1,000 pages.
+    Automatic,
+    /// Only a shipper ([`wal::WalTap::checkpoint`]), after reading every
+    /// frame: nothing is checkpointed, and so overwritten, unshipped.
+    Shipped,
+}
 
 /// Which database a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +134,7 @@ pub struct Store {
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Changes to sessions, roles and tokens, for callers' caches.
     identity_epoch: std::sync::Arc<identity::IdentityEpoch>,
+    checkpoints: Checkpoints,
 }
 
 impl std::fmt::Debug for Store {
@@ -137,22 +149,35 @@ impl Store {
     /// Opens the database the URL names (`sqlite:PATH`, `sqlite://PATH`,
     /// `postgres://…` or `postgresql://…`) and runs its pending migrations.
     pub async fn connect(url: &str) -> Result<Store> {
-        let store = Store::open(url).await?;
+        Store::connect_with(url, Checkpoints::Automatic).await
+    }
+
+    /// Opens and migrates the database, with SQLite's log checkpointed as
+    /// `checkpoints` says (PostgreSQL ignores it).
+    pub async fn connect_with(url: &str, checkpoints: Checkpoints) -> Result<Store> {
+        let store = Store::open_with(url, checkpoints).await?;
         store.migrate().await?;
         Ok(store)
     }
 
     /// Opens the database without migrating it.
     pub async fn open(url: &str) -> Result<Store> {
+        Store::open_with(url, Checkpoints::Automatic).await
+    }
+
+    async fn open_with(url: &str, checkpoints: Checkpoints) -> Result<Store> {
         if url.starts_with("sqlite:") {
             // WAL lets readers run beside the one writer; FULL synchronous makes
             // an acknowledged commit survive power loss, not just a crash of nara.
-            let options = SqliteConnectOptions::from_str(url)?
+            let mut options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10));
+            if checkpoints == Checkpoints::Shipped {
+                options = options.pragma("wal_autocheckpoint", "0");
+            }
             let max = 8;
             // No liveness ping before each use: the database is a file in
             // this process, and the ping cost a round trip to the
@@ -169,6 +194,7 @@ impl Store {
                 tiles: Default::default(),
                 writer: Default::default(),
                 identity_epoch: Default::default(),
+                checkpoints,
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url)?;
@@ -185,12 +211,24 @@ impl Store {
                 tiles: Default::default(),
                 writer: Default::default(),
                 identity_epoch: Default::default(),
+                checkpoints: Checkpoints::Automatic,
             })
         } else {
             let scheme = url.split(':').next().unwrap_or_default();
             Err(StoreError::UnsupportedUrl(
                 scheme.chars().take(20).collect(),
             ))
+        }
+    }
+
+    /// A handle on the SQLite log for shipping it (see [`wal`]); the store
+    /// must have been opened with [`Checkpoints::Shipped`].
+    pub async fn wal_tap(&self) -> Result<wal::WalTap> {
+        match &self.backend {
+            Backend::Sqlite(pool) => wal::WalTap::open(pool.connect_options().get_filename()).await,
+            Backend::Postgres(_) => Err(StoreError::Conflict(
+                "a PostgreSQL database ships its log with pgBackRest".into(),
+            )),
         }
     }
 
@@ -234,6 +272,11 @@ impl Store {
                 Ok("ok".into())
             }
         }
+    }
+
+    /// Who checkpoints the SQLite log (PostgreSQL: always `Automatic`).
+    pub fn checkpoints(&self) -> Checkpoints {
+        self.checkpoints
     }
 
     pub fn kind(&self) -> BackendKind {

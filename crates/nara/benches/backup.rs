@@ -11,6 +11,7 @@
 //! every checkpoint's root recomputed). Figures are medians over rounds.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails by panicking
 
+use nara_server::backup::stream::Until;
 use std::path::Path;
 use std::time::Instant;
 
@@ -95,7 +96,17 @@ async fn main() {
 
         let target = work.path().join(format!("restored-{round}"));
         let t = Instant::now();
-        backup::restore::restore(&destination, None, &identity, &target, false, &quiet).unwrap();
+        backup::restore::restore(
+            &destination,
+            None,
+            Until::Latest,
+            &identity,
+            &target,
+            false,
+            &quiet,
+        )
+        .await
+        .unwrap();
         restore_s.push(t.elapsed().as_secs_f64());
 
         let t = Instant::now();

@@ -170,8 +170,16 @@ pub async fn drill(dir: PathBuf, seconds: u64) -> anyhow::Result<()> {
     println!("4. recovery: restore onto a fresh directory, prove by the ledger, serve again");
     let identity = backup::read_identity(&key)?;
     let destination = Destination::new(&site);
-    let restored =
-        backup::restore::restore(&destination, None, &identity, &node, false, &|_, _| {})?;
+    let restored = backup::restore::restore(
+        &destination,
+        None,
+        backup::stream::Until::Latest,
+        &identity,
+        &node,
+        false,
+        &|_, _| {},
+    )
+    .await?;
     let proof =
         backup::restore::verify(&destination, None, &identity, Some(vkey.trim()), &|_, _| {})
             .await?;

@@ -171,6 +171,13 @@ enum Command {
         /// Restore over a data directory that is not empty.
         #[arg(long)]
         replace: bool,
+        /// Restore the state as it was at this moment (RFC 3339, e.g.
+        /// 2026-12-01T10:30:00Z), to within a second of continuous backup.
+        #[arg(long, conflicts_with_all = ["ledger_size", "id"])]
+        at: Option<String>,
+        /// Restore the state just after the ledger reached this many entries.
+        #[arg(long, conflicts_with_all = ["at", "id"])]
+        ledger_size: Option<u64>,
     },
     /// Apply pending database migrations and exit.
     Migrate {
@@ -511,6 +518,22 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
         .context("opening the database (the URL is in your configuration)")
 }
 
+/// Opens the store of a node that serves: when it backs up an SQLite
+/// database, the node owns the log's checkpoints so that every committed
+/// transaction is shipped before the log can restart (continuous backup).
+async fn open_serving_store(config: &Config) -> anyhow::Result<Store> {
+    if nara_server::backup::schedule::Plan::of(config).is_none() {
+        return open_store(config).await;
+    }
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    }
+    Store::connect_with(&config.database_url(), nara_store::Checkpoints::Shipped)
+        .await
+        .context("opening the database (the URL is in your configuration)")
+}
+
 async fn operator_token(
     store: &Store,
     username: &str,
@@ -631,7 +654,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
             config.data_dir = data.clone();
             config.listen = listen;
             config.database_url = None;
-            let store = open_store(&config).await?;
+            // Backups on by default: beside the data directory, never inside it.
+            let (to, key) = demo_backup_paths(&data);
+            std::fs::create_dir_all(&data)
+                .with_context(|| format!("creating data directory {}", data.display()))?;
+            if !key.exists() {
+                nara_server::backup::keygen(&key)?;
+            }
+            config.backup_to = Some(to.clone());
+            config.backup_recipient = Some(key.display().to_string());
+            config.backup_key = Some(key.clone());
+            config.backup_every_seconds = 300;
+            let store = open_serving_store(&config).await?;
             if store.is_empty().await? {
                 let report = seed_with_progress(&store, &nara_core::seed::demo()?).await?;
                 println!(
@@ -688,17 +722,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 exchange.residents_service,
                 exchange.subjects[0]
             );
-            // Backups on by default: beside the data directory, never inside it.
-            let (to, key) = demo_backup_paths(&data);
-            if !key.exists() {
-                nara_server::backup::keygen(&key)?;
-            }
-            config.backup_to = Some(to.clone());
-            config.backup_recipient = Some(key.display().to_string());
-            config.backup_key = Some(key.clone());
-            config.backup_every_seconds = 300;
             println!(
-                "Backups: every 5 minutes into {}, encrypted to {} (keep that key apart; `nara backup list --to {}`).",
+                "Backups: continuous (every change shipped within a second, a new base every 5 minutes) into {}, encrypted to {} (keep that key apart; `nara backup list --to {}`).",
                 to.display(),
                 key.display(),
                 to.display()
@@ -711,7 +736,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if let Some(listen) = listen {
                 config.listen = listen;
             }
-            let store = open_store(&config).await?;
+            let store = open_serving_store(&config).await?;
             tracing::info!(listen = %config.listen, backend = store.kind().as_str(), "serving");
             serve(config, store).await
         }
@@ -798,13 +823,30 @@ async fn run(command: Command) -> anyhow::Result<()> {
             data,
             id,
             replace,
+            at,
+            ledger_size,
         } => {
+            use nara_server::backup::stream::Until;
+            let until = match (at, ledger_size) {
+                (Some(at), _) => Until::At(
+                    humantime::parse_rfc3339_weak(&at)
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map(|d| d.as_millis() as i64)
+                        .with_context(|| {
+                            format!("--at {at:?} is not a moment like 2026-12-01T10:30:00Z")
+                        })?,
+                ),
+                (None, Some(n)) => Until::LedgerSize(n),
+                (None, None) => Until::Latest,
+            };
             let identity = nara_server::backup::read_identity(&key)?;
             let destination = nara_server::backup::Destination::new(from);
             let bar = bytes_bar("restoring");
             let restored = nara_server::backup::restore::restore(
                 &destination,
                 id.as_deref(),
+                until,
                 &identity,
                 &data,
                 replace,
@@ -812,7 +854,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     bar.set_length(total);
                     bar.set_position(done);
                 },
-            )?;
+            )
+            .await?;
             bar.finish_and_clear();
             let m = &restored.manifest;
             println!(
@@ -824,6 +867,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 indicatif::HumanBytes(restored.bytes),
                 m.ledger.size
             );
+            let r = &restored.replayed;
+            if let Some(shipped) = r.shipped_ms {
+                let size = nara_store::wal::ledger_size_at(&data.join("nara.db")).await?;
+                println!(
+                    "Then replayed its log: {} transactions in {} segments, up to {} (the ledger now at {size} entries).",
+                    r.transactions,
+                    r.segments,
+                    nara_core::Timestamp(shipped).rfc3339()
+                );
+            }
             println!(
                 "Start it with `nara serve` (NARA_DATA_DIR={}), then `nara backup verify` proves the backup.",
                 data.display()

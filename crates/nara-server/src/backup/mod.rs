@@ -12,6 +12,7 @@
 //! objects/ab/ab12….age     one object per distinct file content (SHA-256 of the plaintext)
 //! backups/ID.json          a manifest, written last: a backup exists once it is complete
 //! backups/ID.verified.json what the last verification of that backup found
+//! streams/ID/SEQ-MS.age    the log shipped after backup ID, in order (see [`stream`])
 //! ```
 //!
 //! Every file is written beside its place and renamed into it after an
@@ -21,6 +22,7 @@
 pub mod page;
 pub mod restore;
 pub mod schedule;
+pub mod stream;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -130,6 +132,14 @@ pub struct Manifest {
     pub created_ms: i64,
     /// `sqlite` (PostgreSQL is backed up by pgBackRest).
     pub backend: String,
+    /// The database file is the node's own at a log position, and the log
+    /// after it is shipped to `streams/ID/` ([`stream`]); otherwise a
+    /// compacted snapshot that stands alone.
+    #[serde(default)]
+    pub continuous: bool,
+    /// Where in the node's log the database file stands (continuous only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<nara_store::wal::WalPosition>,
     /// The newest checkpoint in the snapshot: a restore must reproduce it.
     pub ledger: LedgerPoint,
     pub files: Vec<FileEntry>,
@@ -258,6 +268,10 @@ impl Destination {
         self.root.join("backups").join(format!("{id}.json"))
     }
 
+    fn stream_dir(&self, id: &str) -> PathBuf {
+        self.root.join("streams").join(id)
+    }
+
     fn verified_path(&self, id: &str) -> PathBuf {
         self.root
             .join("backups")
@@ -382,6 +396,12 @@ impl Destination {
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                         Err(e) => return Err(io(&path)(e)),
                     }
+                }
+                let stream = self.stream_dir(&manifest.id);
+                match std::fs::remove_dir_all(&stream) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io(&stream)(e)),
                 }
                 pruned.backups += 1;
             }
@@ -626,8 +646,9 @@ fn new_id() -> String {
 }
 
 /// Takes a backup of the node whose database is `store` and whose files are
-/// in `data_dir`, into `destination`, encrypted to `recipient`.
-/// `progress(done, total)` is called as files are stored.
+/// in `data_dir`, into `destination`, encrypted to `recipient`: a compacted
+/// snapshot that stands alone. `progress(done, total)` is called as files
+/// are stored.
 pub async fn take(
     store: &nara_store::Store,
     data_dir: &Path,
@@ -635,102 +656,136 @@ pub async fn take(
     recipient: &age::x25519::Recipient,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Taken, BackupError> {
-    destination.remove_leftovers(std::time::Duration::from_secs(3600));
     let id = new_id();
-    let scratch = destination.root.join("tmp").join(&id);
-    std::fs::create_dir_all(&scratch).map_err(io(&scratch))?;
-    let result = take_into(
-        store,
-        data_dir,
-        destination,
-        recipient,
-        progress,
-        &id,
-        &scratch,
-    )
-    .await;
+    let scratch = destination.scratch(&id)?;
+    let snapshot = scratch.join("nara.db");
+    let result = match store.snapshot_into(&snapshot).await {
+        Ok(()) => {
+            let taken = Taking {
+                id: &id,
+                snapshot: &snapshot,
+                continuous: false,
+                log: None,
+            };
+            taken
+                .store(data_dir, destination, recipient, progress)
+                .await
+        }
+        Err(e) => Err(e.into()),
+    };
     let _ = std::fs::remove_dir_all(&scratch);
     result
 }
 
-async fn take_into(
-    store: &nara_store::Store,
-    data_dir: &Path,
-    destination: &Destination,
-    recipient: &age::x25519::Recipient,
-    progress: &(dyn Fn(u64, u64) + Sync),
-    id: &str,
-    scratch: &Path,
-) -> Result<Taken, BackupError> {
-    // The snapshot first: the files beside it are at least as new, and the
-    // ledger point is read from the snapshot itself.
-    let snapshot = scratch.join("nara.db");
-    store.snapshot_into(&snapshot).await?;
-    let copy = nara_store::Store::connect(&format!("sqlite://{}", snapshot.display())).await?;
-    let ledger = match copy.latest_checkpoint().await? {
-        Some(c) => LedgerPoint {
-            size: c.size,
-            root: hex::encode(c.root),
-            checkpoint: c.note,
-        },
-        None => LedgerPoint {
-            size: 0,
-            root: hex::encode(nara_ledger::merkle::empty_root()),
-            checkpoint: String::new(),
-        },
-    };
-    copy.close().await;
+/// A backup being stored: its id and the database file that stands for
+/// the live one.
+struct Taking<'a> {
+    id: &'a str,
+    snapshot: &'a Path,
+    continuous: bool,
+    log: Option<nara_store::wal::WalPosition>,
+}
 
-    let mut sources: Vec<(String, PathBuf)> = vec![("nara.db".into(), snapshot)];
-    for relative in data_files(data_dir)? {
-        let name = relative
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join("/");
-        sources.push((name, data_dir.join(relative)));
-    }
-    let total: u64 = sources
-        .iter()
-        .map(|(_, p)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-        .sum();
-    let (mut done, mut new_objects, mut new_bytes, mut reused_objects) = (0u64, 0, 0u64, 0);
-    let mut files = Vec::with_capacity(sources.len());
-    for (name, path) in &sources {
-        let (object, bytes, fresh) = destination.store_object(path, recipient)?;
-        if fresh {
-            new_objects += 1;
-            new_bytes += bytes;
-        } else {
-            reused_objects += 1;
+impl Taking<'_> {
+    async fn store(
+        &self,
+        data_dir: &Path,
+        destination: &Destination,
+        recipient: &age::x25519::Recipient,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<Taken, BackupError> {
+        // The snapshot first: the files beside it are at least as new, and
+        // the ledger point is read from the snapshot itself, without writing
+        // to it.
+        let ledger = match checkpoint_in(self.snapshot).await? {
+            Some(c) => LedgerPoint {
+                size: c.size,
+                root: hex::encode(c.root),
+                checkpoint: c.note,
+            },
+            None => LedgerPoint {
+                size: 0,
+                root: hex::encode(nara_ledger::merkle::empty_root()),
+                checkpoint: String::new(),
+            },
+        };
+        let mut sources: Vec<(String, PathBuf)> =
+            vec![("nara.db".into(), self.snapshot.to_owned())];
+        for relative in data_files(data_dir)? {
+            let name = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/");
+            sources.push((name, data_dir.join(relative)));
         }
-        done += bytes;
-        progress(done.min(total), total);
-        files.push(FileEntry {
-            path: name.clone(),
-            object,
-            bytes,
-        });
+        let total: u64 = sources
+            .iter()
+            .map(|(_, p)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+            .sum();
+        let (mut done, mut new_objects, mut new_bytes, mut reused_objects) = (0u64, 0, 0u64, 0);
+        let mut files = Vec::with_capacity(sources.len());
+        for (name, path) in &sources {
+            let (object, bytes, fresh) = destination.store_object(path, recipient)?;
+            if fresh {
+                new_objects += 1;
+                new_bytes += bytes;
+            } else {
+                reused_objects += 1;
+            }
+            done += bytes;
+            progress(done.min(total), total);
+            files.push(FileEntry {
+                path: name.clone(),
+                object,
+                bytes,
+            });
+        }
+        let now = nara_core::Timestamp::now();
+        let manifest = Manifest {
+            format: FORMAT,
+            id: self.id.to_owned(),
+            created_at: now.rfc3339(),
+            created_ms: now.0,
+            backend: "sqlite".into(),
+            continuous: self.continuous,
+            log: self.log,
+            ledger,
+            files,
+        };
+        let json = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| BackupError::Manifest(self.id.to_owned(), e.to_string()))?;
+        write_atomically(&destination.manifest_path(self.id), &json)?;
+        Ok(Taken {
+            manifest,
+            new_objects,
+            new_bytes,
+            reused_objects,
+        })
     }
-    let now = nara_core::Timestamp::now();
-    let manifest = Manifest {
-        format: FORMAT,
-        id: id.to_owned(),
-        created_at: now.rfc3339(),
-        created_ms: now.0,
-        backend: "sqlite".into(),
-        ledger,
-        files,
-    };
-    let json = serde_json::to_vec_pretty(&manifest)
-        .map_err(|e| BackupError::Manifest(id.to_owned(), e.to_string()))?;
-    write_atomically(&destination.manifest_path(id), &json)?;
-    Ok(Taken {
-        manifest,
-        new_objects,
-        new_bytes,
-        reused_objects,
-    })
+}
+
+/// The newest ledger checkpoint in a database file at rest.
+async fn checkpoint_in(
+    db: &Path,
+) -> Result<Option<nara_store::ledger::StoredCheckpoint>, BackupError> {
+    // Opened without migrating: reading it writes nothing to the file.
+    let copy = nara_store::Store::open(&format!("sqlite://{}", db.display())).await?;
+    let checkpoint = copy.latest_checkpoint().await;
+    copy.close().await;
+    Ok(checkpoint?)
+}
+
+impl Destination {
+    /// A scratch directory for backup `id` inside the destination (so a
+    /// snapshot is as big as the destination allows, not the node's disk),
+    /// after removing what interrupted backups left there.
+    fn scratch(&self, id: &str) -> Result<PathBuf, BackupError> {
+        self.remove_leftovers(std::time::Duration::from_secs(3600));
+        let scratch = self.root.join("tmp").join(id);
+        std::fs::create_dir_all(&scratch).map_err(io(&scratch))?;
+        Ok(scratch)
+    }
 }
 
 #[cfg(test)]
@@ -746,6 +801,8 @@ mod tests {
             created_at: String::new(),
             created_ms,
             backend: "sqlite".into(),
+            continuous: false,
+            log: None,
             ledger: LedgerPoint {
                 size: 0,
                 root: String::new(),

@@ -106,7 +106,14 @@ pub async fn backups_page(ctx: PageCtx, State(state): State<AppState>) -> Respon
             .as_ref()
             .map(|p| p.destination.root().display().to_string()),
         every_minutes: plan.as_ref().map_or(0, |p| p.every.as_secs() / 60),
-        recovery_point: status.last_backup_ms.map(|at| ago(now, at)),
+        recovery_point: match state.backup_stream.recovery_point_seconds(now) {
+            Some(seconds) => Some(
+                ctx.tr()
+                    .s("backup.streaming")
+                    .replace("{s}", &format!("{seconds:.0}")),
+            ),
+            None => status.last_backup_ms.map(|at| ago(now, at)),
+        },
         stale: plan.as_ref().is_some_and(|p| {
             status
                 .last_backup_ms

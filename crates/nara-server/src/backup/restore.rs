@@ -9,6 +9,7 @@ use std::path::Path;
 use nara_ledger::merkle::RootAccumulator;
 use nara_ledger::note::{Signer, Verifier};
 
+use super::stream::{Replayed, Until};
 use super::{BackupError, Destination, Manifest, Verified};
 
 /// What a restore wrote.
@@ -17,19 +18,57 @@ pub struct Restored {
     pub manifest: Manifest,
     pub files: usize,
     pub bytes: u64,
+    /// The log replayed after the backup (continuous backups).
+    pub replayed: Replayed,
 }
 
-/// Restores backup `id` (the newest if `None`) into `target`, which must be
-/// empty or absent unless `replace`. `progress(done, total)` in bytes.
-pub fn restore(
+/// Which backup a restore starts from: `id`, or the newest that is not past
+/// `until` (taken by that moment, or holding at most that many ledger
+/// entries), whose stream then brings it to `until`.
+pub fn choose(
     destination: &Destination,
     id: Option<&str>,
+    until: Until,
+) -> Result<Manifest, BackupError> {
+    if id.is_some() {
+        return destination.manifest_or_latest(id);
+    }
+    let backups = destination.list()?;
+    if backups.is_empty() {
+        return Err(BackupError::NoBackups);
+    }
+    let fits = |m: &Manifest| match until {
+        Until::Latest => true,
+        Until::At(at) => m.created_ms <= at,
+        Until::LedgerSize(n) => m.ledger.size <= n,
+    };
+    backups
+        .into_iter()
+        .rev()
+        .map(|(m, _)| m)
+        .find(fits)
+        .ok_or_else(|| {
+            BackupError::NoSuchBackup(match until {
+                Until::At(at) => format!("taken by {}", nara_core::Timestamp(at).rfc3339()),
+                Until::LedgerSize(n) => format!("with a ledger of at most {n} entries"),
+                Until::Latest => "at all".into(),
+            })
+        })
+}
+
+/// Restores backup `id` (or the one [`choose`] picks for `until`) into
+/// `target`, which must be empty or absent unless `replace`, and replays
+/// its log up to `until`. `progress(done, total)` in bytes.
+pub async fn restore(
+    destination: &Destination,
+    id: Option<&str>,
+    until: Until,
     identity: &age::x25519::Identity,
     target: &Path,
     replace: bool,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Restored, BackupError> {
-    let manifest = destination.manifest_or_latest(id)?;
+    let manifest = choose(destination, id, until)?;
     let occupied = std::fs::read_dir(target)
         .map(|mut entries| entries.next().is_some())
         .unwrap_or(false);
@@ -53,10 +92,19 @@ pub fn restore(
         done += entry.bytes;
         progress(done, total);
     }
+    let replayed = super::stream::replay(
+        destination,
+        &manifest,
+        identity,
+        &target.join("nara.db"),
+        until,
+    )
+    .await?;
     Ok(Restored {
         files: manifest.files.len(),
         bytes: total,
         manifest,
+        replayed,
     })
 }
 
@@ -131,11 +179,13 @@ async fn prove(
     restore(
         destination,
         Some(&manifest.id),
+        Until::Latest,
         identity,
         scratch.path(),
         false,
         progress,
-    )?;
+    )
+    .await?;
     let url = format!("sqlite://{}", scratch.path().join("nara.db").display());
     let store = nara_store::Store::connect(&url).await?;
     let result = prove_store(&store, scratch.path(), manifest, trusted).await;
@@ -156,18 +206,21 @@ async fn prove_store(
         )));
     }
     let checkpoints = store.ledger_checkpoint_roots().await?;
-    let wanted_root = manifest.ledger.root.clone();
+    let wanted = manifest.ledger.size;
     let newest = checkpoints.last().map(|(size, _)| *size).unwrap_or(0);
-    if newest != manifest.ledger.size {
+    // A continuous backup's log may carry the ledger past the base's
+    // checkpoint; a snapshot stops exactly there.
+    if newest < wanted || (!manifest.continuous && newest != wanted) {
         return Err(BackupError::Ledger(format!(
-            "the backup names checkpoint {} but the restored log's newest is {newest}",
-            manifest.ledger.size
+            "the backup names checkpoint {wanted} but the restored log's newest is {newest}"
         )));
     }
     // Every checkpoint's root, recomputed from the restored entries.
     let mut acc = RootAccumulator::default();
     let mut pending = checkpoints.iter().peekable();
     let mut reproduced = 0usize;
+    let mut base_root_seen =
+        wanted == 0 && manifest.ledger.root == hex::encode(nara_ledger::merkle::empty_root());
     while let Some((_, root)) = pending.peek().filter(|(size, _)| *size == 0) {
         if *root != acc.root() {
             return Err(BackupError::Ledger(
@@ -196,6 +249,9 @@ async fn prove_store(
                 )));
             }
             acc.push(nara_ledger::leaf_hash(&entry));
+            if acc.size() == wanted {
+                base_root_seen = hex::encode(acc.root()) == manifest.ledger.root;
+            }
             while let Some((size, root)) = pending.peek().filter(|(size, _)| *size == acc.size()) {
                 if acc.root() != *root {
                     return Err(BackupError::Ledger(format!(
@@ -207,16 +263,16 @@ async fn prove_store(
             }
         }
     }
-    if hex::encode(acc.root()) != wanted_root {
+    if !base_root_seen {
         return Err(BackupError::Ledger(format!(
-            "the restored log's root at {newest} is not the backup's checkpoint root"
+            "the restored log's root at {wanted} is not the backup's checkpoint root"
         )));
     }
     // The newest checkpoint's signature: by the trusted verifier key, or by
     // the restored ledger key.
-    if manifest.ledger.checkpoint.is_empty() {
+    let Some(latest) = store.latest_checkpoint().await? else {
         return Ok((acc.size(), reproduced, "nobody (an empty ledger)".into()));
-    }
+    };
     let verifier = match trusted {
         Some(vkey) => Verifier::from_vkey(vkey.trim())
             .map_err(|e| BackupError::Ledger(format!("the verifier key: {e}")))?,
@@ -228,9 +284,8 @@ async fn prove_store(
                 .verifier()
         }
     };
-    let body =
-        nara_ledger::note::open(&manifest.ledger.checkpoint, std::slice::from_ref(&verifier))
-            .map_err(|e| BackupError::Ledger(format!("the checkpoint's signature: {e}")))?;
+    let body = nara_ledger::note::open(&latest.note, std::slice::from_ref(&verifier))
+        .map_err(|e| BackupError::Ledger(format!("the checkpoint's signature: {e}")))?;
     let checkpoint =
         nara_ledger::Checkpoint::parse(body).map_err(|e| BackupError::Ledger(e.to_string()))?;
     if checkpoint.size != newest || checkpoint.root != acc.root() {

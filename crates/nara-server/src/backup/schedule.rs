@@ -4,11 +4,17 @@
 //! verified by the ledger once a day. Old backups are pruned, never the
 //! newest verified one. A failure, or a newest backup older than two
 //! intervals, is logged and recorded as a security event; serving goes on.
+//!
+//! When the store lets the node own its checkpoints
+//! ([`nara_store::Checkpoints::Shipped`]), backups are continuous: each
+//! interval begins a generation ([`super::stream`]) and every committed
+//! transaction is shipped within about a second.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use super::{Destination, restore};
+use super::{Destination, restore, stream};
 use crate::AppState;
 
 /// How often the newest backup is proven by a restore.
@@ -36,9 +42,28 @@ impl Plan {
     }
 }
 
+/// The running schedule; [`Schedule::stop`] ships the last transactions.
+pub struct Schedule {
+    stop: Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Schedule {
+    pub async fn stop(self) {
+        self.stop.notify_one();
+        let mut task = self.task;
+        if tokio::time::timeout(Duration::from_secs(10), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
 /// Starts the schedule, if the configuration names a destination and a
 /// recipient. PostgreSQL nodes are backed up by pgBackRest instead.
-pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
+pub fn spawn(state: AppState) -> Option<Schedule> {
     let plan = Plan::of(&state.config)?;
     if state.store.kind() != nara_store::BackendKind::Sqlite {
         tracing::warn!(
@@ -46,24 +71,175 @@ pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
         );
         return None;
     }
-    Some(tokio::spawn(async move {
-        let started_ms = nara_core::Timestamp::now().0;
-        tokio::time::sleep(FIRST_AFTER).await;
-        let mut tick = tokio::time::interval(plan.every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let status = plan.destination.status();
-            if stale(&plan, &status, started_ms, nara_core::Timestamp::now().0) {
-                let why = format!(
-                    "no backup for more than {} s (two intervals)",
-                    2 * plan.every.as_secs()
-                );
-                failed(&state, "backup.stale", &why).await;
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let stopped = stop.clone();
+    let task = if state.store.checkpoints() == nara_store::Checkpoints::Shipped {
+        tokio::spawn(async move { continuous(state, plan, stopped).await })
+    } else {
+        tokio::spawn(async move {
+            tokio::select! {
+                () = periodic(state, plan) => {}
+                () = stopped.notified() => {}
             }
-            run_once(&state, &plan).await;
+        })
+    };
+    Some(Schedule { stop, task })
+}
+
+async fn periodic(state: AppState, plan: Plan) {
+    let started_ms = nara_core::Timestamp::now().0;
+    tokio::time::sleep(FIRST_AFTER).await;
+    let mut tick = tokio::time::interval(plan.every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        check_stale(&state, &plan, started_ms).await;
+        let recipient = match super::read_recipient(&plan.recipient) {
+            Ok(r) => r,
+            Err(e) => {
+                failed(&state, "backup.failed", &e.to_string()).await;
+                continue;
+            }
+        };
+        let data_dir = state.config.data_dir.clone();
+        match super::take(
+            &state.store,
+            &data_dir,
+            &plan.destination,
+            &recipient,
+            &|_, _| {},
+        )
+        .await
+        {
+            Ok(taken) => tracing::info!(
+                backup = %taken.manifest.id,
+                new_objects = taken.new_objects,
+                ledger = taken.manifest.ledger.size,
+                "backup taken"
+            ),
+            Err(e) => {
+                failed(&state, "backup.failed", &e.to_string()).await;
+                continue;
+            }
         }
-    }))
+        after_backup(&state, &plan).await;
+    }
+}
+
+async fn check_stale(state: &AppState, plan: &Plan, started_ms: i64) {
+    let status = plan.destination.status();
+    if stale(plan, &status, started_ms, nara_core::Timestamp::now().0) {
+        let why = format!(
+            "no backup for more than {} s (two intervals)",
+            2 * plan.every.as_secs()
+        );
+        failed(state, "backup.stale", &why).await;
+    }
+}
+
+/// How long the stream may fail before it is a security event, and before
+/// the log is folded into the database unshipped (so it cannot grow
+/// without bound while the destination is away).
+const FAILING_FOR: Duration = Duration::from_secs(30);
+
+/// Continuous backup: a base every interval, the log shipped every second.
+async fn continuous(state: AppState, plan: Plan, stop: Arc<tokio::sync::Notify>) {
+    let live = state.backup_stream.clone();
+    let started_ms = nara_core::Timestamp::now().0;
+    let shipper = match super::read_recipient(&plan.recipient) {
+        Ok(recipient) => {
+            stream::Shipper::new(
+                &state.store,
+                &state.config.data_dir,
+                plan.destination.clone(),
+                recipient,
+                live,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    let mut shipper = match shipper {
+        Ok(s) => s,
+        Err(e) => {
+            failed(&state, "backup.failed", &e.to_string()).await;
+            return checkpoint_only(&state, stop).await;
+        }
+    };
+    let mut tick = tokio::time::interval(stream::SHIP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing_since: Option<Instant> = None;
+    let mut reported = false;
+    let mut last_stale_check = Instant::now();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.notified() => break,
+        }
+        let due = shipper
+            .generation()
+            .is_none_or(|(_, age)| age >= plan.every);
+        let outcome = if due {
+            shipper.begin().await.map(|taken| {
+                tracing::info!(
+                    backup = %taken.manifest.id,
+                    new_objects = taken.new_objects,
+                    ledger = taken.manifest.ledger.size,
+                    "continuous backup: a new base"
+                );
+                true
+            })
+        } else {
+            shipper.ship().await.map(|_| false)
+        };
+        match outcome {
+            Ok(new_base) => {
+                failing_since = None;
+                reported = false;
+                if new_base {
+                    let (state, plan) = (state.clone(), plan.clone());
+                    tokio::spawn(async move { after_backup(&state, &plan).await });
+                }
+            }
+            Err(e) => {
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                tracing::warn!(error = %e, "continuous backup");
+                if since.elapsed() >= FAILING_FOR {
+                    if !reported {
+                        failed(&state, "backup.failed", &e.to_string()).await;
+                        reported = true;
+                    }
+                    if let Err(e) = shipper.checkpoint_unshipped().await {
+                        tracing::warn!(error = %e, "checkpointing the log");
+                    }
+                    failing_since = Some(Instant::now());
+                }
+            }
+        }
+        if last_stale_check.elapsed() >= Duration::from_secs(60) {
+            last_stale_check = Instant::now();
+            check_stale(&state, &plan, started_ms).await;
+        }
+    }
+    shipper.finish().await;
+}
+
+/// Without a way to ship, the node still folds its log into the database.
+async fn checkpoint_only(state: &AppState, stop: Arc<tokio::sync::Notify>) {
+    let Ok(mut tap) = state.store.wal_tap().await else {
+        return;
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.notified() => break,
+        }
+        if let Err(e) = tap.checkpoint(None).await {
+            tracing::warn!(error = %e, "checkpointing the log");
+        }
+    }
+    tap.close().await;
 }
 
 /// Whether the newest backup is older than two intervals (or there is none
@@ -75,30 +251,8 @@ pub fn stale(plan: &Plan, status: &super::Status, started_ms: i64, now_ms: i64) 
     now_ms - since > allowed
 }
 
-/// One scheduled round: a backup, pruning, and the daily verification.
-pub async fn run_once(state: &AppState, plan: &Plan) {
-    let recipient = match super::read_recipient(&plan.recipient) {
-        Ok(r) => r,
-        Err(e) => return failed(state, "backup.failed", &e.to_string()).await,
-    };
-    let data_dir = state.config.data_dir.clone();
-    match super::take(
-        &state.store,
-        &data_dir,
-        &plan.destination,
-        &recipient,
-        &|_, _| {},
-    )
-    .await
-    {
-        Ok(taken) => tracing::info!(
-            backup = %taken.manifest.id,
-            new_objects = taken.new_objects,
-            ledger = taken.manifest.ledger.size,
-            "backup taken"
-        ),
-        Err(e) => return failed(state, "backup.failed", &e.to_string()).await,
-    }
+/// After a backup: pruning, and the daily verification.
+async fn after_backup(state: &AppState, plan: &Plan) {
     if let Err(e) = plan.destination.prune(&super::Retention::default()) {
         tracing::warn!(error = %e, "pruning old backups");
     }

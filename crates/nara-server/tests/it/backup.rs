@@ -2,6 +2,7 @@
 //! empty directory, proven by the ledger; damage, a missing object, a wrong
 //! key and a non-empty target are refused with what is wrong named.
 
+use nara_server::backup::stream::Until;
 use std::path::Path;
 
 use nara_ledger::note::Signer;
@@ -161,11 +162,13 @@ async fn a_backup_taken_while_serving_restores_and_is_proven_by_the_ledger() {
     let restored = backup::restore::restore(
         &destination,
         Some(&taken.manifest.id),
+        Until::Latest,
         &identity,
         target.path(),
         false,
         &quiet,
     )
+    .await
     .unwrap();
     assert_eq!(restored.manifest.id, taken.manifest.id);
     assert_eq!(
@@ -185,8 +188,16 @@ async fn a_backup_taken_while_serving_restores_and_is_proven_by_the_ledger() {
     copy.close().await;
 
     // Not over a directory that is in use.
-    let occupied =
-        backup::restore::restore(&destination, None, &identity, data.path(), false, &quiet);
+    let occupied = backup::restore::restore(
+        &destination,
+        None,
+        Until::Latest,
+        &identity,
+        data.path(),
+        false,
+        &quiet,
+    )
+    .await;
     assert!(
         matches!(occupied, Err(BackupError::TargetNotEmpty(_))),
         "{occupied:?}"
@@ -248,8 +259,16 @@ async fn damage_a_missing_object_and_a_wrong_key_are_named() {
     // A missing object: named too; a restore leaves no half-written file behind as a success.
     std::fs::remove_file(object_of("ledger.key")).unwrap();
     let target = tempfile::tempdir().unwrap();
-    let missing =
-        backup::restore::restore(&destination, None, &identity, target.path(), false, &quiet);
+    let missing = backup::restore::restore(
+        &destination,
+        None,
+        Until::Latest,
+        &identity,
+        target.path(),
+        false,
+        &quiet,
+    )
+    .await;
     assert!(
         matches!(
             missing,
@@ -298,4 +317,232 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Continuous backup: a base, then the log shipped while writes go on and
+/// the log is checkpointed (and so restarts) many times; every shipped
+/// write restores, to the end, to a moment, to a ledger size; a missing or
+/// damaged segment is named.
+#[tokio::test]
+async fn continuous_backup_restores_every_shipped_write_to_any_point() {
+    let (data, site, vault) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let store = Store::connect_with(
+        &Store::sqlite_url(data.path()),
+        nara_store::Checkpoints::Shipped,
+    )
+    .await
+    .unwrap();
+    let signer = Signer::new(ORIGIN, &[7u8; 32]).unwrap();
+    std::fs::write(data.path().join("ledger.key"), signer.skey()).unwrap();
+    append(&store, &signer, 0, 100).await;
+    let (identity, recipient) = keys(vault.path());
+    let destination = Destination::new(site.path());
+    let live = std::sync::Arc::new(backup::stream::Live::default());
+    let mut shipper = backup::stream::Shipper::new(
+        &store,
+        data.path(),
+        destination.clone(),
+        recipient,
+        live.clone(),
+    )
+    .await
+    .unwrap();
+    // Checkpoint often, so the log restarts under the stream.
+    shipper.checkpoint_every(8, std::time::Duration::from_millis(50));
+    let base = shipper.begin().await.unwrap();
+    assert!(base.manifest.continuous);
+    assert_eq!(base.manifest.ledger.size, 100);
+
+    // Writes (each batch acknowledged when `append` returns) beside the shipper.
+    let writer = {
+        let (store, signer) = (store.clone(), Signer::new(ORIGIN, &[7u8; 32]).unwrap());
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for round in 0..40 {
+                append(&store, &signer, 100 + round * 5, 5).await;
+                acked.push((100 + round as u64 * 5 + 5, nara_core::Timestamp::now().0));
+                tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+            }
+            acked
+        })
+    };
+    while !writer.is_finished() {
+        shipper.ship().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let acked = writer.await.unwrap();
+    shipper.ship().await.unwrap();
+    assert!(
+        live.recovery_point_seconds(nara_core::Timestamp::now().0)
+            .unwrap()
+            < 1.0
+    );
+    let segments = destination.segments(&base.manifest.id).unwrap();
+    assert!(segments.len() > 5, "{} segments", segments.len());
+    let restarts = live.restarts.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(restarts >= 3, "the log restarted {restarts} times under the stream");
+    let checkpoints: Vec<u64> = store
+        .ledger_checkpoint_roots()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(size, _)| size)
+        .collect();
+    assert_eq!(checkpoints.last(), Some(&300));
+
+    // To the end: every write, proven by the ledger.
+    let latest = tempfile::tempdir().unwrap();
+    let restored = backup::restore::restore(
+        &destination,
+        None,
+        Until::Latest,
+        &identity,
+        latest.path(),
+        false,
+        &quiet,
+    )
+    .await
+    .unwrap();
+    assert_eq!(restored.replayed.segments, segments.len());
+    assert_eq!(
+        nara_store::wal::ledger_size_at(&latest.path().join("nara.db"))
+            .await
+            .unwrap(),
+        300
+    );
+    let proof = backup::restore::verify(&destination, None, &identity, None, &quiet)
+        .await
+        .unwrap();
+    assert_eq!(proof.entries, 300);
+
+    // To a moment: what was acknowledged well before it, nothing after it.
+    let (_, middle) = acked[acked.len() / 2];
+    let at = tempfile::tempdir().unwrap();
+    let restored = backup::restore::restore(
+        &destination,
+        None,
+        Until::At(middle),
+        &identity,
+        at.path(),
+        false,
+        &quiet,
+    )
+    .await
+    .unwrap();
+    let size = nara_store::wal::ledger_size_at(&at.path().join("nara.db"))
+        .await
+        .unwrap();
+    let shipped = restored.replayed.shipped_ms.unwrap();
+    for (entries, acked_ms) in &acked {
+        if *acked_ms < shipped - 100 {
+            assert!(
+                size >= *entries,
+                "acknowledged at {acked_ms}, shipped by {shipped}: {size} < {entries}"
+            );
+        }
+        if *acked_ms > middle {
+            assert!(
+                size < *entries,
+                "written after the moment: {size} >= {entries}"
+            );
+        }
+    }
+
+    // To a ledger size: the first state that holds it, exactly a checkpoint.
+    let wanted = checkpoints[checkpoints.len() / 2] - 2;
+    let first = *checkpoints.iter().find(|s| **s >= wanted).unwrap();
+    let by_size = tempfile::tempdir().unwrap();
+    backup::restore::restore(
+        &destination,
+        None,
+        Until::LedgerSize(wanted),
+        &identity,
+        by_size.path(),
+        false,
+        &quiet,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        nara_store::wal::ledger_size_at(&by_size.path().join("nara.db"))
+            .await
+            .unwrap(),
+        first
+    );
+    let copy = Store::connect(&Store::sqlite_url(by_size.path()))
+        .await
+        .unwrap();
+    assert_eq!(copy.integrity_check().await.unwrap(), "ok");
+    assert_eq!(
+        copy.ledger_root(first).await.unwrap(),
+        store.ledger_root(first).await.unwrap()
+    );
+    copy.close().await;
+    let beyond = backup::restore::restore(
+        &destination,
+        None,
+        Until::LedgerSize(10_000),
+        &identity,
+        tempfile::tempdir().unwrap().path(),
+        false,
+        &quiet,
+    )
+    .await;
+    assert!(matches!(beyond, Err(BackupError::Ledger(_))), "{beyond:?}");
+
+    // A damaged segment, then a missing one: named, never a quiet partial restore.
+    let victim = site
+        .path()
+        .join("streams")
+        .join(&base.manifest.id)
+        .read_dir()
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("0000000003-")
+        })
+        .unwrap();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let last = bytes.len() - 20;
+    bytes[last] ^= 0x04;
+    std::fs::write(&victim, &bytes).unwrap();
+    let damaged = backup::restore::restore(
+        &destination,
+        None,
+        Until::Latest,
+        &identity,
+        tempfile::tempdir().unwrap().path(),
+        false,
+        &quiet,
+    )
+    .await;
+    assert!(
+        matches!(&damaged, Err(BackupError::Decrypt { object, .. }) if object == "segment 3"),
+        "{damaged:?}"
+    );
+    std::fs::remove_file(&victim).unwrap();
+    let missing = backup::restore::restore(
+        &destination,
+        None,
+        Until::Latest,
+        &identity,
+        tempfile::tempdir().unwrap().path(),
+        false,
+        &quiet,
+    )
+    .await;
+    assert!(
+        matches!(&missing, Err(BackupError::Missing { object, .. }) if object == "segment 3"),
+        "{missing:?}"
+    );
+    shipper.finish().await;
+    store.close().await;
 }

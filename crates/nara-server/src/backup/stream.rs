@@ -1,0 +1,585 @@
+//! Continuous backup of an SQLite node: a base backup whose database file is
+//! the node's own at a known log position, then every committed transaction
+//! shipped within about a second as an encrypted segment of SQLite's log
+//! (see [`nara_store::wal`] for why no frame can be lost between them). A
+//! restore copies the base and replays the segments — all of them, or up to
+//! a moment or a ledger size — so a disaster loses only what was committed
+//! since the last segment: the recovery point, in seconds.
+//!
+//! A generation is one base and its segments (`streams/ID/SEQ-MS.age`, SEQ
+//! from 0 without gaps, MS when it was shipped). A new generation begins at
+//! start, every backup interval, and whenever the stream cannot continue
+//! (the destination failed, or the log restarted unseen); the old one stays
+//! restorable.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use nara_store::wal::{self, Segment, WalPosition, WalTap};
+use serde::{Deserialize, Serialize};
+
+use super::{BackupError, Destination, Manifest, Taken, Taking, io, new_id, write_atomically};
+
+/// How often the log is read and what was committed shipped.
+pub const SHIP_EVERY: Duration = Duration::from_secs(1);
+/// A checkpoint (the log folded into the database file) after this many
+/// frames shipped, or after [`CHECKPOINT_AFTER`] with any.
+const CHECKPOINT_FRAMES: u32 = 4096;
+const CHECKPOINT_AFTER: Duration = Duration::from_secs(30);
+/// A segment's first bytes.
+const MAGIC: &[u8] = b"nara-wal-segment/1\n";
+
+/// What a segment holds besides its frames.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentHeader {
+    pub salt: [u32; 2],
+    pub page_size: u32,
+    pub first_frame: u32,
+    pub frames: u32,
+    pub commits: u32,
+    pub shipped_ms: i64,
+}
+
+/// A stored segment, as its name says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentRef {
+    pub seq: u64,
+    pub shipped_ms: i64,
+    path: PathBuf,
+}
+
+fn encode(segment: &Segment, shipped_ms: i64) -> Result<Vec<u8>, BackupError> {
+    let header = SegmentHeader {
+        salt: segment.salt,
+        page_size: segment.page_size,
+        first_frame: segment.first_frame,
+        frames: segment.count,
+        commits: segment.commits,
+        shipped_ms,
+    };
+    let mut out = MAGIC.to_vec();
+    serde_json::to_writer(&mut out, &header)
+        .map_err(|e| BackupError::Manifest("segment".into(), e.to_string()))?;
+    out.push(b'\n');
+    out.extend_from_slice(&segment.frames);
+    Ok(out)
+}
+
+fn decode<'a>(name: &str, bytes: &'a [u8]) -> Result<(SegmentHeader, &'a [u8]), BackupError> {
+    let bad = |why: &str| BackupError::Manifest(name.to_owned(), why.to_owned());
+    let rest = bytes
+        .strip_prefix(MAGIC)
+        .ok_or_else(|| bad("not a log segment"))?;
+    let newline = rest
+        .iter()
+        .position(|b| *b == b'\n')
+        .ok_or_else(|| bad("a segment without its header"))?;
+    let header: SegmentHeader =
+        serde_json::from_slice(&rest[..newline]).map_err(|e| bad(&e.to_string()))?;
+    let frames = &rest[newline + 1..];
+    let frame_bytes = wal::FRAME_HEADER_BYTES + header.page_size as usize;
+    if frames.len() != header.frames as usize * frame_bytes {
+        return Err(bad("its frames are not the ones its header counts"));
+    }
+    Ok((header, frames))
+}
+
+fn encrypt(plaintext: &[u8], recipient: &age::x25519::Recipient) -> Result<Vec<u8>, BackupError> {
+    let encryptor =
+        age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
+            .map_err(|e| BackupError::Encrypt("segment".into(), e.to_string()))?;
+    let mut out = Vec::with_capacity(plaintext.len() + 256);
+    let mut writer = encryptor
+        .wrap_output(&mut out)
+        .map_err(|e| BackupError::Encrypt("segment".into(), e.to_string()))?;
+    std::io::Write::write_all(&mut writer, plaintext)
+        .and_then(|()| writer.finish().map(|_| ()))
+        .map_err(|e| BackupError::Encrypt("segment".into(), e.to_string()))?;
+    Ok(out)
+}
+
+impl Destination {
+    /// Stores segment `seq` of backup `base`'s stream.
+    fn put_segment(
+        &self,
+        base: &str,
+        seq: u64,
+        shipped_ms: i64,
+        plaintext: &[u8],
+        recipient: &age::x25519::Recipient,
+    ) -> Result<(), BackupError> {
+        let sealed = encrypt(plaintext, recipient)?;
+        let path = self
+            .stream_dir(base)
+            .join(format!("{seq:010}-{shipped_ms}.age"));
+        write_atomically(&path, &sealed)
+    }
+
+    /// The segments of backup `id`'s stream, in order.
+    pub fn segments(&self, id: &str) -> Result<Vec<SegmentRef>, BackupError> {
+        let dir = self.stream_dir(id);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&dir)(e)),
+        };
+        let mut out: Vec<SegmentRef> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let (seq, ms) = name.strip_suffix(".age")?.split_once('-')?;
+                Some(SegmentRef {
+                    seq: seq.parse().ok()?,
+                    shipped_ms: ms.parse().ok()?,
+                    path: e.path(),
+                })
+            })
+            .collect();
+        out.sort_by_key(|s| s.seq);
+        Ok(out)
+    }
+
+    fn read_segment(
+        &self,
+        segment: &SegmentRef,
+        identity: &age::x25519::Identity,
+    ) -> Result<Vec<u8>, BackupError> {
+        let name = format!("segment {}", segment.seq);
+        let undecryptable = |why: String| BackupError::Decrypt {
+            object: name.clone(),
+            path: "the log".into(),
+            why,
+        };
+        let file = std::fs::File::open(&segment.path).map_err(io(&segment.path))?;
+        let decryptor = age::Decryptor::new(std::io::BufReader::new(file))
+            .map_err(|e| undecryptable(e.to_string()))?;
+        let mut reader = decryptor
+            .decrypt(std::iter::once(identity as &dyn age::Identity))
+            .map_err(|e| undecryptable(e.to_string()))?;
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut reader, &mut out)
+            .map_err(|e| undecryptable(e.to_string()))?;
+        Ok(out)
+    }
+}
+
+/// How far a restore replays a backup's stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// Everything shipped.
+    Latest,
+    /// What was shipped by this moment (milliseconds since the epoch).
+    At(i64),
+    /// The first transaction after which the ledger holds this many entries.
+    LedgerSize(u64),
+}
+
+/// What replaying a stream did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replayed {
+    pub segments: usize,
+    pub transactions: u64,
+    /// When the last segment replayed was shipped.
+    pub shipped_ms: Option<i64>,
+}
+
+/// Replays backup `manifest`'s stream onto the restored database file `db`.
+pub async fn replay(
+    destination: &Destination,
+    manifest: &Manifest,
+    identity: &age::x25519::Identity,
+    db: &Path,
+    until: Until,
+) -> Result<Replayed, BackupError> {
+    let mut replayed = Replayed::default();
+    if !manifest.continuous {
+        return Ok(replayed);
+    }
+    if let Until::LedgerSize(n) = until
+        && manifest.ledger.size >= n
+    {
+        return Ok(replayed);
+    }
+    let broken = |why: String| BackupError::Manifest(manifest.id.clone(), why);
+    let mut position = manifest.log.map(|p| (p.salt, p.frames));
+    for (expected, segment) in destination.segments(&manifest.id)?.iter().enumerate() {
+        if segment.seq != expected as u64 {
+            return Err(BackupError::Missing {
+                object: format!("segment {expected}"),
+                path: format!("the log after backup {}", manifest.id),
+            });
+        }
+        if let Until::At(at) = until
+            && segment.shipped_ms > at
+        {
+            break;
+        }
+        let bytes = destination.read_segment(segment, identity)?;
+        let (header, frames) = decode(&format!("segment {}", segment.seq), &bytes)?;
+        let continues = match position {
+            Some((salt, frames)) if salt == header.salt => header.first_frame == frames,
+            _ => header.first_frame == 0,
+        };
+        if !continues {
+            return Err(broken(format!(
+                "segment {} does not continue the log where segment {} ended",
+                segment.seq,
+                expected.saturating_sub(1)
+            )));
+        }
+        position = Some((header.salt, header.first_frame + header.frames));
+        let apply = |frames: &[u8], undo: Option<&mut wal::Undo>| {
+            wal::apply(db, header.page_size, frames, None, undo)
+                .map_err(|e| broken(format!("segment {}: {e}", segment.seq)))
+        };
+        match until {
+            Until::LedgerSize(n) => {
+                let mut undo = wal::Undo::default();
+                let applied = apply(frames, Some(&mut undo))?;
+                if ledger_size(db).await? >= n {
+                    // Back to before this segment, then one transaction at a time.
+                    wal::undo(db, header.page_size, &undo)
+                        .map_err(|e| broken(format!("segment {}: {e}", segment.seq)))?;
+                    for transaction in transactions(frames, header.page_size) {
+                        apply(transaction, None)?;
+                        replayed.transactions += 1;
+                        if ledger_size(db).await? >= n {
+                            break;
+                        }
+                    }
+                    replayed.segments += 1;
+                    replayed.shipped_ms = Some(segment.shipped_ms);
+                    return Ok(replayed);
+                }
+                replayed.transactions += u64::from(applied.commits);
+            }
+            Until::Latest | Until::At(_) => {
+                replayed.transactions += u64::from(apply(frames, None)?.commits);
+            }
+        }
+        replayed.segments += 1;
+        replayed.shipped_ms = Some(segment.shipped_ms);
+    }
+    if let Until::LedgerSize(n) = until {
+        let reached = ledger_size(db).await?;
+        return Err(BackupError::Ledger(format!(
+            "the backups reach a ledger of {reached} entries, not {n}"
+        )));
+    }
+    Ok(replayed)
+}
+
+async fn ledger_size(db: &Path) -> Result<u64, BackupError> {
+    Ok(wal::ledger_size_at(db).await?)
+}
+
+/// A run of frames cut after each commit frame.
+fn transactions(frames: &[u8], page_size: u32) -> Vec<&[u8]> {
+    let frame_bytes = wal::FRAME_HEADER_BYTES + page_size as usize;
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, frame) in frames.chunks_exact(frame_bytes).enumerate() {
+        if frame[4..8] != [0, 0, 0, 0] {
+            let end = (i + 1) * frame_bytes;
+            out.push(&frames[start..end]);
+            start = end;
+        }
+    }
+    out
+}
+
+/// The stream's state for `/metrics` and the operators' page, shared by
+/// the shipper and the handlers.
+#[derive(Debug, Default)]
+pub struct Live {
+    /// When the shipper last had shipped every committed transaction
+    /// (milliseconds since the epoch; 0: not streaming).
+    pub caught_up_ms: AtomicI64,
+    pub segments: AtomicU64,
+    pub bytes: AtomicU64,
+    /// Times the log restarted (after a complete checkpoint) and the stream
+    /// followed it.
+    pub restarts: AtomicU64,
+}
+
+impl Live {
+    /// Seconds of committed writes not yet shipped, if streaming.
+    pub fn recovery_point_seconds(&self, now_ms: i64) -> Option<f64> {
+        let at = self.caught_up_ms.load(Ordering::Relaxed);
+        (at > 0).then(|| (now_ms - at).max(0) as f64 / 1000.0)
+    }
+}
+
+/// One generation being shipped.
+#[derive(Debug)]
+struct Generation {
+    base: String,
+    next_seq: u64,
+    position: Option<WalPosition>,
+    /// The last checkpoint left the log wholly in the database file at
+    /// `position`: the log may restart (new salts) without a frame lost.
+    restart_ok: bool,
+    frames_since_checkpoint: u32,
+    last_checkpoint: Instant,
+    started: Instant,
+}
+
+/// Ships a node's log: owns its checkpoints.
+pub struct Shipper {
+    tap: WalTap,
+    data_dir: PathBuf,
+    destination: Destination,
+    recipient: age::x25519::Recipient,
+    generation: Option<Generation>,
+    live: Arc<Live>,
+    checkpoint_frames: u32,
+    checkpoint_after: Duration,
+}
+
+/// Why the stream stopped; a new generation follows.
+fn broken(why: &str) -> BackupError {
+    BackupError::Manifest("the log stream".into(), why.to_owned())
+}
+
+impl Shipper {
+    /// `store` must have been opened with [`nara_store::Checkpoints::Shipped`].
+    pub async fn new(
+        store: &nara_store::Store,
+        data_dir: &Path,
+        destination: Destination,
+        recipient: age::x25519::Recipient,
+        live: Arc<Live>,
+    ) -> Result<Shipper, BackupError> {
+        Ok(Shipper {
+            tap: store.wal_tap().await?,
+            data_dir: data_dir.to_owned(),
+            destination,
+            recipient,
+            generation: None,
+            live,
+            checkpoint_frames: CHECKPOINT_FRAMES,
+            checkpoint_after: CHECKPOINT_AFTER,
+        })
+    }
+
+    /// Checkpoints after `frames` shipped frames, or after `after` with any
+    /// (by default 4,096 frames or 30 s).
+    pub fn checkpoint_every(&mut self, frames: u32, after: Duration) {
+        self.checkpoint_frames = frames.max(1);
+        self.checkpoint_after = after;
+    }
+
+    /// The current generation's base backup and its age.
+    pub fn generation(&self) -> Option<(&str, Duration)> {
+        self.generation
+            .as_ref()
+            .map(|g| (g.base.as_str(), g.started.elapsed()))
+    }
+
+    /// Begins a new generation: checkpoints the whole log (closing the old
+    /// generation with its last frames), then stores the database file as
+    /// it is — nothing else changes it until the next checkpoint, which is
+    /// this shipper's.
+    pub async fn begin(&mut self) -> Result<Taken, BackupError> {
+        let position = self.generation.as_ref().and_then(|g| g.position);
+        let checkpointed = self.tap.checkpoint(position.as_ref()).await?;
+        let end = match &checkpointed.segment {
+            Some(segment) => {
+                if let Some(g) = &self.generation
+                    && !segment.is_empty()
+                    && (!segment.restarted || g.restart_ok)
+                {
+                    // The old generation's last transactions; if they cannot
+                    // be stored, the new base holds them anyway.
+                    let _ = self.put(segment);
+                }
+                Some(segment.end)
+            }
+            None => position,
+        };
+        self.generation = None;
+        self.live.caught_up_ms.store(0, Ordering::Relaxed);
+        if !checkpointed.complete {
+            return Err(broken(
+                "a reader held the log; the next base is taken in a moment",
+            ));
+        }
+        let id = new_id();
+        let scratch = self.destination.scratch(&id)?;
+        let snapshot = scratch.join("nara.db");
+        let result = match std::fs::copy(self.tap.database_path(), &snapshot) {
+            Ok(_) => {
+                Taking {
+                    id: &id,
+                    snapshot: &snapshot,
+                    continuous: true,
+                    log: end,
+                }
+                .store(
+                    &self.data_dir,
+                    &self.destination,
+                    &self.recipient,
+                    &|_, _| {},
+                )
+                .await
+            }
+            Err(e) => Err(io(&snapshot)(e)),
+        };
+        let _ = std::fs::remove_dir_all(&scratch);
+        let taken = result?;
+        self.generation = Some(Generation {
+            base: id,
+            next_seq: 0,
+            position: end,
+            restart_ok: true,
+            frames_since_checkpoint: 0,
+            last_checkpoint: Instant::now(),
+            started: Instant::now(),
+        });
+        self.live
+            .caught_up_ms
+            .store(taken.manifest.created_ms, Ordering::Relaxed);
+        Ok(taken)
+    }
+
+    /// Ships what was committed since the last call, and checkpoints when
+    /// due. An error ends the generation; call [`Shipper::begin`] next.
+    pub async fn ship(&mut self) -> Result<u32, BackupError> {
+        let read_at = nara_core::Timestamp::now().0;
+        let result = self.ship_inner().await;
+        match &result {
+            Ok(_) => self.live.caught_up_ms.store(read_at, Ordering::Relaxed),
+            Err(_) => self.generation = None,
+        }
+        result
+    }
+
+    async fn ship_inner(&mut self) -> Result<u32, BackupError> {
+        let Some(g) = &self.generation else {
+            return Err(broken("no generation begun"));
+        };
+        let segment = self.tap.read(g.position.as_ref())?;
+        let mut shipped = match segment {
+            Some(s) => self.accept(&s)?,
+            None => 0,
+        };
+        let due = self.generation.as_ref().is_some_and(|g| {
+            g.frames_since_checkpoint >= self.checkpoint_frames
+                || (g.frames_since_checkpoint > 0
+                    && g.last_checkpoint.elapsed() >= self.checkpoint_after)
+        });
+        if due {
+            let position = self.generation.as_ref().and_then(|g| g.position);
+            let checkpointed = self.tap.checkpoint(position.as_ref()).await?;
+            if let Some(s) = &checkpointed.segment {
+                shipped += self.accept(s)?;
+            }
+            if let Some(g) = &mut self.generation {
+                g.restart_ok = checkpointed.complete;
+                g.frames_since_checkpoint = 0;
+                g.last_checkpoint = Instant::now();
+            }
+        }
+        Ok(shipped)
+    }
+
+    /// Stores a segment read from the log and moves the position past it.
+    fn accept(&mut self, segment: &Segment) -> Result<u32, BackupError> {
+        let Some(g) = &self.generation else {
+            return Err(broken("no generation begun"));
+        };
+        if segment.restarted && !g.restart_ok {
+            return Err(broken(
+                "the log restarted before it was all shipped; a new base follows",
+            ));
+        }
+        if !segment.is_empty() {
+            self.put(segment)?;
+        }
+        if segment.restarted {
+            self.live.restarts.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(g) = &mut self.generation
+            && g.position != Some(segment.end)
+        {
+            g.position = Some(segment.end);
+            g.restart_ok = false;
+            g.frames_since_checkpoint += segment.count;
+        }
+        Ok(segment.count)
+    }
+
+    fn put(&mut self, segment: &Segment) -> Result<(), BackupError> {
+        let Some(g) = &mut self.generation else {
+            return Ok(());
+        };
+        let shipped_ms = nara_core::Timestamp::now().0;
+        let plaintext = encode(segment, shipped_ms)?;
+        self.destination.put_segment(
+            &g.base,
+            g.next_seq,
+            shipped_ms,
+            &plaintext,
+            &self.recipient,
+        )?;
+        g.next_seq += 1;
+        self.live.segments.fetch_add(1, Ordering::Relaxed);
+        self.live
+            .bytes
+            .fetch_add(plaintext.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Folds the log into the database file without shipping it: when the
+    /// destination cannot take it, the log must not grow without bound.
+    /// The stream is broken; the next generation starts from a new base.
+    pub async fn checkpoint_unshipped(&mut self) -> Result<(), BackupError> {
+        self.generation = None;
+        self.live.caught_up_ms.store(0, Ordering::Relaxed);
+        self.tap.checkpoint(None).await?;
+        Ok(())
+    }
+
+    /// Ships the last transactions and lets the connections go.
+    pub async fn finish(mut self) {
+        if self.generation.is_some() {
+            let _ = self.ship().await;
+        }
+        self.live.caught_up_ms.store(0, Ordering::Relaxed);
+        self.tap.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_segment_round_trips_and_rejects_a_miscount() {
+        let segment = Segment {
+            salt: [1, 2],
+            page_size: 512,
+            first_frame: 3,
+            frames: vec![7u8; 2 * (24 + 512)],
+            count: 2,
+            commits: 1,
+            restarted: false,
+            end: WalPosition {
+                salt: [1, 2],
+                frames: 5,
+                checksum: [0, 0],
+            },
+        };
+        let bytes = encode(&segment, 42).unwrap();
+        let (header, frames) = decode("s", &bytes).unwrap();
+        assert_eq!(
+            (header.first_frame, header.frames, header.shipped_ms),
+            (3, 2, 42)
+        );
+        assert_eq!(frames, &segment.frames[..]);
+        assert!(decode("s", &bytes[..bytes.len() - 1]).is_err());
+        assert!(decode("s", b"garbage").is_err());
+    }
+}

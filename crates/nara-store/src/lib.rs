@@ -225,7 +225,9 @@ impl Store {
     /// must have been opened with [`Checkpoints::Shipped`].
     pub async fn wal_tap(&self) -> Result<wal::WalTap> {
         match &self.backend {
-            Backend::Sqlite(pool) => wal::WalTap::open(pool.connect_options().get_filename()).await,
+            Backend::Sqlite(pool) => {
+                wal::WalTap::open(pool.connect_options().get_filename(), self.writer.clone()).await
+            }
             Backend::Postgres(_) => Err(StoreError::Conflict(
                 "a PostgreSQL database ships its log with pgBackRest".into(),
             )),

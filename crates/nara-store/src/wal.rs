@@ -151,18 +151,37 @@ fn header(bytes: &[u8]) -> Option<Header> {
 /// when there is no valid log.
 pub fn committed_after(bytes: &[u8], from: Option<&WalPosition>) -> Option<Segment> {
     let h = header(bytes)?;
-    let continuing = from.filter(|p| p.salt == h.salt);
-    let restarted = from.is_some() && continuing.is_none();
-    let (first, mut running) = match continuing {
+    let start = start_of(&h, from);
+    let offset = frame_offset(&h, start.0);
+    Some(scan(
+        &h,
+        from,
+        start,
+        bytes.get(offset..).unwrap_or_default(),
+    ))
+}
+
+/// Where reading starts: the position's frame, or the first after a restart.
+fn start_of(h: &Header, from: Option<&WalPosition>) -> (u32, [u32; 2]) {
+    match from.filter(|p| p.salt == h.salt) {
         Some(p) => (p.frames, p.checksum),
         None => (0, h.checksum),
-    };
+    }
+}
+
+fn frame_offset(h: &Header, frame: u32) -> usize {
+    HEADER_BYTES + frame as usize * (FRAME_HEADER_BYTES + h.page_size as usize)
+}
+
+/// The committed frames in `tail`, which begins at frame `start.0` whose
+/// running checksum before it is `start.1`.
+fn scan(h: &Header, from: Option<&WalPosition>, start: (u32, [u32; 2]), tail: &[u8]) -> Segment {
+    let (first, mut running) = start;
+    let restarted = from.is_some_and(|p| p.salt != h.salt);
     let frame_bytes = FRAME_HEADER_BYTES + h.page_size as usize;
-    let offset = |frame: u32| HEADER_BYTES + frame as usize * frame_bytes;
-    let (mut end, mut end_checksum, mut commits) = (first, running, 0u32);
+    let (mut end, mut end_checksum, mut commits, mut pending_commits) = (first, running, 0u32, 0);
     let mut frame = first;
-    while offset(frame) + frame_bytes <= bytes.len() {
-        let f = &bytes[offset(frame)..offset(frame) + frame_bytes];
+    for f in tail.chunks_exact(frame_bytes) {
         if [be32(f, 8), be32(f, 12)] != h.salt {
             break;
         }
@@ -173,17 +192,14 @@ pub fn committed_after(bytes: &[u8], from: Option<&WalPosition>) -> Option<Segme
         }
         frame += 1;
         if be32(f, 4) != 0 {
+            pending_commits += 1;
             end = frame;
             end_checksum = running;
-            commits += 1;
+            commits = pending_commits;
         }
     }
-    let frames = if end > first {
-        bytes[offset(first)..offset(end)].to_vec()
-    } else {
-        Vec::new()
-    };
-    Some(Segment {
+    let frames = tail[..(end - first) as usize * frame_bytes].to_vec();
+    Segment {
         salt: h.salt,
         page_size: h.page_size,
         first_frame: first,
@@ -196,7 +212,32 @@ pub fn committed_after(bytes: &[u8], from: Option<&WalPosition>) -> Option<Segme
             frames: end,
             checksum: end_checksum,
         },
-    })
+    }
+}
+
+/// Reads a log file's committed frames after `from`, reading only the
+/// header and what follows the position.
+pub fn read_committed(wal: &Path, from: Option<&WalPosition>) -> Result<Option<Segment>, WalError> {
+    let mut file = match std::fs::File::open(wal) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(wal)(e)),
+    };
+    let mut head = [0u8; HEADER_BYTES];
+    match file.read_exact(&mut head) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(io(wal)(e)),
+    }
+    let Some(h) = header(&head) else {
+        return Ok(None);
+    };
+    let start = start_of(&h, from);
+    file.seek(SeekFrom::Start(frame_offset(&h, start.0) as u64))
+        .map_err(io(wal))?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).map_err(io(wal))?;
+    Ok(Some(scan(&h, from, start, &tail)))
 }
 
 /// The page size a database file's header names.
@@ -334,6 +375,9 @@ pub struct WalTap {
     wal: PathBuf,
     lock: SqliteConnection,
     checkpointer: SqliteConnection,
+    /// The store's own queue of writers: the tap waits its turn in it, or
+    /// it would rarely win SQLite's lock from a busy node.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// What a checkpoint by the tap did.
@@ -347,7 +391,10 @@ pub struct Checkpointed {
 }
 
 impl WalTap {
-    pub(crate) async fn open(db: &Path) -> Result<WalTap> {
+    pub(crate) async fn open(
+        db: &Path,
+        writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    ) -> Result<WalTap> {
         let options = SqliteConnectOptions::new()
             .filename(db)
             .busy_timeout(std::time::Duration::from_secs(10))
@@ -359,6 +406,7 @@ impl WalTap {
             wal: PathBuf::from(wal),
             lock: SqliteConnection::connect_with(&options).await?,
             checkpointer: SqliteConnection::connect_with(&options).await?,
+            writer,
         })
     }
 
@@ -366,14 +414,14 @@ impl WalTap {
         &self.db
     }
 
+    /// The `-wal` file.
+    pub fn log_path(&self) -> &Path {
+        &self.wal
+    }
+
     /// The committed frames after `from`, read without any lock.
     pub fn read(&self, from: Option<&WalPosition>) -> Result<Option<Segment>> {
-        let bytes = match std::fs::read(&self.wal) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StoreError::Corrupt(format!("{}: {e}", self.wal.display()))),
-        };
-        Ok(committed_after(&bytes, from))
+        read_committed(&self.wal, from).map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
     /// Holding the write lock (no transaction can commit meanwhile), reads
@@ -382,6 +430,8 @@ impl WalTap {
     /// else checkpoints, every frame a restart overwrites was read here or
     /// before.
     pub async fn checkpoint(&mut self, from: Option<&WalPosition>) -> Result<Checkpointed> {
+        let writer = self.writer.clone();
+        let _turn = writer.lock().await;
         sqlx::query("BEGIN IMMEDIATE")
             .execute(&mut self.lock)
             .await?;

@@ -25,8 +25,9 @@ use super::{BackupError, Destination, Manifest, Taken, Taking, io, new_id, write
 /// How often the log is read and what was committed shipped.
 pub const SHIP_EVERY: Duration = Duration::from_secs(1);
 /// A checkpoint (the log folded into the database file) after this many
-/// frames shipped, or after [`CHECKPOINT_AFTER`] with any.
-const CHECKPOINT_FRAMES: u32 = 4096;
+/// frames shipped (SQLite's own default), or after [`CHECKPOINT_AFTER`]
+/// with any.
+const CHECKPOINT_FRAMES: u32 = 1000;
 const CHECKPOINT_AFTER: Duration = Duration::from_secs(30);
 /// A segment's first bytes.
 const MAGIC: &[u8] = b"nara-wal-segment/1\n";
@@ -365,7 +366,7 @@ impl Shipper {
     }
 
     /// Checkpoints after `frames` shipped frames, or after `after` with any
-    /// (by default 4,096 frames or 30 s).
+    /// (by default 1,000 frames or 30 s).
     pub fn checkpoint_every(&mut self, frames: u32, after: Duration) {
         self.checkpoint_frames = frames.max(1);
         self.checkpoint_after = after;
@@ -393,7 +394,7 @@ impl Shipper {
                 {
                     // The old generation's last transactions; if they cannot
                     // be stored, the new base holds them anyway.
-                    let _ = self.put(segment);
+                    let _ = self.put(segment).await;
                 }
                 Some(segment.end)
             }
@@ -460,11 +461,20 @@ impl Shipper {
         let Some(g) = &self.generation else {
             return Err(broken("no generation begun"));
         };
-        let segment = self.tap.read(g.position.as_ref())?;
+        let started = Instant::now();
+        // Reading, sealing and writing run beside the server's tasks, not on them.
+        let (log, position) = (self.tap.log_path().to_owned(), g.position);
+        let segment =
+            tokio::task::spawn_blocking(move || wal::read_committed(&log, position.as_ref()))
+                .await
+                .map_err(|e| broken(&e.to_string()))?
+                .map_err(|e| broken(&e.to_string()))?;
+        let read = started.elapsed();
         let mut shipped = match segment {
-            Some(s) => self.accept(&s)?,
+            Some(s) => self.accept(&s).await?,
             None => 0,
         };
+        tracing::debug!(frames = shipped, ?read, took = ?started.elapsed(), "shipped the log");
         let due = self.generation.as_ref().is_some_and(|g| {
             g.frames_since_checkpoint >= self.checkpoint_frames
                 || (g.frames_since_checkpoint > 0
@@ -472,9 +482,11 @@ impl Shipper {
         });
         if due {
             let position = self.generation.as_ref().and_then(|g| g.position);
+            let started = Instant::now();
             let checkpointed = self.tap.checkpoint(position.as_ref()).await?;
+            tracing::debug!(complete = checkpointed.complete, took = ?started.elapsed(), "checkpointed the log");
             if let Some(s) = &checkpointed.segment {
-                shipped += self.accept(s)?;
+                shipped += self.accept(s).await?;
             }
             if let Some(g) = &mut self.generation {
                 g.restart_ok = checkpointed.complete;
@@ -486,7 +498,7 @@ impl Shipper {
     }
 
     /// Stores a segment read from the log and moves the position past it.
-    fn accept(&mut self, segment: &Segment) -> Result<u32, BackupError> {
+    async fn accept(&mut self, segment: &Segment) -> Result<u32, BackupError> {
         let Some(g) = &self.generation else {
             return Err(broken("no generation begun"));
         };
@@ -496,7 +508,7 @@ impl Shipper {
             ));
         }
         if !segment.is_empty() {
-            self.put(segment)?;
+            self.put(segment).await?;
         }
         if segment.restarted {
             self.live.restarts.fetch_add(1, Ordering::Relaxed);
@@ -511,24 +523,27 @@ impl Shipper {
         Ok(segment.count)
     }
 
-    fn put(&mut self, segment: &Segment) -> Result<(), BackupError> {
+    async fn put(&mut self, segment: &Segment) -> Result<(), BackupError> {
         let Some(g) = &mut self.generation else {
             return Ok(());
         };
         let shipped_ms = nara_core::Timestamp::now().0;
         let plaintext = encode(segment, shipped_ms)?;
-        self.destination.put_segment(
-            &g.base,
+        let bytes = plaintext.len() as u64;
+        let (destination, recipient, base, seq) = (
+            self.destination.clone(),
+            self.recipient.clone(),
+            g.base.clone(),
             g.next_seq,
-            shipped_ms,
-            &plaintext,
-            &self.recipient,
-        )?;
+        );
+        tokio::task::spawn_blocking(move || {
+            destination.put_segment(&base, seq, shipped_ms, &plaintext, &recipient)
+        })
+        .await
+        .map_err(|e| broken(&e.to_string()))??;
         g.next_seq += 1;
         self.live.segments.fetch_add(1, Ordering::Relaxed);
-        self.live
-            .bytes
-            .fetch_add(plaintext.len() as u64, Ordering::Relaxed);
+        self.live.bytes.fetch_add(bytes, Ordering::Relaxed);
         Ok(())
     }
 

@@ -384,7 +384,10 @@ async fn continuous_backup_restores_every_shipped_write_to_any_point() {
     let segments = destination.segments(&base.manifest.id).unwrap();
     assert!(segments.len() > 5, "{} segments", segments.len());
     let restarts = live.restarts.load(std::sync::atomic::Ordering::Relaxed);
-    assert!(restarts >= 3, "the log restarted {restarts} times under the stream");
+    assert!(
+        restarts >= 3,
+        "the log restarted {restarts} times under the stream"
+    );
     let checkpoints: Vec<u64> = store
         .ledger_checkpoint_roots()
         .await

@@ -59,6 +59,7 @@ pub struct Metrics {
     backup_recovery_point: Gauge,
     backup_last_verified_age: Gauge,
     backups: Gauge,
+    backup_destination_up: Gauge,
     exchanges: Family<ExchangeLabels, Counter>,
     exchange_latency: Family<ServiceLabels, Histogram, fn() -> Histogram>,
 }
@@ -130,6 +131,12 @@ impl Metrics {
             backup_last_verified_age.clone(),
         );
         registry.register("backups", "Backups in the destination", backups.clone());
+        let backup_destination_up = Gauge::default();
+        registry.register(
+            "backup_destination_up",
+            "Whether the backup destination answered (1) or not (0)",
+            backup_destination_up.clone(),
+        );
         let exchanges = Family::<ExchangeLabels, Counter>::default();
         let exchange_latency: Family<ServiceLabels, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(latency_histogram);
@@ -158,6 +165,7 @@ impl Metrics {
             backup_recovery_point,
             backup_last_verified_age,
             backups,
+            backup_destination_up,
         })
     }
 }
@@ -249,7 +257,11 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
         metrics.ledger_pending.set(pending as i64);
     }
     if let Some(plan) = crate::backup::schedule::Plan::of(&state.config) {
-        let status = plan.destination.status();
+        let status = plan.destination.status().await;
+        metrics
+            .backup_destination_up
+            .set(i64::from(status.is_some()));
+        let status = status.unwrap_or_default();
         let now = nara_core::Timestamp::now().0;
         let age = |at: Option<i64>| at.map_or(-1, |at| (now - at).max(0) / 1000);
         // Streaming: the writes not yet shipped; otherwise since the newest backup.

@@ -120,13 +120,13 @@ pub async fn drill(dir: PathBuf, seconds: u64) -> anyhow::Result<()> {
         .await?;
     let destination = Destination::new(&site);
     for _ in 0..300 {
-        if !destination.list()?.is_empty() {
+        if !destination.list_backups().await?.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     anyhow::ensure!(
-        !destination.list()?.is_empty(),
+        !destination.list_backups().await?.is_empty(),
         "the node took no base backup (see {})",
         dir.join("node.log").display()
     );

@@ -158,7 +158,7 @@ enum Command {
     Restore {
         /// The backup destination.
         #[arg(long)]
-        from: PathBuf,
+        from: String,
         /// The backup key (its private half), kept apart from the backups.
         #[arg(long, default_value = "./nara-data-backup.key")]
         key: PathBuf,
@@ -217,7 +217,7 @@ enum BackupCommand {
     Create {
         /// The destination directory (another disk or mount).
         #[arg(long)]
-        to: PathBuf,
+        to: String,
         /// Whom to encrypt to: `age1…`, or a backup key file.
         #[arg(
             long,
@@ -235,14 +235,14 @@ enum BackupCommand {
     /// verification.
     List {
         #[arg(long)]
-        to: PathBuf,
+        to: String,
     },
     /// Restore a backup (the newest, or --id) into scratch space and prove
     /// it: integrity check, every checkpoint's root reproduced, the newest
     /// signed by the ledger key.
     Verify {
         #[arg(long)]
-        from: PathBuf,
+        from: String,
         #[arg(long, default_value = "./nara-data-backup.key")]
         key: PathBuf,
         #[arg(long)]
@@ -841,7 +841,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 (None, None) => Until::Latest,
             };
             let identity = nara_server::backup::read_identity(&key)?;
-            let destination = nara_server::backup::Destination::new(from);
+            let destination = nara_server::backup::Destination::open(&from)?;
             let bar = bytes_bar("restoring");
             let restored = nara_server::backup::restore::restore(
                 &destination,
@@ -947,7 +947,7 @@ async fn backup_command(command: BackupCommand) -> anyhow::Result<()> {
             }
             let recipient = backup::read_recipient(&recipient)?;
             let store = open_store(&config).await?;
-            let destination = backup::Destination::new(to);
+            let destination = backup::Destination::open(&to)?;
             let bar = bytes_bar("backing up");
             let started = Instant::now();
             let taken = backup::take(
@@ -966,7 +966,7 @@ async fn backup_command(command: BackupCommand) -> anyhow::Result<()> {
             println!(
                 "Backup {} in {}: {} files, {} new objects ({}), {} unchanged, the ledger at {} entries; {:.2} s.",
                 m.id,
-                destination.root().display(),
+                destination.shown(),
                 m.files.len(),
                 taken.new_objects,
                 indicatif::HumanBytes(taken.new_bytes),
@@ -976,25 +976,38 @@ async fn backup_command(command: BackupCommand) -> anyhow::Result<()> {
             );
             println!(
                 "Not verified yet: `nara backup verify --from {}` proves it.",
-                destination.root().display()
+                destination.shown()
             );
             Ok(())
         }
         BackupCommand::List { to } => {
-            let destination = backup::Destination::new(to);
-            let backups = destination.list()?;
+            let destination = backup::Destination::open(&to)?;
+            let backups = destination.list_backups().await?;
             if backups.is_empty() {
-                println!("No backups in {}.", destination.root().display());
+                println!("No backups in {}.", destination.shown());
             }
             for (m, verified) in backups {
                 let bytes: u64 = m.files.iter().map(|f| f.bytes).sum();
+                let stream = if m.continuous {
+                    let segments = destination.segments(&m.id).await?;
+                    match segments.last() {
+                        Some(last) => format!(
+                            "  + {} log segments to {}",
+                            segments.len(),
+                            nara_core::Timestamp(last.shipped_ms).rfc3339()
+                        ),
+                        None => "  + its log (none shipped yet)".into(),
+                    }
+                } else {
+                    String::new()
+                };
                 let status = match verified {
                     Some(v) if v.ok => format!("verified {}", v.at),
                     Some(v) => format!("FAILED verification {}: {}", v.at, v.detail),
                     None => "never verified".into(),
                 };
                 println!(
-                    "{}  {}  {} files  {}  ledger {}  {status}",
+                    "{}  {}  {} files  {}  ledger {}{stream}  {status}",
                     m.id,
                     m.created_at,
                     m.files.len(),
@@ -1011,7 +1024,7 @@ async fn backup_command(command: BackupCommand) -> anyhow::Result<()> {
             vkey,
         } => {
             let identity = backup::read_identity(&key)?;
-            let destination = backup::Destination::new(from);
+            let destination = backup::Destination::open(&from)?;
             let bar = bytes_bar("restoring to verify");
             let proof = backup::restore::verify(
                 &destination,

@@ -19,16 +19,17 @@
 //! fsync, so an interrupted backup leaves no manifest naming a missing
 //! object, and the next run starts clean.
 
+mod destination;
 pub mod page;
 pub mod restore;
 pub mod schedule;
 pub mod stream;
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+
+pub use destination::Destination;
 
 /// The manifest format this code writes and reads.
 const FORMAT: u32 = 1;
@@ -69,6 +70,8 @@ pub enum BackupError {
     TargetNotEmpty(PathBuf),
     #[error("the database: {0}")]
     Store(#[from] nara_store::StoreError),
+    #[error("the destination: {0}")]
+    Remote(String),
     #[error("the ledger does not prove this backup: {0}")]
     Ledger(String),
 }
@@ -241,363 +244,6 @@ pub struct Pruned {
     pub objects: usize,
 }
 
-/// A destination directory.
-#[derive(Debug, Clone)]
-pub struct Destination {
-    root: PathBuf,
-}
-
-impl Destination {
-    pub fn new(root: impl Into<PathBuf>) -> Destination {
-        Destination { root: root.into() }
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    fn object_path(&self, object: &str) -> PathBuf {
-        let prefix = object.get(..2).unwrap_or("00");
-        self.root
-            .join("objects")
-            .join(prefix)
-            .join(format!("{object}.age"))
-    }
-
-    fn manifest_path(&self, id: &str) -> PathBuf {
-        self.root.join("backups").join(format!("{id}.json"))
-    }
-
-    fn stream_dir(&self, id: &str) -> PathBuf {
-        self.root.join("streams").join(id)
-    }
-
-    fn verified_path(&self, id: &str) -> PathBuf {
-        self.root
-            .join("backups")
-            .join(format!("{id}.verified.json"))
-    }
-
-    /// Every complete backup, oldest first, with its last verification.
-    pub fn list(&self) -> Result<Vec<(Manifest, Option<Verified>)>, BackupError> {
-        let dir = self.root.join("backups");
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io(&dir)(e)),
-        };
-        let ids: Vec<String> = entries
-            .filter_map(Result::ok)
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter_map(|n| {
-                n.strip_suffix(".json")
-                    .filter(|id| !id.ends_with(".verified"))
-                    .map(str::to_owned)
-            })
-            .collect();
-        let mut backups = ids
-            .iter()
-            .map(|id| Ok((self.manifest(id)?, self.verified(id))))
-            .collect::<Result<Vec<_>, BackupError>>()?;
-        // By when they were taken; the id breaks a tie.
-        backups.sort_by(|(a, _), (b, _)| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
-        Ok(backups)
-    }
-
-    /// The backup `id`, or the newest.
-    pub fn manifest_or_latest(&self, id: Option<&str>) -> Result<Manifest, BackupError> {
-        match id {
-            Some(id) => self.manifest(id),
-            None => self
-                .list()?
-                .pop()
-                .map(|(m, _)| m)
-                .ok_or(BackupError::NoBackups),
-        }
-    }
-
-    pub fn manifest(&self, id: &str) -> Result<Manifest, BackupError> {
-        let safe = !id.is_empty()
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'T' || b == b'Z');
-        if !safe {
-            return Err(BackupError::NoSuchBackup(id.to_owned()));
-        }
-        let path = self.manifest_path(id);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(BackupError::NoSuchBackup(id.to_owned()));
-            }
-            Err(e) => return Err(io(&path)(e)),
-        };
-        let manifest: Manifest = serde_json::from_str(&text)
-            .map_err(|e| BackupError::Manifest(id.to_owned(), e.to_string()))?;
-        if manifest.format != FORMAT {
-            return Err(BackupError::Manifest(
-                id.to_owned(),
-                format!("format {} is not {FORMAT}", manifest.format),
-            ));
-        }
-        Ok(manifest)
-    }
-
-    pub fn verified(&self, id: &str) -> Option<Verified> {
-        let text = std::fs::read_to_string(self.verified_path(id)).ok()?;
-        serde_json::from_str(&text).ok()
-    }
-
-    pub fn record_verification(&self, id: &str, verified: &Verified) -> Result<(), BackupError> {
-        let json = serde_json::to_vec_pretty(verified)
-            .map_err(|e| BackupError::Manifest(id.to_owned(), e.to_string()))?;
-        write_atomically(&self.verified_path(id), &json)
-    }
-
-    /// The newest backup and the newest successful verification, for the
-    /// operators' page and `/metrics`.
-    pub fn status(&self) -> Status {
-        let backups = self.list().unwrap_or_default();
-        Status {
-            backups: backups.len(),
-            last_backup_ms: backups.last().map(|(m, _)| m.created_ms),
-            last_verified_ms: backups
-                .iter()
-                .filter_map(|(_, v)| v.as_ref().filter(|v| v.ok).map(|v| v.at_ms))
-                .max(),
-            last_verification_failed: backups
-                .iter()
-                .filter_map(|(_, v)| v.as_ref())
-                .max_by_key(|v| v.at_ms)
-                .is_some_and(|v| !v.ok),
-        }
-    }
-
-    /// Removes the backups `retention` does not keep, then the objects no
-    /// kept backup names (only those older than an hour: a backup being
-    /// taken writes its objects before its manifest). Never removes the
-    /// newest backup or the newest verified one.
-    pub fn prune(&self, retention: &Retention) -> Result<Pruned, BackupError> {
-        let backups = self.list()?;
-        let now = nara_core::Timestamp::now().0;
-        let keep = retention.keep(&backups, now);
-        let mut pruned = Pruned::default();
-        let mut referenced = std::collections::HashSet::new();
-        for ((manifest, _), kept) in backups.iter().zip(&keep) {
-            if *kept {
-                referenced.extend(manifest.files.iter().map(|f| f.object.clone()));
-            } else {
-                for path in [
-                    self.manifest_path(&manifest.id),
-                    self.verified_path(&manifest.id),
-                ] {
-                    match std::fs::remove_file(&path) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(io(&path)(e)),
-                    }
-                }
-                let stream = self.stream_dir(&manifest.id);
-                match std::fs::remove_dir_all(&stream) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io(&stream)(e)),
-                }
-                pruned.backups += 1;
-            }
-        }
-        let objects = self.root.join("objects");
-        let Ok(prefixes) = std::fs::read_dir(&objects) else {
-            return Ok(pruned);
-        };
-        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-        for prefix in prefixes.filter_map(Result::ok) {
-            let Ok(files) = std::fs::read_dir(prefix.path()) else {
-                continue;
-            };
-            for file in files.filter_map(Result::ok) {
-                let name = file.file_name().to_string_lossy().into_owned();
-                let Some(object) = name.strip_suffix(".age") else {
-                    continue;
-                };
-                let old = file
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .is_ok_and(|t| t < hour_ago);
-                if !referenced.contains(object) && old {
-                    std::fs::remove_file(file.path()).map_err(io(&file.path()))?;
-                    pruned.objects += 1;
-                }
-            }
-        }
-        Ok(pruned)
-    }
-
-    /// Removes what interrupted backups left behind — their scratch
-    /// snapshots and partial objects — once older than `age` (a backup still
-    /// running beside this one keeps its own).
-    pub fn remove_leftovers(&self, age: std::time::Duration) {
-        let Some(cutoff) = std::time::SystemTime::now().checked_sub(age) else {
-            return;
-        };
-        let old = |path: &Path| {
-            std::fs::metadata(path)
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t < cutoff)
-        };
-        if let Ok(dirs) = std::fs::read_dir(self.root.join("tmp")) {
-            for dir in dirs.filter_map(Result::ok).map(|d| d.path()) {
-                if old(&dir) {
-                    let _ = std::fs::remove_dir_all(&dir);
-                }
-            }
-        }
-        if let Ok(prefixes) = std::fs::read_dir(self.root.join("objects")) {
-            for prefix in prefixes.filter_map(Result::ok) {
-                let Ok(files) = std::fs::read_dir(prefix.path()) else {
-                    continue;
-                };
-                for file in files.filter_map(Result::ok).map(|f| f.path()) {
-                    let partial = file.extension().is_some_and(|e| e == "partial");
-                    if partial && old(&file) {
-                        let _ = std::fs::remove_file(&file);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Stores `plaintext_file` as an object unless one with its content is
-    /// there; returns (object name, bytes, whether it was new).
-    fn store_object(
-        &self,
-        plaintext_file: &Path,
-        recipient: &age::x25519::Recipient,
-    ) -> Result<(String, u64, bool), BackupError> {
-        let (object, bytes) = hash_file(plaintext_file)?;
-        let target = self.object_path(&object);
-        if target.exists() {
-            return Ok((object, bytes, false));
-        }
-        let parent = target.parent().unwrap_or(&self.root).to_owned();
-        std::fs::create_dir_all(&parent).map_err(io(&parent))?;
-        let partial = target.with_extension("age.partial");
-        {
-            let out = std::fs::File::create(&partial).map_err(io(&partial))?;
-            let encryptor =
-                age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
-                    .map_err(|e| BackupError::Encrypt(object.clone(), e.to_string()))?;
-            let mut writer = encryptor
-                .wrap_output(std::io::BufWriter::new(out))
-                .map_err(io(&partial))?;
-            let mut input = std::fs::File::open(plaintext_file).map_err(io(plaintext_file))?;
-            std::io::copy(&mut input, &mut writer).map_err(io(&partial))?;
-            let buffered = writer.finish().map_err(io(&partial))?;
-            let file = buffered
-                .into_inner()
-                .map_err(|e| io(&partial)(e.into_error()))?;
-            file.sync_all().map_err(io(&partial))?;
-        }
-        std::fs::rename(&partial, &target).map_err(io(&target))?;
-        Ok((object, bytes, true))
-    }
-
-    /// Decrypts an object into `target` (beside it, then renamed), checking
-    /// that its content is what its name says.
-    fn fetch_object(
-        &self,
-        entry: &FileEntry,
-        identity: &age::x25519::Identity,
-        target: &Path,
-    ) -> Result<(), BackupError> {
-        let source = self.object_path(&entry.object);
-        let file = match std::fs::File::open(&source) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(BackupError::Missing {
-                    object: entry.object.clone(),
-                    path: entry.path.clone(),
-                });
-            }
-            Err(e) => return Err(io(&source)(e)),
-        };
-        let undecryptable = |why: String| BackupError::Decrypt {
-            object: entry.object.clone(),
-            path: entry.path.clone(),
-            why,
-        };
-        let decryptor = age::Decryptor::new(std::io::BufReader::new(file))
-            .map_err(|e| undecryptable(e.to_string()))?;
-        let mut reader = decryptor
-            .decrypt(std::iter::once(identity as &dyn age::Identity))
-            .map_err(|e| undecryptable(e.to_string()))?;
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(io(parent))?;
-        }
-        let partial = target.with_extension("restore-partial");
-        let mut hasher = Sha256::new();
-        {
-            let mut out = std::fs::File::create(&partial).map_err(io(&partial))?;
-            let mut buf = vec![0u8; 256 * 1024];
-            loop {
-                let n = reader
-                    .read(&mut buf)
-                    .map_err(|e| undecryptable(e.to_string()))?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-                out.write_all(&buf[..n]).map_err(io(&partial))?;
-            }
-            out.sync_all().map_err(io(&partial))?;
-        }
-        if hex::encode(hasher.finalize()) != entry.object {
-            let _ = std::fs::remove_file(&partial);
-            return Err(BackupError::Damaged {
-                object: entry.object.clone(),
-                path: entry.path.clone(),
-            });
-        }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o600));
-        }
-        std::fs::rename(&partial, target).map_err(io(target))
-    }
-}
-
-/// SHA-256 and length of a file, read in blocks.
-fn hash_file(path: &Path) -> Result<(String, u64), BackupError> {
-    let mut file = std::fs::File::open(path).map_err(io(path))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = file.read(&mut buf).map_err(io(path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
-    Ok((hex::encode(hasher.finalize()), total))
-}
-
-/// Writes `bytes` to `path` through a synced neighbour and a rename.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io(parent))?;
-    }
-    let partial = path.with_extension("partial");
-    {
-        let mut f = std::fs::File::create(&partial).map_err(io(&partial))?;
-        f.write_all(bytes).map_err(io(&partial))?;
-        f.sync_all().map_err(io(&partial))?;
-    }
-    std::fs::rename(&partial, path).map_err(io(path))
-}
-
 /// The data directory's files to back up, relative, sorted: everything but
 /// the live database, partial files and the backup key.
 fn data_files(data_dir: &Path) -> Result<Vec<PathBuf>, BackupError> {
@@ -657,7 +303,7 @@ pub async fn take(
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Taken, BackupError> {
     let id = new_id();
-    let scratch = destination.scratch(&id)?;
+    let scratch = destination.staging(&id)?;
     let snapshot = scratch.join("nara.db");
     let result = match store.snapshot_into(&snapshot).await {
         Ok(()) => {
@@ -668,7 +314,7 @@ pub async fn take(
                 log: None,
             };
             taken
-                .store(data_dir, destination, recipient, progress)
+                .store(data_dir, destination, &scratch, recipient, progress)
                 .await
         }
         Err(e) => Err(e.into()),
@@ -691,6 +337,7 @@ impl Taking<'_> {
         &self,
         data_dir: &Path,
         destination: &Destination,
+        staging: &Path,
         recipient: &age::x25519::Recipient,
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<Taken, BackupError> {
@@ -726,7 +373,7 @@ impl Taking<'_> {
         let (mut done, mut new_objects, mut new_bytes, mut reused_objects) = (0u64, 0, 0u64, 0);
         let mut files = Vec::with_capacity(sources.len());
         for (name, path) in &sources {
-            let (object, bytes, fresh) = destination.store_object(path, recipient)?;
+            let (object, bytes, fresh) = destination.store_object(path, staging, recipient).await?;
             if fresh {
                 new_objects += 1;
                 new_bytes += bytes;
@@ -753,9 +400,7 @@ impl Taking<'_> {
             ledger,
             files,
         };
-        let json = serde_json::to_vec_pretty(&manifest)
-            .map_err(|e| BackupError::Manifest(self.id.to_owned(), e.to_string()))?;
-        write_atomically(&destination.manifest_path(self.id), &json)?;
+        destination.write_manifest(&manifest).await?;
         Ok(Taken {
             manifest,
             new_objects,
@@ -774,18 +419,6 @@ async fn checkpoint_in(
     let checkpoint = copy.latest_checkpoint().await;
     copy.close().await;
     Ok(checkpoint?)
-}
-
-impl Destination {
-    /// A scratch directory for backup `id` inside the destination (so a
-    /// snapshot is as big as the destination allows, not the node's disk),
-    /// after removing what interrupted backups left there.
-    fn scratch(&self, id: &str) -> Result<PathBuf, BackupError> {
-        self.remove_leftovers(std::time::Duration::from_secs(3600));
-        let scratch = self.root.join("tmp").join(id);
-        std::fs::create_dir_all(&scratch).map_err(io(&scratch))?;
-        Ok(scratch)
-    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ struct BackupsPage {
     destination: Option<String>,
     every_minutes: u64,
     recovery_point: Option<String>,
+    /// The destination answered.
+    reachable: bool,
     /// The newest backup is older than two intervals.
     stale: bool,
     last_verified: Option<String>,
@@ -54,12 +56,16 @@ fn size(bytes: u64) -> String {
 pub async fn backups_page(ctx: PageCtx, State(state): State<AppState>) -> Response {
     let plan = Plan::of(&state.config);
     let now = nara_core::Timestamp::now().0;
-    let (listed, status) = match &plan {
-        Some(p) => (
-            p.destination.list().unwrap_or_default(),
-            p.destination.status(),
-        ),
-        None => (Vec::new(), super::Status::default()),
+    let (listed, status, reachable) = match &plan {
+        Some(p) => match p.destination.list_backups().await {
+            Ok(listed) => {
+                let status = p.destination.status().await;
+                let reachable = status.is_some();
+                (listed, status.unwrap_or_default(), reachable)
+            }
+            Err(_) => (Vec::new(), super::Status::default(), false),
+        },
+        None => (Vec::new(), super::Status::default(), true),
     };
     let largest = listed
         .iter()
@@ -102,9 +108,8 @@ pub async fn backups_page(ctx: PageCtx, State(state): State<AppState>) -> Respon
         .collect();
     render(&BackupsPage {
         layout: ctx.layout(ctx.tr().s("backup.title"), "backups"),
-        destination: plan
-            .as_ref()
-            .map(|p| p.destination.root().display().to_string()),
+        destination: plan.as_ref().map(|p| p.destination.shown().to_owned()),
+        reachable,
         every_minutes: plan.as_ref().map_or(0, |p| p.every.as_secs() / 60),
         recovery_point: match state.backup_stream.recovery_point_seconds(now) {
             Some(seconds) => Some(

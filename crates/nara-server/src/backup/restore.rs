@@ -25,15 +25,15 @@ pub struct Restored {
 /// Which backup a restore starts from: `id`, or the newest that is not past
 /// `until` (taken by that moment, or holding at most that many ledger
 /// entries), whose stream then brings it to `until`.
-pub fn choose(
+pub async fn choose(
     destination: &Destination,
     id: Option<&str>,
     until: Until,
 ) -> Result<Manifest, BackupError> {
     if id.is_some() {
-        return destination.manifest_or_latest(id);
+        return destination.manifest_or_latest(id).await;
     }
-    let backups = destination.list()?;
+    let backups = destination.list_backups().await?;
     if backups.is_empty() {
         return Err(BackupError::NoBackups);
     }
@@ -68,7 +68,7 @@ pub async fn restore(
     replace: bool,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Restored, BackupError> {
-    let manifest = choose(destination, id, until)?;
+    let manifest = choose(destination, id, until).await?;
     let occupied = std::fs::read_dir(target)
         .map(|mut entries| entries.next().is_some())
         .unwrap_or(false);
@@ -88,7 +88,9 @@ pub async fn restore(
         let relative = safe_relative(&entry.path).ok_or_else(|| {
             BackupError::Manifest(manifest.id.clone(), format!("unsafe path {:?}", entry.path))
         })?;
-        destination.fetch_object(entry, identity, &target.join(relative))?;
+        destination
+            .fetch_object(entry, identity, &target.join(relative))
+            .await?;
         done += entry.bytes;
         progress(done, total);
     }
@@ -142,7 +144,7 @@ pub async fn verify(
     trusted: Option<&str>,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Proof, BackupError> {
-    let manifest = destination.manifest_or_latest(id)?;
+    let manifest = destination.manifest_or_latest(id).await?;
     let started = std::time::Instant::now();
     let outcome = prove(destination, &manifest, identity, trusted, progress).await;
     let now = nara_core::Timestamp::now();
@@ -157,7 +159,9 @@ pub async fn verify(
             Err(e) => e.to_string(),
         },
     };
-    destination.record_verification(&manifest.id, &verified)?;
+    destination
+        .record_verification(&manifest.id, &verified)
+        .await?;
     let (entries, checkpoints, signed_by) = outcome?;
     Ok(Proof {
         manifest,
@@ -175,7 +179,8 @@ async fn prove(
     trusted: Option<&str>,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<(u64, usize, String), BackupError> {
-    let scratch = tempfile::tempdir().map_err(super::io(destination.root()))?;
+    let scratch =
+        tempfile::tempdir().map_err(|e| BackupError::Remote(format!("scratch space: {e}")))?;
     restore(
         destination,
         Some(&manifest.id),

@@ -34,7 +34,13 @@ pub struct Plan {
 impl Plan {
     pub fn of(config: &crate::Config) -> Option<Plan> {
         Some(Plan {
-            destination: Destination::new(config.backup_to.clone()?),
+            destination: match Destination::open(&config.backup_to.as_ref()?.to_string_lossy()) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, "the backup destination");
+                    return None;
+                }
+            },
             recipient: config.backup_recipient.clone()?,
             key: config.backup_key.clone(),
             every: Duration::from_secs(config.backup_every_seconds.max(60)),
@@ -127,7 +133,13 @@ async fn periodic(state: AppState, plan: Plan) {
 }
 
 async fn check_stale(state: &AppState, plan: &Plan, started_ms: i64) {
-    let status = plan.destination.status();
+    let Some(status) = plan.destination.status().await else {
+        let why = format!(
+            "the destination {} cannot be read",
+            plan.destination.shown()
+        );
+        return failed(state, "backup.failed", &why).await;
+    };
     if stale(plan, &status, started_ms, nara_core::Timestamp::now().0) {
         let why = format!(
             "no backup for more than {} s (two intervals)",
@@ -253,11 +265,11 @@ pub fn stale(plan: &Plan, status: &super::Status, started_ms: i64, now_ms: i64) 
 
 /// After a backup: pruning, and the daily verification.
 async fn after_backup(state: &AppState, plan: &Plan) {
-    if let Err(e) = plan.destination.prune(&super::Retention::default()) {
+    if let Err(e) = plan.destination.prune(&super::Retention::default()).await {
         tracing::warn!(error = %e, "pruning old backups");
     }
     let Some(key) = &plan.key else { return };
-    let status = plan.destination.status();
+    let status = plan.destination.status().await.unwrap_or_default();
     let due = status
         .last_verified_ms
         .is_none_or(|at| nara_core::Timestamp::now().0 - at >= VERIFY_EVERY.as_millis() as i64);

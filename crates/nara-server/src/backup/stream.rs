@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use nara_store::wal::{self, Segment, WalPosition, WalTap};
 use serde::{Deserialize, Serialize};
 
-use super::{BackupError, Destination, Manifest, Taken, Taking, io, new_id, write_atomically};
+use super::{BackupError, Destination, Manifest, Taken, Taking, io, new_id};
 
 /// How often the log is read and what was committed shipped.
 pub const SHIP_EVERY: Duration = Duration::from_secs(1);
@@ -48,7 +48,7 @@ pub struct SegmentHeader {
 pub struct SegmentRef {
     pub seq: u64,
     pub shipped_ms: i64,
-    path: PathBuf,
+    key: String,
 }
 
 fn encode(segment: &Segment, shipped_ms: i64) -> Result<Vec<u8>, BackupError> {
@@ -103,38 +103,34 @@ fn encrypt(plaintext: &[u8], recipient: &age::x25519::Recipient) -> Result<Vec<u
 
 impl Destination {
     /// Stores segment `seq` of backup `base`'s stream.
-    fn put_segment(
+    async fn put_segment(
         &self,
         base: &str,
         seq: u64,
         shipped_ms: i64,
-        plaintext: &[u8],
-        recipient: &age::x25519::Recipient,
+        plaintext: Vec<u8>,
+        recipient: age::x25519::Recipient,
     ) -> Result<(), BackupError> {
-        let sealed = encrypt(plaintext, recipient)?;
-        let path = self
-            .stream_dir(base)
-            .join(format!("{seq:010}-{shipped_ms}.age"));
-        write_atomically(&path, &sealed)
+        let sealed = tokio::task::spawn_blocking(move || encrypt(&plaintext, &recipient))
+            .await
+            .map_err(|e| broken(&e.to_string()))??;
+        let key = format!("{}/{seq:010}-{shipped_ms}.age", Self::stream_key(base));
+        self.put_bytes(&key, sealed).await
     }
 
     /// The segments of backup `id`'s stream, in order.
-    pub fn segments(&self, id: &str) -> Result<Vec<SegmentRef>, BackupError> {
-        let dir = self.stream_dir(id);
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io(&dir)(e)),
-        };
-        let mut out: Vec<SegmentRef> = entries
-            .filter_map(Result::ok)
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
+    pub async fn segments(&self, id: &str) -> Result<Vec<SegmentRef>, BackupError> {
+        let mut out: Vec<SegmentRef> = self
+            .list(&Self::stream_key(id))
+            .await?
+            .into_iter()
+            .filter_map(|l| {
+                let name = l.key.rsplit('/').next()?.to_owned();
                 let (seq, ms) = name.strip_suffix(".age")?.split_once('-')?;
                 Some(SegmentRef {
                     seq: seq.parse().ok()?,
                     shipped_ms: ms.parse().ok()?,
-                    path: e.path(),
+                    key: l.key.clone(),
                 })
             })
             .collect();
@@ -142,7 +138,7 @@ impl Destination {
         Ok(out)
     }
 
-    fn read_segment(
+    async fn read_segment(
         &self,
         segment: &SegmentRef,
         identity: &age::x25519::Identity,
@@ -153,9 +149,14 @@ impl Destination {
             path: "the log".into(),
             why,
         };
-        let file = std::fs::File::open(&segment.path).map_err(io(&segment.path))?;
-        let decryptor = age::Decryptor::new(std::io::BufReader::new(file))
-            .map_err(|e| undecryptable(e.to_string()))?;
+        let Some(sealed) = self.get_bytes(&segment.key).await? else {
+            return Err(BackupError::Missing {
+                object: name.clone(),
+                path: "the log".into(),
+            });
+        };
+        let decryptor =
+            age::Decryptor::new(&sealed[..]).map_err(|e| undecryptable(e.to_string()))?;
         let mut reader = decryptor
             .decrypt(std::iter::once(identity as &dyn age::Identity))
             .map_err(|e| undecryptable(e.to_string()))?;
@@ -205,7 +206,7 @@ pub async fn replay(
     }
     let broken = |why: String| BackupError::Manifest(manifest.id.clone(), why);
     let mut position = manifest.log.map(|p| (p.salt, p.frames));
-    for (expected, segment) in destination.segments(&manifest.id)?.iter().enumerate() {
+    for (expected, segment) in destination.segments(&manifest.id).await?.iter().enumerate() {
         if segment.seq != expected as u64 {
             return Err(BackupError::Missing {
                 object: format!("segment {expected}"),
@@ -217,7 +218,7 @@ pub async fn replay(
         {
             break;
         }
-        let bytes = destination.read_segment(segment, identity)?;
+        let bytes = destination.read_segment(segment, identity).await?;
         let (header, frames) = decode(&format!("segment {}", segment.seq), &bytes)?;
         let continues = match position {
             Some((salt, frames)) if salt == header.salt => header.first_frame == frames,
@@ -408,7 +409,7 @@ impl Shipper {
             ));
         }
         let id = new_id();
-        let scratch = self.destination.scratch(&id)?;
+        let scratch = self.destination.staging(&id)?;
         let snapshot = scratch.join("nara.db");
         let result = match std::fs::copy(self.tap.database_path(), &snapshot) {
             Ok(_) => {
@@ -421,6 +422,7 @@ impl Shipper {
                 .store(
                     &self.data_dir,
                     &self.destination,
+                    &scratch,
                     &self.recipient,
                     &|_, _| {},
                 )
@@ -536,11 +538,9 @@ impl Shipper {
             g.base.clone(),
             g.next_seq,
         );
-        tokio::task::spawn_blocking(move || {
-            destination.put_segment(&base, seq, shipped_ms, &plaintext, &recipient)
-        })
-        .await
-        .map_err(|e| broken(&e.to_string()))??;
+        destination
+            .put_segment(&base, seq, shipped_ms, plaintext, recipient)
+            .await?;
         g.next_seq += 1;
         self.live.segments.fetch_add(1, Ordering::Relaxed);
         self.live.bytes.fetch_add(bytes, Ordering::Relaxed);

@@ -121,9 +121,9 @@ async fn a_backup_taken_while_serving_restores_and_is_proven_by_the_ledger() {
         again.reused_objects >= 2,
         "the key and the upload are stored once"
     );
-    assert_eq!(destination.list().unwrap().len(), 2);
+    assert_eq!(destination.list_backups().await.unwrap().len(), 2);
     assert!(
-        destination.verified(&again.manifest.id).is_none(),
+        destination.verified(&again.manifest.id).await.is_none(),
         "never verified yet"
     );
 
@@ -139,7 +139,7 @@ async fn a_backup_taken_while_serving_restores_and_is_proven_by_the_ledger() {
         proof.checkpoints
     );
     assert_eq!(proof.signed_by, signer.verifier().vkey());
-    assert!(destination.verified(&again.manifest.id).unwrap().ok);
+    assert!(destination.verified(&again.manifest.id).await.unwrap().ok);
     // With a verifier key the operator trusts, and with a foreign one.
     let vkey = signer.verifier().vkey();
     backup::restore::verify(&destination, None, &identity, Some(&vkey), &quiet)
@@ -153,7 +153,7 @@ async fn a_backup_taken_while_serving_restores_and_is_proven_by_the_ledger() {
         "{refused:?}"
     );
     assert!(
-        !destination.verified(&again.manifest.id).unwrap().ok,
+        !destination.verified(&again.manifest.id).await.unwrap().ok,
         "a failed verification is recorded"
     );
 
@@ -250,7 +250,7 @@ async fn damage_a_missing_object_and_a_wrong_key_are_named() {
         Err(BackupError::Decrypt { path, .. }) => assert_eq!(path, "nara.db"),
         other => panic!("a flipped bit must be named: {other:?}"),
     }
-    let recorded = destination.verified(&taken.manifest.id).unwrap();
+    let recorded = destination.verified(&taken.manifest.id).await.unwrap();
     assert!(
         !recorded.ok && recorded.detail.contains("nara.db"),
         "{recorded:?}"
@@ -292,12 +292,12 @@ async fn damage_a_missing_object_and_a_wrong_key_are_named() {
 
     // A backup id that is not one, and a destination without backups.
     assert!(matches!(
-        destination.manifest("../../etc/passwd"),
+        destination.manifest("../../etc/passwd").await,
         Err(BackupError::NoSuchBackup(_))
     ));
     let empty = Destination::new(tempfile::tempdir().unwrap().path());
     assert!(matches!(
-        empty.manifest_or_latest(None),
+        empty.manifest_or_latest(None).await,
         Err(BackupError::NoBackups)
     ));
 }
@@ -381,7 +381,7 @@ async fn continuous_backup_restores_every_shipped_write_to_any_point() {
             .unwrap()
             < 1.0
     );
-    let segments = destination.segments(&base.manifest.id).unwrap();
+    let segments = destination.segments(&base.manifest.id).await.unwrap();
     assert!(segments.len() > 5, "{} segments", segments.len());
     let restarts = live.restarts.load(std::sync::atomic::Ordering::Relaxed);
     assert!(
@@ -546,6 +546,131 @@ async fn continuous_backup_restores_every_shipped_write_to_any_point() {
         matches!(&missing, Err(BackupError::Missing { object, .. }) if object == "segment 3"),
         "{missing:?}"
     );
+    shipper.finish().await;
+    store.close().await;
+}
+
+/// The same backups to S3-compatible object storage: an S3 server the CI
+/// starts on loopback (moto's server mode), named by `NARA_TEST_S3`
+/// (`s3://bucket/prefix`, with the `AWS_*` variables for its endpoint and
+/// credentials). A snapshot, a continuous stream, restores to the end and to
+/// a moment, the proof by the ledger, pruning; then a store that is away is
+/// a clear error, never a hang.
+#[tokio::test]
+async fn backups_to_s3_compatible_storage() {
+    let Ok(url) = std::env::var("NARA_TEST_S3") else {
+        eprintln!("skipped: NARA_TEST_S3 is not set (the CI starts an S3 server)");
+        return;
+    };
+    let prefix = format!("{url}/run-{:08x}", rand::random::<u32>());
+    let destination = Destination::open(&prefix).unwrap();
+    assert!(destination.dir().is_none());
+    let (data, vault) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let store = Store::connect_with(
+        &Store::sqlite_url(data.path()),
+        nara_store::Checkpoints::Shipped,
+    )
+    .await
+    .unwrap();
+    let signer = Signer::new(ORIGIN, &[7u8; 32]).unwrap();
+    std::fs::write(data.path().join("ledger.key"), signer.skey()).unwrap();
+    append(&store, &signer, 0, 300).await;
+    let (identity, recipient) = keys(vault.path());
+
+    // A snapshot, then a continuous stream.
+    let snapshot = backup::take(&store, data.path(), &destination, &recipient, &quiet)
+        .await
+        .unwrap();
+    assert!(snapshot.new_objects >= 2);
+    let live = std::sync::Arc::new(backup::stream::Live::default());
+    let mut shipper = backup::stream::Shipper::new(
+        &store,
+        data.path(),
+        destination.clone(),
+        recipient.clone(),
+        live,
+    )
+    .await
+    .unwrap();
+    shipper.checkpoint_every(8, std::time::Duration::from_millis(10));
+    let base = shipper.begin().await.unwrap();
+    assert!(
+        base.reused_objects >= 1,
+        "the ledger key is stored once: {base:?}"
+    );
+    let mut marks = Vec::new();
+    for round in 0..6 {
+        append(&store, &signer, 300 + round * 10, 10).await;
+        shipper.ship().await.unwrap();
+        marks.push(nara_core::Timestamp::now().0);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        destination.segments(&base.manifest.id).await.unwrap().len(),
+        6
+    );
+    let listed = destination.list_backups().await.unwrap();
+    assert_eq!(listed.len(), 2);
+
+    let latest = tempfile::tempdir().unwrap();
+    let restored = backup::restore::restore(
+        &destination,
+        None,
+        Until::Latest,
+        &identity,
+        latest.path(),
+        false,
+        &quiet,
+    )
+    .await
+    .unwrap();
+    assert_eq!(restored.manifest.id, base.manifest.id);
+    assert_eq!(
+        nara_store::wal::ledger_size_at(&latest.path().join("nara.db"))
+            .await
+            .unwrap(),
+        360
+    );
+    let at = tempfile::tempdir().unwrap();
+    backup::restore::restore(
+        &destination,
+        None,
+        Until::At(marks[2]),
+        &identity,
+        at.path(),
+        false,
+        &quiet,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        nara_store::wal::ledger_size_at(&at.path().join("nara.db"))
+            .await
+            .unwrap(),
+        330
+    );
+    let proof = backup::restore::verify(&destination, None, &identity, None, &quiet)
+        .await
+        .unwrap();
+    assert_eq!(proof.entries, 360);
+    assert!(destination.verified(&base.manifest.id).await.unwrap().ok);
+    let status = destination.status().await.unwrap();
+    assert_eq!(status.backups, 2);
+    assert!(status.last_verified_ms.is_some());
+    // Nothing old enough to prune: both kept.
+    let pruned = destination
+        .prune(&backup::Retention::default())
+        .await
+        .unwrap();
+    assert_eq!(pruned, backup::Pruned::default());
+
+    // A bucket that is not there: the destination is reported down, a
+    // backup fails naming it, the node's data is untouched.
+    let away = Destination::open(&format!("s3://no-bucket-{:08x}", rand::random::<u32>())).unwrap();
+    assert!(away.status().await.is_none());
+    let failed = backup::take(&store, data.path(), &away, &recipient, &quiet).await;
+    assert!(matches!(failed, Err(BackupError::Remote(_))), "{failed:?}");
+    assert_eq!(store.integrity_check().await.unwrap(), "ok");
     shipper.finish().await;
     store.close().await;
 }

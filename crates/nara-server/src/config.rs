@@ -83,6 +83,14 @@ pub struct Config {
     /// Seconds between scheduled backups (at least 60).
     #[serde(default = "default_backup_every")]
     pub backup_every_seconds: u64,
+    /// A PostgreSQL node's pgBackRest configuration, as `nara backup
+    /// pg-setup` wrote it: base backups go through it.
+    #[serde(default)]
+    pub pgbackrest_config: Option<PathBuf>,
+    /// The operating-system user pgBackRest runs as (through `runuser`,
+    /// when nara runs as root); unset: nara's own.
+    #[serde(default)]
+    pub pgbackrest_run_as: Option<String>,
 }
 
 fn default_backup_every() -> u64 {
@@ -129,6 +137,8 @@ impl Default for Config {
             backup_recipient: None,
             backup_key: None,
             backup_every_seconds: default_backup_every(),
+            pgbackrest_config: None,
+            pgbackrest_run_as: None,
         }
     }
 }
@@ -173,6 +183,8 @@ impl Config {
             "backup_recipient",
             "backup_key",
             "backup_every_seconds",
+            "pgbackrest_config",
+            "pgbackrest_run_as",
         ]);
         figment.merge(env).extract().map_err(Box::new)
     }

@@ -178,6 +178,13 @@ enum Command {
         /// Restore the state just after the ledger reached this many entries.
         #[arg(long, conflicts_with_all = ["at", "id"])]
         ledger_size: Option<u64>,
+        /// For a PostgreSQL backup: the empty directory pgBackRest restores
+        /// the database cluster into.
+        #[arg(long)]
+        pg_data: Option<PathBuf>,
+        /// For a PostgreSQL backup: the user PostgreSQL runs as.
+        #[arg(long)]
+        run_as: Option<String>,
     },
     /// Apply pending database migrations and exit.
     Migrate {
@@ -231,6 +238,31 @@ enum BackupCommand {
         #[arg(long)]
         data: Option<PathBuf>,
     },
+    /// Configure pgBackRest for a PostgreSQL node: base backups and WAL
+    /// archiving into the destination, encrypted with a passphrase sealed
+    /// to the backup key; prints the postgresql.conf lines to add.
+    PgSetup {
+        /// The destination directory (pgBackRest's repository goes inside).
+        #[arg(long)]
+        to: String,
+        /// Whom the passphrase is sealed to: `age1…`, or a backup key file.
+        #[arg(long, default_value = "./nara-data-backup.key")]
+        recipient: String,
+        /// The PostgreSQL cluster's data directory.
+        #[arg(long)]
+        pg_data: PathBuf,
+        #[arg(long, default_value_t = 5432)]
+        pg_port: u16,
+        /// The directory of PostgreSQL's Unix socket.
+        #[arg(long)]
+        pg_socket: Option<PathBuf>,
+        /// Where to write the pgBackRest configuration.
+        #[arg(long, default_value = "./pgbackrest.conf")]
+        out: PathBuf,
+        /// Give the written files to this user (the database's).
+        #[arg(long)]
+        run_as: Option<String>,
+    },
     /// List the backups in a destination, newest last, with their last
     /// verification.
     List {
@@ -251,6 +283,13 @@ enum BackupCommand {
         /// instead of the restored ledger key.
         #[arg(long)]
         vkey: Option<String>,
+        /// For a PostgreSQL backup: the node's database URL (its user,
+        /// password and database; the restored copy runs on another port).
+        #[arg(long, env = "NARA_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+        /// For a PostgreSQL backup: the user PostgreSQL's tools run as.
+        #[arg(long)]
+        run_as: Option<String>,
     },
 }
 
@@ -825,6 +864,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             replace,
             at,
             ledger_size,
+            pg_data,
+            run_as,
         } => {
             use nara_server::backup::stream::Until;
             let until = match (at, ledger_size) {
@@ -843,13 +884,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let identity = nara_server::backup::read_identity(&key)?;
             let destination = nara_server::backup::Destination::open(&from)?;
             let bar = bytes_bar("restoring");
-            let restored = nara_server::backup::restore::restore(
+            let pg =
+                pg_data.map(|pg_data| nara_server::backup::restore::PgRestore { pg_data, run_as });
+            let restored = nara_server::backup::restore::restore_with(
                 &destination,
                 id.as_deref(),
                 until,
                 &identity,
                 &data,
                 replace,
+                pg.as_ref(),
                 &|done, total| {
                     bar.set_length(total);
                     bar.set_position(done);
@@ -867,6 +911,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 indicatif::HumanBytes(restored.bytes),
                 m.ledger.size
             );
+            if let Some(pg) = &pg {
+                println!(
+                    "pgBackRest restored the database cluster into {} ({}); start PostgreSQL on it — it replays the archived WAL, then serves.",
+                    pg.pg_data.display(),
+                    match until {
+                        nara_server::backup::stream::Until::At(ms) =>
+                            format!("to {}", nara_core::Timestamp(ms).rfc3339()),
+                        _ => "to the end of the archived WAL".into(),
+                    }
+                );
+            }
             let r = &restored.replayed;
             if let Some(shipped) = r.shipped_ms {
                 let size = nara_store::wal::ledger_size_at(&data.join("nara.db")).await?;
@@ -950,17 +1005,39 @@ async fn backup_command(command: BackupCommand) -> anyhow::Result<()> {
             let destination = backup::Destination::open(&to)?;
             let bar = bytes_bar("backing up");
             let started = Instant::now();
-            let taken = backup::take(
-                &store,
-                &config.data_dir,
-                &destination,
-                &recipient,
-                &|done, total| {
-                    bar.set_length(total);
-                    bar.set_position(done);
-                },
-            )
-            .await?;
+            let progress = |done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            };
+            let taken = match store.kind() {
+                nara_store::BackendKind::Sqlite => {
+                    backup::take(
+                        &store,
+                        &config.data_dir,
+                        &destination,
+                        &recipient,
+                        &progress,
+                    )
+                    .await?
+                }
+                nara_store::BackendKind::Postgres => {
+                    let tool = backup::pg::PgBackRest {
+                        config: config.pgbackrest_config.clone().context(
+                            "a PostgreSQL node is backed up through pgBackRest: run `nara backup pg-setup` and set pgbackrest_config",
+                        )?,
+                        run_as: config.pgbackrest_run_as.clone(),
+                    };
+                    backup::pg::take(
+                        &store,
+                        &config.data_dir,
+                        &destination,
+                        &recipient,
+                        &tool,
+                        &progress,
+                    )
+                    .await?
+                }
+            };
             bar.finish_and_clear();
             let m = &taken.manifest;
             println!(
@@ -977,6 +1054,59 @@ async fn backup_command(command: BackupCommand) -> anyhow::Result<()> {
             println!(
                 "Not verified yet: `nara backup verify --from {}` proves it.",
                 destination.shown()
+            );
+            Ok(())
+        }
+        BackupCommand::PgSetup {
+            to,
+            recipient,
+            pg_data,
+            pg_port,
+            pg_socket,
+            out,
+            run_as,
+        } => {
+            let destination = backup::Destination::open(&to)?;
+            let recipient = backup::read_recipient(&recipient)?;
+            let setup = backup::pg::setup(
+                &destination,
+                &recipient,
+                &out,
+                &pg_data,
+                pg_port,
+                pg_socket.as_deref(),
+            )
+            .await?;
+            if let Some(user) = run_as {
+                let tool = backup::pg::PgBackRest {
+                    config: setup.config.clone(),
+                    run_as: Some(user),
+                };
+                tool.hand_over(&setup.config)?;
+                if let Some(root) = destination.dir() {
+                    std::fs::create_dir_all(root.join("pgbackrest"))?;
+                    tool.hand_over(&root.join("pgbackrest"))?;
+                }
+                for dir in ["pgbackrest-log", "pgbackrest-lock"] {
+                    let path = out.parent().unwrap_or(Path::new(".")).join(dir);
+                    std::fs::create_dir_all(&path)?;
+                    tool.hand_over(&path)?;
+                }
+            }
+            println!(
+                "Wrote {} (its passphrase is also in {}, sealed to the backup key).",
+                setup.config.display(),
+                destination.shown()
+            );
+            println!("Add to postgresql.conf and restart PostgreSQL:");
+            println!("  archive_mode = on");
+            println!("  archive_command = '{}'", setup.archive_command);
+            println!(
+                "  archive_timeout = 5    # the recovery point, in seconds, when writes are few"
+            );
+            println!(
+                "Then set pgbackrest_config = \"{}\" for nara; `nara backup create` takes base backups.",
+                setup.config.display()
             );
             Ok(())
         }
@@ -1022,15 +1152,22 @@ async fn backup_command(command: BackupCommand) -> anyhow::Result<()> {
             key,
             id,
             vkey,
+            database_url,
+            run_as,
         } => {
             let identity = backup::read_identity(&key)?;
             let destination = backup::Destination::open(&from)?;
             let bar = bytes_bar("restoring to verify");
-            let proof = backup::restore::verify(
+            let pg = database_url.map(|database_url| backup::restore::PgVerify {
+                database_url,
+                run_as,
+            });
+            let proof = backup::restore::verify_with(
                 &destination,
                 id.as_deref(),
                 &identity,
                 vkey.as_deref(),
+                pg.as_ref(),
                 &|done, total| {
                     bar.set_length(total);
                     bar.set_position(done);

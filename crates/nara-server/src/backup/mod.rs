@@ -21,6 +21,7 @@
 
 mod destination;
 pub mod page;
+pub mod pg;
 pub mod restore;
 pub mod schedule;
 pub mod stream;
@@ -143,6 +144,9 @@ pub struct Manifest {
     /// Where in the node's log the database file stands (continuous only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<nara_store::wal::WalPosition>,
+    /// The pgBackRest backup holding the database (PostgreSQL only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgbackrest: Option<String>,
     /// The newest checkpoint in the snapshot: a restore must reproduce it.
     pub ledger: LedgerPoint,
     pub files: Vec<FileEntry>,
@@ -257,7 +261,10 @@ fn data_files(data_dir: &Path) -> Result<Vec<PathBuf>, BackupError> {
             let path = relative.join(&name);
             let kind = entry.file_type().map_err(io(&entry.path()))?;
             if kind.is_dir() {
-                stack.push(path);
+                // A restored PostgreSQL node's pgBackRest folder is rebuilt, not kept.
+                if !(relative.as_os_str().is_empty() && name == pg::LOCAL_FOLDER) {
+                    stack.push(path);
+                }
             } else if kind.is_file()
                 && !(relative.as_os_str().is_empty() && LIVE_DATABASE.contains(&name.as_str()))
                 && !name.ends_with(".partial")
@@ -344,70 +351,111 @@ impl Taking<'_> {
         // The snapshot first: the files beside it are at least as new, and
         // the ledger point is read from the snapshot itself, without writing
         // to it.
-        let ledger = match checkpoint_in(self.snapshot).await? {
-            Some(c) => LedgerPoint {
-                size: c.size,
-                root: hex::encode(c.root),
-                checkpoint: c.note,
+        let ledger = ledger_point(checkpoint_in(self.snapshot).await?);
+        let (continuous, log) = (self.continuous, self.log);
+        store_files(
+            self.id,
+            Some(self.snapshot),
+            data_dir,
+            destination,
+            staging,
+            recipient,
+            progress,
+            |m: &mut Manifest| {
+                m.ledger = ledger;
+                m.continuous = continuous;
+                m.log = log;
             },
-            None => LedgerPoint {
-                size: 0,
-                root: hex::encode(nara_ledger::merkle::empty_root()),
-                checkpoint: String::new(),
-            },
-        };
-        let mut sources: Vec<(String, PathBuf)> =
-            vec![("nara.db".into(), self.snapshot.to_owned())];
-        for relative in data_files(data_dir)? {
-            let name = relative
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .collect::<Vec<_>>()
-                .join("/");
-            sources.push((name, data_dir.join(relative)));
-        }
-        let total: u64 = sources
-            .iter()
-            .map(|(_, p)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-            .sum();
-        let (mut done, mut new_objects, mut new_bytes, mut reused_objects) = (0u64, 0, 0u64, 0);
-        let mut files = Vec::with_capacity(sources.len());
-        for (name, path) in &sources {
-            let (object, bytes, fresh) = destination.store_object(path, staging, recipient).await?;
-            if fresh {
-                new_objects += 1;
-                new_bytes += bytes;
-            } else {
-                reused_objects += 1;
-            }
-            done += bytes;
-            progress(done.min(total), total);
-            files.push(FileEntry {
-                path: name.clone(),
-                object,
-                bytes,
-            });
-        }
-        let now = nara_core::Timestamp::now();
-        let manifest = Manifest {
-            format: FORMAT,
-            id: self.id.to_owned(),
-            created_at: now.rfc3339(),
-            created_ms: now.0,
-            backend: "sqlite".into(),
-            continuous: self.continuous,
-            log: self.log,
-            ledger,
-            files,
-        };
-        destination.write_manifest(&manifest).await?;
-        Ok(Taken {
-            manifest,
-            new_objects,
-            new_bytes,
-            reused_objects,
-        })
+        )
+        .await
     }
+}
+
+/// A checkpoint as a backup records it (the empty tree's when none).
+fn ledger_point(checkpoint: Option<nara_store::ledger::StoredCheckpoint>) -> LedgerPoint {
+    match checkpoint {
+        Some(c) => LedgerPoint {
+            size: c.size,
+            root: hex::encode(c.root),
+            checkpoint: c.note,
+        },
+        None => LedgerPoint {
+            size: 0,
+            root: hex::encode(nara_ledger::merkle::empty_root()),
+            checkpoint: String::new(),
+        },
+    }
+}
+
+/// Stores the database file `snapshot` (SQLite) and every file of
+/// `data_dir` as objects, then the manifest `complete` finishes: written
+/// last, so a backup exists once it is whole.
+#[allow(clippy::too_many_arguments)]
+async fn store_files(
+    id: &str,
+    snapshot: Option<&Path>,
+    data_dir: &Path,
+    destination: &Destination,
+    staging: &Path,
+    recipient: &age::x25519::Recipient,
+    progress: &(dyn Fn(u64, u64) + Sync),
+    complete: impl FnOnce(&mut Manifest),
+) -> Result<Taken, BackupError> {
+    let mut sources: Vec<(String, PathBuf)> = snapshot
+        .map(|s| ("nara.db".to_owned(), s.to_owned()))
+        .into_iter()
+        .collect();
+    for relative in data_files(data_dir)? {
+        let name = relative
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/");
+        sources.push((name, data_dir.join(relative)));
+    }
+    let total: u64 = sources
+        .iter()
+        .map(|(_, p)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let (mut done, mut new_objects, mut new_bytes, mut reused_objects) = (0u64, 0, 0u64, 0);
+    let mut files = Vec::with_capacity(sources.len());
+    for (name, path) in &sources {
+        let (object, bytes, fresh) = destination.store_object(path, staging, recipient).await?;
+        if fresh {
+            new_objects += 1;
+            new_bytes += bytes;
+        } else {
+            reused_objects += 1;
+        }
+        done += bytes;
+        progress(done.min(total), total);
+        files.push(FileEntry {
+            path: name.clone(),
+            object,
+            bytes,
+        });
+    }
+    let now = nara_core::Timestamp::now();
+    let mut manifest = Manifest {
+        format: FORMAT,
+        id: id.to_owned(),
+        created_at: now.rfc3339(),
+        created_ms: now.0,
+        backend: "sqlite".into(),
+        continuous: false,
+        log: None,
+        pgbackrest: None,
+        ledger: ledger_point(None),
+        files,
+    };
+    complete(&mut manifest);
+    destination.write_manifest(&manifest).await?;
+    Ok(Taken {
+        manifest,
+        new_objects,
+        new_bytes,
+        reused_objects,
+    })
 }
 
 /// The newest ledger checkpoint in a database file at rest.
@@ -436,6 +484,7 @@ mod tests {
             backend: "sqlite".into(),
             continuous: false,
             log: None,
+            pgbackrest: None,
             ledger: LedgerPoint {
                 size: 0,
                 root: String::new(),

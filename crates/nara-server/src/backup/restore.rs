@@ -56,6 +56,14 @@ pub async fn choose(
         })
 }
 
+/// Where a PostgreSQL backup's database is restored, and as whom the
+/// PostgreSQL tools run.
+#[derive(Debug, Clone)]
+pub struct PgRestore {
+    pub pg_data: std::path::PathBuf,
+    pub run_as: Option<String>,
+}
+
 /// Restores backup `id` (or the one [`choose`] picks for `until`) into
 /// `target`, which must be empty or absent unless `replace`, and replays
 /// its log up to `until`. `progress(done, total)` in bytes.
@@ -68,7 +76,86 @@ pub async fn restore(
     replace: bool,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Restored, BackupError> {
+    restore_with(
+        destination,
+        id,
+        until,
+        identity,
+        target,
+        replace,
+        None,
+        progress,
+    )
+    .await
+}
+
+/// [`restore`], with where a PostgreSQL backup's database goes.
+#[allow(clippy::too_many_arguments)]
+pub async fn restore_with(
+    destination: &Destination,
+    id: Option<&str>,
+    until: Until,
+    identity: &age::x25519::Identity,
+    target: &Path,
+    replace: bool,
+    pg: Option<&PgRestore>,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Restored, BackupError> {
     let manifest = choose(destination, id, until).await?;
+    let postgres = match (&manifest.pgbackrest, pg) {
+        (Some(label), Some(pg)) => {
+            let pg_until = super::pg::until(until)?;
+            let occupied = std::fs::read_dir(&pg.pg_data)
+                .map(|mut entries| entries.next().is_some())
+                .unwrap_or(false);
+            if occupied {
+                return Err(BackupError::TargetNotEmpty(pg.pg_data.clone()));
+            }
+            Some((label.clone(), pg_until, pg))
+        }
+        (Some(_), None) => {
+            return Err(BackupError::Remote(format!(
+                "backup {} is of a PostgreSQL database: restore it with --pg-data DIR",
+                manifest.id
+            )));
+        }
+        (None, _) => None,
+    };
+    let total = restore_files(destination, &manifest, identity, target, replace, progress).await?;
+    let replayed = match postgres {
+        Some((label, pg_until, pg)) => {
+            restore_postgres(destination, identity, &label, pg_until, pg, target).await?;
+            super::stream::Replayed::default()
+        }
+        None => {
+            super::stream::replay(
+                destination,
+                &manifest,
+                identity,
+                &target.join("nara.db"),
+                until,
+            )
+            .await?
+        }
+    };
+    Ok(Restored {
+        files: manifest.files.len(),
+        bytes: total,
+        manifest,
+        replayed,
+    })
+}
+
+/// Restores a backup's files (for SQLite, the database among them) into
+/// `target`, empty unless `replace`; their total bytes.
+async fn restore_files(
+    destination: &Destination,
+    manifest: &Manifest,
+    identity: &age::x25519::Identity,
+    target: &Path,
+    replace: bool,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<u64, BackupError> {
     let occupied = std::fs::read_dir(target)
         .map(|mut entries| entries.next().is_some())
         .unwrap_or(false);
@@ -94,20 +181,41 @@ pub async fn restore(
         done += entry.bytes;
         progress(done, total);
     }
-    let replayed = super::stream::replay(
+    Ok(total)
+}
+
+/// pgBackRest restores the database into `pg.pg_data`, configured from the
+/// destination alone.
+async fn restore_postgres(
+    destination: &Destination,
+    identity: &age::x25519::Identity,
+    label: &str,
+    until: super::pg::PgUntil,
+    pg: &PgRestore,
+    data: &Path,
+) -> Result<(), BackupError> {
+    // The restored cluster fetches archived WAL through this configuration
+    // (PostgreSQL's restore_command names it): it stays, in the node's
+    // data directory.
+    let tool = super::pg::rebuild(
         destination,
-        &manifest,
         identity,
-        &target.join("nara.db"),
-        until,
+        &data.join(super::pg::LOCAL_FOLDER),
+        &pg.pg_data,
+        pg.run_as.clone(),
     )
     .await?;
-    Ok(Restored {
-        files: manifest.files.len(),
-        bytes: total,
-        manifest,
-        replayed,
-    })
+    std::fs::create_dir_all(&pg.pg_data).map_err(super::io(&pg.pg_data))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&pg.pg_data, std::fs::Permissions::from_mode(0o700));
+    }
+    tool.hand_over(&pg.pg_data)?;
+    let (label, pg_data) = (label.to_owned(), pg.pg_data.clone());
+    tokio::task::spawn_blocking(move || tool.restore(&pg_data, &label, until))
+        .await
+        .map_err(|e| BackupError::Remote(e.to_string()))?
 }
 
 /// A manifest path as a relative path inside the target: no `..`, no root.
@@ -144,9 +252,48 @@ pub async fn verify(
     trusted: Option<&str>,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Proof, BackupError> {
+    verify_with(destination, id, identity, trusted, None, progress).await
+}
+
+/// How a PostgreSQL backup is verified: its database restored to the end of
+/// the backup and served by a throwaway server, reached with the node's
+/// database URL (its user, password and database) on another port.
+#[derive(Debug, Clone)]
+pub struct PgVerify {
+    pub database_url: String,
+    pub run_as: Option<String>,
+}
+
+/// [`verify`], with how to verify a PostgreSQL backup.
+pub async fn verify_with(
+    destination: &Destination,
+    id: Option<&str>,
+    identity: &age::x25519::Identity,
+    trusted: Option<&str>,
+    pg: Option<&PgVerify>,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Proof, BackupError> {
     let manifest = destination.manifest_or_latest(id).await?;
     let started = std::time::Instant::now();
-    let outcome = prove(destination, &manifest, identity, trusted, progress).await;
+    let outcome = match (&manifest.pgbackrest, pg) {
+        (Some(label), Some(pg)) => {
+            prove_postgres(
+                destination,
+                &manifest,
+                label,
+                identity,
+                trusted,
+                pg,
+                progress,
+            )
+            .await
+        }
+        (Some(_), None) => Err(BackupError::Remote(format!(
+            "backup {} is of a PostgreSQL database: verify it with --database-url",
+            manifest.id
+        ))),
+        (None, _) => prove(destination, &manifest, identity, trusted, progress).await,
+    };
     let now = nara_core::Timestamp::now();
     let verified = Verified {
         at: now.rfc3339(),
@@ -195,6 +342,74 @@ async fn prove(
     let store = nara_store::Store::connect(&url).await?;
     let result = prove_store(&store, scratch.path(), manifest, trusted).await;
     store.close().await;
+    result
+}
+
+async fn prove_postgres(
+    destination: &Destination,
+    manifest: &Manifest,
+    label: &str,
+    identity: &age::x25519::Identity,
+    trusted: Option<&str>,
+    pg: &PgVerify,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<(u64, usize, String), BackupError> {
+    let scratch =
+        tempfile::tempdir().map_err(|e| BackupError::Remote(format!("scratch space: {e}")))?;
+    let files = scratch.path().join("data");
+    restore_files(destination, manifest, identity, &files, false, progress).await?;
+    let pg_data = scratch.path().join("pg");
+    let tool = super::pg::rebuild(
+        destination,
+        identity,
+        &scratch.path().join("conf"),
+        &pg_data,
+        pg.run_as.clone(),
+    )
+    .await?;
+    std::fs::create_dir_all(&pg_data).map_err(super::io(&pg_data))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&pg_data, std::fs::Permissions::from_mode(0o700));
+    }
+    tool.hand_over(scratch.path())?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| BackupError::Remote(format!("a port for the restored database: {e}")))?;
+    let (tool2, data2, label2) = (tool.clone(), pg_data.clone(), label.to_owned());
+    tokio::task::spawn_blocking(move || {
+        tool2.restore(&data2, &label2, super::pg::PgUntil::EndOfBackup)?;
+        tool2.start_scratch(&data2, port)
+    })
+    .await
+    .map_err(|e| BackupError::Remote(e.to_string()))??;
+    let result = async {
+        let mut url = url::Url::parse(&pg.database_url)
+            .map_err(|e| BackupError::Remote(format!("the database URL: {e}")))?;
+        url.set_host(Some("127.0.0.1"))
+            .and_then(|()| {
+                url.set_port(Some(port))
+                    .map_err(|()| url::ParseError::InvalidPort)
+            })
+            .map_err(|e| BackupError::Remote(format!("the database URL: {e}")))?;
+        // The server answers while it still replays WAL (read-only); the
+        // copy is ready once it has promoted itself.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let store = loop {
+            match nara_store::Store::connect(url.as_str()).await {
+                Ok(store) => break store,
+                Err(e) if std::time::Instant::now() > deadline => return Err(e.into()),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+            }
+        };
+        let proved = prove_store(&store, &files, manifest, trusted).await;
+        store.close().await;
+        proved
+    }
+    .await;
+    tool.stop_scratch(&pg_data);
     result
 }
 

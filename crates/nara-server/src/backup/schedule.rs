@@ -71,9 +71,11 @@ impl Schedule {
 /// recipient. PostgreSQL nodes are backed up by pgBackRest instead.
 pub fn spawn(state: AppState) -> Option<Schedule> {
     let plan = Plan::of(&state.config)?;
-    if state.store.kind() != nara_store::BackendKind::Sqlite {
+    if state.store.kind() == nara_store::BackendKind::Postgres
+        && state.config.pgbackrest_config.is_none()
+    {
         tracing::warn!(
-            "scheduled backups are for SQLite nodes; back PostgreSQL up with pgBackRest"
+            "a PostgreSQL node is backed up through pgBackRest: run `nara backup pg-setup` and set pgbackrest_config"
         );
         return None;
     }
@@ -108,15 +110,31 @@ async fn periodic(state: AppState, plan: Plan) {
             }
         };
         let data_dir = state.config.data_dir.clone();
-        match super::take(
-            &state.store,
-            &data_dir,
-            &plan.destination,
-            &recipient,
-            &|_, _| {},
-        )
-        .await
-        {
+        let taken = match pgbackrest(&state) {
+            // PostgreSQL archives its WAL continuously itself; this is the base backup.
+            Some(tool) => {
+                super::pg::take(
+                    &state.store,
+                    &data_dir,
+                    &plan.destination,
+                    &recipient,
+                    &tool,
+                    &|_, _| {},
+                )
+                .await
+            }
+            None => {
+                super::take(
+                    &state.store,
+                    &data_dir,
+                    &plan.destination,
+                    &recipient,
+                    &|_, _| {},
+                )
+                .await
+            }
+        };
+        match taken {
             Ok(taken) => tracing::info!(
                 backup = %taken.manifest.id,
                 new_objects = taken.new_objects,
@@ -263,6 +281,17 @@ pub fn stale(plan: &Plan, status: &super::Status, started_ms: i64, now_ms: i64) 
     now_ms - since > allowed
 }
 
+/// pgBackRest, when this is a PostgreSQL node that has it configured.
+fn pgbackrest(state: &AppState) -> Option<super::pg::PgBackRest> {
+    if state.store.kind() != nara_store::BackendKind::Postgres {
+        return None;
+    }
+    Some(super::pg::PgBackRest {
+        config: state.config.pgbackrest_config.clone()?,
+        run_as: state.config.pgbackrest_run_as.clone(),
+    })
+}
+
 /// After a backup: pruning, and the daily verification.
 async fn after_backup(state: &AppState, plan: &Plan) {
     if let Err(e) = plan.destination.prune(&super::Retention::default()).await {
@@ -280,7 +309,20 @@ async fn after_backup(state: &AppState, plan: &Plan) {
         Ok(i) => i,
         Err(e) => return failed(state, "backup.verify_failed", &e.to_string()).await,
     };
-    match restore::verify(&plan.destination, None, &identity, None, &|_, _| {}).await {
+    let pg = pgbackrest(state).map(|tool| restore::PgVerify {
+        database_url: state.config.database_url(),
+        run_as: tool.run_as,
+    });
+    match restore::verify_with(
+        &plan.destination,
+        None,
+        &identity,
+        None,
+        pg.as_ref(),
+        &|_, _| {},
+    )
+    .await
+    {
         Ok(proof) => tracing::info!(
             backup = %proof.manifest.id,
             entries = proof.entries,

@@ -87,7 +87,11 @@ fn decode<'a>(name: &str, bytes: &'a [u8]) -> Result<(SegmentHeader, &'a [u8]), 
     Ok((header, frames))
 }
 
-fn encrypt(plaintext: &[u8], recipient: &age::x25519::Recipient) -> Result<Vec<u8>, BackupError> {
+/// Seals bytes with age to `recipient`.
+pub(super) fn encrypt(
+    plaintext: &[u8],
+    recipient: &age::x25519::Recipient,
+) -> Result<Vec<u8>, BackupError> {
     let encryptor =
         age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
             .map_err(|e| BackupError::Encrypt("segment".into(), e.to_string()))?;
@@ -98,6 +102,26 @@ fn encrypt(plaintext: &[u8], recipient: &age::x25519::Recipient) -> Result<Vec<u
     std::io::Write::write_all(&mut writer, plaintext)
         .and_then(|()| writer.finish().map(|_| ()))
         .map_err(|e| BackupError::Encrypt("segment".into(), e.to_string()))?;
+    Ok(out)
+}
+
+/// Opens bytes sealed by [`encrypt`]; `name` says what, in an error.
+pub(super) fn decrypt(
+    sealed: &[u8],
+    identity: &age::x25519::Identity,
+    name: &str,
+) -> Result<Vec<u8>, BackupError> {
+    let undecryptable = |why: String| BackupError::Decrypt {
+        object: name.to_owned(),
+        path: name.to_owned(),
+        why,
+    };
+    let decryptor = age::Decryptor::new(sealed).map_err(|e| undecryptable(e.to_string()))?;
+    let mut reader = decryptor
+        .decrypt(std::iter::once(identity as &dyn age::Identity))
+        .map_err(|e| undecryptable(e.to_string()))?;
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut reader, &mut out).map_err(|e| undecryptable(e.to_string()))?;
     Ok(out)
 }
 
@@ -144,26 +168,13 @@ impl Destination {
         identity: &age::x25519::Identity,
     ) -> Result<Vec<u8>, BackupError> {
         let name = format!("segment {}", segment.seq);
-        let undecryptable = |why: String| BackupError::Decrypt {
-            object: name.clone(),
-            path: "the log".into(),
-            why,
-        };
         let Some(sealed) = self.get_bytes(&segment.key).await? else {
             return Err(BackupError::Missing {
                 object: name.clone(),
                 path: "the log".into(),
             });
         };
-        let decryptor =
-            age::Decryptor::new(&sealed[..]).map_err(|e| undecryptable(e.to_string()))?;
-        let mut reader = decryptor
-            .decrypt(std::iter::once(identity as &dyn age::Identity))
-            .map_err(|e| undecryptable(e.to_string()))?;
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut reader, &mut out)
-            .map_err(|e| undecryptable(e.to_string()))?;
-        Ok(out)
+        decrypt(&sealed, identity, &name)
     }
 }
 

@@ -56,7 +56,7 @@ pub struct Metrics {
     ledger_entries: Gauge,
     ledger_pending: Gauge,
     ledger_checkpoint_age: Gauge,
-    backup_recovery_point: Gauge,
+    backup_recovery_point: Gauge<f64, std::sync::atomic::AtomicU64>,
     backup_last_verified_age: Gauge,
     backups: Gauge,
     backup_destination_up: Gauge,
@@ -118,8 +118,8 @@ impl Metrics {
             "Seconds since the latest checkpoint was signed",
             ledger_checkpoint_age.clone(),
         );
-        let (backup_recovery_point, backup_last_verified_age, backups) =
-            (Gauge::default(), Gauge::default(), Gauge::default());
+        let backup_recovery_point = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        let (backup_last_verified_age, backups) = (Gauge::default(), Gauge::default());
         registry.register(
             "backup_recovery_point_seconds",
             "Seconds of committed writes a disaster now would lose: since the log was last shipped, or since the newest backup (-1: no backup yet)",
@@ -266,8 +266,8 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
         let age = |at: Option<i64>| at.map_or(-1, |at| (now - at).max(0) / 1000);
         // Streaming: the writes not yet shipped; otherwise since the newest backup.
         let recovery_point = match state.backup_stream.recovery_point_seconds(now) {
-            Some(seconds) => seconds.ceil() as i64,
-            None => age(status.last_backup_ms),
+            Some(seconds) => seconds,
+            None => age(status.last_backup_ms) as f64,
         };
         metrics.backup_recovery_point.set(recovery_point);
         metrics

@@ -15,7 +15,7 @@
 mod support;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
 
@@ -26,40 +26,6 @@ const PAGE_CLIENTS: usize = 200;
 struct DemoAccount {
     username: String,
     password: String,
-}
-
-/// `clients` keep-alive clients, each sending `request` in a loop for
-/// `seconds`; every answer must have `status`. Returns (rate, latencies).
-async fn load(
-    clients: usize,
-    seconds: f64,
-    status: u16,
-    request: Arc<dyn Fn() -> reqwest::RequestBuilder + Send + Sync>,
-) -> (f64, Vec<Duration>) {
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let request = request.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                let r = request().send().await.unwrap();
-                let got = r.status().as_u16();
-                let body = r.bytes().await.unwrap();
-                assert_eq!(got, status, "{}", String::from_utf8_lossy(&body));
-                latencies.push(t.elapsed());
-            }
-            latencies
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    all.sort();
-    (all.len() as f64 / started.elapsed().as_secs_f64(), all)
 }
 
 fn ms(d: Duration) -> f64 {

@@ -54,6 +54,10 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Take no backups (they are on by default, beside the data
+        /// directory); for measuring what backups cost.
+        #[arg(long)]
+        no_backups: bool,
     },
     /// Serve with the configuration from a file and NARA_* variables.
     Serve {
@@ -687,7 +691,11 @@ async fn main() {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Demo { data, listen } => {
+        Command::Demo {
+            data,
+            listen,
+            no_backups,
+        } => {
             let mut config =
                 Config::load(None).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
             config.data_dir = data.clone();
@@ -697,13 +705,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let (to, key) = demo_backup_paths(&data);
             std::fs::create_dir_all(&data)
                 .with_context(|| format!("creating data directory {}", data.display()))?;
-            if !key.exists() {
-                nara_server::backup::keygen(&key)?;
+            if !no_backups {
+                if !key.exists() {
+                    nara_server::backup::keygen(&key)?;
+                }
+                config.backup_to = Some(to.clone());
+                config.backup_recipient = Some(key.display().to_string());
+                config.backup_key = Some(key.clone());
+                config.backup_every_seconds = 300;
             }
-            config.backup_to = Some(to.clone());
-            config.backup_recipient = Some(key.display().to_string());
-            config.backup_key = Some(key.clone());
-            config.backup_every_seconds = 300;
             let store = open_serving_store(&config).await?;
             if store.is_empty().await? {
                 let report = seed_with_progress(&store, &nara_core::seed::demo()?).await?;
@@ -761,12 +771,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 exchange.residents_service,
                 exchange.subjects[0]
             );
-            println!(
-                "Backups: continuous (every change shipped within a second, a new base every 5 minutes) into {}, encrypted to {} (keep that key apart; `nara backup list --to {}`).",
-                to.display(),
-                key.display(),
-                to.display()
-            );
+            if no_backups {
+                println!("Backups: off (--no-backups).");
+            } else {
+                println!(
+                    "Backups: continuous (every change shipped within a second, a new base every 5 minutes) into {}, encrypted to {} (keep that key apart; `nara backup list --to {}`).",
+                    to.display(),
+                    key.display(),
+                    to.display()
+                );
+            }
             println!("Press Ctrl-C to stop.");
             serve(config, store).await
         }

@@ -90,32 +90,7 @@ pub async fn round(
 /// `nara demo` as a child process on a free port, once it answers and has
 /// written its demo accounts: (the server, its base URL, its data folder).
 pub async fn start_demo(nara: &str) -> (Server, String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = std::process::Command::new(nara)
-        .args(["demo", "--data"])
-        .arg(dir.path())
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server(child);
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-            && dir.path().join("demo-accounts.json").exists()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    (server, base, dir)
+    start_demo_with(nara, &[]).await
 }
 
 /// Signs a demo account in with its password; its session cookie
@@ -142,4 +117,69 @@ pub async fn session_cookie(base: &str, username: &str, password: &str) -> Strin
         .next()
         .unwrap()
         .to_owned()
+}
+
+/// `clients` keep-alive clients, each sending `request` in a loop for
+/// `seconds`; every answer must have `status`. Returns (rate, latencies).
+pub async fn load(
+    clients: usize,
+    seconds: f64,
+    status: u16,
+    request: Arc<dyn Fn() -> reqwest::RequestBuilder + Send + Sync>,
+) -> (f64, Vec<Duration>) {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let request = request.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let r = request().send().await.unwrap();
+                let got = r.status().as_u16();
+                let body = r.bytes().await.unwrap();
+                assert_eq!(got, status, "{}", String::from_utf8_lossy(&body));
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    (all.len() as f64 / started.elapsed().as_secs_f64(), all)
+}
+
+/// `nara demo` as a child process with extra arguments (see [`start_demo`]).
+pub async fn start_demo_with(nara: &str, extra: &[&str]) -> (Server, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = std::process::Command::new(nara)
+        .args(["demo", "--data"])
+        .arg(dir.path())
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+            && dir.path().join("demo-accounts.json").exists()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (server, base, dir)
 }

@@ -10,7 +10,8 @@ kill the second site is restored onto a fresh directory (`nara restore`), and
     checkpoint it lacks was published within the recovery point),
   - the restored database passes SQLite's integrity check.
 The node restarts on its own data directory after each kill (SQLite's crash
-recovery) and begins a new generation. At the end `nara backup verify` proves
+recovery) and begins a new generation. Every tenth restore is itself killed
+midway first: the half-restored target is refused, then replaced whole. At the end `nara backup verify` proves
 the newest backup by the ledger. Prints recovery points p50/p99.
 
     scripts/stream-crash-test.py --cycles 50 --nara target/debug/nara
@@ -120,8 +121,23 @@ def main():
 
         target = f"{work}/restored"
         shutil.rmtree(target, ignore_errors=True)
+        replace = []
+        if cycle % 10 == 9:
+            # A restore killed midway leaves a target that is refused, then replaced whole.
+            p = subprocess.Popen([args.nara, "restore", "--from", site, "--key", key, "--data", target],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(random.uniform(0.0, 0.15))
+            if p.poll() is None:
+                os.kill(p.pid, signal.SIGKILL)
+            p.wait()
+            if os.path.isdir(target) and os.listdir(target):
+                refused = subprocess.run([args.nara, "restore", "--from", site, "--key", key, "--data", target],
+                                         capture_output=True, text=True)
+                if refused.returncode == 0 or "not empty" not in refused.stderr:
+                    sys.exit(f"cycle {cycle}: a restore into a non-empty target was not refused: {refused.stderr}")
+                replace = ["--replace"]
         started = time.monotonic()
-        out = run(args.nara, "restore", "--from", site, "--key", key, "--data", target)
+        out = run(args.nara, "restore", "--from", site, "--key", key, "--data", target, *replace)
         restore_times.append(time.monotonic() - started)
         db = sqlite3.connect(f"file:{target}/nara.db?mode=ro", uri=True)
         integrity = db.execute("PRAGMA integrity_check").fetchone()[0]

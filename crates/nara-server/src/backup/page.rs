@@ -34,6 +34,8 @@ struct BackupsPage {
     stale: bool,
     last_verified: Option<String>,
     verification_failed: bool,
+    /// The log shipped since the node started: (segments, size), if streaming.
+    shipped: Option<(u64, String)>,
     backups: Vec<BackupView>,
     chart: crate::web::BarChart,
 }
@@ -126,6 +128,13 @@ pub async fn backups_page(ctx: PageCtx, State(state): State<AppState>) -> Respon
         }),
         last_verified: status.last_verified_ms.map(|at| ago(now, at)),
         verification_failed: status.last_verification_failed,
+        shipped: state.backup_stream.recovery_point_seconds(now).map(|_| {
+            let live = &state.backup_stream;
+            (
+                live.segments.load(std::sync::atomic::Ordering::Relaxed),
+                size(live.bytes.load(std::sync::atomic::Ordering::Relaxed)),
+            )
+        }),
         backups,
         chart,
     })

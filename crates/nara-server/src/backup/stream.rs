@@ -339,6 +339,14 @@ struct Generation {
     started: Instant,
 }
 
+/// Whether a log that restarted continues the stream at `position`: only
+/// right after a checkpoint that left the whole log in the database file,
+/// and only once — SQLite adds one to the first salt at each restart, so a
+/// larger step means restarts (and their frames) went unseen.
+fn restart_follows(position: Option<&WalPosition>, restart_ok: bool, segment: &Segment) -> bool {
+    restart_ok && position.is_none_or(|p| segment.salt[0] == p.salt[0].wrapping_add(1))
+}
+
 /// Ships a node's log: owns its checkpoints.
 pub struct Shipper {
     tap: WalTap,
@@ -402,7 +410,8 @@ impl Shipper {
             Some(segment) => {
                 if let Some(g) = &self.generation
                     && !segment.is_empty()
-                    && (!segment.restarted || g.restart_ok)
+                    && (!segment.restarted
+                        || restart_follows(g.position.as_ref(), g.restart_ok, segment))
                 {
                     // The old generation's last transactions; if they cannot
                     // be stored, the new base holds them anyway.
@@ -515,7 +524,7 @@ impl Shipper {
         let Some(g) = &self.generation else {
             return Err(broken("no generation begun"));
         };
-        if segment.restarted && !g.restart_ok {
+        if segment.restarted && !restart_follows(g.position.as_ref(), g.restart_ok, segment) {
             return Err(broken(
                 "the log restarted before it was all shipped; a new base follows",
             ));
@@ -581,6 +590,39 @@ impl Shipper {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restart_continues_the_stream_only_once_and_only_after_a_whole_checkpoint() {
+        let at = |salt0| WalPosition {
+            salt: [salt0, 7],
+            frames: 10,
+            checksum: [0, 0],
+        };
+        let restarted = |salt0| Segment {
+            salt: [salt0, 99],
+            page_size: 4096,
+            first_frame: 0,
+            frames: Vec::new(),
+            count: 0,
+            commits: 0,
+            restarted: true,
+            end: at(salt0),
+        };
+        assert!(restart_follows(Some(&at(5)), true, &restarted(6)));
+        assert!(
+            !restart_follows(Some(&at(5)), false, &restarted(6)),
+            "frames went unshipped"
+        );
+        assert!(
+            !restart_follows(Some(&at(5)), true, &restarted(7)),
+            "two restarts, one unseen"
+        );
+        assert!(
+            !restart_follows(Some(&at(5)), true, &restarted(123)),
+            "a new log file"
+        );
+        assert!(restart_follows(Some(&at(u32::MAX)), true, &restarted(0)));
+    }
 
     #[test]
     fn a_segment_round_trips_and_rejects_a_miscount() {

@@ -10,6 +10,7 @@
 //!   2. the node shipping its log continuously,
 //!   3. the node without backups while `nara backup create` takes snapshots
 //!      of it back to back (the snapshot's cost, apart from the stream's),
+//!
 //! and, during the shipping rounds, the recovery point the node reports
 //! (`nara_backup_recovery_point_seconds`: seconds of committed writes not yet
 //! shipped), sampled every 100 ms: p50/p99. Goal: ≥ 0.8 of the rate, p99

@@ -10,6 +10,7 @@ pub mod consent;
 pub mod exchange;
 pub mod identity;
 pub mod member;
+pub mod secops;
 pub mod seed;
 pub mod service_def;
 pub mod validation;

@@ -68,6 +68,8 @@ pub struct AppState {
     pub figures: Arc<catalogue::statistics::FiguresCache>,
     /// The continuous backup's state, for `/metrics` and the operators.
     pub backup_stream: Arc<backup::stream::Live>,
+    /// The Sigma rules over security events, with their correlation windows.
+    pub detector: Arc<secops::detection::Detector>,
 }
 
 impl AppState {
@@ -106,6 +108,11 @@ impl AppState {
             submissions: Arc::new(citizen::application_api::submissions()),
             figures: Arc::default(),
             backup_stream: Arc::default(),
+            detector: Arc::new(secops::detection::Detector::starter().unwrap_or_else(|e| {
+                // The starter rules are tested to load; a broken build still serves.
+                tracing::error!(error = %e, "the starter detection rules");
+                secops::detection::Detector::empty()
+            })),
         }
     }
 }
@@ -251,6 +258,7 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/api/v1/ledger/entries/{index}" => get(ledger::entry): Public;
         "/api/v1/ledger/consistency" => get(ledger::consistency): Public;
         "/api/v1/security/events" => get(secops::events::security_events_api): Api(&[SecurityAnalyst, Auditor], "identity:read");
+        "/api/v1/security/alerts" => get(secops::alerts::alerts_api): Api(&[SecurityAnalyst, Auditor], "identity:read");
         "/api/v1/machine/whoami" => get(identity::machine::whoami): Machine, post(identity::machine::whoami): Machine;
         "/api/v1/registries" => get(exchange::registries::registries_api): Public;
         "/api/v1/service-definitions" => get(catalogue::services::definitions_api): Public, post(catalogue::services::publish_api): Api(DESIGNERS, "catalogue:write");
@@ -330,6 +338,8 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/admin/machine-clients" => get(admin::machine_clients::machine_clients_page): Roles(&[AgencyAdmin]), post(admin::machine_clients::register_machine_client): Roles(&[AgencyAdmin]);
         "/admin/machine-clients/revoke" => post(admin::machine_clients::revoke_machine_client): Roles(&[AgencyAdmin]);
         "/security/events" => get(secops::events::security_events_page): Roles(&[SecurityAnalyst, Auditor]);
+        "/security/alerts" => get(secops::alerts::alerts_page): Roles(&[SecurityAnalyst, Auditor]);
+        "/security/alerts/{id}" => post(secops::alerts::triage): Roles(&[SecurityAnalyst]);
         "/registries" => get(exchange::registries::registries_page): Public;
         "/apply" => get(catalogue::services::apply_list): Public;
         "/statistics" => get(catalogue::statistics::page): Public;
@@ -437,6 +447,7 @@ pub async fn serve(
     let exchange_poll = exchange::gateway::spawn_poll(state.clone());
     let mailer = citizen::mailer::spawn(state.clone());
     let backups = backup::schedule::spawn(state.clone());
+    let detection = secops::detection::spawn(state.clone());
     let app = router(state);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let graceful = async move {
@@ -462,6 +473,7 @@ pub async fn serve(
         Err(_) => server.await.unwrap_or(Ok(())),
     };
     integrator.abort();
+    detection.abort();
     identity_poll.abort();
     exchange_poll.abort();
     if let Some(m) = mailer {

@@ -39,7 +39,8 @@ use crate::problem::Problem;
         crate::catalogue::api::get_service, crate::catalogue::api::update_service,
         crate::ledger::entry, crate::ledger::consistency,
         crate::ledger::my_openings, crate::ledger::open_commitment,
-        crate::secops::events::security_events_api, crate::identity::machine::whoami,
+        crate::secops::events::security_events_api, crate::secops::alerts::alerts_api,
+        crate::identity::machine::whoami,
         crate::exchange::registries::registries_api, crate::exchange::registries::registry_record,
         crate::exchange::registries::put_registry_record, crate::exchange::data_access::data_access_api,
         crate::exchange::consents::my_consents_api, crate::exchange::consents::grant_consent_api,
@@ -54,7 +55,7 @@ use crate::problem::Problem;
         (name = "agencies", description = "Ministries, local governments and public bodies"),
         (name = "systems", description = "The inventory of agency systems and assets (operators only)"),
         (name = "services", description = "The public services agencies offer, and the definitions of those citizens apply for online (docs/services.md)"),
-        (name = "identity", description = "Security events for analysts and auditors; agency systems' signed requests \
+        (name = "identity", description = "Security events and the alerts detection rules raise, for analysts and auditors; agency systems' signed requests \
             (RFC 9421 HTTP Message Signatures, Ed25519, keys registered per subsystem). The OpenID Connect provider is \
             described by /.well-known/openid-configuration"),
         (name = "exchange", description = "Once-only exchange between agencies: the X-Road REST r1 gateway, \

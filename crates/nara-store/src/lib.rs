@@ -12,6 +12,7 @@ pub mod exchange;
 pub mod identity;
 pub mod ledger;
 pub mod oidc;
+pub mod secops;
 pub use catalogue::CatalogueStats;
 pub mod applications;
 mod seed;

@@ -516,6 +516,16 @@ pub enum Caller {
     Machine(Box<crate::identity::machine::MachineCaller>),
 }
 
+impl Caller {
+    /// The signed-in person or token holder, if any.
+    pub fn person(&self) -> Option<&Principal> {
+        match self {
+            Caller::Signed(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
 pub fn session_cookie_name(https: bool) -> &'static str {
     // `__Host-` binds the cookie to this exact origin over TLS (no Domain, Path=/).
     if https {

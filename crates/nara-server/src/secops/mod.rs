@@ -1,3 +1,5 @@
 //! Security operations: what security analysts and auditors read.
 
+pub mod alerts;
+pub mod detection;
 pub mod events;

@@ -252,6 +252,24 @@ impl PageError {
         }
     }
 
+    /// The change does not apply to the thing as it now is (another person
+    /// changed it first, or the rule does not allow it from here).
+    pub fn conflict(lang: Lang) -> Self {
+        PageError {
+            status: StatusCode::CONFLICT,
+            message: "error.conflict",
+            lang,
+        }
+    }
+
+    pub fn forbidden(lang: Lang) -> Self {
+        PageError {
+            status: StatusCode::FORBIDDEN,
+            message: "error.not_allowed",
+            lang,
+        }
+    }
+
     pub fn internal(lang: Lang) -> Self {
         PageError {
             status: StatusCode::INTERNAL_SERVER_ERROR,

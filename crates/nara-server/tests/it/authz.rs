@@ -52,6 +52,10 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
             ("GET", "/api/v1/security/events"),
             "security_analyst auditor",
         ),
+        (
+            ("GET", "/api/v1/security/alerts"),
+            "security_analyst auditor",
+        ),
         // Signed agency systems only (tests/it/machine.rs): everyone here must sign first.
         (("GET", "/api/v1/machine/whoami"), MACHINE),
         (("POST", "/api/v1/machine/whoami"), MACHINE),
@@ -111,6 +115,8 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
         (("POST", "/admin/machine-clients"), "agency_admin"),
         (("POST", "/admin/machine-clients/revoke"), "agency_admin"),
         (("GET", "/security/events"), "security_analyst auditor"),
+        (("GET", "/security/alerts"), "security_analyst auditor"),
+        (("POST", "/security/alerts/{id}"), "security_analyst"),
         (("GET", "/healthz"), ALL),
         (("GET", "/readyz"), ALL),
         (("GET", "/metrics"), INVENTORY_API),

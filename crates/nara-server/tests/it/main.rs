@@ -18,5 +18,6 @@ mod machine;
 mod pages;
 mod portal;
 mod review;
+mod secops;
 mod services;
 mod store_contract;

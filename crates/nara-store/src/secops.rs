@@ -1,0 +1,199 @@
+//! Security operations' storage: the security events detection reads in
+//! order, the alerts its rules raise, and their triage. Raising an alert and
+//! every change of its state are ledger entries.
+
+use nara_core::Timestamp;
+use nara_core::secops::AlertStatus;
+
+use crate::identity::SecurityEvent;
+use crate::ledger::{append_in_tx, commit_with_entry, entry_bytes};
+use crate::{Result, Store, StoreError, with_pool, write_tx};
+
+/// An alert a rule raised, before it is stored.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct NewAlert {
+    pub rule_id: String,
+    pub title: String,
+    pub level: String,
+    /// What the rule grouped by, `field=value` pairs (`source.ip=203.0.113.9`).
+    pub group_key: String,
+    /// The security events that made it.
+    pub events: Vec<i64>,
+    pub first_at: i64,
+    pub last_at: i64,
+}
+
+/// A stored alert.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct Alert {
+    pub id: i64,
+    pub rule_id: String,
+    pub title: String,
+    pub level: String,
+    pub group_key: String,
+    /// JSON array of security event ids.
+    pub events: String,
+    pub first_at: i64,
+    pub last_at: i64,
+    pub status: String,
+    pub updated_at: i64,
+    pub updated_by: String,
+}
+
+impl Alert {
+    pub fn status(&self) -> Option<AlertStatus> {
+        AlertStatus::parse(&self.status)
+    }
+
+    pub fn event_ids(&self) -> Vec<i64> {
+        serde_json::from_str(&self.events).unwrap_or_default()
+    }
+}
+
+const ALERT_COLUMNS: &str = "id, rule_id, title, level, group_key, events, first_at, last_at, \
+                             status, updated_at, updated_by";
+
+impl Store {
+    /// Security events after id `after`, oldest first.
+    pub async fn security_events_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<SecurityEvent>> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, at, kind, account_id, username, address, detail FROM security_events \
+             WHERE id > $1 ORDER BY id LIMIT $2"
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    /// The last security event detection has read (0: none).
+    pub async fn detection_cursor(&self) -> Result<i64> {
+        Ok(with_pool!(self, |pool| sqlx::query_scalar::<_, i64>(
+            "SELECT last_event FROM detection_cursor WHERE id = 1"
+        )
+        .fetch_optional(pool)
+        .await?
+        .unwrap_or(0)))
+    }
+
+    /// Stores the alerts raised by the events up to `cursor` and moves the
+    /// cursor there, in one transaction: an event is never read twice nor
+    /// skipped. Each alert is a ledger entry.
+    pub async fn record_alerts(&self, alerts: &[NewAlert], cursor: i64) -> Result<Vec<i64>> {
+        let now = Timestamp::now().0;
+        let ids = with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let mut ids = Vec::with_capacity(alerts.len());
+            let mut entries = Vec::with_capacity(alerts.len());
+            for a in alerts {
+                let events = serde_json::to_string(&a.events)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO alerts (rule_id, title, level, group_key, events, first_at, \
+                     last_at, status, updated_at, updated_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, 'detection') RETURNING id",
+                )
+                .bind(&a.rule_id)
+                .bind(&a.title)
+                .bind(&a.level)
+                .bind(&a.group_key)
+                .bind(&events)
+                .bind(a.first_at)
+                .bind(a.last_at)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                entries.push(entry_bytes(
+                    "secops.alert.raised",
+                    "system:detection",
+                    vec![format!("alert:{id}"), format!("rule:{}", a.rule_id)],
+                    a,
+                )?);
+                ids.push(id);
+            }
+            sqlx::query(
+                "INSERT INTO detection_cursor (id, last_event) VALUES (1, $1) \
+                 ON CONFLICT (id) DO UPDATE SET last_event = excluded.last_event",
+            )
+            .bind(cursor)
+            .execute(&mut *tx)
+            .await?;
+            append_in_tx!(tx, self.kind() == crate::BackendKind::Sqlite, &entries);
+            tx.commit().await?;
+            ids
+        });
+        Ok(ids)
+    }
+
+    /// Alerts, newest first, in one state or all.
+    pub async fn alerts(&self, status: Option<AlertStatus>, limit: i64) -> Result<Vec<Alert>> {
+        let status = status.map(AlertStatus::as_str);
+        Ok(with_pool!(self, |pool| sqlx::query_as(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE ($1 IS NULL OR status = $1) \
+             ORDER BY id DESC LIMIT $2"
+        ))
+        .bind(status)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    pub async fn alert(&self, id: i64) -> Result<Option<Alert>> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?))
+    }
+
+    /// Moves alert `id` from `from` to `to` (the caller checked the move
+    /// with [`AlertStatus::may_become`]); a ledger entry. Another analyst's
+    /// move in between is a conflict, not overwritten.
+    pub async fn triage_alert(
+        &self,
+        id: i64,
+        from: AlertStatus,
+        to: AlertStatus,
+        actor: &str,
+        note: &str,
+    ) -> Result<()> {
+        let now = Timestamp::now().0;
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let moved = sqlx::query(
+                "UPDATE alerts SET status = $1, updated_at = $2, updated_by = $3 \
+                 WHERE id = $4 AND status = $5",
+            )
+            .bind(to.as_str())
+            .bind(now)
+            .bind(actor)
+            .bind(id)
+            .bind(from.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if moved == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "alert {id} is no longer {}",
+                    from.as_str()
+                )));
+            }
+            commit_with_entry!(
+                self,
+                tx,
+                entry_bytes(
+                    "secops.alert.triaged",
+                    actor,
+                    vec![format!("alert:{id}")],
+                    &(id, from, to, note)
+                )?
+            );
+        });
+        Ok(())
+    }
+}

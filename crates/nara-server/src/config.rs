@@ -91,6 +91,11 @@ pub struct Config {
     /// when nara runs as root); unset: nara's own.
     #[serde(default)]
     pub pgbackrest_run_as: Option<String>,
+    /// A directory of Sigma rule files (`*.yml`) run beside the starter set
+    /// (docs/security-operations.md); a file that does not load is left out
+    /// and shown to analysts.
+    #[serde(default)]
+    pub detection_rules: Option<PathBuf>,
 }
 
 fn default_backup_every() -> u64 {
@@ -139,6 +144,7 @@ impl Default for Config {
             backup_every_seconds: default_backup_every(),
             pgbackrest_config: None,
             pgbackrest_run_as: None,
+            detection_rules: None,
         }
     }
 }
@@ -185,6 +191,7 @@ impl Config {
             "backup_every_seconds",
             "pgbackrest_config",
             "pgbackrest_run_as",
+            "detection_rules",
         ]);
         figment.merge(env).extract().map_err(Box::new)
     }

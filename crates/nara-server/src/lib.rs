@@ -80,6 +80,7 @@ impl AppState {
         identity: identity::auth::IdentityKeys,
     ) -> Self {
         let webauthn = identity::passkey::relying_party(&config).map(Arc::new);
+        let detector = secops::detection::Detector::with_dir(config.detection_rules.as_deref());
         let exchange = exchange::gateway::Exchange::new(
             identity.gateway_key(),
             config.node_id.as_deref().unwrap_or("local"),
@@ -108,11 +109,7 @@ impl AppState {
             submissions: Arc::new(citizen::application_api::submissions()),
             figures: Arc::default(),
             backup_stream: Arc::default(),
-            detector: Arc::new(secops::detection::Detector::starter().unwrap_or_else(|e| {
-                // The starter rules are tested to load; a broken build still serves.
-                tracing::error!(error = %e, "the starter detection rules");
-                secops::detection::Detector::empty()
-            })),
+            detector: Arc::new(detector),
         }
     }
 }

@@ -153,6 +153,12 @@ enum Command {
         #[command(subcommand)]
         command: BackupCommand,
     },
+    /// Detection rules: `nara rules check FILE|DIR…` loads Sigma rule files
+    /// as the node would and says which load and which do not, and why.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// Disaster recovery: `nara dr drill` rehearses the whole disaster.
     Dr {
         #[command(subcommand)]
@@ -197,6 +203,16 @@ enum Command {
         /// Database URL (overrides the configuration).
         #[arg(long, env = "NARA_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Load Sigma rule files (files, or directories of `*.yml`) beside the
+    /// starter set; exit non-zero if any does not load.
+    Check {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
     },
 }
 
@@ -862,6 +878,59 @@ async fn run(command: Command) -> anyhow::Result<()> {
             command: ServiceCommand::Check { files, demo },
         } => service_check(&files, demo),
         Command::Backup { command } => backup_command(command).await,
+        Command::Rules {
+            command: RulesCommand::Check { paths },
+        } => {
+            use nara_server::secops::detection::Detector;
+            let mut files = Vec::new();
+            for path in &paths {
+                if path.is_dir() {
+                    let mut found: Vec<PathBuf> = std::fs::read_dir(path)?
+                        .filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+                        .collect();
+                    found.sort();
+                    files.extend(found);
+                } else {
+                    files.push(path.clone());
+                }
+            }
+            let texts = files
+                .iter()
+                .map(|f| {
+                    std::fs::read_to_string(f)
+                        .map(|t| (f.display().to_string(), t))
+                        .with_context(|| format!("reading {}", f.display()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let named: Vec<(&str, &str)> = texts
+                .iter()
+                .map(|(f, t)| (f.as_str(), t.as_str()))
+                .collect();
+            let (detector, refused) = Detector::load(&named);
+            for rule in detector.listed() {
+                println!(
+                    "ok   {:<11} {:<13} {}  ({})",
+                    rule.kind, rule.level, rule.title, rule.file
+                );
+            }
+            for e in &refused {
+                println!("FAIL {}: {}", e.file, e.why);
+            }
+            println!(
+                "{} rules loaded from {} files; {} files refused.",
+                detector.rules(),
+                files.len() - refused.len(),
+                refused.len()
+            );
+            anyhow::ensure!(
+                refused.is_empty(),
+                "{} rule files do not load",
+                refused.len()
+            );
+            Ok(())
+        }
         Command::Dr {
             command: DrCommand::Drill { dir, seconds },
         } => {

@@ -39,6 +39,8 @@ struct AlertsPage {
     triage: bool,
     csrf: String,
     rules: usize,
+    listed: Vec<super::detection::RuleInfo>,
+    refused: Vec<(String, String)>,
 }
 
 fn view(alert: Alert) -> AlertView {
@@ -88,6 +90,13 @@ pub async fn alerts_page(
         triage: person.is_some_and(|p| p.has_role(nara_core::identity::Role::SecurityAnalyst)),
         csrf: person.and_then(|p| p.csrf()).unwrap_or_default().to_owned(),
         rules: state.detector.rules(),
+        listed: state.detector.listed().to_vec(),
+        refused: state
+            .detector
+            .refused()
+            .iter()
+            .map(|e| (e.file.clone(), e.why.clone()))
+            .collect(),
     }))
 }
 

@@ -60,10 +60,24 @@ pub struct RuleError {
     pub why: String,
 }
 
+/// A loaded rule, as the analysts' page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleInfo {
+    pub file: String,
+    pub id: String,
+    pub title: String,
+    pub level: String,
+    /// `detection` or `correlation`.
+    pub kind: &'static str,
+}
+
 /// The loaded rules and their state (correlation windows).
 pub struct Detector {
     engine: Mutex<CorrelationEngine>,
     rules: usize,
+    listed: Vec<RuleInfo>,
+    /// Rule files that were refused when loading, with why.
+    refused: Vec<RuleError>,
 }
 
 impl std::fmt::Debug for Detector {
@@ -77,6 +91,16 @@ impl std::fmt::Debug for Detector {
 impl Detector {
     /// Loads rule files (name, YAML): each must parse and compile.
     pub fn new(files: &[(&str, &str)]) -> Result<Detector, RuleError> {
+        let (detector, mut refused) = Detector::load(files);
+        match refused.pop() {
+            Some(e) => Err(e),
+            None => Ok(detector),
+        }
+    }
+
+    /// Loads what loads: a file that does not parse or compile is left out
+    /// and reported, the others run.
+    pub fn load(files: &[(&str, &str)]) -> (Detector, Vec<RuleError>) {
         let config = CorrelationConfig {
             // A correlation's building blocks are not alerts by themselves.
             emit_detections: false,
@@ -86,27 +110,153 @@ impl Detector {
             suppress: Some(600),
             ..CorrelationConfig::default()
         };
-        let mut engine = CorrelationEngine::new(config);
-        let mut rules = 0;
+        let mut parsed: Vec<(String, rsigma_parser::SigmaCollection)> = Vec::new();
+        let mut refused = Vec::new();
         for (file, yaml) in files {
             let bad = |why: String| RuleError {
                 file: (*file).to_owned(),
                 why,
             };
-            let collection =
-                rsigma_parser::parse_sigma_yaml(yaml).map_err(|e| bad(e.to_string()))?;
-            if !collection.errors.is_empty() {
-                return Err(bad(collection.errors.join("; ")));
+            match rsigma_parser::parse_sigma_yaml(yaml) {
+                Ok(c) if c.errors.is_empty() => parsed.push(((*file).to_owned(), c)),
+                Ok(c) => refused.push(bad(c.errors.join("; "))),
+                Err(e) => refused.push(bad(e.to_string())),
             }
-            rules += collection.rules.len() + collection.correlations.len();
-            engine
-                .add_collection(&collection)
-                .map_err(|e| bad(e.to_string()))?;
         }
-        Ok(Detector {
+        // Each file is compiled with those accepted so far on a scratch
+        // engine, so a bad file cannot leave half its rules in the one that
+        // runs; files whose correlations name rules of files not yet
+        // accepted are tried again until nothing more loads.
+        let mut accepted: Vec<(String, rsigma_parser::SigmaCollection)> = Vec::new();
+        let mut pending: Vec<(String, rsigma_parser::SigmaCollection, String)> = parsed
+            .into_iter()
+            .map(|(f, c)| (f, c, String::new()))
+            .collect();
+        loop {
+            let before = pending.len();
+            let mut still = Vec::new();
+            for (file, collection, _) in pending {
+                let mut trial = CorrelationEngine::new(CorrelationConfig::default());
+                let compiled = accepted
+                    .iter()
+                    .map(|(_, c)| c)
+                    .chain(std::iter::once(&collection))
+                    .try_for_each(|c| trial.add_collection(c));
+                match compiled {
+                    Ok(()) => accepted.push((file, collection)),
+                    Err(e) => still.push((file, collection, e.to_string())),
+                }
+            }
+            pending = still;
+            if pending.is_empty() || pending.len() == before {
+                break;
+            }
+        }
+        refused.extend(
+            pending
+                .into_iter()
+                .map(|(file, _, why)| RuleError { file, why }),
+        );
+        let mut engine = CorrelationEngine::new(config);
+        let mut listed = Vec::new();
+        let level = |l: Option<&rsigma_parser::Level>| {
+            l.map(|l| format!("{l:?}").to_lowercase())
+                .unwrap_or_default()
+        };
+        for (file, collection) in &accepted {
+            if let Err(e) = engine.add_collection(collection) {
+                refused.push(RuleError {
+                    file: file.clone(),
+                    why: e.to_string(),
+                });
+                continue;
+            }
+            listed.extend(collection.rules.iter().map(|r| RuleInfo {
+                file: file.clone(),
+                id: r.id.clone().unwrap_or_default(),
+                title: r.title.clone(),
+                level: level(r.level.as_ref()),
+                kind: "detection",
+            }));
+            listed.extend(collection.correlations.iter().map(|r| RuleInfo {
+                file: file.clone(),
+                id: r.id.clone().unwrap_or_default(),
+                title: r.title.clone(),
+                level: level(r.level.as_ref()),
+                kind: "correlation",
+            }));
+        }
+        let detector = Detector {
             engine: Mutex::new(engine),
-            rules,
-        })
+            rules: listed.len(),
+            listed,
+            refused: Vec::new(),
+        };
+        (detector, refused)
+    }
+
+    /// The starter rules and every `*.yml` file in `dir` (sorted by name);
+    /// files that do not load are left out and kept to show.
+    pub fn with_dir(dir: Option<&std::path::Path>) -> Detector {
+        let mut owned: Vec<(String, String)> = STARTER_RULES
+            .iter()
+            .map(|(f, y)| ((*f).to_owned(), (*y).to_owned()))
+            .collect();
+        let mut unreadable = Vec::new();
+        if let Some(dir) = dir {
+            match std::fs::read_dir(dir) {
+                Ok(entries) => {
+                    let mut paths: Vec<_> = entries
+                        .filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+                        .collect();
+                    paths.sort();
+                    for path in paths {
+                        let name = path.display().to_string();
+                        // A rule file is small; a huge one is a mistake, not a rule.
+                        match std::fs::metadata(&path).map(|m| m.len()) {
+                            Ok(len) if len > 1024 * 1024 => unreadable.push(RuleError {
+                                file: name,
+                                why: format!("{len} bytes: larger than a rule file can be (1 MiB)"),
+                            }),
+                            _ => match std::fs::read_to_string(&path) {
+                                Ok(text) => owned.push((name, text)),
+                                Err(e) => unreadable.push(RuleError {
+                                    file: name,
+                                    why: e.to_string(),
+                                }),
+                            },
+                        }
+                    }
+                }
+                Err(e) => unreadable.push(RuleError {
+                    file: dir.display().to_string(),
+                    why: e.to_string(),
+                }),
+            }
+        }
+        let files: Vec<(&str, &str)> = owned
+            .iter()
+            .map(|(f, y)| (f.as_str(), y.as_str()))
+            .collect();
+        let (mut detector, mut refused) = Detector::load(&files);
+        refused.extend(unreadable);
+        for e in &refused {
+            tracing::error!(file = %e.file, error = %e.why, "a detection rule file was not loaded");
+        }
+        detector.refused = refused;
+        detector
+    }
+
+    /// The rules loaded.
+    pub fn listed(&self) -> &[RuleInfo] {
+        &self.listed
+    }
+
+    /// Rule files left out, and why.
+    pub fn refused(&self) -> &[RuleError] {
+        &self.refused
     }
 
     /// No rules at all.
@@ -114,6 +264,8 @@ impl Detector {
         Detector {
             engine: Mutex::new(CorrelationEngine::new(CorrelationConfig::default())),
             rules: 0,
+            listed: Vec::new(),
+            refused: Vec::new(),
         }
     }
 
@@ -293,6 +445,36 @@ mod tests {
             detector
                 .evaluate(&[failed(2, "minji", "192.0.2.1", 1_800_000_001_000)])
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn rules_from_a_directory_join_the_starter_set_and_bad_files_are_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("mine.yml"),
+            "title: An agency's own\nid: 0b7e7c52-6f7e-4b37-9d0e-111111111111\nlogsource:\n  product: nara\n  service: security\ndetection:\n  sel:\n    kind: account.created\n  condition: sel\nlevel: low\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("broken.yml"), "title: [unclosed").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a rule").unwrap();
+        let detector = Detector::with_dir(Some(dir.path()));
+        let starter = Detector::starter().unwrap().rules();
+        assert_eq!(detector.rules(), starter + 1);
+        assert!(
+            detector
+                .listed()
+                .iter()
+                .any(|r| r.title == "An agency's own" && r.level == "low")
+        );
+        assert_eq!(detector.refused().len(), 1);
+        assert!(detector.refused()[0].file.ends_with("broken.yml"));
+        let mut created = failed(1, "new-official", "192.0.2.1", 1_800_000_000_000);
+        created.kind = "account.created".into();
+        assert_eq!(
+            detector.evaluate(&[created]).len(),
+            1,
+            "the agency's rule runs"
         );
     }
 

@@ -256,6 +256,7 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/api/v1/ledger/consistency" => get(ledger::consistency): Public;
         "/api/v1/security/events" => get(secops::events::security_events_api): Api(&[SecurityAnalyst, Auditor], "identity:read");
         "/api/v1/security/alerts" => get(secops::alerts::alerts_api): Api(&[SecurityAnalyst, Auditor], "identity:read");
+        "/api/v1/security/intake" => post(secops::intake::json_lines): Machine;
         "/api/v1/machine/whoami" => get(identity::machine::whoami): Machine, post(identity::machine::whoami): Machine;
         "/api/v1/registries" => get(exchange::registries::registries_api): Public;
         "/api/v1/service-definitions" => get(catalogue::services::definitions_api): Public, post(catalogue::services::publish_api): Api(DESIGNERS, "catalogue:write");

@@ -40,6 +40,7 @@ use crate::problem::Problem;
         crate::ledger::entry, crate::ledger::consistency,
         crate::ledger::my_openings, crate::ledger::open_commitment,
         crate::secops::events::security_events_api, crate::secops::alerts::alerts_api,
+        crate::secops::intake::json_lines,
         crate::identity::machine::whoami,
         crate::exchange::registries::registries_api, crate::exchange::registries::registry_record,
         crate::exchange::registries::put_registry_record, crate::exchange::data_access::data_access_api,

@@ -53,7 +53,39 @@ impl Alert {
 const ALERT_COLUMNS: &str = "id, rule_id, title, level, group_key, events, first_at, last_at, \
                              status, updated_at, updated_by";
 
+/// A security event an agency system reported, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportedEvent {
+    pub at: i64,
+    pub kind: String,
+    pub username: String,
+    pub address: String,
+    pub detail: String,
+}
+
 impl Store {
+    /// Stores reported events, all or none.
+    pub async fn record_reported_events(&self, events: &[ReportedEvent]) -> Result<()> {
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            for e in events {
+                sqlx::query(
+                    "INSERT INTO security_events (at, kind, account_id, username, address, detail) \
+                     VALUES ($1, $2, NULL, $3, $4, $5)",
+                )
+                .bind(e.at)
+                .bind(&e.kind)
+                .bind(&e.username)
+                .bind(&e.address)
+                .bind(&e.detail)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
     /// Security events after id `after`, oldest first.
     pub async fn security_events_after(
         &self,

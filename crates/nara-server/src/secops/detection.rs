@@ -45,6 +45,10 @@ pub const STARTER_RULES: &[(&str, &str)] = &[
         "backup_failures.yml",
         include_str!("../../rules/backup_failures.yml"),
     ),
+    (
+        "system_sign_in.yml",
+        include_str!("../../rules/system_sign_in.yml"),
+    ),
 ];
 
 /// How often new security events are read.
@@ -429,6 +433,30 @@ mod tests {
             detector
                 .evaluate(&[failed(7, "user0", "198.51.100.7", at + 7000)])
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn agency_systems_reported_failures_correlate_too() {
+        let detector = Detector::starter().unwrap();
+        let events: Vec<_> = (0..6)
+            .map(|i| {
+                let mut e = failed(
+                    i + 1,
+                    &format!("citizen-{i}"),
+                    "198.51.100.23",
+                    1_800_000_000_000 + i,
+                );
+                e.kind = "system.login.failed".into();
+                e
+            })
+            .collect();
+        let alerts = detector.evaluate(&events);
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert!(
+            alerts[0]
+                .title
+                .starts_with("agency system credential stuffing")
         );
     }
 

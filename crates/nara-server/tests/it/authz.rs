@@ -59,6 +59,7 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
         // Signed agency systems only (tests/it/machine.rs): everyone here must sign first.
         (("GET", "/api/v1/machine/whoami"), MACHINE),
         (("POST", "/api/v1/machine/whoami"), MACHINE),
+        (("POST", "/api/v1/security/intake"), MACHINE),
         (("GET", "/openapi.json"), ALL),
         (("GET", "/ledger/checkpoint"), ALL),
         (("GET", "/ledger/vkey"), ALL),

@@ -174,6 +174,75 @@ async fn signed_requests_from_registered_subsystems() {
         StatusCode::OK
     );
 
+    // Security events as JSON lines: a bad line refuses the whole body; six
+    // failed sign-ins to different accounts from one address raise an alert.
+    let intake = "/api/v1/security/intake";
+    let bad = b"{\"kind\":\"login.failed\",\"user\":\"a\"}\n{\"kind\":\"login.failed\",\"source_ip\":\"not-an-ip\"}\n";
+    let r = signed(&app, "POST", intake, bad, &good, bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let problem: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "line 2: source_ip");
+    assert!(
+        app.store
+            .security_events(Some("system.login.failed"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let lines: String = (0..6)
+        .map(|n| format!("{{\"kind\":\"login.failed\",\"user\":\"citizen-{n}\",\"source_ip\":\"198.51.100.23\",\"detail\":\"wrong password\"}}\n"))
+        .collect();
+    let r = signed(
+        &app,
+        "POST",
+        intake,
+        lines.as_bytes(),
+        &good,
+        lines.as_bytes(),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let stored = app
+        .store
+        .security_events(Some("system.login.failed"), 10)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 6);
+    assert!(
+        stored[0]
+            .detail
+            .starts_with(&format!("from {agency}/traffic: "))
+    );
+    let mut raised = Vec::new();
+    for _ in 0..100 {
+        raised = app.store.alerts(None, 10).await.unwrap();
+        if !raised.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert!(
+        raised[0]
+            .title
+            .starts_with("agency system credential stuffing")
+    );
+    assert_eq!(raised[0].group_key, "source_ip=198.51.100.23");
+    // Unsigned: refused.
+    let r = app
+        .client
+        .post(app.url(intake))
+        .body(lines.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
     let get = Signing {
         covered: &["@method", "@target-uri"],
         ..good

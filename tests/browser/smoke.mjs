@@ -55,7 +55,7 @@ const signedInPages = [
   ['citizen', ['/account', '/account/second-factor', '/my/consents', '/my/data-access', '/my/applications', '/my/inbox', '/apply/resident-registration-certificate']],
   ['agency_admin', ['/admin/officials', '/admin/apps', '/admin/machine-clients', '/admin/exchange', '/cases']],
   ['service_designer', ['/designer/services']],
-  ['security_analyst', ['/security/events']],
+  ['security_analyst', ['/security/events', '/security/alerts']],
   ['operator', ['/systems', '/operations/exchange', '/operations/backups']],
 ];
 
@@ -91,6 +91,18 @@ if (process.env.NARA_BIN && process.env.NARA_DATA) {
   checked += 2;
   await ctx.close();
 }
+// Six failed sign-ins to different accounts from this address: detection
+// (a Sigma correlation rule) raises a credential-stuffing alert, so the
+// analysts' alerts page is audited with an alert and its triage form.
+for (let n = 0; n < 6; n++) {
+  await fetch(`${base}/sign-in`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: `username=stuffed-${n}&password=from-a-leaked-list-1`,
+    redirect: 'manual',
+  });
+}
+await new Promise((resolve) => setTimeout(resolve, 3000));
 for (const [role, paths] of signedInPages) {
   const account = byRole(role);
   if (!account) continue;
@@ -107,6 +119,9 @@ for (const [role, paths] of signedInPages) {
         await page.screenshot({ path: process.env.SCREENSHOT || '/tmp/nara-systems.png', fullPage: false });
       }
       if (path === '/account/second-factor' && !(await page.$('figure.qr svg'))) fail('second factor set-up: no QR code');
+      if (path === '/security/alerts' && !(await page.$('form[action^="/security/alerts/"] select[name="to"]'))) {
+        fail(`alerts [${lang}]: no credential-stuffing alert with its triage form`);
+      }
     }
   }
   await ctx.close();

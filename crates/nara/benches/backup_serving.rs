@@ -30,8 +30,6 @@ const PAGE_CLIENTS: usize = 50;
 
 #[derive(serde::Deserialize)]
 struct DemoAccount {
-    username: String,
-    password: String,
     #[serde(default)]
     api_token: Option<String>,
 }
@@ -40,8 +38,8 @@ struct DemoAccount {
 struct Node {
     base: String,
     dir: tempfile::TempDir,
-    submit: Arc<dyn Fn() -> reqwest::RequestBuilder + Send + Sync>,
-    page: Arc<dyn Fn() -> reqwest::RequestBuilder + Send + Sync>,
+    submit: Request,
+    page: Request,
     token: String,
     _server: Server,
 }
@@ -53,58 +51,17 @@ async fn node(extra: &[&str]) -> Node {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let accounts: Vec<DemoAccount> = serde_json::from_str(
+    let token = serde_json::from_str::<Vec<DemoAccount>>(
         &std::fs::read_to_string(dir.path().join("demo-accounts.json")).unwrap(),
     )
-    .unwrap();
-    let minji = accounts.iter().find(|a| a.username == "minji").unwrap();
-    let token = accounts
-        .iter()
-        .find_map(|a| a.api_token.clone())
-        .expect("the demo's operator token");
-    let cookie = session_cookie(&base, &minji.username, &minji.password).await;
-    let form = client
-        .get(format!("{base}/apply/phishing-report"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = form
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("a signed-in citizen's page carries the CSRF token")
-        .to_owned();
-    let body = serde_json::json!({"data": {
-        "channel": "sms", "sender": "+82 10-0000-0000",
-        "content": "Your parcel is held at customs: pay the fee at http://bad.example/pay",
-        "lost_money": "yes", "amount": 35000}})
-    .to_string();
-    let submit: Arc<dyn Fn() -> reqwest::RequestBuilder + Send + Sync> = {
-        let (c, url, cookie, csrf) = (
-            client.clone(),
-            format!("{base}/api/v1/services/phishing-report/applications"),
-            cookie.clone(),
-            csrf.clone(),
-        );
-        Arc::new(move || {
-            c.post(&url)
-                .header("cookie", &cookie)
-                .header("x-csrf-token", &csrf)
-                .header("content-type", "application/json")
-                .body(body.clone())
-        })
-    };
-    let page: Arc<dyn Fn() -> reqwest::RequestBuilder + Send + Sync> = {
-        let (c, url) = (
-            client.clone(),
-            format!("{base}/apply/resident-registration-certificate?lang=ko"),
-        );
-        Arc::new(move || c.get(&url).header("cookie", &cookie))
-    };
+    .unwrap()
+    .into_iter()
+    .find_map(|a| a.api_token)
+    .expect("the demo's operator token");
+    let Citizen {
+        submit,
+        portal: page,
+    } = citizen(&client, &base, dir.path()).await;
     // Warm up: connections, caches, the first base backup.
     load(CONCURRENCY, 1.0, 201, submit.clone()).await;
     load(PAGE_CLIENTS, 0.5, 200, page.clone()).await;

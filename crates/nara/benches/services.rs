@@ -22,12 +22,6 @@ use support::*;
 const ROUNDS: usize = 5;
 const PAGE_CLIENTS: usize = 200;
 
-#[derive(serde::Deserialize)]
-struct DemoAccount {
-    username: String,
-    password: String,
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -40,60 +34,11 @@ async fn main() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let accounts: Vec<DemoAccount> = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("demo-accounts.json")).unwrap(),
-    )
-    .unwrap();
-    let minji = accounts.iter().find(|a| a.username == "minji").unwrap();
-    let cookie = session_cookie(&base, &minji.username, &minji.password).await;
-    let page = plain
-        .get(format!("{base}/apply/phishing-report"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("a signed-in citizen's page carries the CSRF token")
-        .to_owned();
-    let body = serde_json::json!({"data": {
-        "channel": "sms", "sender": "+82 10-0000-0000",
-        "content": "Your parcel is held at customs: pay the fee at http://bad.example/pay",
-        "lost_money": "yes", "amount": 35000}})
-    .to_string();
-
-    let healthz: Arc<dyn Fn() -> reqwest::RequestBuilder + Send + Sync> = {
+    let healthz: Request = {
         let (c, url) = (plain.clone(), format!("{base}/healthz"));
         Arc::new(move || c.get(&url))
     };
-    let submit: Arc<dyn Fn() -> reqwest::RequestBuilder + Send + Sync> = {
-        let (c, url, cookie, csrf) = (
-            plain.clone(),
-            format!("{base}/api/v1/services/phishing-report/applications"),
-            cookie.clone(),
-            csrf.clone(),
-        );
-        Arc::new(move || {
-            c.post(&url)
-                .header("cookie", &cookie)
-                .header("x-csrf-token", &csrf)
-                .header("content-type", "application/json")
-                .body(body.clone())
-        })
-    };
-    let portal: Arc<dyn Fn() -> reqwest::RequestBuilder + Send + Sync> = {
-        let (c, url, cookie) = (
-            plain.clone(),
-            format!("{base}/apply/resident-registration-certificate?lang=ko"),
-            cookie.clone(),
-        );
-        Arc::new(move || c.get(&url).header("cookie", &cookie))
-    };
+    let Citizen { submit, portal } = citizen(&plain, &base, dir.path()).await;
     // Warm up both paths (connections, caches, the first WAL checkpoint).
     load(CONCURRENCY, 0.5, 200, healthz.clone()).await;
     load(CONCURRENCY, 0.5, 201, submit.clone()).await;

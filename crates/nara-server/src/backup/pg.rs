@@ -286,6 +286,19 @@ impl PgBackRest {
         Ok(())
     }
 
+    /// Makes `path` a directory PostgreSQL accepts for a cluster: private
+    /// (0700) and owned by the user it runs as.
+    pub fn cluster_directory(&self, path: &Path) -> Result<(), BackupError> {
+        std::fs::create_dir_all(path).map_err(io(path))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+                .map_err(io(path))?;
+        }
+        self.hand_over(path)
+    }
+
     /// The PostgreSQL server programs' directory: the newest under
     /// `/usr/lib/postgresql/*/bin`, or the `PATH`.
     fn pg_bin(program: &str) -> String {

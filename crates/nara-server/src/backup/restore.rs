@@ -205,13 +205,7 @@ async fn restore_postgres(
         pg.run_as.clone(),
     )
     .await?;
-    std::fs::create_dir_all(&pg.pg_data).map_err(super::io(&pg.pg_data))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&pg.pg_data, std::fs::Permissions::from_mode(0o700));
-    }
-    tool.hand_over(&pg.pg_data)?;
+    tool.cluster_directory(&pg.pg_data)?;
     let (label, pg_data) = (label.to_owned(), pg.pg_data.clone());
     tokio::task::spawn_blocking(move || tool.restore(&pg_data, &label, until))
         .await
@@ -367,12 +361,7 @@ async fn prove_postgres(
         pg.run_as.clone(),
     )
     .await?;
-    std::fs::create_dir_all(&pg_data).map_err(super::io(&pg_data))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&pg_data, std::fs::Permissions::from_mode(0o700));
-    }
+    tool.cluster_directory(&pg_data)?;
     tool.hand_over(scratch.path())?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

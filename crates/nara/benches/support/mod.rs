@@ -183,3 +183,70 @@ pub async fn start_demo_with(nara: &str, extra: &[&str]) -> (Server, String, tem
     }
     (server, base, dir)
 }
+
+/// A request, made afresh for each send.
+pub type Request = Arc<dyn Fn() -> reqwest::RequestBuilder + Send + Sync>;
+
+#[derive(serde::Deserialize)]
+struct DemoAccount {
+    username: String,
+    password: String,
+}
+
+/// What a signed-in demo citizen (minji) sends: a full submission of the
+/// phishing report through the API (with her session's CSRF token), and a
+/// service's portal page in Korean.
+pub struct Citizen {
+    pub submit: Request,
+    pub portal: Request,
+}
+
+pub async fn citizen(client: &reqwest::Client, base: &str, demo: &std::path::Path) -> Citizen {
+    let accounts: Vec<DemoAccount> =
+        serde_json::from_str(&std::fs::read_to_string(demo.join("demo-accounts.json")).unwrap())
+            .unwrap();
+    let minji = accounts.iter().find(|a| a.username == "minji").unwrap();
+    let cookie = session_cookie(base, &minji.username, &minji.password).await;
+    let page = client
+        .get(format!("{base}/apply/phishing-report"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a signed-in citizen's page carries the CSRF token")
+        .to_owned();
+    let body = serde_json::json!({"data": {
+        "channel": "sms", "sender": "+82 10-0000-0000",
+        "content": "Your parcel is held at customs: pay the fee at http://bad.example/pay",
+        "lost_money": "yes", "amount": 35000}})
+    .to_string();
+    let submit: Request = {
+        let (c, url, cookie) = (
+            client.clone(),
+            format!("{base}/api/v1/services/phishing-report/applications"),
+            cookie.clone(),
+        );
+        Arc::new(move || {
+            c.post(&url)
+                .header("cookie", &cookie)
+                .header("x-csrf-token", &csrf)
+                .header("content-type", "application/json")
+                .body(body.clone())
+        })
+    };
+    let portal: Request = {
+        let (c, url) = (
+            client.clone(),
+            format!("{base}/apply/resident-registration-certificate?lang=ko"),
+        );
+        Arc::new(move || c.get(&url).header("cookie", &cookie))
+    };
+    Citizen { submit, portal }
+}

@@ -80,7 +80,10 @@ pub struct Config {
     /// backups by restoring them; unset: verify elsewhere.
     #[serde(default)]
     pub backup_key: Option<PathBuf>,
-    /// Seconds between scheduled backups (at least 60).
+    /// Seconds between scheduled backups (at least 60): between bases when
+    /// backups are continuous (the log is shipped every second between
+    /// them), between snapshots otherwise. Six hours by default: a base is
+    /// the whole database, and retention keeps every one of the last 48 h.
     #[serde(default = "default_backup_every")]
     pub backup_every_seconds: u64,
     /// A PostgreSQL node's pgBackRest configuration, as `nara backup
@@ -99,7 +102,7 @@ pub struct Config {
 }
 
 fn default_backup_every() -> u64 {
-    900
+    6 * 3600
 }
 
 fn default_smtp_from() -> String {

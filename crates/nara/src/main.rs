@@ -728,7 +728,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 config.backup_to = Some(to.clone());
                 config.backup_recipient = Some(key.display().to_string());
                 config.backup_key = Some(key.clone());
-                config.backup_every_seconds = 300;
+                config.backup_every_seconds = 3600;
             }
             let store = open_serving_store(&config).await?;
             if store.is_empty().await? {
@@ -791,7 +791,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 println!("Backups: off (--no-backups).");
             } else {
                 println!(
-                    "Backups: continuous (every change shipped within a second, a new base every 5 minutes) into {}, encrypted to {} (keep that key apart; `nara backup list --to {}`).",
+                    "Backups: continuous (every change shipped within a second, a new base every hour) into {}, encrypted to {} (keep that key apart; `nara backup list --to {}`).",
                     to.display(),
                     key.display(),
                     to.display()

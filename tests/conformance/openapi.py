@@ -74,6 +74,9 @@ def main():
         NARA_CITIZEN_SESSION=cookie.split("=", 1)[1],
     )
     here = os.path.dirname(os.path.abspath(__file__))
+    # hooks.py: a serializer for JSON-lines bodies.
+    env["SCHEMATHESIS_HOOKS"] = "hooks"
+    env["PYTHONPATH"] = here + os.pathsep + env.get("PYTHONPATH", "")
     st = os.path.join(os.path.dirname(sys.executable), "schemathesis")
     command = [
         st, "--config-file", os.path.join(here, "schemathesis.toml"),

@@ -56,6 +56,90 @@ impl AlertStatus {
     }
 }
 
+/// The national cyber alert level (Korea's five: 정상, 관심, 주의, 경계, 심각),
+/// set by a security analyst with a reason. It acts: per-address limits
+/// tighten with it, and from `Caution` a new machine key needs a second
+/// analyst's approval.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertLevel {
+    #[default]
+    Normal,
+    Attention,
+    Caution,
+    Alert,
+    Serious,
+}
+
+impl AlertLevel {
+    pub const ALL: [AlertLevel; 5] = [
+        AlertLevel::Normal,
+        AlertLevel::Attention,
+        AlertLevel::Caution,
+        AlertLevel::Alert,
+        AlertLevel::Serious,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertLevel::Normal => "normal",
+            AlertLevel::Attention => "attention",
+            AlertLevel::Caution => "caution",
+            AlertLevel::Alert => "alert",
+            AlertLevel::Serious => "serious",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AlertLevel> {
+        AlertLevel::ALL.into_iter().find(|l| l.as_str() == text)
+    }
+
+    /// 0 (normal) to 4 (serious).
+    pub fn rank(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_rank(rank: u8) -> AlertLevel {
+        AlertLevel::ALL
+            .get(usize::from(rank))
+            .copied()
+            .unwrap_or(AlertLevel::Serious)
+    }
+
+    /// How many requests a minute one address may make to the public
+    /// routes at this level, given the operator's `normal` figure: all of it
+    /// at normal, then ¾, ½, ¼ and ⅛ — never below one.
+    pub fn per_address_limit(self, normal: u32) -> u32 {
+        let (num, den) = match self {
+            AlertLevel::Normal => (1, 1),
+            AlertLevel::Attention => (3, 4),
+            AlertLevel::Caution => (1, 2),
+            AlertLevel::Alert => (1, 4),
+            AlertLevel::Serious => (1, 8),
+        };
+        (u64::from(normal) * num / den).clamp(1, u64::from(u32::MAX)) as u32
+    }
+
+    /// Whether a new machine key needs a second analyst's approval before
+    /// it may sign: from caution up.
+    pub fn machine_keys_need_second_approval(self) -> bool {
+        self >= AlertLevel::Caution
+    }
+}
+
 /// How bad an alert is, as Sigma's `level` says.
 pub fn level_rank(level: &str) -> u8 {
     match level {
@@ -85,5 +169,25 @@ mod tests {
         assert!(TruePositive.may_become(Open));
         assert!(!TruePositive.may_become(FalsePositive), "reopen first");
         assert_eq!(AlertStatus::parse("closed"), None);
+    }
+
+    #[test]
+    fn higher_levels_only_tighten() {
+        for normal in [1u32, 7, 600, 1200, u32::MAX] {
+            let limits: Vec<u32> = AlertLevel::ALL
+                .iter()
+                .map(|l| l.per_address_limit(normal))
+                .collect();
+            assert_eq!(limits[0], normal);
+            assert!(limits.windows(2).all(|w| w[1] <= w[0]), "{limits:?}");
+            assert!(limits.iter().all(|l| *l >= 1));
+        }
+        assert_eq!(AlertLevel::Serious.per_address_limit(1200), 150);
+        for l in AlertLevel::ALL {
+            assert_eq!(AlertLevel::parse(l.as_str()), Some(l));
+            assert_eq!(AlertLevel::from_rank(l.rank()), l);
+        }
+        assert!(!AlertLevel::Attention.machine_keys_need_second_approval());
+        assert!(AlertLevel::Caution.machine_keys_need_second_approval());
     }
 }

@@ -99,6 +99,17 @@ pub struct Config {
     /// and shown to analysts.
     #[serde(default)]
     pub detection_rules: Option<PathBuf>,
+    /// Requests a minute one client address may make to the public routes
+    /// (pages and API reads open to anyone, sign-in) at the normal alert
+    /// level; higher levels allow ¾, ½, ¼, ⅛ of it. 0 turns the limit off
+    /// (load tests). Behind a proxy, set `trusted_proxies` too, or every
+    /// client shares the proxy's allowance.
+    #[serde(default = "default_rate_limit")]
+    pub rate_limit_per_minute: u32,
+}
+
+fn default_rate_limit() -> u32 {
+    1200
 }
 
 fn default_backup_every() -> u64 {
@@ -138,6 +149,7 @@ impl Default for Config {
             global_conf: None,
             global_conf_key: None,
             node_id: None,
+            rate_limit_per_minute: default_rate_limit(),
             smtp_url: None,
             smtp_from: default_smtp_from(),
             trusted_proxies: Vec::new(),
@@ -195,6 +207,7 @@ impl Config {
             "pgbackrest_config",
             "pgbackrest_run_as",
             "detection_rules",
+            "rate_limit_per_minute",
         ]);
         figment.merge(env).extract().map_err(Box::new)
     }

@@ -70,6 +70,8 @@ pub struct AppState {
     pub backup_stream: Arc<backup::stream::Live>,
     /// The Sigma rules over security events, with their correlation windows.
     pub detector: Arc<secops::detection::Detector>,
+    /// The national alert level and the per-address limits it sets.
+    pub posture: Arc<secops::level::Posture>,
 }
 
 impl AppState {
@@ -80,6 +82,7 @@ impl AppState {
         identity: identity::auth::IdentityKeys,
     ) -> Self {
         let webauthn = identity::passkey::relying_party(&config).map(Arc::new);
+        let config_limit = config.rate_limit_per_minute;
         let detector = secops::detection::Detector::with_dir(config.detection_rules.as_deref());
         let exchange = exchange::gateway::Exchange::new(
             identity.gateway_key(),
@@ -110,6 +113,7 @@ impl AppState {
             figures: Arc::default(),
             backup_stream: Arc::default(),
             detector: Arc::new(detector),
+            posture: Arc::new(secops::level::Posture::new(config_limit)),
         }
     }
 }
@@ -337,6 +341,8 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/admin/machine-clients/revoke" => post(admin::machine_clients::revoke_machine_client): Roles(&[AgencyAdmin]);
         "/security/events" => get(secops::events::security_events_page): Roles(&[SecurityAnalyst, Auditor]);
         "/security/alerts" => get(secops::alerts::alerts_page): Roles(&[SecurityAnalyst, Auditor]);
+        "/security/level" => get(secops::level::level_page): Roles(&[SecurityAnalyst, Auditor]), post(secops::level::set_level): Roles(&[SecurityAnalyst]);
+        "/status" => get(secops::level::status_page): Public;
         "/security/alerts/{id}" => post(secops::alerts::triage): Roles(&[SecurityAnalyst]);
         "/registries" => get(exchange::registries::registries_page): Public;
         "/apply" => get(catalogue::services::apply_list): Public;
@@ -446,6 +452,7 @@ pub async fn serve(
     let mailer = citizen::mailer::spawn(state.clone());
     let backups = backup::schedule::spawn(state.clone());
     let detection = secops::detection::spawn(state.clone());
+    let posture = secops::level::spawn(state.clone());
     let app = router(state);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let graceful = async move {
@@ -472,6 +479,7 @@ pub async fn serve(
     };
     integrator.abort();
     detection.abort();
+    posture.abort();
     identity_poll.abort();
     exchange_poll.abort();
     if let Some(m) = mailer {

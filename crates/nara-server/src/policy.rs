@@ -187,6 +187,50 @@ pub fn decide(rule: Rule, caller: &Caller, method: &Method) -> Decision {
 }
 
 /// The middleware every routed request passes through.
+/// Whether a route open to anyone counts against the per-address limit:
+/// all do but the load balancer's health checks and the static files a
+/// page load fetches with it.
+fn per_address_limited(route: &str) -> bool {
+    !matches!(route, "/healthz" | "/readyz" | "/favicon.ico") && !route.starts_with("/static/")
+}
+
+/// The refusal for a client over its per-address limit (reported as a
+/// security event at most once a minute per address), or `None`.
+fn over_the_limit(state: &AppState, request: &Request, api: bool) -> Option<Response> {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()?
+        .0
+        .ip();
+    let headers = request.headers();
+    let client = crate::identity::request::client_ip(peer, headers, &state.config.trusted_proxies);
+    let (wait, report) = state.posture.admit(client).err()?;
+    let refusal = crate::secops::level::refused(headers, api, wait);
+    if report {
+        let detail = format!(
+            "{} {} over {} a minute at level {}",
+            request.method(),
+            request.uri().path(),
+            state.posture.per_minute(),
+            state.posture.level().as_str()
+        );
+        let state = state.clone();
+        // Recorded off the request: a refusal must stay cheap under a flood.
+        tokio::spawn(async move {
+            crate::identity::request::event(
+                &state,
+                "rate_limit.exceeded",
+                None,
+                "",
+                &client.to_string(),
+                &detail,
+            )
+            .await;
+        });
+    }
+    Some(refusal)
+}
+
 pub async fn enforce(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let Some(route) = request
         .extensions()
@@ -203,6 +247,13 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
         // one): 405 with the methods that are, as RFC 9110 §15.5.6 asks.
         return method_not_allowed(&state.rules.methods(&route));
     };
+    if matches!(rule, Rule::Public | Rule::SigningIn)
+        && per_address_limited(&route)
+        && let Some(refusal) = over_the_limit(&state, &request, api)
+    {
+        return refusal;
+    }
+    request.extensions_mut().insert(state.posture.level());
     let https = request.extensions().get::<crate::Https>().is_some();
     if rule == Rule::Machine {
         return machine_request(state, request, next, https).await;

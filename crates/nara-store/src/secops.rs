@@ -3,7 +3,7 @@
 //! every change of its state are ledger entries.
 
 use nara_core::Timestamp;
-use nara_core::secops::AlertStatus;
+use nara_core::secops::{AlertLevel, AlertStatus};
 
 use crate::identity::SecurityEvent;
 use crate::ledger::{append_in_tx, commit_with_entry, entry_bytes};
@@ -52,6 +52,24 @@ impl Alert {
 
 const ALERT_COLUMNS: &str = "id, rule_id, title, level, group_key, events, first_at, last_at, \
                              status, updated_at, updated_by";
+
+/// One setting of the national alert level.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct AlertLevelSet {
+    pub id: i64,
+    pub level: String,
+    pub reason: String,
+    pub set_at: i64,
+    pub set_by: String,
+}
+
+impl AlertLevelSet {
+    pub fn level(&self) -> AlertLevel {
+        // A level this build does not know is read as the highest: an
+        // unknown state of alarm is never relaxed by accident.
+        AlertLevel::parse(&self.level).unwrap_or(AlertLevel::Serious)
+    }
+}
 
 /// A security event an agency system reported, checked.
 #[derive(Debug, Clone, PartialEq)]
@@ -227,5 +245,76 @@ impl Store {
             );
         });
         Ok(())
+    }
+
+    /// The national alert level's settings, newest first (the first is the
+    /// level now; none: normal).
+    pub async fn alert_levels(&self, limit: i64) -> Result<Vec<AlertLevelSet>> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, level, reason, set_at, set_by FROM alert_levels ORDER BY id DESC LIMIT $1"
+        )
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    /// The national alert level now.
+    pub async fn alert_level(&self) -> Result<AlertLevel> {
+        Ok(self
+            .alert_levels(1)
+            .await?
+            .first()
+            .map_or(AlertLevel::Normal, AlertLevelSet::level))
+    }
+
+    /// Sets the national alert level, with the analyst's reason; a ledger
+    /// entry. Setting it from `expected` only: another analyst's change in
+    /// between is a conflict, not overwritten.
+    pub async fn set_alert_level(
+        &self,
+        expected: AlertLevel,
+        level: AlertLevel,
+        reason: &str,
+        actor: &str,
+    ) -> Result<i64> {
+        let now = Timestamp::now().0;
+        let id = with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let current: Option<String> =
+                sqlx::query_scalar("SELECT level FROM alert_levels ORDER BY id DESC LIMIT 1")
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let current = current.as_deref().map_or(AlertLevel::Normal, |l| {
+                AlertLevel::parse(l).unwrap_or(AlertLevel::Serious)
+            });
+            if current != expected {
+                return Err(StoreError::Conflict(format!(
+                    "the alert level is now {}",
+                    current.as_str()
+                )));
+            }
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO alert_levels (level, reason, set_at, set_by) \
+                 VALUES ($1, $2, $3, $4) RETURNING id",
+            )
+            .bind(level.as_str())
+            .bind(reason)
+            .bind(now)
+            .bind(actor)
+            .fetch_one(&mut *tx)
+            .await?;
+            commit_with_entry!(
+                self,
+                tx,
+                entry_bytes(
+                    "secops.alert_level.set",
+                    actor,
+                    vec![format!("alert-level:{id}")],
+                    &(expected, level, reason)
+                )?
+            );
+            id
+        });
+        Ok(id)
     }
 }

@@ -76,6 +76,8 @@ async fn main() {
         // Keys (ledger, identity) go to the throwaway directory, not the crate.
         .env("NARA_DATA_DIR", dir.path())
         .env("NARA_LISTEN", format!("127.0.0.1:{port}"))
+        // The load comes from one address: measure the server, not its limit.
+        .env("NARA_RATE_LIMIT_PER_MINUTE", "0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()

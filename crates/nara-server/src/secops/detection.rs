@@ -49,6 +49,10 @@ pub const STARTER_RULES: &[(&str, &str)] = &[
         "system_sign_in.yml",
         include_str!("../../rules/system_sign_in.yml"),
     ),
+    (
+        "rate_limited.yml",
+        include_str!("../../rules/rate_limited.yml"),
+    ),
 ];
 
 /// How often new security events are read.

@@ -4,3 +4,4 @@ pub mod alerts;
 pub mod detection;
 pub mod events;
 pub mod intake;
+pub mod level;

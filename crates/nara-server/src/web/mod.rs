@@ -42,6 +42,8 @@ pub struct Layout {
     pub nav: &'static str,
     pub switch: Vec<LangLink>,
     pub user: Option<NavUser>,
+    /// The national alert level, shown to staff on every page.
+    pub alert_level: nara_core::secops::AlertLevel,
 }
 
 /// The signed-in person as the page frame shows them.
@@ -116,6 +118,8 @@ pub struct PageCtx {
     pub path: String,
     pub query: String,
     pub caller: Caller,
+    /// The national alert level as the policy point read it.
+    pub alert_level: nara_core::secops::AlertLevel,
 }
 
 fn query_param(query: &str, name: &str) -> Option<String> {
@@ -125,7 +129,7 @@ fn query_param(query: &str, name: &str) -> Option<String> {
 }
 
 /// The language from cookie or `Accept-Language`, ignoring the query.
-fn preferred_lang(headers: &HeaderMap) -> Lang {
+pub fn preferred_lang(headers: &HeaderMap) -> Lang {
     auth::cookie(headers, LANG_COOKIE)
         .and_then(|c| c.parse().ok())
         .or_else(|| {
@@ -154,6 +158,11 @@ impl PageCtx {
             path: parts.uri.path().to_owned(),
             query,
             caller: crate::identity::auth::caller_of(&parts.extensions),
+            alert_level: parts
+                .extensions
+                .get::<nara_core::secops::AlertLevel>()
+                .copied()
+                .unwrap_or_default(),
         })
     }
 
@@ -192,6 +201,7 @@ impl PageCtx {
                 })
                 .collect(),
             user: NavUser::of(&self.caller),
+            alert_level: self.alert_level,
         }
     }
 
@@ -254,6 +264,15 @@ impl PageError {
 
     /// The change does not apply to the thing as it now is (another person
     /// changed it first, or the rule does not allow it from here).
+    /// Too many requests from this address (the per-address limit).
+    pub fn too_many(lang: Lang) -> Self {
+        PageError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: "error.too_many",
+            lang,
+        }
+    }
+
     pub fn conflict(lang: Lang) -> Self {
         PageError {
             status: StatusCode::CONFLICT,
@@ -293,6 +312,7 @@ impl IntoResponse for PageError {
             path: "/".into(),
             query: String::new(),
             caller: Caller::Anonymous,
+            alert_level: Default::default(),
         };
         let page = ErrorPage {
             layout: ctx.layout(Tr(self.lang).s("error.title"), ""),
@@ -417,6 +437,7 @@ pub async fn forbidden(headers: &HeaderMap, caller: &Caller) -> Response {
         path: "/".into(),
         query: String::new(),
         caller: caller.clone(),
+        alert_level: Default::default(),
     };
     let page = ErrorPage {
         layout: ctx.layout(Tr(lang).s("error.title"), ""),

@@ -127,6 +127,9 @@ impl TestApp {
             backend: backend.to_owned(),
             config: Config {
                 max_body_bytes: 64 * 1024,
+                // Tests measure behaviour, not the per-address limit (one
+                // address, loopback, sends them all); its own test sets it.
+                rate_limit_per_minute: 0,
                 ..Config::default()
             },
             services: false,
@@ -261,7 +264,10 @@ impl TestApp {
             .expect("ledger key");
         let mut node = TestApp::serve_node(
             store,
-            Config::default(),
+            Config {
+                rate_limit_per_minute: 0,
+                ..Config::default()
+            },
             None,
             keys,
             listener,

@@ -83,4 +83,96 @@ backends! {
         tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
         assert_eq!(app.store.alerts(None, 10).await.unwrap().len(), 1);
     }
+
+    async fn the_alert_level_tightens_the_per_address_limit(backend: &str) {
+        // 40 a minute at normal: a burst of 10; at serious, 5 a minute: a burst of 2.
+        // Loopback is a trusted proxy here, so each test client is its own address.
+        let config = nara_server::Config {
+            max_body_bytes: 64 * 1024,
+            rate_limit_per_minute: 40,
+            trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+            ..nara_server::Config::default()
+        };
+        let Some(app) = TestApp::on(backend).config(config).start().await else { return };
+        let from = |client: &'static str, path: &'static str| {
+            app.client.get(app.url(path)).header("x-forwarded-for", client).send()
+        };
+        let mut admitted = 0;
+        for _ in 0..12 {
+            let r = from("198.51.100.7", "/api/v1/services").await.unwrap();
+            if r.status() == StatusCode::OK {
+                admitted += 1;
+                continue;
+            }
+            assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert!(r.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+            assert_eq!(r.headers()["content-type"], "application/problem+json");
+            let body: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(body["status"], 429);
+        }
+        assert_eq!(admitted, 10, "the burst at normal");
+        // A page answers in words, in the reader's language; another address is unaffected;
+        // health checks and static files are never limited.
+        let page = app.client.get(app.url("/services")).header("x-forwarded-for", "198.51.100.7")
+            .header("accept-language", "ko").send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(page.text().await.unwrap().contains("요청이 너무 많습니다"));
+        assert_eq!(from("198.51.100.8", "/services").await.unwrap().status(), StatusCode::OK);
+        assert_eq!(from("198.51.100.7", "/healthz").await.unwrap().status(), StatusCode::OK);
+        assert_eq!(from("198.51.100.7", "/static/style.css").await.unwrap().status(), StatusCode::OK);
+        // The refusals are one security event, not one each.
+        let mut limited = Vec::new();
+        for _ in 0..50 {
+            limited = app.store.security_events_after(0, 1000).await.unwrap()
+                .into_iter().filter(|e| e.kind == "rate_limit.exceeded").collect::<Vec<_>>();
+            if !limited.is_empty() { break }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(limited.len(), 1, "{limited:?}");
+        assert_eq!(limited[0].address, "198.51.100.7");
+
+        // An auditor reads the level but may not set it; an analyst sets it, with a reason.
+        let accounts = app.demo_accounts().await;
+        let auditor = accounts.iter().find(|a| a.role == "auditor").unwrap();
+        let auditor = app.signed_in(&auditor.username).await;
+        let page = app.client.get(app.url("/security/level")).header("cookie", &auditor.cookie)
+            .send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("40 public requests a minute"), "{page}");
+        assert!(!page.contains("name=\"reason\""), "auditors read only");
+        let r = post_form(&app, "/security/level", Some(&auditor.cookie), &[("csrf", &auditor.csrf), ("from", "normal"), ("to", "serious"), ("reason", "a national campaign")]).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let analyst = accounts.iter().find(|a| a.role == "security_analyst").unwrap();
+        let analyst = app.signed_in(&analyst.username).await;
+        // No reason, a level that does not exist, a stale "from": refused, nothing changes.
+        for (from, to, reason, status) in [
+            ("normal", "serious", "short", StatusCode::BAD_REQUEST),
+            ("normal", "doomed", "a national campaign", StatusCode::BAD_REQUEST),
+            ("caution", "serious", "a national campaign", StatusCode::CONFLICT),
+        ] {
+            let r = post_form(&app, "/security/level", Some(&analyst.cookie), &[("csrf", &analyst.csrf), ("from", from), ("to", to), ("reason", reason)]).await;
+            assert_eq!(r.status(), status, "{from} → {to}");
+        }
+        assert_eq!(app.store.alert_level().await.unwrap(), nara_core::secops::AlertLevel::Normal);
+        let r = post_form(&app, "/security/level", Some(&analyst.cookie), &[("csrf", &analyst.csrf), ("from", "normal"), ("to", "serious"), ("reason", "credential stuffing from many networks")]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(app.store.alert_level().await.unwrap(), nara_core::secops::AlertLevel::Serious);
+        assert!(app.has_entry(200, |e| e.kind == "secops.alert_level.set").await);
+
+        // At once on this node: a new address gets a burst of 2.
+        let mut admitted = 0;
+        for _ in 0..4 {
+            if from("198.51.100.9", "/api/v1/services").await.unwrap().status() == StatusCode::OK {
+                admitted += 1;
+            }
+        }
+        assert_eq!(admitted, 2, "the burst at serious");
+        // Staff see the level on every page; the public status page shows it too.
+        let page = app.client.get(app.url("/security/alerts")).header("cookie", &auditor.cookie)
+            .send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("alert-level-bar level-serious"), "the banner");
+        let status = app.client.get(app.url("/status?lang=es")).header("x-forwarded-for", "198.51.100.10")
+            .send().await.unwrap().text().await.unwrap();
+        assert!(status.contains("Grave"), "{status}");
+        assert!(!status.contains("credential stuffing"), "the reason stays with the analysts");
+    }
 }

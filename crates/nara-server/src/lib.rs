@@ -343,6 +343,7 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/security/alerts" => get(secops::alerts::alerts_page): Roles(&[SecurityAnalyst, Auditor]);
         "/security/level" => get(secops::level::level_page): Roles(&[SecurityAnalyst, Auditor]), post(secops::level::set_level): Roles(&[SecurityAnalyst]);
         "/status" => get(secops::level::status_page): Public;
+        "/security/machine-keys/approve" => post(secops::level::approve_key): Roles(&[SecurityAnalyst]);
         "/security/alerts/{id}" => post(secops::alerts::triage): Roles(&[SecurityAnalyst]);
         "/registries" => get(exchange::registries::registries_page): Public;
         "/apply" => get(catalogue::services::apply_list): Public;

@@ -542,13 +542,15 @@ impl Store {
 
     /// Every `(agency, subsystem)` that publishes a service or holds a key.
     pub async fn subsystems(&self) -> Result<Vec<(String, String)>> {
-        Ok(with_pool!(self, |pool| sqlx::query_as(
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
             "SELECT agency_id, subsystem FROM data_services UNION \
-             SELECT agency_id, subsystem FROM machine_clients WHERE revoked_at IS NULL \
+             SELECT agency_id, subsystem FROM machine_clients WHERE revoked_at IS NULL AND pending_since IS NULL \
              ORDER BY 1, 2"
         )
         .fetch_all(pool)
-        .await?))
+        .await?
+        }))
     }
 
     // ----------------------------------------------------------- message log

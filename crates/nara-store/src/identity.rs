@@ -801,9 +801,13 @@ pub struct MachineClient {
     pub public_key: String,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    /// Registered at a national alert level that asks for a second
+    /// approval, and not yet approved: it signs nothing.
+    pub pending_since: Option<i64>,
 }
 
-const MACHINE_COLUMNS: &str = "key_id, agency_id, subsystem, public_key, created_at, revoked_at";
+const MACHINE_COLUMNS: &str =
+    "key_id, agency_id, subsystem, public_key, created_at, revoked_at, pending_since";
 
 impl Store {
     /// Registers a subsystem's key; a ledger entry.
@@ -811,8 +815,8 @@ impl Store {
         with_pool!(self, |pool| {
             let (_turn, mut tx) = write_tx!(self, pool);
             sqlx::query(
-                "INSERT INTO machine_clients (key_id, agency_id, subsystem, public_key, created_by, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO machine_clients (key_id, agency_id, subsystem, public_key, created_by, created_at, pending_since) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(&c.key_id)
             .bind(&c.agency_id)
@@ -820,6 +824,7 @@ impl Store {
             .bind(&c.public_key)
             .bind(actor)
             .bind(c.created_at)
+            .bind(c.pending_since)
             .execute(&mut *tx)
             .await
             .map_err(|e| constraint_error(e, &format!("key {}", c.key_id)))?;
@@ -856,6 +861,89 @@ impl Store {
             .bind(agency.as_str())
             .fetch_all(pool)
             .await?))
+    }
+
+    /// Live keys waiting for a second approval, oldest first, with who
+    /// registered each.
+    pub async fn pending_machine_clients(&self) -> Result<Vec<(MachineClient, String)>> {
+        let sql = format!(
+            "SELECT {MACHINE_COLUMNS}, created_by FROM machine_clients \
+             WHERE pending_since IS NOT NULL AND revoked_at IS NULL ORDER BY pending_since, key_id"
+        );
+        let rows: Vec<(
+            String,
+            String,
+            String,
+            String,
+            i64,
+            Option<i64>,
+            Option<i64>,
+            String,
+        )> = with_pool!(self, |pool| sqlx::query_as(&sql).fetch_all(pool).await?);
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    MachineClient {
+                        key_id: r.0,
+                        agency_id: r.1,
+                        subsystem: r.2,
+                        public_key: r.3,
+                        created_at: r.4,
+                        revoked_at: r.5,
+                        pending_since: r.6,
+                    },
+                    r.7,
+                )
+            })
+            .collect())
+    }
+
+    /// Approves a key waiting for a second approval; a ledger entry. The
+    /// approver may not be who registered it, and a key not waiting
+    /// (approved, revoked, unknown) is a conflict.
+    pub async fn approve_machine_client(&self, key_id: &str, actor: &str) -> Result<()> {
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let registrar: Option<String> = sqlx::query_scalar(
+                "SELECT created_by FROM machine_clients \
+                 WHERE key_id = $1 AND pending_since IS NOT NULL AND revoked_at IS NULL",
+            )
+            .bind(key_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(registrar) = registrar else {
+                return Err(StoreError::Conflict(format!(
+                    "key {key_id} is not waiting for approval"
+                )));
+            };
+            if registrar == actor {
+                return Err(StoreError::Conflict(
+                    "a key's second approval must come from someone other than who registered it"
+                        .into(),
+                ));
+            }
+            sqlx::query(
+                "UPDATE machine_clients SET pending_since = NULL, approved_by = $2 WHERE key_id = $1",
+            )
+            .bind(key_id)
+            .bind(actor)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(BUMP_IDENTITY).execute(&mut *tx).await?;
+            commit_with_entry!(
+                self,
+                tx,
+                entry_bytes(
+                    "identity.machine_client.approved",
+                    actor,
+                    vec![format!("machine_client:{key_id}")],
+                    &(key_id, registrar)
+                )?
+            );
+        });
+        self.identity_changed();
+        Ok(())
     }
 
     /// Revokes a key of the agency; a ledger entry. False if it has no such live key.

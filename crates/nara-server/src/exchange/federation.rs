@@ -189,6 +189,7 @@ impl Federation {
                 public_key: URL_SAFE_NO_PAD.encode(key.as_bytes()),
                 created_at: 0,
                 revoked_at: None,
+                pending_since: None,
             };
             let verified = signatures
                 .check(req, &label, &as_client, now_s)

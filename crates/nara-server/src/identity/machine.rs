@@ -414,7 +414,7 @@ pub async fn verify_cached(
         let Some(client) = cache.get(store, &key_id).await else {
             continue;
         };
-        if client.revoked_at.is_some() {
+        if client.revoked_at.is_some() || client.pending_since.is_some() {
             continue;
         }
         return signatures
@@ -548,6 +548,7 @@ pub fn check_signing_rules(
         public_key: URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
         created_at: 0,
         revoked_at: None,
+        pending_since: None,
     };
     let now = 1_800_000_000;
     let target = "http://127.0.0.1:8080/r1/KR/GOV/X/s/svc?x=1";
@@ -687,7 +688,8 @@ pub enum NotRegistered {
 
 /// Registers a subsystem's key under the next free key id
 /// (`AGENCY/SUBSYSTEM/N`); a ledger entry. The one way keys come in, for
-/// the admin page and the CLI alike.
+/// the admin page and the CLI alike. At the alert level `caution` and up
+/// the key waits for a security analyst's approval before it signs.
 pub async fn register(
     store: &Store,
     agency: &nara_core::MemberId,
@@ -707,13 +709,21 @@ pub async fn register(
         .iter()
         .filter(|c| c.subsystem == subsystem)
         .count();
+    let now = nara_core::Timestamp::now().0;
+    // The level as stored, not a node's copy: the rule must hold the moment
+    // an analyst raises it, on every node and in the CLI.
+    let second_approval = store
+        .alert_level()
+        .await?
+        .machine_keys_need_second_approval();
     let client = MachineClient {
         key_id: format!("{agency}/{subsystem}/{}", n + 1),
         agency_id: agency.to_string(),
         subsystem: subsystem.to_owned(),
         public_key: URL_SAFE_NO_PAD.encode(key),
-        created_at: nara_core::Timestamp::now().0,
+        created_at: now,
         revoked_at: None,
+        pending_since: second_approval.then_some(now),
     };
     store.register_machine_client(&client, actor).await?;
     Ok(client)
@@ -811,6 +821,7 @@ mod tests {
                 public_key: URL_SAFE_NO_PAD.encode([3u8; 32]),
                 created_at: 0,
                 revoked_at: None,
+                pending_since: None,
             };
             let _ = digest_matches(&headers, &body);
             if let (Ok(inputs), Ok(sigs)) = (

@@ -143,6 +143,13 @@ pub fn refused(headers: &HeaderMap, api: bool, wait: Duration) -> Response {
     response
 }
 
+/// A machine key waiting for a second approval.
+pub struct PendingKey {
+    pub key_id: String,
+    pub since: String,
+    pub by: String,
+}
+
 /// One setting of the level, as pages show it.
 pub struct LevelView {
     pub level: &'static str,
@@ -160,6 +167,7 @@ struct LevelPage {
     per_minute: u32,
     second_approval: bool,
     history: Vec<LevelView>,
+    pending: Vec<PendingKey>,
     /// Whether the caller may set it (analysts; auditors read).
     may_set: bool,
     csrf: String,
@@ -177,8 +185,21 @@ pub async fn level_page(
     let level = history
         .first()
         .map_or(AlertLevel::Normal, nara_store::secops::AlertLevelSet::level);
+    let pending = state
+        .store
+        .pending_machine_clients()
+        .await
+        .map_err(store_failed(ctx.lang))?
+        .into_iter()
+        .map(|(c, by)| PendingKey {
+            since: when(c.pending_since.unwrap_or(c.created_at)),
+            key_id: c.key_id,
+            by,
+        })
+        .collect();
     let person = ctx.caller.person();
     Ok(render(&LevelPage {
+        pending,
         layout: ctx.layout(ctx.tr().s("level.title"), "security"),
         level: level.as_str(),
         levels: AlertLevel::ALL
@@ -271,4 +292,30 @@ pub async fn status_page(
         level: latest.map_or(AlertLevel::Normal, |l| l.level()).as_str(),
         since: latest.map(|l| when(l.set_at)),
     }))
+}
+
+#[derive(Deserialize)]
+pub struct ApproveKey {
+    key_id: String,
+}
+
+/// Approves a machine key registered at caution or above (analysts; not
+/// the key's own registrar).
+pub async fn approve_key(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    CsrfForm(form): CsrfForm<ApproveKey>,
+) -> Result<Response, PageError> {
+    let Some(person) = ctx.caller.person() else {
+        return Err(PageError::forbidden(ctx.lang));
+    };
+    match state
+        .store
+        .approve_machine_client(&form.key_id, &person.actor())
+        .await
+    {
+        Ok(()) => Ok(Redirect::to("/security/level#keys").into_response()),
+        Err(nara_store::StoreError::Conflict(_)) => Err(PageError::conflict(ctx.lang)),
+        Err(e) => Err(store_failed(ctx.lang)(e)),
+    }
 }

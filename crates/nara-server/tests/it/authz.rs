@@ -120,6 +120,10 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
         (("POST", "/security/alerts/{id}"), "security_analyst"),
         (("GET", "/security/level"), "security_analyst auditor"),
         (("POST", "/security/level"), "security_analyst"),
+        (
+            ("POST", "/security/machine-keys/approve"),
+            "security_analyst",
+        ),
         (("GET", "/healthz"), ALL),
         (("GET", "/readyz"), ALL),
         (("GET", "/metrics"), INVENTORY_API),

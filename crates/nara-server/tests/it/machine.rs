@@ -408,3 +408,112 @@ async fn signed_requests_from_registered_subsystems() {
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+/// At the national alert level "caution" and above, a new key waits for a
+/// security analyst other than its registrar; until then it signs nothing.
+#[tokio::test]
+async fn keys_registered_at_caution_wait_for_a_second_approval() {
+    use nara_core::secops::AlertLevel;
+    let app = TestApp::start("sqlite").await.unwrap();
+    app.store
+        .set_alert_level(
+            AlertLevel::Normal,
+            AlertLevel::Caution,
+            "a campaign against agency keys",
+            "account:0",
+        )
+        .await
+        .unwrap();
+    let accounts = app.demo_accounts().await;
+    let admin = accounts.iter().find(|a| a.role == "agency_admin").unwrap();
+    let agency = admin.agency.clone().unwrap();
+    let s = app.sign_in(admin).await;
+    let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+    let public = URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes());
+    let r = post_form(
+        &app,
+        "/admin/machine-clients",
+        Some(&s.cookie),
+        &[
+            ("csrf", s.csrf.as_str()),
+            ("agency", &agency),
+            ("subsystem", "traffic"),
+            ("public_key", &public),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("signs nothing until a security analyst approves it"),
+        "{page}"
+    );
+    let key_id = format!("{agency}/traffic/1");
+    let signing = Signing {
+        key: &key,
+        key_id: &key_id,
+        created: nara_server::identity::auth::unix_now(),
+        covered: &["@method", "@target-uri"],
+    };
+    let whoami = || signed(&app, "GET", "/api/v1/machine/whoami", b"", &signing, b"");
+    assert_eq!(
+        whoami().send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED,
+        "pending: signs nothing"
+    );
+
+    // The registrar cannot be the second approval; an analyst can, once.
+    let registrar = app.store.pending_machine_clients().await.unwrap();
+    assert_eq!(registrar.len(), 1);
+    assert!(matches!(
+        app.store
+            .approve_machine_client(&key_id, &registrar[0].1)
+            .await,
+        Err(nara_store::StoreError::Conflict(_))
+    ));
+    let analyst = accounts
+        .iter()
+        .find(|a| a.role == "security_analyst")
+        .unwrap();
+    let a = app.signed_in(&analyst.username).await;
+    let listed = app
+        .client
+        .get(app.url("/security/level"))
+        .header("cookie", &a.cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(listed.contains(&key_id), "the analyst sees the waiting key");
+    let r = post_form(
+        &app,
+        "/security/machine-keys/approve",
+        Some(&a.cookie),
+        &[("csrf", a.csrf.as_str()), ("key_id", &key_id)],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = post_form(
+        &app,
+        "/security/machine-keys/approve",
+        Some(&a.cookie),
+        &[("csrf", a.csrf.as_str()), ("key_id", &key_id)],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT, "approved once");
+    assert!(
+        app.has_entry(200, |e| e.kind == "identity.machine_client.approved")
+            .await
+    );
+    let mut status = StatusCode::UNAUTHORIZED;
+    for _ in 0..30 {
+        status = whoami().send().await.unwrap().status();
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, StatusCode::OK, "approved: it signs");
+}

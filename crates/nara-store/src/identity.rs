@@ -318,6 +318,558 @@ impl Store {
     }
 
     pub async fn grants(&self, account_id: i64) -> Result<Vec<Grant>> {
+        let rows: Vec<(String, String)> = with_pool!(self, |pool| {
+            sqlx::query_as(
+            "SELECT role, agency_id FROM role_grants WHERE account_id = $1 ORDER BY role, agency_id"
+        )
+        .bind(account_id)
+        .fetch_all(pool)
+        .await?
+        });
+        rows.into_iter()
+            .map(|(role, agency)| {
+                Ok(Grant {
+                    role: parse_column(&role, "role_grants.role")?,
+                    agency: if agency.is_empty() {
+                        None
+                    } else {
+                        Some(parse_column(&agency, "role_grants.agency_id")?)
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Grants a role; a ledger entry. Granting a role already held is a conflict.
+    pub async fn grant_role(&self, account_id: i64, grant: &Grant, actor: &str) -> Result<()> {
+        let now = Timestamp::now();
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            insert_grant!(tx, account_id, grant, actor, now);
+            sqlx::query(BUMP_IDENTITY).execute(&mut *tx).await?;
+            commit_with_entry!(
+                self,
+                tx,
+                entry_bytes(
+                    "identity.role.granted",
+                    actor,
+                    account_subjects(account_id, grant.agency.as_ref()),
+                    &(account_id, grant)
+                )?
+            );
+            self.identity_changed();
+        });
+        Ok(())
+    }
+
+    /// Revokes a role; a ledger entry. Revoking a role not held is not found.
+    pub async fn revoke_role(&self, account_id: i64, grant: &Grant, actor: &str) -> Result<()> {
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let done = sqlx::query(
+                "DELETE FROM role_grants WHERE account_id = $1 AND role = $2 AND agency_id = $3",
+            )
+            .bind(account_id)
+            .bind(grant.role.as_str())
+            .bind(grant.agency.as_ref().map(MemberId::as_str).unwrap_or(""))
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!(
+                    "role {} of account {account_id}",
+                    grant.role
+                )));
+            }
+            sqlx::query(BUMP_IDENTITY).execute(&mut *tx).await?;
+            commit_with_entry!(
+                self,
+                tx,
+                entry_bytes(
+                    "identity.role.revoked",
+                    actor,
+                    account_subjects(account_id, grant.agency.as_ref()),
+                    &(account_id, grant)
+                )?
+            );
+            self.identity_changed();
+        });
+        Ok(())
+    }
+
+    pub async fn set_password(&self, account_id: i64, password_hash: &str) -> Result<()> {
+        self.update_account(
+            "UPDATE accounts SET password_hash = $2, updated_at = $3 WHERE id = $1",
+            account_id,
+            Some(password_hash),
+        )
+        .await
+    }
+
+    /// Sets up (or, with `None`, removes) the TOTP second factor, replacing
+    /// the recovery codes with `recovery_hashes`.
+    pub async fn set_second_factor(
+        &self,
+        account_id: i64,
+        totp_secret: Option<&str>,
+        recovery_hashes: &[String],
+    ) -> Result<()> {
+        let now = Timestamp::now().0;
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            sqlx::query(
+                "UPDATE accounts SET totp_secret = $2, totp_last_step = NULL, updated_at = $3 WHERE id = $1",
+            )
+            .bind(account_id)
+            .bind(totp_secret)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM recovery_codes WHERE account_id = $1")
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await?;
+            for h in recovery_hashes {
+                sqlx::query("INSERT INTO recovery_codes (account_id, code_hash) VALUES ($1, $2)")
+                    .bind(account_id)
+                    .bind(h)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(BUMP_IDENTITY).execute(&mut *tx).await?;
+            tx.commit().await?;
+            self.identity_changed();
+        });
+        Ok(())
+    }
+
+    /// Records that the TOTP time step `step` was used, refusing it (false)
+    /// if it or a later one was used before: a code works once (RFC 6238 §5.2).
+    pub async fn use_totp_step(&self, account_id: i64, step: i64) -> Result<bool> {
+        let done = with_pool!(self, |pool| sqlx::query(
+            "UPDATE accounts SET totp_last_step = $2 WHERE id = $1 \
+             AND (totp_last_step IS NULL OR totp_last_step < $2)"
+        )
+        .bind(account_id)
+        .bind(step)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(done == 1)
+    }
+
+    /// Spends a recovery code; false if it is unknown or already spent.
+    pub async fn use_recovery_code(&self, account_id: i64, code_hash: &str) -> Result<bool> {
+        let done = with_pool!(self, |pool| {
+            sqlx::query(
+            "UPDATE recovery_codes SET used_at = $3 WHERE account_id = $1 AND code_hash = $2 AND used_at IS NULL"
+        )
+        .bind(account_id)
+        .bind(code_hash)
+        .bind(Timestamp::now().0)
+        .execute(pool)
+        .await?
+        .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    pub async fn recovery_codes_left(&self, account_id: i64) -> Result<i64> {
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM recovery_codes WHERE account_id = $1 AND used_at IS NULL"
+        )
+        .bind(account_id)
+        .fetch_one(pool)
+        .await?))
+    }
+
+    async fn update_account(&self, sql: &str, account_id: i64, value: Option<&str>) -> Result<()> {
+        let args = vec![
+            Arg::Int(account_id),
+            Arg::OptText(value.map(str::to_owned)),
+            Arg::Int(Timestamp::now().0),
+        ];
+        if self.write_one(Sql::with_args(sql, args), true).await? == 0 {
+            return Err(StoreError::NotFound(format!("account {account_id}")));
+        }
+        Ok(())
+    }
+
+    /// Runs one statement in a write transaction and returns the rows it
+    /// changed. With `ends_access`, the change may end or narrow a session or
+    /// token: `identity_version` is bumped in the same transaction and the
+    /// local epoch after the commit, so cached callers go stale.
+    async fn write_one(&self, sql: Sql, ends_access: bool) -> Result<u64> {
+        let n = with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let n = bind_args!(sqlx::query(&sql.text), sql)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if ends_access {
+                sqlx::query(BUMP_IDENTITY).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            n
+        });
+        if ends_access {
+            self.identity_changed();
+        }
+        Ok(n)
+    }
+
+    // ------------------------------------------------------------- sessions
+
+    pub async fn create_session(&self, s: &SessionRecord) -> Result<()> {
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            sqlx::query(
+                "INSERT INTO sessions (id_hash, account_id, csrf, stage, amr, address, user_agent, \
+                 created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&s.id_hash)
+            .bind(s.account_id)
+            .bind(&s.csrf)
+            .bind(&s.stage)
+            .bind(&s.amr)
+            .bind(&s.address)
+            .bind(&s.user_agent)
+            .bind(s.created_at)
+            .bind(s.last_seen_at)
+            .bind(s.expires_at)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            "SELECT id_hash, account_id, csrf, stage, amr, address, user_agent, created_at, \
+             last_seen_at, expires_at FROM sessions WHERE id_hash = $1"
+        )
+        .bind(id_hash)
+        .fetch_optional(pool)
+        .await?))
+    }
+
+    pub async fn sessions_of(&self, account_id: i64) -> Result<Vec<SessionRecord>> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+            "SELECT id_hash, account_id, csrf, stage, amr, address, user_agent, created_at, \
+             last_seen_at, expires_at FROM sessions WHERE account_id = $1 ORDER BY last_seen_at DESC"
+        )
+        .bind(account_id)
+        .fetch_all(pool)
+        .await?
+        }))
+    }
+
+    /// Marks a session as seen now (callers do this at most once a minute).
+    pub async fn touch_session(&self, id_hash: &str, now: i64) -> Result<()> {
+        let sql = "UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1";
+        self.write_one(
+            Sql::with_args(sql, vec![text(id_hash), Arg::Int(now)]),
+            false,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Moves a session to a new stage with the methods now proven.
+    pub async fn advance_session(&self, id_hash: &str, stage: &str, amr: &str) -> Result<()> {
+        let sql = "UPDATE sessions SET stage = $2, amr = $3 WHERE id_hash = $1";
+        self.write_one(
+            Sql::with_args(sql, vec![text(id_hash), text(stage), text(amr)]),
+            true,
+        )
+        .await
+        .map(drop)
+    }
+
+    pub async fn delete_session(&self, id_hash: &str) -> Result<()> {
+        let sql = "DELETE FROM sessions WHERE id_hash = $1";
+        self.write_one(Sql::with_args(sql, vec![text(id_hash)]), true)
+            .await
+            .map(drop)
+    }
+
+    /// Ends every session of an account ("sign out everywhere") and, with
+    /// them, what those sessions gave apps: every OpenID Connect access and
+    /// refresh token is revoked and every unredeemed authorization code used
+    /// up, in one transaction. Returns how many sessions ended.
+    pub async fn delete_sessions_of(&self, account_id: i64) -> Result<u64> {
+        let now = Timestamp::now().0;
+        let n = with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let n = sqlx::query("DELETE FROM sessions WHERE account_id = $1")
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query(
+                "UPDATE oidc_tokens SET revoked_at = $2 WHERE account_id = $1 AND revoked_at IS NULL",
+            )
+            .bind(account_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE oidc_codes SET used_at = $2 WHERE account_id = $1 AND used_at IS NULL",
+            )
+            .bind(account_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(BUMP_IDENTITY).execute(&mut *tx).await?;
+            tx.commit().await?;
+            n
+        });
+        self.identity_changed();
+        Ok(n)
+    }
+
+    /// Removes sessions past their absolute expiry.
+    /// Removes what has expired: sessions past their absolute expiry,
+    /// abandoned WebAuthn ceremonies, and authorization codes (used or not)
+    /// past their lifetime. Returns how many sessions went.
+    pub async fn purge_expired(&self, now: i64) -> Result<u64> {
+        let sessions = self
+            .write_one(
+                Sql::with_args(
+                    "DELETE FROM sessions WHERE expires_at <= $1",
+                    vec![Arg::Int(now)],
+                ),
+                false,
+            )
+            .await?;
+        self.write_one(
+            Sql::with_args(
+                "DELETE FROM webauthn_ceremonies WHERE expires_at <= $1",
+                vec![Arg::Int(now)],
+            ),
+            false,
+        )
+        .await?;
+        // Failed sign-ins fade after a quiet hour (auth::FORGET_AFTER).
+        self.purge_sign_in_failures(now - 3_600_000).await?;
+        self.write_one(
+            Sql::with_args(
+                "DELETE FROM oidc_codes WHERE expires_at <= $1",
+                vec![Arg::Int(now)],
+            ),
+            false,
+        )
+        .await?;
+        Ok(sessions)
+    }
+
+    // ------------------------------------------------------ security events
+
+    pub async fn record_security_event(
+        &self,
+        kind: &str,
+        account_id: Option<i64>,
+        username: &str,
+        address: &str,
+        detail: &str,
+    ) -> Result<()> {
+        let sql = "INSERT INTO security_events (at, kind, account_id, username, address, detail) \
+                   VALUES ($1, $2, $3, $4, $5, $6)";
+        let account = Arg::OptInt(account_id);
+        let args = vec![
+            Arg::Int(Timestamp::now().0),
+            text(kind),
+            account,
+            text(username),
+            text(address),
+            text(detail),
+        ];
+        self.write_one(Sql::with_args(sql, args), false)
+            .await
+            .map(drop)
+    }
+
+    /// The newest security events first, optionally of one kind.
+    pub async fn security_events(
+        &self,
+        kind: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<SecurityEvent>> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, at, kind, account_id, username, address, detail FROM security_events \
+             WHERE ($1 IS NULL OR kind = $1) ORDER BY id DESC LIMIT $2"
+        )
+        .bind(kind)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    // ----------------------------------------------------------- API tokens
+
+    pub async fn create_api_token(
+        &self,
+        account_id: i64,
+        name: &str,
+        token_hash: &str,
+        scopes: &str,
+        expires_at: i64,
+    ) -> Result<i64> {
+        Ok(with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO api_tokens (account_id, name, token_hash, scopes, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .bind(account_id)
+            .bind(name)
+            .bind(token_hash)
+            .bind(scopes)
+            .bind(Timestamp::now().0)
+            .bind(expires_at)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            id
+        }))
+    }
+
+    pub async fn api_token(&self, token_hash: &str) -> Result<Option<ApiTokenRecord>> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, account_id, name, scopes, created_at, expires_at, revoked_at \
+             FROM api_tokens WHERE token_hash = $1"
+        )
+        .bind(token_hash)
+        .fetch_optional(pool)
+        .await?))
+    }
+
+    pub async fn api_tokens_of(&self, account_id: i64) -> Result<Vec<ApiTokenRecord>> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, account_id, name, scopes, created_at, expires_at, revoked_at \
+             FROM api_tokens WHERE account_id = $1 ORDER BY id DESC"
+        )
+        .bind(account_id)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    /// Revokes one of an account's tokens; false if it has no such token.
+    pub async fn revoke_api_token(&self, account_id: i64, id: i64) -> Result<bool> {
+        let sql = "UPDATE api_tokens SET revoked_at = $3 WHERE id = $1 AND account_id = $2 AND revoked_at IS NULL";
+        let args = vec![
+            Arg::Int(id),
+            Arg::Int(account_id),
+            Arg::Int(Timestamp::now().0),
+        ];
+        Ok(self.write_one(Sql::with_args(sql, args), true).await? == 1)
+    }
+}
+
+fn account_subjects(id: i64, agency: Option<&MemberId>) -> Vec<String> {
+    let mut s = vec![format!("account:{id}")];
+    if let Some(a) = agency {
+        s.push(format!("agency:{a}"));
+    }
+    s
+}
+
+fn account_conflict(e: sqlx::Error, new: &NewAccount) -> StoreError {
+    match constraint_error(e, "account") {
+        StoreError::Conflict(_) => StoreError::Conflict(
+            if new.national_id_hash.is_some() {
+                "this username or national identifier already has an account"
+            } else {
+                "this username is taken"
+            }
+            .into(),
+        ),
+        other => other,
+    }
+}
+
+/// An agency system's signing key.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct MachineClient {
+    /// `INSTANCE/CLASS/CODE/SUBSYSTEM/N`: the subsystem and a key number.
+    pub key_id: String,
+    #[serde(rename = "agency")]
+    pub agency_id: String,
+    pub subsystem: String,
+    /// The Ed25519 public key, base64url without padding.
+    pub public_key: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+    /// Registered at a national alert level that asks for a second
+    /// approval, and not yet approved: it signs nothing.
+    pub pending_since: Option<i64>,
+}
+
+const MACHINE_COLUMNS: &str =
+    "key_id, agency_id, subsystem, public_key, created_at, revoked_at, pending_since";
+
+impl Store {
+    /// Registers a subsystem's key; a ledger entry.
+    pub async fn register_machine_client(&self, c: &MachineClient, actor: &str) -> Result<()> {
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            sqlx::query(
+                "INSERT INTO machine_clients (key_id, agency_id, subsystem, public_key, created_by, created_at, pending_since) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&c.key_id)
+            .bind(&c.agency_id)
+            .bind(&c.subsystem)
+            .bind(&c.public_key)
+            .bind(actor)
+            .bind(c.created_at)
+            .bind(c.pending_since)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| constraint_error(e, &format!("key {}", c.key_id)))?;
+            commit_with_entry!(
+                self,
+                tx,
+                entry_bytes(
+                    "identity.machine_client.registered",
+                    actor,
+                    vec![
+                        format!("machine_client:{}", c.key_id),
+                        format!("agency:{}", c.agency_id)
+                    ],
+                    c
+                )?
+            );
+        });
+        Ok(())
+    }
+
+    pub async fn machine_client(&self, key_id: &str) -> Result<Option<MachineClient>> {
+        let sql = format!("SELECT {MACHINE_COLUMNS} FROM machine_clients WHERE key_id = $1");
+        Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(key_id)
+            .fetch_optional(pool)
+            .await?))
+    }
+
+    pub async fn machine_clients_of(&self, agency: &MemberId) -> Result<Vec<MachineClient>> {
+        let sql = format!(
+            "SELECT {MACHINE_COLUMNS} FROM machine_clients WHERE agency_id = $1 ORDER BY subsystem, key_id"
+        );
+        Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(agency.as_str())
+            .fetch_all(pool)
+            .await?))
+    }
+
+    /// Live keys waiting for a second approval, oldest first, with who
+    /// registered each.
+    pub async fn pending_machine_clients(&self) -> Result<Vec<(MachineClient, String)>> {
+        let sql = format!(
+            "SELECT {MACHINE_COLUMNS}, created_by FROM machine_clients \
+             WHERE pending_since IS NOT NULL AND revoked_at IS NULL ORDER BY pending_since, key_id"
+        );
         #[derive(sqlx::FromRow)]
         struct Row {
             #[sqlx(flatten)]

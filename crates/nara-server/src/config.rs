@@ -106,6 +106,14 @@ pub struct Config {
     /// client shares the proxy's allowance.
     #[serde(default = "default_rate_limit")]
     pub rate_limit_per_minute: u32,
+    /// Where to hear agency systems' syslog (RFC 5424/3164), UDP and TCP on
+    /// the same port, e.g. `0.0.0.0:6514`. Unset: no syslog intake.
+    #[serde(default)]
+    pub syslog_listen: Option<SocketAddr>,
+    /// Who may send syslog (CIDR): syslog carries no credential, so only
+    /// these networks are heard. Empty: nobody.
+    #[serde(default)]
+    pub syslog_senders: Vec<ipnet::IpNet>,
 }
 
 fn default_rate_limit() -> u32 {
@@ -150,6 +158,8 @@ impl Default for Config {
             global_conf_key: None,
             node_id: None,
             rate_limit_per_minute: default_rate_limit(),
+            syslog_listen: None,
+            syslog_senders: Vec::new(),
             smtp_url: None,
             smtp_from: default_smtp_from(),
             trusted_proxies: Vec::new(),
@@ -208,6 +218,9 @@ impl Config {
             "pgbackrest_run_as",
             "detection_rules",
             "rate_limit_per_minute",
+            "syslog_listen",
+            "syslog_senders",
+            "trusted_proxies",
         ]);
         figment.merge(env).extract().map_err(Box::new)
     }

@@ -454,6 +454,10 @@ pub async fn serve(
     let backups = backup::schedule::spawn(state.clone());
     let detection = secops::detection::spawn(state.clone());
     let posture = secops::level::spawn(state.clone());
+    let syslog = match state.config.syslog_listen {
+        Some(addr) => Some(secops::syslog::listen(state.clone(), addr).await?),
+        None => None,
+    };
     let app = router(state);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let graceful = async move {
@@ -481,6 +485,9 @@ pub async fn serve(
     integrator.abort();
     detection.abort();
     posture.abort();
+    if let Some(s) = &syslog {
+        s.abort();
+    }
     identity_poll.abort();
     exchange_poll.abort();
     if let Some(m) = mailer {

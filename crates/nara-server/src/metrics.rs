@@ -62,6 +62,13 @@ pub struct Metrics {
     backup_destination_up: Gauge,
     exchanges: Family<ExchangeLabels, Counter>,
     exchange_latency: Family<ServiceLabels, Histogram, fn() -> Histogram>,
+    syslog: Family<SyslogLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SyslogLabels {
+    transport: &'static str,
+    outcome: &'static str,
 }
 
 fn latency_histogram() -> Histogram {
@@ -150,7 +157,14 @@ impl Metrics {
             "Time to mediate an exchange, by service",
             exchange_latency.clone(),
         );
+        let syslog = Family::<SyslogLabels, Counter>::default();
+        registry.register(
+            "syslog_messages",
+            "Syslog messages from agency systems, by transport (udp, tcp; any for stored) and outcome (stored, malformed, refused_sender, dropped)",
+            syslog.clone(),
+        );
         Arc::new(Metrics {
+            syslog,
             exchanges,
             exchange_latency,
             registry,
@@ -171,6 +185,13 @@ impl Metrics {
 }
 
 impl Metrics {
+    /// Counts one syslog message by what became of it.
+    pub fn syslog(&self, transport: &'static str, outcome: &'static str) {
+        self.syslog
+            .get_or_create(&SyslogLabels { transport, outcome })
+            .inc();
+    }
+
     /// Counts one exchange. Services and clients are labelled only once the
     /// gateway has parsed them (else `unknown`), and only registered
     /// services reach the provider, so the label sets stay bounded.

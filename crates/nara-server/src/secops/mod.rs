@@ -5,3 +5,4 @@ pub mod detection;
 pub mod events;
 pub mod intake;
 pub mod level;
+pub mod syslog;

@@ -175,4 +175,77 @@ backends! {
         assert!(status.contains("Grave"), "{status}");
         assert!(!status.contains("credential stuffing"), "the reason stays with the analysts");
     }
+
+    async fn agency_syslog_over_udp_and_tcp_raises_alerts(backend: &str) {
+        // util-linux's `logger` is the independent sender: RFC 5424 and 3164, UDP and TCP
+        // (newline-ended and octet-counted frames).
+        if std::process::Command::new("logger").arg("--version").output().is_err() {
+            eprintln!("logger (util-linux) not installed: skipped");
+            return;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = nara_server::Config {
+            max_body_bytes: 64 * 1024,
+            rate_limit_per_minute: 0,
+            syslog_listen: Some(format!("127.0.0.1:{port}").parse().unwrap()),
+            syslog_senders: vec!["127.0.0.1/32".parse().unwrap()],
+            ..nara_server::Config::default()
+        };
+        let Some(app) = TestApp::on(backend).config(config).start().await else { return };
+        let logger = |args: &[&str], message: &str| {
+            let status = std::process::Command::new("logger")
+                .args(["--server", "127.0.0.1", "--port", &port.to_string()])
+                .args(args)
+                .arg(message)
+                .status()
+                .unwrap();
+            assert!(status.success(), "logger {args:?}");
+        };
+        // Five accounts tried from one address, reported by an agency's SSO over syslog.
+        for (n, transport) in ["--udp", "--tcp", "--udp", "--tcp", "--udp"].into_iter().enumerate() {
+            let user = format!("user=\"citizen-{n}\"");
+            let mut args = vec![transport, "--rfc5424", "--tag", "sso", "--msgid", "login.failed",
+                "--sd-id", "nara@32473", "--sd-param", &user, "--sd-param", "src=\"203.0.113.77\""];
+            if n == 3 {
+                args.push("--octet-count");
+            }
+            logger(&args, "bad password");
+        }
+        logger(&["--udp", "--rfc3164", "--tag", "sshd"], "Failed password for root from 203.0.113.78 port 22");
+        // Not syslog, not UTF-8, and a sender outside syslog_senders: counted, not stored.
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        udp.send_to(b"hello, not syslog", ("127.0.0.1", port)).unwrap();
+        udp.send_to(b"<34>1 \xff\xfe\xfd", ("127.0.0.1", port)).unwrap();
+        let stranger = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+        stranger.send_to(b"<34>1 - h app - login.failed - from a stranger", ("127.0.0.1", port)).unwrap();
+
+        let mut events = Vec::new();
+        for _ in 0..100 {
+            events = app.store.security_events_after(0, 1000).await.unwrap()
+                .into_iter().filter(|e| e.kind.starts_with("system.")).collect::<Vec<_>>();
+            if events.len() >= 6 { break }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(events.len(), 6, "{events:?}");
+        let failed: Vec<_> = events.iter().filter(|e| e.kind == "system.login.failed").collect();
+        assert_eq!(failed.len(), 5);
+        assert!(failed.iter().all(|e| e.address == "203.0.113.77" && e.username.starts_with("citizen-")));
+        assert!(events.iter().any(|e| e.kind == "system.syslog.sshd" && e.detail.contains("Failed password for root")));
+        assert!(!events.iter().any(|e| e.detail.contains("stranger")));
+
+        // The starter rule for agency systems' credential stuffing fires.
+        let mut alerts = Vec::new();
+        for _ in 0..100 {
+            alerts = app.store.alerts(None, 10).await.unwrap();
+            if !alerts.is_empty() { break }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert!(alerts[0].title.contains("agency system credential stuffing"), "{}", alerts[0].title);
+        assert_eq!(alerts[0].group_key, "source_ip=203.0.113.77");
+        // Operators see what was refused.
+        let metrics = app.get_as_operator("/metrics").await.text().await.unwrap();
+        assert!(metrics.contains("nara_syslog_messages_total{transport=\"udp\",outcome=\"malformed\"} 2"), "{metrics}");
+        assert!(metrics.contains("nara_syslog_messages_total{transport=\"udp\",outcome=\"refused_sender\"} 1"));
+    }
 }

@@ -56,6 +56,54 @@ impl AlertStatus {
     }
 }
 
+/// Where an incident stands: open (being analysed), contained (the harm
+/// is stopped, the cause not yet removed), resolved; a resolved incident
+/// may be reopened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentStatus {
+    Open,
+    Contained,
+    Resolved,
+}
+
+impl IncidentStatus {
+    pub const ALL: [IncidentStatus; 3] = [
+        IncidentStatus::Open,
+        IncidentStatus::Contained,
+        IncidentStatus::Resolved,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentStatus::Open => "open",
+            IncidentStatus::Contained => "contained",
+            IncidentStatus::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<IncidentStatus> {
+        IncidentStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Forward (open → contained → resolved, or open → resolved), or a
+    /// resolved incident reopened; never in place, never backwards from
+    /// contained (containment is not undone by a form).
+    pub fn may_become(self, to: IncidentStatus) -> bool {
+        use IncidentStatus::*;
+        matches!(
+            (self, to),
+            (Open, Contained | Resolved) | (Contained, Resolved) | (Resolved, Open)
+        )
+    }
+
+    /// Alerts may be added, notes written and the incident assigned only
+    /// while it is not resolved.
+    pub fn is_active(self) -> bool {
+        self != IncidentStatus::Resolved
+    }
+}
+
 /// The national cyber alert level (Korea's five: 정상, 관심, 주의, 경계, 심각),
 /// set by a security analyst with a reason. It acts: per-address limits
 /// tighten with it, and from `Caution` a new machine key needs a second
@@ -169,6 +217,18 @@ mod tests {
         assert!(TruePositive.may_become(Open));
         assert!(!TruePositive.may_become(FalsePositive), "reopen first");
         assert_eq!(AlertStatus::parse("closed"), None);
+    }
+
+    #[test]
+    fn incidents_move_forward_or_reopen() {
+        use IncidentStatus::*;
+        for s in IncidentStatus::ALL {
+            assert!(!s.may_become(s));
+            assert_eq!(IncidentStatus::parse(s.as_str()), Some(s));
+        }
+        assert!(Open.may_become(Contained) && Contained.may_become(Resolved));
+        assert!(Resolved.may_become(Open) && !Contained.may_become(Open));
+        assert!(Open.is_active() && !Resolved.is_active());
     }
 
     #[test]

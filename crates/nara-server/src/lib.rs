@@ -343,6 +343,8 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/security/alerts" => get(secops::alerts::alerts_page): Roles(&[SecurityAnalyst, Auditor]);
         "/security/level" => get(secops::level::level_page): Roles(&[SecurityAnalyst, Auditor]), post(secops::level::set_level): Roles(&[SecurityAnalyst]);
         "/status" => get(secops::level::status_page): Public;
+        "/security/incidents" => get(secops::incidents::incidents_page): Roles(&[SecurityAnalyst, Auditor]), post(secops::incidents::group): Roles(&[SecurityAnalyst]);
+        "/security/incidents/{id}" => get(secops::incidents::incident_page): Roles(&[SecurityAnalyst, Auditor]), post(secops::incidents::change): Roles(&[SecurityAnalyst]);
         "/security/machine-keys/approve" => post(secops::level::approve_key): Roles(&[SecurityAnalyst]);
         "/security/alerts/{id}" => post(secops::alerts::triage): Roles(&[SecurityAnalyst]);
         "/registries" => get(exchange::registries::registries_page): Public;

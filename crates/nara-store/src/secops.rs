@@ -3,7 +3,7 @@
 //! every change of its state are ledger entries.
 
 use nara_core::Timestamp;
-use nara_core::secops::{AlertLevel, AlertStatus};
+use nara_core::secops::{AlertLevel, AlertStatus, IncidentStatus};
 
 use crate::identity::SecurityEvent;
 use crate::ledger::{append_in_tx, commit_with_entry, entry_bytes};
@@ -38,6 +38,8 @@ pub struct Alert {
     pub status: String,
     pub updated_at: i64,
     pub updated_by: String,
+    /// The incident it was grouped into, if any.
+    pub incident_id: Option<i64>,
 }
 
 impl Alert {
@@ -51,7 +53,71 @@ impl Alert {
 }
 
 const ALERT_COLUMNS: &str = "id, rule_id, title, level, group_key, events, first_at, last_at, \
-                             status, updated_at, updated_by";
+                             status, updated_at, updated_by, incident_id";
+/// Alerts with the incident each belongs to.
+const ALERTS: &str = "alerts LEFT JOIN incident_alerts ON incident_alerts.alert_id = alerts.id";
+
+/// An incident: alerts grouped, assigned, worked through its timeline.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct Incident {
+    pub id: i64,
+    pub title: String,
+    pub level: String,
+    pub status: String,
+    pub assignee: Option<i64>,
+    /// The assignee's display name.
+    pub assignee_name: Option<String>,
+    pub created_at: i64,
+    pub created_by: String,
+    pub updated_at: i64,
+    /// How many alerts it groups.
+    pub alerts: i64,
+}
+
+impl Incident {
+    pub fn status(&self) -> Option<IncidentStatus> {
+        IncidentStatus::parse(&self.status)
+    }
+}
+
+const INCIDENT_SELECT: &str = "SELECT i.id, i.title, i.level, i.status, i.assignee, \
+     a.display_name AS assignee_name, i.created_at, i.created_by, i.updated_at, \
+     (SELECT COUNT(*) FROM incident_alerts ia WHERE ia.incident_id = i.id) AS alerts \
+     FROM incidents i LEFT JOIN accounts a ON a.id = i.assignee";
+
+/// One step on an incident's timeline.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct TimelineStep {
+    pub id: i64,
+    pub at: i64,
+    pub actor: String,
+    /// `created`, `alert_added`, `assigned`, `status`, `note`.
+    pub kind: String,
+    pub detail: String,
+}
+
+/// A change to an incident, as the analyst asks it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "change")]
+pub enum IncidentChange {
+    /// Group another alert into it.
+    AddAlert {
+        alert: i64,
+    },
+    /// Give it to a security analyst (an account id).
+    Assign {
+        analyst: i64,
+    },
+    /// Move it; the caller checked the move with `may_become`.
+    Move {
+        from: IncidentStatus,
+        to: IncidentStatus,
+        note: String,
+    },
+    Note {
+        note: String,
+    },
+}
 
 /// One setting of the national alert level.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
@@ -183,7 +249,7 @@ impl Store {
     pub async fn alerts(&self, status: Option<AlertStatus>, limit: i64) -> Result<Vec<Alert>> {
         let status = status.map(AlertStatus::as_str);
         Ok(with_pool!(self, |pool| sqlx::query_as(&format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts WHERE ($1 IS NULL OR status = $1) \
+            "SELECT {ALERT_COLUMNS} FROM {ALERTS} WHERE ($1 IS NULL OR status = $1) \
              ORDER BY id DESC LIMIT $2"
         ))
         .bind(status)
@@ -194,7 +260,7 @@ impl Store {
 
     pub async fn alert(&self, id: i64) -> Result<Option<Alert>> {
         Ok(with_pool!(self, |pool| sqlx::query_as(&format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1"
+            "SELECT {ALERT_COLUMNS} FROM {ALERTS} WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(pool)
@@ -316,5 +382,257 @@ impl Store {
             id
         });
         Ok(id)
+    }
+
+    /// Opens an incident around an alert not yet in one; a ledger entry.
+    pub async fn open_incident(&self, title: &str, alert: i64, actor: &str) -> Result<i64> {
+        let now = Timestamp::now().0;
+        let id = with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let level: Option<String> = sqlx::query_scalar(
+                "SELECT level FROM alerts WHERE id = $1 AND NOT EXISTS \
+                 (SELECT 1 FROM incident_alerts WHERE alert_id = $1)",
+            )
+            .bind(alert)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(level) = level else {
+                return Err(StoreError::Conflict(format!(
+                    "alert {alert} does not exist or is already in an incident"
+                )));
+            };
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO incidents (title, level, status, assignee, created_at, created_by, updated_at) \
+                 VALUES ($1, $2, 'open', NULL, $3, $4, $3) RETURNING id",
+            )
+            .bind(title)
+            .bind(&level)
+            .bind(now)
+            .bind(actor)
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query("INSERT INTO incident_alerts (alert_id, incident_id) VALUES ($1, $2)")
+                .bind(alert)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            for (kind, detail) in [
+                ("created", title.to_owned()),
+                ("alert_added", format!("alert {alert}")),
+            ] {
+                sqlx::query(
+                    "INSERT INTO incident_timeline (incident_id, at, actor, kind, detail) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(id)
+                .bind(now)
+                .bind(actor)
+                .bind(kind)
+                .bind(detail)
+                .execute(&mut *tx)
+                .await?;
+            }
+            commit_with_entry!(
+                self,
+                tx,
+                entry_bytes(
+                    "secops.incident.opened",
+                    actor,
+                    vec![format!("incident:{id}"), format!("alert:{alert}")],
+                    &(id, title, alert)
+                )?
+            );
+            id
+        });
+        Ok(id)
+    }
+
+    /// Changes an active incident (a resolved one may only be reopened);
+    /// a timeline step and a ledger entry. What no longer applies — an
+    /// alert already grouped, an assignee who is not a security analyst, a
+    /// move from a state it has left — is a conflict.
+    pub async fn change_incident(
+        &self,
+        id: i64,
+        change: &IncidentChange,
+        actor: &str,
+    ) -> Result<()> {
+        let now = Timestamp::now().0;
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let status: Option<String> =
+                sqlx::query_scalar("SELECT status FROM incidents WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(status) = status.as_deref().and_then(IncidentStatus::parse) else {
+                return Err(StoreError::NotFound(format!("incident {id}")));
+            };
+            let conflict = |why: String| Err(StoreError::Conflict(why));
+            if !status.is_active() && !matches!(change, IncidentChange::Move { .. }) {
+                return conflict(format!("incident {id} is resolved: reopen it first"));
+            }
+            let (kind, detail, mut subjects) = match change {
+                IncidentChange::AddAlert { alert } => {
+                    let level: Option<String> = sqlx::query_scalar(
+                        "SELECT level FROM alerts WHERE id = $1 AND NOT EXISTS \
+                         (SELECT 1 FROM incident_alerts WHERE alert_id = $1)",
+                    )
+                    .bind(alert)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(level) = level else {
+                        return conflict(format!(
+                            "alert {alert} does not exist or is already in an incident"
+                        ));
+                    };
+                    sqlx::query(
+                        "INSERT INTO incident_alerts (alert_id, incident_id) VALUES ($1, $2)",
+                    )
+                    .bind(alert)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    let current: String =
+                        sqlx::query_scalar("SELECT level FROM incidents WHERE id = $1")
+                            .bind(id)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    if nara_core::secops::level_rank(&level)
+                        > nara_core::secops::level_rank(&current)
+                    {
+                        sqlx::query("UPDATE incidents SET level = $1 WHERE id = $2")
+                            .bind(&level)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    (
+                        "alert_added",
+                        format!("alert {alert}"),
+                        vec![format!("alert:{alert}")],
+                    )
+                }
+                IncidentChange::Assign { analyst } => {
+                    let name: Option<String> = sqlx::query_scalar(
+                        "SELECT display_name FROM accounts WHERE id = $1 AND status = 'active' \
+                         AND id IN (SELECT account_id FROM role_grants WHERE role = 'security_analyst')",
+                    )
+                    .bind(analyst)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(name) = name else {
+                        return conflict(format!(
+                            "account {analyst} is not an active security analyst"
+                        ));
+                    };
+                    sqlx::query("UPDATE incidents SET assignee = $1 WHERE id = $2")
+                        .bind(analyst)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    ("assigned", name, vec![format!("account:{analyst}")])
+                }
+                IncidentChange::Move { from, to, note } => {
+                    if status != *from || !from.may_become(*to) {
+                        return conflict(format!("incident {id} is {}", status.as_str()));
+                    }
+                    sqlx::query("UPDATE incidents SET status = $1 WHERE id = $2")
+                        .bind(to.as_str())
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    let detail = if note.is_empty() {
+                        format!("{} → {}", from.as_str(), to.as_str())
+                    } else {
+                        format!("{} → {}: {note}", from.as_str(), to.as_str())
+                    };
+                    ("status", detail, Vec::new())
+                }
+                IncidentChange::Note { note } => ("note", note.clone(), Vec::new()),
+            };
+            sqlx::query("UPDATE incidents SET updated_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO incident_timeline (incident_id, at, actor, kind, detail) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(actor)
+            .bind(kind)
+            .bind(&detail)
+            .execute(&mut *tx)
+            .await?;
+            subjects.insert(0, format!("incident:{id}"));
+            commit_with_entry!(
+                self,
+                tx,
+                entry_bytes(&format!("secops.incident.{kind}"), actor, subjects, change)?
+            );
+        });
+        Ok(())
+    }
+
+    /// Incidents, newest first, in one state or all.
+    pub async fn incidents(
+        &self,
+        status: Option<IncidentStatus>,
+        limit: i64,
+    ) -> Result<Vec<Incident>> {
+        let status = status.map(IncidentStatus::as_str);
+        Ok(with_pool!(self, |pool| sqlx::query_as(&format!(
+            "{INCIDENT_SELECT} WHERE ($1 IS NULL OR i.status = $1) ORDER BY i.id DESC LIMIT $2"
+        ))
+        .bind(status)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    pub async fn incident(&self, id: i64) -> Result<Option<Incident>> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(&format!(
+            "{INCIDENT_SELECT} WHERE i.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?))
+    }
+
+    /// An incident's alerts, oldest first.
+    pub async fn incident_alerts(&self, id: i64) -> Result<Vec<Alert>> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(&format!(
+            "SELECT {ALERT_COLUMNS} FROM {ALERTS} WHERE incident_id = $1 ORDER BY id"
+        ))
+        .bind(id)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    /// An incident's timeline, oldest first.
+    pub async fn incident_timeline(&self, id: i64) -> Result<Vec<TimelineStep>> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+            "SELECT id, at, actor, kind, detail FROM incident_timeline WHERE incident_id = $1 ORDER BY id"
+        )
+        .bind(id)
+        .fetch_all(pool)
+        .await?
+        }))
+    }
+
+    /// Active security analysts (id, display name), for assignment.
+    pub async fn security_analysts(&self) -> Result<Vec<(i64, String)>> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+            "SELECT id, display_name FROM accounts WHERE status = 'active' AND id IN \
+             (SELECT account_id FROM role_grants WHERE role = 'security_analyst') ORDER BY display_name"
+        )
+        .fetch_all(pool)
+        .await?
+        }))
     }
 }

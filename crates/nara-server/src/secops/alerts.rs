@@ -8,7 +8,7 @@ use askama::Template;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use nara_core::secops::AlertStatus;
+use nara_core::secops::{AlertStatus, IncidentStatus};
 use nara_store::secops::Alert;
 use serde::Deserialize;
 
@@ -41,9 +41,11 @@ struct AlertsPage {
     rules: usize,
     listed: Vec<super::detection::RuleInfo>,
     refused: Vec<(String, String)>,
+    /// Active incidents an alert may be grouped into.
+    incidents: Vec<(i64, String)>,
 }
 
-fn view(alert: Alert) -> AlertView {
+pub fn view(alert: Alert) -> AlertView {
     let moves = alert
         .status()
         .map(|from| {
@@ -78,8 +80,18 @@ pub async fn alerts_page(
         .into_iter()
         .map(view)
         .collect();
+    let incidents = state
+        .store
+        .incidents(None, 200)
+        .await
+        .map_err(store_failed(ctx.lang))?
+        .into_iter()
+        .filter(|i| i.status().is_some_and(IncidentStatus::is_active))
+        .map(|i| (i.id, i.title))
+        .collect();
     let person = ctx.caller.person();
     Ok(render(&AlertsPage {
+        incidents,
         layout: ctx.layout(ctx.tr().s("alerts.title"), "security"),
         alerts,
         showing: showing.map(AlertStatus::as_str),

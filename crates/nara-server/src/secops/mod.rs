@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod detection;
 pub mod events;
+pub mod incidents;
 pub mod intake;
 pub mod level;
 pub mod syslog;

@@ -120,6 +120,13 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
         (("POST", "/security/alerts/{id}"), "security_analyst"),
         (("GET", "/security/level"), "security_analyst auditor"),
         (("POST", "/security/level"), "security_analyst"),
+        (("GET", "/security/incidents"), "security_analyst auditor"),
+        (("POST", "/security/incidents"), "security_analyst"),
+        (
+            ("GET", "/security/incidents/{id}"),
+            "security_analyst auditor",
+        ),
+        (("POST", "/security/incidents/{id}"), "security_analyst"),
         (
             ("POST", "/security/machine-keys/approve"),
             "security_analyst",

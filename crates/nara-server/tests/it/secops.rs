@@ -248,4 +248,80 @@ backends! {
         assert!(metrics.contains("nara_syslog_messages_total{transport=\"udp\",outcome=\"malformed\"} 2"), "{metrics}");
         assert!(metrics.contains("nara_syslog_messages_total{transport=\"udp\",outcome=\"refused_sender\"} 1"));
     }
+
+    async fn analysts_group_alerts_into_an_incident_and_work_it(backend: &str) {
+        let Some(app) = TestApp::start(backend).await else { return };
+        let alert = |rule: &str, level: &str| nara_store::secops::NewAlert {
+            rule_id: rule.into(), title: format!("rule {rule}"), level: level.into(),
+            group_key: "source_ip=203.0.113.5".into(), events: vec![], first_at: 1, last_at: 2,
+        };
+        let ids = app.store.record_alerts(&[alert("a", "medium"), alert("b", "critical")], 0).await.unwrap();
+        let accounts = app.demo_accounts().await;
+        let analyst = accounts.iter().find(|a| a.role == "security_analyst").unwrap();
+        let s = app.signed_in(&analyst.username).await;
+        let form = |pairs: Vec<(&'static str, String)>| {
+            let mut all = vec![("csrf", s.csrf.clone())];
+            all.extend(pairs);
+            all
+        };
+        let post = |path: String, pairs: Vec<(&'static str, String)>| {
+            let app = &app;
+            let cookie = s.cookie.clone();
+            async move {
+                let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                post_form(app, &path, Some(&cookie), &pairs).await
+            }
+        };
+        // A new incident around the first alert, titled by the analyst; the second joins it.
+        let r = post("/security/incidents".into(), form(vec![("alert", ids[0].to_string()), ("incident", "new".into()), ("title", "Stuffing against the portal".into())])).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let at = r.headers()["location"].to_str().unwrap().to_owned();
+        let id: i64 = at.rsplit('/').next().unwrap().parse().unwrap();
+        let r = post("/security/incidents".into(), form(vec![("alert", ids[1].to_string()), ("incident", id.to_string())])).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        // Not twice, not into an incident that does not exist.
+        let r = post("/security/incidents".into(), form(vec![("alert", ids[1].to_string()), ("incident", "new".into())])).await;
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+        let r = post("/security/incidents".into(), form(vec![("alert", ids[0].to_string()), ("incident", "999999".into())])).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let incident = app.store.incident(id).await.unwrap().unwrap();
+        assert_eq!((incident.alerts, incident.level.as_str(), incident.status.as_str()), (2, "critical", "open"));
+
+        // Assigned to the analyst; a citizen cannot be assigned.
+        let me = app.store.account_by_username(&analyst.username).await.unwrap().unwrap().id;
+        let citizen = accounts.iter().find(|a| a.role == "citizen").unwrap();
+        let citizen = app.store.account_by_username(&citizen.username).await.unwrap().unwrap().id;
+        let path = format!("/security/incidents/{id}");
+        let r = post(path.clone(), form(vec![("change", "assign".into()), ("analyst", citizen.to_string())])).await;
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+        let r = post(path.clone(), form(vec![("change", "assign".into()), ("analyst", me.to_string())])).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let r = post(path.clone(), form(vec![("change", "note".into()), ("note", "Blocked 203.0.113.5 at the edge <script>".into())])).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        for (from, to) in [("open", "contained"), ("contained", "resolved")] {
+            let r = post(path.clone(), form(vec![("change", "move".into()), ("from", from.into()), ("to", to.into())])).await;
+            assert_eq!(r.status(), StatusCode::SEE_OTHER, "{from} → {to}");
+        }
+        // A stale move, a note on a resolved incident, an empty note: refused.
+        let r = post(path.clone(), form(vec![("change", "move".into()), ("from", "open".into()), ("to", "contained".into())])).await;
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+        let r = post(path.clone(), form(vec![("change", "note".into()), ("note", "late".into())])).await;
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+        let r = post(path.clone(), form(vec![("change", "note".into()), ("note", "  ".into())])).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+        let timeline: Vec<String> = app.store.incident_timeline(id).await.unwrap().into_iter().map(|s| s.kind).collect();
+        assert_eq!(timeline, ["created", "alert_added", "alert_added", "assigned", "note", "status", "status"]);
+        for kind in ["secops.incident.opened", "secops.incident.assigned", "secops.incident.note", "secops.incident.status"] {
+            assert!(app.has_entry(300, |e| e.kind == kind && e.subjects.contains(&format!("incident:{id}"))).await, "{kind}");
+        }
+        // An auditor reads it all, escaped.
+        let auditor = accounts.iter().find(|a| a.role == "auditor").unwrap();
+        let auditor = app.signed_in(&auditor.username).await;
+        let page = app.client.get(app.url(&path)).header("cookie", &auditor.cookie).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("Stuffing against the portal") && page.contains("Blocked 203.0.113.5 at the edge &#60;script&#62;") && !page.contains("edge <script>"), "{page}");
+        assert!(!page.contains("name=\"change\""), "auditors read only");
+        let list = app.client.get(app.url("/security/alerts")).header("cookie", &auditor.cookie).send().await.unwrap().text().await.unwrap();
+        assert!(list.contains(&format!("/security/incidents/{id}")), "alerts link to their incident");
+    }
 }

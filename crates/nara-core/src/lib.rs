@@ -9,6 +9,7 @@ pub mod catalogue;
 pub mod consent;
 pub mod exchange;
 pub mod identity;
+pub mod indicators;
 pub mod member;
 pub mod secops;
 pub mod seed;

@@ -343,6 +343,8 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/security/alerts" => get(secops::alerts::alerts_page): Roles(&[SecurityAnalyst, Auditor]);
         "/security/level" => get(secops::level::level_page): Roles(&[SecurityAnalyst, Auditor]), post(secops::level::set_level): Roles(&[SecurityAnalyst]);
         "/status" => get(secops::level::status_page): Public;
+        "/security/blocklist" => get(secops::blocklist::blocklist_page): Roles(&[SecurityAnalyst, Auditor]);
+        "/security/blocklist/{id}" => post(secops::blocklist::review): Roles(&[SecurityAnalyst]);
         "/security/incidents" => get(secops::incidents::incidents_page): Roles(&[SecurityAnalyst, Auditor]), post(secops::incidents::group): Roles(&[SecurityAnalyst]);
         "/security/incidents/{id}" => get(secops::incidents::incident_page): Roles(&[SecurityAnalyst, Auditor]), post(secops::incidents::change): Roles(&[SecurityAnalyst]);
         "/security/machine-keys/approve" => post(secops::level::approve_key): Roles(&[SecurityAnalyst]);
@@ -394,6 +396,9 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
 
     let (operations, t) = routes! {
         "/healthz" => get(healthz): Public;
+        "/blocklist.txt" => get(secops::blocklist::feed_text): Public;
+        "/blocklist.json" => get(secops::blocklist::feed_json): Public;
+        "/blocklist.stix.json" => get(secops::blocklist::feed_stix): Public;
         "/readyz" => get(readyz): Public;
         "/metrics" => get(metrics::scrape): Api(STAFF_INVENTORY, "metrics:read");
         "/static/style.css" => get(stylesheet): Public;
@@ -456,6 +461,7 @@ pub async fn serve(
     let backups = backup::schedule::spawn(state.clone());
     let detection = secops::detection::spawn(state.clone());
     let posture = secops::level::spawn(state.clone());
+    let blocklist = secops::blocklist::spawn(state.clone());
     let syslog = match state.config.syslog_listen {
         Some(addr) => Some(secops::syslog::listen(state.clone(), addr).await?),
         None => None,
@@ -487,6 +493,7 @@ pub async fn serve(
     integrator.abort();
     detection.abort();
     posture.abort();
+    blocklist.abort();
     if let Some(s) = &syslog {
         s.abort();
     }

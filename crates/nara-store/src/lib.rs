@@ -15,6 +15,7 @@ pub mod oidc;
 pub mod secops;
 pub use catalogue::CatalogueStats;
 pub mod applications;
+pub mod blocklist;
 mod seed;
 pub mod services;
 mod sql;

@@ -1,6 +1,7 @@
 //! Security operations: what security analysts and auditors read.
 
 pub mod alerts;
+pub mod blocklist;
 pub mod detection;
 pub mod events;
 pub mod incidents;

@@ -121,6 +121,11 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
         (("GET", "/security/level"), "security_analyst auditor"),
         (("POST", "/security/level"), "security_analyst"),
         (("GET", "/security/incidents"), "security_analyst auditor"),
+        (("GET", "/security/blocklist"), "security_analyst auditor"),
+        (("POST", "/security/blocklist/{id}"), "security_analyst"),
+        (("GET", "/blocklist.txt"), ALL),
+        (("GET", "/blocklist.json"), ALL),
+        (("GET", "/blocklist.stix.json"), ALL),
         (("POST", "/security/incidents"), "security_analyst"),
         (
             ("GET", "/security/incidents/{id}"),

@@ -324,4 +324,74 @@ backends! {
         let list = app.client.get(app.url("/security/alerts")).header("cookie", &auditor.cookie).send().await.unwrap().text().await.unwrap();
         assert!(list.contains(&format!("/security/incidents/{id}")), "alerts link to their incident");
     }
+
+    async fn phishing_reports_become_a_reviewed_blocklist(backend: &str) {
+        let Some(app) = TestApp::on(backend).services().exchange(3).start().await else { return };
+        let report = |who: &'static str, sender: &'static str, content: &'static str| {
+            let app = &app;
+            async move {
+                let s = app.signed_in(who).await;
+                let r = app.client.post(app.url("/api/v1/services/phishing-report/applications"))
+                    .header("cookie", &s.cookie).header("x-csrf-token", &s.csrf)
+                    .json(&serde_json::json!({"data": {"channel": "sms", "sender": sender, "content": content, "lost_money": "no"}}))
+                    .send().await.unwrap();
+                assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+            }
+        };
+        // Two citizens, the same scam written two ways; a third text names a bank's real site only.
+        report("minji", "010-9876-5432", "[택배] 주소 불일치. 확인: http://Bad-Parcel.example/pay#now 문의 1588-0000").await;
+        report("junho", "+82 10 9876 5432", "Your parcel is held: pay at bad-parcel.example/pay.").await;
+        report("minji", "alerts@naver.com", "see https://www.gov.kr for help").await;
+
+        let mut pending = Vec::new();
+        for _ in 0..100 {
+            pending = app.store.indicators(Some("pending"), 100).await.unwrap();
+            if pending.len() >= 4 { break }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let got: Vec<(&str, &str, i64)> = pending.iter().map(|i| (i.kind.as_str(), i.value.as_str(), i.reports)).collect();
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert!(got.contains(&("url", "http://bad-parcel.example/pay", 2)), "{got:?}");
+        assert!(got.contains(&("domain", "bad-parcel.example", 2)));
+        assert!(got.contains(&("phone", "+821098765432", 2)));
+        assert!(got.contains(&("phone", "+8215880000", 1)));
+
+        // An analyst lists the address and the number, rejects the domain; a stale decision is refused.
+        let analyst = app.demo_accounts().await.into_iter().find(|a| a.role == "security_analyst").unwrap();
+        let s = app.signed_in(&analyst.username).await;
+        let id = |kind: &str, value: &str| pending.iter().find(|i| i.kind == kind && i.value == value).unwrap().id;
+        for (kind, value, to) in [("url", "http://bad-parcel.example/pay", "listed"), ("phone", "+821098765432", "listed"), ("domain", "bad-parcel.example", "rejected")] {
+            let r = post_form(&app, &format!("/security/blocklist/{}", id(kind, value)), Some(&s.cookie), &[("csrf", &s.csrf), ("from", "pending"), ("to", to)]).await;
+            assert_eq!(r.status(), StatusCode::SEE_OTHER, "{value}");
+        }
+        let r = post_form(&app, &format!("/security/blocklist/{}", id("url", "http://bad-parcel.example/pay")), Some(&s.cookie), &[("csrf", &s.csrf), ("from", "pending"), ("to", "rejected")]).await;
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+        let r = post_form(&app, &format!("/security/blocklist/{}", id("url", "http://bad-parcel.example/pay")), Some(&s.cookie), &[("csrf", &s.csrf), ("from", "pending"), ("to", "deleted")]).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert!(app.has_entry(200, |e| e.kind == "secops.blocklist.listed").await);
+
+        // The feeds, to anyone.
+        let text = app.get("/blocklist.txt").await.text().await.unwrap();
+        assert!(text.contains("url\thttp://bad-parcel.example/pay\t") && text.contains("phone\t+821098765432\t"), "{text}");
+        assert!(!text.contains("bad-parcel.example\t") || !text.contains("domain\t"), "the rejected domain is not listed");
+        let json: serde_json::Value = app.get("/blocklist.json").await.json().await.unwrap();
+        assert_eq!(json["entries"].as_array().unwrap().len(), 2);
+        assert_eq!(json["entries"][0]["reports"], 2);
+        let stix = app.get("/blocklist.stix.json").await;
+        assert_eq!(stix.headers()["content-type"], "application/stix+json;version=2.1");
+        let bundle: serde_json::Value = stix.json().await.unwrap();
+        assert_eq!(bundle["type"], "bundle");
+        let patterns: Vec<&str> = bundle["objects"].as_array().unwrap().iter().filter_map(|o| o["pattern"].as_str()).collect();
+        assert_eq!(patterns, ["[url:value = 'http://bad-parcel.example/pay']", "[x-nara-phone-number:value = '+821098765432']"]);
+        // The OASIS validator (PyPI stix2-validator), when CI provides it.
+        if let Ok(validator) = std::env::var("NARA_STIX_VALIDATOR") {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("blocklist.json");
+            std::fs::write(&file, bundle.to_string()).unwrap();
+            // Strict: warnings (an id that is not a UUIDv4, say) fail too.
+            let out = std::process::Command::new(validator).arg("--strict").arg(&file).output().unwrap();
+            let said = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "stix2_validator: {said}{}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
 }

@@ -56,6 +56,81 @@ impl AlertStatus {
     }
 }
 
+/// A probed system's health, and a service's (the worst of the systems it
+/// depends on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    Up,
+    /// Answering, but slowly.
+    Degraded,
+    Down,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Up => "up",
+            Health::Degraded => "degraded",
+            Health::Down => "down",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Health> {
+        [Health::Up, Health::Degraded, Health::Down]
+            .into_iter()
+            .find(|h| h.as_str() == text)
+    }
+}
+
+/// Slower than this, a system that answers is degraded.
+pub const SLOW_MS: u64 = 1_000;
+
+/// What one probe found: an HTTP status (none: no answer) after `latency_ms`.
+pub fn classify(status: Option<u16>, latency_ms: u64) -> Health {
+    match status {
+        Some(200..=399) if latency_ms <= SLOW_MS => Health::Up,
+        Some(200..=399) => Health::Degraded,
+        _ => Health::Down,
+    }
+}
+
+/// A service is down when a system it depends on is, degraded when one is
+/// slow; with nothing probed it is up as far as anyone knows.
+pub fn service_health(systems: impl IntoIterator<Item = Health>) -> Health {
+    systems.into_iter().max().unwrap_or(Health::Up)
+}
+
+/// How often a system is probed, by its grade (1 most critical): 30 s,
+/// 2 min, 5 min, 15 min.
+pub fn probe_every_ms(grade: u8) -> i64 {
+    match grade {
+        1 => 30_000,
+        2 => 120_000,
+        3 => 300_000,
+        _ => 900_000,
+    }
+}
+
+/// Whether nara may probe `endpoint`: http(s) only, and — unless the
+/// operator turned probing of the whole inventory on — only an IP literal on
+/// this machine's loopback. No name is resolved to decide: a seeded or
+/// mistyped address is never contacted by default.
+pub fn may_probe(endpoint: &str, whole_inventory: bool) -> bool {
+    let Ok(url) = url::Url::parse(endpoint) else {
+        return false;
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return false;
+    }
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) if ip.is_loopback() => true,
+        Some(url::Host::Ipv6(ip)) if ip.is_loopback() => true,
+        Some(_) => whole_inventory,
+        None => false,
+    }
+}
+
 /// Where an incident stands: open (being analysed), contained (the harm
 /// is stopped, the cause not yet removed), resolved; a resolved incident
 /// may be reopened.
@@ -217,6 +292,36 @@ mod tests {
         assert!(TruePositive.may_become(Open));
         assert!(!TruePositive.may_become(FalsePositive), "reopen first");
         assert_eq!(AlertStatus::parse("closed"), None);
+    }
+
+    #[test]
+    fn probes_classify_and_services_take_the_worst() {
+        assert_eq!(classify(Some(200), 20), Health::Up);
+        assert_eq!(classify(Some(302), SLOW_MS + 1), Health::Degraded);
+        assert_eq!(classify(Some(503), 5), Health::Down);
+        assert_eq!(classify(None, 5), Health::Down);
+        assert_eq!(
+            service_health([Health::Up, Health::Degraded]),
+            Health::Degraded
+        );
+        assert_eq!(service_health([Health::Down, Health::Up]), Health::Down);
+        assert_eq!(service_health([]), Health::Up);
+        assert!(probe_every_ms(1) < probe_every_ms(2) && probe_every_ms(3) < probe_every_ms(4));
+    }
+
+    #[test]
+    fn only_loopback_is_probed_unless_the_operator_says_otherwise() {
+        assert!(may_probe("http://127.0.0.1:8080/demo/probe/ok", false));
+        assert!(may_probe("https://[::1]/health", false));
+        assert!(!may_probe("https://resreg.mois.go.kr/health", false));
+        assert!(
+            !may_probe("http://localhost/health", false),
+            "no name is resolved"
+        );
+        assert!(!may_probe("http://10.0.0.1/", false));
+        assert!(may_probe("https://resreg.mois.go.kr/health", true));
+        assert!(!may_probe("ftp://127.0.0.1/", true));
+        assert!(!may_probe("not a url", true));
     }
 
     #[test]

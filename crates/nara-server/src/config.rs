@@ -114,6 +114,11 @@ pub struct Config {
     /// these networks are heard. Empty: nobody.
     #[serde(default)]
     pub syslog_senders: Vec<ipnet::IpNet>,
+    /// Probe every system in the inventory that has an endpoint. Off: only
+    /// endpoints on this machine's loopback are probed — nara contacts no
+    /// other address until an operator turns this on.
+    #[serde(default)]
+    pub probe_whole_inventory: bool,
 }
 
 fn default_rate_limit() -> u32 {
@@ -160,6 +165,7 @@ impl Default for Config {
             rate_limit_per_minute: default_rate_limit(),
             syslog_listen: None,
             syslog_senders: Vec::new(),
+            probe_whole_inventory: false,
             smtp_url: None,
             smtp_from: default_smtp_from(),
             trusted_proxies: Vec::new(),
@@ -221,6 +227,7 @@ impl Config {
             "syslog_listen",
             "syslog_senders",
             "trusted_proxies",
+            "probe_whole_inventory",
         ]);
         figment.merge(env).extract().map_err(Box::new)
     }

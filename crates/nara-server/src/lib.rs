@@ -387,6 +387,7 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/admin/exchange/registries" => post(exchange::administration::create_registry): Roles(&[AgencyAdmin]);
         "/operations/exchange" => get(exchange::operations::operations_page): Roles(&[Operator, SecurityAnalyst, Auditor]);
         "/operations/backups" => get(backup::page::backups_page): Roles(&[Operator, SecurityAnalyst, Auditor]);
+        "/operations/health" => get(secops::probes::health_page): Roles(&[Operator, SecurityAnalyst, Auditor]);
         "/oidc/authorize" => get(identity::oidc::authorize): SignedIn, post(identity::oidc::decide): SignedIn;
     };
     table.extend(t);
@@ -397,6 +398,7 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
     let (operations, t) = routes! {
         "/healthz" => get(healthz): Public;
         "/blocklist.txt" => get(secops::blocklist::feed_text): Public;
+        "/demo/probe/{name}" => get(secops::probes::demo_target): Public;
         "/blocklist.json" => get(secops::blocklist::feed_json): Public;
         "/blocklist.stix.json" => get(secops::blocklist::feed_stix): Public;
         "/readyz" => get(readyz): Public;
@@ -462,6 +464,7 @@ pub async fn serve(
     let detection = secops::detection::spawn(state.clone());
     let posture = secops::level::spawn(state.clone());
     let blocklist = secops::blocklist::spawn(state.clone());
+    let probes = secops::probes::spawn(state.clone());
     let syslog = match state.config.syslog_listen {
         Some(addr) => Some(secops::syslog::listen(state.clone(), addr).await?),
         None => None,
@@ -494,6 +497,7 @@ pub async fn serve(
     detection.abort();
     posture.abort();
     blocklist.abort();
+    probes.abort();
     if let Some(s) = &syslog {
         s.abort();
     }

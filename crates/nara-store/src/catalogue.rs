@@ -467,6 +467,16 @@ impl Store {
                    endpoint_url = $7, status = $8, search_text = $9, updated_at = $10 WHERE id = $11 RETURNING created_at";
         let system: System = with_pool!(self, |pool| {
             let (_turn, mut tx) = write_tx!(self, pool);
+            // What was probed at another address says nothing of this one:
+            // its health is unknown until the next round probes it.
+            sqlx::query(
+                "DELETE FROM system_health WHERE system_id = $1 AND EXISTS \
+                 (SELECT 1 FROM systems WHERE id = $1 AND endpoint_url IS DISTINCT FROM $2)",
+            )
+            .bind(id)
+            .bind(&input.endpoint_url)
+            .execute(&mut *tx)
+            .await?;
             let created: Option<i64> = bind_system(sqlx::query_scalar(sql), input)
                 .bind(now.0)
                 .bind(id)

@@ -167,6 +167,8 @@ struct ServicePage {
     agency_name: String,
     /// When citizens apply for it on nara: its figures.
     online: Option<crate::catalogue::statistics::FiguresView>,
+    /// When systems it depends on are probed: its health and theirs.
+    health: Option<(&'static str, Vec<crate::secops::probes::HealthRow>)>,
 }
 
 pub async fn service(
@@ -213,7 +215,12 @@ pub async fn service(
         }
         _ => None,
     };
+    let health = crate::secops::probes::service_health(&state.store, id)
+        .await
+        .map_err(store_failed(ctx.lang))?
+        .map(|(h, systems)| (h.as_str(), systems));
     Ok(render(&ServicePage {
+        health,
         online,
         layout: ctx.layout(&title, "services"),
         service,

@@ -273,6 +273,8 @@ struct StatusPage {
     layout: Layout,
     level: &'static str,
     since: Option<String>,
+    /// Services whose systems are not all up: id, name, state.
+    services: Vec<(i64, String, String)>,
 }
 
 /// The public status page: the national alert level and since when (the
@@ -287,7 +289,13 @@ pub async fn status_page(
         .await
         .map_err(store_failed(ctx.lang))?;
     let latest = latest.first();
+    let services = state
+        .store
+        .services_not_up()
+        .await
+        .map_err(store_failed(ctx.lang))?;
     Ok(render(&StatusPage {
+        services,
         layout: ctx.layout(ctx.tr().s("status.title"), "status"),
         level: latest.map_or(AlertLevel::Normal, |l| l.level()).as_str(),
         since: latest.map(|l| when(l.set_at)),

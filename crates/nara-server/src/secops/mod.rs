@@ -7,4 +7,5 @@ pub mod events;
 pub mod incidents;
 pub mod intake;
 pub mod level;
+pub mod probes;
 pub mod syslog;

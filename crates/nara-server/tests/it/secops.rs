@@ -394,4 +394,79 @@ backends! {
             assert!(out.status.success(), "stix2_validator: {said}{}", String::from_utf8_lossy(&out.stderr));
         }
     }
+
+    async fn probed_systems_decide_their_services_health(backend: &str) {
+        // The agency systems: a real HTTP server on loopback, one healthy, one slow, one failing.
+        let targets = axum::Router::new()
+            .route("/ok", axum::routing::get(|| async { "ok" }))
+            .route("/slow", axum::routing::get(|| async {
+                tokio::time::sleep(std::time::Duration::from_millis(1_300)).await;
+                "slow"
+            }))
+            .route("/fail", axum::routing::get(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down") }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, targets).await });
+
+        let Some(app) = TestApp::start(backend).await else { return };
+        let agency: nara_core::MemberId = "KR/GOV/MOIS".parse().unwrap();
+        let systems = app.store.list_systems(&nara_core::catalogue::SystemFilter { agency: Some(agency.clone()), ..Default::default() },
+            nara_core::catalogue::PageRequest { page: 1, per_page: 4 }).await.unwrap().items;
+        let services = app.store.list_services(&nara_core::catalogue::ServiceFilter { agency: Some(agency), ..Default::default() },
+            nara_core::catalogue::PageRequest { page: 1, per_page: 2 }).await.unwrap().items;
+        // Three point at the loopback server; the fourth at a seeded, real-looking host that
+        // must never be contacted.
+        for (system, endpoint) in systems.iter().zip([format!("{at}/ok"), format!("{at}/slow"), format!("{at}/ok"), "https://resreg.mois.go.kr/health".into()]) {
+            let mut d = system.details.clone();
+            d.endpoint_url = Some(endpoint);
+            app.store.update_system(system.id, &d, "test").await.unwrap();
+        }
+        app.store.add_service_dependency(services[0].id, systems[0].id).await.unwrap();
+        app.store.add_service_dependency(services[0].id, systems[1].id).await.unwrap();
+        app.store.add_service_dependency(services[1].id, systems[2].id).await.unwrap();
+
+        let health = || {
+            let app = &app;
+            async move {
+                let now = nara_core::Timestamp::now().0;
+                app.store.systems_health(now).await.unwrap().into_iter().map(|h| (h.system_id, h.state)).collect::<Vec<_>>()
+            }
+        };
+        let mut seen = Vec::new();
+        for _ in 0..100 {
+            seen = health().await;
+            if seen.len() >= 3 { break }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let state_of = |seen: &[(i64, String)], id: i64| seen.iter().find(|(s, _)| *s == id).map(|(_, h)| h.clone());
+        assert_eq!(seen.len(), 3, "only the loopback endpoints were probed: {seen:?}");
+        assert_eq!(state_of(&seen, systems[0].id).as_deref(), Some("up"));
+        assert_eq!(state_of(&seen, systems[1].id).as_deref(), Some("degraded"));
+        assert_eq!(state_of(&seen, systems[3].id), None, "the seeded host was never contacted");
+
+        // The first service is degraded (a slow dependency); the second up.
+        let page = app.get(&format!("/services/{}?lang=en", services[0].id)).await.text().await.unwrap();
+        assert!(page.contains("health-degraded"), "{page}");
+        // A system goes down: its endpoint now fails; the service shows it at once.
+        let mut d = systems[2].details.clone();
+        d.endpoint_url = Some(format!("{at}/fail"));
+        let r = app.client.put(app.url(&format!("/api/v1/systems/{}", systems[2].id))).bearer_auth(crate::common::TOKEN)
+            .json(&d).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+        let mut down = None;
+        for _ in 0..100 {
+            down = state_of(&health().await, systems[2].id);
+            if down.as_deref() == Some("down") { break }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(down.as_deref(), Some("down"));
+        let page = app.get(&format!("/services/{}?lang=ko", services[1].id)).await.text().await.unwrap();
+        assert!(page.contains("health-down") && page.contains("중단"), "{page}");
+        let status = app.get("/status?lang=en").await.text().await.unwrap();
+        assert!(status.contains(&format!("/services/{}", services[1].id)) && status.contains("Down"), "{status}");
+        let operator = app.demo_accounts().await.into_iter().find(|a| a.role == "operator").unwrap();
+        let operator = app.signed_in(&operator.username).await;
+        let ops = app.client.get(app.url("/operations/health")).header("cookie", &operator.cookie).send().await.unwrap().text().await.unwrap();
+        assert!(ops.contains("uptime-title") && ops.contains("HTTP 503"), "{ops}");
+    }
 }

@@ -1,0 +1,202 @@
+//! Health of the inventory: which systems each service depends on, what
+//! the probes found (each system's state now and a week of results), and
+//! which systems are due a probe by their grade.
+
+use nara_core::secops::{Health, probe_every_ms};
+
+use crate::{Result, Store, with_pool, write_tx};
+
+/// How long probe results are kept (uptime is shown over the last day).
+pub const KEEP_MS: i64 = 7 * 86_400_000;
+
+/// A system due a probe.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProbeTarget {
+    pub id: i64,
+    pub grade: i64,
+    pub endpoint_url: String,
+}
+
+/// What one probe found.
+#[derive(Debug, Clone)]
+pub struct ProbeResult {
+    pub system_id: i64,
+    pub at: i64,
+    pub health: Health,
+    pub latency_ms: i64,
+    pub status_code: Option<i64>,
+    pub detail: String,
+}
+
+/// A probed system's state now, with its name and uptime over the last day.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SystemHealth {
+    pub system_id: i64,
+    pub agency_id: String,
+    pub code: String,
+    pub name: String,
+    pub grade: i64,
+    pub state: String,
+    pub since: i64,
+    pub checked_at: i64,
+    pub latency_ms: i64,
+    pub status_code: Option<i64>,
+    pub detail: String,
+    /// Probes in the last day, and how many found it up.
+    pub probes_day: i64,
+    pub up_day: i64,
+}
+
+impl SystemHealth {
+    pub fn health(&self) -> Health {
+        Health::parse(&self.state).unwrap_or(Health::Down)
+    }
+
+    /// Uptime over the last day, as a fraction (none probed: 1).
+    pub fn uptime(&self) -> f64 {
+        if self.probes_day == 0 {
+            1.0
+        } else {
+            self.up_day as f64 / self.probes_day as f64
+        }
+    }
+}
+
+const HEALTH_SELECT: &str = "SELECT h.system_id, s.agency_id, s.code, s.name, CAST(s.grade AS BIGINT) AS grade, h.state, h.since, \
+     h.checked_at, h.latency_ms, h.status_code, h.detail, \
+     (SELECT COUNT(*) FROM probe_results p WHERE p.system_id = h.system_id AND p.at > $1) AS probes_day, \
+     (SELECT COUNT(*) FROM probe_results p WHERE p.system_id = h.system_id AND p.at > $1 AND p.state = 'up') AS up_day \
+     FROM system_health h JOIN systems s ON s.id = h.system_id";
+
+impl Store {
+    /// Systems with an endpoint whose last probe is older than their
+    /// grade's interval (or that were never probed), most critical first.
+    pub async fn probe_targets(&self, now: i64, limit: i64) -> Result<Vec<ProbeTarget>> {
+        let (g1, g2, g3, g4) = (
+            probe_every_ms(1),
+            probe_every_ms(2),
+            probe_every_ms(3),
+            probe_every_ms(4),
+        );
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            "SELECT s.id, CAST(s.grade AS BIGINT) AS grade, s.endpoint_url FROM systems s \
+             LEFT JOIN system_health h ON h.system_id = s.id \
+             WHERE s.endpoint_url IS NOT NULL AND (h.checked_at IS NULL OR h.checked_at <= $1 - \
+               CASE s.grade WHEN 1 THEN $2 WHEN 2 THEN $3 WHEN 3 THEN $4 ELSE $5 END) \
+             ORDER BY s.grade, h.checked_at NULLS FIRST, s.id LIMIT $6"
+        )
+        .bind(now)
+        .bind(g1)
+        .bind(g2)
+        .bind(g3)
+        .bind(g4)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    /// Records probe results: each system's state now (its `since` kept
+    /// while the state holds) and the history; history older than a week
+    /// goes.
+    pub async fn record_probes(&self, results: &[ProbeResult]) -> Result<()> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            for r in results {
+                sqlx::query(
+                    "INSERT INTO system_health (system_id, state, since, checked_at, latency_ms, status_code, detail) \
+                     VALUES ($1, $2, $3, $3, $4, $5, $6) \
+                     ON CONFLICT (system_id) DO UPDATE SET \
+                       since = CASE WHEN system_health.state = excluded.state THEN system_health.since ELSE excluded.since END, \
+                       state = excluded.state, checked_at = excluded.checked_at, latency_ms = excluded.latency_ms, \
+                       status_code = excluded.status_code, detail = excluded.detail",
+                )
+                .bind(r.system_id)
+                .bind(r.health.as_str())
+                .bind(r.at)
+                .bind(r.latency_ms)
+                .bind(r.status_code)
+                .bind(&r.detail)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO probe_results (system_id, at, state, latency_ms) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(r.system_id)
+                .bind(r.at)
+                .bind(r.health.as_str())
+                .bind(r.latency_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let newest = results.iter().map(|r| r.at).max().unwrap_or_default();
+            sqlx::query("DELETE FROM probe_results WHERE at < $1")
+                .bind(newest - KEEP_MS)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Every probed system's state, the worst first.
+    pub async fn systems_health(&self, now: i64) -> Result<Vec<SystemHealth>> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(&format!(
+            "{HEALTH_SELECT} ORDER BY CASE h.state WHEN 'down' THEN 0 WHEN 'degraded' THEN 1 ELSE 2 END, \
+             s.grade, s.name"
+        ))
+        .bind(now - 86_400_000)
+        .fetch_all(pool)
+        .await?
+        }))
+    }
+
+    /// The probed systems a service depends on.
+    pub async fn service_dependencies_health(
+        &self,
+        service_id: i64,
+        now: i64,
+    ) -> Result<Vec<SystemHealth>> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(&format!(
+            "{HEALTH_SELECT} WHERE h.system_id IN \
+             (SELECT system_id FROM service_dependencies WHERE service_id = $2) ORDER BY s.name"
+        ))
+        .bind(now - 86_400_000)
+        .bind(service_id)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    /// Services with a dependency that is not up: (service id, English
+    /// name, the worst state among them).
+    pub async fn services_not_up(&self) -> Result<Vec<(i64, String, String)>> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            "SELECT v.id, v.name_en, MAX(CASE h.state WHEN 'down' THEN 'down' ELSE 'degraded' END) \
+             FROM service_dependencies d JOIN services v ON v.id = d.service_id \
+             JOIN system_health h ON h.system_id = d.system_id \
+             WHERE h.state <> 'up' GROUP BY v.id, v.name_en ORDER BY v.name_en"
+        )
+        .fetch_all(pool)
+        .await?))
+    }
+
+    /// Records that a service depends on a system.
+    pub async fn add_service_dependency(&self, service_id: i64, system_id: i64) -> Result<()> {
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            sqlx::query(
+                "INSERT INTO service_dependencies (service_id, system_id) VALUES ($1, $2) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(service_id)
+            .bind(system_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}

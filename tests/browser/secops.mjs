@@ -126,6 +126,27 @@ const stix = await (await fetch(`${base}/blocklist.stix.json`)).json();
 if (!stix.objects.some((o) => o.pattern === "[url:value = 'http://parcel-fix.example/kr']")) fail('the address is not in the STIX bundle');
 step('the reported address is listed: in /blocklist.txt and the STIX 2.1 bundle');
 
+// 6. Probed systems: the demo's failing system takes its service down, on /status and the
+// service's page (the demo serves its own healthy, slow and failing targets on loopback).
+{
+  const down = [];
+  for (let i = 0; i < 20 && !down.length; i++) {
+    await page.goto(`${base}/status?lang=en`, { waitUntil: 'networkidle' });
+    for (const li of await page.$$('#services + ul li')) {
+      if ((await li.textContent()).includes('Down')) down.push(await (await li.$('a')).getAttribute('href'));
+    }
+    if (!down.length) await sleep(1000);
+  }
+  if (!down.length) fail('no service shows as down on /status');
+  else {
+    await auditAll(page, '/status', 'status');
+    await auditAll(page, down[0], 'a service that is down');
+    const health = await page.textContent('#health');
+    if (!health.includes('Down')) fail(`the service page does not show its health: ${health}`);
+    step(`a failing system takes ${down[0]} down: on /status and its page`);
+  }
+}
+
 // The level back where it was, with a reason (shown in its history).
 await page.goto(`${base}/security/level?lang=en`, { waitUntil: 'networkidle' });
 await page.check(`#level-${from}`);

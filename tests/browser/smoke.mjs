@@ -56,7 +56,7 @@ const signedInPages = [
   ['agency_admin', ['/admin/officials', '/admin/apps', '/admin/machine-clients', '/admin/exchange', '/cases']],
   ['service_designer', ['/designer/services']],
   ['security_analyst', ['/security/events', '/security/alerts', '/security/incidents', '/security/level', '/security/blocklist']],
-  ['operator', ['/systems', '/operations/exchange', '/operations/backups']],
+  ['operator', ['/systems', '/operations/exchange', '/operations/backups', '/operations/health']],
 ];
 
 // The once-only exchange as a citizen sees it: she gives Seoul's welfare

@@ -240,7 +240,57 @@ pub fn read_committed(wal: &Path, from: Option<&WalPosition>) -> Result<Option<S
     Ok(Some(scan(&h, from, start, &tail)))
 }
 
-/// The page size a database file's header names.
+/// A database file, opened once per path for the life of the process and
+/// never closed. SQLite's locks are POSIX advisory locks, and a process
+/// loses every one it holds on a file the moment it closes *any* descriptor
+/// of that file (fcntl(2)): a node that opened its own database with
+/// `std::fs` to read it and closed it again would silently drop the locks
+/// its connections hold, and another process (`nara backup create`, an
+/// operator's `sqlite3`) closing last would then checkpoint and delete the
+/// log the node is still writing to. So a node reads its database file only
+/// through this descriptor.
+pub fn held_open(db: &Path) -> std::io::Result<std::sync::Arc<std::fs::File>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static HELD: OnceLock<Mutex<HashMap<std::path::PathBuf, Arc<std::fs::File>>>> = OnceLock::new();
+    let key = std::fs::canonicalize(db)?;
+    let mut held = HELD
+        .get_or_init(Mutex::default)
+        .lock()
+        .map_err(|_| std::io::Error::other("the held database files' lock is poisoned"))?;
+    if let Some(f) = held.get(&key) {
+        return Ok(f.clone());
+    }
+    let f = Arc::new(std::fs::File::open(&key)?);
+    held.insert(key, f.clone());
+    Ok(f)
+}
+
+/// Copies a live database file (through [`held_open`]) to `to`; the bytes
+/// copied. Only what the last checkpoint put in the file is copied; the
+/// continuous backup takes a base right after a whole checkpoint, and only
+/// its shipper checkpoints.
+pub fn copy_database(db: &Path, to: &Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let from = held_open(db)?;
+    let len = from.metadata()?.len();
+    let mut out = std::fs::File::create(to)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    while at < len {
+        let n = from.read_at(&mut buf, at)?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n])?;
+        at += n as u64;
+    }
+    out.sync_all()?;
+    Ok(at)
+}
+
+/// The page size a database file's header names (a file being restored,
+/// which no node serves: a live node's goes through [`held_open`]).
 pub fn database_page_size(db: &Path) -> Result<u32, WalError> {
     let mut head = [0u8; 100];
     std::fs::File::open(db)

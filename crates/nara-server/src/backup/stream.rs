@@ -431,7 +431,9 @@ impl Shipper {
         let id = new_id();
         let scratch = self.destination.staging(&id)?;
         let snapshot = scratch.join("nara.db");
-        let result = match std::fs::copy(self.tap.database_path(), &snapshot) {
+        // Through the node's one descriptor of its database: closing another
+        // would drop its SQLite locks (see `wal::held_open`).
+        let result = match nara_store::wal::copy_database(self.tap.database_path(), &snapshot) {
             Ok(_) => {
                 Taking {
                     id: &id,

@@ -674,3 +674,64 @@ async fn backups_to_s3_compatible_storage() {
     shipper.finish().await;
     store.close().await;
 }
+
+/// A node that takes continuous backups reads its own database file for
+/// each base. Were it to open and close that file like any other, POSIX
+/// would drop every SQLite lock the node holds on it, and the next other
+/// process to close the database (`nara backup create`, an operator's
+/// sqlite3 — here Python's) would checkpoint and delete the log the node is
+/// still writing to: everything after would be invisible outside the node.
+#[tokio::test]
+async fn another_process_closing_the_database_never_hides_the_nodes_writes() {
+    let (data, site, vault) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let store = Store::connect_with(
+        &Store::sqlite_url(data.path()),
+        nara_store::Checkpoints::Shipped,
+    )
+    .await
+    .unwrap();
+    let signer = Signer::new(ORIGIN, &[7u8; 32]).unwrap();
+    std::fs::write(data.path().join("ledger.key"), signer.skey()).unwrap();
+    append(&store, &signer, 0, 10).await;
+    let (_, recipient) = keys(vault.path());
+    let live = std::sync::Arc::new(backup::stream::Live::default());
+    let mut shipper = backup::stream::Shipper::new(
+        &store,
+        data.path(),
+        Destination::new(site.path()),
+        recipient,
+        live,
+    )
+    .await
+    .unwrap();
+    shipper.begin().await.unwrap();
+    let db = data.path().join("nara.db");
+    let outside = |sql: &str| {
+        let out = std::process::Command::new("python3")
+            .args(["-c", &format!("import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute({sql:?}).fetchone()[0]); c.close()")])
+            .arg(&db)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    assert_eq!(outside("SELECT COUNT(*) FROM ledger_entries"), "10");
+    append(&store, &signer, 10, 5).await;
+    assert!(
+        data.path().join("nara.db-wal").exists(),
+        "the node's log is still there"
+    );
+    assert_eq!(
+        outside("SELECT COUNT(*) FROM ledger_entries"),
+        "15",
+        "another process sees the node's writes"
+    );
+}

@@ -343,6 +343,7 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/security/alerts" => get(secops::alerts::alerts_page): Roles(&[SecurityAnalyst, Auditor]);
         "/security/level" => get(secops::level::level_page): Roles(&[SecurityAnalyst, Auditor]), post(secops::level::set_level): Roles(&[SecurityAnalyst]);
         "/status" => get(secops::level::status_page): Public;
+        "/security/on-call" => post(secops::alerts::on_call): Roles(&[SecurityAnalyst]);
         "/security/blocklist" => get(secops::blocklist::blocklist_page): Roles(&[SecurityAnalyst, Auditor]);
         "/security/blocklist/{id}" => post(secops::blocklist::review): Roles(&[SecurityAnalyst]);
         "/security/incidents" => get(secops::incidents::incidents_page): Roles(&[SecurityAnalyst, Auditor]), post(secops::incidents::group): Roles(&[SecurityAnalyst]);

@@ -223,6 +223,17 @@ impl Store {
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await?;
+                if nara_core::secops::level_rank(&a.level) >= 3 {
+                    // High and critical: to every analyst on call.
+                    sqlx::query(
+                        "INSERT INTO alert_mail (alert_id, account_id) SELECT $1, id FROM accounts \
+                         WHERE status = 'active' AND email IS NOT NULL AND id IN \
+                         (SELECT account_id FROM role_grants WHERE role = 'security_analyst')",
+                    )
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 entries.push(entry_bytes(
                     "secops.alert.raised",
                     "system:detection",
@@ -619,6 +630,50 @@ impl Store {
             "SELECT id, at, actor, kind, detail FROM incident_timeline WHERE incident_id = $1 ORDER BY id"
         )
         .bind(id)
+        .fetch_all(pool)
+        .await?
+        }))
+    }
+
+    /// Alert emails not yet sent, oldest first: (mail id, address, alert).
+    pub async fn unsent_alert_mail(&self, limit: i64) -> Result<Vec<(i64, String, Alert)>> {
+        let rows: Vec<(i64, String, i64)> = with_pool!(self, |pool| sqlx::query_as(
+            "SELECT m.id, acc.email, m.alert_id FROM alert_mail m \
+             JOIN accounts acc ON acc.id = m.account_id \
+             WHERE m.emailed_at IS NULL AND acc.email IS NOT NULL ORDER BY m.id LIMIT $1"
+        )
+        .bind(limit)
+        .fetch_all(pool)
+        .await?);
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, email, alert) in rows {
+            if let Some(alert) = self.alert(alert).await? {
+                out.push((id, email, alert));
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn mark_alert_mailed(&self, id: i64) -> Result<()> {
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            sqlx::query("UPDATE alert_mail SET emailed_at = $1 WHERE id = $2")
+                .bind(Timestamp::now().0)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The analysts on call: active security analysts who gave an address.
+    pub async fn analysts_on_call(&self) -> Result<Vec<(i64, String)>> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+            "SELECT id, display_name FROM accounts WHERE status = 'active' AND email IS NOT NULL AND id IN \
+             (SELECT account_id FROM role_grants WHERE role = 'security_analyst') ORDER BY display_name"
+        )
         .fetch_all(pool)
         .await?
         }))

@@ -1,5 +1,6 @@
-//! Emails citizens' notifications through the configured SMTP relay: every
-//! two seconds, what is waiting (oldest first) is sent and marked sent; a
+//! Emails citizens' notifications, and high and critical alerts to the
+//! security analysts on call, through the configured SMTP relay: every two
+//! seconds, what is waiting (oldest first) is sent and marked sent; a
 //! failure leaves it for the next round. The email names the application
 //! and links to it; nothing of the answers or evidence is in it.
 
@@ -100,6 +101,65 @@ pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
                     }
                 }
             }
+            alert_mail(&state, &transport).await;
         }
     }))
+}
+
+/// The subject and text of a high or critical alert's email to an analyst
+/// on call: what fired and where to look, nothing of the events themselves.
+pub fn compose_alert(base: &str, a: &nara_store::secops::Alert) -> (String, String) {
+    (
+        format!("nara alert ({}): {}", a.level, a.title),
+        format!(
+            "A detection rule raised a {level} alert: {title}\nGrouped by: {group}\n{base}/security/alerts#alert-{id}\n\n\
+             탐지 규칙이 {level} 경보를 발령했습니다: {title}\n{base}/security/alerts#alert-{id}\n",
+            level = a.level,
+            title = a.title,
+            group = a.group_key,
+            id = a.id
+        ),
+    )
+}
+
+/// Emails high and critical alerts to the analysts on call.
+async fn alert_mail(state: &AppState, transport: &AsyncSmtpTransport<Tokio1Executor>) {
+    let pending = match state.store.unsent_alert_mail(100).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading alert emails");
+            return;
+        }
+    };
+    let Ok(from) = state.config.smtp_from.parse::<lettre::message::Mailbox>() else {
+        tracing::error!("smtp_from is not an address");
+        return;
+    };
+    for (id, email, alert) in pending {
+        let Ok(to) = email.parse::<lettre::message::Mailbox>() else {
+            let _ = state.store.mark_alert_mailed(id).await;
+            continue;
+        };
+        let (subject, body) = compose_alert(&state.config.issuer(), &alert);
+        let Ok(message) = Message::builder()
+            .from(from.clone())
+            .to(to)
+            .subject(subject)
+            .header(ContentType::TEXT_PLAIN)
+            .body(body)
+        else {
+            continue;
+        };
+        match transport.send(message).await {
+            Ok(_) => {
+                if let Err(e) = state.store.mark_alert_mailed(id).await {
+                    tracing::warn!(error = %e, "marking an alert emailed");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the SMTP relay refused an alert; retrying later");
+                return;
+            }
+        }
+    }
 }

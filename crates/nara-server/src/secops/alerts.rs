@@ -43,6 +43,12 @@ struct AlertsPage {
     refused: Vec<(String, String)>,
     /// Active incidents an alert may be grouped into.
     incidents: Vec<(i64, String)>,
+    /// Analysts who get high and critical alerts by email.
+    on_call: Vec<String>,
+    /// Whether this node can email at all.
+    mail: bool,
+    /// The caller's own address, if they are on call.
+    my_email: String,
 }
 
 pub fn view(alert: Alert) -> AlertView {
@@ -90,7 +96,24 @@ pub async fn alerts_page(
         .map(|i| (i.id, i.title))
         .collect();
     let person = ctx.caller.person();
+    let on_call = state
+        .store
+        .analysts_on_call()
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    let my_email = match person {
+        Some(p) => state
+            .store
+            .email_of(p.account_id)
+            .await
+            .map_err(store_failed(ctx.lang))?
+            .unwrap_or_default(),
+        None => String::new(),
+    };
     Ok(render(&AlertsPage {
+        on_call: on_call.into_iter().map(|(_, name)| name).collect(),
+        mail: state.config.smtp_url.is_some(),
+        my_email,
         incidents,
         layout: ctx.layout(ctx.tr().s("alerts.title"), "security"),
         alerts,
@@ -234,4 +257,36 @@ pub async fn alerts_api(
             })
             .collect(),
     ))
+}
+
+#[derive(Deserialize)]
+pub struct OnCallForm {
+    #[serde(default)]
+    email: String,
+}
+
+/// An analyst goes on call (an address for high and critical alerts) or
+/// off (an empty address).
+pub async fn on_call(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    CsrfForm(form): CsrfForm<OnCallForm>,
+) -> Result<Response, PageError> {
+    let Some(person) = ctx.caller.person() else {
+        return Err(PageError::forbidden(ctx.lang));
+    };
+    let email = form.email.trim();
+    let email = if email.is_empty() {
+        None
+    } else if email.len() <= 254 && email.parse::<lettre::Address>().is_ok() {
+        Some(email)
+    } else {
+        return Err(PageError::bad_request(ctx.lang));
+    };
+    state
+        .store
+        .set_email(person.account_id, email)
+        .await
+        .map_err(store_failed(ctx.lang))?;
+    Ok(Redirect::to("/security/alerts#on-call").into_response())
 }

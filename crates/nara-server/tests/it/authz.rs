@@ -122,6 +122,7 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
         (("POST", "/security/level"), "security_analyst"),
         (("GET", "/security/incidents"), "security_analyst auditor"),
         (("GET", "/security/blocklist"), "security_analyst auditor"),
+        (("POST", "/security/on-call"), "security_analyst"),
         (("GET", "/operations/health"), INVENTORY),
         (("GET", "/demo/probe/{name}"), ALL),
         (("POST", "/security/blocklist/{id}"), "security_analyst"),

@@ -645,3 +645,51 @@ pub async fn tamper(url: &str, sql: &str, bytes: Option<Vec<u8>>) {
         pool.close().await;
     }
 }
+
+/// An SMTP server's happy path (RFC 5321), recording each message: enough
+/// for a real client (lettre) to deliver to it.
+pub async fn smtp_sink() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = got.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let sink = sink.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let _ = write.write_all(b"220 sink ESMTP\r\n").await;
+                let mut message: Option<String> = None;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(m) = message.as_mut() {
+                        if line == "." {
+                            sink.lock().unwrap().push(message.take().unwrap());
+                            let _ = write.write_all(b"250 queued\r\n").await;
+                        } else {
+                            m.push_str(&line);
+                            m.push('\n');
+                        }
+                        continue;
+                    }
+                    let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250 sink\r\n",
+                        "DATA" => {
+                            message = Some(String::new());
+                            b"354 go ahead\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = write.write_all(b"221 bye\r\n").await;
+                            break;
+                        }
+                        _ => b"250 OK\r\n",
+                    };
+                    let _ = write.write_all(reply).await;
+                }
+            });
+        }
+    });
+    (port, got)
+}

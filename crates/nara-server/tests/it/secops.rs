@@ -6,7 +6,7 @@
 use reqwest::StatusCode;
 
 use crate::backends;
-use crate::common::{TestApp, post_form};
+use crate::common::{TestApp, post_form, smtp_sink};
 
 backends! {
     async fn credential_stuffing_raises_an_alert_analysts_triage(backend: &str) {
@@ -468,5 +468,37 @@ backends! {
         let operator = app.signed_in(&operator.username).await;
         let ops = app.client.get(app.url("/operations/health")).header("cookie", &operator.cookie).send().await.unwrap().text().await.unwrap();
         assert!(ops.contains("uptime-title") && ops.contains("HTTP 503"), "{ops}");
+    }
+
+    async fn high_alerts_are_emailed_to_the_analysts_on_call(backend: &str) {
+        let (port, mailbox) = smtp_sink().await;
+        let config = nara_server::Config {
+            smtp_url: Some(format!("smtp://127.0.0.1:{port}").into()),
+            rate_limit_per_minute: 0,
+            ..nara_server::Config::default()
+        };
+        let Some(app) = TestApp::on(backend).config(config).start().await else { return };
+        let analyst = app.demo_accounts().await.into_iter().find(|a| a.role == "security_analyst").unwrap();
+        let s = app.signed_in(&analyst.username).await;
+        let r = post_form(&app, "/security/on-call", Some(&s.cookie), &[("csrf", &s.csrf), ("email", "not an address")]).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let r = post_form(&app, "/security/on-call", Some(&s.cookie), &[("csrf", &s.csrf), ("email", "soc@security.example")]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let page = app.client.get(app.url("/security/alerts")).header("cookie", &s.cookie).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("High and critical alerts are emailed to:"), "{page}");
+        let alert = |title: &str, level: &str| nara_store::secops::NewAlert {
+            rule_id: "r".into(), title: title.into(), level: level.into(),
+            group_key: "source_ip=203.0.113.9".into(), events: vec![], first_at: 1, last_at: 2,
+        };
+        app.store.record_alerts(&[alert("medium noise", "medium"), alert("critical stuffing", "critical")], 0).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while mailbox.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+        let mail = mailbox.lock().unwrap().clone();
+        assert_eq!(mail.len(), 1, "only the critical alert: {mail:?}");
+        assert!(mail[0].contains("soc@security.example") && mail[0].contains("critical stuffing"), "{}", mail[0]);
+        assert!(mail[0].contains("/security/alerts#alert-"), "{}", mail[0]);
     }
 }

@@ -119,6 +119,14 @@ pub struct Config {
     /// other address until an operator turns this on.
     #[serde(default)]
     pub probe_whole_inventory: bool,
+    /// Days security events are kept once detection has read them (at
+    /// least 1; 400 by default: a year and a month, for audits).
+    #[serde(default = "default_event_retention")]
+    pub security_event_retention_days: u32,
+}
+
+fn default_event_retention() -> u32 {
+    400
 }
 
 fn default_rate_limit() -> u32 {
@@ -166,6 +174,7 @@ impl Default for Config {
             syslog_listen: None,
             syslog_senders: Vec::new(),
             probe_whole_inventory: false,
+            security_event_retention_days: default_event_retention(),
             smtp_url: None,
             smtp_from: default_smtp_from(),
             trusted_proxies: Vec::new(),
@@ -228,6 +237,7 @@ impl Config {
             "syslog_senders",
             "trusted_proxies",
             "probe_whole_inventory",
+            "security_event_retention_days",
         ]);
         figment.merge(env).extract().map_err(Box::new)
     }

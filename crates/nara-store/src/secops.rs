@@ -186,6 +186,27 @@ impl Store {
         .await?))
     }
 
+    /// Deletes security events older than `before` (ms) that detection has
+    /// already read — never one it has not — at most `limit` at a time;
+    /// how many went.
+    pub async fn prune_security_events(&self, before: i64, limit: i64) -> Result<u64> {
+        Ok(with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            let n = sqlx::query(
+                "DELETE FROM security_events WHERE id IN (SELECT id FROM security_events \
+                 WHERE at < $1 AND id <= (SELECT COALESCE(MAX(last_event), 0) FROM detection_cursor) \
+                 ORDER BY id LIMIT $2)",
+            )
+            .bind(before)
+            .bind(limit)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            n
+        }))
+    }
+
     /// The last security event detection has read (0: none).
     pub async fn detection_cursor(&self) -> Result<i64> {
         Ok(with_pool!(self, |pool| sqlx::query_scalar::<_, i64>(

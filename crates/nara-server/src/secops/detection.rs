@@ -435,13 +435,36 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
+        for n in 0u64.. {
             tick.tick().await;
             if let Err(e) = round(&state).await {
                 tracing::warn!(error = %e, "detection");
             }
+            // Every ten minutes, events past their retention go (read ones only).
+            if n % 300 == 0 {
+                prune(&state).await;
+            }
         }
     })
+}
+
+/// Deletes security events past `security_event_retention_days`, in
+/// batches, never one detection has not read.
+pub async fn prune(state: &AppState) {
+    let days = i64::from(state.config.security_event_retention_days.max(1));
+    let before = nara_core::Timestamp::now().0 - days * 86_400_000;
+    loop {
+        match state.store.prune_security_events(before, 10_000).await {
+            Ok(n) if n > 0 => {
+                tracing::info!(events = n, days, "security events past retention deleted")
+            }
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "pruning security events");
+                return;
+            }
+        }
+    }
 }
 
 /// One round of detection; how many alerts it raised.

@@ -111,12 +111,7 @@ pub async fn inbox_email(
     who: Principal,
     CsrfForm(form): CsrfForm<EmailForm>,
 ) -> Result<Response, PageError> {
-    let email = form.email.trim();
-    let email = if email.is_empty() {
-        None
-    } else if email.len() <= 254 && email.parse::<lettre::Address>().is_ok() {
-        Some(email)
-    } else {
+    let Ok(email) = super::mailer::given_address(&form.email) else {
         let error = Some(ctx.tr().s("inbox.bad_email").into());
         return inbox_view(&ctx, &state, &who, error).await;
     };

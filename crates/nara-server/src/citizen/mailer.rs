@@ -38,6 +38,24 @@ pub fn compose(base: &str, n: &Unsent) -> (String, String) {
     )
 }
 
+/// An address given for email that SMTP cannot deliver to.
+#[derive(Debug, thiserror::Error)]
+#[error("not an email address")]
+pub struct NotAnAddress;
+
+/// An address a person gives for email, trimmed: `Ok(None)` when empty (no
+/// email), an error when it is not one SMTP can deliver to.
+pub fn given_address(text: &str) -> Result<Option<&str>, NotAnAddress> {
+    let text = text.trim();
+    if text.is_empty() {
+        Ok(None)
+    } else if text.len() <= 254 && text.parse::<lettre::Address>().is_ok() {
+        Ok(Some(text))
+    } else {
+        Err(NotAnAddress)
+    }
+}
+
 /// Starts the mailer when `smtp_url` is configured.
 pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
     let url = state.config.smtp_url.as_ref()?.expose_secret().to_owned();

@@ -275,12 +275,7 @@ pub async fn on_call(
     let Some(person) = ctx.caller.person() else {
         return Err(PageError::forbidden(ctx.lang));
     };
-    let email = form.email.trim();
-    let email = if email.is_empty() {
-        None
-    } else if email.len() <= 254 && email.parse::<lettre::Address>().is_ok() {
-        Some(email)
-    } else {
+    let Ok(email) = crate::citizen::mailer::given_address(&form.email) else {
         return Err(PageError::bad_request(ctx.lang));
     };
     state

@@ -37,7 +37,9 @@ struct Line {
     at: Option<String>,
 }
 
-fn kind_ok(kind: &str) -> bool {
+/// A system's event kind: 1–64 of a–z, 0–9, `.`, `_`, `-`, starting with
+/// a letter or digit (stored under `system.`).
+pub(crate) fn kind_ok(kind: &str) -> bool {
     (1..=64).contains(&kind.len())
         && kind
             .bytes()

@@ -18,6 +18,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
+use super::intake::kind_ok;
 use crate::AppState;
 
 /// The longest message heard (RFC 5425 asks receivers to take 2,048
@@ -124,14 +125,6 @@ pub fn event(raw: &[u8], sender: IpAddr, now_ms: i64) -> Result<ReportedEvent, U
         address,
         detail: format!("syslog from {sender} host {host} {severity}: {message}"),
     })
-}
-
-fn kind_ok(kind: &str) -> bool {
-    (1..=64).contains(&kind.len())
-        && kind
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-        && kind.as_bytes()[0].is_ascii_alphanumeric()
 }
 
 /// The syslog listeners (UDP and TCP on `addr`) and the writer that stores

@@ -71,18 +71,29 @@ const HEALTH_SELECT: &str = "SELECT h.system_id, s.agency_id, s.code, s.name, CA
 impl Store {
     /// Systems with an endpoint whose last probe is older than their
     /// grade's interval (or that were never probed), most critical first.
-    pub async fn probe_targets(&self, now: i64, limit: i64) -> Result<Vec<ProbeTarget>> {
+    /// With `loopback_only`, only endpoints that name a loopback address
+    /// literally (the caller still checks each with `may_probe`): the
+    /// others, never probed, must not fill every round and starve these.
+    pub async fn probe_targets(
+        &self,
+        now: i64,
+        limit: i64,
+        loopback_only: bool,
+    ) -> Result<Vec<ProbeTarget>> {
         let (g1, g2, g3, g4) = (
             probe_every_ms(1),
             probe_every_ms(2),
             probe_every_ms(3),
             probe_every_ms(4),
         );
-        Ok(with_pool!(self, |pool| sqlx::query_as(
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
             "SELECT s.id, CAST(s.grade AS BIGINT) AS grade, s.endpoint_url FROM systems s \
              LEFT JOIN system_health h ON h.system_id = s.id \
              WHERE s.endpoint_url IS NOT NULL AND (h.checked_at IS NULL OR h.checked_at <= $1 - \
                CASE s.grade WHEN 1 THEN $2 WHEN 2 THEN $3 WHEN 3 THEN $4 ELSE $5 END) \
+             AND (NOT $7 OR s.endpoint_url LIKE 'http://127.%' OR s.endpoint_url LIKE 'https://127.%' \
+               OR s.endpoint_url LIKE 'http://[::1]%' OR s.endpoint_url LIKE 'https://[::1]%') \
              ORDER BY s.grade, h.checked_at NULLS FIRST, s.id LIMIT $6"
         )
         .bind(now)
@@ -91,8 +102,10 @@ impl Store {
         .bind(g3)
         .bind(g4)
         .bind(limit)
+        .bind(loopback_only)
         .fetch_all(pool)
-        .await?))
+        .await?
+        }))
     }
 
     /// Records probe results: each system's state now (its `since` kept

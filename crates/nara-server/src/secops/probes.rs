@@ -64,7 +64,7 @@ pub async fn round(
 ) -> Result<usize, nara_store::StoreError> {
     let now = nara_core::Timestamp::now().0;
     let due: Vec<ProbeTarget> = store
-        .probe_targets(now, ROUND)
+        .probe_targets(now, ROUND, !whole_inventory)
         .await?
         .into_iter()
         .filter(|t| may_probe(&t.endpoint_url, whole_inventory))

@@ -443,6 +443,15 @@ backends! {
         assert_eq!(state_of(&seen, systems[0].id).as_deref(), Some("up"));
         assert_eq!(state_of(&seen, systems[1].id).as_deref(), Some("degraded"));
         assert_eq!(state_of(&seen, systems[3].id), None, "the seeded host was never contacted");
+        // Without the whole inventory, only loopback endpoints are even selected: thousands of
+        // seeded hosts never probed cannot fill every round and starve them.
+        let later = nara_core::Timestamp::now().0 + 3_600_000;
+        let mut due: Vec<i64> = app.store.probe_targets(later, 10_000, true).await.unwrap().into_iter().map(|t| t.id).collect();
+        due.sort();
+        let mut loopback = vec![systems[0].id, systems[1].id, systems[2].id];
+        loopback.sort();
+        assert_eq!(due, loopback);
+        assert!(app.store.probe_targets(later, 10_000, false).await.unwrap().len() > 3);
 
         // The first service is degraded (a slow dependency); the second up.
         let page = app.get(&format!("/services/{}?lang=en", services[0].id)).await.text().await.unwrap();

@@ -188,10 +188,22 @@ pub fn decide(rule: Rule, caller: &Caller, method: &Method) -> Decision {
 
 /// The middleware every routed request passes through.
 /// Whether a route open to anyone counts against the per-address limit:
-/// all do but the load balancer's health checks and the static files a
-/// page load fetches with it.
+/// all do but the load balancer's health checks, the static files a page
+/// load fetches with it, and the ledger's verification material — its
+/// checkpoint, keys and immutable tiles, which a monitor or witness must
+/// fetch by the thousand to check the log (C2SP tlog-tiles) and which cost
+/// the node a lookup each.
 fn per_address_limited(route: &str) -> bool {
-    !matches!(route, "/healthz" | "/readyz" | "/favicon.ico") && !route.starts_with("/static/")
+    !matches!(
+        route,
+        "/healthz"
+            | "/readyz"
+            | "/favicon.ico"
+            | "/ledger/checkpoint"
+            | "/ledger/vkey"
+            | "/ledger/vkeys"
+    ) && !route.starts_with("/static/")
+        && !route.starts_with("/ledger/tile/")
 }
 
 /// The refusal for a client over its per-address limit (reported as a

@@ -120,6 +120,7 @@ backends! {
         assert_eq!(from("198.51.100.8", "/services").await.unwrap().status(), StatusCode::OK);
         assert_eq!(from("198.51.100.7", "/healthz").await.unwrap().status(), StatusCode::OK);
         assert_eq!(from("198.51.100.7", "/static/style.css").await.unwrap().status(), StatusCode::OK);
+        assert_eq!(from("198.51.100.7", "/ledger/checkpoint").await.unwrap().status(), StatusCode::OK, "verification material is not limited");
         // The refusals are one security event, not one each.
         let mut limited = Vec::new();
         for _ in 0..50 {

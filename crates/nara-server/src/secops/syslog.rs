@@ -110,7 +110,14 @@ pub fn event(raw: &[u8], sender: IpAddr, now_ms: i64) -> Result<ReportedEvent, U
         .and_then(|a| a.parse::<IpAddr>().ok())
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let host = m.hostname.unwrap_or("-");
+    // The sender chooses the host name too: no control characters from it either.
+    let host: String = m
+        .hostname
+        .unwrap_or("-")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(255)
+        .collect();
     let severity = m.severity.map_or("-", |s| s.as_str());
     let message: String = m
         .msg

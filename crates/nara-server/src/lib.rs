@@ -462,6 +462,9 @@ pub async fn serve(
     let exchange_poll = exchange::gateway::spawn_poll(state.clone());
     let mailer = citizen::mailer::spawn(state.clone());
     let backups = backup::schedule::spawn(state.clone());
+    if let Some(b) = &backups {
+        b.first_base().await;
+    }
     let detection = secops::detection::spawn(state.clone());
     let posture = secops::level::spawn(state.clone());
     let blocklist = secops::blocklist::spawn(state.clone());

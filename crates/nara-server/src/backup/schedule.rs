@@ -52,9 +52,34 @@ impl Plan {
 pub struct Schedule {
     stop: Arc<tokio::sync::Notify>,
     task: tokio::task::JoinHandle<()>,
+    /// Becomes true once a continuous backup's first base is stored (at
+    /// once for periodic backups, which promise no recovery point).
+    first_base: tokio::sync::watch::Receiver<bool>,
 }
 
+/// How long a starting node waits for its first base before it serves
+/// anyway (a destination that is away must not keep a node down).
+const FIRST_BASE_WITHIN: Duration = Duration::from_secs(30);
+
 impl Schedule {
+    /// Waits until the first base is stored, or [`FIRST_BASE_WITHIN`].
+    /// A node killed mid-stream restarts with committed transactions that
+    /// only its own disk holds: until a new base holds them, a second
+    /// death would lose writes acknowledged long before it. So a node
+    /// takes writes only after that base (the stream crash test found a
+    /// write acknowledged 5 s before a kill missing at the second site).
+    pub async fn first_base(&self) {
+        let mut ready = self.first_base.clone();
+        let waited =
+            tokio::time::timeout(FIRST_BASE_WITHIN, ready.wait_for(|stored| *stored)).await;
+        if waited.is_err() {
+            tracing::warn!(
+                "no continuous backup base within {} s; serving anyway, without the promised recovery point until one is stored",
+                FIRST_BASE_WITHIN.as_secs()
+            );
+        }
+    }
+
     pub async fn stop(self) {
         self.stop.notify_one();
         let mut task = self.task;
@@ -81,9 +106,11 @@ pub fn spawn(state: AppState) -> Option<Schedule> {
     }
     let stop = Arc::new(tokio::sync::Notify::new());
     let stopped = stop.clone();
+    let (stored, first_base) = tokio::sync::watch::channel(false);
     let task = if state.store.checkpoints() == nara_store::Checkpoints::Shipped {
-        tokio::spawn(async move { continuous(state, plan, stopped).await })
+        tokio::spawn(async move { continuous(state, plan, stopped, stored).await })
     } else {
+        let _ = stored.send(true);
         tokio::spawn(async move {
             tokio::select! {
                 () = periodic(state, plan) => {}
@@ -91,7 +118,11 @@ pub fn spawn(state: AppState) -> Option<Schedule> {
             }
         })
     };
-    Some(Schedule { stop, task })
+    Some(Schedule {
+        stop,
+        task,
+        first_base,
+    })
 }
 
 async fn periodic(state: AppState, plan: Plan) {
@@ -173,7 +204,12 @@ async fn check_stale(state: &AppState, plan: &Plan, started_ms: i64) {
 const FAILING_FOR: Duration = Duration::from_secs(30);
 
 /// Continuous backup: a base every interval, the log shipped every second.
-async fn continuous(state: AppState, plan: Plan, stop: Arc<tokio::sync::Notify>) {
+async fn continuous(
+    state: AppState,
+    plan: Plan,
+    stop: Arc<tokio::sync::Notify>,
+    first_base: tokio::sync::watch::Sender<bool>,
+) {
     let live = state.backup_stream.clone();
     let started_ms = nara_core::Timestamp::now().0;
     let shipper = match super::read_recipient(&plan.recipient) {
@@ -210,14 +246,22 @@ async fn continuous(state: AppState, plan: Plan, stop: Arc<tokio::sync::Notify>)
             .generation()
             .is_none_or(|(_, age)| age >= plan.every);
         let outcome = if due {
-            shipper.begin().await.map(|taken| {
-                tracing::info!(
-                    backup = %taken.manifest.id,
-                    new_objects = taken.new_objects,
-                    ledger = taken.manifest.ledger.size,
-                    "continuous backup: a new base"
-                );
-                true
+            shipper.begin().await.map(|taken| match taken {
+                Some(taken) => {
+                    tracing::info!(
+                        backup = %taken.manifest.id,
+                        new_objects = taken.new_objects,
+                        ledger = taken.manifest.ledger.size,
+                        "continuous backup: a new base"
+                    );
+                    true
+                }
+                None => {
+                    tracing::debug!(
+                        "a reader held the log: the new base waits, the stream goes on"
+                    );
+                    false
+                }
             })
         } else {
             shipper.ship().await.map(|_| false)
@@ -227,6 +271,7 @@ async fn continuous(state: AppState, plan: Plan, stop: Arc<tokio::sync::Notify>)
                 failing_since = None;
                 reported = false;
                 if new_base {
+                    first_base.send_replace(true);
                     let (state, plan) = (state.clone(), plan.clone());
                     tokio::spawn(async move { after_backup(&state, &plan).await });
                 }

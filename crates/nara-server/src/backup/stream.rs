@@ -402,10 +402,32 @@ impl Shipper {
     /// Begins a new generation: checkpoints the whole log (closing the old
     /// generation with its last frames), then stores the database file as
     /// it is — nothing else changes it until the next checkpoint, which is
-    /// this shipper's.
-    pub async fn begin(&mut self) -> Result<Taken, BackupError> {
+    /// this shipper's. `None`: a reader kept the checkpoint from taking the
+    /// whole log, so the old generation goes on (what was read is shipped)
+    /// and the base is tried again at the next call.
+    pub async fn begin(&mut self) -> Result<Option<Taken>, BackupError> {
         let position = self.generation.as_ref().and_then(|g| g.position);
+        let read_at = nara_core::Timestamp::now().0;
         let checkpointed = self.tap.checkpoint(position.as_ref()).await?;
+        if !checkpointed.complete && self.generation.is_some() {
+            // Under load a checkpoint can stop short of the whole log; the
+            // stream must not stop with it, or the recovery point grows
+            // until some checkpoint completes.
+            if let Some(segment) = &checkpointed.segment
+                && let Err(e) = self.accept(segment).await
+            {
+                self.generation = None;
+                self.live.caught_up_ms.store(0, Ordering::Relaxed);
+                return Err(e);
+            }
+            self.live.caught_up_ms.store(read_at, Ordering::Relaxed);
+            if let Some(g) = &mut self.generation {
+                g.restart_ok = false;
+                g.frames_since_checkpoint = 0;
+                g.last_checkpoint = Instant::now();
+            }
+            return Ok(None);
+        }
         let end = match &checkpointed.segment {
             Some(segment) => {
                 if let Some(g) = &self.generation
@@ -466,7 +488,7 @@ impl Shipper {
         self.live
             .caught_up_ms
             .store(taken.manifest.created_ms, Ordering::Relaxed);
-        Ok(taken)
+        Ok(Some(taken))
     }
 
     /// Ships what was committed since the last call, and checkpoints when

@@ -353,7 +353,7 @@ async fn continuous_backup_restores_every_shipped_write_to_any_point() {
     .unwrap();
     // Checkpoint often, so the log restarts under the stream.
     shipper.checkpoint_every(8, std::time::Duration::from_millis(50));
-    let base = shipper.begin().await.unwrap();
+    let base = shipper.begin().await.unwrap().expect("a base");
     assert!(base.manifest.continuous);
     assert_eq!(base.manifest.ledger.size, 100);
 
@@ -593,7 +593,7 @@ async fn backups_to_s3_compatible_storage() {
     .await
     .unwrap();
     shipper.checkpoint_every(8, std::time::Duration::from_millis(10));
-    let base = shipper.begin().await.unwrap();
+    let base = shipper.begin().await.unwrap().expect("a base");
     assert!(
         base.reused_objects >= 1,
         "the ledger key is stored once: {base:?}"
@@ -708,7 +708,7 @@ async fn another_process_closing_the_database_never_hides_the_nodes_writes() {
     )
     .await
     .unwrap();
-    shipper.begin().await.unwrap();
+    shipper.begin().await.unwrap().expect("a base");
     let db = data.path().join("nara.db");
     let outside = |sql: &str| {
         let out = std::process::Command::new("python3")
@@ -734,4 +734,95 @@ async fn another_process_closing_the_database_never_hides_the_nodes_writes() {
         "15",
         "another process sees the node's writes"
     );
+}
+
+/// Under load a checkpoint can stop short of the log: a reader still reads
+/// an older snapshot. A new base then waits, but the stream must not: what
+/// was committed meanwhile is shipped in the old generation and restores.
+#[tokio::test]
+async fn a_reader_holding_the_log_postpones_the_next_base_never_the_stream() {
+    use sqlx::Connection;
+    let (data, site, vault) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let store = Store::connect_with(
+        &Store::sqlite_url(data.path()),
+        nara_store::Checkpoints::Shipped,
+    )
+    .await
+    .unwrap();
+    let signer = Signer::new(ORIGIN, &[7u8; 32]).unwrap();
+    std::fs::write(data.path().join("ledger.key"), signer.skey()).unwrap();
+    append(&store, &signer, 0, 10).await;
+    let (identity, recipient) = keys(vault.path());
+    let destination = Destination::new(site.path());
+    let live = std::sync::Arc::new(backup::stream::Live::default());
+    let mut shipper = backup::stream::Shipper::new(
+        &store,
+        data.path(),
+        destination.clone(),
+        recipient,
+        live.clone(),
+    )
+    .await
+    .unwrap();
+    let first = shipper.begin().await.unwrap().expect("a base");
+    assert_eq!(first.manifest.ledger.size, 10);
+
+    // A reader's snapshot at 10 entries, then 10 more committed after it.
+    let mut reader = sqlx::SqliteConnection::connect(&format!(
+        "sqlite://{}",
+        data.path().join("nara.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("BEGIN").execute(&mut reader).await.unwrap();
+    let seen: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries")
+        .fetch_one(&mut reader)
+        .await
+        .unwrap();
+    assert_eq!(seen, 10);
+    append(&store, &signer, 10, 10).await;
+
+    assert!(
+        shipper.begin().await.unwrap().is_none(),
+        "the checkpoint cannot pass the reader, so no base"
+    );
+    assert_eq!(shipper.generation().unwrap().0, first.manifest.id);
+    assert!(
+        live.recovery_point_seconds(nara_core::Timestamp::now().0)
+            .unwrap()
+            < 1.0,
+        "the stream is caught up"
+    );
+    let restored = tempfile::tempdir().unwrap();
+    let outcome = backup::restore::restore(
+        &destination,
+        None,
+        Until::Latest,
+        &identity,
+        restored.path(),
+        false,
+        &quiet,
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.manifest.id, first.manifest.id);
+    assert_eq!(
+        nara_store::wal::ledger_size_at(&restored.path().join("nara.db"))
+            .await
+            .unwrap(),
+        20,
+        "the writes after the reader's snapshot were shipped"
+    );
+
+    // Once the reader lets go, the next base is taken.
+    sqlx::query("COMMIT").execute(&mut reader).await.unwrap();
+    let second = shipper.begin().await.unwrap().expect("a base");
+    assert_eq!(second.manifest.ledger.size, 20);
+    reader.close().await.unwrap();
+    shipper.finish().await;
+    store.close().await;
 }

@@ -87,6 +87,21 @@ if (!timeline.includes('blocked at the edge') || !timeline.includes('Assigned'))
 await auditAll(page, `/security/incidents/${incident}`, 'incident');
 await auditAll(page, '/security/incidents', 'incidents');
 
+// 3b. The rule that raised it, on the test bench: it would have raised the same alert.
+await page.goto(`${base}/security/rules?lang=en`, { waitUntil: 'networkidle' });
+await page.click('tr:has-text("nara credential stuffing") a[href*="?test="]');
+await page.waitForLoadState('networkidle');
+if (!(await page.inputValue('#rule-yaml')).includes('value_count')) fail('the running rule is not on the test bench');
+await page.focus('#rule-yaml');
+await page.keyboard.press('Tab');
+await page.keyboard.press('Enter');
+await page.waitForLoadState('networkidle');
+const outcome = await page.textContent('#outcome');
+if (!/Matches: [1-9]/.test(outcome) || !outcome.includes('source_ip=')) fail(`the rule test raised nothing: ${outcome}`);
+step(`rule test: ${outcome.match(/Rules evaluated[^\n]*/)?.[0]}`);
+await audit(page, 'rule test outcome [en]');
+await auditAll(page, '/security/rules', 'rules');
+
 // 4. The alert level raised: the per-address limit tightens, on every page and /status.
 const limit = async () => Number(((await page.textContent('main')).match(/make ([\d,]+) public requests/) ?? [])[1]?.replace(/,/g, ''));
 await page.goto(`${base}/security/level?lang=en`, { waitUntil: 'networkidle' });

@@ -55,7 +55,7 @@ const signedInPages = [
   ['citizen', ['/account', '/account/second-factor', '/my/consents', '/my/data-access', '/my/applications', '/my/inbox', '/apply/resident-registration-certificate']],
   ['agency_admin', ['/admin/officials', '/admin/apps', '/admin/machine-clients', '/admin/exchange', '/cases']],
   ['service_designer', ['/designer/services']],
-  ['security_analyst', ['/security/events', '/security/alerts', '/security/incidents', '/security/level', '/security/blocklist']],
+  ['security_analyst', ['/security/events', '/security/alerts', '/security/incidents', '/security/level', '/security/blocklist', '/security/rules']],
   ['operator', ['/systems', '/operations/exchange', '/operations/backups', '/operations/health']],
 ];
 

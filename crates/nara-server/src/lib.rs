@@ -350,6 +350,9 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/security/incidents/{id}" => get(secops::incidents::incident_page): Roles(&[SecurityAnalyst, Auditor]), post(secops::incidents::change): Roles(&[SecurityAnalyst]);
         "/security/machine-keys/approve" => post(secops::level::approve_key): Roles(&[SecurityAnalyst]);
         "/security/alerts/{id}" => post(secops::alerts::triage): Roles(&[SecurityAnalyst]);
+        "/security/rules" => get(secops::rules::rules_page): Roles(&[SecurityAnalyst, Auditor]);
+        "/security/rules/test" => post(secops::rules::test_rule): Roles(&[SecurityAnalyst, Auditor]);
+        "/security/rules/{id}" => post(secops::rules::switch_rule): Roles(&[SecurityAnalyst]);
         "/registries" => get(exchange::registries::registries_page): Public;
         "/apply" => get(catalogue::services::apply_list): Public;
         "/statistics" => get(catalogue::statistics::page): Public;

@@ -119,6 +119,22 @@ pub enum IncidentChange {
     },
 }
 
+/// A detection rule an analyst switched off or back on, and why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct RuleSwitch {
+    pub rule_id: String,
+    pub enabled: i64,
+    pub reason: String,
+    pub changed_at: i64,
+    pub changed_by: String,
+}
+
+impl RuleSwitch {
+    pub fn is_enabled(&self) -> bool {
+        self.enabled != 0
+    }
+}
+
 /// One setting of the national alert level.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
 pub struct AlertLevelSet {
@@ -339,6 +355,64 @@ impl Store {
                     actor,
                     vec![format!("alert:{id}")],
                     &(id, from, to, note)
+                )?
+            );
+        });
+        Ok(())
+    }
+
+    /// Every rule an analyst ever switched, as it stands now.
+    pub async fn rule_switches(&self) -> Result<Vec<RuleSwitch>> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            "SELECT rule_id, enabled, reason, changed_at, changed_by \
+             FROM detection_rule_switches ORDER BY rule_id"
+        )
+        .fetch_all(pool)
+        .await?))
+    }
+
+    /// The rules switched off now (read by detection every round).
+    pub async fn rules_switched_off(&self) -> Result<Vec<String>> {
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT rule_id FROM detection_rule_switches WHERE enabled = 0"
+        )
+        .fetch_all(pool)
+        .await?))
+    }
+
+    /// Switches detection rule `rule_id` off or on, with the analyst's
+    /// reason; a ledger entry.
+    pub async fn switch_rule(
+        &self,
+        rule_id: &str,
+        enabled: bool,
+        reason: &str,
+        actor: &str,
+    ) -> Result<()> {
+        let now = Timestamp::now().0;
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            sqlx::query(
+                "INSERT INTO detection_rule_switches (rule_id, enabled, reason, changed_at, changed_by) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (rule_id) DO UPDATE SET \
+                 enabled = excluded.enabled, reason = excluded.reason, \
+                 changed_at = excluded.changed_at, changed_by = excluded.changed_by",
+            )
+            .bind(rule_id)
+            .bind(i64::from(enabled))
+            .bind(reason)
+            .bind(now)
+            .bind(actor)
+            .execute(&mut *tx)
+            .await?;
+            commit_with_entry!(
+                self,
+                tx,
+                entry_bytes(
+                    "secops.rule.switched",
+                    actor,
+                    vec![format!("rule:{rule_id}")],
+                    &(rule_id, enabled, reason)
                 )?
             );
         });

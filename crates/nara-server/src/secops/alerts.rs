@@ -39,7 +39,6 @@ struct AlertsPage {
     triage: bool,
     csrf: String,
     rules: usize,
-    listed: Vec<super::detection::RuleInfo>,
     refused: Vec<(String, String)>,
     /// Active incidents an alert may be grouped into.
     incidents: Vec<(i64, String)>,
@@ -125,7 +124,6 @@ pub async fn alerts_page(
         triage: person.is_some_and(|p| p.has_role(nara_core::identity::Role::SecurityAnalyst)),
         csrf: person.and_then(|p| p.csrf()).unwrap_or_default().to_owned(),
         rules: state.detector.rules(),
-        listed: state.detector.listed().to_vec(),
         refused: state
             .detector
             .refused()

@@ -87,6 +87,41 @@ pub struct Detector {
     listed: Vec<RuleInfo>,
     /// Rule files that were refused when loading, with why.
     refused: Vec<RuleError>,
+    /// Every file given, loaded or not (name, YAML): what a test of a
+    /// changed rule runs beside.
+    sources: Vec<(String, String)>,
+    /// Rules an analyst switched off: they raise no alerts (correlations
+    /// built on them still count their matches). Read from the store
+    /// each round, so every node agrees within one.
+    switched_off: std::sync::RwLock<std::collections::HashSet<String>>,
+    /// A trial engine: every rule's match is reported, building blocks and
+    /// informational rules too.
+    trial: bool,
+}
+
+/// What a rule raised when tested against recent events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrialMatch {
+    pub rule_id: String,
+    pub title: String,
+    pub level: String,
+    pub group_key: String,
+    pub events: usize,
+    pub first_at: i64,
+    pub last_at: i64,
+}
+
+/// A test of one rule file against recent events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trial {
+    /// The rules the file holds.
+    pub rules: Vec<RuleInfo>,
+    /// Events evaluated, and the span of time they cover.
+    pub events: usize,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    /// What the file's rules raised, in order.
+    pub matches: Vec<TrialMatch>,
 }
 
 impl std::fmt::Debug for Detector {
@@ -110,9 +145,14 @@ impl Detector {
     /// Loads what loads: a file that does not parse or compile is left out
     /// and reported, the others run.
     pub fn load(files: &[(&str, &str)]) -> (Detector, Vec<RuleError>) {
+        Detector::load_as(files, false)
+    }
+
+    fn load_as(files: &[(&str, &str)], trial: bool) -> (Detector, Vec<RuleError>) {
         let config = CorrelationConfig {
-            // A correlation's building blocks are not alerts by themselves.
-            emit_detections: false,
+            // A correlation's building blocks are not alerts by themselves
+            // (a trial shows them too).
+            emit_detections: trial,
             correlation_event_mode: CorrelationEventMode::Refs,
             max_correlation_events: 50,
             // One alert per group and rule every ten minutes, not one per event.
@@ -203,6 +243,12 @@ impl Detector {
             rules: listed.len(),
             listed,
             refused: Vec::new(),
+            sources: files
+                .iter()
+                .map(|(f, y)| ((*f).to_owned(), (*y).to_owned()))
+                .collect(),
+            switched_off: Default::default(),
+            trial,
         };
         (detector, refused)
     }
@@ -273,12 +319,84 @@ impl Detector {
 
     /// No rules at all.
     pub fn empty() -> Detector {
-        Detector {
-            engine: Mutex::new(CorrelationEngine::new(CorrelationConfig::default())),
-            rules: 0,
-            listed: Vec::new(),
-            refused: Vec::new(),
+        Detector::load(&[]).0
+    }
+
+    /// The YAML of the file that holds rule `id`, with the file's name.
+    pub fn source_of(&self, id: &str) -> Option<(&str, &str)> {
+        let file = &self.listed.iter().find(|r| r.id == id)?.file;
+        self.sources
+            .iter()
+            .find(|(f, _)| f == file)
+            .map(|(f, y)| (f.as_str(), y.as_str()))
+    }
+
+    /// Replaces the set of rules switched off.
+    pub fn set_switched_off(&self, ids: impl IntoIterator<Item = String>) {
+        if let Ok(mut off) = self.switched_off.write() {
+            *off = ids.into_iter().collect();
         }
+    }
+
+    pub fn is_switched_off(&self, id: &str) -> bool {
+        self.switched_off.read().is_ok_and(|off| off.contains(id))
+    }
+
+    /// Tests rule file `file` (YAML `yaml`) against `events` (oldest
+    /// first) on a scratch engine, beside every other file this detector
+    /// was given (a file of the same name is replaced: the edited version
+    /// of a running rule). Nothing is stored and the running rules' state
+    /// is untouched. Reports every match of the file's own rules.
+    pub fn trial(
+        &self,
+        file: &str,
+        yaml: &str,
+        events: &[SecurityEvent],
+    ) -> Result<Trial, RuleError> {
+        let mut files: Vec<(&str, &str)> = self
+            .sources
+            .iter()
+            .filter(|(f, _)| f != file)
+            .map(|(f, y)| (f.as_str(), y.as_str()))
+            .collect();
+        files.push((file, yaml));
+        let (scratch, refused) = Detector::load_as(&files, true);
+        if let Some(e) = refused.into_iter().find(|e| e.file == file) {
+            return Err(e);
+        }
+        let rules: Vec<RuleInfo> = scratch
+            .listed
+            .iter()
+            .filter(|r| r.file == file)
+            .cloned()
+            .collect();
+        if rules.is_empty() {
+            return Err(RuleError {
+                file: file.to_owned(),
+                why: "holds no rule".into(),
+            });
+        }
+        let matches = scratch
+            .evaluate(events)
+            .into_iter()
+            .filter(|a| rules.iter().any(|r| r.id == a.rule_id))
+            .map(|a| TrialMatch {
+                rule_id: a.rule_id,
+                title: a.title,
+                level: a.level,
+                group_key: a.group_key,
+                events: a.events.len(),
+                first_at: a.first_at,
+                last_at: a.last_at,
+            })
+            .collect();
+        Ok(Trial {
+            rules,
+            events: events.len(),
+            from: events.first().map(|e| e.at),
+            to: events.last().map(|e| e.at),
+            matches,
+        })
     }
 
     pub fn starter() -> Result<Detector, RuleError> {
@@ -304,7 +422,14 @@ impl Detector {
                     .level
                     .map(|l| format!("{l:?}").to_lowercase())
                     .unwrap_or_else(|| "medium".into());
-                if nara_core::secops::level_rank(&level) == 0 {
+                if !self.trial
+                    && (nara_core::secops::level_rank(&level) == 0
+                        || result
+                            .header
+                            .rule_id
+                            .as_deref()
+                            .is_some_and(|id| self.is_switched_off(id)))
+                {
                     continue;
                 }
                 let (group_key, ids) = match result.as_correlation() {
@@ -470,6 +595,9 @@ pub async fn prune(state: &AppState) {
 /// One round of detection; how many alerts it raised.
 pub async fn round(state: &AppState) -> Result<usize, nara_store::StoreError> {
     let mut raised = 0;
+    state
+        .detector
+        .set_switched_off(state.store.rules_switched_off().await?);
     loop {
         let cursor = state.store.detection_cursor().await?;
         let events = state.store.security_events_after(cursor, BATCH).await?;
@@ -536,6 +664,67 @@ mod tests {
                 .evaluate(&[failed(7, "user0", "198.51.100.7", at + 7000)])
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_rule_switched_off_raises_nothing_until_switched_back_on() {
+        let detector = Detector::starter().unwrap();
+        let stuffing = detector
+            .listed()
+            .iter()
+            .find(|r| r.title.starts_with("nara credential stuffing"))
+            .unwrap()
+            .id
+            .clone();
+        detector.set_switched_off([stuffing.clone()]);
+        let at = 1_800_000_000_000;
+        let run = |first: i64, address: &str| -> Vec<SecurityEvent> {
+            (0..6)
+                .map(|i| failed(first + i, &format!("user{i}"), address, at + first + i))
+                .collect()
+        };
+        assert!(detector.evaluate(&run(1, "203.0.113.9")).is_empty());
+        detector.set_switched_off([]);
+        let alerts = detector.evaluate(&run(10, "198.51.100.7"));
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0].rule_id, stuffing);
+    }
+
+    #[test]
+    fn a_trial_reports_the_tested_files_matches_and_leaves_the_running_rules_alone() {
+        let detector = Detector::starter().unwrap();
+        let events: Vec<_> = (0..6)
+            .map(|i| {
+                failed(
+                    i + 1,
+                    &format!("user{i}"),
+                    "203.0.113.9",
+                    1_800_000_000_000 + i,
+                )
+            })
+            .collect();
+        let (file, yaml) = STARTER_RULES
+            .iter()
+            .find(|(f, _)| *f == "credential_stuffing.yml")
+            .unwrap();
+        let trial = detector.trial(file, yaml, &events).unwrap();
+        assert_eq!(trial.events, 6);
+        assert_eq!(trial.matches.len(), 1, "{trial:?}");
+        assert_eq!(trial.matches[0].group_key, "source_ip=203.0.113.9");
+        // The building block of a correlation is tested on its own too.
+        let (file, yaml) = STARTER_RULES
+            .iter()
+            .find(|(f, _)| *f == "login_failed.yml")
+            .unwrap();
+        assert_eq!(
+            detector.trial(file, yaml, &events).unwrap().matches.len(),
+            6
+        );
+        // A file that does not load says why; one with no rule is refused.
+        let bad = detector.trial("draft.yml", "title: [unclosed", &events);
+        assert!(matches!(bad, Err(RuleError { file, .. }) if file == "draft.yml"));
+        // The running engine saw none of it: the same events raise the alert now.
+        assert_eq!(detector.evaluate(&events).len(), 1);
     }
 
     #[test]

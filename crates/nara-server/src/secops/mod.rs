@@ -8,4 +8,5 @@ pub mod incidents;
 pub mod intake;
 pub mod level;
 pub mod probes;
+pub mod rules;
 pub mod syslog;

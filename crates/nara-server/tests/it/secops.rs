@@ -84,6 +84,82 @@ backends! {
         assert_eq!(app.store.alerts(None, 10).await.unwrap().len(), 1);
     }
 
+    async fn analysts_switch_rules_and_test_them_against_recent_events(backend: &str) {
+        let Some(app) = TestApp::start(backend).await else { return };
+        let accounts = app.demo_accounts().await;
+        let analyst = accounts.iter().find(|a| a.role == "security_analyst").unwrap();
+        let auditor = accounts.iter().find(|a| a.role == "auditor").unwrap();
+        let session = app.signed_in(&analyst.username).await;
+        let stuffing = nara_server::secops::detection::Detector::starter().unwrap().listed().iter()
+            .find(|r| r.title.starts_with("nara credential stuffing")).unwrap().id.clone();
+        let page = app.client.get(app.url("/security/rules")).header("cookie", &session.cookie)
+            .send().await.unwrap().text().await.unwrap();
+        assert!(page.contains(&format!("id=\"rule-{stuffing}\"")), "every rule is listed");
+
+        // Switched off with a reason: credential stuffing then raises nothing.
+        let path = format!("/security/rules/{stuffing}");
+        let r = post_form(&app, &path, Some(&session.cookie), &[("csrf", &session.csrf), ("on", "false"), ("reason", "short")]).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "a reason of 10 characters at least");
+        let r = post_form(&app, "/security/rules/no-such-rule", Some(&session.cookie), &[("csrf", &session.csrf), ("on", "false"), ("reason", "a rule that does not run")]).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let r = post_form(&app, &path, Some(&session.cookie), &[("csrf", "forged"), ("on", "false"), ("reason", "pen test from the office today")]).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let r = post_form(&app, &path, Some(&session.cookie), &[("csrf", &session.csrf), ("on", "false"), ("reason", "pen test from the office today")]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let subject = format!("rule:{stuffing}");
+        assert!(app.has_entry(200, |e| e.kind == "secops.rule.switched" && e.subjects.contains(&subject)).await);
+        for n in 0..6 {
+            let user = format!("pentest-{n}");
+            post_form(&app, "/sign-in", None, &[("username", &user), ("password", "from-a-leaked-list-1")]).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(4_500)).await;
+        assert!(app.store.alerts(None, 10).await.unwrap().iter().all(|a| a.rule_id != stuffing),
+            "a rule switched off raises no alert");
+        let page = app.client.get(app.url("/security/rules")).header("cookie", &session.cookie)
+            .send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("pen test from the office today"), "who switched it and why is shown");
+
+        // The running rule, on the test bench, would have raised it.
+        let bench = app.client.get(app.url(&format!("/security/rules?test={stuffing}"))).header("cookie", &session.cookie)
+            .send().await.unwrap().text().await.unwrap();
+        assert!(bench.contains("credential_stuffing.yml"));
+        let yaml = nara_server::secops::detection::STARTER_RULES.iter()
+            .find(|(f, _)| *f == "credential_stuffing.yml").unwrap().1;
+        let r = post_form(&app, "/security/rules/test", Some(&session.cookie),
+            &[("csrf", &session.csrf), ("file", "credential_stuffing.yml"), ("yaml", yaml)]).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let outcome = r.text().await.unwrap();
+        assert!(outcome.contains("source_ip=127.0.0.1"), "the test raises what the rule would have");
+        // An edited threshold no run reaches: nothing; a broken file: why, and nothing changed.
+        let edited = yaml.replace("gte: 5", "gte: 50");
+        assert_ne!(edited, yaml);
+        let outcome = post_form(&app, "/security/rules/test", Some(&session.cookie),
+            &[("csrf", &session.csrf), ("file", "credential_stuffing.yml"), ("yaml", &edited)]).await.text().await.unwrap();
+        assert!(!outcome.contains("source_ip=127.0.0.1"), "the edited rule raises nothing");
+        assert!(outcome.contains("Matches: 0."), "the edited rule's outcome is shown");
+        let outcome = post_form(&app, "/security/rules/test", Some(&session.cookie),
+            &[("csrf", &session.csrf), ("file", ""), ("yaml", "title: x\nlogsource:\n  product: nara\ndetection:\n  sel:\n    kind|nosuchmodifier: a\n  condition: sel\n")]).await.text().await.unwrap();
+        assert!(outcome.contains("This file does not load"), "an unknown modifier is named");
+        // A draft: an informational rule shows its matches too.
+        let outcome = post_form(&app, "/security/rules/test", Some(&session.cookie),
+            &[("csrf", &session.csrf), ("yaml", "title: pentest accounts\nid: 6c1f0a7e-2b9d-4e51-9a43-2f0c3d5e7a10\nlogsource:\n  product: nara\n  service: security\ndetection:\n  sel:\n    user|startswith: pentest-\n  condition: sel\nlevel: informational\n")]).await.text().await.unwrap();
+        assert!(outcome.contains("Matches: 6."), "each event the draft matches");
+        assert_eq!(app.store.alerts(None, 10).await.unwrap().iter().filter(|a| a.rule_id == stuffing).count(), 0,
+            "a test stores nothing");
+
+        // Auditors read and test, but do not switch.
+        let audit = app.signed_in(&auditor.username).await;
+        let r = post_form(&app, &path, Some(&audit.cookie), &[("csrf", &audit.csrf), ("on", "true"), ("reason", "an auditor may not do this")]).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let r = post_form(&app, "/security/rules/test", Some(&audit.cookie), &[("csrf", &audit.csrf), ("yaml", yaml)]).await;
+        assert_eq!(r.status(), StatusCode::OK);
+
+        // Back on (the engine's own test shows it raising again).
+        let r = post_form(&app, &path, Some(&session.cookie), &[("csrf", &session.csrf), ("on", "true"), ("reason", "the pen test is over")]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert!(app.store.rules_switched_off().await.unwrap().is_empty());
+    }
+
     async fn the_alert_level_tightens_the_per_address_limit(backend: &str) {
         // 40 a minute at normal: a burst of 10; at serious, 5 a minute: a burst of 2.
         // Loopback is a trusted proxy here, so each test client is its own address.

@@ -72,6 +72,8 @@ pub struct AppState {
     pub detector: Arc<secops::detection::Detector>,
     /// The national alert level and the per-address limits it sets.
     pub posture: Arc<secops::level::Posture>,
+    /// Agency systems' keys and the addresses they signed from lately.
+    pub key_sightings: Arc<secops::watch::KeySightings>,
 }
 
 impl AppState {
@@ -114,6 +116,7 @@ impl AppState {
             backup_stream: Arc::default(),
             detector: Arc::new(detector),
             posture: Arc::new(secops::level::Posture::new(config_limit)),
+            key_sightings: Arc::default(),
         }
     }
 }

@@ -358,6 +358,7 @@ async fn machine_request(state: AppState, request: Request, next: Next, https: b
                 }
                 .into_response();
             }
+            crate::secops::watch::key_used(&state, &parts, &m);
             let mut request = Request::from_parts(parts, axum::body::Body::from(bytes));
             // The verified system itself too, for handlers that serve only machines.
             request.extensions_mut().insert(m.clone());

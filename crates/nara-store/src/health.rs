@@ -68,9 +68,16 @@ const HEALTH_SELECT: &str = "SELECT h.system_id, s.agency_id, s.code, s.name, CA
      (SELECT COUNT(*) FROM probe_results p WHERE p.system_id = h.system_id AND p.at > $1 AND p.state = 'up') AS up_day \
      FROM system_health h JOIN systems s ON s.id = h.system_id";
 
+/// After this long down, a system is probed less often.
+pub const BACK_OFF_AFTER_MS: i64 = 10 * 60 * 1000;
+/// How many times less often.
+pub const BACK_OFF_FACTOR: i64 = 4;
+
 impl Store {
     /// Systems with an endpoint whose last probe is older than their
     /// grade's interval (or that were never probed), most critical first.
+    /// A system down for more than [`BACK_OFF_AFTER_MS`] is probed
+    /// [`BACK_OFF_FACTOR`] times less often until it answers.
     /// With `loopback_only`, only endpoints that name a loopback address
     /// literally (the caller still checks each with `may_probe`): the
     /// others, never probed, must not fill every round and starve these.
@@ -91,7 +98,8 @@ impl Store {
             "SELECT s.id, CAST(s.grade AS BIGINT) AS grade, s.endpoint_url FROM systems s \
              LEFT JOIN system_health h ON h.system_id = s.id \
              WHERE s.endpoint_url IS NOT NULL AND (h.checked_at IS NULL OR h.checked_at <= $1 - \
-               CASE s.grade WHEN 1 THEN $2 WHEN 2 THEN $3 WHEN 3 THEN $4 ELSE $5 END) \
+               CASE s.grade WHEN 1 THEN $2 WHEN 2 THEN $3 WHEN 3 THEN $4 ELSE $5 END \
+               * CASE WHEN h.state = 'down' AND h.since <= $1 - $8 THEN $9 ELSE 1 END) \
              AND (NOT $7 OR s.endpoint_url LIKE 'http://127.%' OR s.endpoint_url LIKE 'https://127.%' \
                OR s.endpoint_url LIKE 'http://[::1]%' OR s.endpoint_url LIKE 'https://[::1]%') \
              ORDER BY s.grade, h.checked_at NULLS FIRST, s.id LIMIT $6"
@@ -103,6 +111,8 @@ impl Store {
         .bind(g4)
         .bind(limit)
         .bind(loopback_only)
+        .bind(BACK_OFF_AFTER_MS)
+        .bind(BACK_OFF_FACTOR)
         .fetch_all(pool)
         .await?
         }))
@@ -118,6 +128,30 @@ impl Store {
         with_pool!(self, |pool| {
             let (_turn, mut tx) = write_tx!(self, pool);
             for r in results {
+                // A system going down is a security event too: the starter
+                // rules watch for many of one agency's going down at once.
+                if r.health == Health::Down {
+                    let before: Option<(String, String, String)> = sqlx::query_as(
+                        "SELECT COALESCE(h.state, ''), s.agency_id, s.code FROM systems s \
+                         LEFT JOIN system_health h ON h.system_id = s.id WHERE s.id = $1",
+                    )
+                    .bind(r.system_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some((state, agency, code)) = before
+                        && state != Health::Down.as_str()
+                    {
+                        sqlx::query(
+                            "INSERT INTO security_events (at, kind, account_id, username, address, detail) \
+                             VALUES ($1, 'probe.down', NULL, $2, '', $3)",
+                        )
+                        .bind(r.at)
+                        .bind(&agency)
+                        .bind(&code)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
                 sqlx::query(
                     "INSERT INTO system_health (system_id, state, since, checked_at, latency_ms, status_code, detail) \
                      VALUES ($1, $2, $3, $3, $4, $5, $6) \

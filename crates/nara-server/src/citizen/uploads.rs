@@ -327,6 +327,7 @@ pub async fn case_file(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
+    crate::identity::request::ClientAddress(address): crate::identity::request::ClientAddress,
     Path((reference, name)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
     let (app, shown) =
@@ -334,6 +335,13 @@ pub async fn case_file(
     if !shown.contains(&name) {
         return Err(PageError::not_found(ctx.lang));
     }
+    crate::secops::watch::personal_data_read(
+        &state,
+        &who,
+        &address,
+        &format!("case {reference} file {name}"),
+    )
+    .await;
     serve(&state, &ctx, app.id, &name).await
 }
 

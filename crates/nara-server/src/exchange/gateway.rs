@@ -515,6 +515,7 @@ async fn mediate(
                 labels,
             ));
         }
+        crate::secops::watch::key_used(state, &parts, &caller);
         verified = caller.signature;
     }
     labels.client = client.to_string();

@@ -354,9 +354,12 @@ pub async fn case(
     ctx: PageCtx,
     State(state): State<AppState>,
     who: Principal,
+    crate::identity::request::ClientAddress(address): crate::identity::request::ClientAddress,
     Path(reference): Path<String>,
 ) -> Result<Response, PageError> {
     let (app, def) = case_of(&ctx, &state, &who, &reference).await?;
+    crate::secops::watch::personal_data_read(&state, &who, &address, &format!("case {reference}"))
+        .await;
     case_view(&ctx, &state, &who, &app, &def, None).await
 }
 

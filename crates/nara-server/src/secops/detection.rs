@@ -54,6 +54,22 @@ pub const STARTER_RULES: &[(&str, &str)] = &[
         "rate_limited.yml",
         include_str!("../../rules/rate_limited.yml"),
     ),
+    (
+        "password_spraying.yml",
+        include_str!("../../rules/password_spraying.yml"),
+    ),
+    (
+        "machine_key_two_places.yml",
+        include_str!("../../rules/machine_key_two_places.yml"),
+    ),
+    (
+        "personal_data_reads.yml",
+        include_str!("../../rules/personal_data_reads.yml"),
+    ),
+    (
+        "probes_failing.yml",
+        include_str!("../../rules/probes_failing.yml"),
+    ),
 ];
 
 /// How often new security events are read.
@@ -663,6 +679,131 @@ mod tests {
             detector
                 .evaluate(&[failed(7, "user0", "198.51.100.7", at + 7000)])
                 .is_empty()
+        );
+    }
+
+    fn event(
+        id: i64,
+        kind: &str,
+        user: &str,
+        address: &str,
+        detail: &str,
+        at: i64,
+    ) -> SecurityEvent {
+        SecurityEvent {
+            id,
+            at,
+            kind: kind.into(),
+            account_id: None,
+            username: user.into(),
+            address: address.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// The titles of the alerts `events` raise on the starter rules.
+    fn raised(events: &[SecurityEvent]) -> Vec<String> {
+        Detector::starter()
+            .unwrap()
+            .evaluate(events)
+            .into_iter()
+            .map(|a| a.title)
+            .collect()
+    }
+
+    #[test]
+    fn a_password_sprayed_slowly_across_accounts_is_seen_over_the_day() {
+        let at = 1_800_000_000_000;
+        // Twenty accounts, one every twenty minutes: never five in ten minutes.
+        let events: Vec<_> = (0..20)
+            .map(|i| {
+                failed(
+                    i + 1,
+                    &format!("user{i}"),
+                    "203.0.113.50",
+                    at + i * 1_200_000,
+                )
+            })
+            .collect();
+        let titles = raised(&events);
+        assert_eq!(titles.len(), 1, "{titles:?}");
+        assert!(titles[0].starts_with("nara password spraying"));
+        assert!(
+            raised(&events[..19]).is_empty(),
+            "nineteen accounts are not yet"
+        );
+    }
+
+    #[test]
+    fn one_key_signing_from_two_addresses_is_an_alert() {
+        let at: i64 = 1_800_000_000_000;
+        let key = |id: i64, address: &str, t: i64| {
+            event(
+                id,
+                "machine.key_used",
+                "mois-registry-2026",
+                address,
+                "KR/GOV/MOIS/registry",
+                at + t,
+            )
+        };
+        assert!(
+            raised(&[key(1, "192.0.2.10", 0), key(2, "192.0.2.10", 700_000)]).is_empty(),
+            "one place"
+        );
+        let titles = raised(&[key(1, "192.0.2.10", 0), key(2, "203.0.113.66", 60_000)]);
+        assert_eq!(
+            titles,
+            vec!["nara agency system key used from two places".to_owned()]
+        );
+    }
+
+    #[test]
+    fn one_official_reading_a_hundred_records_in_an_hour_is_an_alert() {
+        let at = 1_800_000_000_000;
+        let read = |i: i64, user: &str| {
+            event(
+                i,
+                "personal_data.read",
+                user,
+                "10.1.2.3",
+                &format!("case MOIS-2026-{i}"),
+                at + i * 30_000,
+            )
+        };
+        let caseload: Vec<_> = (0..99).map(|i| read(i, "kim.official")).collect();
+        assert!(raised(&caseload).is_empty(), "99 in an hour is a busy day");
+        let mut browsing = caseload;
+        browsing.push(read(99, "kim.official"));
+        let titles = raised(&browsing);
+        assert_eq!(
+            titles,
+            vec!["nara one official reading unusually many citizens' records".to_owned()]
+        );
+    }
+
+    #[test]
+    fn three_of_one_agencys_systems_down_within_fifteen_minutes_is_an_alert() {
+        let at = 1_800_000_000_000;
+        let down = |i: i64, agency: &str, code: &str| {
+            event(i, "probe.down", agency, "", code, at + i * 60_000)
+        };
+        assert!(
+            raised(&[
+                down(1, "KR/GOV/MOIS", "mois-a"),
+                down(2, "KR/GOV/MOIS", "mois-b"),
+                down(3, "KR/GOV/MOF", "mof-a")
+            ])
+            .is_empty()
+        );
+        let titles = raised(&[
+            down(1, "KR/GOV/MOIS", "mois-a"),
+            down(2, "KR/GOV/MOIS", "mois-b"),
+            down(3, "KR/GOV/MOIS", "mois-c"),
+        ]);
+        assert_eq!(
+            titles,
+            vec!["nara probes failing across an agency".to_owned()]
         );
     }
 

@@ -10,3 +10,4 @@ pub mod level;
 pub mod probes;
 pub mod rules;
 pub mod syslog;
+pub mod watch;

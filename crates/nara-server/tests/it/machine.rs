@@ -160,6 +160,28 @@ async fn signed_requests_from_registered_subsystems() {
     assert_eq!(r.status(), StatusCode::OK);
     let who: serde_json::Value = r.json().await.unwrap();
     assert_eq!(who["client"], format!("{agency}/traffic"));
+    // The key signing from this address is reported once (the starter rules
+    // watch for one key used from two places), off the request.
+    let mut sightings = Vec::new();
+    for _ in 0..50 {
+        sightings = app
+            .store
+            .security_events(Some("machine.key_used"), 10)
+            .await
+            .unwrap();
+        if !sightings.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(sightings.len(), 1, "{sightings:?}");
+    assert_eq!(
+        (
+            sightings[0].username.as_str(),
+            sightings[0].address.as_str()
+        ),
+        (key_id.as_str(), "127.0.0.1")
+    );
     // @authority + @path instead of @target-uri (no query).
     let split = Signing {
         covered: &["@method", "@authority", "@path"],

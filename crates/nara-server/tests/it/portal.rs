@@ -734,6 +734,15 @@ backends! {
         !case.contains("110-123-456789"),
         "the bank account is not shown before the step that needs it"
     );
+    // Opening it is recorded (the starter rules watch officials reading many); another
+    // agency's official, refused, read nothing.
+    let reads = app
+        .store
+        .security_events(Some("personal_data.read"), 10)
+        .await
+        .unwrap();
+    assert_eq!(reads.len(), 1, "{reads:?}");
+    assert_eq!(reads[0].detail, format!("case {reference}"));
     let act = |cookie: String, csrf: String, to: &'static str, reason: &'static str| {
         let path = format!("/cases/{reference}/act");
         let app = &app;

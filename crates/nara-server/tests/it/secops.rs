@@ -554,6 +554,10 @@ backends! {
         let operator = app.signed_in(&operator.username).await;
         let ops = app.client.get(app.url("/operations/health")).header("cookie", &operator.cookie).send().await.unwrap().text().await.unwrap();
         assert!(ops.contains("uptime-title") && ops.contains("HTTP 503"), "{ops}");
+        // Going down is a security event, the agency named (the starter rules count them).
+        let events = app.store.security_events(Some("probe.down"), 10).await.unwrap();
+        assert_eq!(events.len(), 1, "once, when it went down: {events:?}");
+        assert_eq!((events[0].username.as_str(), events[0].detail.as_str()), ("KR/GOV/MOIS", systems[2].details.code.as_str()));
     }
 
     async fn high_alerts_are_emailed_to_the_analysts_on_call(backend: &str) {

@@ -347,7 +347,9 @@ pub struct SystemInput {
     pub kind: SystemKind,
     pub grade: Grade,
     pub environment: Environment,
-    /// Where the system answers, if it has an address (http or https).
+    /// Where the system answers, if it has an address: http or https (probed
+    /// with a GET; for https also the certificate's expiry), or `tcp://host:port`
+    /// (probed by connecting).
     #[serde(default)]
     pub endpoint_url: Option<String>,
     pub status: SystemStatus,
@@ -360,14 +362,20 @@ impl SystemInput {
         c.text("name", &self.name, 200);
         if let Some(u) = &self.endpoint_url {
             match url::Url::parse(u) {
+                // tcp://host:port: a service that speaks no HTTP, probed by connecting.
                 Ok(parsed)
-                    if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() =>
+                    if (matches!(parsed.scheme(), "http" | "https")
+                        || (parsed.scheme() == "tcp" && parsed.port().is_some()))
+                        && parsed.host().is_some() =>
                 {
                     if u.len() > 2000 {
                         c.push("endpoint_url", "must be at most 2000 characters");
                     }
                 }
-                Ok(_) => c.push("endpoint_url", "must be an http or https URL with a host"),
+                Ok(_) => c.push(
+                    "endpoint_url",
+                    "must be an http or https URL with a host, or tcp://host:port",
+                ),
                 Err(e) => c.push("endpoint_url", format!("is not a valid URL: {e}")),
             }
         }

@@ -95,6 +95,20 @@ pub fn classify(status: Option<u16>, latency_ms: u64) -> Health {
     }
 }
 
+/// Fewer days than this before its certificate expires, a system is degraded.
+pub const CERTIFICATE_WARN_DAYS: i64 = 14;
+
+/// A probe's verdict given the days left on the endpoint's certificate
+/// (https): one about to expire degrades a system that answers; an expired
+/// one is down.
+pub fn with_certificate(health: Health, days_left: Option<i64>) -> Health {
+    match days_left {
+        Some(d) if d < 0 => Health::Down,
+        Some(d) if d < CERTIFICATE_WARN_DAYS => health.max(Health::Degraded),
+        _ => health,
+    }
+}
+
 /// A service is down when a system it depends on is, degraded when one is
 /// slow; with nothing probed it is up as far as anyone knows.
 pub fn service_health(systems: impl IntoIterator<Item = Health>) -> Health {
@@ -112,7 +126,7 @@ pub fn probe_every_ms(grade: u8) -> i64 {
     }
 }
 
-/// Whether nara may probe `endpoint`: http(s) only, and — unless the
+/// Whether nara may probe `endpoint`: http(s) or tcp only, and — unless the
 /// operator turned probing of the whole inventory on — only an IP literal on
 /// this machine's loopback. No name is resolved to decide: a seeded or
 /// mistyped address is never contacted by default.
@@ -120,12 +134,21 @@ pub fn may_probe(endpoint: &str, whole_inventory: bool) -> bool {
     let Ok(url) = url::Url::parse(endpoint) else {
         return false;
     };
-    if !matches!(url.scheme(), "http" | "https") {
+    if !matches!(url.scheme(), "http" | "https" | "tcp") {
         return false;
     }
     match url.host() {
         Some(url::Host::Ipv4(ip)) if ip.is_loopback() => true,
         Some(url::Host::Ipv6(ip)) if ip.is_loopback() => true,
+        // A tcp:// URL's host is opaque to the URL standard: an IPv4
+        // literal arrives as a name.
+        Some(url::Host::Domain(name))
+            if name
+                .parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| ip.is_loopback()) =>
+        {
+            true
+        }
         Some(_) => whole_inventory,
         None => false,
     }
@@ -322,6 +345,33 @@ mod tests {
         assert!(may_probe("https://resreg.mois.go.kr/health", true));
         assert!(!may_probe("ftp://127.0.0.1/", true));
         assert!(!may_probe("not a url", true));
+        assert!(
+            may_probe("tcp://127.0.0.1:5432", false),
+            "a TCP port on loopback"
+        );
+        assert!(may_probe("tcp://[::1]:5432", false));
+        assert!(!may_probe("tcp://10.0.0.1:5432", false));
+        assert!(
+            !may_probe("tcp://localhost:5432", false),
+            "no name is resolved"
+        );
+        assert!(may_probe("tcp://db.mois.go.kr:5432", true));
+    }
+
+    #[test]
+    fn a_certificate_about_to_expire_degrades_and_an_expired_one_is_down() {
+        assert_eq!(with_certificate(Health::Up, None), Health::Up);
+        assert_eq!(with_certificate(Health::Up, Some(90)), Health::Up);
+        assert_eq!(
+            with_certificate(Health::Up, Some(CERTIFICATE_WARN_DAYS - 1)),
+            Health::Degraded
+        );
+        assert_eq!(
+            with_certificate(Health::Down, Some(3)),
+            Health::Down,
+            "never better than the answer"
+        );
+        assert_eq!(with_certificate(Health::Up, Some(-1)), Health::Down);
     }
 
     #[test]

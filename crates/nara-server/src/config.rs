@@ -119,6 +119,10 @@ pub struct Config {
     /// other address until an operator turns this on.
     #[serde(default)]
     pub probe_whole_inventory: bool,
+    /// Certificates (PEM) the probes trust beside the system's roots, for
+    /// agencies whose https endpoints use the government's own CA.
+    #[serde(default)]
+    pub probe_ca_file: Option<PathBuf>,
     /// Days security events are kept once detection has read them (at
     /// least 1; 400 by default: a year and a month, for audits).
     #[serde(default = "default_event_retention")]
@@ -174,6 +178,7 @@ impl Default for Config {
             syslog_listen: None,
             syslog_senders: Vec::new(),
             probe_whole_inventory: false,
+            probe_ca_file: None,
             security_event_retention_days: default_event_retention(),
             smtp_url: None,
             smtp_from: default_smtp_from(),
@@ -237,6 +242,7 @@ impl Config {
             "syslog_senders",
             "trusted_proxies",
             "probe_whole_inventory",
+            "probe_ca_file",
             "security_event_retention_days",
         ]);
         figment.merge(env).extract().map_err(Box::new)

@@ -101,7 +101,8 @@ impl Store {
                CASE s.grade WHEN 1 THEN $2 WHEN 2 THEN $3 WHEN 3 THEN $4 ELSE $5 END \
                * CASE WHEN h.state = 'down' AND h.since <= $1 - $8 THEN $9 ELSE 1 END) \
              AND (NOT $7 OR s.endpoint_url LIKE 'http://127.%' OR s.endpoint_url LIKE 'https://127.%' \
-               OR s.endpoint_url LIKE 'http://[::1]%' OR s.endpoint_url LIKE 'https://[::1]%') \
+               OR s.endpoint_url LIKE 'http://[::1]%' OR s.endpoint_url LIKE 'https://[::1]%' \
+               OR s.endpoint_url LIKE 'tcp://127.%' OR s.endpoint_url LIKE 'tcp://[::1]%') \
              ORDER BY s.grade, h.checked_at NULLS FIRST, s.id LIMIT $6"
         )
         .bind(now)

@@ -748,8 +748,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let exchange =
                 nara_server::demo::ensure_exchange(&store, &identity, &data, 1_000).await?;
             nara_server::catalogue::services::ensure_demo(&store).await?;
-            // Its own loopback endpoints for the prober: healthy, slow, failing.
-            nara_server::secops::probes::ensure_demo(&store, listen).await?;
+            // Its own loopback endpoints for the prober: healthy, slow, failing, a
+            // certificate about to expire (its CA trusted by the probes), a TCP port.
+            let (tls, ca) = nara_server::secops::probes::serve_demo_tls(&data).await?;
+            config.probe_ca_file = Some(ca);
+            nara_server::secops::probes::ensure_demo(&store, listen, tls).await?;
             println!("nara demo is running at http://{listen}/");
             println!(
                 "Demo accounts (also in {}; staff sign in with a TOTP code from totp_secret):",

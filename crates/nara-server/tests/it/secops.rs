@@ -610,3 +610,63 @@ backends! {
         assert_eq!(left, ["system.c", "system.d"], "an unread old one and the new one stay");
     }
 }
+
+/// Probes over TLS and TCP against real servers on loopback: a certificate
+/// about to expire degrades its system, one from a CA nobody configured is
+/// down with the reason, an open port is up and a closed one down.
+#[tokio::test]
+async fn probes_read_certificates_and_tcp_ports() {
+    use nara_core::secops::Health;
+    use nara_server::secops::probes;
+    let dir = tempfile::tempdir().unwrap();
+    let (tls, ca) = probes::serve_demo_tls(dir.path()).await.unwrap();
+    let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let target = |endpoint_url: String| nara_store::health::ProbeTarget {
+        id: 1,
+        grade: 1,
+        endpoint_url,
+    };
+    let trusting = probes::client(Some(&ca)).unwrap();
+    let https = format!("https://{tls}/demo/probe/ok");
+    let r = probes::probe(&trusting, target(https.clone())).await;
+    assert_eq!(r.health, Health::Degraded, "{}", r.detail);
+    assert_eq!(r.status_code, Some(200));
+    assert!(
+        r.detail.contains(&format!(
+            "expires in {} days",
+            probes::DEMO_CERTIFICATE_DAYS
+        )),
+        "{}",
+        r.detail
+    );
+    let r = probes::probe(&probes::client(None).unwrap(), target(https)).await;
+    assert_eq!(r.health, Health::Down);
+    assert!(
+        r.detail.to_lowercase().contains("certificate") || r.detail.contains("Issuer"),
+        "{}",
+        r.detail
+    );
+
+    let r = probes::probe(
+        &trusting,
+        target(format!("tcp://{}", open.local_addr().unwrap())),
+    )
+    .await;
+    assert_eq!(
+        (r.health, r.status_code),
+        (Health::Up, None),
+        "{}",
+        r.detail
+    );
+    let r = probes::probe(&trusting, target(format!("tcp://{closed}"))).await;
+    assert_eq!(r.health, Health::Down);
+    assert!(r.detail.starts_with("TCP: "), "{}", r.detail);
+    // A bad extra-roots file is refused, naming it.
+    let bad = dir.path().join("missing.pem");
+    let e = probes::client(Some(&bad)).unwrap_err().to_string();
+    assert!(e.contains("missing.pem"), "{e}");
+}

@@ -155,6 +155,15 @@ pub async fn load(
 
 /// `nara demo` as a child process with extra arguments (see [`start_demo`]).
 pub async fn start_demo_with(nara: &str, extra: &[&str]) -> (Server, String, tempfile::TempDir) {
+    start_demo_env(nara, extra, &[]).await
+}
+
+/// `nara demo` with extra arguments and environment variables.
+pub async fn start_demo_env(
+    nara: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Server, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let child = std::process::Command::new(nara)
@@ -165,6 +174,7 @@ pub async fn start_demo_with(nara: &str, extra: &[&str]) -> (Server, String, tem
         .env("RUST_LOG", "warn")
         // The load comes from one address: measure the server, not its limit.
         .env("NARA_RATE_LIMIT_PER_MINUTE", "0")
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();

@@ -133,6 +133,13 @@ pub fn build(rules: &Rules) -> utoipa::openapi::OpenApi {
                 .map(|(_, _, rule)| rule);
             if let Some(rule) = rule {
                 complete(operation, rule);
+                if crate::policy::per_address_limited(rule, path) {
+                    operation
+                        .responses
+                        .responses
+                        .entry("429".to_owned())
+                        .or_insert_with(too_many_requests);
+                }
             }
             // One handler may serve several methods (`method(get, post)`);
             // operation ids must still be unique (OpenAPI 3.1 §4.8.10).
@@ -217,6 +224,27 @@ fn complete(operation: &mut Operation, rule: Rule) {
             Vec::<String>::new(),
         )]);
     }
+}
+
+/// What every route open to anyone may answer: the per-address limit
+/// (which the national alert level tightens) was reached.
+fn too_many_requests() -> RefOr<utoipa::openapi::Response> {
+    let RefOr::T(mut response) = problem(
+        "Too many requests from this address (the limit tightens with the national alert level); \
+         retry after the seconds in Retry-After",
+    ) else {
+        return problem("Too many requests from this address");
+    };
+    response.headers.insert(
+        "Retry-After".to_owned(),
+        utoipa::openapi::HeaderBuilder::new()
+            .schema(
+                utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::Integer),
+            )
+            .description(Some("Seconds until this address may make another request"))
+            .build(),
+    );
+    RefOr::T(response)
 }
 
 fn problem(description: &str) -> RefOr<utoipa::openapi::Response> {

@@ -193,7 +193,11 @@ pub fn decide(rule: Rule, caller: &Caller, method: &Method) -> Decision {
 /// checkpoint, keys and immutable tiles, which a monitor or witness must
 /// fetch by the thousand to check the log (C2SP tlog-tiles) and which cost
 /// the node a lookup each.
-fn per_address_limited(route: &str) -> bool {
+pub fn per_address_limited(rule: Rule, route: &str) -> bool {
+    matches!(rule, Rule::Public | Rule::SigningIn) && per_address_limited_route(route)
+}
+
+fn per_address_limited_route(route: &str) -> bool {
     !matches!(
         route,
         "/healthz"
@@ -259,8 +263,7 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
         // one): 405 with the methods that are, as RFC 9110 §15.5.6 asks.
         return method_not_allowed(&state.rules.methods(&route));
     };
-    if matches!(rule, Rule::Public | Rule::SigningIn)
-        && per_address_limited(&route)
+    if per_address_limited(rule, &route)
         && let Some(refusal) = over_the_limit(&state, &request, api)
     {
         return refusal;

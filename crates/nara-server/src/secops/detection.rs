@@ -487,25 +487,44 @@ impl Detector {
     }
 }
 
+/// The fields every event has, as the rules name them.
+const FIELD_NAMES: [&str; 5] = ["id", "kind", "user", "source_ip", "detail"];
+
 /// A security event as the rules read it, borrowed: the same five flat
 /// fields as [`normalize`], without building a JSON object per event (the
-/// rules' hot path; see `benches/detection.rs`).
+/// rules' hot path; see `benches/detection.rs`). The id is formatted only
+/// if a rule or a correlation asks for it.
 struct Fields<'a> {
     event: &'a SecurityEvent,
-    id: String,
+    id: std::cell::OnceCell<String>,
 }
 
 impl<'a> Fields<'a> {
     fn of(event: &'a SecurityEvent) -> Fields<'a> {
         Fields {
             event,
-            id: event.id.to_string(),
+            id: std::cell::OnceCell::new(),
         }
+    }
+
+    fn id(&self) -> &str {
+        self.id.get_or_init(|| self.event.id.to_string())
+    }
+
+    fn field(&self, name: &str) -> Option<&str> {
+        Some(match name {
+            "kind" => &self.event.kind,
+            "user" => &self.event.username,
+            "source_ip" => &self.event.address,
+            "detail" => &self.event.detail,
+            "id" => self.id(),
+            _ => return None,
+        })
     }
 
     fn values(&self) -> [(&'static str, &str); 5] {
         [
-            ("id", &self.id),
+            ("id", self.id()),
             ("kind", &self.event.kind),
             ("user", &self.event.username),
             ("source_ip", &self.event.address),
@@ -516,10 +535,7 @@ impl<'a> Fields<'a> {
 
 impl rsigma_eval::Event for Fields<'_> {
     fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
-        self.values()
-            .into_iter()
-            .find(|(name, _)| *name == path)
-            .map(|(_, v)| EventValue::Str(Cow::Borrowed(v)))
+        self.field(path).map(|v| EventValue::Str(Cow::Borrowed(v)))
     }
 
     fn any_string_value(&self, pred: &dyn Fn(&str) -> bool) -> bool {
@@ -544,14 +560,11 @@ impl rsigma_eval::Event for Fields<'_> {
     }
 
     fn field_keys(&self) -> Vec<Cow<'_, str>> {
-        self.values()
-            .into_iter()
-            .map(|(k, _)| Cow::Borrowed(k))
-            .collect()
+        FIELD_NAMES.into_iter().map(Cow::Borrowed).collect()
     }
 
     fn visit_top_level_keys(&self, visit: &mut dyn FnMut(&str)) -> bool {
-        for (k, _) in self.values() {
+        for k in FIELD_NAMES {
             visit(k);
         }
         true

@@ -133,6 +133,15 @@ async fn openapi_documents_every_api_route() {
     }
     assert!(doc["components"]["schemas"]["Problem"].is_object());
     assert!(doc["components"]["securitySchemes"]["api_token"].is_object());
+    // Routes open to anyone say they may be limited per address, with Retry-After;
+    // routes behind a credential do not.
+    let limited = &paths["/api/v1/services"]["get"]["responses"]["429"];
+    assert_eq!(
+        limited["content"]["application/problem+json"]["schema"]["$ref"],
+        "#/components/schemas/Problem"
+    );
+    assert!(limited["headers"]["Retry-After"].is_object(), "{limited}");
+    assert!(paths["/api/v1/systems"]["post"]["responses"]["429"].is_null());
 }
 
 #[tokio::test]

@@ -2,14 +2,16 @@
 //!
 //!     cargo bench -p nara --bench ingestion
 //!
-//! Starts the real `nara demo` with its syslog intake on loopback and measures:
-//! 1. throughput: RFC 5424 messages sent over one TCP connection until every
-//!    one is stored (`nara_syslog_messages_total{outcome="stored"}` on
-//!    `/metrics`), against the same bytes sent to a bare TCP reader in this
-//!    process (what the sender and loopback alone allow: an upper bound, not a
-//!    peer), rounds interleaved,
-//!    medians;
-//! 2. arrival to alert: five agency-system sign-in failures from one new
+//! Starts the real `nara demo` with its syslog intake on loopback and measures,
+//! against one baseline measured in the same run — the same events written
+//! straight into a store of their own (`Store::record_reported_events`, a
+//! thousand a transaction: what storage alone allows):
+//! 1. syslog: RFC 5424 messages sent over one TCP connection until every one
+//!    is stored (`nara_syslog_messages_total{outcome="stored"}` on `/metrics`);
+//! 2. HTTP: JSON lines POSTed to `/api/v1/security/intake`, 1,000 a request,
+//!    each signed with the demo's agency system key (RFC 9421) and
+//!    acknowledged once stored, four clients;
+//! 3. arrival to alert: five agency-system sign-in failures from one new
 //!    address (the starter rule's threshold) sent at once, then the time until
 //!    the alert is in the node's database (read through one read-only
 //!    connection); p50 and p99 over the trials. Detection reads new events
@@ -21,7 +23,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 const MESSAGES: usize = 20_000;
 const ROUNDS: usize = 3;
@@ -49,29 +51,109 @@ async fn stored(client: &reqwest::Client, base: &str, token: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
-/// The same bytes into a bare reader: messages a second.
-async fn baseline(bytes: &[u8]) -> f64 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let total = bytes.len();
-    let reader = tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        let mut buf = vec![0u8; 1 << 16];
-        let mut seen = 0;
-        while seen < total {
-            seen += s.read(&mut buf).await.unwrap();
-        }
-    });
+/// The baseline: `MESSAGES` events written straight into a scratch store,
+/// a thousand a transaction; events a second.
+async fn store_alone(round: usize) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let store = nara_store::Store::connect(&nara_store::Store::sqlite_url(dir.path()))
+        .await
+        .unwrap();
+    let events: Vec<nara_store::secops::ReportedEvent> = (0..MESSAGES)
+        .map(|n| nara_store::secops::ReportedEvent {
+            at: 1_800_000_000_000,
+            kind: "system.session.refreshed".into(),
+            username: format!("baseline-{round}-{n}"),
+            address: "192.0.2.10".into(),
+            detail: "token refreshed".into(),
+        })
+        .collect();
     let started = Instant::now();
-    let mut s = tokio::net::TcpStream::connect(address).await.unwrap();
-    s.write_all(bytes).await.unwrap();
-    reader.await.unwrap();
-    MESSAGES as f64 / started.elapsed().as_secs_f64()
+    for batch in events.chunks(1_000) {
+        store.record_reported_events(batch).await.unwrap();
+    }
+    let rate = MESSAGES as f64 / started.elapsed().as_secs_f64();
+    store.close().await;
+    rate
 }
 
 #[derive(serde::Deserialize)]
 struct DemoAccount {
     api_token: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct DemoSystem {
+    key_id: String,
+    private_key: String,
+}
+
+const LINES: usize = 1_000;
+const REQUESTS: usize = 20;
+
+/// `REQUESTS` bodies of `LINES` JSON lines each.
+fn bodies(round: usize) -> Vec<Vec<u8>> {
+    (0..REQUESTS)
+        .map(|r| {
+            (0..LINES)
+                .map(|n| {
+                    format!(
+                        "{{\"kind\":\"session.refreshed\",\"user\":\"http-{round}-{r}-{n}\",\"source_ip\":\"192.0.2.20\",\"detail\":\"token refreshed\"}}\n"
+                    )
+                })
+                .collect::<String>()
+                .into_bytes()
+        })
+        .collect()
+}
+
+/// Sends every body to `url`, signed, four at a time; requests a second
+/// and the events in them a second.
+async fn post_all(
+    client: &reqwest::Client,
+    url: &str,
+    bodies: Vec<Vec<u8>>,
+    key_id: &str,
+    key: &ed25519_dalek::SigningKey,
+) -> f64 {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    let chunks: Vec<Vec<Vec<u8>>> = bodies.chunks(REQUESTS / 4).map(<[_]>::to_vec).collect();
+    for chunk in chunks {
+        let (client, url, key_id, key) = (
+            client.clone(),
+            url.to_owned(),
+            key_id.to_owned(),
+            key.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            for body in chunk {
+                let created = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs() as i64;
+                let headers = nara_server::identity::machine::sign_request(
+                    "POST",
+                    &url,
+                    &[],
+                    &body,
+                    &key_id,
+                    &key,
+                    created,
+                );
+                let mut request = client.post(&url).body(body);
+                for (name, value) in headers {
+                    request = request.header(name, value);
+                }
+                let r = request.send().await.unwrap();
+                let status = r.status();
+                assert!(status.is_success(), "{status}: {}", r.text().await.unwrap());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (REQUESTS * LINES) as f64 / started.elapsed().as_secs_f64()
 }
 
 #[tokio::main]
@@ -95,12 +177,12 @@ async fn main() {
     let client = reqwest::Client::new();
 
     println!("ingestion: {MESSAGES} RFC 5424 messages over one TCP connection, {ROUNDS} rounds");
-    let (mut intake, mut bare) = (Vec::new(), Vec::new());
+    let (mut intake, mut alone) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         let bytes: Vec<u8> = (0..MESSAGES)
             .flat_map(|n| message(round, n).into_bytes())
             .collect();
-        bare.push(baseline(&bytes).await);
+        alone.push(store_alone(round).await);
         let before = stored(&client, &base, &token).await;
         let started = Instant::now();
         let mut s = tokio::net::TcpStream::connect(syslog).await.unwrap();
@@ -113,16 +195,41 @@ async fn main() {
         }
         let rate = MESSAGES as f64 / started.elapsed().as_secs_f64();
         println!(
-            "  round {}: received and stored {rate:>9.0} messages/s; bare TCP reader {:>9.0}/s",
+            "  round {}: received and stored {rate:>9.0} messages/s; the store alone {:>9.0}/s",
             round + 1,
-            bare[round]
+            alone[round]
         );
         intake.push(rate);
     }
-    let (intake, bare) = (median(intake), median(bare));
+    let (intake, alone) = (median(intake), median(alone));
     println!(
-        "syslog intake: {intake:.0} messages/s stored (median), {:.3} of a bare TCP reader ({bare:.0}/s)",
-        intake / bare
+        "syslog intake: {intake:.0} messages/s stored (median), {:.2} of the store alone ({alone:.0}/s)",
+        intake / alone
+    );
+
+    // 2. Over HTTP, signed.
+    let system: DemoSystem =
+        serde_json::from_slice(&std::fs::read(dir.path().join("demo-exchange.json")).unwrap())
+            .unwrap();
+    let key = ed25519_dalek::SigningKey::from_bytes(
+        &nara_server::identity::machine::decode_key(&system.private_key).unwrap(),
+    );
+    let intake_url = format!("{base}/api/v1/security/intake");
+    let (mut node, mut alone) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        alone.push(store_alone(round).await);
+        node.push(post_all(&client, &intake_url, bodies(round), &system.key_id, &key).await);
+        println!(
+            "  round {}: {:>9.0} events/s stored through the signed intake; the store alone {:>9.0}/s",
+            round + 1,
+            node[round],
+            alone[round]
+        );
+    }
+    let (node, alone) = (median(node), median(alone));
+    println!(
+        "HTTP intake: {node:.0} events/s stored (median, {LINES} a request, 4 clients), {:.2} of the store alone ({alone:.0}/s)",
+        node / alone
     );
 
     println!("arrival to alert: {TRIALS} trials of five failures from one new address");

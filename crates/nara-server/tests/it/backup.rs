@@ -60,6 +60,60 @@ fn keys(dir: &Path) -> (age::x25519::Identity, age::x25519::Recipient) {
 
 fn quiet(_: u64, _: u64) {}
 
+/// A node taking continuous backups into a directory: `entries` ledger
+/// entries under signed checkpoints, and its shipper (no base yet).
+struct Streaming {
+    data: tempfile::TempDir,
+    site: tempfile::TempDir,
+    _vault: tempfile::TempDir,
+    store: Store,
+    signer: Signer,
+    identity: age::x25519::Identity,
+    destination: Destination,
+    live: std::sync::Arc<backup::stream::Live>,
+    shipper: backup::stream::Shipper,
+}
+
+async fn streaming(entries: usize) -> Streaming {
+    let (data, site, vault) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let store = Store::connect_with(
+        &Store::sqlite_url(data.path()),
+        nara_store::Checkpoints::Shipped,
+    )
+    .await
+    .unwrap();
+    let signer = Signer::new(ORIGIN, &[7u8; 32]).unwrap();
+    std::fs::write(data.path().join("ledger.key"), signer.skey()).unwrap();
+    append(&store, &signer, 0, entries).await;
+    let (identity, recipient) = keys(vault.path());
+    let destination = Destination::new(site.path());
+    let live = std::sync::Arc::new(backup::stream::Live::default());
+    let shipper = backup::stream::Shipper::new(
+        &store,
+        data.path(),
+        destination.clone(),
+        recipient,
+        live.clone(),
+    )
+    .await
+    .unwrap();
+    Streaming {
+        data,
+        site,
+        _vault: vault,
+        store,
+        signer,
+        identity,
+        destination,
+        live,
+        shipper,
+    }
+}
+
 #[tokio::test]
 async fn a_backup_taken_while_serving_restores_and_is_proven_by_the_ledger() {
     let (data, site, vault) = (
@@ -325,32 +379,18 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// damaged segment is named.
 #[tokio::test]
 async fn continuous_backup_restores_every_shipped_write_to_any_point() {
-    let (data, site, vault) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    let store = Store::connect_with(
-        &Store::sqlite_url(data.path()),
-        nara_store::Checkpoints::Shipped,
-    )
-    .await
-    .unwrap();
-    let signer = Signer::new(ORIGIN, &[7u8; 32]).unwrap();
-    std::fs::write(data.path().join("ledger.key"), signer.skey()).unwrap();
-    append(&store, &signer, 0, 100).await;
-    let (identity, recipient) = keys(vault.path());
-    let destination = Destination::new(site.path());
-    let live = std::sync::Arc::new(backup::stream::Live::default());
-    let mut shipper = backup::stream::Shipper::new(
-        &store,
-        data.path(),
-        destination.clone(),
-        recipient,
-        live.clone(),
-    )
-    .await
-    .unwrap();
+    // Every directory bound: a field left to `..` would be dropped, and deleted, at once.
+    let Streaming {
+        data: _data,
+        site,
+        _vault,
+        store,
+        signer: _,
+        identity,
+        destination,
+        live,
+        mut shipper,
+    } = streaming(100).await;
     // Checkpoint often, so the log restarts under the stream.
     shipper.checkpoint_every(8, std::time::Duration::from_millis(50));
     let base = shipper.begin().await.unwrap().expect("a base");
@@ -742,32 +782,17 @@ async fn another_process_closing_the_database_never_hides_the_nodes_writes() {
 #[tokio::test]
 async fn a_reader_holding_the_log_postpones_the_next_base_never_the_stream() {
     use sqlx::Connection;
-    let (data, site, vault) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    let store = Store::connect_with(
-        &Store::sqlite_url(data.path()),
-        nara_store::Checkpoints::Shipped,
-    )
-    .await
-    .unwrap();
-    let signer = Signer::new(ORIGIN, &[7u8; 32]).unwrap();
-    std::fs::write(data.path().join("ledger.key"), signer.skey()).unwrap();
-    append(&store, &signer, 0, 10).await;
-    let (identity, recipient) = keys(vault.path());
-    let destination = Destination::new(site.path());
-    let live = std::sync::Arc::new(backup::stream::Live::default());
-    let mut shipper = backup::stream::Shipper::new(
-        &store,
-        data.path(),
-        destination.clone(),
-        recipient,
-        live.clone(),
-    )
-    .await
-    .unwrap();
+    let Streaming {
+        data,
+        site: _site,
+        _vault,
+        store,
+        signer,
+        identity,
+        destination,
+        live,
+        mut shipper,
+    } = streaming(10).await;
     let first = shipper.begin().await.unwrap().expect("a base");
     assert_eq!(first.manifest.ledger.size, 10);
 

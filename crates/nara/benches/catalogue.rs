@@ -10,7 +10,7 @@
 //! Set NARA_BENCH_DATABASE_URL to a PostgreSQL URL to measure that backend.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails by panicking
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,20 +35,7 @@ async fn main() {
         "nara catalogue benchmark ({backend}, {CONCURRENCY} clients, {ROUNDS} rounds of {ROUND_SECONDS} s per scenario)"
     );
     let t = Instant::now();
-    let status = Command::new(nara)
-        .args([
-            "seed",
-            "--scale",
-            "national",
-            "--seed",
-            "7",
-            "--database-url",
-            &database_url,
-        ])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "nara seed failed");
+    seed_national(nara, &database_url);
     let seed_seconds = t.elapsed().as_secs_f64();
     println!("national seed (45 agencies, 1,460 services, 45,000 systems): {seed_seconds:.2} s");
 
@@ -69,21 +56,7 @@ async fn main() {
     assert!(out.status.success(), "nara operator-token failed");
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
 
-    let port = free_port();
-    let child = Command::new(nara)
-        .arg("serve")
-        .env("NARA_DATABASE_URL", &database_url)
-        // Keys (ledger, identity) go to the throwaway directory, not the crate.
-        .env("NARA_DATA_DIR", dir.path())
-        .env("NARA_LISTEN", format!("127.0.0.1:{port}"))
-        // The load comes from one address: measure the server, not its limit.
-        .env("NARA_RATE_LIMIT_PER_MINUTE", "0")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server(child);
-    let base = format!("http://127.0.0.1:{port}");
+    let (server, base) = serve(nara, &database_url, dir.path()).await;
     let mut auth = reqwest::header::HeaderMap::new();
     auth.insert(
         reqwest::header::AUTHORIZATION,
@@ -94,17 +67,6 @@ async fn main() {
         .default_headers(auth)
         .build()
         .unwrap();
-    for _ in 0..200 {
-        if client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let rss_idle = rss_mib(server.0.id());
 
     let agencies = [

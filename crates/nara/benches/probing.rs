@@ -15,7 +15,6 @@
 //! the rounds with probing on.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails by panicking
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,20 +41,7 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bench.db");
     let database_url = format!("sqlite://{}", path.display());
-    let status = Command::new(nara)
-        .args([
-            "seed",
-            "--scale",
-            "national",
-            "--seed",
-            "7",
-            "--database-url",
-            &database_url,
-        ])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "nara seed failed");
+    seed_national(nara, &database_url);
 
     // The agency systems: one loopback server answering every system's path.
     let targets = axum::Router::new().route("/{system}", axum::routing::get(|| async { "ok" }));
@@ -73,35 +59,11 @@ async fn main() {
         .rows_affected() as i64;
     assert_eq!(n, SYSTEMS, "the national seed's systems");
 
-    let port = free_port();
-    let child = Command::new(nara)
-        .arg("serve")
-        .env("NARA_DATABASE_URL", &database_url)
-        .env("NARA_DATA_DIR", dir.path())
-        .env("NARA_LISTEN", format!("127.0.0.1:{port}"))
-        // The load comes from one address: measure the server, not its limit.
-        .env("NARA_RATE_LIMIT_PER_MINUTE", "0")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server(child);
-    let base = format!("http://127.0.0.1:{port}");
+    let (server, base) = serve(nara, &database_url, dir.path()).await;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CLIENTS)
         .build()
         .unwrap();
-    for _ in 0..200 {
-        if client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     println!(
         "probing: {SYSTEMS} systems on loopback, {CLIENTS} clients reading catalogue pages, {ROUNDS} rounds of {ROUND_SECONDS} s each way"
     );

@@ -262,3 +262,55 @@ pub async fn citizen(client: &reqwest::Client, base: &str, demo: &std::path::Pat
     };
     Citizen { submit, portal }
 }
+
+/// The national-scale country (45 agencies, 1,460 services, 45,000
+/// systems; seed 7) written by the real `nara seed` into `database_url`.
+pub fn seed_national(nara: &str, database_url: &str) {
+    let status = std::process::Command::new(nara)
+        .args([
+            "seed",
+            "--scale",
+            "national",
+            "--seed",
+            "7",
+            "--database-url",
+            database_url,
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "nara seed failed");
+}
+
+/// The real `nara serve` on `database_url` (its keys in `dir`), on a free
+/// port, once it answers `/readyz`: the server and its base URL.
+pub async fn serve(nara: &str, database_url: &str, dir: &std::path::Path) -> (Server, String) {
+    let port = free_port();
+    let child = std::process::Command::new(nara)
+        .arg("serve")
+        .env("NARA_DATABASE_URL", database_url)
+        // Keys (ledger, identity) go to the throwaway directory, not the crate.
+        .env("NARA_DATA_DIR", dir)
+        .env("NARA_LISTEN", format!("127.0.0.1:{port}"))
+        // The load comes from one address: measure the server, not its limit.
+        .env("NARA_RATE_LIMIT_PER_MINUTE", "0")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (server, base)
+}

@@ -180,19 +180,8 @@ pub async fn start_demo_env(
         .unwrap();
     let server = Server(child);
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-            && dir.path().join("demo-accounts.json").exists()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let accounts = dir.path().join("demo-accounts.json");
+    wait_ready(&base, || accounts.exists()).await;
     (server, base, dir)
 }
 
@@ -300,17 +289,24 @@ pub async fn serve(nara: &str, database_url: &str, dir: &std::path::Path) -> (Se
         .unwrap();
     let server = Server(child);
     let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base, || true).await;
+    (server, base)
+}
+
+/// Waits (at most 30 s) until the node at `base` answers `/readyz` and
+/// `also` holds.
+async fn wait_ready(base: &str, also: impl Fn() -> bool) {
     let client = reqwest::Client::new();
-    for _ in 0..200 {
+    for _ in 0..300 {
         if client
             .get(format!("{base}/readyz"))
             .send()
             .await
             .is_ok_and(|r| r.status().is_success())
+            && also()
         {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    (server, base)
 }

@@ -4,6 +4,7 @@
 //! This crate does no I/O. Every type that crosses the API is parsed here, so a
 //! value of a domain type is valid by construction.
 
+pub mod algorithms;
 pub mod calendar;
 pub mod catalogue;
 pub mod consent;

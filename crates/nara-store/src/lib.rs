@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod oidc;
 pub mod secops;
 pub use catalogue::CatalogueStats;
+pub mod algorithms;
 pub mod applications;
 pub mod blocklist;
 mod seed;

@@ -25,6 +25,11 @@ pub trait Model: Send + Sync {
     fn artefact_sha256(&self) -> String;
     /// The output for one input, or why the input is outside the model's range.
     fn decide(&self, input: &serde_json::Value) -> Result<Output, OutOfRange>;
+    /// Every outcome a record of this model may end with: the model's own,
+    /// and those only a reviewing official chooses.
+    fn outcomes(&self) -> &'static [&'static str];
+    /// An example input, as the officials' page and the API document show it.
+    fn example(&self) -> serde_json::Value;
 }
 
 /// An evaluation's figures, as the register and the command print them.
@@ -97,4 +102,18 @@ pub(crate) fn in_range(field: &str, v: f64, lo: f64, hi: f64) -> Result<f64, Out
 pub(crate) fn round(v: f64, places: i32) -> f64 {
     let f = 10f64.powi(places);
     (v * f).round() / f
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_example_is_decided_within_the_models_outcomes() {
+        for m in crate::models() {
+            let out = m
+                .decide(&m.example())
+                .unwrap_or_else(|e| panic!("{}: {e}", m.code()));
+            assert!(m.outcomes().contains(&out.outcome.as_str()), "{}", m.code());
+            assert!(!out.factors.is_empty(), "{}", m.code());
+        }
+    }
 }

@@ -38,6 +38,8 @@ pub struct Classifier {
     bias: f32,
     platt_a: f64,
     platt_b: f64,
+    /// SHA-256 of the artefact, computed once after training.
+    sha256: String,
 }
 
 static MODEL: LazyLock<Classifier> = LazyLock::new(|| {
@@ -153,6 +155,7 @@ impl Classifier {
             bias,
             platt_a: 1.0,
             platt_b: 0.0,
+            sha256: String::new(),
         };
         // Platt scaling: fit p = σ(a·z + b) on calls not trained on, by
         // gradient descent on the log loss (two parameters, convex).
@@ -177,6 +180,7 @@ impl Classifier {
         }
         model.platt_a = a;
         model.platt_b = b;
+        model.sha256 = sha256_hex(&model.artefact());
         model
     }
 
@@ -270,7 +274,13 @@ impl Model for Classifier {
         VERSION
     }
     fn artefact_sha256(&self) -> String {
-        sha256_hex(&self.artefact())
+        self.sha256.clone()
+    }
+    fn outcomes(&self) -> &'static [&'static str] {
+        &["scam_likely", "ordinary_call"]
+    }
+    fn example(&self) -> serde_json::Value {
+        serde_json::json!({"transcript": "여보세요. 서울중앙지검 수사관입니다. 고객님 명의 계좌가 범죄에 연루되어 있습니다. 안전계좌로 이체하셔야 합니다"})
     }
     fn decide(&self, input: &serde_json::Value) -> Result<Output, OutOfRange> {
         let text = input

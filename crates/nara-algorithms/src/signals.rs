@@ -214,6 +214,15 @@ impl Model for Webster {
             .as_bytes(),
         )
     }
+    fn outcomes(&self) -> &'static [&'static str] {
+        &["plan", "plan_near_saturation", "time_of_day_plan"]
+    }
+    fn example(&self) -> serde_json::Value {
+        serde_json::json!({"phases": [
+            {"name": "north-south", "saturation_veh_h": 3600, "recent_counts": [210, 236, 251, 270, 284, 301]},
+            {"name": "east-west", "flow_veh_h": 820, "saturation_veh_h": 3600},
+            {"name": "left turns", "flow_veh_h": 160, "saturation_veh_h": 1700, "lost_time_s": 5}]})
+    }
     fn decide(&self, input: &serde_json::Value) -> Result<Output, OutOfRange> {
         let (phases, forecasts) = parse(input)?;
         let plan = webster(&phases);

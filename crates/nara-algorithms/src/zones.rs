@@ -146,6 +146,20 @@ impl Model for EmpiricalBayes {
     fn artefact_sha256(&self) -> String {
         sha256_hex(b"empirical bayes poisson-gamma, method of moments, exposure offset, rank by expected excess")
     }
+    fn outcomes(&self) -> &'static [&'static str] {
+        &["zones_proposed", "zones_changed"]
+    }
+    fn example(&self) -> serde_json::Value {
+        let cells: Vec<serde_json::Value> = [
+            ("jongno-0412", 9, 6.1), ("jongno-0413", 2, 4.0), ("jongno-0501", 14, 7.9),
+            ("jongno-0502", 1, 0.6), ("jongno-0617", 5, 5.2), ("jongno-0618", 3, 2.8),
+            ("jongno-0702", 0, 1.9), ("jongno-0703", 7, 3.3),
+        ]
+        .iter()
+        .map(|(id, crashes, exposure)| serde_json::json!({"id": id, "crashes": crashes, "exposure": exposure}))
+        .collect();
+        serde_json::json!({"cells": cells, "select": 3})
+    }
     fn decide(&self, input: &serde_json::Value) -> Result<Output, OutOfRange> {
         let (cells, k) = parse(input)?;
         let ranked = rank(&cells);

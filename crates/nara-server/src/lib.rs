@@ -3,6 +3,7 @@
 //! an [`AppState`]; the binary and the integration tests both call it.
 
 pub mod admin;
+pub mod algorithms;
 pub mod backup;
 pub mod catalogue;
 pub mod citizen;
@@ -266,6 +267,11 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/api/v1/security/intake" => post(secops::intake::json_lines): Machine;
         "/api/v1/machine/whoami" => get(identity::machine::whoami): Machine, post(identity::machine::whoami): Machine;
         "/api/v1/registries" => get(exchange::registries::registries_api): Public;
+        "/api/v1/algorithms" => get(algorithms::register::list_api): Public, post(algorithms::register::publish_api): Api(OPERATORS, "catalogue:write");
+        "/api/v1/algorithms/{code}" => get(algorithms::register::entry_api): Public;
+        "/api/v1/algorithms/{code}/algoritmeregister" => get(algorithms::register::dutch_api): Public;
+        "/api/v1/algorithms/{code}/decisions" => post(algorithms::decisions::decide_api): Machine;
+        "/api/v1/algorithms/{code}/decisions/{id}" => get(algorithms::decisions::decision_api): Machine;
         "/api/v1/service-definitions" => get(catalogue::services::definitions_api): Public, post(catalogue::services::publish_api): Api(DESIGNERS, "catalogue:write");
         "/api/v1/service-definitions/{code}" => get(catalogue::services::definition_api): Public;
         "/api/v1/credentials/verify" => post(citizen::credentials::verify_api): Public;
@@ -357,6 +363,13 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/security/rules/test" => post(secops::rules::test_rule): Roles(&[SecurityAnalyst, Auditor]);
         "/security/rules/{id}" => post(secops::rules::switch_rule): Roles(&[SecurityAnalyst]);
         "/registries" => get(exchange::registries::registries_page): Public;
+        "/algorithms" => get(algorithms::register::register_page): Public;
+        "/algorithms/{code}" => get(algorithms::register::entry_page): Public;
+        "/algorithms/{code}/run" => get(algorithms::oversight::run_form): Roles(&[Official]), post(algorithms::oversight::run_submit): Roles(&[Official]);
+        "/oversight" => get(algorithms::oversight::queue): Roles(&[Official]);
+        "/oversight/{id}" => get(algorithms::oversight::record_page): Roles(&[Official, Auditor]), post(algorithms::oversight::act): Roles(&[Official]);
+        "/my/decisions" => get(algorithms::decisions::my_decisions): Roles(&[Citizen]);
+        "/my/decisions/{id}/appeal" => post(algorithms::decisions::appeal): Roles(&[Citizen]);
         "/apply" => get(catalogue::services::apply_list): Public;
         "/statistics" => get(catalogue::statistics::page): Public;
         "/statistics.csv" => get(catalogue::statistics::csv): Public;
@@ -463,6 +476,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let store = state.store.clone();
+    // The register names the models this build runs: published before the
+    // first request can ask one.
+    if let Err(e) = algorithms::publish_shipped(&store).await {
+        return Err(std::io::Error::other(format!(
+            "publishing the algorithm register: {e}"
+        )));
+    }
     let integrator = ledger::spawn_integrator(store.clone(), state.ledger.clone());
     let identity_poll = spawn_identity_poll(store.clone());
     let exchange_poll = exchange::gateway::spawn_poll(state.clone());
@@ -474,6 +494,7 @@ pub async fn serve(
     let detection = secops::detection::spawn(state.clone());
     let posture = secops::level::spawn(state.clone());
     let blocklist = secops::blocklist::spawn(state.clone());
+    let screening = algorithms::screening::spawn(state.clone());
     let probes = secops::probes::spawn(state.clone());
     let syslog = match state.config.syslog_listen {
         Some(addr) => Some(secops::syslog::listen(state.clone(), addr).await?),
@@ -507,6 +528,7 @@ pub async fn serve(
     detection.abort();
     posture.abort();
     blocklist.abort();
+    screening.abort();
     probes.abort();
     if let Some(s) = &syslog {
         s.abort();

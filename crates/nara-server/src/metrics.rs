@@ -63,6 +63,15 @@ pub struct Metrics {
     exchanges: Family<ExchangeLabels, Counter>,
     exchange_latency: Family<ServiceLabels, Histogram, fn() -> Histogram>,
     syslog: Family<SyslogLabels, Counter>,
+    decisions: Family<DecisionLabels, Counter>,
+}
+
+/// A model's decisions by the state they were recorded in (bounded: the
+/// registered models and four states).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    model: String,
+    state: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -163,7 +172,14 @@ impl Metrics {
             "Syslog messages from agency systems, by transport (udp, tcp; any for stored) and outcome (stored, malformed, refused_sender, dropped)",
             syslog.clone(),
         );
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "algorithm_decisions",
+            "Decision records of registered models, by model and the state recorded (awaiting_review, automatic)",
+            decisions.clone(),
+        );
         Arc::new(Metrics {
+            decisions,
             syslog,
             exchanges,
             exchange_latency,
@@ -185,6 +201,16 @@ impl Metrics {
 }
 
 impl Metrics {
+    /// Counts one decision record of a registered model.
+    pub fn decision(&self, model: &str, state: &str) {
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                model: model.to_owned(),
+                state: state.to_owned(),
+            })
+            .inc();
+    }
+
     /// Counts one syslog message by what became of it.
     pub fn syslog(&self, transport: &'static str, outcome: &'static str) {
         self.syslog

@@ -49,6 +49,9 @@ use crate::problem::Problem;
         crate::catalogue::services::definitions_api, crate::catalogue::services::definition_api, crate::catalogue::services::publish_api,
         crate::citizen::credentials::verify_api,
         crate::citizen::application_api::create, crate::citizen::application_api::mine, crate::citizen::application_api::one,
+        crate::algorithms::register::list_api, crate::algorithms::register::entry_api,
+        crate::algorithms::register::dutch_api, crate::algorithms::register::publish_api,
+        crate::algorithms::decisions::decide_api, crate::algorithms::decisions::decision_api,
     ),
     components(schemas(Problem, Page<Agency>, Page<System>, Page<Service>)),
     modifiers(&Credentials),
@@ -61,6 +64,8 @@ use crate::problem::Problem;
             described by /.well-known/openid-configuration"),
         (name = "exchange", description = "Once-only exchange between agencies: the X-Road REST r1 gateway, \
             registries nara hosts, and each citizen's consents and data-access history (docs/exchange.md)"),
+        (name = "algorithms", description = "The algorithm register (UK ATRS and Dutch Algorithm Register fields), and decisions of \
+            registered models: every output recorded in the ledger before it is returned, reviewed by officials where the register says so (docs/algorithms.md)"),
         (name = "ledger", description = "The public ledger: entries with inclusion proofs, consistency proofs. \
             The C2SP tlog-tiles resources are at /ledger/checkpoint, /ledger/tile/… and /ledger/vkey"),
     )

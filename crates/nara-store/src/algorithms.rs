@@ -543,6 +543,7 @@ impl Store {
              JOIN accounts acc ON acc.id = a.account_id \
              WHERE a.service_code = $1 AND a.submitted_at IS NOT NULL \
              AND a.answers LIKE '%\"channel\":\"phone_call\"%' \
+             AND a.answers LIKE '%\"transcript\":%' \
              AND NOT EXISTS (SELECT 1 FROM algorithm_decisions d WHERE d.code = $2 \
              AND d.source = 'application:' || a.reference) ORDER BY a.id LIMIT $3"
         )

@@ -30,6 +30,8 @@ const INVENTORY: &str = "operator security_analyst auditor";
 /// each is told to sign (401), not that it lacks a role.
 const MACHINE: &str = "machine";
 const INVENTORY_API: &str = "operator security_analyst auditor token";
+/// The demo's agency admin and service designer are officials of their agency too.
+const OFFICIALS: &str = "official agency_admin service_designer";
 
 /// Who may call each route (method, route template) — written by hand.
 fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
@@ -240,6 +242,24 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
         (("POST", "/admin/exchange/registries"), "agency_admin"),
         (("GET", "/operations/exchange"), INVENTORY),
         (("GET", "/operations/backups"), INVENTORY),
+        (("GET", "/api/v1/algorithms"), ALL),
+        (("POST", "/api/v1/algorithms"), "token"),
+        (("GET", "/api/v1/algorithms/{code}"), ALL),
+        (("GET", "/api/v1/algorithms/{code}/algoritmeregister"), ALL),
+        (("POST", "/api/v1/algorithms/{code}/decisions"), MACHINE),
+        (("GET", "/api/v1/algorithms/{code}/decisions/{id}"), MACHINE),
+        (("GET", "/algorithms"), ALL),
+        (("GET", "/algorithms/{code}"), ALL),
+        (("GET", "/algorithms/{code}/run"), OFFICIALS),
+        (("POST", "/algorithms/{code}/run"), OFFICIALS),
+        (("GET", "/oversight"), OFFICIALS),
+        (
+            ("GET", "/oversight/{id}"),
+            "official agency_admin service_designer auditor",
+        ),
+        (("POST", "/oversight/{id}"), OFFICIALS),
+        (("GET", "/my/decisions"), "citizen"),
+        (("POST", "/my/decisions/{id}/appeal"), "citizen"),
     ])
 }
 

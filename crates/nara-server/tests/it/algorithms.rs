@@ -1,0 +1,310 @@
+//! Algorithms under public rules, over real HTTP: the register published
+//! and versioned (incomplete entries refused, nothing changed), the Dutch
+//! export; an agency system asks a model through a signed request and gets
+//! its record (another agency's system is told there is no such model;
+//! input out of range is refused with the range); a citizen's phone-call
+//! report screened; an official overrides it with a reason; the citizen
+//! sees it and appeals; the reviewer may not decide the appeal, another
+//! official does; every step is in the ledger.
+
+use reqwest::StatusCode;
+
+use crate::backends;
+use crate::common::{TestApp, post_form};
+
+/// A signed agency system of `agency`, registered on the spot.
+struct System {
+    key_id: String,
+    key: ed25519_dalek::SigningKey,
+}
+
+impl System {
+    async fn new(app: &TestApp, agency: &str, subsystem: &str) -> System {
+        let key = ed25519_dalek::SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+        let public = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            key.verifying_key().as_bytes(),
+        );
+        let registered = nara_server::identity::machine::register(
+            &app.store,
+            &agency.parse().unwrap(),
+            subsystem,
+            &public,
+            "test",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        System {
+            key_id: registered.key_id,
+            key,
+        }
+    }
+
+    async fn send(
+        &self,
+        app: &TestApp,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        let url = app.url(path);
+        let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let fields: &[(&str, &str)] = if body.is_empty() {
+            &[]
+        } else {
+            &[("content-type", "application/json")]
+        };
+        let headers = nara_server::identity::machine::sign_request(
+            method,
+            &url,
+            fields,
+            &body,
+            &self.key_id,
+            &self.key,
+            nara_server::identity::auth::unix_now(),
+        );
+        let mut r = app.client.request(method.parse().unwrap(), &url);
+        for (name, value) in headers {
+            r = r.header(name, value);
+        }
+        if !body.is_empty() {
+            r = r.header("content-type", "application/json").body(body);
+        }
+        r.send().await.unwrap()
+    }
+}
+
+async fn page(app: &TestApp, path: &str, cookie: &str) -> (StatusCode, String) {
+    let r = app
+        .client
+        .get(app.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+backends! {
+    /// The register: shipped entries published once, new versions only
+    /// when complete, the Dutch shape, every version in the ledger.
+    async fn the_register_is_public_versioned_and_complete(backend: &str) {
+        let Some(app) = TestApp::start(backend).await else { return };
+        let list: serde_json::Value = app.get("/api/v1/algorithms").await.json().await.unwrap();
+        let codes: Vec<&str> = list.as_array().unwrap().iter().map(|e| e["code"].as_str().unwrap()).collect();
+        assert_eq!(codes, ["elderly-protection-zones", "traffic-signals", "voice-phishing"]);
+        assert!(app.has_entry(5000, |e| e.kind == "algorithm.published" && e.subjects.contains(&"algorithm:voice-phishing".to_owned())).await);
+
+        let page = app.get("/algorithms/voice-phishing").await;
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = page.text().await.unwrap();
+        assert!(html.contains("Voice-phishing call screening"));
+        assert!(html.contains("f1 unseen paraphrases"));
+        assert_eq!(app.get("/algorithms/no-such-thing").await.status(), StatusCode::NOT_FOUND);
+        let ko = app.get("/algorithms?lang=ko").await.text().await.unwrap();
+        assert!(ko.contains("보이스피싱 통화 선별"));
+
+        let dutch: serde_json::Value = app.get("/api/v1/algorithms/voice-phishing/algoritmeregister").await.json().await.unwrap();
+        assert_eq!(dutch["publication_category"], "impactvolle algoritmes");
+        assert_eq!(dutch["status"], "In gebruik");
+        assert_eq!(dutch["organization"], "KR/GOV/KNPA");
+
+        // An incomplete entry is refused with every field named; nothing changes.
+        let document: serde_json::Value = app.get("/api/v1/algorithms/traffic-signals").await.json().await.unwrap();
+        let mut entry = document["versions"][0]["entry"].clone();
+        let mut broken = entry.clone();
+        broken["purpose"] = "".into();
+        broken["contact"] = "nobody".into();
+        broken["risks"] = serde_json::json!([]);
+        let r = app.send_json(reqwest::Method::POST, "/api/v1/algorithms", &broken).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let problem: serde_json::Value = r.json().await.unwrap();
+        let fields: Vec<&str> = problem["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+        assert_eq!(fields, ["purpose", "contact", "risks"]);
+        // An entry for a model nara runs must name the artefact that runs.
+        let mut wrong = entry.clone();
+        wrong["artefact_sha256"] = "0".repeat(64).into();
+        assert_eq!(app.send_json(reqwest::Method::POST, "/api/v1/algorithms", &wrong).await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let versions = app.store.algorithm_versions("traffic-signals").await.unwrap();
+        assert_eq!(versions.len(), 1);
+
+        // A complete change is the next version; the same again is not.
+        entry["review_schedule"] = "Every quarter.".into();
+        let r = app.send_json(reqwest::Method::POST, "/api/v1/algorithms", &entry).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let r = app.send_json(reqwest::Method::POST, "/api/v1/algorithms", &entry).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let document: serde_json::Value = app.get("/api/v1/algorithms/traffic-signals").await.json().await.unwrap();
+        let versions = document["versions"].as_array().unwrap();
+        assert_eq!(versions.len(), 2);
+        assert_eq!(versions[0]["version"], 2);
+        assert_eq!(versions[1]["entry"]["review_schedule"], "Yearly, and after any change of a junction's layout.");
+    }
+
+    /// An agency system asks a model; the record comes first; review and
+    /// appeal by different officials; the person sees it all.
+    async fn decisions_are_recorded_reviewed_and_appealed(backend: &str) {
+        let Some(app) = TestApp::on(backend).services().start().await else { return };
+        let accounts = app.demo_accounts().await;
+        let _ = accounts;
+        let seoul = System::new(&app, "KR/LOC/SEOUL", "signals").await;
+        let knpa = System::new(&app, "KR/GOV/KNPA", "fraud-desk").await;
+        let model = nara_algorithms::model("traffic-signals").unwrap();
+
+        // A plan: recorded, final (not near saturation), factors in words.
+        let r = seoul.send(&app, "POST", "/api/v1/algorithms/traffic-signals/decisions", Some(serde_json::json!({"input": model.example(), "reference": "junction-17"}))).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+        let record: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(record["final"], true, "{record}");
+        assert!(record["factors"][0]["text"].as_str().unwrap().contains("Webster"));
+        let id = record["id"].as_str().unwrap().to_owned();
+        assert!(app.has_entry(200, |e| e.kind == "algorithm.decided" && e.subjects.contains(&format!("decision:{id}"))).await);
+        // The same reference again: decided once.
+        let r = seoul.send(&app, "POST", "/api/v1/algorithms/traffic-signals/decisions", Some(serde_json::json!({"input": model.example(), "reference": "junction-17"}))).await;
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+        // Out of range: refused with the range, nothing recorded.
+        let before = app.store.decisions_of("traffic-signals", 100).await.unwrap().len();
+        let r = seoul.send(&app, "POST", "/api/v1/algorithms/traffic-signals/decisions", Some(serde_json::json!({"input": {"phases": [
+            {"name": "a", "flow_veh_h": 1700, "saturation_veh_h": 3600}, {"name": "b", "flow_veh_h": 1600, "saturation_veh_h": 3600}]}}))).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let problem: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["field"], "input.phases");
+        assert!(problem["errors"][0]["detail"].as_str().unwrap().contains("0.9"));
+        for bad in [serde_json::json!({"input": {}, "extra": 1}), serde_json::json!({"input": {}, "subject": "not-a-number"})] {
+            let r = seoul.send(&app, "POST", "/api/v1/algorithms/traffic-signals/decisions", Some(bad)).await;
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        }
+        assert_eq!(app.store.decisions_of("traffic-signals", 100).await.unwrap().len(), before);
+        // Another agency's system: no such model for it. Unsigned: sign first.
+        let r = knpa.send(&app, "POST", "/api/v1/algorithms/traffic-signals/decisions", Some(serde_json::json!({"input": model.example()}))).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let r = knpa.send(&app, "GET", &format!("/api/v1/algorithms/traffic-signals/decisions/{id}"), None).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let r = app.client.post(app.url("/api/v1/algorithms/traffic-signals/decisions")).json(&serde_json::json!({"input": {}})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+        // A scam call about Minji, flagged: it waits for an official.
+        let call = "여보세요. 서울중앙지검 수사관입니다. 고객님 명의 계좌가 범죄에 연루되어 있습니다. 안전계좌로 이체하셔야 합니다";
+        let r = knpa.send(&app, "POST", "/api/v1/algorithms/voice-phishing/decisions", Some(serde_json::json!({"input": {"transcript": call}, "subject": "900101-2345678"}))).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let record: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(record["state"], "awaiting_review");
+        assert_eq!(record["final"], false);
+        assert!(record["notified_at"].is_null());
+        let id = record["id"].as_str().unwrap().to_owned();
+        // The ledger holds the input's digest, never the transcript.
+        let recent = app.entries_with("algorithm.decided", 50).await;
+        assert!(recent.iter().all(|(_, e)| !String::from_utf8_lossy(e).contains("수사관")));
+
+        // The reviewer's queue; another agency's official does not see it.
+        let reviewer = app.signed_in("official.knpa").await;
+        let (status, queue) = page(&app, "/oversight", &reviewer.cookie).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(queue.contains(&id), "{queue}");
+        let stranger = app.signed_in("official.seoul").await;
+        assert!(!page(&app, "/oversight", &stranger.cookie).await.1.contains(&id));
+        assert_eq!(page(&app, &format!("/oversight/{id}"), &stranger.cookie).await.0, StatusCode::NOT_FOUND);
+        let (_, record_page) = page(&app, &format!("/oversight/{id}"), &reviewer.cookie).await;
+        assert!(record_page.contains("안전계좌로"), "the reviewer reads the transcript");
+
+        // An override without a reason is refused; with one it stands.
+        let act = |cookie: String, csrf: String, step: &'static str, outcome: &'static str, reason: &'static str| {
+            let app = &app;
+            let id = id.clone();
+            async move {
+                post_form(app, &format!("/oversight/{id}"), Some(&cookie), &[("csrf", &csrf), ("step", step), ("outcome", outcome), ("reason", reason)]).await
+            }
+        };
+        let r = act(reviewer.cookie.clone(), reviewer.csrf.clone(), "change", "ordinary_call", "no").await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.text().await.unwrap().contains("needs a reason"));
+        assert_eq!(app.store.decision(&id).await.unwrap().unwrap().state, "awaiting_review");
+        let r = act(reviewer.cookie.clone(), reviewer.csrf.clone(), "change", "ordinary_call", "The caller was the bank's real fraud desk; number checked.").await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let stored = app.store.decision(&id).await.unwrap().unwrap();
+        assert_eq!(stored.state, "overridden");
+        assert_eq!(stored.final_outcome.as_deref(), Some("ordinary_call"));
+        assert!(stored.notified_at.is_some(), "Minji has an account: told");
+        // Reviewed once: a second review is refused.
+        let r = act(reviewer.cookie.clone(), reviewer.csrf.clone(), "confirm", "", "").await;
+        assert!(r.text().await.unwrap().contains("reviewed already"));
+
+        // The system reads the record again: final now, with the override.
+        let r = knpa.send(&app, "GET", &format!("/api/v1/algorithms/voice-phishing/decisions/{id}"), None).await;
+        let record: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(record["final"], true);
+        assert_eq!(record["final_outcome"], "ordinary_call");
+
+        // Minji sees it, in Korean too, and appeals; Junho cannot.
+        let minji = app.signed_in("minji").await;
+        let (_, mine) = page(&app, "/my/decisions", &minji.cookie).await;
+        assert!(mine.contains(&id) && mine.contains("Overridden by an official"), "{mine}");
+        let (_, mine_ko) = page(&app, "/my/decisions?lang=ko", &minji.cookie).await;
+        assert!(mine_ko.contains("공무원이 변경"));
+        let junho = app.signed_in("junho").await;
+        assert!(!page(&app, "/my/decisions", &junho.cookie).await.1.contains(&id));
+        let appeal = |cookie: String, csrf: String, reason: &'static str| {
+            let app = &app;
+            let id = id.clone();
+            async move { post_form(app, &format!("/my/decisions/{id}/appeal"), Some(&cookie), &[("csrf", &csrf), ("reason", reason)]).await }
+        };
+        assert_eq!(appeal(junho.cookie.clone(), junho.csrf.clone(), "This is not about me at all.").await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(appeal(minji.cookie.clone(), minji.csrf.clone(), "short").await.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(appeal(minji.cookie.clone(), minji.csrf.clone(), "It was a scam: I lost money after that call.").await.status(), StatusCode::SEE_OTHER);
+        assert_eq!(appeal(minji.cookie.clone(), minji.csrf.clone(), "And I appeal again, once more.").await.status(), StatusCode::CONFLICT);
+
+        // The reviewer may not decide the appeal; another official reverses it.
+        let r = act(reviewer.cookie.clone(), reviewer.csrf.clone(), "confirm", "", "").await;
+        assert!(r.text().await.unwrap().contains("another official decides"));
+        let second = app.signed_in("reviewer.knpa").await;
+        let (_, queue) = page(&app, "/oversight", &second.cookie).await;
+        assert!(queue.contains(&id));
+        let r = act(second.cookie.clone(), second.csrf.clone(), "change", "scam_likely", "The bank has no such desk; the reporter lost money. Reversed.").await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let stored = app.store.decision(&id).await.unwrap().unwrap();
+        assert_eq!(stored.appeal_state.as_deref(), Some("reversed"));
+        assert_eq!(stored.final_outcome.as_deref(), Some("scam_likely"));
+
+        // The register counts the review and the appeal.
+        let document: serde_json::Value = app.get("/api/v1/algorithms/voice-phishing").await.json().await.unwrap();
+        assert_eq!(document["oversight"]["overridden"], 1);
+        assert_eq!(document["oversight"]["override_rate"], 1.0);
+        assert_eq!(document["oversight"]["appeals_reversed"], 1);
+        for kind in ["algorithm.reviewed", "algorithm.notified", "algorithm.appealed", "algorithm.appeal_decided"] {
+            assert!(app.has_entry(300, |e| e.kind == kind && e.subjects.contains(&format!("decision:{id}"))).await, "{kind}");
+        }
+        // Her appeal names her by a commitment, never her account.
+        assert!(app.has_entry(300, |e| e.kind == "algorithm.appealed" && e.actor.starts_with("citizen:")).await);
+    }
+
+    /// A citizen's phone-call report is screened within seconds, once.
+    async fn phone_call_reports_are_screened(backend: &str) {
+        let Some(app) = TestApp::on(backend).services().start().await else { return };
+        let minji = app.signed_in("minji").await;
+        let report = serde_json::json!({"data": {
+            "channel": "phone_call", "sender": "+82 2-0000-0000",
+            "transcript": "검찰청에서 연락드렸습니다. 본인 명의 계좌가 자금세탁 사건에 연루되어 있습니다. 예금을 국가 안전계좌로 옮겨 두세요. 가족에게도 말하면 안 됩니다",
+            "lost_money": "no"}});
+        let r = app.client.post(app.url("/api/v1/services/phishing-report/applications"))
+            .header("cookie", &minji.cookie).header("x-csrf-token", &minji.csrf)
+            .json(&report).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+        let hash = app.subject_hash("900101-2345678");
+        let mut screened = Vec::new();
+        for _ in 0..100 {
+            screened = app.store.decisions_about(&hash).await.unwrap();
+            if !screened.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(screened.len(), 1);
+        assert_eq!(screened[0].code, "voice-phishing");
+        assert_eq!(screened[0].state, "awaiting_review");
+        assert!(screened[0].source.as_deref().unwrap().starts_with("application:"));
+        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+        assert_eq!(app.store.decisions_about(&hash).await.unwrap().len(), 1, "screened once");
+        let (_, mine) = page(&app, "/my/decisions", &minji.cookie).await;
+        assert!(mine.contains("An official is reviewing this decision"));
+    }
+}

@@ -1,5 +1,6 @@
 //! The `nara` binary: a thin command line over the library crates.
 
+mod algorithms;
 mod drill;
 
 use std::net::SocketAddr;
@@ -158,6 +159,12 @@ enum Command {
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
+    },
+    /// The reference models of the algorithm register: `nara algorithms
+    /// evaluate [CODE…]` trains and evaluates them and prints the figures.
+    Algorithms {
+        #[command(subcommand)]
+        command: algorithms::AlgorithmsCommand,
     },
     /// Disaster recovery: `nara dr drill` rehearses the whole disaster.
     Dr {
@@ -883,6 +890,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             command: ServiceCommand::Check { files, demo },
         } => service_check(&files, demo),
         Command::Backup { command } => backup_command(command).await,
+        Command::Algorithms { command } => algorithms::run(command),
         Command::Rules {
             command: RulesCommand::Check { paths },
         } => {

@@ -35,7 +35,11 @@ export async function audit(page, label) {
 export function watch(page, label) {
   page.on('console', (m) => { if (m.type() === 'error') fail(`${label}: console error: ${m.text()}`); });
   page.on('pageerror', (e) => fail(`${label}: page error: ${e.message}`));
-  page.on('requestfailed', (r) => fail(`${label}: request failed: ${r.url()} ${r.failure()?.errorText}`));
+  page.on('requestfailed', (r) => {
+    // The browser's own favicon fetch is cancelled when a navigation starts before it ends.
+    if (r.url().endsWith('/favicon.svg') && r.failure()?.errorText === 'net::ERR_ABORTED') return;
+    fail(`${label}: request failed: ${r.url()} ${r.failure()?.errorText}`);
+  });
 }
 
 export const totp = (account) =>

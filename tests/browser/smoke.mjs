@@ -11,7 +11,7 @@ const signIn = (account, lang) => signInWith(browser, account, lang);
 const context = await browser.newContext();
 let checked = 0;
 for (const lang of ['en', 'es', 'ko']) {
-  for (const path of ['/', '/services', '/services/1', '/agencies', '/agencies/KR/GOV/MOIS', '/ledger', '/registries', '/apply', '/apply/resident-registration-certificate', '/apply/extended-hour-school-enrolment', '/statistics', '/status', '/sign-in', '/sign-up']) {
+  for (const path of ['/', '/services', '/services/1', '/agencies', '/agencies/KR/GOV/MOIS', '/ledger', '/registries', '/algorithms', '/algorithms/traffic-signals', '/apply', '/apply/resident-registration-certificate', '/apply/extended-hour-school-enrolment', '/statistics', '/status', '/sign-in', '/sign-up']) {
     const page = await context.newPage();
     const label = `${path} [${lang}]`;
     watch(page, label);
@@ -52,8 +52,8 @@ for (const lang of ['en', 'es', 'ko']) {
 // Every signed-in page, audited in each language, by the role that sees it.
 const byRole = (role) => accounts.find((a) => a.role === role);
 const signedInPages = [
-  ['citizen', ['/account', '/account/second-factor', '/my/consents', '/my/data-access', '/my/applications', '/my/inbox', '/apply/resident-registration-certificate']],
-  ['agency_admin', ['/admin/officials', '/admin/apps', '/admin/machine-clients', '/admin/exchange', '/cases']],
+  ['citizen', ['/account', '/account/second-factor', '/my/consents', '/my/data-access', '/my/applications', '/my/inbox', '/my/decisions', '/apply/resident-registration-certificate']],
+  ['agency_admin', ['/admin/officials', '/admin/apps', '/admin/machine-clients', '/admin/exchange', '/cases', '/oversight']],
   ['service_designer', ['/designer/services']],
   ['security_analyst', ['/security/events', '/security/alerts', '/security/incidents', '/security/level', '/security/blocklist', '/security/rules']],
   ['operator', ['/systems', '/operations/exchange', '/operations/backups', '/operations/health']],

@@ -46,6 +46,7 @@ const auditAll = async (page, path, label) => {
 }
 
 // 2. Minji reports a scam call through the portal (in Korean), with what the caller said.
+let record;
 const transcript = '여보세요. 서울중앙지검 수사관입니다. 고객님 명의로 된 대포통장이 범죄에 이용되었습니다. 수사가 끝날 때까지 예금을 국가 안전계좌로 옮겨 두세요. 이 통화 내용은 수사 기밀이니 가족에게도 말하면 안 됩니다';
 {
   const { ctx, page } = await signIn(browser, citizen, 'ko');
@@ -71,20 +72,20 @@ const transcript = '여보세요. 서울중앙지검 수사관입니다. 고객�
     if (!waiting) await sleep(1000);
   }
   if (!waiting) fail('the call was not screened, or not shown as waiting for review');
+  // Her newest decision is the screening of this call.
+  record = await page.getAttribute('main section.card', 'id');
   await auditAll(page, '/my/decisions', 'decisions about me, waiting');
   await ctx.close();
 }
 
 // 3. The police official reviews the flagged transcript and overrides it, with a reason.
 await sleep(30_000 - (Date.now() % 30_000) + 500);
-let record;
 {
   const { ctx, page } = await signIn(browser, reviewer, 'en');
   await auditAll(page, '/oversight', 'the oversight queue');
-  const link = await page.$('#reviews ~ div table a[href^="/oversight/AD-"]');
-  if (!link) fail('no record waits in the reviewer\'s queue');
+  const link = await page.$(`#reviews ~ div table a[href="/oversight/${record}"]`);
+  if (!link) fail(`${record} does not wait in the reviewer's queue`);
   else {
-    record = (await link.getAttribute('href')).split('/').pop();
     await link.click();
     await page.waitForURL(/\/oversight\/AD-/);
     await auditAll(page, `/oversight/${record}`, 'a record to review');

@@ -10,6 +10,7 @@
 
 pub mod phishing;
 pub mod register;
+pub mod schools;
 pub mod signals;
 pub mod zones;
 
@@ -54,7 +55,12 @@ impl Evaluation {
 
 /// Every reference model, trained (deterministically) on first use.
 pub fn models() -> Vec<&'static dyn Model> {
-    vec![phishing::model(), signals::model(), zones::model()]
+    vec![
+        phishing::model(),
+        signals::model(),
+        zones::model(),
+        schools::model(),
+    ]
 }
 
 /// The model registered under `code`.
@@ -68,6 +74,7 @@ pub fn evaluate(code: &str) -> Option<Evaluation> {
         phishing::CODE => Some(phishing::evaluate()),
         signals::CODE => Some(signals::evaluate()),
         zones::CODE => Some(zones::evaluate()),
+        schools::CODE => Some(schools::evaluate()),
         _ => None,
     }
 }

@@ -18,6 +18,10 @@ const SHIPPED: &[(&str, &str)] = &[
         "elderly-protection-zones.toml",
         include_str!("../register/elderly-protection-zones.toml"),
     ),
+    (
+        "extended-hour-schools.toml",
+        include_str!("../register/extended-hour-schools.toml"),
+    ),
 ];
 
 /// The shipped register entries, parsed.

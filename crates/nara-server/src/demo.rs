@@ -193,6 +193,15 @@ const PLANS: &[Plan] = &[
     },
     Plan {
         role: Role::Official,
+        username: "official.moe",
+        display_name: "문가영 Moon Gayoung",
+        kind: AccountKind::Official,
+        agency: Home::Named("KR/GOV/MOE"),
+        extra: &[],
+        national_id: None,
+    },
+    Plan {
+        role: Role::Official,
         username: "official.knpa",
         display_name: "윤도현 Yoon Dohyun",
         kind: AccountKind::Official,

@@ -483,6 +483,11 @@ pub async fn serve(
             "publishing the algorithm register: {e}"
         )));
     }
+    if state.config.demo
+        && let Err(e) = algorithms::demo::ensure(&state).await
+    {
+        tracing::warn!(error = %e, "the demo's algorithm decisions");
+    }
     let integrator = ledger::spawn_integrator(store.clone(), state.ledger.clone());
     let identity_poll = spawn_identity_poll(store.clone());
     let exchange_poll = exchange::gateway::spawn_poll(state.clone());

@@ -9,9 +9,11 @@
 //! `register` (the public register: pages, JSON, the Dutch standard's
 //! export, publishing), `oversight` (officials' queues, reviews, appeals,
 //! running a model from a page), `decisions` (the agency systems' API and the
-//! citizen's own decisions), `screening` (phone-call phishing reports).
+//! citizen's own decisions), `screening` (phone-call phishing reports),
+//! `demo` (the demo's decisions, so nothing is empty at first sight).
 
 pub mod decisions;
+pub mod demo;
 pub mod oversight;
 pub mod register;
 pub mod screening;
@@ -254,6 +256,10 @@ mod tests {
             "signal_green",
             "signal_forecast",
             "zone_cell",
+            "school_demand",
+            "school_working_parents",
+            "school_new_housing",
+            "school_baseline",
         ];
         for lang in Lang::ALL {
             let tr = Tr(lang);

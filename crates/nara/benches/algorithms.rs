@@ -1,0 +1,246 @@
+//! Decisions of registered models, measured against bare prediction in the
+//! same run.
+//!
+//!     cargo bench -p nara --bench algorithms
+//!
+//! For each reference model, three figures from the same inputs, rounds
+//! interleaved, medians quoted:
+//! 1. in-process: `Model::decide` called in a loop (what the arithmetic costs);
+//! 2. bare over HTTP (the baseline): the same `decide` behind a minimal axum
+//!    route in this process, JSON in and out, no signature, no record — what
+//!    serving a prediction over HTTP costs on this machine;
+//! 3. through nara: `POST /api/v1/algorithms/{code}/decisions` on a real
+//!    `nara demo`, signed (RFC 9421) by the model's own agency system, each
+//!    answer after its record and ledger entry are committed.
+//!
+//! The goal (issue 16): the record costs at most 2× the bare prediction for
+//! the cheap models, i.e. through nara ≥ 0.5 of bare over HTTP. The client,
+//! the baseline and the node share the machine's two cores.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails by panicking
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const ROUNDS: usize = 3;
+const CLIENTS: usize = 8;
+const PER_ROUND: usize = 1_600;
+
+/// Inputs of each model: varied, all in range.
+fn inputs(code: &str) -> Vec<serde_json::Value> {
+    let model = nara_algorithms::model(code).unwrap();
+    match code {
+        "voice-phishing" => (0..64)
+            .map(|i| {
+                let (train, _, _) = nara_algorithms::phishing::corpus(1_000 + i);
+                serde_json::json!({"transcript": train[0].text})
+            })
+            .collect(),
+        "traffic-signals" => (0..64)
+            .map(|i| {
+                let f = 600 + i * 7;
+                serde_json::json!({"phases": [
+                    {"name": "north-south", "flow_veh_h": f, "saturation_veh_h": 3600},
+                    {"name": "east-west", "saturation_veh_h": 3600, "recent_counts": [180, 190 + i, 200, 210, 220 + i]},
+                    {"name": "left turns", "flow_veh_h": 120 + i, "saturation_veh_h": 1700}]})
+            })
+            .collect(),
+        _ => vec![model.example()],
+    }
+}
+
+/// Sends `bodies` round-robin from CLIENTS tasks, `PER_ROUND` in all;
+/// decisions a second and the latencies.
+async fn drive(
+    send: Arc<dyn Fn(serde_json::Value) -> reqwest::RequestBuilder + Send + Sync>,
+    bodies: Arc<Vec<serde_json::Value>>,
+) -> (f64, Vec<Duration>) {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let (send, bodies) = (send.clone(), bodies.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut took = Vec::new();
+            for n in (c..PER_ROUND).step_by(CLIENTS) {
+                let t = Instant::now();
+                let r = send(bodies[n % bodies.len()].clone()).send().await.unwrap();
+                let status = r.status();
+                let text = r.text().await.unwrap();
+                assert!(status.is_success(), "{status}: {text}");
+                took.push(t.elapsed());
+            }
+            took
+        }));
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await.unwrap());
+    }
+    latencies.sort();
+    (
+        PER_ROUND as f64 / started.elapsed().as_secs_f64(),
+        latencies,
+    )
+}
+
+/// The baseline server: each model's `decide` behind `POST /decide/{code}`.
+async fn bare_server() -> String {
+    async fn decide(
+        axum::extract::Path(code): axum::extract::Path<String>,
+        axum::Json(body): axum::Json<serde_json::Value>,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let model = nara_algorithms::model(&code).unwrap();
+        match model.decide(&body["input"]) {
+            Ok(out) => axum::Json(out).into_response(),
+            Err(e) => (axum::http::StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        }
+    }
+    let app = axum::Router::new().route("/decide/{code}", axum::routing::post(decide));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+struct Signer {
+    key_id: String,
+    key: ed25519_dalek::SigningKey,
+}
+
+#[tokio::main]
+async fn main() {
+    let nara = env!("CARGO_BIN_EXE_nara");
+    let (_server, base, dir) = start_demo_with(nara, &["--no-backups"]).await;
+    // Each model's agency gets a signing key for a benchmark system (the
+    // node reads keys through its cache, refreshed within a second).
+    let store = nara_store::Store::connect(&nara_store::Store::sqlite_url(dir.path()))
+        .await
+        .unwrap();
+    let mut signers = std::collections::HashMap::new();
+    for agency in ["KR/GOV/KNPA", "KR/LOC/SEOUL"] {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+        let public = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            key.verifying_key().as_bytes(),
+        );
+        let registered = nara_server::identity::machine::register(
+            &store,
+            &agency.parse().unwrap(),
+            "bench",
+            &public,
+            "benchmark",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        signers.insert(
+            agency,
+            Arc::new(Signer {
+                key_id: registered.key_id,
+                key,
+            }),
+        );
+    }
+    store.close().await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let bare = bare_server().await;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CLIENTS)
+        .build()
+        .unwrap();
+
+    println!(
+        "algorithms: {PER_ROUND} decisions a round from {CLIENTS} clients, {ROUNDS} rounds interleaved"
+    );
+    for (code, agency) in [
+        ("traffic-signals", "KR/LOC/SEOUL"),
+        ("voice-phishing", "KR/GOV/KNPA"),
+        ("elderly-protection-zones", "KR/LOC/SEOUL"),
+    ] {
+        let model = nara_algorithms::model(code).unwrap();
+        let bodies: Arc<Vec<serde_json::Value>> = Arc::new(
+            inputs(code)
+                .into_iter()
+                .map(|input| serde_json::json!({ "input": input }))
+                .collect(),
+        );
+        // Warm up: trains the model in both processes.
+        let _ = model.decide(&bodies[0]["input"]);
+        let (mut local, mut over_http, mut through_nara) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut bare_latency, mut nara_latency) = (Vec::new(), Vec::new());
+        for round in 0..ROUNDS {
+            let started = Instant::now();
+            for n in 0..PER_ROUND {
+                std::hint::black_box(model.decide(&bodies[n % bodies.len()]["input"]).unwrap());
+            }
+            local.push(PER_ROUND as f64 / started.elapsed().as_secs_f64());
+
+            let (c, url) = (client.clone(), format!("{bare}/decide/{code}"));
+            let (rate, latencies) = drive(
+                Arc::new(move |body| c.post(&url).json(&body)),
+                bodies.clone(),
+            )
+            .await;
+            over_http.push(rate);
+            bare_latency.extend(latencies);
+
+            let (c, url, signer) = (
+                client.clone(),
+                format!("{base}/api/v1/algorithms/{code}/decisions"),
+                signers[agency].clone(),
+            );
+            let (rate, latencies) = drive(
+                Arc::new(move |body| {
+                    let bytes = body.to_string().into_bytes();
+                    let created = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs() as i64;
+                    let headers = nara_server::identity::machine::sign_request(
+                        "POST",
+                        &url,
+                        &[("content-type", "application/json")],
+                        &bytes,
+                        &signer.key_id,
+                        &signer.key,
+                        created,
+                    );
+                    let mut r = c
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(bytes);
+                    for (name, value) in headers {
+                        r = r.header(name, value);
+                    }
+                    r
+                }),
+                bodies.clone(),
+            )
+            .await;
+            through_nara.push(rate);
+            nara_latency.extend(latencies);
+            println!(
+                "  {code} round {}: in-process {:>9.0}/s; bare over HTTP {:>7.0}/s; through nara (signed, recorded, ledgered) {:>6.0}/s",
+                round + 1,
+                local[round],
+                over_http[round],
+                through_nara[round]
+            );
+        }
+        bare_latency.sort();
+        nara_latency.sort();
+        let (l, h, n) = (median(local), median(over_http), median(through_nara));
+        println!(
+            "  {code}: median {n:.0} decisions/s through nara = {:.2} of bare over HTTP ({h:.0}/s; goal ≥ 0.5), {:.4} of in-process ({l:.0}/s); p50 {:.1} ms against {:.1} ms, p99 {:.1} ms against {:.1} ms",
+            n / h,
+            n / l,
+            percentile(&nara_latency, 0.5).as_secs_f64() * 1e3,
+            percentile(&bare_latency, 0.5).as_secs_f64() * 1e3,
+            percentile(&nara_latency, 0.99).as_secs_f64() * 1e3,
+            percentile(&bare_latency, 0.99).as_secs_f64() * 1e3,
+        );
+    }
+}

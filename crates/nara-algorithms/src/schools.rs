@@ -71,8 +71,9 @@ fn solve3(a: [[f64; 3]; 3], b: [f64; 3]) -> Option<[f64; 3]> {
         for row in 0..3 {
             if row != col {
                 let f = m[row][col] / m[col][col];
-                for k in col..4 {
-                    m[row][k] -= f * m[col][k];
+                let pivot_row = m[col];
+                for (v, p) in m[row].iter_mut().zip(pivot_row).skip(col) {
+                    *v -= f * p;
                 }
             }
         }
@@ -316,8 +317,13 @@ fn district(rng: &mut ChaCha8Rng) -> (District, f64, bool) {
     (d, y, new_town)
 }
 
+/// Districts with their demand.
+pub type Observed = Vec<(District, f64)>;
+/// Districts with their demand and whether each is a new town.
+pub type Held = Vec<(District, f64, bool)>;
+
 /// Training districts and held-out ones (with their new-town flag).
-pub fn corpus(seed: u64) -> (Vec<(District, f64)>, Vec<(District, f64, bool)>) {
+pub fn corpus(seed: u64) -> (Observed, Held) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let train = (0..600)
         .map(|_| district(&mut rng))

@@ -476,17 +476,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let store = state.store.clone();
-    // The register names the models this build runs: published before the
-    // first request can ask one.
-    if let Err(e) = algorithms::publish_shipped(&store).await {
-        return Err(std::io::Error::other(format!(
-            "publishing the algorithm register: {e}"
-        )));
-    }
-    if state.config.demo
-        && let Err(e) = algorithms::demo::ensure(&state).await
-    {
-        tracing::warn!(error = %e, "the demo's algorithm decisions");
+    // The demo's register names the models this build runs, and shows them
+    // at work: published and decided before the first request. (Elsewhere
+    // `nara seed` publishes the register; a node whose register lacks a model
+    // refuses to run it.)
+    if state.config.demo {
+        if let Err(e) = algorithms::publish_shipped(&store).await {
+            return Err(std::io::Error::other(format!(
+                "publishing the algorithm register: {e}"
+            )));
+        }
+        if let Err(e) = algorithms::demo::ensure(&state).await {
+            tracing::warn!(error = %e, "the demo's algorithm decisions");
+        }
     }
     let integrator = ledger::spawn_integrator(store.clone(), state.ledger.clone());
     let identity_poll = spawn_identity_poll(store.clone());

@@ -843,6 +843,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 store.kind().as_str(),
                 started.elapsed().as_secs_f64()
             );
+            // The reference models' register entries, so the node may run them.
+            nara_server::algorithms::publish_shipped(&store).await?;
+            println!(
+                "Published the algorithm register's {} reference models (unchanged entries kept).",
+                nara_algorithms::models().len()
+            );
             Ok(())
         }
         Command::Ledger { command } => ledger(command).await,

@@ -90,6 +90,9 @@ backends! {
     /// when complete, the Dutch shape, every version in the ledger.
     async fn the_register_is_public_versioned_and_complete(backend: &str) {
         let Some(app) = TestApp::start(backend).await else { return };
+        // A node's register is empty until published (`nara seed` and the demo do).
+        assert_eq!(app.get("/api/v1/algorithms").await.json::<serde_json::Value>().await.unwrap(), serde_json::json!([]));
+        nara_server::algorithms::publish_shipped(&app.store).await.unwrap();
         let list: serde_json::Value = app.get("/api/v1/algorithms").await.json().await.unwrap();
         let codes: Vec<&str> = list.as_array().unwrap().iter().map(|e| e["code"].as_str().unwrap()).collect();
         assert_eq!(codes, ["elderly-protection-zones", "extended-hour-schools", "traffic-signals", "voice-phishing"]);
@@ -145,8 +148,7 @@ backends! {
     /// appeal by different officials; the person sees it all.
     async fn decisions_are_recorded_reviewed_and_appealed(backend: &str) {
         let Some(app) = TestApp::on(backend).services().start().await else { return };
-        let accounts = app.demo_accounts().await;
-        let _ = accounts;
+        nara_server::algorithms::publish_shipped(&app.store).await.unwrap();
         let seoul = System::new(&app, "KR/LOC/SEOUL", "signals").await;
         let knpa = System::new(&app, "KR/GOV/KNPA", "fraud-desk").await;
         let model = nara_algorithms::model("traffic-signals").unwrap();
@@ -280,6 +282,7 @@ backends! {
     /// A citizen's phone-call report is screened within seconds, once.
     async fn phone_call_reports_are_screened(backend: &str) {
         let Some(app) = TestApp::on(backend).services().start().await else { return };
+        nara_server::algorithms::publish_shipped(&app.store).await.unwrap();
         let minji = app.signed_in("minji").await;
         let report = serde_json::json!({"data": {
             "channel": "phone_call", "sender": "+82 2-0000-0000",

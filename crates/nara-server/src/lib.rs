@@ -480,6 +480,18 @@ pub async fn serve(
     // at work: published and decided before the first request. (Elsewhere
     // `nara seed` publishes the register; a node whose register lacks a model
     // refuses to run it.)
+    if state.config.demo
+        && let Err(e) = algorithms::demo::write_stand_in_list(&state.config.data_dir)
+    {
+        tracing::warn!(error = %e, "the demo's stand-in hash list");
+    }
+    match algorithms::load_hash_lists(&state.config.data_dir) {
+        Ok((0, _)) => {}
+        Ok((lists, hashes)) => {
+            tracing::info!(lists, hashes, "hash lists loaded for image matching")
+        }
+        Err(e) => return Err(std::io::Error::other(e.to_string())),
+    }
     if state.config.demo {
         if let Err(e) = algorithms::publish_shipped(&store).await {
             return Err(std::io::Error::other(format!(

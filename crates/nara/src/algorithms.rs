@@ -1,5 +1,6 @@
 //! `nara algorithms`: the reference models' evaluations, reproducible from
-//! their generators, printed as the register publishes them.
+//! their generators, printed as the register publishes them; images' PDQ
+//! hashes, and hash lists checked before a node loads them.
 
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -15,12 +16,80 @@ pub enum AlgorithmsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print each image's PDQ hash and quality (0–100) as `hash,quality,file`
+    /// lines, as Meta's reference hasher does, so an authority can check its
+    /// lists against nara's hashing.
+    Pdq {
+        #[arg(required = true)]
+        images: Vec<std::path::PathBuf>,
+    },
+    /// Check hash-list files (one PDQ hash a line, optionally followed by
+    /// more fields) before placing them in DATA/hash-lists; exit non-zero
+    /// naming the first bad line of any that does not parse.
+    CheckList {
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
 }
 
 pub fn run(command: AlgorithmsCommand) -> anyhow::Result<()> {
     match command {
         AlgorithmsCommand::Evaluate { codes, json } => evaluate(&codes, json),
+        AlgorithmsCommand::Pdq { images } => pdq(&images),
+        AlgorithmsCommand::CheckList { files } => check_lists(&files),
     }
+}
+
+fn pdq(images: &[std::path::PathBuf]) -> anyhow::Result<()> {
+    let mut failed = 0;
+    for path in images {
+        let hashed = std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                nara_algorithms::images::hash_image(&bytes).map_err(|e| e.to_string())
+            });
+        match hashed {
+            Ok((hash, quality)) => println!("{},{quality},{}", hash.hex(), path.display()),
+            Err(why) => {
+                eprintln!("{}: {why}", path.display());
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} images could not be hashed", images.len());
+    }
+    Ok(())
+}
+
+fn check_lists(files: &[std::path::PathBuf]) -> anyhow::Result<()> {
+    let mut bad = 0;
+    for file in files {
+        let name = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match std::fs::read_to_string(file)
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                nara_algorithms::images::parse_list(&name, &text).map_err(|e| e.to_string())
+            }) {
+            Ok(list) => println!(
+                "{}: {} hashes, SHA-256 {}",
+                file.display(),
+                list.hashes.len(),
+                list.sha256
+            ),
+            Err(why) => {
+                eprintln!("{}: {why}", file.display());
+                bad += 1;
+            }
+        }
+    }
+    if bad > 0 {
+        anyhow::bail!("{bad} of {} lists do not parse", files.len());
+    }
+    Ok(())
 }
 
 fn evaluate(codes: &[String], json: bool) -> anyhow::Result<()> {

@@ -58,6 +58,29 @@ async fn review(
     Ok(())
 }
 
+/// The demo's hash list: PDQ hashes of twenty generated stand-in pictures
+/// (ordinary shapes on gradients — no abuse material exists anywhere in
+/// nara), so image matching can be tried; written once.
+pub fn write_stand_in_list(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let dir = super::hash_lists_dir(data_dir);
+    let file = dir.join("demo-stand-ins.txt");
+    if file.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&dir)?;
+    let mut text = String::from(
+        "# Stand-ins for a hash list an authority supplies: PDQ hashes of generated pictures.\npdq,quality,id\n",
+    );
+    for seed in 0..20u64 {
+        let px = nara_algorithms::images::generated_picture(seed, 320, 240);
+        if let Ok((hash, quality)) = nara_algorithms::images::hash_rgb(320, 240, px) {
+            text.push_str(&format!("{},{quality},stand-in-{seed}\n", hash.hex()));
+        }
+    }
+    std::fs::write(file, text)?;
+    Ok(())
+}
+
 /// Makes the demo's decisions, unless some exist already.
 pub async fn ensure(state: &AppState) -> anyhow::Result<()> {
     if !state.store.review_counts().await?.is_empty() {
@@ -163,6 +186,21 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<()> {
             review(state, &record.id, "official.seoul", None).await?;
         }
     }
+    // Two submitted images checked: a re-sized copy of a stand-in (a match,
+    // waiting for the trained official) and an unrelated picture.
+    for seed in [3u64, 500] {
+        let px = nara_algorithms::images::generated_picture(seed, 320, 240);
+        let small = image_half(&px, 320, 240);
+        if let Ok((hash, quality)) = nara_algorithms::images::hash_rgb(160, 120, small) {
+            let _ = run(
+                state,
+                "image-hash-matching",
+                serde_json::json!({"pdq": hash.hex(), "quality": quality}),
+                system("KR/GOV/KNPA", "uploads"),
+            )
+            .await;
+        }
+    }
     // School districts planned for the next year.
     let (_, districts) = nara_algorithms::schools::corpus(2027);
     for (n, (d, y, _)) in districts.iter().take(12).enumerate() {
@@ -192,4 +230,16 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A picture at half size (every other pixel of every other row).
+fn image_half(rgb: &[u8], width: usize, height: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rgb.len() / 4);
+    for y in (0..height).step_by(2) {
+        for x in (0..width).step_by(2) {
+            let i = (y * width + x) * 3;
+            out.extend_from_slice(&rgb[i..i + 3]);
+        }
+    }
+    out
 }

@@ -152,17 +152,20 @@ impl std::fmt::Display for ListError {
     }
 }
 
-/// Parses a hash list; the first bad line is named. A header line (a first
-/// line that starts with a letter beyond `f`, e.g. `pdq,quality`) is skipped.
+/// Parses a hash list; the first bad line is named. A header line (the first
+/// line after any comments that starts with a letter beyond `f`, e.g.
+/// `pdq,quality`) is skipped.
 pub fn parse_list(name: &str, text: &str) -> Result<HashList, ListError> {
     let mut hashes = Vec::new();
+    let mut first = true;
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
+        let header_allowed = std::mem::replace(&mut first, false);
         let field = line.split([',', '\t', ' ', ';']).next().unwrap_or("");
-        if n == 0
+        if header_allowed
             && field
                 .chars()
                 .next()
@@ -480,7 +483,7 @@ mod tests {
         assert!(a.distance(&b) <= MATCH_DISTANCE, "{}", a.distance(&b));
         assert_eq!(Pdq::parse(&a.hex()), Some(a));
         let text = format!(
-            "pdq,quality\n# a comment\n{},{quality}\n\n{}\tid-2\n",
+            "# a comment\npdq,quality\n{},{quality}\n\n{}\tid-2\n",
             a.hex(),
             b.hex()
         );

@@ -65,6 +65,8 @@ pub struct AppState {
     pub exchange: Arc<exchange::gateway::Exchange>,
     /// Submissions through the API, group-committed.
     pub submissions: Arc<citizen::application_api::Submissions>,
+    /// Decision records, group-committed.
+    pub decisions: Arc<algorithms::Decisions>,
     /// Service figures, recomputed at most every 30 s.
     pub figures: Arc<catalogue::statistics::FiguresCache>,
     /// The continuous backup's state, for `/metrics` and the operators.
@@ -113,6 +115,7 @@ impl AppState {
             )),
             callers: Arc::default(),
             submissions: Arc::new(citizen::application_api::submissions()),
+            decisions: Arc::new(algorithms::decisions_writer()),
             figures: Arc::default(),
             backup_stream: Arc::default(),
             detector: Arc::new(detector),

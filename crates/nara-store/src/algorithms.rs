@@ -195,80 +195,99 @@ impl Store {
         .await?))
     }
 
-    /// Stores a new decision record and its ledger entry in one transaction.
-    /// A record with the same `source` for the same model exists already:
-    /// a conflict (a report is screened once).
-    pub async fn record_decision(&self, d: &DecisionRecord) -> Result<()> {
-        let state = RecordedState {
-            code: &d.code,
-            register_version: d.register_version,
-            model_version: &d.model_version,
-            model_sha256: &d.model_sha256,
-            input_sha256: &d.input_sha256,
-            score: d.score,
-            threshold: d.threshold,
-            outcome: &d.outcome,
-            state: &d.state,
-        };
-        let entry = entry_bytes(
-            "algorithm.decided",
-            &d.requested_by,
-            vec![
-                format!("decision:{}", d.id),
-                format!("algorithm:{}", d.code),
-            ],
-            &state,
-        )?;
+    /// Stores decision records and their ledger entries in one transaction
+    /// (the group commit's batch). A record whose source this model decided
+    /// already (a report is screened once) makes the whole batch a conflict,
+    /// and nothing is stored; the group commit then retries one by one.
+    pub async fn record_decisions(&self, records: &[DecisionRecord]) -> Result<()> {
+        let mut entries = Vec::with_capacity(records.len());
+        for d in records {
+            let state = RecordedState {
+                code: &d.code,
+                register_version: d.register_version,
+                model_version: &d.model_version,
+                model_sha256: &d.model_sha256,
+                input_sha256: &d.input_sha256,
+                score: d.score,
+                threshold: d.threshold,
+                outcome: &d.outcome,
+                state: &d.state,
+            };
+            entries.push(entry_bytes(
+                "algorithm.decided",
+                &d.requested_by,
+                vec![
+                    format!("decision:{}", d.id),
+                    format!("algorithm:{}", d.code),
+                ],
+                &state,
+            )?);
+        }
+        let sql = format!(
+            "INSERT INTO algorithm_decisions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+             $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, \
+             $24, $25, $26, $27, $28, $29, $30) ON CONFLICT DO NOTHING"
+        );
         with_pool!(self, |pool| {
             let (_turn, mut tx) = write_tx!(self, pool);
-            let inserted = sqlx::query(&format!(
-                "INSERT INTO algorithm_decisions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, \
-                 $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, \
-                 $24, $25, $26, $27, $28, $29, $30) ON CONFLICT DO NOTHING"
-            ))
-            .bind(&d.id)
-            .bind(&d.code)
-            .bind(d.register_version)
-            .bind(&d.organisation)
-            .bind(&d.model_version)
-            .bind(&d.model_sha256)
-            .bind(&d.input)
-            .bind(&d.input_sha256)
-            .bind(d.score)
-            .bind(d.threshold)
-            .bind(&d.outcome)
-            .bind(d.flagged)
-            .bind(&d.factors)
-            .bind(&d.subject_hash)
-            .bind(&d.source)
-            .bind(&d.requested_by)
-            .bind(&d.state)
-            .bind(&d.final_outcome)
-            .bind(d.reviewer_id)
-            .bind(&d.reviewer_name)
-            .bind(&d.review_reason)
-            .bind(d.reviewed_at)
-            .bind(d.notified_at)
-            .bind(&d.appeal_state)
-            .bind(&d.appeal_reason)
-            .bind(d.appealed_at)
-            .bind(d.appeal_official_id)
-            .bind(&d.appeal_answer)
-            .bind(d.appeal_decided_at)
-            .bind(d.created_at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
-                return Err(StoreError::Conflict(format!(
-                    "a decision of {} for {} exists already",
-                    d.code,
-                    d.source.as_deref().unwrap_or(&d.id)
-                )));
+            for d in records {
+                let inserted = sqlx::query(&sql)
+                    .bind(&d.id)
+                    .bind(&d.code)
+                    .bind(d.register_version)
+                    .bind(&d.organisation)
+                    .bind(&d.model_version)
+                    .bind(&d.model_sha256)
+                    .bind(&d.input)
+                    .bind(&d.input_sha256)
+                    .bind(d.score)
+                    .bind(d.threshold)
+                    .bind(&d.outcome)
+                    .bind(d.flagged)
+                    .bind(&d.factors)
+                    .bind(&d.subject_hash)
+                    .bind(&d.source)
+                    .bind(&d.requested_by)
+                    .bind(&d.state)
+                    .bind(&d.final_outcome)
+                    .bind(d.reviewer_id)
+                    .bind(&d.reviewer_name)
+                    .bind(&d.review_reason)
+                    .bind(d.reviewed_at)
+                    .bind(d.notified_at)
+                    .bind(&d.appeal_state)
+                    .bind(&d.appeal_reason)
+                    .bind(d.appealed_at)
+                    .bind(d.appeal_official_id)
+                    .bind(&d.appeal_answer)
+                    .bind(d.appeal_decided_at)
+                    .bind(d.created_at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if inserted == 0 {
+                    return Err(StoreError::Conflict(format!(
+                        "a decision of {} for {} exists already",
+                        d.code,
+                        d.source.as_deref().unwrap_or(&d.id)
+                    )));
+                }
             }
-            commit_with_entry!(self, tx, entry);
+            crate::ledger::append_in_tx!(tx, self.kind() == crate::BackendKind::Sqlite, &entries);
+            tx.commit().await?;
         });
         Ok(())
+    }
+
+    /// The latest published version of one entry.
+    pub async fn algorithm(&self, code: &str) -> Result<Option<AlgorithmVersion>> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            "SELECT code, version, entry, entry_sha256, organisation, published_at, published_by \
+             FROM algorithm_versions WHERE code = $1 ORDER BY version DESC LIMIT 1"
+        )
+        .bind(code)
+        .fetch_optional(pool)
+        .await?))
     }
 
     pub async fn decision(&self, id: &str) -> Result<Option<DecisionRecord>> {

@@ -121,6 +121,20 @@ pub fn load_hash_lists(data_dir: &std::path::Path) -> anyhow::Result<(usize, usi
     Ok(counts)
 }
 
+/// Decision records, group-committed: up to 256 a transaction, each
+/// caller answered once its record and ledger entry are durable.
+pub type Decisions = crate::group_commit::GroupCommit<DecisionRecord, ()>;
+
+pub fn decisions_writer() -> Decisions {
+    crate::group_commit::GroupCommit::new(256, |store, batch| {
+        Box::pin(async move {
+            let n = batch.len();
+            store.record_decisions(&batch).await?;
+            Ok(vec![(); n])
+        })
+    })
+}
+
 /// Why a model gave no output (and nothing was recorded).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -163,10 +177,12 @@ pub async fn run(
     input: serde_json::Value,
     requested: Requested,
 ) -> Result<DecisionRecord, RunError> {
-    let registered = versions(state, code)
+    let registered = state
+        .store
+        .algorithm(code)
         .await?
-        .into_iter()
-        .next()
+        .map(Registered::of)
+        .transpose()?
         .ok_or_else(|| RunError::NotRegistered(code.to_owned()))?;
     let model =
         nara_algorithms::model(code).ok_or_else(|| RunError::NotRegistered(code.to_owned()))?;
@@ -228,10 +244,19 @@ pub async fn run(
         appeal_decided_at: None,
         created_at: nara_core::Timestamp::now().0,
     };
-    state.store.record_decision(&record).await?;
+    match state.decisions.write(&state.store, record.clone()).await {
+        Ok(()) => {}
+        Err(crate::group_commit::WriteError::Conflict(why)) => {
+            return Err(RunError::Store(StoreError::Conflict(why)));
+        }
+        Err(e) => return Err(RunError::Store(StoreError::Corrupt(e.to_string()))),
+    }
     state.metrics.decision(code, &record.state);
-    tell(state, &record.id).await;
-    Ok(state.store.decision(&record.id).await?.unwrap_or(record))
+    if record.final_outcome.is_some() && record.subject_hash.is_some() {
+        tell(state, &record.id).await;
+        return Ok(state.store.decision(&record.id).await?.unwrap_or(record));
+    }
+    Ok(record)
 }
 
 /// Tells the person a final decision is about, when she has an account:

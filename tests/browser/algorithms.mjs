@@ -7,7 +7,7 @@
 // page on the way is audited with axe-core, in en, es and ko.
 //
 //   NARA_URL=http://127.0.0.1:8080 NARA_ACCOUNTS=nara-data/demo-accounts.json node algorithms.mjs
-import { accounts, audit, base, fail, finish, launch, signIn } from './harness.mjs';
+import { accounts, audit, auditAll, audited, base, fail, finish, launch, signIn } from './harness.mjs';
 
 const browser = await launch();
 const citizen = accounts.find((a) => a.username === 'minji') ?? fail('no citizen minji');
@@ -15,15 +15,6 @@ const reviewer = accounts.find((a) => a.username === 'official.knpa') ?? fail('n
 const second = accounts.find((a) => a.username === 'reviewer.knpa') ?? fail('no reviewer.knpa');
 const step = (m) => console.log(`algorithms: ${m}`);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-let audited = 0;
-const auditAll = async (page, path, label) => {
-  for (const lang of ['en', 'es', 'ko']) {
-    await page.goto(`${base}${path}${path.includes('?') ? '&' : '?'}lang=${lang}`, { waitUntil: 'networkidle' });
-    await audit(page, `${label} [${lang}]`);
-    audited += 1;
-  }
-  await page.goto(`${base}${path}${path.includes('?') ? '&' : '?'}lang=en`, { waitUntil: 'networkidle' });
-};
 
 // 1. The public reads the register and an entry.
 {
@@ -165,4 +156,4 @@ await sleep(30_000 - (Date.now() % 30_000) + 500);
 }
 
 await browser.close();
-finish('algorithms in the browser', `algorithms in the browser: register read; call reported → screened → overridden → appealed → reversed; ${audited} pages audited in en, es and ko`);
+finish('algorithms in the browser', `algorithms in the browser: register read; call reported → screened → overridden → appealed → reversed; ${audited.count} pages audited in en, es and ko`);

@@ -32,6 +32,19 @@ export async function audit(page, label) {
   return result;
 }
 
+// Audits `path` in en, es and ko and leaves the page on its English version;
+// `audited.count` counts the pages audited this run.
+export const audited = { count: 0 };
+export async function auditAll(page, path, label) {
+  const at = (lang) => `${base}${path}${path.includes('?') ? '&' : '?'}lang=${lang}`;
+  for (const lang of ['en', 'es', 'ko']) {
+    await page.goto(at(lang), { waitUntil: 'networkidle' });
+    await audit(page, `${label} [${lang}]`);
+    audited.count += 1;
+  }
+  await page.goto(at('en'), { waitUntil: 'networkidle' });
+}
+
 export function watch(page, label) {
   page.on('console', (m) => { if (m.type() === 'error') fail(`${label}: console error: ${m.text()}`); });
   page.on('pageerror', (e) => fail(`${label}: page error: ${e.message}`));

@@ -7,22 +7,13 @@
 // feeds. Every page on the way is audited with axe-core, in en, es and ko.
 //
 //   NARA_URL=http://127.0.0.1:8080 NARA_ACCOUNTS=nara-data/demo-accounts.json node secops.mjs
-import { accounts, audit, base, fail, finish, launch, signIn } from './harness.mjs';
+import { accounts, audit, auditAll, audited, base, fail, finish, launch, signIn } from './harness.mjs';
 
 const browser = await launch();
 const analyst = accounts.find((a) => a.role === 'security_analyst') ?? fail('no security analyst');
 const citizen = accounts.find((a) => a.username === 'junho') ?? accounts.find((a) => a.role === 'citizen');
 const step = (m) => console.log(`secops: ${m}`);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-let audited = 0;
-const auditAll = async (page, path, label) => {
-  for (const lang of ['en', 'es', 'ko']) {
-    await page.goto(`${base}${path}${path.includes('?') ? '&' : '?'}lang=${lang}`, { waitUntil: 'networkidle' });
-    await audit(page, `${label} [${lang}]`);
-    audited += 1;
-  }
-  await page.goto(`${base}${path}${path.includes('?') ? '&' : '?'}lang=en`, { waitUntil: 'networkidle' });
-};
 
 // 1. Credential stuffing: one address, six accounts, one wrong password each.
 for (let n = 0; n < 6; n++) {
@@ -170,4 +161,4 @@ await page.click('form[action="/security/level"] button[type=submit]');
 await page.waitForLoadState('networkidle');
 await ctx.close();
 await browser.close();
-finish('security operations in the browser', `security operations in the browser: stuffing → alert → incident → alert level → tighter limit; smishing report → listed; ${audited} pages audited in en, es and ko`);
+finish('security operations in the browser', `security operations in the browser: stuffing → alert → incident → alert level → tighter limit; smishing report → listed; ${audited.count} pages audited in en, es and ko`);

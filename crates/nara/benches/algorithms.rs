@@ -245,28 +245,14 @@ async fn main() {
             );
             let (rate, latencies) = drive(
                 Arc::new(move |body| {
-                    let bytes = body.to_string().into_bytes();
-                    let created = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap()
-                        .as_secs() as i64;
-                    let headers = nara_server::identity::machine::sign_request(
-                        "POST",
+                    signed_post(
+                        &c,
                         &url,
                         &[("content-type", "application/json")],
-                        &bytes,
+                        body.to_string().into_bytes(),
                         &signer.key_id,
                         &signer.key,
-                        created,
-                    );
-                    let mut r = c
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .body(bytes);
-                    for (name, value) in headers {
-                        r = r.header(name, value);
-                    }
-                    r
+                    )
                 }),
                 bodies.clone(),
             )

@@ -127,24 +127,10 @@ async fn post_all(
         );
         tasks.push(tokio::spawn(async move {
             for body in chunk {
-                let created = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_secs() as i64;
-                let headers = nara_server::identity::machine::sign_request(
-                    "POST",
-                    &url,
-                    &[],
-                    &body,
-                    &key_id,
-                    &key,
-                    created,
-                );
-                let mut request = client.post(&url).body(body);
-                for (name, value) in headers {
-                    request = request.header(name, value);
-                }
-                let r = request.send().await.unwrap();
+                let r = signed_post(&client, &url, &[], body, &key_id, &key)
+                    .send()
+                    .await
+                    .unwrap();
                 let status = r.status();
                 assert!(status.is_success(), "{status}: {}", r.text().await.unwrap());
             }

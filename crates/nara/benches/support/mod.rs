@@ -310,3 +310,30 @@ async fn wait_ready(base: &str, also: impl Fn() -> bool) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A POST of `body` to `url`, signed (RFC 9421) with an agency system's key,
+/// covering `fields` too.
+pub fn signed_post(
+    client: &reqwest::Client,
+    url: &str,
+    fields: &[(&str, &str)],
+    body: Vec<u8>,
+    key_id: &str,
+    key: &ed25519_dalek::SigningKey,
+) -> reqwest::RequestBuilder {
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let headers = nara_server::identity::machine::sign_request(
+        "POST", url, fields, &body, key_id, key, created,
+    );
+    let mut request = client.post(url);
+    for (name, value) in fields {
+        request = request.header(*name, *value);
+    }
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    request.body(body)
+}

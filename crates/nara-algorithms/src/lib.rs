@@ -13,6 +13,7 @@ pub mod phishing;
 pub mod register;
 pub mod schools;
 pub mod signals;
+pub mod textclass;
 pub mod zones;
 
 use nara_core::algorithms::{OutOfRange, Output};

@@ -1,7 +1,6 @@
-//! Voice-phishing identification: a logistic regression over hashed
-//! character n-grams (2–4, within and across word boundaries) of a call
-//! transcript, Korean or Spanish, calibrated by Platt scaling on a held-out
-//! split. The factors are the phrases whose n-grams weighed most towards a
+//! Voice-phishing identification: the shared text classifier
+//! ([`crate::textclass`]: hashed character n-grams, logistic regression,
+//! Platt calibration) over a call transcript, Korean or Spanish. The factors are the phrases whose n-grams weighed most towards a
 //! scam. It screens the phone-call phishing reports citizens submit.
 //!
 //! The generator writes calls from sentence pools per script (prosecutor
@@ -13,260 +12,46 @@
 
 use std::sync::LazyLock;
 
-use nara_core::algorithms::{Factor, OutOfRange, Output};
+use nara_core::algorithms::{OutOfRange, Output};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use unicode_normalization::UnicodeNormalization;
 
-use crate::{Evaluation, Model, round, sha256_hex};
+use crate::textclass::{Classifier, Labelled, Phrasings, Screen, Script, figures};
+use crate::{Evaluation, Model};
 
 pub const CODE: &str = "voice-phishing";
 const VERSION: &str = "1.0.0";
-/// Hashed feature space.
-const BUCKETS: usize = 1 << 18;
 /// The longest transcript read (characters).
 pub const MAX_CHARS: usize = 20_000;
 /// Calibrated probability at or above which a call is flagged.
 pub const THRESHOLD: f64 = 0.5;
-const EPOCHS: usize = 12;
 const SEED: u64 = 0x005e_ed0f_ca11;
 
-/// The trained classifier: weights, bias and Platt's calibration.
-pub struct Classifier {
-    weights: Vec<f32>,
-    bias: f32,
-    platt_a: f64,
-    platt_b: f64,
-    /// SHA-256 of the artefact, computed once after training.
-    sha256: String,
-}
+/// The voice-phishing screen: the shared text classifier, trained on calls.
+pub struct ScamScreen(Classifier);
 
-static MODEL: LazyLock<Classifier> = LazyLock::new(|| {
+static MODEL: LazyLock<ScamScreen> = LazyLock::new(|| {
     let (train, calibration, _) = corpus(SEED);
-    Classifier::train(&train, &calibration)
+    ScamScreen(Classifier::train(&train, &calibration, SEED))
 });
 
 pub fn model() -> &'static dyn Model {
     &*MODEL
 }
 
-/// Lower-cased NFKC text with digits as `0` and whitespace collapsed: the
-/// form every n-gram is read from.
-fn normalise(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut space = true;
-    for c in text.nfkc().flat_map(char::to_lowercase) {
-        if c.is_whitespace() || (c.is_ascii_punctuation() && c != '%') {
-            if !space {
-                out.push(' ');
-                space = true;
-            }
-        } else {
-            out.push(if c.is_numeric() { '0' } else { c });
-            space = false;
-        }
-    }
-    out.trim_end().to_owned()
-}
+const SCREEN: Screen = Screen {
+    field: "transcript",
+    min_chars: 20,
+    max_chars: MAX_CHARS,
+    threshold: THRESHOLD,
+    positive: "scam_likely",
+    negative: "ordinary_call",
+    phrase_factor: "scam_phrase",
+    no_phrase_factor: "no_scam_phrases",
+};
 
-fn fnv(bytes: impl Iterator<Item = char>) -> usize {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for c in bytes {
-        h ^= u64::from(c);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    (h as usize) & (BUCKETS - 1)
-}
-
-/// The text's features: each n-gram's bucket with the character span it
-/// covers, weighted so the vector has unit length.
-fn features(text: &str) -> (Vec<char>, Vec<(usize, usize, usize)>, f32) {
-    let chars: Vec<char> = std::iter::once(' ')
-        .chain(normalise(text).chars())
-        .chain(std::iter::once(' '))
-        .collect();
-    let mut grams = Vec::new();
-    for n in 2..=4 {
-        for start in 0..chars.len().saturating_sub(n - 1) {
-            let gram = &chars[start..start + n];
-            // n-grams that are only spaces say nothing.
-            if gram.iter().all(|c| *c == ' ') {
-                continue;
-            }
-            grams.push((
-                fnv(gram.iter().copied().chain([char::from(n as u8)])),
-                start,
-                start + n,
-            ));
-        }
-    }
-    let norm = if grams.is_empty() {
-        1.0
-    } else {
-        1.0 / (grams.len() as f32).sqrt()
-    };
-    (chars, grams, norm)
-}
-
-fn sigmoid(z: f64) -> f64 {
-    1.0 / (1.0 + (-z).exp())
-}
-
-impl Classifier {
-    fn logit(&self, grams: &[(usize, usize, usize)], norm: f32) -> f64 {
-        f64::from(self.bias + grams.iter().map(|(b, _, _)| self.weights[*b]).sum::<f32>() * norm)
-    }
-
-    fn train(train: &[Call], calibration: &[Call]) -> Classifier {
-        let mut weights = vec![0f32; BUCKETS];
-        let mut bias = 0f32;
-        let prepared: Vec<(Vec<usize>, f32, f32)> = train
-            .iter()
-            .map(|c| {
-                let (_, grams, norm) = features(&c.text);
-                (
-                    grams.into_iter().map(|(b, _, _)| b).collect(),
-                    norm,
-                    if c.scam { 1.0 } else { 0.0 },
-                )
-            })
-            .collect();
-        let mut order: Vec<usize> = (0..prepared.len()).collect();
-        let mut rng = ChaCha8Rng::seed_from_u64(SEED);
-        let lambda = 1e-5f32;
-        for epoch in 0..EPOCHS {
-            rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut rng);
-            let rate = 0.5 / (1.0 + epoch as f32);
-            for &i in &order {
-                let (grams, norm, y) = &prepared[i];
-                let z = bias + grams.iter().map(|b| weights[*b]).sum::<f32>() * norm;
-                let p = 1.0 / (1.0 + (-z).exp());
-                let g = p - y;
-                for b in grams {
-                    let w = &mut weights[*b];
-                    *w -= rate * (g * norm + lambda * *w);
-                }
-                bias -= rate * g;
-            }
-        }
-        let mut model = Classifier {
-            weights,
-            bias,
-            platt_a: 1.0,
-            platt_b: 0.0,
-            sha256: String::new(),
-        };
-        // Platt scaling: fit p = σ(a·z + b) on calls not trained on, by
-        // gradient descent on the log loss (two parameters, convex).
-        let scored: Vec<(f64, f64)> = calibration
-            .iter()
-            .map(|c| {
-                let (_, grams, norm) = features(&c.text);
-                (model.logit(&grams, norm), if c.scam { 1.0 } else { 0.0 })
-            })
-            .collect();
-        let (mut a, mut b) = (1.0f64, 0.0f64);
-        for _ in 0..2000 {
-            let (mut ga, mut gb) = (0.0, 0.0);
-            for (z, y) in &scored {
-                let g = sigmoid(a * z + b) - y;
-                ga += g * z;
-                gb += g;
-            }
-            let n = scored.len().max(1) as f64;
-            a -= 0.5 * ga / n;
-            b -= 0.5 * gb / n;
-        }
-        model.platt_a = a;
-        model.platt_b = b;
-        model.sha256 = sha256_hex(&model.artefact());
-        model
-    }
-
-    /// The calibrated probability that a transcript is a scam script.
-    pub fn probability(&self, text: &str) -> f64 {
-        let (_, grams, norm) = features(text);
-        sigmoid(self.platt_a * self.logit(&grams, norm) + self.platt_b)
-    }
-
-    /// The phrases (runs of words) whose n-grams weighed most towards a
-    /// scam, heaviest first.
-    fn phrases(&self, text: &str, most: usize) -> Vec<(String, f64)> {
-        let (chars, grams, norm) = features(text);
-        let mut per_char = vec![0f64; chars.len()];
-        for (b, from, to) in &grams {
-            let share = f64::from(self.weights[*b] * norm) / (to - from) as f64;
-            for c in &mut per_char[*from..*to] {
-                *c += share;
-            }
-        }
-        // Words and their weight.
-        let mut words: Vec<(String, f64)> = Vec::new();
-        let mut current = (String::new(), 0f64);
-        for (c, w) in chars.iter().zip(&per_char) {
-            if *c == ' ' {
-                if !current.0.is_empty() {
-                    words.push(std::mem::take(&mut current));
-                }
-            } else {
-                current.0.push(*c);
-                current.1 += w;
-            }
-        }
-        // Two-word phrases read better than single words; keep the best
-        // non-overlapping ones.
-        let mut candidates: Vec<(usize, f64)> = (0..words.len().saturating_sub(1))
-            .map(|i| (i, words[i].1 + words[i + 1].1))
-            .filter(|(_, w)| *w > 0.0)
-            .collect();
-        candidates.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let mut taken = vec![false; words.len()];
-        let mut out = Vec::new();
-        for (i, w) in candidates {
-            if taken[i] || taken[i + 1] {
-                continue;
-            }
-            taken[i] = true;
-            taken[i + 1] = true;
-            out.push((format!("{} {}", words[i].0, words[i + 1].0), w));
-            if out.len() == most {
-                break;
-            }
-        }
-        out
-    }
-
-    fn artefact(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(BUCKETS * 4 + 20);
-        for w in &self.weights {
-            bytes.extend_from_slice(&w.to_le_bytes());
-        }
-        bytes.extend_from_slice(&self.bias.to_le_bytes());
-        bytes.extend_from_slice(&self.platt_a.to_le_bytes());
-        bytes.extend_from_slice(&self.platt_b.to_le_bytes());
-        bytes
-    }
-}
-
-/// Korean or Spanish: most of the letters Hangul or Latin.
-fn readable(text: &str) -> bool {
-    let (mut known, mut letters) = (0usize, 0usize);
-    for c in text.chars().filter(|c| c.is_alphabetic()) {
-        letters += 1;
-        if ('\u{ac00}'..='\u{d7a3}').contains(&c)
-            || ('\u{1100}'..='\u{11ff}').contains(&c)
-            || ('\u{3130}'..='\u{318f}').contains(&c)
-            || c.is_ascii_alphabetic()
-            || "áéíóúüñÁÉÍÓÚÜÑ".contains(c)
-        {
-            known += 1;
-        }
-    }
-    letters > 0 && known * 5 >= letters * 4
-}
-
-impl Model for Classifier {
+impl Model for ScamScreen {
     fn code(&self) -> &'static str {
         CODE
     }
@@ -274,7 +59,7 @@ impl Model for Classifier {
         VERSION
     }
     fn artefact_sha256(&self) -> String {
-        self.sha256.clone()
+        self.0.sha256()
     }
     fn outcomes(&self) -> &'static [&'static str] {
         &["scam_likely", "ordinary_call"]
@@ -283,67 +68,14 @@ impl Model for Classifier {
         serde_json::json!({"transcript": "여보세요. 서울중앙지검 수사관입니다. 고객님 명의 계좌가 범죄에 연루되어 있습니다. 안전계좌로 이체하셔야 합니다"})
     }
     fn decide(&self, input: &serde_json::Value) -> Result<Output, OutOfRange> {
-        let text = input
-            .get("transcript")
-            .and_then(serde_json::Value::as_str)
-            .ok_or_else(|| OutOfRange::new("transcript", "must be the call's text"))?;
-        let chars = text.chars().count();
-        if !(20..=MAX_CHARS).contains(&chars) {
-            return Err(OutOfRange::new(
-                "transcript",
-                format!("must be 20 to {MAX_CHARS} characters (this one has {chars})"),
-            ));
-        }
-        if !readable(text) {
-            return Err(OutOfRange::new(
-                "transcript",
-                "the model reads Korean and Spanish; this text is mostly in another script",
-            ));
-        }
-        let score = self.probability(text);
-        let flagged = score >= THRESHOLD;
-        let factors = if flagged {
-            self.phrases(text, 3)
-                .into_iter()
-                .map(|(p, w)| Factor {
-                    key: "scam_phrase".into(),
-                    args: vec![p],
-                    weight: round(w, 3),
-                })
-                .collect()
-        } else {
-            vec![Factor {
-                key: "no_scam_phrases".into(),
-                args: vec![],
-                weight: 0.0,
-            }]
-        };
-        Ok(Output {
-            score: round(score, 4),
-            threshold: THRESHOLD,
-            outcome: if flagged {
-                "scam_likely"
-            } else {
-                "ordinary_call"
-            }
-            .into(),
-            flagged,
-            factors,
-        })
+        SCREEN.decide(&self.0, input)
     }
 }
 
-/// A generated call.
-#[derive(Debug, Clone)]
-pub struct Call {
-    pub text: String,
-    pub scam: bool,
-    pub language: &'static str,
-}
+/// A generated call (`positive`: a scam).
+pub type Call = Labelled;
 
-/// Sentence pools: each a list of phrasings of one step of a script; the
-/// last two phrasings are held out of training.
-type Script = &'static [&'static [&'static str]];
+/// Sentence pools: each a list of phrasings of one step of a script.
 
 const KO_SCAMS: &[Script] = &[
     // Prosecutor impersonation.
@@ -770,27 +502,12 @@ fn fill(template: &str, rng: &mut ChaCha8Rng, ko: bool) -> String {
         .replace("{rate}", &rng.random_range(2..=6).to_string())
 }
 
-/// Which phrasings of each step a call is made from: the first four train,
-/// the fifth calibrates, the sixth evaluates — so calibration and evaluation
-/// both see phrasings never trained on, as calls in service will be.
-#[derive(Clone, Copy)]
-enum Phrasings {
-    Training,
-    Calibration,
-    Evaluation,
-}
-
 /// One call from a script: a phrasing of each step, sometimes with small talk.
 fn call(script: Script, phrasings: Phrasings, rng: &mut ChaCha8Rng, ko: bool) -> String {
     let mut parts = Vec::new();
     for pool in script {
-        let range = match phrasings {
-            Phrasings::Training => 0..4,
-            Phrasings::Calibration => 4..5,
-            Phrasings::Evaluation => 5..6,
-        };
-        let i = rng.random_range(range).min(pool.len().saturating_sub(1));
-        parts.push(fill(pool[i], rng, ko));
+        let phrasing = phrasings.pick(pool, rng);
+        parts.push(fill(phrasing, rng, ko));
     }
     if rng.random_bool(0.3) {
         parts.insert(0, if ko { "여보세요" } else { "Dígame" }.to_owned());
@@ -814,7 +531,7 @@ pub fn corpus(seed: u64) -> (Vec<Call>, Vec<Call>, Vec<Call>) {
                 let script = pool[rng.random_range(0..pool.len())];
                 calls.push(Call {
                     text: call(script, phrasings, &mut rng, ko),
-                    scam,
+                    positive: scam,
                     language,
                 });
             }
@@ -827,64 +544,12 @@ pub fn corpus(seed: u64) -> (Vec<Call>, Vec<Call>, Vec<Call>) {
     (train, calibration, evaluation)
 }
 
-struct Counts {
-    tp: f64,
-    fp: f64,
-    fn_: f64,
-    tn: f64,
-}
-
-fn counts<'a>(model: &Classifier, calls: impl Iterator<Item = &'a Call>) -> Counts {
-    let mut c = Counts {
-        tp: 0.0,
-        fp: 0.0,
-        fn_: 0.0,
-        tn: 0.0,
-    };
-    for call in calls {
-        match (model.probability(&call.text) >= THRESHOLD, call.scam) {
-            (true, true) => c.tp += 1.0,
-            (true, false) => c.fp += 1.0,
-            (false, true) => c.fn_ += 1.0,
-            (false, false) => c.tn += 1.0,
-        }
-    }
-    c
-}
-
 /// Trains from the generator and measures on the held-out phrasings: F1 on
 /// scams, the false-positive rate on ordinary calls, and the calibration
 /// (Brier score) — overall and per language.
 pub fn evaluate() -> Evaluation {
     let (train, calibration, evaluation) = corpus(SEED);
-    let model = Classifier::train(&train, &calibration);
-    let mut figures = Vec::new();
-    for language in [None, Some("ko"), Some("es")] {
-        let set = || {
-            evaluation
-                .iter()
-                .filter(move |c| language.is_none_or(|l| c.language == l))
-        };
-        let c = counts(&model, set());
-        let precision = c.tp / (c.tp + c.fp).max(1.0);
-        let recall = c.tp / (c.tp + c.fn_).max(1.0);
-        let f1 = 2.0 * precision * recall / (precision + recall).max(f64::MIN_POSITIVE);
-        let brier = set()
-            .map(|call| {
-                let y = if call.scam { 1.0 } else { 0.0 };
-                (model.probability(&call.text) - y).powi(2)
-            })
-            .sum::<f64>()
-            / set().count().max(1) as f64;
-        let group = language.map(str::to_owned);
-        figures.push((group.clone(), "f1_unseen_paraphrases".into(), round(f1, 3)));
-        figures.push((
-            group.clone(),
-            "false_positive_rate_ordinary".into(),
-            round(c.fp / (c.fp + c.tn).max(1.0), 3),
-        ));
-        figures.push((group, "brier_score".into(), round(brier, 4)));
-    }
+    let model = Classifier::train(&train, &calibration, SEED);
     Evaluation {
         model: CODE,
         version: VERSION,
@@ -894,7 +559,13 @@ pub fn evaluate() -> Evaluation {
             calibration.len(),
             evaluation.len()
         ),
-        figures,
+        figures: figures(
+            &model,
+            &evaluation,
+            THRESHOLD,
+            "f1_unseen_paraphrases",
+            "false_positive_rate_ordinary",
+        ),
     }
 }
 
@@ -939,7 +610,7 @@ mod tests {
     #[test]
     fn training_is_reproducible() {
         let (t, c, _) = corpus(SEED);
-        let a = Classifier::train(&t, &c);
-        assert_eq!(sha256_hex(&a.artefact()), model().artefact_sha256());
+        let a = Classifier::train(&t, &c, SEED);
+        assert_eq!(a.sha256(), model().artefact_sha256());
     }
 }

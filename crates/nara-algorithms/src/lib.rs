@@ -8,6 +8,7 @@
 //! (`nara_server::algorithms`), and `nara algorithms evaluate` prints the
 //! evaluation.
 
+pub mod grooming;
 pub mod images;
 pub mod phishing;
 pub mod register;
@@ -63,6 +64,7 @@ pub fn models() -> Vec<&'static dyn Model> {
         zones::model(),
         schools::model(),
         images::model(),
+        grooming::model(),
     ]
 }
 
@@ -79,6 +81,7 @@ pub fn evaluate(code: &str) -> Option<Evaluation> {
         zones::CODE => Some(zones::evaluate()),
         schools::CODE => Some(schools::evaluate()),
         images::CODE => Some(images::evaluate()),
+        grooming::CODE => Some(grooming::evaluate()),
         _ => None,
     }
 }

@@ -76,7 +76,6 @@ impl Model for ScamScreen {
 pub type Call = Labelled;
 
 /// Sentence pools: each a list of phrasings of one step of a script.
-
 const KO_SCAMS: &[Script] = &[
     // Prosecutor impersonation.
     &[

@@ -26,6 +26,10 @@ const SHIPPED: &[(&str, &str)] = &[
         "image-hash-matching.toml",
         include_str!("../register/image-hash-matching.toml"),
     ),
+    (
+        "grooming-risk.toml",
+        include_str!("../register/grooming-risk.toml"),
+    ),
 ];
 
 /// The shipped register entries, parsed.

@@ -322,6 +322,8 @@ mod tests {
             "image_match",
             "image_no_match",
             "image_list",
+            "grooming_phrase",
+            "no_grooming_phrases",
         ];
         for lang in Lang::ALL {
             let tr = Tr(lang);

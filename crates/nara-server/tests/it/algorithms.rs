@@ -95,7 +95,7 @@ backends! {
         nara_server::algorithms::publish_shipped(&app.store).await.unwrap();
         let list: serde_json::Value = app.get("/api/v1/algorithms").await.json().await.unwrap();
         let codes: Vec<&str> = list.as_array().unwrap().iter().map(|e| e["code"].as_str().unwrap()).collect();
-        assert_eq!(codes, ["elderly-protection-zones", "extended-hour-schools", "image-hash-matching", "traffic-signals", "voice-phishing"]);
+        assert_eq!(codes, ["elderly-protection-zones", "extended-hour-schools", "grooming-risk", "image-hash-matching", "traffic-signals", "voice-phishing"]);
         assert!(app.has_entry(5000, |e| e.kind == "algorithm.published" && e.subjects.contains(&"algorithm:voice-phishing".to_owned())).await);
 
         let page = app.get("/algorithms/voice-phishing").await;

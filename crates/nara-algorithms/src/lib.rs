@@ -18,7 +18,6 @@ pub mod textclass;
 pub mod zones;
 
 use nara_core::algorithms::{OutOfRange, Output};
-use sha2::{Digest, Sha256};
 
 /// A model behind the register: what it is, and what it says of an input.
 pub trait Model: Send + Sync {
@@ -86,10 +85,7 @@ pub fn evaluate(code: &str) -> Option<Evaluation> {
     }
 }
 
-/// SHA-256 of bytes, hex.
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+pub(crate) use nara_core::algorithms::sha256_hex;
 
 /// A number field of an input object.
 pub(crate) fn number(input: &serde_json::Value, field: &str) -> Result<f64, OutOfRange> {

@@ -436,6 +436,16 @@ pub fn may_appeal(state: DecisionState, appeal: Option<AppealState>) -> bool {
     state.is_final() && appeal.is_none()
 }
 
+/// SHA-256 of bytes in lower-case hex: how register entries, artefacts,
+/// inputs and reasons are named in records and the ledger.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Reviewers' override rate: overridden among reviewed, none when none was.
 pub fn override_rate(accepted: u64, overridden: u64) -> Option<f64> {
     let reviewed = accepted + overridden;

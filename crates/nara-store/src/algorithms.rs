@@ -5,7 +5,7 @@
 //! the reviewing official, and its SHA-256 goes to the ledger.
 
 use nara_core::Timestamp;
-use sha2::{Digest, Sha256};
+use nara_core::algorithms::sha256_hex;
 
 use crate::ledger::{commit_with_entry, entry_bytes, public_actor, record_openings};
 use crate::{Result, Store, StoreError, with_pool, write_tx};
@@ -98,13 +98,6 @@ pub struct UnscreenedReport {
     pub reference: String,
     pub answers: String,
     pub national_id_hash: Option<String>,
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// Who changed a record (an official) or appealed (the person affected).

@@ -18,11 +18,12 @@ pub mod oversight;
 pub mod register;
 pub mod screening;
 
-use nara_core::algorithms::{DecisionState, Factor, Lifecycle, OutOfRange, RegisterEntry};
+use nara_core::algorithms::{
+    DecisionState, Factor, Lifecycle, OutOfRange, RegisterEntry, sha256_hex,
+};
 use nara_store::StoreError;
 use nara_store::algorithms::{AlgorithmVersion, DecisionRecord};
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::web::i18n::Tr;
@@ -161,10 +162,6 @@ pub struct Requested {
     pub source: Option<String>,
     /// The ledger's actor: `subsystem:…`, `account:…` or `system`.
     pub requested_by: String,
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// Runs registered model `code` on `input` and records the output — the

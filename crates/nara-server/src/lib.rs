@@ -270,7 +270,7 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/api/v1/security/intake" => post(secops::intake::json_lines): Machine;
         "/api/v1/machine/whoami" => get(identity::machine::whoami): Machine, post(identity::machine::whoami): Machine;
         "/api/v1/registries" => get(exchange::registries::registries_api): Public;
-        "/api/v1/algorithms" => get(algorithms::register::list_api): Public, post(algorithms::register::publish_api): Api(OPERATORS, "catalogue:write");
+        "/api/v1/algorithms" => get(algorithms::register::list_api): Public, post(algorithms::register::publish_entry_api): Api(OPERATORS, "catalogue:write");
         "/api/v1/algorithms/{code}" => get(algorithms::register::entry_api): Public;
         "/api/v1/algorithms/{code}/algoritmeregister" => get(algorithms::register::dutch_api): Public;
         "/api/v1/algorithms/{code}/decisions" => post(algorithms::decisions::decide_api): Machine;

@@ -50,7 +50,7 @@ use crate::problem::Problem;
         crate::citizen::credentials::verify_api,
         crate::citizen::application_api::create, crate::citizen::application_api::mine, crate::citizen::application_api::one,
         crate::algorithms::register::list_api, crate::algorithms::register::entry_api,
-        crate::algorithms::register::dutch_api, crate::algorithms::register::publish_api,
+        crate::algorithms::register::dutch_api, crate::algorithms::register::publish_entry_api,
         crate::algorithms::decisions::decide_api, crate::algorithms::decisions::decision_api,
     ),
     components(schemas(Problem, Page<Agency>, Page<System>, Page<Service>)),
@@ -284,6 +284,25 @@ mod tests {
             "/api/v1/me/consents",
             "/api/v1/me/consents/{id}/revoke"
         ));
+    }
+
+    /// Every operation id is unique (OpenAPI 3.1 §4.8.10): two handlers of
+    /// the same name in different modules would otherwise collide.
+    #[test]
+    fn operation_ids_are_unique() {
+        let (_, table) = crate::routes();
+        let doc = build(&Rules::new(&table));
+        let mut seen = std::collections::HashSet::new();
+        for item in doc.paths.paths.values() {
+            for op in [&item.get, &item.post, &item.put, &item.delete]
+                .into_iter()
+                .flatten()
+            {
+                if let Some(id) = &op.operation_id {
+                    assert!(seen.insert(id.clone()), "operation id {id} is not unique");
+                }
+            }
+        }
     }
 
     /// The document and the route table tell the same story: every routed

@@ -210,9 +210,10 @@ pub async fn dutch_api(
 /// model nara runs must name the version and artefact that run.
 #[utoipa::path(post, path = "/api/v1/algorithms", tag = "algorithms",
     request_body = RegisterEntry,
-    responses((status = 201, description = "Published as a new version (or 200: identical to the latest, not published again)", body = AlgorithmDocument),
+    responses((status = 201, description = "Published as a new version", body = AlgorithmDocument),
+              (status = 200, description = "Identical to the latest version: not published again", body = AlgorithmDocument),
               (status = 422, description = "Missing or malformed fields, each named; nothing published", body = Problem, content_type = "application/problem+json")))]
-pub async fn publish_api(
+pub async fn publish_entry_api(
     State(state): State<AppState>,
     who: crate::identity::auth::Principal,
     ApiJson(entry): ApiJson<RegisterEntry>,

@@ -34,7 +34,10 @@ CHECKS = ",".join([
     "unsupported_method",
     "use_after_free",
     "ignored_auth",
-    "ensure_resource_availability",
+    # Not ensure_resource_availability: it infers that a catalogue service
+    # made by POST /api/v1/services can be applied for at
+    # /api/v1/services/{code}/applications, but only published service
+    # definitions can (a catalogue entry is not an online form): 404 is right.
 ])
 
 

@@ -23,7 +23,7 @@ use crate::web::{Bar, BarChart, Layout, PageCtx, PageError, render, store_failed
 
 /// How people's reviews went for one model, as the register shows it.
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
-pub struct Oversight {
+pub struct ReviewFigures {
     pub accepted: i64,
     pub overridden: i64,
     pub awaiting_review: i64,
@@ -34,14 +34,14 @@ pub struct Oversight {
     pub override_rate: Option<f64>,
 }
 
-impl Oversight {
-    fn of(counts: &[ReviewCounts], code: &str) -> Oversight {
+impl ReviewFigures {
+    fn of(counts: &[ReviewCounts], code: &str) -> ReviewFigures {
         let c = counts
             .iter()
             .find(|c| c.code == code)
             .cloned()
             .unwrap_or_default();
-        Oversight {
+        ReviewFigures {
             accepted: c.accepted,
             overridden: c.overridden,
             awaiting_review: c.awaiting,
@@ -88,7 +88,7 @@ pub struct AlgorithmDocument {
     pub code: String,
     /// Whether nara runs this model (behind the decision-record API).
     pub runs_here: bool,
-    pub oversight: Oversight,
+    pub oversight: ReviewFigures,
     /// Every published version, newest first.
     pub versions: Vec<PublishedEntry>,
 }
@@ -111,7 +111,7 @@ pub async fn list_api(
             .map(|r| AlgorithmDocument {
                 code: r.entry.code.clone(),
                 runs_here: nara_algorithms::model(&r.entry.code).is_some(),
-                oversight: Oversight::of(&counts, &r.entry.code),
+                oversight: ReviewFigures::of(&counts, &r.entry.code),
                 versions: vec![PublishedEntry::of(r)],
             })
             .collect(),
@@ -134,7 +134,7 @@ pub async fn entry_api(
     let counts = counts(&state).await?;
     Ok(Json(AlgorithmDocument {
         runs_here: nara_algorithms::model(&code).is_some(),
-        oversight: Oversight::of(&counts, &code),
+        oversight: ReviewFigures::of(&counts, &code),
         versions: all.into_iter().map(PublishedEntry::of).collect(),
         code,
     }))
@@ -257,7 +257,7 @@ pub struct RegisterRow {
     pub category: &'static str,
     pub status: &'static str,
     pub high_impact: bool,
-    pub oversight: Oversight,
+    pub oversight: ReviewFigures,
 }
 
 #[derive(Template)]
@@ -281,7 +281,7 @@ pub async fn register_page(
     let rows: Vec<RegisterRow> = entries
         .into_iter()
         .map(|r| RegisterRow {
-            oversight: Oversight::of(&counts, &r.entry.code),
+            oversight: ReviewFigures::of(&counts, &r.entry.code),
             code: r.entry.code.clone(),
             name: r.entry.name.get(ctx.lang).to_owned(),
             summary: r.entry.summary.get(ctx.lang).to_owned(),
@@ -345,7 +345,7 @@ struct EntryPage {
     oversight_rule: &'static str,
     high_impact: bool,
     high_impact_area: &'static str,
-    oversight: Oversight,
+    oversight: ReviewFigures,
     figures: Vec<FigureRow>,
     history: Vec<(i64, String, String)>,
     runs_here: bool,
@@ -381,7 +381,7 @@ pub async fn entry_page(
             .high_impact
             .area
             .map_or("–", |a| tr.of("algorithms.area", a.as_str())),
-        oversight: Oversight::of(&counts, &code),
+        oversight: ReviewFigures::of(&counts, &code),
         figures: entry
             .performance
             .iter()

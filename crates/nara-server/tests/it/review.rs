@@ -313,7 +313,8 @@ mod replay_store {
             assert_eq!(b.admit(&other, &[], "sig\nk\n1", now).await, Err(nara_server::identity::machine::Replay::Repeated));
             assert_eq!(b.admit(&other, &[], "sig\nk\n2", now).await, Ok(()));
             // Past the window the row is pruned (the signature's clock check refuses it anyway).
-            let later = now + nara_server::identity::machine::REPLAY_WINDOW_MS + 1;
+            // The batch stamps rows with its own clock, so the window is counted from after it.
+            let later = nara_core::Timestamp::now().0 + nara_server::identity::machine::REPLAY_WINDOW_MS + 1;
             b.prune(&other, later).await;
             assert_eq!(app.store.claim_signatures(&["sig\nk\n1".into()], later, later - nara_server::identity::machine::REPLAY_WINDOW_MS).await.unwrap(), vec![true]);
         }

@@ -67,6 +67,7 @@ pub struct AppState {
     pub submissions: Arc<citizen::application_api::Submissions>,
     /// Decision records, group-committed.
     pub decisions: Arc<algorithms::Decisions>,
+    pub register: Arc<algorithms::RegisterCache>,
     /// Service figures, recomputed at most every 30 s.
     pub figures: Arc<catalogue::statistics::FiguresCache>,
     /// The continuous backup's state, for `/metrics` and the operators.
@@ -116,6 +117,7 @@ impl AppState {
             callers: Arc::default(),
             submissions: Arc::new(citizen::application_api::submissions()),
             decisions: Arc::new(algorithms::decisions_writer()),
+            register: Arc::default(),
             figures: Arc::default(),
             backup_stream: Arc::default(),
             detector: Arc::new(detector),

@@ -4,7 +4,8 @@
 //!     cargo bench -p nara --bench algorithms
 //!
 //! For each reference model, three figures from the same inputs, rounds
-//! interleaved, medians quoted:
+//! interleaved, medians quoted, from 64 concurrent clients (as the exchange's
+//! benchmark):
 //! 1. in-process: `Model::decide` called in a loop (what the arithmetic costs);
 //! 2. bare over HTTP (the baseline): the same `decide` behind a minimal axum
 //!    route in this process, JSON in and out, no signature, no record — what
@@ -26,8 +27,8 @@ use std::time::{Duration, Instant};
 use support::*;
 
 const ROUNDS: usize = 3;
-const CLIENTS: usize = 8;
-const PER_ROUND: usize = 1_600;
+const CLIENTS: usize = 64;
+const PER_ROUND: usize = 3_200;
 
 /// Inputs of each model: varied, all in range.
 fn inputs(code: &str) -> Vec<serde_json::Value> {

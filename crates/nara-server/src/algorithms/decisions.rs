@@ -129,7 +129,7 @@ async fn caller_for(
     };
     let owned = register_entries(state)
         .await?
-        .into_iter()
+        .iter()
         .any(|r| r.entry.code == code && r.entry.organisation == m.agency);
     if !owned || nara_algorithms::model(code).is_none() {
         return Err(Problem::not_found(&format!("algorithm {code}")));

@@ -24,11 +24,13 @@ use nara_core::algorithms::{
 use nara_store::StoreError;
 use nara_store::algorithms::{AlgorithmVersion, DecisionRecord};
 use rand::RngCore;
+use std::sync::Arc;
 
 use crate::AppState;
 use crate::web::i18n::Tr;
 
 /// A published register entry, parsed.
+#[derive(Clone)]
 pub struct Registered {
     pub version: i64,
     pub entry: RegisterEntry,
@@ -51,15 +53,55 @@ impl Registered {
     }
 }
 
-/// The latest version of every register entry.
-pub async fn register_entries(state: &AppState) -> Result<Vec<Registered>, StoreError> {
-    state
-        .store
-        .algorithms()
-        .await?
-        .into_iter()
-        .map(Registered::of)
-        .collect()
+/// The latest version of every register entry, from the node's cache.
+pub async fn register_entries(state: &AppState) -> Result<Arc<Vec<Registered>>, StoreError> {
+    state.register.latest(&state.store).await
+}
+
+/// How long a node trusts its copy of the register: every decision reads
+/// its entry, and a second is how late another node's publication (a model
+/// withdrawn from use, say) takes effect here. Publishing on this node
+/// forgets the copy at once.
+const REGISTER_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The register's latest entries, parsed once a second at most.
+#[derive(Default)]
+pub struct RegisterCache(std::sync::RwLock<Option<(std::time::Instant, Arc<Vec<Registered>>)>>);
+
+impl RegisterCache {
+    /// The latest version of every entry: the copy while it is fresh, else
+    /// read and parsed again.
+    pub async fn latest(
+        &self,
+        store: &nara_store::Store,
+    ) -> Result<Arc<Vec<Registered>>, StoreError> {
+        if let Ok(copy) = self.0.read()
+            && let Some((read_at, entries)) = copy.as_ref()
+            && read_at.elapsed() < REGISTER_FRESH
+        {
+            return Ok(entries.clone());
+        }
+        let read_at = std::time::Instant::now();
+        let entries: Arc<Vec<Registered>> = Arc::new(
+            store
+                .algorithms()
+                .await?
+                .into_iter()
+                .map(Registered::of)
+                .collect::<Result<_, _>>()?,
+        );
+        if let Ok(mut copy) = self.0.write() {
+            *copy = Some((read_at, entries.clone()));
+        }
+        Ok(entries)
+    }
+
+    /// Drops the copy (after publishing), so the next read sees the change.
+    pub fn forget(&self) {
+        if let Ok(mut copy) = self.0.write() {
+            *copy = None;
+        }
+    }
 }
 
 /// Every version of one entry, newest first (empty: not registered).
@@ -174,12 +216,10 @@ pub async fn run(
     input: serde_json::Value,
     requested: Requested,
 ) -> Result<DecisionRecord, RunError> {
-    let registered = state
-        .store
-        .algorithm(code)
-        .await?
-        .map(Registered::of)
-        .transpose()?
+    let entries = register_entries(state).await?;
+    let registered = entries
+        .iter()
+        .find(|r| r.entry.code == code)
         .ok_or_else(|| RunError::NotRegistered(code.to_owned()))?;
     let model =
         nara_algorithms::model(code).ok_or_else(|| RunError::NotRegistered(code.to_owned()))?;

@@ -61,7 +61,7 @@ pub async fn model_names(
 ) -> Result<Vec<(String, String)>, nara_store::StoreError> {
     Ok(register_entries(state)
         .await?
-        .into_iter()
+        .iter()
         .map(|r| (r.entry.code.clone(), r.entry.name.get(lang).to_owned()))
         .collect())
 }
@@ -148,7 +148,7 @@ pub async fn queue(
     let runnable = register_entries(&state)
         .await
         .map_err(store_failed(ctx.lang))?
-        .into_iter()
+        .iter()
         .filter(|r| agencies.contains(&r.entry.organisation))
         .filter(|r| nara_algorithms::model(&r.entry.code).is_some())
         .map(|r| (r.entry.code.clone(), r.entry.name.get(ctx.lang).to_owned()))
@@ -418,7 +418,7 @@ async fn runnable(
         .await
         .map_err(store_failed(ctx.lang))?;
     let entry = entries
-        .into_iter()
+        .iter()
         .find(|r| r.entry.code == code)
         .filter(|_| nara_algorithms::model(code).is_some())
         .ok_or_else(|| PageError::not_found(ctx.lang))?;

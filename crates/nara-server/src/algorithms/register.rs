@@ -107,12 +107,12 @@ pub async fn list_api(
     let entries = register_entries(&state).await?;
     Ok(Json(
         entries
-            .into_iter()
+            .iter()
             .map(|r| AlgorithmDocument {
                 code: r.entry.code.clone(),
                 runs_here: nara_algorithms::model(&r.entry.code).is_some(),
                 oversight: ReviewFigures::of(&counts, &r.entry.code),
-                versions: vec![PublishedEntry::of(r)],
+                versions: vec![PublishedEntry::of(r.clone())],
             })
             .collect(),
     ))
@@ -238,6 +238,7 @@ pub async fn publish_entry_api(
         .store
         .publish_algorithm(&entry.code, &entry.organisation, &json, &who.actor())
         .await?;
+    state.register.forget();
     let code = entry.code.clone();
     let Json(document) = entry_api(State(state), ApiPath(code)).await?;
     let status = if new {
@@ -279,7 +280,7 @@ pub async fn register_page(
         .await
         .map_err(store_failed(ctx.lang))?;
     let rows: Vec<RegisterRow> = entries
-        .into_iter()
+        .iter()
         .map(|r| RegisterRow {
             oversight: ReviewFigures::of(&counts, &r.entry.code),
             code: r.entry.code.clone(),

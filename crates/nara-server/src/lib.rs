@@ -154,12 +154,13 @@ async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
         Ok(()) => "ready".into_response(),
         Err(e) => {
-            tracing::warn!(error = %e, "database not reachable");
+            tracing::warn!(error = %e, "not ready: the database");
             Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not-ready",
-                "The database is not reachable",
+                "The database is not reachable or does not take writes",
             )
+            .detail(e.to_string())
             .into_response()
         }
     }

@@ -98,6 +98,17 @@ impl Problem {
         .detail("please try again in a few seconds")
     }
 
+    /// The database is unreachable or read-only for now (a failover):
+    /// nothing was done, and the same request may be sent again.
+    pub fn unavailable() -> Self {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "The database is unavailable for a moment",
+        )
+        .detail("nothing was done; send the same request again in a second")
+    }
+
     pub fn internal() -> Self {
         Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -121,6 +132,11 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -139,6 +155,10 @@ impl From<StoreError> for Problem {
                 Problem::new(StatusCode::CONFLICT, "conflict", "Conflict").detail(what)
             }
             StoreError::Invalid(invalid) => Problem::invalid(invalid),
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %other, "database unavailable");
+                Problem::unavailable()
+            }
             other => {
                 tracing::error!(error = %other, "store error");
                 Problem::internal()

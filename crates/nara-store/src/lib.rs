@@ -53,6 +53,38 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The PostgreSQL server is a standby in recovery: every write would
+    /// fail, so the node neither starts nor says it is ready on it.
+    #[error(
+        "the database server is a read-only standby, not the primary: point the database URL at the primary, or at a load balancer that routes to it (HAProxy checking Patroni's /primary)"
+    )]
+    Standby,
+}
+
+impl StoreError {
+    /// The database could not be reached or would not take the write (a
+    /// failover in progress, a standby, a pool exhausted): nothing was
+    /// committed, so the caller may retry. A failed statement or a conflict
+    /// is not this.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Standby => true,
+            StoreError::Database(e) => match e {
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+                | sqlx::Error::Protocol(_) => true,
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                    // 08: connection exceptions; 57P01–57P03: the server is
+                    // shutting down or starting; 25006: read-only (a standby).
+                    code.starts_with("08") || code.starts_with("57P") || code == "25006"
+                }),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -160,6 +192,9 @@ impl Store {
     /// `checkpoints` says (PostgreSQL ignores it).
     pub async fn connect_with(url: &str, checkpoints: Checkpoints) -> Result<Store> {
         let store = Store::open_with(url, checkpoints).await?;
+        // Before migrating: on a standby the migration's first write would
+        // fail with PostgreSQL's less telling "read-only transaction".
+        store.ping().await?;
         store.migrate().await?;
         Ok(store)
     }
@@ -302,10 +337,23 @@ impl Store {
     }
 
     /// Checks the database answers, for `/readyz`.
+    /// The database answers and takes writes: a PostgreSQL standby in
+    /// recovery (where a failover or a wrong URL points) is
+    /// [`StoreError::Standby`].
     pub async fn ping(&self) -> Result<()> {
-        with_pool!(self, |pool| {
-            sqlx::query("SELECT 1").execute(pool).await?;
-        });
+        match &self.backend {
+            Backend::Sqlite(pool) => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+            }
+            Backend::Postgres(pool) => {
+                let standby: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
+                    .fetch_one(pool)
+                    .await?;
+                if standby {
+                    return Err(StoreError::Standby);
+                }
+            }
+        }
         Ok(())
     }
 

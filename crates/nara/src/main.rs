@@ -5,7 +5,7 @@ mod drill;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -600,6 +600,34 @@ async fn open_serving_store(config: &Config) -> anyhow::Result<Store> {
         .context("opening the database (the URL is in your configuration)")
 }
 
+/// How long a node that starts during a failover (the database down, or a
+/// standby where the primary was) waits for a writable primary before it
+/// gives up; an orchestrator restarts it then.
+const START_WAIT: Duration = Duration::from_secs(60);
+
+/// Opens the serving store, waiting while the database is unreachable or a
+/// read-only standby — said plainly every few seconds — rather than serving
+/// on a database that refuses writes. Any other error (a wrong password, a
+/// bad URL) ends the start at once.
+async fn open_when_writable(config: &Config) -> anyhow::Result<Store> {
+    let started = Instant::now();
+    loop {
+        match open_serving_store(config).await {
+            Ok(store) => return Ok(store),
+            Err(e) => {
+                let unavailable = e
+                    .downcast_ref::<nara_store::StoreError>()
+                    .is_some_and(nara_store::StoreError::is_unavailable);
+                if !unavailable || started.elapsed() > START_WAIT {
+                    return Err(e);
+                }
+                tracing::warn!(error = %format!("{e:#}"), "waiting for a writable database primary");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+}
+
 async fn operator_token(
     store: &Store,
     username: &str,
@@ -817,7 +845,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if let Some(listen) = listen {
                 config.listen = listen;
             }
-            let store = open_serving_store(&config).await?;
+            let store = open_when_writable(&config).await?;
             tracing::info!(listen = %config.listen, backend = store.kind().as_str(), "serving");
             serve(config, store).await
         }

@@ -224,6 +224,8 @@ def main():
     ap.add_argument("--clients", type=int, default=6)
     ap.add_argument("--failovers", type=int, default=1, help="PostgreSQL primaries killed, one after another")
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument("--measure", type=float, default=0, metavar="SECONDS",
+                    help="first, rounds of this many seconds each: writes and searches through HAProxy to three nodes against one node direct")
     args = ap.parse_args()
     nara = os.path.abspath(args.nara)
 
@@ -300,6 +302,9 @@ def run(args, nara, work, cluster, nodes):
     wait_for("HAProxy to see the nodes", lambda: get_status(base + "/readyz") == 200, 30)
     vkey = request(base + "/ledger/vkey")[1].decode().strip()
     print(f"cluster: 3 nara nodes behind HAProxy, ready {time.time() - t0:.1f} s after the start", flush=True)
+
+    if args.measure:
+        measure(base, f"http://127.0.0.1:{nara_ports[0]}", args.clients, args.measure)
 
     acknowledged, successes, failures, checkpoints = {}, [], {}, set()
     lock, counter = threading.Lock(), iter(range(10**9))
@@ -471,8 +476,59 @@ def run(args, nara, work, cluster, nodes):
                 print(f"---- {name} (last lines)")
                 print("".join(open(path, errors="replace").readlines()[-15:]))
         sys.exit(1)
+    if len(outages) > 1:
+        o = sorted(outages)
+        print(f"failover: seconds without a successful write over {len(o)} failovers: p50 {o[len(o) // 2]:.1f}, "
+              f"p99 {o[min(len(o) - 1, round(0.99 * (len(o) - 1)))]:.1f}, max {o[-1]:.1f}")
     print(f"cluster test passed: {len(acknowledged)} acknowledged writes, each present once and in the ledger; "
           f"{checked} checkpoints verified; {', '.join(f'{o:.1f} s' for o in outages)} without a successful write per failover")
+
+
+def measure(proxied, direct, clients, seconds, rounds=3):
+    """Writes and catalogue searches a second, through HAProxy to three nodes
+    and to one node direct, rounds interleaved; medians. Two cores serve
+    both, so the ratio is the cost of the proxy and the coordination, not
+    scaling."""
+    counter = iter(range(10**9))
+
+    def rate(base, kind):
+        done, stop = [0], threading.Event()
+        lock = threading.Lock()
+
+        def worker():
+            while not stop.is_set():
+                try:
+                    if kind == "write":
+                        code = f"MEASURE-{next(counter):07d}"
+                        request(base + "/api/v1/systems", "POST", {"agency": "KR/GOV/MOIS", "code": code, "name": "Measured",
+                                "kind": "server", "grade": 3, "environment": "staging", "status": "operational"})
+                    else:
+                        request(base + "/api/v1/services?q=certificate&per_page=10")
+                    with lock:
+                        done[0] += 1
+                except Exception:
+                    pass
+        threads = [threading.Thread(target=worker) for _ in range(clients)]
+        started = time.time()
+        for t in threads:
+            t.start()
+        time.sleep(seconds)
+        stop.set()
+        for t in threads:
+            t.join()
+        return done[0] / (time.time() - started)
+
+    figures = {}
+    for kind in ("write", "search"):
+        through, one = [], []
+        for _ in range(rounds):
+            through.append(rate(proxied, kind))
+            one.append(rate(direct, kind))
+        t, o = sorted(through)[rounds // 2], sorted(one)[rounds // 2]
+        figures[kind] = (t, o)
+        print(f"measure: {kind}s through HAProxy to 3 nodes {t:.0f}/s, one node direct {o:.0f}/s: ratio {t / o:.2f} "
+              f"(medians of {rounds} interleaved rounds of {seconds:.0f} s, {clients} clients)", flush=True)
+    return figures
 
 
 def ledger_subjects(base, size):

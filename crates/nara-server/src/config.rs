@@ -41,6 +41,10 @@ pub struct Config {
     /// `ledger.key` in the data directory. Nodes sharing a database share it.
     #[serde(default)]
     pub ledger_key: Option<PathBuf>,
+    #[serde(default)]
+    /// The identity key file (default `DATA_DIR/identity.key`): nodes that
+    /// share a database share it, so a cluster mounts one copy (a secret).
+    pub identity_key: Option<PathBuf>,
     /// How long the exchange gateway waits for a provider's system before
     /// answering `Server.ServerProxy.NetworkError`, in milliseconds.
     #[serde(default = "default_exchange_timeout")]
@@ -170,6 +174,7 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             ledger_origin: None,
             ledger_key: None,
+            identity_key: None,
             exchange_timeout_ms: default_exchange_timeout(),
             global_conf: None,
             global_conf_key: None,
@@ -224,6 +229,7 @@ impl Config {
             "max_body_bytes",
             "ledger_origin",
             "ledger_key",
+            "identity_key",
             "exchange_timeout_ms",
             "global_conf",
             "global_conf_key",
@@ -287,7 +293,9 @@ impl Config {
 
     /// The identity key file (national-identifier hashing, OIDC signing).
     pub fn identity_key_path(&self) -> PathBuf {
-        self.data_dir.join("identity.key")
+        self.identity_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("identity.key"))
     }
 
     /// Whether citizens reach nara over TLS (HSTS, `Secure` cookies).

@@ -26,8 +26,17 @@ TOKEN = ""
 PG_PASSWORD = "cluster-test-superuser"
 
 
+TAKEN = set()
+
+
 def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close(); return port
+    """A free loopback port, never one handed out before in this run (the
+    kernel may offer a port again once its socket is closed)."""
+    while True:
+        s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+        if port not in TAKEN:
+            TAKEN.add(port)
+            return port
 
 
 def request(url, method="GET", body=None, timeout=5, token=None):

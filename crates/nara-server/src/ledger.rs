@@ -545,6 +545,19 @@ pub async fn verify_log_with(
     saved: Option<&str>,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Verified, VerifyError> {
+    verify_log_against(base, vkeys, saved.as_slice(), progress).await
+}
+
+/// [`verify_log_with`] against many checkpoints saved earlier (a monitor's,
+/// or a cluster test's through a failover): the log is fetched and checked
+/// once, then shown to extend each. With more than one, a failure names the
+/// checkpoint's size.
+pub async fn verify_log_against(
+    base: &str,
+    vkeys: &[&str],
+    saved: &[&str],
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Verified, VerifyError> {
     let trusted = vkeys
         .iter()
         .flat_map(|k| k.lines())
@@ -608,10 +621,21 @@ pub async fn verify_log_with(
         progress(entries.len() as u64, size);
     }
     let leaves = audit::check_entries(&checkpoint, &entries, &served)?;
-    if let Some(saved) = saved {
-        let body = note::open(saved, &trusted).map_err(|e| VerifyError::Saved(e.to_string()))?;
-        let saved = Checkpoint::parse(body).map_err(|e| VerifyError::Saved(e.to_string()))?;
-        audit::check_extends(&saved, &checkpoint, &leaves)?;
+    for note_text in saved {
+        let body =
+            note::open(note_text, &trusted).map_err(|e| VerifyError::Saved(e.to_string()))?;
+        let earlier = Checkpoint::parse(body).map_err(|e| VerifyError::Saved(e.to_string()))?;
+        match audit::check_extends(&earlier, &checkpoint, &leaves) {
+            Ok(()) => {}
+            Err(e) if saved.len() > 1 => {
+                return Err(VerifyError::Saved(format!(
+                    "the checkpoint of size {}: {}",
+                    earlier.size,
+                    VerifyError::from(e)
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(Verified {
         checkpoint,

@@ -413,9 +413,10 @@ enum LedgerCommand {
         /// line, as /ledger/vkeys serves them: current and retired keys).
         #[arg(long, required = true)]
         vkey: Vec<String>,
-        /// A checkpoint saved by an earlier run (see --save).
+        /// A checkpoint saved by an earlier run (see --save); repeat it to
+        /// check the log extends each of several.
         #[arg(long)]
-        checkpoint: Option<PathBuf>,
+        checkpoint: Vec<PathBuf>,
         /// Where to save the verified checkpoint for the next run.
         #[arg(long)]
         save: Option<PathBuf>,
@@ -440,7 +441,7 @@ enum LedgerCommand {
 }
 
 async fn ledger(command: LedgerCommand) -> anyhow::Result<()> {
-    use nara_server::ledger::{LedgerKeys, verify_log_with};
+    use nara_server::ledger::{LedgerKeys, verify_log_against};
     match command {
         LedgerCommand::Vkey { config } => {
             let config = load_config(config.as_deref(), None)?;
@@ -476,20 +477,21 @@ async fn ledger(command: LedgerCommand) -> anyhow::Result<()> {
             } else {
                 format!("{}/ledger", url.trim_end_matches('/'))
             };
-            let saved = match &checkpoint {
-                Some(path) => Some(
+            let saved = checkpoint
+                .iter()
+                .map(|path| {
                     std::fs::read_to_string(path)
-                        .with_context(|| format!("reading {}", path.display()))?,
-                ),
-                None => None,
-            };
+                        .with_context(|| format!("reading {}", path.display()))
+                })
+                .collect::<anyhow::Result<Vec<String>>>()?;
+            let saved: Vec<&str> = saved.iter().map(String::as_str).collect();
             let bar = ProgressBar::new(0);
             bar.set_style(
                 ProgressStyle::with_template("{spinner} verifying [{bar:40}] {pos}/{len} entries")
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
                     .progress_chars("=> "),
             );
-            let verified = verify_log_with(&base, &vkeys, saved.as_deref(), &|done, total| {
+            let verified = verify_log_against(&base, &vkeys, &saved, &|done, total| {
                 bar.set_length(total);
                 bar.set_position(done);
             })
@@ -502,8 +504,10 @@ async fn ledger(command: LedgerCommand) -> anyhow::Result<()> {
                 verified.checkpoint.origin,
                 hex(&verified.checkpoint.root)
             );
-            if checkpoint.is_some() {
-                println!("OK: the log is consistent with the saved checkpoint");
+            match saved.len() {
+                0 => {}
+                1 => println!("OK: the log is consistent with the saved checkpoint"),
+                n => println!("OK: the log is consistent with all {n} saved checkpoints"),
             }
             if let Some(path) = save {
                 std::fs::write(&path, &verified.note)

@@ -131,6 +131,15 @@ pub struct Config {
     /// least 1; 400 by default: a year and a month, for audits).
     #[serde(default = "default_event_retention")]
     pub security_event_retention_days: u32,
+    /// Days the message log keeps an exchange in the database, and so in
+    /// citizens' data-access history (1,825 by default: five years). Older
+    /// months leave it only once archived (`DATA_DIR/exchange-archive`).
+    #[serde(default = "default_exchange_retention")]
+    pub exchange_log_retention_days: u32,
+}
+
+fn default_exchange_retention() -> u32 {
+    1_825
 }
 
 fn default_event_retention() -> u32 {
@@ -185,6 +194,7 @@ impl Default for Config {
             probe_whole_inventory: false,
             probe_ca_file: None,
             security_event_retention_days: default_event_retention(),
+            exchange_log_retention_days: default_exchange_retention(),
             smtp_url: None,
             smtp_from: default_smtp_from(),
             trusted_proxies: Vec::new(),
@@ -250,6 +260,7 @@ impl Config {
             "probe_whole_inventory",
             "probe_ca_file",
             "security_event_retention_days",
+            "exchange_log_retention_days",
         ]);
         figment.merge(env).extract().map_err(Box::new)
     }

@@ -182,7 +182,7 @@ const RIGHT_COLUMNS: &str =
     "id, service_id, client_id, fields, purposes, legal_bases, granted_by, granted_at, revoked_at";
 const CONSENT_COLUMNS: &str = "id, account_id, subject_hash, client_agency, service_id, purpose, \
     granted_at, expires_at, revoked_at";
-const LOG_COLUMNS: &str = "xroad_id, request_id, client_id, service_id, method, path, purpose, \
+pub(crate) const LOG_COLUMNS: &str = "xroad_id, request_id, client_id, service_id, method, path, purpose, \
     consent_id, legal_basis, subject_hash, user_id, issue, request_hash, response_hash, \
     client_signature, gateway_signature, peer_signature, status, outcome, started_at, duration_us";
 

@@ -9,6 +9,7 @@
 mod cache;
 mod catalogue;
 pub mod exchange;
+pub mod exchange_archive;
 pub mod health;
 pub mod identity;
 pub mod ledger;

@@ -357,6 +357,24 @@ enum ExchangeCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Archive the message log's closed months now (gzip JSON Lines under
+    /// DATA/exchange-archive, each signed by the ledger key and its digest
+    /// ledgered), then delete from the database the archived months past
+    /// `exchange_log_retention_days`. A serving node does it hourly.
+    Archive {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Check archive files against their signed notes (FILE.sig) with the
+    /// ledger's verifier key: signature, SHA-256 and the count of exchanges.
+    VerifyArchive {
+        /// The archive files (exchange-log-YYYY-MM.jsonl.gz).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The verifier key (C2SP vkey), or a file holding one or more.
+        #[arg(long, required = true)]
+        vkey: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -1387,6 +1405,77 @@ async fn exchange_command(command: ExchangeCommand) -> anyhow::Result<()> {
                     key.verifying_key().as_bytes()
                 )
             );
+            Ok(())
+        }
+        ExchangeCommand::Archive { config } => {
+            let config = load_config(config.as_deref(), None)?;
+            let store = open_store(&config).await?;
+            let keys = nara_server::ledger::LedgerKeys::load_or_create(
+                &config.ledger_key_path(),
+                &config.ledger_origin(),
+            )?;
+            let now = nara_core::Timestamp::now().0;
+            let made = nara_server::exchange::archive::archive_closed_months(
+                &store,
+                &config.data_dir,
+                &keys,
+                now,
+                "system",
+            )
+            .await?;
+            for a in &made {
+                println!(
+                    "archived {}: {} exchanges, {} bytes, sha256 {} ({})",
+                    a.period, a.exchanges, a.bytes, a.sha256, a.file
+                );
+            }
+            let pruned = nara_server::exchange::archive::prune_past_retention(
+                &store,
+                config.exchange_log_retention_days,
+                now,
+                "system",
+            )
+            .await?;
+            for period in &pruned {
+                println!(
+                    "deleted from the database (archived, past {} days): {period}",
+                    config.exchange_log_retention_days
+                );
+            }
+            if made.is_empty() && pruned.is_empty() {
+                println!("Nothing to archive or delete: every closed month is archived already.");
+            }
+            store.close().await;
+            Ok(())
+        }
+        ExchangeCommand::VerifyArchive { files, vkey } => {
+            let trusted = vkey
+                .iter()
+                .map(|k| std::fs::read_to_string(k).unwrap_or_else(|_| k.clone()))
+                .flat_map(|t| t.lines().map(str::to_owned).collect::<Vec<_>>())
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| {
+                    nara_ledger::note::Verifier::from_vkey(l.trim())
+                        .map_err(|e| anyhow::anyhow!("verifier key: {e}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let mut failed = 0;
+            for file in &files {
+                match nara_server::exchange::archive::verify_archive(file, &trusted) {
+                    Ok(c) => println!(
+                        "OK: {} holds the {} exchanges of {} (sha256 {})",
+                        file.display(),
+                        c.exchanges,
+                        c.period,
+                        c.sha256
+                    ),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("FAILED: {}: {e:#}", file.display());
+                    }
+                }
+            }
+            anyhow::ensure!(failed == 0, "{failed} of {} archives failed", files.len());
             Ok(())
         }
     }

@@ -1233,6 +1233,12 @@ pub fn spawn_poll(state: AppState) -> tokio::task::JoinHandle<()> {
                 let now = nara_core::Timestamp::now().0;
                 state.exchange.replay.prune(&state.store, now).await;
             }
+            // A minute after the start, then hourly: closed months archived,
+            // archived ones past retention pruned (another node's archive
+            // of the same month is a conflict, logged and skipped).
+            if ticks % 3_600 == 60 {
+                super::archive::round(&state).await;
+            }
         }
     })
 }

@@ -6,6 +6,7 @@
 //! citizen's), `administration` (agency admins'), `operations` (operators').
 
 pub mod administration;
+pub mod archive;
 pub mod consents;
 pub mod data_access;
 pub mod federation;

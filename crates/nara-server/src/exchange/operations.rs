@@ -27,6 +27,17 @@ struct OperationsPage {
     errors: i64,
     node: String,
     federation: Option<u64>,
+    retention_lead: String,
+    archives: Vec<ArchiveView>,
+}
+
+/// An archived month, for the page.
+pub struct ArchiveView {
+    pub period: String,
+    pub exchanges: i64,
+    pub size: String,
+    pub sha256: String,
+    pub state: String,
 }
 
 /// Exchange traffic of the last 24 hours, per service and client.
@@ -52,7 +63,33 @@ pub async fn operations_page(
             })
             .collect(),
     };
+    let tr = ctx.tr();
+    let archives = state
+        .store
+        .exchange_archives()
+        .await
+        .map_err(store_failed(ctx.lang))?
+        .into_iter()
+        .rev()
+        .map(|a| ArchiveView {
+            period: a.period,
+            exchanges: a.exchanges,
+            size: format!("{:.1} MiB", a.bytes as f64 / 1_048_576.0),
+            sha256: a.sha256,
+            state: match a.pruned_at {
+                None => tr.s("exchange.archive_kept").to_owned(),
+                Some(at) => tr
+                    .s("exchange.archive_pruned")
+                    .replace("{0}", &nara_core::Timestamp(at).date()),
+            },
+        })
+        .collect();
+    let retention_lead = tr
+        .s("exchange.archive_lead")
+        .replace("{0}", &state.config.exchange_log_retention_days.to_string());
     let page = OperationsPage {
+        retention_lead,
+        archives,
         layout: ctx.layout(ctx.tr().s("exchange.operations_title"), "exchange"),
         chart,
         total: stats.iter().map(|s| s.exchanges).sum(),

@@ -1317,3 +1317,108 @@ backends! {
         assert!(page.contains("Firearm permits") && page.contains(&service));
     }
 }
+
+/// The message log over years: closed months archived to signed files,
+/// their digests in the ledger; only archived months past retention leave
+/// the database; the files verify, and a changed one does not.
+mod log_over_years {
+    use super::*;
+    use nara_server::exchange::archive;
+
+    fn record(n: i64, started_at: i64, subject: &str) -> nara_store::exchange::ExchangeRecord {
+        nara_store::exchange::ExchangeRecord {
+            id: 0,
+            xroad_id: format!("archive-test-{n}"),
+            request_id: format!("r{n}"),
+            client_id: "KR/GOV/MOHW/welfare".into(),
+            service_id: "KR/GOV/MOIS/resident-registry/residents".into(),
+            method: "GET".into(),
+            path: "/record".into(),
+            purpose: "benefit-eligibility".into(),
+            consent_id: String::new(),
+            legal_basis: "Resident Registration Act art. 29".into(),
+            subject_hash: subject.into(),
+            user_id: String::new(),
+            issue: String::new(),
+            request_hash: "rq".into(),
+            response_hash: "rs".into(),
+            client_signature: "cs".into(),
+            gateway_signature: "gs".into(),
+            peer_signature: String::new(),
+            status: 200,
+            outcome: "ok".into(),
+            started_at,
+            duration_us: 900,
+        }
+    }
+
+    backends! {
+        async fn closed_months_are_archived_signed_and_pruned_only_past_retention(backend: &str) {
+            let Some(app) = TestApp::start(backend).await else { return };
+            let day = 86_400_000i64;
+            let now = nara_core::Timestamp::now().0;
+            let old = archive::Month::of(now - 400 * day).unwrap();
+            let recent = archive::Month::of(now - 40 * day).unwrap();
+            let current = archive::Month::of(now).unwrap();
+            let mut records = Vec::new();
+            for n in 0..1_200 {
+                let (month, subject) = match n % 3 {
+                    0 => (&old, "subject-a"),
+                    1 => (&recent, "subject-a"),
+                    _ => (&current, "subject-b"),
+                };
+                records.push(record(n, month.starts_at + n * 1_000, subject));
+            }
+            app.store.append_exchanges(&records).await.unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let keys = nara_server::ledger::LedgerKeys::ephemeral("archive.test/ledger").unwrap();
+
+            // Nothing leaves the log unarchived.
+            let refused = app.store.prune_archived_exchanges(&old.period, 100, "test").await;
+            assert!(matches!(refused, Err(nara_store::StoreError::Conflict(_))), "{refused:?}");
+
+            let made = archive::archive_closed_months(&app.store, dir.path(), &keys, now, "test").await.unwrap();
+            let periods: Vec<&str> = made.iter().map(|a| a.period.as_str()).collect();
+            assert_eq!(periods, vec![old.period.as_str(), recent.period.as_str()], "the current month is not closed");
+            assert!(made.iter().all(|a| a.exchanges == 400), "{made:?}");
+            // Again: nothing new.
+            assert!(archive::archive_closed_months(&app.store, dir.path(), &keys, now, "test").await.unwrap().is_empty());
+            let digest = made[0].sha256.clone();
+            assert!(app.has_entry(200, |e| e.kind == "exchange.archived" && e.subjects.contains(&format!("exchange_archive:{}", old.period))).await);
+
+            // Each file verifies against its signed note and the ledger key.
+            let trusted = [keys.signer.verifier()];
+            for a in &made {
+                let file = archive::archive_dir(dir.path()).join(&a.file);
+                let checked = archive::verify_archive(&file, &trusted).unwrap();
+                assert_eq!((checked.period.as_str(), checked.exchanges, checked.sha256.as_str()), (a.period.as_str(), 400, a.sha256.as_str()));
+            }
+
+            // A year's retention: the 400-day-old month goes, the 40-day-old stays.
+            let pruned = archive::prune_past_retention(&app.store, 365, now, "test").await.unwrap();
+            assert_eq!(pruned, vec![old.period.clone()]);
+            let left = app.store.exchange_archives().await.unwrap();
+            assert!(left.iter().find(|a| a.period == old.period).unwrap().pruned_at.is_some());
+            assert!(left.iter().find(|a| a.period == recent.period).unwrap().pruned_at.is_none());
+            assert_eq!(app.store.exchange_count().await.unwrap(), 800);
+            // The citizen's history holds everything inside the retention period.
+            let history = app.store.exchanges_of_subject("subject-a", 10_000).await.unwrap();
+            assert_eq!(history.len(), 400);
+            assert!(history.iter().all(|r| r.started_at >= recent.starts_at));
+            assert!(app.has_entry(200, |e| e.kind == "exchange.pruned").await);
+            assert!(archive::prune_past_retention(&app.store, 365, now, "test").await.unwrap().is_empty());
+
+            // A changed file, or a note signed by another key, fails.
+            let file = archive::archive_dir(dir.path()).join(&made[0].file);
+            let mut bytes = std::fs::read(&file).unwrap();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 1;
+            std::fs::write(&file, &bytes).unwrap();
+            let e = archive::verify_archive(&file, &trusted).unwrap_err().to_string();
+            assert!(e.contains("was changed") && e.contains(&digest), "{e}");
+            let stranger = nara_server::ledger::LedgerKeys::ephemeral("archive.test/ledger").unwrap();
+            let other = archive::archive_dir(dir.path()).join(&made[1].file);
+            assert!(archive::verify_archive(&other, &[stranger.signer.verifier()]).is_err());
+        }
+    }
+}

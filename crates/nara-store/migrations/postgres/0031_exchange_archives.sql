@@ -1,0 +1,15 @@
+-- The message log over years: closed months archived to signed, compressed
+-- files (each file's digest also a ledger entry), and a month's rows deleted
+-- from exchange_log only once it is archived and past the retention period.
+CREATE INDEX exchange_log_by_time ON exchange_log (started_at);
+CREATE TABLE exchange_archives (
+    period      TEXT PRIMARY KEY,          -- 'YYYY-MM', UTC
+    starts_at   BIGINT NOT NULL,           -- ms since the epoch, inclusive
+    ends_at     BIGINT NOT NULL,           -- ms since the epoch, exclusive
+    exchanges   BIGINT NOT NULL,
+    file        TEXT NOT NULL,             -- name under DATA_DIR/exchange-archive
+    sha256      TEXT NOT NULL,             -- of the compressed file
+    bytes       BIGINT NOT NULL,
+    archived_at BIGINT NOT NULL,
+    pruned_at   BIGINT                     -- when its rows left exchange_log
+);

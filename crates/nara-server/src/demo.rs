@@ -816,3 +816,117 @@ mod tests {
         }
     }
 }
+
+// ------------------------------------------------------ a year of history
+
+/// How many days of exchanges the demo's first start writes.
+pub const HISTORY_DAYS: i64 = 365;
+
+/// A year of the demo country's exchanges, so that a citizen's data-access
+/// history, the message log's archives and its statistics are not empty the
+/// first time someone opens them: Seoul's welfare portal reading the
+/// resident register for benefit eligibility under the Resident
+/// Registration Act (the one right in the demo that rests on a law, not on
+/// a consent), on weekdays more than at weekends, in office hours (KST).
+/// Deterministic (the same records for the same `today_ms`), each record
+/// signed by this node's gateway key and ledgered like a live one; marked
+/// `issue = "demo history"` so nobody takes it for a live exchange. Written
+/// only into an empty message log. How many records were written.
+pub async fn ensure_history(
+    store: &Store,
+    keys: &IdentityKeys,
+    subjects: &[String],
+    today_ms: i64,
+) -> anyhow::Result<usize> {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use ed25519_dalek::Signer;
+    use sha2::{Digest, Sha512};
+    if store.exchange_count().await? > 0 || subjects.is_empty() {
+        return Ok(0);
+    }
+    let residents = REGISTRIES
+        .iter()
+        .find(|p| p.code == "residents")
+        .ok_or_else(|| anyhow::anyhow!("no resident register"))?;
+    let gateway = keys.gateway_key();
+    // The demo citizens, then residents of the register.
+    let hashes: Vec<String> = subjects
+        .iter()
+        .cloned()
+        .chain((0..200).map(|n| demo_subject(n).0))
+        .map(|rrn| {
+            let digits = nara_core::identity::normalize_national_id(&rrn)
+                .unwrap_or_else(|_| rrn.replace('-', ""));
+            keys.national_id_hash(&digits)
+        })
+        .collect();
+    let day_ms = 86_400_000i64;
+    let midnight = today_ms - today_ms.rem_euclid(day_ms);
+    // A small, fixed generator: the same history on every machine.
+    let mut state = 0x6e61_7261_6869_7374u64;
+    let mut next = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut records = Vec::new();
+    for day in (1..=HISTORY_DAYS).rev() {
+        let start = midnight - day * day_ms;
+        // 1970-01-01 was a Thursday: day 0 of the week is Thursday.
+        let weekday = (start / day_ms).rem_euclid(7);
+        let weekend = weekday == 2 || weekday == 3;
+        let count = if weekend { 1 } else { 5 } + (next() % 4) as i64;
+        for n in 0..count {
+            // The two demo citizens first: their history shows a few a month.
+            let who = match next() % 100 {
+                0..=2 => 0,
+                3..=4 => 1,
+                _ => 2 + (next() % (hashes.len().saturating_sub(2).max(1)) as u64) as usize,
+            };
+            let subject = &hashes[who.min(hashes.len() - 1)];
+            // 09:00–18:00 KST is 00:00–09:00 UTC.
+            let started_at = start + (next() % (9 * 3_600_000)) as i64;
+            let xroad_id = format!("demo-history-{}-{n}", start / day_ms);
+            let request_hash = STANDARD.encode(Sha512::digest(format!("GET /record {xroad_id}")));
+            let response_hash =
+                STANDARD.encode(Sha512::digest(format!("record {subject} {xroad_id}")));
+            let mut record = nara_store::exchange::ExchangeRecord {
+                id: 0,
+                xroad_id: xroad_id.clone(),
+                request_id: format!("{:032x}", u128::from(next()) << 64 | u128::from(next())),
+                client_id: "KR/LOC/SEOUL/welfare-portal".into(),
+                service_id: residents.service_id(),
+                method: "GET".into(),
+                path: "/record".into(),
+                purpose: "benefit-eligibility".into(),
+                consent_id: String::new(),
+                legal_basis: "Resident Registration Act art. 29".into(),
+                subject_hash: subject.clone(),
+                user_id: String::new(),
+                issue: "demo history".into(),
+                request_hash,
+                response_hash,
+                client_signature: String::new(),
+                gateway_signature: String::new(),
+                peer_signature: String::new(),
+                status: 200,
+                outcome: "ok".into(),
+                started_at,
+                duration_us: 700 + (next() % 6_000) as i64,
+            };
+            record.gateway_signature = STANDARD.encode(
+                gateway
+                    .sign(&crate::exchange::record_digest(&record))
+                    .to_bytes(),
+            );
+            records.push(record);
+        }
+    }
+    for chunk in records.chunks(500) {
+        store.append_exchanges(chunk).await?;
+    }
+    Ok(records.len())
+}

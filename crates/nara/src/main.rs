@@ -804,6 +804,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let (accounts, app) = nara_server::demo::ensure(&store, &identity, &data).await?;
             let exchange =
                 nara_server::demo::ensure_exchange(&store, &identity, &data, 1_000).await?;
+            let history = nara_server::demo::ensure_history(
+                &store,
+                &identity,
+                &exchange.subjects,
+                nara_core::Timestamp::now().0,
+            )
+            .await?;
+            if history > 0 {
+                println!(
+                    "Wrote a year of exchanges ({history}, signed and ledgered, marked \"demo history\"): closed months are archived a minute after the start."
+                );
+            }
             nara_server::catalogue::services::ensure_demo(&store).await?;
             // Its own loopback endpoints for the prober: healthy, slow, failing, a
             // certificate about to expire (its CA trusted by the probes), a TCP port.

@@ -74,7 +74,11 @@ pub async fn operations_page(
         .map(|a| ArchiveView {
             period: a.period,
             exchanges: a.exchanges,
-            size: format!("{:.1} MiB", a.bytes as f64 / 1_048_576.0),
+            size: if a.bytes < 1_048_576 {
+                format!("{:.0} KiB", (a.bytes as f64 / 1024.0).ceil())
+            } else {
+                format!("{:.1} MiB", a.bytes as f64 / 1_048_576.0)
+            },
             sha256: a.sha256,
             state: match a.pruned_at {
                 None => tr.s("exchange.archive_kept").to_owned(),

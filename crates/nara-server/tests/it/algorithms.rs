@@ -93,7 +93,16 @@ backends! {
         // A node's register is empty until published (`nara seed` and the demo do).
         assert_eq!(app.get("/api/v1/algorithms").await.json::<serde_json::Value>().await.unwrap(), serde_json::json!([]));
         nara_server::algorithms::publish_shipped(&app.store).await.unwrap();
-        let list: serde_json::Value = app.get("/api/v1/algorithms").await.json().await.unwrap();
+        // Published past the node (as `nara seed` or another node does): the
+        // node's copy of the register is at most a second old.
+        let mut list = serde_json::json!([]);
+        for _ in 0..30 {
+            list = app.get("/api/v1/algorithms").await.json().await.unwrap();
+            if list.as_array().is_some_and(|l| !l.is_empty()) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         let codes: Vec<&str> = list.as_array().unwrap().iter().map(|e| e["code"].as_str().unwrap()).collect();
         assert_eq!(codes, ["elderly-protection-zones", "extended-hour-schools", "grooming-risk", "image-hash-matching", "traffic-signals", "voice-phishing"]);
         assert!(app.has_entry(5000, |e| e.kind == "algorithm.published" && e.subjects.contains(&"algorithm:voice-phishing".to_owned())).await);

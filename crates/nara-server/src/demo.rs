@@ -766,57 +766,6 @@ pub async fn ensure_exchange(
     Ok(demo)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::REGISTRIES;
-
-    /// Every demo service's evidence names a demo registry, fields it has,
-    /// a purpose it accepts and a legal basis it lists: otherwise the demo
-    /// service could never be submitted.
-    #[test]
-    fn demo_evidence_is_served_by_demo_registries() {
-        for (file, source) in nara_core::service_def::DEMO {
-            let def = nara_core::service_def::check(source).unwrap();
-            for e in &def.evidence {
-                let registry = REGISTRIES
-                    .iter()
-                    .find(|r| {
-                        format!("{}/{}/{}", r.agency, r.subsystem, r.service)
-                            == *e.service.get_ref()
-                    })
-                    .unwrap_or_else(|| {
-                        panic!("{file}: no demo registry serves {}", e.service.get_ref())
-                    });
-                for f in &e.fields {
-                    assert!(
-                        registry.fields.iter().any(|(n, _)| n == f.get_ref()),
-                        "{file}: {} has no field {}",
-                        registry.code,
-                        f.get_ref()
-                    );
-                }
-                assert!(
-                    registry
-                        .purposes
-                        .split(' ')
-                        .any(|p| p == e.purpose.get_ref()),
-                    "{file}: {} does not accept the purpose {}",
-                    registry.code,
-                    e.purpose.get_ref()
-                );
-                if let Some(basis) = &e.legal_basis {
-                    assert!(
-                        registry.legal_bases.lines().any(|l| l == basis.get_ref()),
-                        "{file}: {} does not list the legal basis {}",
-                        registry.code,
-                        basis.get_ref()
-                    );
-                }
-            }
-        }
-    }
-}
-
 // ------------------------------------------------------ a year of history
 
 /// How many days of exchanges the demo's first start writes.
@@ -929,4 +878,55 @@ pub async fn ensure_history(
         store.append_exchanges(chunk).await?;
     }
     Ok(records.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::REGISTRIES;
+
+    /// Every demo service's evidence names a demo registry, fields it has,
+    /// a purpose it accepts and a legal basis it lists: otherwise the demo
+    /// service could never be submitted.
+    #[test]
+    fn demo_evidence_is_served_by_demo_registries() {
+        for (file, source) in nara_core::service_def::DEMO {
+            let def = nara_core::service_def::check(source).unwrap();
+            for e in &def.evidence {
+                let registry = REGISTRIES
+                    .iter()
+                    .find(|r| {
+                        format!("{}/{}/{}", r.agency, r.subsystem, r.service)
+                            == *e.service.get_ref()
+                    })
+                    .unwrap_or_else(|| {
+                        panic!("{file}: no demo registry serves {}", e.service.get_ref())
+                    });
+                for f in &e.fields {
+                    assert!(
+                        registry.fields.iter().any(|(n, _)| n == f.get_ref()),
+                        "{file}: {} has no field {}",
+                        registry.code,
+                        f.get_ref()
+                    );
+                }
+                assert!(
+                    registry
+                        .purposes
+                        .split(' ')
+                        .any(|p| p == e.purpose.get_ref()),
+                    "{file}: {} does not accept the purpose {}",
+                    registry.code,
+                    e.purpose.get_ref()
+                );
+                if let Some(basis) = &e.legal_basis {
+                    assert!(
+                        registry.legal_bases.lines().any(|l| l == basis.get_ref()),
+                        "{file}: {} does not list the legal basis {}",
+                        registry.code,
+                        basis.get_ref()
+                    );
+                }
+            }
+        }
+    }
 }

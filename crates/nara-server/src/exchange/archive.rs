@@ -292,6 +292,16 @@ pub async fn prune_past_retention(
 /// Archives what has closed and prunes what is past retention; logs, never
 /// fails the caller (a background round).
 pub async fn round(state: &crate::AppState) {
+    // One round at a time on a node: an hour's round may outlast the hour.
+    static RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if RUNNING.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        return;
+    }
+    archive_and_prune(state).await;
+    RUNNING.store(false, std::sync::atomic::Ordering::Release);
+}
+
+async fn archive_and_prune(state: &crate::AppState) {
     let now = nara_core::Timestamp::now().0;
     if let Err(e) = archive_closed_months(
         &state.store,

@@ -1236,8 +1236,11 @@ pub fn spawn_poll(state: AppState) -> tokio::task::JoinHandle<()> {
             // A minute after the start, then hourly: closed months archived,
             // archived ones past retention pruned (another node's archive
             // of the same month is a conflict, logged and skipped).
+            // In its own task: a month of a busy log takes a while, and
+            // this loop must keep polling every second.
             if ticks % 3_600 == 60 {
-                super::archive::round(&state).await;
+                let state = state.clone();
+                tokio::spawn(async move { super::archive::round(&state).await });
             }
         }
     })

@@ -19,8 +19,10 @@ restores both. Then it counts:
 Needs Debian's patroni, etcd-server and haproxy (`.ci/run` installs them) and
 PostgreSQL's binaries under /usr/lib/postgresql/*/bin. Only 127.0.0.1 is used.
 """
-import argparse, glob, json, os, pwd, random, shutil, signal, socket, struct, subprocess, sys, tempfile, threading, time
+import argparse, glob, json, os, pwd, random, shutil, signal, socket, subprocess, sys, tempfile, threading, time
 import urllib.error, urllib.request
+
+import ledger_tiles
 
 TOKEN = ""
 PG_PASSWORD = "cluster-test-superuser"
@@ -445,7 +447,7 @@ def run(args, nara, work, cluster, nodes):
 
     note = request(base + "/ledger/checkpoint")[1].decode()
     size = int(note.split("\n")[1])
-    subjects = ledger_subjects(base, size)
+    subjects = ledger_tiles.subjects(lambda path: request(base + "/ledger/" + path)[1], size)
     ids = {c: (i if i else present.get(c, [None])[0]) for c, i in acknowledged.items()}
     unrecorded = [c for c, i in ids.items() if f"system:{i}" not in subjects]
     if unrecorded:
@@ -541,26 +543,6 @@ def measure(proxied, direct, clients, seconds, rounds=3):
         print(f"measure: {kind} through HAProxy to 3 nodes {t:.0f}/s, one node direct {o:.0f}/s: ratio {t / o:.2f} "
               f"(medians of {rounds} interleaved rounds of {seconds:.0f} s, {clients} clients)", flush=True)
     return figures
-
-
-def ledger_subjects(base, size):
-    """Every subject named by the log's entries (C2SP tlog entry bundles)."""
-    subjects = set()
-    for n in range((size + 255) // 256):
-        width = min(256, size - n * 256)
-        groups, m = [f"{n % 1000:03d}"], n // 1000
-        while m:
-            groups.append(f"x{m % 1000:03d}"); m //= 1000
-        path = "/".join(reversed(groups))
-        suffix = "" if width == 256 else f".p/{width}"
-        bundle = request(base + f"/ledger/tile/entries/{path}{suffix}")[1]
-        i = 0
-        while i < len(bundle):
-            (length,) = struct.unpack(">H", bundle[i:i + 2]); entry = bundle[i + 2:i + 2 + length]; i += 2 + length
-            j = 1; k = entry[j]; j += 1 + k + 8; a = entry[j]; j += 1 + a; count = entry[j]; j += 1
-            for _ in range(count):
-                (l,) = struct.unpack(">H", entry[j:j + 2]); subjects.add(entry[j + 2:j + 2 + l].decode()); j += 2 + l
-    return subjects
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ through the API; restarts it; repeats. Then checks that
     scripts/crash-test.py --rounds 5                      # SQLite
     scripts/with-postgres.sh scripts/crash-test.py --backend postgres --rounds 5
 """
-import argparse, json, os, random, signal, socket, struct, subprocess, sys, tempfile, threading, time
+import argparse, json, os, random, signal, socket, subprocess, sys, tempfile, threading, time
 import urllib.error, urllib.request
+
+import ledger_tiles
 
 TOKEN = ""  # issued by `nara operator-token` once the database exists
 
@@ -132,21 +134,7 @@ def main():
     # Every acknowledged write has its entry: read the whole log's entry bundles.
     note = request(base + "/ledger/checkpoint")[1].decode()
     size = int(note.split("\n")[1])
-    subjects = set()
-    for n in range((size + 255) // 256):
-        width = min(256, size - n * 256)
-        groups, m = [f"{n % 1000:03d}"], n // 1000
-        while m:
-            groups.append(f"x{m % 1000:03d}"); m //= 1000
-        path = "/".join(reversed(groups))
-        suffix = "" if width == 256 else f".p/{width}"
-        bundle = request(base + f"/ledger/tile/entries/{path}{suffix}")[1]
-        i = 0
-        while i < len(bundle):
-            (length,) = struct.unpack(">H", bundle[i:i + 2]); entry = bundle[i + 2:i + 2 + length]; i += 2 + length
-            j = 1; k = entry[j]; j += 1 + k + 8; a = entry[j]; j += 1 + a; count = entry[j]; j += 1
-            for _ in range(count):
-                (l,) = struct.unpack(">H", entry[j:j + 2]); subjects.add(entry[j + 2:j + 2 + l].decode()); j += 2 + l
+    subjects = ledger_tiles.subjects(lambda path: request(base + "/ledger/" + path)[1], size)
     unrecorded = [c for c, id_ in acknowledged if f"system:{id_}" not in subjects]
     if unrecorded:
         failures.append(f"{len(unrecorded)} acknowledged writes have no ledger entry, e.g. {unrecorded[:5]}")

@@ -356,17 +356,20 @@ pub fn verify_archive(file: &Path, trusted: &[Verifier]) -> anyhow::Result<Check
     let period = field(lines.next(), "period")?;
     let exchanges: i64 = field(lines.next(), "exchanges")?.parse()?;
     let sha256 = field(lines.next(), "sha256")?;
-    let bytes = std::fs::read(file)?;
-    let actual = hex::encode(Sha256::digest(&bytes));
+    // Streamed: a busy month's file is larger than memory should hold.
+    let mut hash = Sha256::new();
+    std::io::copy(&mut std::fs::File::open(file)?, &mut hash)?;
+    let actual = hex::encode(hash.finalize());
     anyhow::ensure!(
         actual == sha256,
         "the file's SHA-256 is {actual}, the signed note says {sha256}: the file was changed"
     );
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text)?;
+    let lines = std::io::BufRead::lines(std::io::BufReader::new(flate2::read::GzDecoder::new(
+        std::fs::File::open(file)?,
+    )));
     let mut count = 0i64;
-    for (n, line) in text.lines().enumerate() {
-        serde_json::from_str::<serde_json::Value>(line)
+    for (n, line) in lines.enumerate() {
+        serde_json::from_str::<serde_json::Value>(&line?)
             .map_err(|e| anyhow::anyhow!("record {}: {e}", n + 1))?;
         count += 1;
     }

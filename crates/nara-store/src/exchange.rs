@@ -10,6 +10,7 @@
 
 use serde::Serialize;
 
+use crate::identity::claim_in_tx;
 use crate::ledger::{append_in_tx, commit_with_entry, entry_bytes};
 use crate::sql::{Arg, Sql, bind_args};
 use crate::{Result, Store, StoreError, constraint_error, with_pool, write_tx};
@@ -559,7 +560,23 @@ impl Store {
     /// (the gateway's group commit). A duplicate `(client, X-Road-Id)` fails
     /// the whole batch with a conflict; the caller retries one by one.
     pub async fn append_exchanges(&self, records: &[ExchangeRecord]) -> Result<()> {
-        if records.is_empty() {
+        self.append_exchanges_claiming(records, &[], 0, 0).await
+    }
+
+    /// Appends records as [`Store::append_exchanges`] does and, in the same
+    /// transaction, claims each of `claims` (the signatures whose requests
+    /// made them) as seen at `now_ms` (see [`Store::claim_signatures`]). A
+    /// claim already held since `since_ms` is a replay: nothing is written
+    /// and the error is a [`StoreError::Conflict`], so that a group commit
+    /// retries its batch one by one and fails only the replayed request.
+    pub async fn append_exchanges_claiming(
+        &self,
+        records: &[ExchangeRecord],
+        claims: &[String],
+        now_ms: i64,
+        since_ms: i64,
+    ) -> Result<()> {
+        if records.is_empty() && claims.is_empty() {
             return Ok(());
         }
         let mut entries = Vec::with_capacity(records.len());
@@ -576,6 +593,13 @@ impl Store {
         }
         with_pool!(self, |pool| {
             let (_turn, mut tx) = write_tx!(self, pool);
+            for key in claims {
+                if !claim_in_tx!(tx, key, now_ms, since_ms) {
+                    return Err(StoreError::Conflict(
+                        "this signature was already used: a replay is refused".into(),
+                    ));
+                }
+            }
             // 21 columns a row: 256 rows stay under SQLite's 32,766 parameters.
             for chunk in crate::sql::chunks(records) {
                 let mut sql =

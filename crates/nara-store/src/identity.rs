@@ -13,6 +13,28 @@ use crate::ledger::{commit_with_entry, entry_bytes};
 use crate::sql::{Arg, Sql, bind_args};
 use crate::{Result, Store, StoreError, constraint_error, parse_column, with_pool, write_tx};
 
+/// Claims one signature's replay key as seen at `$now` in the caller's
+/// transaction: true if it was new (or last seen at or before `$since`, past
+/// the replay window), false if it was used since, by any node.
+macro_rules! claim_in_tx {
+    ($tx:ident, $key:expr, $now:expr, $since:expr) => {{
+        // Inserted, or an old row taken over: either way one row changed.
+        let changed = sqlx::query(
+            "INSERT INTO seen_signatures (replay_key, seen_at) VALUES ($1, $2) \
+             ON CONFLICT (replay_key) DO UPDATE SET seen_at = excluded.seen_at \
+             WHERE seen_signatures.seen_at <= $3",
+        )
+        .bind($key)
+        .bind($now)
+        .bind($since)
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected();
+        changed == 1
+    }};
+}
+pub(crate) use claim_in_tx;
+
 /// Inserts one role grant inside a transaction.
 macro_rules! insert_grant {
     ($tx:ident, $account:expr, $grant:expr, $actor:expr, $now:expr) => {{
@@ -1101,19 +1123,7 @@ impl Store {
         with_pool!(self, |pool| {
             let (_turn, mut tx) = write_tx!(self, pool);
             for key in keys {
-                // Inserted, or an old row taken over: either way one row changed.
-                let changed = sqlx::query(
-                    "INSERT INTO seen_signatures (replay_key, seen_at) VALUES ($1, $2) \
-                     ON CONFLICT (replay_key) DO UPDATE SET seen_at = excluded.seen_at \
-                     WHERE seen_signatures.seen_at <= $3",
-                )
-                .bind(key)
-                .bind(now_ms)
-                .bind(since_ms)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                fresh.push(changed == 1);
+                fresh.push(claim_in_tx!(tx, key, now_ms, since_ms));
             }
             tx.commit().await?;
         });

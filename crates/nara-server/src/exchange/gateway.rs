@@ -80,10 +80,23 @@ struct Breaker {
     open_until: Option<Instant>,
 }
 
-fn write_log(store: Store, records: Vec<ExchangeRecord>) -> crate::group_commit::BatchFuture<()> {
+/// One record for the message log, with the signature it claims (if the
+/// request's replay key was not claimed before it was served).
+#[derive(Clone)]
+struct LogWrite {
+    record: ExchangeRecord,
+    claim: Option<String>,
+}
+
+fn write_log(store: Store, writes: Vec<LogWrite>) -> crate::group_commit::BatchFuture<()> {
     Box::pin(async move {
-        let n = records.len();
-        store.append_exchanges(&records).await?;
+        let n = writes.len();
+        let claims: Vec<String> = writes.iter().filter_map(|w| w.claim.clone()).collect();
+        let records: Vec<ExchangeRecord> = writes.into_iter().map(|w| w.record).collect();
+        let now = nara_core::Timestamp::now().0;
+        store
+            .append_exchanges_claiming(&records, &claims, now, now - machine::REPLAY_WINDOW_MS)
+            .await?;
         Ok(vec![(); n])
     })
 }
@@ -98,7 +111,7 @@ pub struct Exchange {
     breakers: Mutex<HashMap<String, Breaker>>,
     http: reqwest::Client,
     /// The message log's group commit (up to [`LOG_BATCH`] records a transaction).
-    log: crate::group_commit::GroupCommit<ExchangeRecord, ()>,
+    log: crate::group_commit::GroupCommit<LogWrite, ()>,
     key: SigningKey,
     /// `gateway:NODE`, naming [`Exchange::key`] in signatures and the global configuration.
     pub key_id: String,
@@ -245,13 +258,19 @@ impl Exchange {
 
     /// Writes a record and its ledger entry (batched with others), returning
     /// once both are committed.
-    async fn log(&self, store: &Store, record: ExchangeRecord) -> Result<(), Fault> {
-        match self.log.write(store, record).await {
+    async fn log(
+        &self,
+        store: &Store,
+        record: ExchangeRecord,
+        claim: Option<String>,
+    ) -> Result<(), Fault> {
+        match self.log.write(store, LogWrite { record, claim }).await {
             Ok(()) => Ok(()),
-            // The log's only unique key is the client's X-Road-Id.
+            // The log's only unique key is the client's X-Road-Id; the claim's
+            // is the signature.
             Err(crate::group_commit::WriteError::Conflict(_)) => Err(Fault::new(
                 FaultKind::DuplicateMessageId,
-                "this X-Road-Id was already used by this client",
+                "this X-Road-Id or signature was already used: a replay is refused",
             )),
             Err(e) => {
                 tracing::error!(error = %e, "message log write failed");
@@ -526,16 +545,41 @@ async fn mediate(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let admitted = state
-        .exchange
-        .replay
-        .admit(
-            &state.store,
-            &[format!("id\n{client}\n{xroad_id}")],
-            &verified.replay_key,
-            now_ms,
-        )
-        .await;
+    let directory = fail!(
+        state
+            .exchange
+            .directory(&state.store)
+            .await
+            .map_err(db_fault)
+    );
+    // A registry nara hosts answers from the database and nothing leaves the
+    // node before the log commits, so the signature is claimed for every
+    // node in that same transaction (one commit, not two); a request that
+    // reaches a provider or another node is claimed before it goes.
+    let hosted = peer.is_none()
+        && !target.service.is_metaservice()
+        && state
+            .exchange
+            .federation
+            .as_ref()
+            .is_none_or(|f| f.remote_node(&target.service.member).is_none())
+        && directory
+            .services
+            .get(&target.service.to_string())
+            .is_some_and(|s| s.endpoint_kind == "registry");
+    let replay_keys = [format!("id\n{client}\n{xroad_id}")];
+    let admitted = if hosted {
+        state
+            .exchange
+            .replay
+            .admit_here(&replay_keys, &verified.replay_key, now_ms)
+    } else {
+        state
+            .exchange
+            .replay
+            .admit(&state.store, &replay_keys, &verified.replay_key, now_ms)
+            .await
+    };
     match admitted {
         Ok(()) => {}
         Err(machine::Replay::Repeated) => {
@@ -571,14 +615,8 @@ async fn mediate(
         signed_headers: verified.covered,
         started,
         started_ms: now_ms,
+        claim: hosted.then(|| verified.replay_key.clone()),
     };
-    let directory = fail!(
-        state
-            .exchange
-            .directory(&state.store)
-            .await
-            .map_err(db_fault)
-    );
     if call.target.service.is_metaservice() {
         let remote = state
             .exchange
@@ -1018,7 +1056,10 @@ async fn finish(
     record.duration_us = call.started.elapsed().as_micros() as i64;
     let signature = record.gateway_signature.clone();
     let hash = record.request_hash.clone();
-    state.exchange.log(&state.store, record).await?;
+    state
+        .exchange
+        .log(&state.store, record, call.claim.clone())
+        .await?;
     state.metrics.exchange(
         &call.target.service.to_string(),
         &call.client.to_string(),
@@ -1334,6 +1375,8 @@ pub async fn fetch_evidence(
         signed_headers,
         started,
         started_ms: now_ms,
+        // Signed by no one: the citizen's session asked for it.
+        claim: None,
     };
     let fields: Vec<String> = right.fields.split_whitespace().map(str::to_owned).collect();
     let answer = provide(state, &directory, service, &call, &basis, &fields).await?;

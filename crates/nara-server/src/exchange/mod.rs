@@ -50,6 +50,9 @@ pub struct Call {
     pub signed_headers: Vec<String>,
     pub started: Instant,
     pub started_ms: i64,
+    /// The signature's replay key, when it is claimed in the same
+    /// transaction as the log record (see `ReplayGuard::admit_here`).
+    pub claim: Option<String>,
 }
 
 /// A provider's answer.

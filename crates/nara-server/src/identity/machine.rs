@@ -359,6 +359,24 @@ impl ReplayGuard {
         shared: &str,
         now_ms: i64,
     ) -> Result<(), Replay> {
+        self.admit_here(local, shared, now_ms)?;
+        match self.shared.write(store, shared.to_owned()).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Replay::Repeated),
+            Err(e) => {
+                tracing::error!(error = %e, "recording a signature as seen");
+                Err(Replay::Unavailable)
+            }
+        }
+    }
+
+    /// The first half of [`ReplayGuard::admit`]: refuses what this node has
+    /// seen and remembers the keys. The caller must then claim `shared` in
+    /// the database before anything the request causes leaves the node: the
+    /// gateway does it in the same transaction as the exchange's log record
+    /// when the answer comes from a registry nara hosts (read from the
+    /// database, released only after that commit).
+    pub fn admit_here(&self, local: &[String], shared: &str, now_ms: i64) -> Result<(), Replay> {
         {
             let mut seen = self
                 .seen
@@ -378,14 +396,7 @@ impl ReplayGuard {
                 seen.insert(k.to_owned(), now_ms);
             }
         }
-        match self.shared.write(store, shared.to_owned()).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(Replay::Repeated),
-            Err(e) => {
-                tracing::error!(error = %e, "recording a signature as seen");
-                Err(Replay::Unavailable)
-            }
-        }
+        Ok(())
     }
 
     /// Forgets what is past the window (called now and then).

@@ -144,6 +144,26 @@ backends! {
         assert_eq!(xroad_error(&r), "Client.DuplicateMessageId");
         let r = c.request(Method::GET, &record_path(RESIDENTS), &headers, vec![]).send().await.unwrap();
         assert_eq!(xroad_error(&r), "Client.DuplicateMessageId");
+        // Another node on the same database, which has not seen it, refuses
+        // a replay too, even one without an X-Road-Id (the gateway makes a
+        // fresh one): the signature was claimed in the first exchange's log
+        // transaction, and the replay's record is not released.
+        let no_id: Vec<(&str, &str)> = headers.iter().copied().filter(|(n, _)| *n != "x-road-id").collect();
+        let request = c.request(Method::GET, &record_path(RESIDENTS), &no_id, vec![]).build().unwrap();
+        let mut elsewhere = request.try_clone().unwrap();
+        let r = app.client.execute(request).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let node2 = app.second_node().await;
+        node2.wait_for_directory().await;
+        let there = reqwest::Url::parse(&node2.url(elsewhere.url().path())).unwrap();
+        *elsewhere.url_mut() = there;
+        // Behind one load balancer, both nodes see the same authority.
+        elsewhere.headers_mut().insert("host", app.addr.to_string().parse().unwrap());
+        let logged = app.store.exchange_count().await.unwrap();
+        let r = app.client.execute(elsewhere).await.unwrap();
+        assert_eq!(xroad_error(&r), "Client.DuplicateMessageId");
+        assert!(!r.text().await.unwrap().contains("Kim Minji"), "no record released");
+        assert_eq!(app.store.exchange_count().await.unwrap(), logged, "nothing logged");
 
         // The consent was for this purpose only.
         let r = c.request(Method::GET, &record_path(RESIDENTS), &[("nara-subject", MINJI), ("nara-purpose", "school-enrolment"), ("nara-consent", &consent)], vec![]).send().await.unwrap();
@@ -168,7 +188,8 @@ backends! {
         let r = c.request(Method::GET, &record_path(RESIDENTS), &[("nara-subject", MINJI), ("nara-purpose", "benefit-eligibility"), ("nara-legal-basis", "Resident Registration Act art. 29")], vec![]).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         let json: serde_json::Value = app.client.get(app.url("/api/v1/me/data-access")).header("cookie", &session.cookie).send().await.unwrap().json().await.unwrap();
-        assert_eq!(json["exchanges"].as_array().unwrap().len(), 2);
+        // Three: the first, the one without an X-Road-Id, this one.
+        assert_eq!(json["exchanges"].as_array().unwrap().len(), 3);
         assert_eq!(json["exchanges"][0]["legal_basis"], "Resident Registration Act art. 29");
     }
 }

@@ -41,7 +41,7 @@ struct Node {
     submit: Request,
     page: Request,
     token: String,
-    _server: Server,
+    _server: DemoServer,
 }
 
 async fn node(extra: &[&str]) -> Node {

@@ -170,7 +170,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 }
 
 struct Node {
-    _server: Server,
+    _server: DemoServer,
     base: String,
     dir: tempfile::TempDir,
     pid: u32,
@@ -186,8 +186,8 @@ async fn start_demo(env: &[(&str, String)], dir: tempfile::TempDir, port: u16) -
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let server = Server(cmd.spawn().unwrap());
-    let pid = server.0.id();
+    let server = DemoServer::new(cmd.spawn().unwrap(), dir.path());
+    let pid = server.pid();
     let base = format!("http://127.0.0.1:{port}");
     let probe = reqwest::Client::new();
     for _ in 0..600 {

@@ -86,5 +86,5 @@ async fn main() {
         median(page_p50),
         p99 / b99
     );
-    println!("server RSS: {:.0} MiB", rss_mib(server.0.id()));
+    println!("server RSS: {:.0} MiB", rss_mib(server.pid()));
 }

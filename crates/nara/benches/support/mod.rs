@@ -19,6 +19,39 @@ impl Drop for Server {
     }
 }
 
+/// A `nara demo` server whose data directory is `data`: when dropped it
+/// also removes the backups `nara demo` keeps beside that directory (never
+/// inside it), which would otherwise outlive the temporary directory.
+pub struct DemoServer {
+    pub server: Server,
+    data: std::path::PathBuf,
+}
+
+impl DemoServer {
+    pub fn new(child: Child, data: &std::path::Path) -> Self {
+        DemoServer {
+            server: Server(child),
+            data: data.to_owned(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.server.0.id()
+    }
+}
+
+impl Drop for DemoServer {
+    fn drop(&mut self) {
+        let _ = self.server.0.kill();
+        let _ = self.server.0.wait();
+        let name = self.data.file_name().unwrap_or_default().to_string_lossy();
+        if let Some(parent) = self.data.parent() {
+            let _ = std::fs::remove_dir_all(parent.join(format!("{name}-backups")));
+            let _ = std::fs::remove_file(parent.join(format!("{name}-backup.key")));
+        }
+    }
+}
+
 pub fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -89,7 +122,7 @@ pub async fn round(
 
 /// `nara demo` as a child process on a free port, once it answers and has
 /// written its demo accounts: (the server, its base URL, its data folder).
-pub async fn start_demo(nara: &str) -> (Server, String, tempfile::TempDir) {
+pub async fn start_demo(nara: &str) -> (DemoServer, String, tempfile::TempDir) {
     start_demo_with(nara, &[]).await
 }
 
@@ -154,7 +187,10 @@ pub async fn load(
 }
 
 /// `nara demo` as a child process with extra arguments (see [`start_demo`]).
-pub async fn start_demo_with(nara: &str, extra: &[&str]) -> (Server, String, tempfile::TempDir) {
+pub async fn start_demo_with(
+    nara: &str,
+    extra: &[&str],
+) -> (DemoServer, String, tempfile::TempDir) {
     start_demo_env(nara, extra, &[]).await
 }
 
@@ -163,7 +199,7 @@ pub async fn start_demo_env(
     nara: &str,
     extra: &[&str],
     env: &[(&str, &str)],
-) -> (Server, String, tempfile::TempDir) {
+) -> (DemoServer, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let child = std::process::Command::new(nara)
@@ -178,7 +214,7 @@ pub async fn start_demo_env(
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let server = Server(child);
+    let server = DemoServer::new(child, dir.path());
     let base = format!("http://127.0.0.1:{port}");
     let accounts = dir.path().join("demo-accounts.json");
     wait_ready(&base, || accounts.exists()).await;

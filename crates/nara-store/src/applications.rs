@@ -43,6 +43,26 @@ pub struct NewSubmission {
     pub credential: Option<IssuedCredential>,
 }
 
+/// One step of an application's past (see [`Store::insert_history`]).
+#[derive(Debug, Clone)]
+pub struct PastStep {
+    pub to: String,
+    /// `account:N` (the applicant or an official) or `system`.
+    pub actor: String,
+    pub at: i64,
+    pub reason: String,
+}
+
+/// An application with its whole past, written at once (the demo's year of
+/// activity): `app` as it stands after `steps`, and the applicant's rating
+/// (score, when) if any.
+#[derive(Debug, Clone)]
+pub struct PastApplication {
+    pub app: Application,
+    pub steps: Vec<PastStep>,
+    pub rating: Option<(i64, i64)>,
+}
+
 /// One step of an application's timeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct ApplicationEvent {
@@ -69,22 +89,17 @@ struct Recorded<'a> {
 }
 
 /// The ledger entries of an application moving from `draft` through
-/// `states`; the applicant's own steps name a fresh commitment each
-/// (`openings` gets what opens them).
-fn state_entries(
+/// `steps` (the state it moves to, who moved it, why); the applicant's own
+/// steps name a fresh commitment each (`openings` gets what opens them).
+fn state_entries<'a>(
     app: &Application,
-    states: &[(&str, &str)],
-    actor: &str,
+    steps: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
     openings: &mut Vec<crate::ledger::Opening>,
 ) -> Result<Vec<Vec<u8>>> {
     let mut entries = Vec::new();
     let mut from = "draft";
-    for (to, by) in states {
-        let named = if *by == "system" {
-            "system".to_owned()
-        } else {
-            crate::ledger::public_actor(actor, app.account_id, openings)
-        };
+    for (to, actor, reason) in steps {
+        let named = crate::ledger::public_actor(actor, app.account_id, openings);
         entries.push(entry_bytes(
             "application.state",
             &named,
@@ -98,7 +113,7 @@ fn state_entries(
                 version: app.version,
                 from,
                 to,
-                reason: "",
+                reason,
             },
         )?);
         from = to;
@@ -106,24 +121,68 @@ fn state_entries(
     Ok(entries)
 }
 
-/// Inserts the timeline events of a move from `draft` through `states`.
+/// A submission's steps as (state, actor, reason): the system's own steps
+/// are the system's, the others the submitter's.
+fn submitted_steps<'a>(
+    states: &'a [(&'a str, &'a str)],
+    actor: &'a str,
+) -> impl Iterator<Item = (&'a str, &'a str, &'a str)> + Clone {
+    states
+        .iter()
+        .map(move |(to, by)| (*to, if *by == "system" { "system" } else { actor }, ""))
+}
+
+/// Inserts the timeline events of a move from `draft` through `$steps`
+/// (the state, the actor, the time, the reason).
 macro_rules! insert_events {
-    ($tx:ident, $id:expr, $now:expr, $actor:expr, $states:expr) => {{
+    ($tx:ident, $id:expr, $steps:expr) => {{
         let mut from = "draft";
-        for (to, by) in $states {
+        for (to, actor, at, reason) in $steps {
             sqlx::query(
                 "INSERT INTO application_events (application_id, at, actor, from_state, to_state, reason, note) \
-                 VALUES ($1, $2, $3, $4, $5, '', '')",
+                 VALUES ($1, $2, $3, $4, $5, $6, '')",
             )
             .bind($id)
-            .bind($now)
-            .bind(if *by == "system" { "system" } else { $actor })
+            .bind(at)
+            .bind(actor)
             .bind(from)
-            .bind(*to)
+            .bind(to)
+            .bind(reason)
             .execute(&mut *$tx)
             .await?;
             from = to;
         }
+    }};
+}
+
+/// Inserts an application row whole (every column but `id`), returning it
+/// as stored; a reference drawn twice is a conflict.
+macro_rules! insert_whole {
+    ($tx:ident, $a:expr) => {{
+        let a: &Application = $a;
+        let stored: Application = sqlx::query_as(&format!(
+            "INSERT INTO applications (reference, service_code, version, agency_id, account_id, state, \
+             answers, evidence, created_at, updated_at, submitted_at, due_at, decided_at, assigned_to) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {COLUMNS}"
+        ))
+        .bind(&a.reference)
+        .bind(&a.service_code)
+        .bind(a.version)
+        .bind(&a.agency_id)
+        .bind(a.account_id)
+        .bind(&a.state)
+        .bind(&a.answers)
+        .bind(&a.evidence)
+        .bind(a.created_at)
+        .bind(a.updated_at)
+        .bind(a.submitted_at)
+        .bind(a.due_at)
+        .bind(a.decided_at)
+        .bind(a.assigned_to)
+        .fetch_one(&mut *$tx)
+        .await
+        .map_err(|e| crate::constraint_error(e, "this reference"))?;
+        stored
     }};
 }
 
@@ -299,7 +358,7 @@ impl Store {
     ) -> Result<()> {
         let now = nara_core::Timestamp::now().0;
         let mut openings = Vec::new();
-        let mut entries = state_entries(app, states, actor, &mut openings)?;
+        let mut entries = state_entries(app, submitted_steps(states, actor), &mut openings)?;
         if let Some(c) = credential {
             entries.push(credential_entry(c, "system")?);
         }
@@ -327,7 +386,11 @@ impl Store {
                     "this application was already submitted".into(),
                 ));
             }
-            insert_events!(tx, app.id, now, actor, states);
+            insert_events!(
+                tx,
+                app.id,
+                submitted_steps(states, actor).map(|(to, by, why)| (to, by, now, why))
+            );
             notify!(tx, app.id, now, "state");
             if let Some(c) = credential {
                 insert_credential!(tx, c, app.id);
@@ -346,38 +409,33 @@ impl Store {
         let mut entries = Vec::new();
         let mut openings = Vec::new();
         for s in batch {
-            entries.extend(state_entries(&s.app, &s.states, &s.actor, &mut openings)?);
+            entries.extend(state_entries(
+                &s.app,
+                submitted_steps(&s.states, &s.actor),
+                &mut openings,
+            )?);
             if let Some(c) = &s.credential {
                 entries.push(credential_entry(c, "system")?);
             }
         }
-        let sql = format!(
-            "INSERT INTO applications (reference, service_code, version, agency_id, account_id, state, \
-             answers, evidence, created_at, updated_at, submitted_at, due_at, decided_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $9, $10, $11) RETURNING {COLUMNS}"
-        );
         Ok(with_pool!(self, |pool| {
             let (_turn, mut tx) = write_tx!(self, pool);
             let mut stored_all = Vec::with_capacity(batch.len());
             for s in batch {
-                let app = &s.app;
-                let now = app.created_at;
-                let stored: Application = sqlx::query_as(&sql)
-                    .bind(&app.reference)
-                    .bind(&app.service_code)
-                    .bind(app.version)
-                    .bind(&app.agency_id)
-                    .bind(app.account_id)
-                    .bind(&app.state)
-                    .bind(&app.answers)
-                    .bind(&app.evidence)
-                    .bind(now)
-                    .bind(app.due_at)
-                    .bind(app.decided_at)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(|e| crate::constraint_error(e, "this reference"))?;
-                insert_events!(tx, stored.id, now, s.actor.as_str(), &s.states);
+                let now = s.app.created_at;
+                // Made, updated and submitted in this one request.
+                let row = Application {
+                    updated_at: now,
+                    submitted_at: Some(now),
+                    assigned_to: None,
+                    ..s.app.clone()
+                };
+                let stored = insert_whole!(tx, &row);
+                insert_events!(
+                    tx,
+                    stored.id,
+                    submitted_steps(&s.states, &s.actor).map(|(to, by, why)| (to, by, now, why))
+                );
                 notify!(tx, stored.id, now, "state");
                 if let Some(c) = &s.credential {
                     insert_credential!(tx, c, stored.id);
@@ -389,6 +447,62 @@ impl Store {
             tx.commit().await?;
             stored_all
         }))
+    }
+
+    /// Writes applications with their past in one transaction: each row as
+    /// it stands, every step an event at its own time and a ledger entry, a
+    /// line in the applicant's inbox for the last step, the rating with its
+    /// entry. The ledger records them now, as written; the rows keep their
+    /// times, so statistics, queues and timelines show the year they describe.
+    pub async fn insert_history(&self, batch: &[PastApplication]) -> Result<()> {
+        let mut entries = Vec::new();
+        let mut openings = Vec::new();
+        for p in batch {
+            let steps = p.steps.iter();
+            entries.extend(state_entries(
+                &p.app,
+                steps.map(|s| (s.to.as_str(), s.actor.as_str(), s.reason.as_str())),
+                &mut openings,
+            )?);
+            if let Some((score, _)) = p.rating {
+                let applicant = format!("account:{}", p.app.account_id);
+                entries.push(rated_entry(&p.app, score, &applicant, &mut openings)?);
+            }
+        }
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            for p in batch {
+                let a = &p.app;
+                let stored = insert_whole!(tx, a);
+                insert_events!(
+                    tx,
+                    stored.id,
+                    p.steps.iter().map(|s| (
+                        s.to.as_str(),
+                        s.actor.as_str(),
+                        s.at,
+                        s.reason.as_str()
+                    ))
+                );
+                notify!(tx, stored.id, a.updated_at, "state");
+                if let Some((score, at)) = p.rating {
+                    sqlx::query(
+                        "INSERT INTO ratings (application_id, service_code, score, comment, rated_at) \
+                         VALUES ($1, $2, $3, '', $4)",
+                    )
+                    .bind(stored.id)
+                    .bind(&a.service_code)
+                    .bind(score)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            crate::ledger::record_openings!(tx, &openings);
+            crate::ledger::append_in_tx!(tx, self.kind() == crate::BackendKind::Sqlite, &entries);
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
     /// An agency's open applications (not drafts, not decided), oldest due
@@ -868,6 +982,36 @@ impl ServiceFigures {
     }
 }
 
+/// The ledger entry of a rating: the service and the score, never the
+/// comment; the applicant named by a fresh commitment.
+fn rated_entry(
+    app: &Application,
+    score: i64,
+    actor: &str,
+    openings: &mut Vec<crate::ledger::Opening>,
+) -> Result<Vec<u8>> {
+    #[derive(Serialize)]
+    struct Rated<'a> {
+        reference: &'a str,
+        service: &'a str,
+        score: i64,
+    }
+    let named = crate::ledger::public_actor(actor, app.account_id, openings);
+    entry_bytes(
+        "application.rated",
+        &named,
+        vec![
+            format!("application:{}", app.reference),
+            format!("service:{}", app.service_code),
+        ],
+        &Rated {
+            reference: &app.reference,
+            service: &app.service_code,
+            score,
+        },
+    )
+}
+
 /// (service, submitted, decided, due) of one application.
 type Timing = (String, Option<i64>, Option<i64>, Option<i64>);
 
@@ -901,27 +1045,8 @@ impl Store {
                 "an application can be rated once it is decided".into(),
             ));
         }
-        #[derive(Serialize)]
-        struct Rated<'a> {
-            reference: &'a str,
-            service: &'a str,
-            score: i64,
-        }
         let mut openings = Vec::new();
-        let named = crate::ledger::public_actor(actor, app.account_id, &mut openings);
-        let entry = entry_bytes(
-            "application.rated",
-            &named,
-            vec![
-                format!("application:{}", app.reference),
-                format!("service:{}", app.service_code),
-            ],
-            &Rated {
-                reference: &app.reference,
-                service: &app.service_code,
-                score,
-            },
-        )?;
+        let entry = rated_entry(app, score, actor, &mut openings)?;
         with_pool!(self, |pool| {
             let (_turn, mut tx) = write_tx!(self, pool);
             sqlx::query(

@@ -817,6 +817,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 );
             }
             nara_server::catalogue::services::ensure_demo(&store).await?;
+            let applications = nara_server::demo::ensure_applications(
+                &store,
+                &identity,
+                nara_core::Timestamp::now().0,
+            )
+            .await?;
+            if applications > 0 {
+                println!(
+                    "Wrote a year of applications ({applications}, by {} residents, in every state of their services' workflows, with ratings).",
+                    nara_server::demo::RESIDENTS
+                );
+            }
             // Its own loopback endpoints for the prober: healthy, slow, failing, a
             // certificate about to expire (its CA trusted by the probes), a TCP port.
             let (tls, ca) = nara_server::secops::probes::serve_demo_tls(&data).await?;

@@ -333,6 +333,11 @@ impl TestApp {
     }
 
     /// The node's data directory (uploads, demo files).
+    /// The server's identity key (what the demo's generators hash with).
+    pub fn identity(&self) -> &IdentityKeys {
+        &self.identity
+    }
+
     pub fn data_dir(&self) -> &std::path::Path {
         self.demo_dir.path()
     }

@@ -246,4 +246,37 @@ backends! {
             );
         }
     }
+
+    /// `nara demo`'s year of applications: written once, on both backends,
+    /// and seen where people look: figures with decisions on time and late
+    /// and ratings, an official's queue with open cases in several states,
+    /// each case's timeline in order.
+    async fn the_demo_year_of_applications(backend: &str) {
+        let Some(app) = TestApp::on(backend).exchange(3).services().start().await else { return };
+        let today = nara_core::Timestamp::now().0;
+        let written = nara_server::demo::ensure_applications(&app.store, app.identity(), today).await.unwrap();
+        assert!(written > 1_000, "{written} applications");
+        let again = nara_server::demo::ensure_applications(&app.store, app.identity(), today).await.unwrap();
+        assert_eq!(again, 0, "written once");
+        let figures = app.store.service_figures(None).await.unwrap();
+        let disability = figures.iter().find(|f| f.service_code == "disability-benefit").unwrap();
+        assert!(disability.decided > 100 && disability.ratings > 50, "{disability:?}");
+        let on_time = disability.sla_share().unwrap();
+        assert!(on_time > 0.5 && on_time < 1.0, "decided on time: {on_time}");
+        let queue = app.store.queue("KR/GOV/MOHW", None).await.unwrap();
+        let states: std::collections::BTreeSet<&str> = queue.iter().map(|a| a.state.as_str()).collect();
+        assert!(states.contains("submitted") && states.contains("more_info"), "{states:?}");
+        for case in &queue {
+            let events = app.store.application_events(case.id).await.unwrap();
+            assert_eq!(events.first().unwrap().to_state, "submitted");
+            assert_eq!(events.last().unwrap().to_state, case.state);
+            assert!(events.windows(2).all(|w| w[0].at <= w[1].at && w[0].to_state == w[1].from_state));
+        }
+        // The applicant's own list, and the public statistics.
+        let minji = app.store.account_by_username("minji").await.unwrap().unwrap();
+        assert!(!app.store.applications_of(minji.id).await.unwrap().is_empty());
+        let stats = app.get("/statistics").await.text().await.unwrap();
+        assert!(stats.contains("Disability pension"));
+        assert!(app.store.recent_ledger_entries(5).await.unwrap().len() == 5);
+    }
 }

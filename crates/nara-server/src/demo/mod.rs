@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::identity::auth::{self, IdentityKeys, PasswordWork, digest};
 
+mod applications;
+pub use applications::{RESIDENTS, ensure_applications};
+
 /// One demo account as written to `demo-accounts.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DemoAccount {
@@ -812,15 +815,8 @@ pub async fn ensure_history(
         .collect();
     let day_ms = 86_400_000i64;
     let midnight = today_ms - today_ms.rem_euclid(day_ms);
-    // A small, fixed generator: the same history on every machine.
-    let mut state = 0x6e61_7261_6869_7374u64;
-    let mut next = move || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
+    let mut rng = Rng(0x6e61_7261_6869_7374);
+    let mut next = move || rng.next();
     let mut records = Vec::new();
     for day in (1..=HISTORY_DAYS).rev() {
         let start = midnight - day * day_ms;
@@ -878,6 +874,29 @@ pub async fn ensure_history(
         store.append_exchanges(chunk).await?;
     }
     Ok(records.len())
+}
+
+/// A small, fixed generator (SplitMix64): the same history on every machine.
+pub(crate) struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// True `percent` times in a hundred.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
 }
 
 #[cfg(test)]

@@ -371,38 +371,61 @@ impl Store {
     // -------------------------------------------------------------- consents
 
     pub async fn grant_consent(&self, c: &Consent) -> Result<()> {
-        let sql = Sql::with_args(
-            &format!(
-                "INSERT INTO consents ({CONSENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL)"
-            ),
-            vec![
-                text(&c.id),
-                Arg::Int(c.account_id),
-                text(&c.subject_hash),
-                text(&c.client_agency),
-                text(&c.service_id),
-                text(&c.purpose),
-                Arg::Int(c.granted_at),
-                Arg::Int(c.expires_at),
-            ],
-        );
+        self.grant_consents(std::slice::from_ref(c)).await
+    }
+
+    /// Records consents in one transaction, each with its ledger entry (the
+    /// citizen named by a fresh commitment, never by account).
+    pub async fn grant_consents(&self, consents: &[Consent]) -> Result<()> {
         let mut openings = Vec::new();
-        let actor = crate::ledger::public_actor(
-            &format!("account:{}", c.account_id),
-            c.account_id,
-            &mut openings,
-        );
-        let entry = entry_bytes(
-            "exchange.consent.granted",
-            &actor,
-            vec![
-                format!("consent:{}", c.id),
-                format!("service:{}", c.service_id),
-            ],
-            c,
-        )?;
-        self.exchange_write_opening(sql, entry, false, &openings)
-            .await?;
+        let mut entries = Vec::with_capacity(consents.len());
+        for c in consents {
+            let actor = crate::ledger::public_actor(
+                &format!("account:{}", c.account_id),
+                c.account_id,
+                &mut openings,
+            );
+            entries.push(entry_bytes(
+                "exchange.consent.granted",
+                &actor,
+                vec![
+                    format!("consent:{}", c.id),
+                    format!("service:{}", c.service_id),
+                ],
+                c,
+            )?);
+        }
+        with_pool!(self, |pool| {
+            let (_turn, mut tx) = write_tx!(self, pool);
+            for chunk in crate::sql::chunks(consents) {
+                let mut sql =
+                    Sql::new(&format!("INSERT INTO consents ({CONSENT_COLUMNS}) VALUES "));
+                for (i, c) in chunk.iter().enumerate() {
+                    sql.push(if i == 0 { "(" } else { ", (" });
+                    let args = [
+                        text(&c.id),
+                        Arg::Int(c.account_id),
+                        text(&c.subject_hash),
+                        text(&c.client_agency),
+                        text(&c.service_id),
+                        text(&c.purpose),
+                        Arg::Int(c.granted_at),
+                        Arg::Int(c.expires_at),
+                    ];
+                    for a in args {
+                        sql.bind(a).push(", ");
+                    }
+                    sql.push("NULL)");
+                }
+                bind_args!(sqlx::query(&sql.text), sql)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| constraint_error(e, "this consent"))?;
+            }
+            crate::ledger::record_openings!(tx, &openings);
+            append_in_tx!(tx, self.kind() == crate::BackendKind::Sqlite, &entries);
+            tx.commit().await?;
+        });
         Ok(())
     }
 

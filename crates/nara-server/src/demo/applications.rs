@@ -37,6 +37,8 @@ struct Applicant {
     birth: String,
     /// One of the demo's own citizens (minji, junho), who rate themselves.
     demo_citizen: bool,
+    /// The keyed hash of their resident registration number.
+    subject_hash: String,
 }
 
 /// Writes the year unless it is there (`resident.000` exists); returns how
@@ -50,31 +52,33 @@ pub async fn ensure_applications(
         return Ok(0);
     }
     let mut applicants = Vec::new();
-    for (index, username) in [(0, "minji"), (1, "junho")] {
+    let hash = |rrn: &str| -> anyhow::Result<String> {
+        Ok(keys.national_id_hash(&nara_core::identity::normalize_national_id(rrn)?))
+    };
+    for (index, username, name, birth, rrn) in [
+        (0, "minji", "Kim Minji", "1990-01-01", "900101-2345678"),
+        (1, "junho", "Lee Junho", "1985-03-15", "850315-1234567"),
+    ] {
         if let Some(a) = store.account_by_username(username).await? {
-            let (name, birth) = match index {
-                0 => ("Kim Minji", "1990-01-01"),
-                _ => ("Lee Junho", "1985-03-15"),
-            };
             applicants.push(Applicant {
                 index,
                 account: a.id,
                 name: name.into(),
                 birth: birth.into(),
                 demo_citizen: true,
+                subject_hash: hash(rrn)?,
             });
         }
     }
     for n in 0..RESIDENTS {
         let (rrn, birth) = demo_subject(n);
-        let digits = nara_core::identity::normalize_national_id(&rrn)?;
         let account = store
             .create_account(
                 &NewAccount {
                     kind: AccountKind::Citizen,
                     username: format!("resident.{n:03}"),
                     display_name: format!("Resident {n}"),
-                    national_id_hash: Some(keys.national_id_hash(&digits)),
+                    national_id_hash: Some(hash(&rrn)?),
                     agency: None,
                     password_hash: NO_PASSWORD.into(),
                     totp_secret: None,
@@ -89,6 +93,7 @@ pub async fn ensure_applications(
             name: format!("Resident {n}"),
             birth,
             demo_citizen: false,
+            subject_hash: hash(&rrn)?,
         });
     }
     // The staff who act, by agency and step role.
@@ -123,7 +128,86 @@ pub async fn ensure_applications(
     for chunk in history.chunks(200) {
         store.insert_history(chunk).await?;
     }
+    fetched(store, keys, &defs, &applicants, &history).await?;
     Ok(history.len())
+}
+
+/// The evidence of each application, fetched through the exchange minutes
+/// before it was submitted: the portal's message-log records (signed by the
+/// gateway, the application's reference as their issue) and, where the
+/// evidence needs it, the applicant's consent, valid 30 days. So a
+/// citizen's data-access history and consents match their applications.
+async fn fetched(
+    store: &Store,
+    keys: &IdentityKeys,
+    defs: &[Definition],
+    applicants: &[Applicant],
+    history: &[PastApplication],
+) -> anyhow::Result<()> {
+    let gateway = keys.gateway_key();
+    let mut rng = Rng(0x6e61_7261_6665_7463);
+    let (mut records, mut consents) = (Vec::new(), Vec::new());
+    for p in history {
+        let (Some(def), Some(who), Some(submitted)) = (
+            defs.iter()
+                .find(|d| *d.code.get_ref() == p.app.service_code),
+            applicants.iter().find(|a| a.account == p.app.account_id),
+            p.app.submitted_at,
+        ) else {
+            continue;
+        };
+        for e in &def.evidence {
+            let at = submitted - 60_000 - rng.below(10 * 60_000) as i64;
+            let legal_basis = e.legal_basis.as_ref().map(|b| b.get_ref().clone());
+            let consent = match legal_basis {
+                Some(_) => String::new(),
+                None => {
+                    let id = format!(
+                        "cns_{:032x}",
+                        u128::from(rng.next()) << 64 | u128::from(rng.next())
+                    );
+                    consents.push(nara_store::exchange::Consent {
+                        id: id.clone(),
+                        account_id: who.account,
+                        subject_hash: who.subject_hash.clone(),
+                        client_agency: def.agency.get_ref().clone(),
+                        service_id: e.service.get_ref().clone(),
+                        purpose: e.purpose.get_ref().clone(),
+                        granted_at: at,
+                        expires_at: at + 30 * DAY_MS,
+                        revoked_at: None,
+                    });
+                    id
+                }
+            };
+            records.push(super::past_exchange(
+                &gateway,
+                super::PastExchange {
+                    xroad_id: format!("{}-{}", p.app.reference, e.id.get_ref()),
+                    request_id: format!(
+                        "{:032x}",
+                        u128::from(rng.next()) << 64 | u128::from(rng.next())
+                    ),
+                    client: format!("{}/portal", def.agency.get_ref()),
+                    service: e.service.get_ref().clone(),
+                    purpose: e.purpose.get_ref().clone(),
+                    consent,
+                    legal_basis: legal_basis.unwrap_or_default(),
+                    subject_hash: who.subject_hash.clone(),
+                    issue: p.app.reference.clone(),
+                    at,
+                    duration_us: 900 + rng.below(8_000) as i64,
+                },
+            ));
+        }
+    }
+    for chunk in consents.chunks(500) {
+        store.grant_consents(chunk).await?;
+    }
+    for chunk in records.chunks(500) {
+        store.append_exchanges(chunk).await?;
+    }
+    Ok(())
 }
 
 /// Whether a service can be in the history: nothing required that a
@@ -588,6 +672,7 @@ mod tests {
                     name: format!("Resident {index}"),
                     birth,
                     demo_citizen: index < 2,
+                    subject_hash: String::new(),
                 }
             })
             .collect()

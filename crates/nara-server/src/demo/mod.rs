@@ -790,10 +790,6 @@ pub async fn ensure_history(
     subjects: &[String],
     today_ms: i64,
 ) -> anyhow::Result<usize> {
-    use base64::Engine;
-    use base64::engine::general_purpose::STANDARD;
-    use ed25519_dalek::Signer;
-    use sha2::{Digest, Sha512};
     if store.exchange_count().await? > 0 || subjects.is_empty() {
         return Ok(0);
     }
@@ -834,46 +830,90 @@ pub async fn ensure_history(
             let subject = &hashes[who.min(hashes.len() - 1)];
             // 09:00–18:00 KST is 00:00–09:00 UTC.
             let started_at = start + (next() % (9 * 3_600_000)) as i64;
-            let xroad_id = format!("demo-history-{}-{n}", start / day_ms);
-            let request_hash = STANDARD.encode(Sha512::digest(format!("GET /record {xroad_id}")));
-            let response_hash =
-                STANDARD.encode(Sha512::digest(format!("record {subject} {xroad_id}")));
-            let mut record = nara_store::exchange::ExchangeRecord {
-                id: 0,
-                xroad_id: xroad_id.clone(),
-                request_id: format!("{:032x}", u128::from(next()) << 64 | u128::from(next())),
-                client_id: "KR/LOC/SEOUL/welfare-portal".into(),
-                service_id: residents.service_id(),
-                method: "GET".into(),
-                path: "/record".into(),
-                purpose: "benefit-eligibility".into(),
-                consent_id: String::new(),
-                legal_basis: "Resident Registration Act art. 29".into(),
-                subject_hash: subject.clone(),
-                user_id: String::new(),
-                issue: "demo history".into(),
-                request_hash,
-                response_hash,
-                client_signature: String::new(),
-                gateway_signature: String::new(),
-                peer_signature: String::new(),
-                status: 200,
-                outcome: "ok".into(),
-                started_at,
-                duration_us: 700 + (next() % 6_000) as i64,
-            };
-            record.gateway_signature = STANDARD.encode(
-                gateway
-                    .sign(&crate::exchange::record_digest(&record))
-                    .to_bytes(),
-            );
-            records.push(record);
+            let request_id = format!("{:032x}", u128::from(next()) << 64 | u128::from(next()));
+            records.push(past_exchange(
+                &gateway,
+                PastExchange {
+                    xroad_id: format!("demo-history-{}-{n}", start / day_ms),
+                    request_id,
+                    client: "KR/LOC/SEOUL/welfare-portal".into(),
+                    service: residents.service_id(),
+                    purpose: "benefit-eligibility".into(),
+                    consent: String::new(),
+                    legal_basis: "Resident Registration Act art. 29".into(),
+                    subject_hash: subject.clone(),
+                    issue: "demo history".into(),
+                    at: started_at,
+                    duration_us: 700 + (next() % 6_000) as i64,
+                },
+            ));
         }
     }
     for chunk in records.chunks(500) {
         store.append_exchanges(chunk).await?;
     }
     Ok(records.len())
+}
+
+/// What one past exchange was (see [`past_exchange`]).
+pub(crate) struct PastExchange {
+    pub xroad_id: String,
+    pub request_id: String,
+    pub client: String,
+    pub service: String,
+    pub purpose: String,
+    pub consent: String,
+    pub legal_basis: String,
+    pub subject_hash: String,
+    pub issue: String,
+    pub at: i64,
+    pub duration_us: i64,
+}
+
+/// The message-log record of a past `GET /record`, signed by the gateway
+/// as a live one is (its hashes stand for a request and answer that were
+/// never sent).
+pub(crate) fn past_exchange(
+    gateway: &ed25519_dalek::SigningKey,
+    p: PastExchange,
+) -> nara_store::exchange::ExchangeRecord {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use ed25519_dalek::Signer;
+    use sha2::{Digest, Sha512};
+    let mut record = nara_store::exchange::ExchangeRecord {
+        id: 0,
+        request_hash: STANDARD.encode(Sha512::digest(format!("GET /record {}", p.xroad_id))),
+        response_hash: STANDARD.encode(Sha512::digest(format!(
+            "record {} {}",
+            p.subject_hash, p.xroad_id
+        ))),
+        xroad_id: p.xroad_id,
+        request_id: p.request_id,
+        client_id: p.client,
+        service_id: p.service,
+        method: "GET".into(),
+        path: "/record".into(),
+        purpose: p.purpose,
+        consent_id: p.consent,
+        legal_basis: p.legal_basis,
+        subject_hash: p.subject_hash,
+        user_id: String::new(),
+        issue: p.issue,
+        client_signature: String::new(),
+        gateway_signature: String::new(),
+        peer_signature: String::new(),
+        status: 200,
+        outcome: "ok".into(),
+        started_at: p.at,
+        duration_us: p.duration_us,
+    };
+    record.gateway_signature = STANDARD.encode(
+        gateway
+            .sign(&crate::exchange::record_digest(&record))
+            .to_bytes(),
+    );
+    record
 }
 
 /// A small, fixed generator (SplitMix64): the same history on every machine.

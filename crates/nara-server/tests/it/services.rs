@@ -7,6 +7,8 @@ use reqwest::StatusCode;
 use crate::backends;
 use crate::common::{TOKEN, TestApp, post_form};
 
+const MINJI: &str = "900101-2345678";
+
 backends! {
     async fn definitions_are_published_versioned_and_explained(backend: &str) {
         let Some(app) = TestApp::on(backend).services().exchange(1).start().await else { return };
@@ -274,7 +276,24 @@ backends! {
         }
         // The applicant's own list, and the public statistics.
         let minji = app.store.account_by_username("minji").await.unwrap().unwrap();
-        assert!(!app.store.applications_of(minji.id).await.unwrap().is_empty());
+        let hers = app.store.applications_of(minji.id).await.unwrap();
+        assert!(!hers.is_empty());
+        // Her evidence was fetched through the exchange: her data-access
+        // history names each application, and consent-based evidence has
+        // her consent behind it.
+        let fetched = app.store.exchanges_of_subject(&app.subject_hash(MINJI), 10_000).await.unwrap();
+        let needs_evidence = |code: &str| {
+            nara_core::service_def::DEMO.iter().map(|(_, s)| nara_core::service_def::check(s).unwrap()).any(|d| d.code.get_ref() == code && !d.evidence.is_empty())
+        };
+        let with_evidence: Vec<_> = hers.iter().filter(|a| needs_evidence(&a.service_code)).collect();
+        assert!(!with_evidence.is_empty());
+        for a in with_evidence {
+            assert!(fetched.iter().any(|x| x.issue == a.reference), "no exchange for {}", a.reference);
+        }
+        let consents = app.store.consents_of(minji.id).await.unwrap();
+        for x in fetched.iter().filter(|x| !x.consent_id.is_empty()) {
+            assert!(consents.iter().any(|c| c.id == x.consent_id && c.granted_at <= x.started_at));
+        }
         let stats = app.get("/statistics").await.text().await.unwrap();
         assert!(stats.contains("Disability pension"));
         assert!(app.store.recent_ledger_entries(5).await.unwrap().len() == 5);

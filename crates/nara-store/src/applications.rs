@@ -61,6 +61,8 @@ pub struct PastApplication {
     pub app: Application,
     pub steps: Vec<PastStep>,
     pub rating: Option<(i64, i64)>,
+    /// The files its answers name (`application_id` set when it is stored).
+    pub uploads: Vec<Upload>,
 }
 
 /// One step of an application's timeline.
@@ -183,6 +185,28 @@ macro_rules! insert_whole {
         .await
         .map_err(|e| crate::constraint_error(e, "this reference"))?;
         stored
+    }};
+}
+
+/// Stores (or replaces) the file attached to a field of application `$id`.
+macro_rules! insert_upload {
+    ($tx:ident, $id:expr, $u:expr) => {{
+        let u: &Upload = $u;
+        sqlx::query(
+            "INSERT INTO uploads (application_id, field, hash, media_type, size, scan, uploaded_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (application_id, field) DO UPDATE \
+             SET hash = excluded.hash, media_type = excluded.media_type, size = excluded.size, \
+             scan = excluded.scan, uploaded_at = excluded.uploaded_at",
+        )
+        .bind($id)
+        .bind(&u.field)
+        .bind(&u.hash)
+        .bind(&u.media_type)
+        .bind(u.size)
+        .bind(&u.scan)
+        .bind(u.uploaded_at)
+        .execute(&mut *$tx)
+        .await?;
     }};
 }
 
@@ -485,6 +509,9 @@ impl Store {
                     ))
                 );
                 notify!(tx, stored.id, a.updated_at, "state");
+                for u in &p.uploads {
+                    insert_upload!(tx, stored.id, u);
+                }
                 if let Some((score, at)) = p.rating {
                     sqlx::query(
                         "INSERT INTO ratings (application_id, service_code, score, comment, rated_at) \
@@ -797,21 +824,7 @@ impl Store {
             .await?
             .rows_affected();
             if n == 1 {
-                sqlx::query(
-                    "INSERT INTO uploads (application_id, field, hash, media_type, size, scan, uploaded_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (application_id, field) DO UPDATE \
-                     SET hash = excluded.hash, media_type = excluded.media_type, size = excluded.size, \
-                     scan = excluded.scan, uploaded_at = excluded.uploaded_at",
-                )
-                .bind(u.application_id)
-                .bind(&u.field)
-                .bind(&u.hash)
-                .bind(&u.media_type)
-                .bind(u.size)
-                .bind(&u.scan)
-                .bind(u.uploaded_at)
-                .execute(&mut *tx)
-                .await?;
+                insert_upload!(tx, u.application_id, u);
                 tx.commit().await?;
             }
             n == 1

@@ -820,6 +820,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let applications = nara_server::demo::ensure_applications(
                 &store,
                 &identity,
+                &data,
                 nara_core::Timestamp::now().0,
             )
             .await?;

@@ -140,7 +140,7 @@ fn path_of(dir: &FsPath, hash: &str) -> Option<PathBuf> {
 
 /// Stores the bytes under their content address (once; written to a
 /// temporary file and renamed, so a reader never sees half a file).
-async fn store_bytes(dir: &FsPath, bytes: &[u8]) -> std::io::Result<String> {
+pub(crate) async fn store_bytes(dir: &FsPath, bytes: &[u8]) -> std::io::Result<String> {
     let hash = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
     let Some(path) = path_of(dir, &hash) else {
         return Err(std::io::Error::other("bad hash"));

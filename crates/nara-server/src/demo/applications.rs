@@ -7,15 +7,17 @@
 //!
 //! Every application passes the checks a live one does: its answers pass
 //! `check_answers`, its evidence comes from the demo registries' records of
-//! its applicant, and the eligibility rule holds. Services with a required
-//! file (there is no file behind a generated answer) are left out.
+//! its applicant, and the eligibility rule holds. A file answer is one
+//! generated PDF (`attachment.pdf`, stored like any upload) where the field
+//! takes PDFs; a service that requires another kind of file, or a group of
+//! entries, is left out.
 
 use std::collections::{BTreeMap, HashSet};
 
 use nara_core::identity::{AccountKind, Grant, Role};
 use nara_core::service_def::{self, Definition, END_STATES, Field};
 use nara_store::Store;
-use nara_store::applications::{Application, PastApplication, PastStep};
+use nara_store::applications::{Application, PastApplication, PastStep, Upload};
 use nara_store::identity::NewAccount;
 use serde_json::{Map, Value};
 
@@ -41,16 +43,32 @@ struct Applicant {
     subject_hash: String,
 }
 
-/// Writes the year unless it is there (`resident.000` exists); returns how
-/// many applications were written.
+/// The file behind every generated file answer.
+const ATTACHMENT: &[u8] = include_bytes!("attachment.pdf");
+
+/// A stored file that answers take: its content address and size.
+#[derive(Clone)]
+struct Attachment {
+    hash: String,
+    size: i64,
+}
+
+/// Writes the year unless it is there (`resident.000` exists), its one
+/// attachment into `data`'s upload store; returns how many applications
+/// were written.
 pub async fn ensure_applications(
     store: &Store,
     keys: &IdentityKeys,
+    data: &std::path::Path,
     today_ms: i64,
 ) -> anyhow::Result<usize> {
     if store.account_by_username("resident.000").await?.is_some() {
         return Ok(0);
     }
+    let attachment = Attachment {
+        hash: crate::citizen::uploads::store_bytes(data, ATTACHMENT).await?,
+        size: ATTACHMENT.len() as i64,
+    };
     let mut applicants = Vec::new();
     let hash = |rrn: &str| -> anyhow::Result<String> {
         Ok(keys.national_id_hash(&nara_core::identity::normalize_national_id(rrn)?))
@@ -124,7 +142,7 @@ pub async fn ensure_applications(
             defs.push(def);
         }
     }
-    let history = generate(&defs, &applicants, &staff, today_ms);
+    let history = generate(&defs, &applicants, &staff, &attachment, today_ms);
     for chunk in history.chunks(200) {
         store.insert_history(chunk).await?;
     }
@@ -211,12 +229,20 @@ async fn fetched(
 }
 
 /// Whether a service can be in the history: nothing required that a
-/// generated answer cannot give (a file, a group of entries).
+/// generated answer cannot give (a file other than a PDF, a group).
 fn takes_part(def: &Definition) -> bool {
-    def.pages
-        .iter()
-        .flat_map(|p| &p.fields)
-        .all(|f| !f.required || !matches!(f.kind.get_ref().as_str(), "file" | "group"))
+    def.pages.iter().flat_map(|p| &p.fields).all(|f| {
+        !f.required
+            || match f.kind.get_ref().as_str() {
+                "file" => takes_pdf(f),
+                "group" => false,
+                _ => true,
+            }
+    })
+}
+
+fn takes_pdf(f: &Field) -> bool {
+    f.accept.iter().any(|a| a.get_ref() == "application/pdf")
 }
 
 /// Applications a day on a working day, by service (the certificate is
@@ -235,6 +261,7 @@ fn generate(
     defs: &[Definition],
     applicants: &[Applicant],
     staff: &BTreeMap<(String, String), i64>,
+    attachment: &Attachment,
     today_ms: i64,
 ) -> Vec<PastApplication> {
     let mut rng = Rng(0x6e61_7261_7965_6172);
@@ -257,7 +284,7 @@ fn generate(
                 if at >= today_ms {
                     continue;
                 }
-                if let Some(p) = one(def, applicants, staff, at, today_ms, &mut rng)
+                if let Some(p) = one(def, applicants, staff, attachment, at, today_ms, &mut rng)
                     && references.insert(p.app.reference.clone())
                 {
                     out.push(p);
@@ -340,6 +367,7 @@ fn one(
     def: &Definition,
     applicants: &[Applicant],
     staff: &BTreeMap<(String, String), i64>,
+    attachment: &Attachment,
     submitted: i64,
     today: i64,
     rng: &mut Rng,
@@ -364,7 +392,24 @@ fn one(
             .is_none_or(|rule| rule.get_ref().expr.eval(&value));
         eligible.then_some((pick, evidence))
     })?;
-    let answers = answers_for(def, &evidence, submitted, rng);
+    let answers = answers_for(def, &evidence, &attachment.hash, submitted, rng);
+    let created_at = submitted - 300_000 - rng.below(3_600_000) as i64;
+    // Each file answer's upload, attached while the form was filled in.
+    let uploads = def
+        .pages
+        .iter()
+        .flat_map(|p| &p.fields)
+        .filter(|f| f.kind.get_ref() == "file" && answers.contains_key(f.id.get_ref()))
+        .map(|f| Upload {
+            application_id: 0,
+            field: f.id.get_ref().clone(),
+            hash: attachment.hash.clone(),
+            media_type: "application/pdf".into(),
+            size: attachment.size,
+            scan: "not_scanned".into(),
+            uploaded_at: created_at + 60_000,
+        })
+        .collect();
     let citizen = format!("account:{}", applicant.account);
     let sla = *def.workflow.sla_working_days.get_ref();
     let due = (!def.automatic).then(|| nara_core::calendar::add_working_days(submitted, sla));
@@ -491,7 +536,7 @@ fn one(
             state,
             answers: Value::Object(answers).to_string(),
             evidence: Value::Object(evidence).to_string(),
-            created_at: submitted - 300_000 - rng.below(3_600_000) as i64,
+            created_at,
             updated_at: at,
             submitted_at: Some(submitted),
             due_at: due,
@@ -500,6 +545,7 @@ fn one(
         },
         steps,
         rating,
+        uploads,
     })
 }
 
@@ -529,6 +575,7 @@ fn evidence_of(def: &Definition, who: &Applicant) -> Map<String, Value> {
 fn answers_for(
     def: &Definition,
     evidence: &Map<String, Value>,
+    attachment: &str,
     submitted: i64,
     rng: &mut Rng,
 ) -> Map<String, Value> {
@@ -538,7 +585,7 @@ fn answers_for(
         if !f.required && !rng.chance(50) {
             continue;
         }
-        if let Some(v) = sample(f, submitted, rng) {
+        if let Some(v) = sample(f, attachment, submitted, rng) {
             answers.insert(f.id.get_ref().clone(), v);
         }
     }
@@ -580,9 +627,9 @@ const LURES: &[&str] = &[
     "건강검진 결과 안내: http://health-checkup-result.example/view",
 ];
 
-/// One field's answer, or none for what cannot be generated (a file, a
-/// group).
-fn sample(f: &Field, submitted: i64, rng: &mut Rng) -> Option<Value> {
+/// One field's answer, or none for what cannot be generated (a file that
+/// is not a PDF, a group).
+fn sample(f: &Field, attachment: &str, submitted: i64, rng: &mut Rng) -> Option<Value> {
     const SENTENCES: &[&str] = &[
         "The crossing near the senior centre has no signal and cars do not slow down.",
         "A text message claimed to be from my bank and asked me to install an app.",
@@ -653,6 +700,7 @@ fn sample(f: &Field, submitted: i64, rng: &mut Rng) -> Option<Value> {
         ),
         "national_id" => Value::String(demo_subject(500 + rng.below(400)).0),
         "yes_no" => Value::String(if rng.chance(30) { "yes" } else { "no" }.into()),
+        "file" if takes_pdf(f) => Value::String(attachment.to_owned()),
         _ => return None,
     };
     Some(value)
@@ -690,6 +738,7 @@ mod tests {
         let mut staff = BTreeMap::new();
         for agency in [
             "KR/GOV/MOIS",
+            "KR/GOV/NTS",
             "KR/GOV/MOHW",
             "KR/GOV/MOE",
             "KR/GOV/KNPA",
@@ -708,8 +757,12 @@ mod tests {
     #[test]
     fn a_year_of_applications_is_deterministic_valid_and_varied() {
         let (defs, people, staff) = (defs(), applicants(), staff());
-        let year = generate(&defs, &people, &staff, TODAY);
-        let again = generate(&defs, &people, &staff, TODAY);
+        let file = Attachment {
+            hash: format!("sha256:{}", "ab".repeat(32)),
+            size: ATTACHMENT.len() as i64,
+        };
+        let year = generate(&defs, &people, &staff, &file, TODAY);
+        let again = generate(&defs, &people, &staff, &file, TODAY);
         assert_eq!(year.len(), again.len());
         assert!(year.iter().zip(&again).all(|(a, b)| a.app == b.app));
         assert!(year.len() > 1_000, "{} applications", year.len());

@@ -256,9 +256,9 @@ backends! {
     async fn the_demo_year_of_applications(backend: &str) {
         let Some(app) = TestApp::on(backend).exchange(3).services().start().await else { return };
         let today = nara_core::Timestamp::now().0;
-        let written = nara_server::demo::ensure_applications(&app.store, app.identity(), today).await.unwrap();
+        let written = nara_server::demo::ensure_applications(&app.store, app.identity(), app.data_dir(), today).await.unwrap();
         assert!(written > 1_000, "{written} applications");
-        let again = nara_server::demo::ensure_applications(&app.store, app.identity(), today).await.unwrap();
+        let again = nara_server::demo::ensure_applications(&app.store, app.identity(), app.data_dir(), today).await.unwrap();
         assert_eq!(again, 0, "written once");
         let figures = app.store.service_figures(None).await.unwrap();
         let disability = figures.iter().find(|f| f.service_code == "disability-benefit").unwrap();
@@ -274,6 +274,15 @@ backends! {
             assert_eq!(events.last().unwrap().to_state, case.state);
             assert!(events.windows(2).all(|w| w[0].at <= w[1].at && w[0].to_state == w[1].from_state));
         }
+        // A required file is a real upload, in the upload store, for the
+        // official who reviews the business registration.
+        let nts = app.store.queue("KR/GOV/NTS", Some("business-registration")).await.unwrap();
+        let case = nts.first().expect("open business registrations");
+        let uploads = app.store.uploads_of(case.id).await.unwrap();
+        let lease = uploads.iter().find(|u| u.field == "lease").expect("the lease");
+        let hex = lease.hash.strip_prefix("sha256:").unwrap();
+        let bytes = std::fs::read(app.data_dir().join("uploads").join(&hex[..2]).join(hex)).unwrap();
+        assert!(bytes.starts_with(b"%PDF-") && bytes.len() as i64 == lease.size);
         // The applicant's own list, and the public statistics.
         let minji = app.store.account_by_username("minji").await.unwrap().unwrap();
         let hers = app.store.applications_of(minji.id).await.unwrap();

@@ -373,6 +373,11 @@ pub async fn exchange(
     match mediate(&state, parts, body, &request_id, started).await {
         Ok(response) => response,
         Err((fault, labels)) => {
+            // Refused after being admitted here only: a replay elsewhere
+            // must not find the signature unused.
+            if let Some(key) = &labels.unclaimed {
+                let _ = state.exchange.replay.claim(&state.store, key).await;
+            }
             state.metrics.exchange(
                 &labels.service,
                 &labels.client,
@@ -436,6 +441,9 @@ struct Labels {
     client: String,
     target: String,
     claimed: String,
+    /// A signature admitted on this node only, to be claimed in the log's
+    /// transaction: claimed for every node if the request is refused.
+    unclaimed: Option<String>,
 }
 
 async fn mediate(
@@ -450,6 +458,7 @@ async fn mediate(
         client: "unverified".into(),
         target: parts.uri.path().chars().take(300).collect(),
         claimed: String::new(),
+        unclaimed: None,
     };
     macro_rules! fail {
         ($e:expr) => {
@@ -581,6 +590,7 @@ async fn mediate(
             .await
     };
     match admitted {
+        Ok(()) if hosted => labels.unclaimed = Some(verified.replay_key.clone()),
         Ok(()) => {}
         Err(machine::Replay::Repeated) => {
             return Err((

@@ -360,6 +360,12 @@ impl ReplayGuard {
         now_ms: i64,
     ) -> Result<(), Replay> {
         self.admit_here(local, shared, now_ms)?;
+        self.claim(store, shared).await
+    }
+
+    /// The second half of [`ReplayGuard::admit`]: records `shared` as seen
+    /// for every node (group-committed).
+    pub async fn claim(&self, store: &Store, shared: &str) -> Result<(), Replay> {
         match self.shared.write(store, shared.to_owned()).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(Replay::Repeated),
@@ -375,7 +381,9 @@ impl ReplayGuard {
     /// the database before anything the request causes leaves the node: the
     /// gateway does it in the same transaction as the exchange's log record
     /// when the answer comes from a registry nara hosts (read from the
-    /// database, released only after that commit).
+    /// database, released only after that commit), or at once if the request
+    /// is refused, so that a replay on another node meets the same refusal
+    /// even after what refused it has changed.
     pub fn admit_here(&self, local: &[String], shared: &str, now_ms: i64) -> Result<(), Replay> {
         {
             let mut seen = self

@@ -164,6 +164,18 @@ backends! {
         assert_eq!(xroad_error(&r), "Client.DuplicateMessageId");
         assert!(!r.text().await.unwrap().contains("Kim Minji"), "no record released");
         assert_eq!(app.store.exchange_count().await.unwrap(), logged, "nothing logged");
+        // A refused request's signature is claimed for every node too, so
+        // that a replay elsewhere, once what refused it has changed, fails
+        // at the log's commit instead of being served.
+        let refused = c.request(Method::GET, &record_path(RESIDENTS), &[("nara-subject", "850315-1234567"), ("nara-purpose", "benefit-eligibility"), ("nara-consent", &consent)], vec![]).build().unwrap();
+        let signature = refused.headers()["signature"].to_str().unwrap().to_owned();
+        let r = app.client.execute(refused).await.unwrap();
+        assert_eq!(xroad_error(&r), "Server.ServerProxy.ConsentRequired");
+        let bytes = base64::engine::general_purpose::STANDARD.decode(signature.split(':').nth(1).unwrap()).unwrap();
+        let key = format!("sig\n{}\n{}", demo.key_id, hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)));
+        let now = nara_core::Timestamp::now().0;
+        let fresh = app.store.claim_signatures(&[key], now, now - nara_server::identity::machine::REPLAY_WINDOW_MS).await.unwrap();
+        assert_eq!(fresh, [false], "the refused request's signature is already claimed");
 
         // The consent was for this purpose only.
         let r = c.request(Method::GET, &record_path(RESIDENTS), &[("nara-subject", MINJI), ("nara-purpose", "school-enrolment"), ("nara-consent", &consent)], vec![]).send().await.unwrap();

@@ -1,8 +1,8 @@
 //! Group commit: writers hand their write to one task, which takes whatever
 //! is waiting (up to a batch) and commits it in one transaction — one fsync
 //! for many requests — and answers each writer only once it is durable. A
-//! conflict in a batch (a duplicate key) is retried one by one, so it fails
-//! only its own writer. The exchange's message log and citizens' API
+//! conflict in a batch (a duplicate key, a replayed signature) is retried
+//! one by one, so it fails only its own writer. The exchange's message log and citizens' API
 //! submissions both write this way.
 
 use std::sync::OnceLock;
@@ -26,6 +26,10 @@ pub enum WriteError {
     /// writer's, found when its batch was retried one by one.
     #[error("{0}")]
     Conflict(String),
+    /// This write claimed a signature already used: the request is a
+    /// replay (found, like a conflict, by retrying its batch one by one).
+    #[error("this signature was already used: a replay is refused")]
+    Replayed,
     /// The writer task is gone (the node is shutting down).
     #[error("the writer stopped")]
     Stopped,
@@ -38,6 +42,7 @@ impl From<StoreError> for WriteError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(m) => WriteError::Conflict(m),
+            StoreError::Replayed => WriteError::Replayed,
             e => WriteError::Failed(e.to_string()),
         }
     }
@@ -101,7 +106,7 @@ async fn writer<T: Clone, R>(
                     let _ = p.done.send(Ok(r));
                 }
             }
-            Err(StoreError::Conflict(_)) if batch.len() > 1 => {
+            Err(StoreError::Conflict(_) | StoreError::Replayed) if batch.len() > 1 => {
                 for p in batch {
                     let one = write(store.clone(), vec![p.item.clone()]).await;
                     let r = match one {

@@ -254,6 +254,7 @@ const fn policy_method(m: &'static str) -> &'static str {
 /// Every route with its rule, in groups that share middleware.
 fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
     use nara_core::identity::Role::*;
+    use policy::Claim::*;
     use policy::Rule::*;
     const STAFF_INVENTORY: &[nara_core::identity::Role] = &[Operator, SecurityAnalyst, Auditor];
     const OPERATORS: &[nara_core::identity::Role] = &[Operator];
@@ -270,18 +271,18 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/api/v1/ledger/consistency" => get(ledger::consistency): Public;
         "/api/v1/security/events" => get(secops::events::security_events_api): Api(&[SecurityAnalyst, Auditor], "identity:read");
         "/api/v1/security/alerts" => get(secops::alerts::alerts_api): Api(&[SecurityAnalyst, Auditor], "identity:read");
-        "/api/v1/security/intake" => post(secops::intake::json_lines): Machine;
-        "/api/v1/machine/whoami" => get(identity::machine::whoami): Machine, post(identity::machine::whoami): Machine;
+        "/api/v1/security/intake" => post(secops::intake::json_lines): Machine(OnArrival);
+        "/api/v1/machine/whoami" => get(identity::machine::whoami): Machine(OnArrival), post(identity::machine::whoami): Machine(OnArrival);
         "/api/v1/registries" => get(exchange::registries::registries_api): Public;
         "/api/v1/algorithms" => get(algorithms::register::list_api): Public, post(algorithms::register::publish_entry_api): Api(OPERATORS, "catalogue:write");
         "/api/v1/algorithms/{code}" => get(algorithms::register::entry_api): Public;
         "/api/v1/algorithms/{code}/algoritmeregister" => get(algorithms::register::dutch_api): Public;
-        "/api/v1/algorithms/{code}/decisions" => post(algorithms::decisions::decide_api): Machine;
-        "/api/v1/algorithms/{code}/decisions/{id}" => get(algorithms::decisions::decision_api): Machine;
+        "/api/v1/algorithms/{code}/decisions" => post(algorithms::decisions::decide_api): Machine(WithRecord);
+        "/api/v1/algorithms/{code}/decisions/{id}" => get(algorithms::decisions::decision_api): Machine(OnArrival);
         "/api/v1/service-definitions" => get(catalogue::services::definitions_api): Public, post(catalogue::services::publish_api): Api(DESIGNERS, "catalogue:write");
         "/api/v1/service-definitions/{code}" => get(catalogue::services::definition_api): Public;
         "/api/v1/credentials/verify" => post(citizen::credentials::verify_api): Public;
-        "/api/v1/registries/{code}/record" => get(exchange::registries::registry_record): Machine, put(exchange::registries::put_registry_record): Machine;
+        "/api/v1/registries/{code}/record" => get(exchange::registries::registry_record): Machine(OnArrival), put(exchange::registries::put_registry_record): Machine(OnArrival);
         "/api/v1/me/consents" => get(exchange::consents::my_consents_api): Roles(&[Citizen]), post(exchange::consents::grant_consent_api): Roles(&[Citizen]);
         "/api/v1/me/consents/{id}/revoke" => post(exchange::consents::revoke_consent_api): Roles(&[Citizen]);
         "/api/v1/services/{code}/applications" => post(citizen::application_api::create): Roles(&[Citizen]);

@@ -211,7 +211,7 @@ fn complete(operation: &mut Operation, rule: Rule) {
             add("401", "No valid credential: sign in, or send an API token");
             add("403", "The credential's roles or scopes do not allow this");
         }
-        Rule::Machine => {
+        Rule::Machine(_) => {
             add(
                 "401",
                 "The request is not signed with a registered key (RFC 9421), or repeats a signature",

@@ -38,11 +38,26 @@ pub enum Rule {
     /// API token that carries the scope.
     Api(&'static [Role], &'static str),
     /// An agency system whose request is signed with a registered key
-    /// (RFC 9421, [`crate::identity::machine`]).
-    Machine,
+    /// (RFC 9421, [`crate::identity::machine`]); the signature is claimed
+    /// against replay, for every node, as the [`Claim`] says.
+    Machine(Claim),
     /// The exchange gateway (`/r1/…`): it authenticates client systems and
     /// peer gateways itself, because every refusal must be an X-Road error.
     Exchange,
+}
+
+/// When a signed request's signature is claimed against replay for every
+/// node (`seen_signatures`). This node refuses a repeat at once either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Before the handler runs, in a commit of its own.
+    OnArrival,
+    /// In the transaction that records what the request does (one commit
+    /// instead of two): the handler takes it from the request's
+    /// [`crate::identity::machine::UnclaimedSignature`]; if it answers
+    /// without taking it (a refusal), it is claimed before the answer leaves.
+    /// Only for handlers that write nothing durable without taking it.
+    WithRecord,
 }
 
 /// One declared route and its rule.
@@ -137,13 +152,13 @@ pub fn decide(rule: Rule, caller: &Caller, method: &Method) -> Decision {
     let any_role = |p: &Principal, roles: &[Role]| roles.iter().any(|r| p.has_role(*r));
     if let Caller::Machine(_) = caller {
         return match rule {
-            Rule::Public | Rule::Machine | Rule::Exchange => Decision::Allow,
+            Rule::Public | Rule::Machine(_) | Rule::Exchange => Decision::Allow,
             _ => Decision::Forbidden,
         };
     }
     match rule {
         Rule::Public | Rule::Exchange => Decision::Allow,
-        Rule::Machine => match principal {
+        Rule::Machine(_) => match principal {
             None => Decision::Unauthenticated,
             Some(_) => Decision::Forbidden,
         },
@@ -270,8 +285,8 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
     }
     request.extensions_mut().insert(state.posture.level());
     let https = request.extensions().get::<crate::Https>().is_some();
-    if rule == Rule::Machine {
-        return machine_request(state, request, next, https).await;
+    if let Rule::Machine(claim) = rule {
+        return machine_request(state, request, next, https, claim).await;
     }
     if rule == Rule::Exchange {
         return next.run(request).await;
@@ -317,7 +332,13 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
 
 /// Verifies an agency system's signed request. The body is read here (within
 /// the body limit) because the signature covers its digest, then handed on.
-async fn machine_request(state: AppState, request: Request, next: Next, https: bool) -> Response {
+async fn machine_request(
+    state: AppState,
+    request: Request,
+    next: Next,
+    https: bool,
+    claim: Claim,
+) -> Response {
     let (parts, body) = request.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, state.config.max_body_bytes).await else {
         return Problem::new(
@@ -343,32 +364,38 @@ async fn machine_request(state: AppState, request: Request, next: Next, https: b
     {
         Ok(m) => {
             let now_ms = nara_core::Timestamp::now().0;
-            let admitted = state
-                .exchange
-                .replay
-                .admit(&state.store, &[], &m.signature.replay_key, now_ms)
-                .await;
+            let replay = &state.exchange.replay;
+            let key = &m.signature.replay_key;
+            let admitted = match claim {
+                Claim::OnArrival => replay.admit(&state.store, &[], key, now_ms).await,
+                Claim::WithRecord => replay.admit_here(&[], key, now_ms),
+            };
             if let Err(why) = admitted {
-                tracing::warn!(path = %parts.uri.path(), ?why, "signed request refused: replay");
-                return match why {
-                    crate::identity::machine::Replay::Repeated => Problem::unauthorized()
-                        .detail("this signature was already used: sign every request anew (a replay is refused)"),
-                    crate::identity::machine::Replay::Unavailable => Problem::new(
-                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                        "unavailable",
-                        "The request could not be recorded; nothing was done",
-                    ),
-                }
-                .into_response();
+                return replay_refused(parts.uri.path(), why);
             }
+            let unclaimed = (claim == Claim::WithRecord)
+                .then(|| crate::identity::machine::UnclaimedSignature::new(key.clone()));
             crate::secops::watch::key_used(&state, &parts, &m);
+            let path = parts.uri.path().to_owned();
             let mut request = Request::from_parts(parts, axum::body::Body::from(bytes));
+            if let Some(u) = &unclaimed {
+                request.extensions_mut().insert(u.clone());
+            }
             // The verified system itself too, for handlers that serve only machines.
             request.extensions_mut().insert(m.clone());
             request
                 .extensions_mut()
                 .insert(Caller::Machine(Box::new(m)));
-            next.run(request).await
+            let response = next.run(request).await;
+            // Left untaken: the handler refused without recording anything.
+            // Claimed now, so that a replay on another node meets the same
+            // refusal even after what refused it has changed.
+            if let Some(key) = unclaimed.and_then(|u| u.take())
+                && let Err(why) = replay.claim(&state.store, &key).await
+            {
+                return replay_refused(&path, why);
+            }
+            response
         }
         Err(refused) => {
             tracing::warn!(reason = %refused, path = %parts.uri.path(), "signed request refused");
@@ -379,6 +406,21 @@ async fn machine_request(state: AppState, request: Request, next: Next, https: b
                 .into_response()
         }
     }
+}
+
+/// The answer to a signed request that is a replay (or whose signature
+/// could not be recorded as seen): nothing was done.
+fn replay_refused(path: &str, why: crate::identity::machine::Replay) -> Response {
+    tracing::warn!(path, ?why, "signed request refused: replay");
+    match why {
+        crate::identity::machine::Replay::Repeated => Problem::replayed(),
+        crate::identity::machine::Replay::Unavailable => Problem::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "The request could not be recorded; nothing was done",
+        ),
+    }
+    .into_response()
 }
 
 #[cfg(test)]

@@ -80,6 +80,14 @@ impl Problem {
         .detail("sign in, or send `Authorization: Bearer <API token>`")
     }
 
+    /// A signed request whose signature was used before, here or on
+    /// another node: refused, and nothing it asked for was done.
+    pub fn replayed() -> Self {
+        Problem::unauthorized().detail(
+            "this signature was already used: sign every request anew (a replay is refused)",
+        )
+    }
+
     pub fn forbidden() -> Self {
         Problem::new(
             StatusCode::FORBIDDEN,
@@ -155,6 +163,7 @@ impl From<StoreError> for Problem {
                 Problem::new(StatusCode::CONFLICT, "conflict", "Conflict").detail(what)
             }
             StoreError::Invalid(invalid) => Problem::invalid(invalid),
+            StoreError::Replayed => Problem::replayed(),
             other if other.is_unavailable() => {
                 tracing::warn!(error = %other, "database unavailable");
                 Problem::unavailable()

@@ -193,6 +193,21 @@ impl Store {
     /// already (a report is screened once) makes the whole batch a conflict,
     /// and nothing is stored; the group commit then retries one by one.
     pub async fn record_decisions(&self, records: &[DecisionRecord]) -> Result<()> {
+        self.record_decisions_claiming(records, &[], 0, 0).await
+    }
+
+    /// Stores records as [`Store::record_decisions`] does and, in the same
+    /// transaction, claims each of `claims` (the signatures of the requests
+    /// that asked for them) as seen at `now_ms`: one commit for the record
+    /// and the replay guard. A claim held since `since_ms` is a replay:
+    /// nothing is stored and the error is [`StoreError::Replayed`].
+    pub async fn record_decisions_claiming(
+        &self,
+        records: &[DecisionRecord],
+        claims: &[String],
+        now_ms: i64,
+        since_ms: i64,
+    ) -> Result<()> {
         let mut entries = Vec::with_capacity(records.len());
         for d in records {
             let state = RecordedState {
@@ -223,6 +238,11 @@ impl Store {
         );
         with_pool!(self, |pool| {
             let (_turn, mut tx) = write_tx!(self, pool);
+            for key in claims {
+                if !crate::identity::claim_in_tx!(tx, key, now_ms, since_ms) {
+                    return Err(StoreError::Replayed);
+                }
+            }
             for d in records {
                 let inserted = sqlx::query(&sql)
                     .bind(&d.id)

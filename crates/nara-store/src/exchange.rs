@@ -590,7 +590,7 @@ impl Store {
     /// transaction, claims each of `claims` (the signatures whose requests
     /// made them) as seen at `now_ms` (see [`Store::claim_signatures`]). A
     /// claim already held since `since_ms` is a replay: nothing is written
-    /// and the error is a [`StoreError::Conflict`], so that a group commit
+    /// and the error is [`StoreError::Replayed`], so that a group commit
     /// retries its batch one by one and fails only the replayed request.
     pub async fn append_exchanges_claiming(
         &self,
@@ -618,9 +618,7 @@ impl Store {
             let (_turn, mut tx) = write_tx!(self, pool);
             for key in claims {
                 if !claim_in_tx!(tx, key, now_ms, since_ms) {
-                    return Err(StoreError::Conflict(
-                        "this signature was already used: a replay is refused".into(),
-                    ));
+                    return Err(StoreError::Replayed);
                 }
             }
             // 21 columns a row: 256 rows stay under SQLite's 32,766 parameters.

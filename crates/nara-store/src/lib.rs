@@ -60,6 +60,11 @@ pub enum StoreError {
         "the database server is a read-only standby, not the primary: point the database URL at the primary, or at a load balancer that routes to it (HAProxy checking Patroni's /primary)"
     )]
     Standby,
+    /// A signed request's signature was claimed already (by this node or
+    /// another): the request is a replay, and nothing it would have written
+    /// was written.
+    #[error("this signature was already used: a replay is refused")]
+    Replayed,
 }
 
 impl StoreError {

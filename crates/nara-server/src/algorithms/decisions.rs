@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::oversight::{RecordView, model_names};
-use super::{Requested, RunError, factor_text, factors_of, register_entries, run};
+use super::{Requested, RunError, factor_text, factors_of, register_entries, run_claiming};
 use crate::AppState;
 use crate::extract::{ApiPath, parse_json};
 use crate::identity::auth::{Caller, Principal};
@@ -185,12 +185,16 @@ pub async fn decide_api(
         source: asked.reference.map(|r| format!("{actor}:{r}")),
         requested_by: actor,
     };
-    match run(&state, &code, asked.input, requested).await {
+    let unclaimed = parts
+        .extensions
+        .get::<crate::identity::machine::UnclaimedSignature>();
+    match run_claiming(&state, &code, asked.input, requested, unclaimed).await {
         Ok(record) => (StatusCode::CREATED, Json(DecisionDocument::of(&record))).into_response(),
         Err(RunError::OutOfRange(e)) => {
             Problem::bad_request(&format!("input.{}", e.field), e.detail).into_response()
         }
         Err(RunError::Store(e)) => Problem::from(e).into_response(),
+        Err(RunError::Replayed) => Problem::replayed().into_response(),
         Err(e @ (RunError::NotInUse(_) | RunError::NotAsRegistered { .. })) => Problem::new(
             StatusCode::CONFLICT,
             "not-as-registered",

@@ -164,15 +164,34 @@ pub fn load_hash_lists(data_dir: &std::path::Path) -> anyhow::Result<(usize, usi
     Ok(counts)
 }
 
-/// Decision records, group-committed: up to 256 a transaction, each
-/// caller answered once its record and ledger entry are durable.
-pub type Decisions = crate::group_commit::GroupCommit<DecisionRecord, ()>;
+/// One decision record to write, with the signature of the request that
+/// asked for it when that is claimed in the same transaction.
+#[derive(Clone)]
+pub struct DecisionWrite {
+    record: DecisionRecord,
+    claim: Option<String>,
+}
+
+/// Decision records, group-committed: up to 256 a transaction (with the
+/// signatures they claim), each caller answered once its record and ledger
+/// entry are durable.
+pub type Decisions = crate::group_commit::GroupCommit<DecisionWrite, ()>;
 
 pub fn decisions_writer() -> Decisions {
     crate::group_commit::GroupCommit::new(256, |store, batch| {
         Box::pin(async move {
             let n = batch.len();
-            store.record_decisions(&batch).await?;
+            let claims: Vec<String> = batch.iter().filter_map(|w| w.claim.clone()).collect();
+            let records: Vec<DecisionRecord> = batch.into_iter().map(|w| w.record).collect();
+            let now = nara_core::Timestamp::now().0;
+            store
+                .record_decisions_claiming(
+                    &records,
+                    &claims,
+                    now,
+                    now - crate::identity::machine::REPLAY_WINDOW_MS,
+                )
+                .await?;
             Ok(vec![(); n])
         })
     })
@@ -191,6 +210,9 @@ pub enum RunError {
     NotAsRegistered { running: String, registered: String },
     #[error("input out of the model's range: {0}")]
     OutOfRange(OutOfRange),
+    /// The signed request that asked was a replay: nothing was recorded.
+    #[error("this signature was already used: a replay is refused")]
+    Replayed,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -215,6 +237,19 @@ pub async fn run(
     code: &str,
     input: serde_json::Value,
     requested: Requested,
+) -> Result<DecisionRecord, RunError> {
+    run_claiming(state, code, input, requested, None).await
+}
+
+/// [`run`], for a signed request whose signature is claimed against replay
+/// in the record's own transaction (taken from `unclaimed` only when the
+/// record is written: a refusal leaves it to the policy).
+pub async fn run_claiming(
+    state: &AppState,
+    code: &str,
+    input: serde_json::Value,
+    requested: Requested,
+    unclaimed: Option<&crate::identity::machine::UnclaimedSignature>,
 ) -> Result<DecisionRecord, RunError> {
     let entries = register_entries(state).await?;
     let registered = entries
@@ -281,11 +316,16 @@ pub async fn run(
         appeal_decided_at: None,
         created_at: nara_core::Timestamp::now().0,
     };
-    match state.decisions.write(&state.store, record.clone()).await {
+    let write = DecisionWrite {
+        record: record.clone(),
+        claim: unclaimed.and_then(crate::identity::machine::UnclaimedSignature::take),
+    };
+    match state.decisions.write(&state.store, write).await {
         Ok(()) => {}
         Err(crate::group_commit::WriteError::Conflict(why)) => {
             return Err(RunError::Store(StoreError::Conflict(why)));
         }
+        Err(crate::group_commit::WriteError::Replayed) => return Err(RunError::Replayed),
         Err(e) => return Err(RunError::Store(StoreError::Corrupt(e.to_string()))),
     }
     state.metrics.decision(code, &record.state);

@@ -268,7 +268,10 @@ impl Exchange {
             Ok(()) => Ok(()),
             // The log's only unique key is the client's X-Road-Id; the claim's
             // is the signature.
-            Err(crate::group_commit::WriteError::Conflict(_)) => Err(Fault::new(
+            Err(
+                crate::group_commit::WriteError::Conflict(_)
+                | crate::group_commit::WriteError::Replayed,
+            ) => Err(Fault::new(
                 FaultKind::DuplicateMessageId,
                 "this X-Road-Id or signature was already used: a replay is refused",
             )),

@@ -340,6 +340,29 @@ impl Default for ReplayGuard {
     }
 }
 
+/// A signed request's replay key, admitted on this node but not yet
+/// claimed for every node: a `Rule::Machine(Claim::WithRecord)` handler
+/// takes it into the transaction that records what the request does, so
+/// that the claim and the record are one commit. Whatever a handler leaves
+/// untaken, the policy claims before the answer leaves.
+#[derive(Debug, Clone)]
+pub struct UnclaimedSignature(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+impl UnclaimedSignature {
+    pub fn new(replay_key: String) -> UnclaimedSignature {
+        UnclaimedSignature(std::sync::Arc::new(std::sync::Mutex::new(Some(replay_key))))
+    }
+
+    /// The replay key, once: whoever takes it must claim it before anything
+    /// the request caused leaves the node.
+    pub fn take(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+}
+
 /// Why a request could not be admitted as new.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Replay {

@@ -47,6 +47,18 @@ impl System {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> reqwest::Response {
+        let request = self.signed(app, method, path, body);
+        app.client.execute(request).await.unwrap()
+    }
+
+    /// A signed request, built but not sent (to send again, or elsewhere).
+    fn signed(
+        &self,
+        app: &TestApp,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Request {
         let url = app.url(path);
         let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         let fields: &[(&str, &str)] = if body.is_empty() {
@@ -70,7 +82,7 @@ impl System {
         if !body.is_empty() {
             r = r.header("content-type", "application/json").body(body);
         }
-        r.send().await.unwrap()
+        r.build().unwrap()
     }
 }
 
@@ -186,6 +198,35 @@ backends! {
             assert_eq!(r.status(), StatusCode::BAD_REQUEST);
         }
         assert_eq!(app.store.decisions_of("traffic-signals", 100).await.unwrap().len(), before);
+        // A replay is refused on this node and on another that has not seen
+        // it: the signature was claimed in the record's own transaction. A
+        // refused request's signature is claimed too, before its answer.
+        let path = "/api/v1/algorithms/traffic-signals/decisions";
+        let asked = seoul.signed(&app, "POST", path, Some(serde_json::json!({"input": model.example()})));
+        let refused = seoul.signed(&app, "POST", path, Some(serde_json::json!({"input": {"phases": []}})));
+        let (again, elsewhere, refused_elsewhere) = (asked.try_clone().unwrap(), asked.try_clone().unwrap(), refused.try_clone().unwrap());
+        let r = app.client.execute(asked).await.unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let r = app.client.execute(refused).await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let decided = app.store.decisions_of("traffic-signals", 100).await.unwrap().len();
+        let r = app.client.execute(again).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert!(r.text().await.unwrap().contains("already used"));
+        let node2 = app.second_node().await;
+        for mut replay in [elsewhere, refused_elsewhere] {
+            *replay.url_mut() = reqwest::Url::parse(&node2.url(replay.url().path())).unwrap();
+            // Behind one load balancer, both nodes see the same authority.
+            replay.headers_mut().insert("host", app.addr.to_string().parse().unwrap());
+            let r = app.client.execute(replay).await.unwrap();
+            let status = r.status();
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{}", r.text().await.unwrap());
+        }
+        assert_eq!(app.store.decisions_of("traffic-signals", 100).await.unwrap().len(), decided, "a replay records nothing");
+        // Signed anew, the same ask is decided again.
+        let fresh = seoul.signed(&app, "POST", path, Some(serde_json::json!({"input": model.example()})));
+        let r = app.client.execute(fresh).await.unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
         // Another agency's system: no such model for it. Unsigned: sign first.
         let r = knpa.send(&app, "POST", "/api/v1/algorithms/traffic-signals/decisions", Some(serde_json::json!({"input": model.example()}))).await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND);

@@ -256,6 +256,9 @@ impl Model for Matcher {
     fn example(&self) -> serde_json::Value {
         serde_json::json!({"pdq": "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22", "quality": 100})
     }
+    fn slow(&self) -> bool {
+        true
+    }
     fn decide(&self, input: &serde_json::Value) -> Result<Output, OutOfRange> {
         let hash = input
             .get("pdq")

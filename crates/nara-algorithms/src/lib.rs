@@ -33,6 +33,12 @@ pub trait Model: Send + Sync {
     fn outcomes(&self) -> &'static [&'static str];
     /// An example input, as the officials' page and the API document show it.
     fn example(&self) -> serde_json::Value;
+    /// Whether one decision may take milliseconds (a list of a million
+    /// hashes compared): a server runs such a model off its async threads,
+    /// and the others (microseconds) in place.
+    fn slow(&self) -> bool {
+        false
+    }
 }
 
 /// An evaluation's figures, as the register and the command print them.

@@ -10,13 +10,18 @@
 //! 2. bare over HTTP (the baseline): the same `decide` behind a minimal axum
 //!    route in this process, JSON in and out, no signature, no record — what
 //!    serving a prediction over HTTP costs on this machine;
-//! 3. through nara: `POST /api/v1/algorithms/{code}/decisions` on a real
-//!    `nara demo`, signed (RFC 9421) by the model's own agency system, each
-//!    answer after its record and ledger entry are committed.
+//! 3. signed over HTTP (the record's baseline): the same route, but each
+//!    request signed (RFC 9421) and its signature verified with nara's own
+//!    code against the system's registered key before `decide` — everything
+//!    an agency system's call must cost, without the record;
+//! 4. through nara: `POST /api/v1/algorithms/{code}/decisions` on a real
+//!    `nara demo`, signed by the model's own agency system, each answer after
+//!    its record and ledger entry are committed.
 //!
 //! The goal (issue 16): the record costs at most 2× the bare prediction for
-//! the cheap models, i.e. through nara ≥ 0.5 of bare over HTTP. The client,
-//! the baseline and the node share the machine's two cores.
+//! the cheap models: through nara ≥ 0.5 of bare over HTTP, and (what the
+//! record alone costs) ≥ 0.5 of signed over HTTP. The client, the baselines
+//! and the node share the machine's two cores.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails by panicking
 
 mod support;
@@ -87,8 +92,42 @@ async fn drive(
     )
 }
 
-/// The baseline server: each model's `decide` behind `POST /decide/{code}`.
-async fn bare_server() -> String {
+/// The baseline server: each model's `decide` behind `POST /decide/{code}`
+/// and, for signed requests from `systems`, `POST /signed/{code}`.
+async fn bare_server(systems: Vec<nara_store::identity::MachineClient>) -> String {
+    type Systems = Arc<std::collections::HashMap<String, nara_store::identity::MachineClient>>;
+    async fn signed(
+        axum::extract::State(systems): axum::extract::State<Systems>,
+        axum::extract::Path(code): axum::extract::Path<String>,
+        request: axum::extract::Request,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        use nara_server::identity::machine::{Signatures, SignedRequest, target_uri};
+        let (parts, body) = request.into_parts();
+        let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+        let signed = SignedRequest {
+            method: &parts.method,
+            target_uri: target_uri(false, &parts.headers, &parts.uri),
+            headers: &parts.headers,
+            body: &body,
+        };
+        let now = nara_server::identity::auth::unix_now();
+        let verified = Signatures::parse(&parts.headers).and_then(|s| {
+            let (label, key_id) = s.key_ids()?.into_iter().next().unwrap();
+            s.check(&signed, &label, &systems[&key_id], now)
+        });
+        if verified.is_err() {
+            return axum::http::StatusCode::UNAUTHORIZED.into_response();
+        }
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        match nara_algorithms::model(&code)
+            .unwrap()
+            .decide(&body["input"])
+        {
+            Ok(out) => axum::Json(out).into_response(),
+            Err(e) => (axum::http::StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        }
+    }
     async fn decide(
         axum::extract::Path(code): axum::extract::Path<String>,
         axum::Json(body): axum::Json<serde_json::Value>,
@@ -100,7 +139,11 @@ async fn bare_server() -> String {
             Err(e) => (axum::http::StatusCode::BAD_REQUEST, e.to_string()).into_response(),
         }
     }
-    let app = axum::Router::new().route("/decide/{code}", axum::routing::post(decide));
+    let systems: Systems = Arc::new(systems.into_iter().map(|s| (s.key_id.clone(), s)).collect());
+    let app = axum::Router::new()
+        .route("/decide/{code}", axum::routing::post(decide))
+        .route("/signed/{code}", axum::routing::post(signed))
+        .with_state(systems);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -172,6 +215,7 @@ async fn main() {
         .await
         .unwrap();
     let mut signers = std::collections::HashMap::new();
+    let mut systems = Vec::new();
     for agency in ["KR/GOV/KNPA", "KR/LOC/SEOUL"] {
         let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
         let public = base64::Engine::encode(
@@ -187,6 +231,13 @@ async fn main() {
         )
         .await
         .unwrap_or_else(|e| panic!("{e:?}"));
+        systems.push(
+            store
+                .machine_client(&registered.key_id)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
         signers.insert(
             agency,
             Arc::new(Signer {
@@ -198,7 +249,7 @@ async fn main() {
     store.close().await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     pdq_million();
-    let bare = bare_server().await;
+    let bare = bare_server(systems).await;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CLIENTS)
         .build()
@@ -222,6 +273,7 @@ async fn main() {
         // Warm up: trains the model in both processes.
         let _ = model.decide(&bodies[0]["input"]);
         let (mut local, mut over_http, mut through_nara) = (Vec::new(), Vec::new(), Vec::new());
+        let mut signed_http = Vec::new();
         let (mut bare_latency, mut nara_latency) = (Vec::new(), Vec::new());
         for round in 0..ROUNDS {
             let started = Instant::now();
@@ -238,6 +290,27 @@ async fn main() {
             .await;
             over_http.push(rate);
             bare_latency.extend(latencies);
+
+            let (c, url, signer) = (
+                client.clone(),
+                format!("{bare}/signed/{code}"),
+                signers[agency].clone(),
+            );
+            let (rate, _) = drive(
+                Arc::new(move |body| {
+                    signed_post(
+                        &c,
+                        &url,
+                        &[("content-type", "application/json")],
+                        body.to_string().into_bytes(),
+                        &signer.key_id,
+                        &signer.key,
+                    )
+                }),
+                bodies.clone(),
+            )
+            .await;
+            signed_http.push(rate);
 
             let (c, url, signer) = (
                 client.clone(),
@@ -261,19 +334,22 @@ async fn main() {
             through_nara.push(rate);
             nara_latency.extend(latencies);
             println!(
-                "  {code} round {}: in-process {:>9.0}/s; bare over HTTP {:>7.0}/s; through nara (signed, recorded, ledgered) {:>6.0}/s",
+                "  {code} round {}: in-process {:>9.0}/s; bare over HTTP {:>7.0}/s; signed over HTTP {:>6.0}/s; through nara (signed, recorded, ledgered) {:>6.0}/s",
                 round + 1,
                 local[round],
                 over_http[round],
+                signed_http[round],
                 through_nara[round]
             );
         }
         bare_latency.sort();
         nara_latency.sort();
         let (l, h, n) = (median(local), median(over_http), median(through_nara));
+        let s = median(signed_http);
         println!(
-            "  {code}: median {n:.0} decisions/s through nara = {:.2} of bare over HTTP ({h:.0}/s; goal ≥ 0.5), {:.4} of in-process ({l:.0}/s); p50 {:.1} ms against {:.1} ms, p99 {:.1} ms against {:.1} ms",
+            "  {code}: median {n:.0} decisions/s through nara = {:.2} of bare over HTTP ({h:.0}/s; goal ≥ 0.5), {:.2} of signed over HTTP ({s:.0}/s: the record's cost), {:.4} of in-process ({l:.0}/s); p50 {:.1} ms against {:.1} ms, p99 {:.1} ms against {:.1} ms",
             n / h,
+            n / s,
             n / l,
             percentile(&nara_latency, 0.5).as_secs_f64() * 1e3,
             percentile(&bare_latency, 0.5).as_secs_f64() * 1e3,

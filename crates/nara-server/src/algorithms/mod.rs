@@ -261,13 +261,22 @@ pub async fn run_claiming(
     if registered.entry.status != Lifecycle::InUse {
         return Err(RunError::NotInUse(code.to_owned()));
     }
-    // Training happens once, on first use: off the server's threads.
-    let (output, sha) = tokio::task::spawn_blocking({
-        let input = input.clone();
-        move || (model.decide(&input), model.artefact_sha256())
-    })
-    .await
-    .map_err(|_| StoreError::Corrupt("a model panicked".into()))?;
+    // Every model is trained by `nara_algorithms::model` above (once, when
+    // the node publishes the shipped entries at start); a decision takes
+    // microseconds, except a slow model's, which goes off the async threads.
+    let (output, sha) = if model.slow() {
+        tokio::task::spawn_blocking({
+            let input = input.clone();
+            move || (model.decide(&input), model.artefact_sha256())
+        })
+        .await
+        .map_err(|_| StoreError::Corrupt("a model panicked".into()))?
+    } else {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            (model.decide(&input), model.artefact_sha256())
+        }))
+        .map_err(|_| StoreError::Corrupt("a model panicked".into()))?
+    };
     if model.version() != registered.entry.model_version || sha != registered.entry.artefact_sha256
     {
         return Err(RunError::NotAsRegistered {

@@ -8,6 +8,7 @@ use nara_core::Timestamp;
 use nara_core::algorithms::sha256_hex;
 
 use crate::ledger::{commit_with_entry, entry_bytes, public_actor, record_openings};
+use crate::sql::{Arg, Sql, bind_args};
 use crate::{Result, Store, StoreError, with_pool, write_tx};
 
 /// One published version of a register entry.
@@ -231,59 +232,75 @@ impl Store {
                 &state,
             )?);
         }
-        let sql = format!(
-            "INSERT INTO algorithm_decisions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, \
-             $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, \
-             $24, $25, $26, $27, $28, $29, $30) ON CONFLICT DO NOTHING"
-        );
+        // Each statement is a round trip to the database (on SQLite, to the
+        // connection's worker thread): the batch goes in multi-row statements.
         with_pool!(self, |pool| {
             let (_turn, mut tx) = write_tx!(self, pool);
-            for key in claims {
-                if !crate::identity::claim_in_tx!(tx, key, now_ms, since_ms) {
-                    return Err(StoreError::Replayed);
-                }
+            if !crate::identity::claim_all_in_tx!(tx, claims, now_ms, since_ms) {
+                return Err(StoreError::Replayed);
             }
-            for d in records {
-                let inserted = sqlx::query(&sql)
-                    .bind(&d.id)
-                    .bind(&d.code)
-                    .bind(d.register_version)
-                    .bind(&d.organisation)
-                    .bind(&d.model_version)
-                    .bind(&d.model_sha256)
-                    .bind(&d.input)
-                    .bind(&d.input_sha256)
-                    .bind(d.score)
-                    .bind(d.threshold)
-                    .bind(&d.outcome)
-                    .bind(d.flagged)
-                    .bind(&d.factors)
-                    .bind(&d.subject_hash)
-                    .bind(&d.source)
-                    .bind(&d.requested_by)
-                    .bind(&d.state)
-                    .bind(&d.final_outcome)
-                    .bind(d.reviewer_id)
-                    .bind(&d.reviewer_name)
-                    .bind(&d.review_reason)
-                    .bind(d.reviewed_at)
-                    .bind(d.notified_at)
-                    .bind(&d.appeal_state)
-                    .bind(&d.appeal_reason)
-                    .bind(d.appealed_at)
-                    .bind(d.appeal_official_id)
-                    .bind(&d.appeal_answer)
-                    .bind(d.appeal_decided_at)
-                    .bind(d.created_at)
+            for chunk in crate::sql::chunks(records) {
+                let mut sql = Sql::new(&format!(
+                    "INSERT INTO algorithm_decisions ({COLUMNS}) VALUES "
+                ));
+                for (i, d) in chunk.iter().enumerate() {
+                    sql.push(if i == 0 { "(" } else { ", (" });
+                    let text = |s: &str| Arg::Text(s.to_owned());
+                    let args = [
+                        text(&d.id),
+                        text(&d.code),
+                        Arg::Int(d.register_version),
+                        text(&d.organisation),
+                        text(&d.model_version),
+                        text(&d.model_sha256),
+                        text(&d.input),
+                        text(&d.input_sha256),
+                        Arg::Float(d.score),
+                        Arg::Float(d.threshold),
+                        text(&d.outcome),
+                        Arg::Int(d.flagged),
+                        text(&d.factors),
+                        Arg::OptText(d.subject_hash.clone()),
+                        Arg::OptText(d.source.clone()),
+                        text(&d.requested_by),
+                        text(&d.state),
+                        Arg::OptText(d.final_outcome.clone()),
+                        Arg::OptInt(d.reviewer_id),
+                        Arg::OptText(d.reviewer_name.clone()),
+                        Arg::OptText(d.review_reason.clone()),
+                        Arg::OptInt(d.reviewed_at),
+                        Arg::OptInt(d.notified_at),
+                        Arg::OptText(d.appeal_state.clone()),
+                        Arg::OptText(d.appeal_reason.clone()),
+                        Arg::OptInt(d.appealed_at),
+                        Arg::OptInt(d.appeal_official_id),
+                        Arg::OptText(d.appeal_answer.clone()),
+                        Arg::OptInt(d.appeal_decided_at),
+                        Arg::Int(d.created_at),
+                    ];
+                    for (j, a) in args.into_iter().enumerate() {
+                        if j > 0 {
+                            sql.push(", ");
+                        }
+                        sql.bind(a);
+                    }
+                    sql.push(")");
+                }
+                sql.push(" ON CONFLICT DO NOTHING");
+                let inserted = bind_args!(sqlx::query(&sql.text), sql)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                if inserted == 0 {
-                    return Err(StoreError::Conflict(format!(
-                        "a decision of {} for {} exists already",
-                        d.code,
-                        d.source.as_deref().unwrap_or(&d.id)
-                    )));
+                if inserted != chunk.len() as u64 {
+                    // One by one (the group commit's retry), the message names the record.
+                    return Err(StoreError::Conflict(match chunk {
+                        [d] => format!(
+                            "a decision of {} for {} exists already",
+                            d.code,
+                            d.source.as_deref().unwrap_or(&d.id)
+                        ),
+                        _ => "a decision in this batch exists already".into(),
+                    }));
                 }
             }
             crate::ledger::append_in_tx!(tx, self.kind() == crate::BackendKind::Sqlite, &entries);

@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use crate::identity::claim_in_tx;
+use crate::identity::claim_all_in_tx;
 use crate::ledger::{append_in_tx, commit_with_entry, entry_bytes};
 use crate::sql::{Arg, Sql, bind_args};
 use crate::{Result, Store, StoreError, constraint_error, with_pool, write_tx};
@@ -616,10 +616,8 @@ impl Store {
         }
         with_pool!(self, |pool| {
             let (_turn, mut tx) = write_tx!(self, pool);
-            for key in claims {
-                if !claim_in_tx!(tx, key, now_ms, since_ms) {
-                    return Err(StoreError::Replayed);
-                }
+            if !claim_all_in_tx!(tx, claims, now_ms, since_ms) {
+                return Err(StoreError::Replayed);
             }
             // 21 columns a row: 256 rows stay under SQLite's 32,766 parameters.
             for chunk in crate::sql::chunks(records) {

@@ -33,7 +33,44 @@ macro_rules! claim_in_tx {
         changed == 1
     }};
 }
-pub(crate) use claim_in_tx;
+
+/// Claims every key of `$keys` (a slice of `String`) as [`claim_in_tx`]
+/// does, in multi-row statements (each statement is a round trip to the
+/// database): true if every one was new, false if any was used since (or
+/// appears twice, which PostgreSQL could not update in one statement).
+macro_rules! claim_all_in_tx {
+    ($tx:ident, $keys:expr, $now:expr, $since:expr) => {{
+        let keys: &[String] = $keys;
+        let mut distinct = std::collections::HashSet::new();
+        let mut all_new = keys.iter().all(|k| distinct.insert(k.as_str()));
+        for chunk in crate::sql::chunks(if all_new { keys } else { &[] }) {
+            let mut sql =
+                crate::sql::Sql::new("INSERT INTO seen_signatures (replay_key, seen_at) VALUES ");
+            for (i, key) in chunk.iter().enumerate() {
+                sql.push(if i == 0 { "(" } else { ", (" });
+                sql.bind(crate::sql::Arg::Text(key.clone())).push(", ");
+                sql.bind(crate::sql::Arg::Int($now)).push(")");
+            }
+            // A row seen within the window is left alone: fewer rows changed
+            // than keys claimed means one was a replay.
+            sql.push(
+                " ON CONFLICT (replay_key) DO UPDATE SET seen_at = excluded.seen_at \
+                 WHERE seen_signatures.seen_at <= ",
+            );
+            sql.bind(crate::sql::Arg::Int($since));
+            let changed = crate::sql::bind_args!(sqlx::query(&sql.text), sql)
+                .execute(&mut *$tx)
+                .await?
+                .rows_affected();
+            if changed != chunk.len() as u64 {
+                all_new = false;
+                break;
+            }
+        }
+        all_new
+    }};
+}
+pub(crate) use claim_all_in_tx;
 
 /// Inserts one role grant inside a transaction.
 macro_rules! insert_grant {

@@ -8,6 +8,7 @@ pub(crate) enum Arg {
     OptText(Option<String>),
     Int(i64),
     OptInt(Option<i64>),
+    Float(f64),
     Bytes(Vec<u8>),
 }
 
@@ -109,6 +110,7 @@ macro_rules! bind_args {
                 $crate::sql::Arg::OptText(s) => q.bind(s.as_deref()),
                 $crate::sql::Arg::Int(i) => q.bind(*i),
                 $crate::sql::Arg::OptInt(i) => q.bind(*i),
+                $crate::sql::Arg::Float(f) => q.bind(*f),
                 $crate::sql::Arg::Bytes(b) => q.bind(b.as_slice()),
             };
         }

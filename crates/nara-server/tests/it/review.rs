@@ -318,6 +318,25 @@ mod replay_store {
             b.prune(&other, later).await;
             assert_eq!(app.store.claim_signatures(&["sig\nk\n1".into()], later, later - nara_server::identity::machine::REPLAY_WINDOW_MS).await.unwrap(), vec![true]);
         }
+
+        async fn a_batch_claims_all_or_nothing(backend: &str) {
+            let Some(app) = TestApp::start(backend).await else { return };
+            let (now, window) = (nara_core::Timestamp::now().0, nara_server::identity::machine::REPLAY_WINDOW_MS);
+            let claim = |keys: &[&str]| {
+                let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+                let store = app.store.clone();
+                async move { store.append_exchanges_claiming(&[], &keys, now, now - window).await }
+            };
+            claim(&["a", "b"]).await.unwrap();
+            // One key used already: a replay, and the others are not claimed.
+            assert!(matches!(claim(&["c", "a"]).await, Err(nara_store::StoreError::Replayed)));
+            // Twice in one batch: the second is a replay.
+            assert!(matches!(claim(&["d", "d"]).await, Err(nara_store::StoreError::Replayed)));
+            assert_eq!(app.store.claim_signatures(&["c".into(), "d".into(), "b".into()], now, now - window).await.unwrap(), vec![true, true, false]);
+            // Past the window, a key is new again.
+            let later = now + window + 1;
+            app.store.append_exchanges_claiming(&[], &["a".into(), "e".into()], later, later - window).await.unwrap();
+        }
     }
 }
 

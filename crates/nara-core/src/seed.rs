@@ -173,21 +173,40 @@ fn generated_services(
         .iter()
         .map(|s| (s.agency.to_string(), s.code.clone()))
         .collect();
+    // Beyond the nation an agency offers more services than the vocabulary
+    // has topic-action pairs: once most pairs are taken, the agency's next
+    // services are regional offices' editions of them (`-r2`, "region 2").
+    let pairs = words.topic.len() * words.action.len();
+    let mut per_agency = vec![0usize; agencies.len()];
     let mut i = 0usize;
     while existing.len() + out.len() < total {
-        let agency = &agencies[i % agencies.len()];
+        let a = i % agencies.len();
+        let agency = &agencies[a];
         i += 1;
         let topic = &words.topic[rng.random_range(0..words.topic.len())];
         let action = &words.action[rng.random_range(0..words.action.len())];
-        let code = format!("{}-{}", topic.slug, action.slug);
+        let region = per_agency[a] / (pairs * 3 / 4).max(1);
+        let code = match region {
+            0 => format!("{}-{}", topic.slug, action.slug),
+            r => format!("{}-{}-r{}", topic.slug, action.slug, r + 1),
+        };
         if !taken.insert((agency.id.to_string(), code.clone())) {
             continue;
         }
+        per_agency[a] += 1;
         let name = Localized::new(
             &action.name.en.replace("{}", &topic.name.en),
             &action.name.es.replace("{}", &topic.name.es),
             &action.name.ko.replace("{}", &topic.name.ko),
         );
+        let name = match region {
+            0 => name,
+            r => Localized::new(
+                &format!("{} (region {})", name.en, r + 1),
+                &format!("{} (región {})", name.es, r + 1),
+                &format!("{} ({}권역)", name.ko, r + 1),
+            ),
+        };
         let description = Localized::new(
             &format!("{} — offered by the {}.", name.en, agency.name.en),
             &format!("{} — ofrecido por {}.", name.es, agency.name.es),
@@ -352,8 +371,25 @@ pub fn demo() -> Result<Country, &'static SeedDataError> {
 
 /// A whole country at Korea's scale: 45 agencies, 1,460 services, 45,000 systems.
 pub fn national(seed: u64) -> Result<Country, &'static SeedDataError> {
+    scaled(seed, 1, 1)
+}
+
+/// The nation's 45 agencies with `numerator / denominator` of its services
+/// and systems: 1/10 (146 services, 4,500 systems) and 10× (14,600
+/// services, 450,000 systems) measure how each hot path grows.
+pub fn scaled(
+    seed: u64,
+    numerator: usize,
+    denominator: usize,
+) -> Result<Country, &'static SeedDataError> {
     let agencies = tables()?.agencies.len();
-    country(seed, agencies, 1_460, 45_000)
+    let denominator = denominator.max(1);
+    country(
+        seed,
+        agencies,
+        1_460 * numerator / denominator,
+        45_000 * numerator / denominator,
+    )
 }
 
 #[cfg(test)]
@@ -399,6 +435,33 @@ mod tests {
             a.services.iter().map(|s| (&s.agency, &s.code)).collect();
         assert_eq!(codes.len(), a.services.len());
         for s in a.services.iter().chain(b.services.iter().take(10)) {
+            s.validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn ten_times_the_nation_has_unique_valid_services() {
+        let tenth = scaled(7, 1, 10).unwrap();
+        assert_eq!((tenth.services.len(), tenth.systems.len()), (146, 4_500));
+        let c = scaled(7, 10, 1).unwrap();
+        assert_eq!(c.agencies.len(), 45);
+        assert_eq!((c.services.len(), c.systems.len()), (14_600, 450_000));
+        let codes: std::collections::HashSet<_> =
+            c.services.iter().map(|s| (&s.agency, &s.code)).collect();
+        assert_eq!(codes.len(), c.services.len());
+        let codes: std::collections::HashSet<_> =
+            c.systems.iter().map(|s| (&s.agency, &s.code)).collect();
+        assert_eq!(codes.len(), c.systems.len());
+        let regional = c.services.iter().find(|s| s.code.ends_with("-r2")).unwrap();
+        assert!(
+            regional.name.en.ends_with("(region 2)"),
+            "{:?}",
+            regional.name
+        );
+        for s in c.services.iter().step_by(97) {
+            s.validate().unwrap();
+        }
+        for s in c.systems.iter().step_by(997) {
             s.validate().unwrap();
         }
     }

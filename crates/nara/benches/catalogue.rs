@@ -8,6 +8,11 @@
 //! Rounds interleave the scenarios so that noise from this shared machine hits
 //! them alike; figures are medians over rounds, p99 over all requests.
 //! Set NARA_BENCH_DATABASE_URL to a PostgreSQL URL to measure that backend.
+//!
+//! Growth: `NARA_BENCH_SCALES=tenth,national,10x` (SQLite) seeds and measures
+//! each scale in turn (`nara seed --scale`: 4,500, 45,000 and 450,000
+//! systems) and prints each scenario's cost per request relative to
+//! `/healthz` at 10× against 1/10 (goal: within 1.5×).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails by panicking
 
 use std::process::Command;
@@ -21,10 +26,42 @@ const ROUNDS: usize = 5;
 
 #[tokio::main]
 async fn main() {
+    let scales = std::env::var("NARA_BENCH_SCALES").unwrap_or_else(|_| "national".into());
+    let scales: Vec<&str> = scales.split(',').map(str::trim).collect();
+    let shared = std::env::var("NARA_BENCH_DATABASE_URL").ok();
+    assert!(
+        shared.is_none() || scales.len() == 1,
+        "one scale at a time on a shared database"
+    );
+    // Cost per request relative to /healthz, by scenario, for each scale.
+    let mut costs: Vec<(&str, Vec<(String, f64)>)> = Vec::new();
+    for scale in &scales {
+        costs.push((scale, at_scale(scale, shared.clone()).await));
+    }
+    if let (Some((small, first)), Some((large, last))) = (costs.first(), costs.last())
+        && costs.len() > 1
+    {
+        println!();
+        println!(
+            "growth: cost per request (relative to /healthz) at {large} against {small} (goal ≤ 1.5):"
+        );
+        for ((name, a), (_, b)) in first.iter().zip(last) {
+            let growth = b / a;
+            println!(
+                "  {name:<34} {growth:>5.2}× {}",
+                if growth <= 1.5 { "" } else { "(MISSED)" }
+            );
+        }
+    }
+}
+
+/// Seeds `scale` and measures every scenario on it: each scenario's cost per
+/// request relative to `/healthz` (the baseline's rate over the scenario's).
+async fn at_scale(scale: &str, shared: Option<String>) -> Vec<(String, f64)> {
     let nara = env!("CARGO_BIN_EXE_nara");
     let dir = tempfile::tempdir().unwrap();
-    let database_url = std::env::var("NARA_BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display()));
+    let database_url =
+        shared.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
     let backend = if database_url.starts_with("sqlite") {
         "sqlite"
     } else {
@@ -32,12 +69,12 @@ async fn main() {
     };
 
     println!(
-        "nara catalogue benchmark ({backend}, {CONCURRENCY} clients, {ROUNDS} rounds of {ROUND_SECONDS} s per scenario)"
+        "nara catalogue benchmark ({backend}, scale {scale}, {CONCURRENCY} clients, {ROUNDS} rounds of {ROUND_SECONDS} s per scenario)"
     );
     let t = Instant::now();
-    seed_national(nara, &database_url);
+    seed_at(nara, &database_url, scale);
     let seed_seconds = t.elapsed().as_secs_f64();
-    println!("national seed (45 agencies, 1,460 services, 45,000 systems): {seed_seconds:.2} s");
+    println!("seed at scale {scale} (`nara seed --scale {scale}`): {seed_seconds:.2} s");
 
     // An operator API token for the inventory reads, issued as an operator would.
     let out = Command::new(nara)
@@ -139,6 +176,7 @@ async fn main() {
         "scenario", "req/s", "p50 ms", "p99 ms", "vs healthz"
     );
     let mut verdicts = Vec::new();
+    let mut costs = Vec::new();
     for (i, (name, _)) in scenarios.iter().enumerate() {
         let mut l = latencies[i].clone();
         l.sort();
@@ -149,6 +187,7 @@ async fn main() {
             "{name:<34} {rate:>10.0} {p50:>9.2} {p99:>9.2} {:>11.1}%",
             rate / baseline * 100.0
         );
+        costs.push((name.to_string(), baseline / rate));
         if i > 0 {
             verdicts.push(format!(
                 "{name}: p99 {p99:.2} ms {} 20 ms; rate {:.1}% of /healthz {} 30%",
@@ -170,4 +209,6 @@ async fn main() {
     for v in verdicts {
         println!("  {v}");
     }
+    drop(server);
+    costs
 }

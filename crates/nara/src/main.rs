@@ -40,8 +40,14 @@ enum LogFormat {
 enum Scale {
     /// 10 agencies, 30 services, 200 systems.
     Demo,
+    /// A tenth of the nation: 45 agencies, 146 services, 4,500 systems.
+    #[value(name = "tenth", alias = "1/10")]
+    Tenth,
     /// 45 agencies, 1,460 services, 45,000 systems.
     National,
+    /// Ten times the nation: 45 agencies, 14,600 services, 450,000 systems.
+    #[value(name = "10x")]
+    TenTimes,
 }
 
 #[derive(Subcommand)]
@@ -907,7 +913,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let started = Instant::now();
             let country = match scale {
                 Scale::Demo => nara_core::seed::demo()?,
+                Scale::Tenth => nara_core::seed::scaled(seed, 1, 10)?,
                 Scale::National => nara_core::seed::national(seed)?,
+                Scale::TenTimes => nara_core::seed::scaled(seed, 10, 1)?,
             };
             let report = seed_with_progress(&store, &country).await?;
             println!(

@@ -291,11 +291,16 @@ pub async fn citizen(client: &reqwest::Client, base: &str, demo: &std::path::Pat
 /// The national-scale country (45 agencies, 1,460 services, 45,000
 /// systems; seed 7) written by the real `nara seed` into `database_url`.
 pub fn seed_national(nara: &str, database_url: &str) {
+    seed_at(nara, database_url, "national");
+}
+
+/// `nara seed --scale SCALE` (tenth, national, 10x) with seed 7.
+pub fn seed_at(nara: &str, database_url: &str, scale: &str) {
     let status = std::process::Command::new(nara)
         .args([
             "seed",
             "--scale",
-            "national",
+            scale,
             "--seed",
             "7",
             "--database-url",

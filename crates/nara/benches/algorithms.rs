@@ -155,6 +155,25 @@ struct Signer {
     key: ed25519_dalek::SigningKey,
 }
 
+/// Requests to `url` signed (RFC 9421) by `signer`, one for each body.
+fn signed_sender(
+    client: &reqwest::Client,
+    url: String,
+    signer: &Arc<Signer>,
+) -> Arc<dyn Fn(serde_json::Value) -> reqwest::RequestBuilder + Send + Sync> {
+    let (client, signer) = (client.clone(), signer.clone());
+    Arc::new(move |body| {
+        signed_post(
+            &client,
+            &url,
+            &[("content-type", "application/json")],
+            body.to_string().into_bytes(),
+            &signer.key_id,
+            &signer.key,
+        )
+    })
+}
+
 /// PDQ matching of a 1-megapixel JPEG against a list of a million hashes:
 /// decode, hash, compare with every hash; p50 and p99 over the trials
 /// (goal: p99 ≤ 50 ms). The list is random hashes plus the picture's own
@@ -291,43 +310,19 @@ async fn main() {
             over_http.push(rate);
             bare_latency.extend(latencies);
 
-            let (c, url, signer) = (
-                client.clone(),
-                format!("{bare}/signed/{code}"),
-                signers[agency].clone(),
-            );
             let (rate, _) = drive(
-                Arc::new(move |body| {
-                    signed_post(
-                        &c,
-                        &url,
-                        &[("content-type", "application/json")],
-                        body.to_string().into_bytes(),
-                        &signer.key_id,
-                        &signer.key,
-                    )
-                }),
+                signed_sender(&client, format!("{bare}/signed/{code}"), &signers[agency]),
                 bodies.clone(),
             )
             .await;
             signed_http.push(rate);
 
-            let (c, url, signer) = (
-                client.clone(),
-                format!("{base}/api/v1/algorithms/{code}/decisions"),
-                signers[agency].clone(),
-            );
             let (rate, latencies) = drive(
-                Arc::new(move |body| {
-                    signed_post(
-                        &c,
-                        &url,
-                        &[("content-type", "application/json")],
-                        body.to_string().into_bytes(),
-                        &signer.key_id,
-                        &signer.key,
-                    )
-                }),
+                signed_sender(
+                    &client,
+                    format!("{base}/api/v1/algorithms/{code}/decisions"),
+                    &signers[agency],
+                ),
                 bodies.clone(),
             )
             .await;

@@ -74,49 +74,54 @@ pub const BACK_OFF_AFTER_MS: i64 = 10 * 60 * 1000;
 pub const BACK_OFF_FACTOR: i64 = 4;
 
 impl Store {
-    /// Systems with an endpoint whose last probe is older than their
-    /// grade's interval (or that were never probed), most critical first.
-    /// A system down for more than [`BACK_OFF_AFTER_MS`] is probed
-    /// [`BACK_OFF_FACTOR`] times less often until it answers.
-    /// With `loopback_only`, only endpoints that name a loopback address
-    /// literally (the caller still checks each with `may_probe`): the
-    /// others, never probed, must not fill every round and starve these.
+    /// Systems with an endpoint due a probe (never probed, or their last
+    /// probe older than their grade's interval), most critical first, the
+    /// longest due first within a grade. A system down for more than
+    /// [`BACK_OFF_AFTER_MS`] is probed [`BACK_OFF_FACTOR`] times less often
+    /// until it answers. With `loopback_only`, only endpoints that name a
+    /// loopback address literally (the caller still checks each with
+    /// `may_probe`): the others, never probed, must not fill every round
+    /// and starve these.
+    ///
+    /// Reads `probe_schedule` (kept by triggers as systems change and by
+    /// [`Store::record_probes`]) one grade at a time from an index, so a
+    /// round costs what it takes, not the size of the inventory.
     pub async fn probe_targets(
         &self,
         now: i64,
         limit: i64,
         loopback_only: bool,
     ) -> Result<Vec<ProbeTarget>> {
-        let (g1, g2, g3, g4) = (
-            probe_every_ms(1),
-            probe_every_ms(2),
-            probe_every_ms(3),
-            probe_every_ms(4),
+        let scope = if loopback_only {
+            " AND d.loopback = TRUE"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT d.system_id AS id, CAST(d.grade AS BIGINT) AS grade, s.endpoint_url \
+             FROM probe_schedule d JOIN systems s ON s.id = d.system_id \
+             WHERE d.grade = $1 AND d.due_at <= $2{scope} AND s.endpoint_url IS NOT NULL \
+             ORDER BY d.due_at, d.system_id LIMIT $3"
         );
-        Ok(with_pool!(self, |pool| {
-            sqlx::query_as(
-            "SELECT s.id, CAST(s.grade AS BIGINT) AS grade, s.endpoint_url FROM systems s \
-             LEFT JOIN system_health h ON h.system_id = s.id \
-             WHERE s.endpoint_url IS NOT NULL AND (h.checked_at IS NULL OR h.checked_at <= $1 - \
-               CASE s.grade WHEN 1 THEN $2 WHEN 2 THEN $3 WHEN 3 THEN $4 ELSE $5 END \
-               * CASE WHEN h.state = 'down' AND h.since <= $1 - $8 THEN $9 ELSE 1 END) \
-             AND (NOT $7 OR s.endpoint_url LIKE 'http://127.%' OR s.endpoint_url LIKE 'https://127.%' \
-               OR s.endpoint_url LIKE 'http://[::1]%' OR s.endpoint_url LIKE 'https://[::1]%' \
-               OR s.endpoint_url LIKE 'tcp://127.%' OR s.endpoint_url LIKE 'tcp://[::1]%') \
-             ORDER BY s.grade, h.checked_at NULLS FIRST, s.id LIMIT $6"
-        )
-        .bind(now)
-        .bind(g1)
-        .bind(g2)
-        .bind(g3)
-        .bind(g4)
-        .bind(limit)
-        .bind(loopback_only)
-        .bind(BACK_OFF_AFTER_MS)
-        .bind(BACK_OFF_FACTOR)
-        .fetch_all(pool)
-        .await?
-        }))
+        // Grade by grade, the most critical first, until the round is full:
+        // each an index range read of at most what is still wanted.
+        let mut due: Vec<ProbeTarget> = Vec::new();
+        for grade in 1..=4i64 {
+            let wanted = limit - due.len() as i64;
+            if wanted <= 0 {
+                break;
+            }
+            let more: Vec<ProbeTarget> = with_pool!(self, |pool| {
+                sqlx::query_as(&sql)
+                    .bind(grade)
+                    .bind(now)
+                    .bind(wanted)
+                    .fetch_all(pool)
+                    .await?
+            });
+            due.extend(more);
+        }
+        Ok(due)
     }
 
     /// Records probe results: each system's state now (its `since` kept
@@ -128,6 +133,12 @@ impl Store {
         }
         with_pool!(self, |pool| {
             let (_turn, mut tx) = write_tx!(self, pool);
+            let (g1, g2, g3, g4) = (
+                probe_every_ms(1),
+                probe_every_ms(2),
+                probe_every_ms(3),
+                probe_every_ms(4),
+            );
             for r in results {
                 // A system going down is a security event too: the starter
                 // rules watch for many of one agency's going down at once.
@@ -167,6 +178,24 @@ impl Store {
                 .bind(r.latency_ms)
                 .bind(r.status_code)
                 .bind(&r.detail)
+                .execute(&mut *tx)
+                .await?;
+                // Due again after its grade's interval; down for long, less often.
+                sqlx::query(
+                    "UPDATE probe_schedule SET due_at = $2 + \
+                       CASE grade WHEN 1 THEN $3 WHEN 2 THEN $4 WHEN 3 THEN $5 ELSE $6 END * \
+                       CASE WHEN EXISTS (SELECT 1 FROM system_health h WHERE h.system_id = $1 \
+                         AND h.state = 'down' AND h.since <= $2 - $7) THEN $8 ELSE 1 END \
+                     WHERE system_id = $1",
+                )
+                .bind(r.system_id)
+                .bind(r.at)
+                .bind(g1)
+                .bind(g2)
+                .bind(g3)
+                .bind(g4)
+                .bind(BACK_OFF_AFTER_MS)
+                .bind(BACK_OFF_FACTOR)
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query(

@@ -93,9 +93,10 @@ async fn drive(
 }
 
 /// The baseline server: each model's `decide` behind `POST /decide/{code}`
-/// and, for signed requests from `systems`, `POST /signed/{code}`.
+/// and, for signed requests from `systems` (their keys decoded once, as
+/// nara's key cache does), `POST /signed/{code}`.
 async fn bare_server(systems: Vec<nara_store::identity::MachineClient>) -> String {
-    type Systems = Arc<std::collections::HashMap<String, nara_store::identity::MachineClient>>;
+    type Systems = Arc<std::collections::HashMap<String, Option<ed25519_dalek::VerifyingKey>>>;
     async fn signed(
         axum::extract::State(systems): axum::extract::State<Systems>,
         axum::extract::Path(code): axum::extract::Path<String>,
@@ -114,7 +115,7 @@ async fn bare_server(systems: Vec<nara_store::identity::MachineClient>) -> Strin
         let now = nara_server::identity::auth::unix_now();
         let verified = Signatures::parse(&parts.headers).and_then(|s| {
             let (label, key_id) = s.key_ids()?.into_iter().next().unwrap();
-            s.check(&signed, &label, &systems[&key_id], now)
+            s.check_key(&signed, &label, &key_id, systems[&key_id].as_ref(), now)
         });
         if verified.is_err() {
             return axum::http::StatusCode::UNAUTHORIZED.into_response();
@@ -139,7 +140,15 @@ async fn bare_server(systems: Vec<nara_store::identity::MachineClient>) -> Strin
             Err(e) => (axum::http::StatusCode::BAD_REQUEST, e.to_string()).into_response(),
         }
     }
-    let systems: Systems = Arc::new(systems.into_iter().map(|s| (s.key_id.clone(), s)).collect());
+    let systems: Systems = Arc::new(
+        systems
+            .into_iter()
+            .map(|s| {
+                let key = nara_server::identity::machine::verifying_key(&s.public_key);
+                (s.key_id, key)
+            })
+            .collect(),
+    );
     let app = axum::Router::new()
         .route("/decide/{code}", axum::routing::post(decide))
         .route("/signed/{code}", axum::routing::post(signed))

@@ -18,6 +18,11 @@
 //! each round, so the load generator's signing does not compete with the
 //! server inside the measured window. Then a second node is started and the
 //! same call is made through node A to node B (federation), for its figure.
+//!
+//! Growth: `NARA_BENCH_SCALES=tenth,national,10x` measures the same calls on
+//! the catalogue seeded at each scale with the message log filled (1, 10 and
+//! 100 million rows, divided by `NARA_BENCH_ROWS_DIVISOR`, default 10) and
+//! prints how the mediated call's cost grows (see [`growth`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails by panicking
 
 mod support;
@@ -242,10 +247,9 @@ fn subjects() -> Arc<Vec<String>> {
     )
 }
 
-#[tokio::main]
-async fn main() {
-    let dir = tempfile::tempdir().unwrap();
-    let node = start_demo(&[], dir, free_port()).await;
+/// The two callers: the ministry's own system calling its registry's API
+/// (registered here), and Seoul's welfare portal through the exchange.
+async fn signers(node: &Node) -> (Arc<Signer>, Arc<Signer>) {
     let demo = demo_exchange(node.dir.path());
     // The ministry's own system, for the direct calls.
     let ministry_key = ed25519_dalek::SigningKey::from_bytes(&[42u8; 32]);
@@ -291,6 +295,125 @@ async fn main() {
         key: key_of(&demo),
         xroad: true,
     });
+    (direct, mediated)
+}
+
+/// Fills the message log with `rows` exchanges of this month (signed-size
+/// hashes and signatures, random subjects, spread over 45 agencies' clients
+/// and the registries' services), a million a transaction: the hot table
+/// as a busy month leaves it. This month's, so that the archiver (a minute
+/// after start) leaves them in place while the rounds run.
+async fn fill_log(database_url: &str, rows: u64) {
+    use sqlx::Connection;
+    let mut db = sqlx::SqliteConnection::connect(database_url).await.unwrap();
+    let now = nara_core::Timestamp::now().0;
+    let month_start = nara_server::exchange::archive::Month::of(now)
+        .unwrap()
+        .starts_at;
+    let span = (now - 60_000 - month_start).max(1);
+    let started = Instant::now();
+    let mut done = 0u64;
+    while done < rows {
+        let n = (rows - done).min(1_000_000);
+        sqlx::query(
+            "INSERT INTO exchange_log (xroad_id, request_id, client_id, service_id, method, path, purpose, \
+               consent_id, legal_basis, subject_hash, user_id, issue, request_hash, response_hash, \
+               client_signature, gateway_signature, peer_signature, status, outcome, started_at, duration_us) \
+             WITH RECURSIVE k(i) AS (SELECT $1 UNION ALL SELECT i + 1 FROM k WHERE i < $2) \
+             SELECT 'bulk-' || i, lower(hex(randomblob(16))), 'KR/GOV/A' || (i % 45) || '/portal', \
+               'KR/GOV/MOIS/resident-registry/' || CASE i % 3 WHEN 0 THEN 'residents' WHEN 1 THEN 'families' ELSE 'addresses' END, \
+               'GET', '/record', 'benefit-eligibility', '', 'Resident Registration Act art. 29', \
+               lower(hex(randomblob(32))), '', '', hex(randomblob(44)), hex(randomblob(44)), \
+               hex(randomblob(60)), hex(randomblob(44)), '', 200, 'ok', \
+               $3 + (i * 7919) % $4, 700 + i % 6000 FROM k",
+        )
+        .bind((done + 1) as i64)
+        .bind((done + n) as i64)
+        .bind(month_start)
+        .bind(span)
+        .execute(&mut db)
+        .await
+        .unwrap();
+        done += n;
+        println!(
+            "  message log: {done} of {rows} rows ({:.0} s)",
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// Growth (`NARA_BENCH_SCALES=tenth,national,10x`): for each scale, the
+/// catalogue seeded (`nara seed --scale`), the demo set up on it, the
+/// message log filled ([`activity_rows`]), the node restarted, then rounds of
+/// direct and mediated calls; the mediated call's cost relative to the
+/// direct one at each scale, and its growth from the first scale to the
+/// last (goal ≤ 1.5).
+async fn growth(scales: &str) {
+    let mut costs = Vec::new();
+    for scale in scales.split(',').map(str::trim) {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = format!("sqlite://{}", dir.path().join("nara.db").display());
+        let t = Instant::now();
+        seed_at(&nara_bin(), &database_url, scale);
+        println!(
+            "scale {scale}: seeded in {:.0} s",
+            t.elapsed().as_secs_f64()
+        );
+        let port = free_port();
+        let Node { _server, dir, .. } = start_demo(&[], dir, port).await;
+        drop(_server);
+        let rows = activity_rows(scale, 1_000_000);
+        fill_log(&database_url, rows).await;
+        let node = start_demo(&[], dir, port).await;
+        let (direct, mediated) = signers(&node).await;
+        let subjects = subjects();
+        let http = client();
+        for signer in [&direct, &mediated] {
+            let warm = presign(signer.clone(), subjects.clone(), 10_000_000, 2_000).await;
+            run(&http, warm).await;
+        }
+        let (mut d_rates, mut m_rates, mut m_p99) = (vec![], vec![], vec![]);
+        for round in 0..ROUNDS {
+            let budget = 40_000;
+            let reqs = presign(direct.clone(), subjects.clone(), round * budget, budget).await;
+            d_rates.push(run(&http, reqs).await.0);
+            let reqs = presign(mediated.clone(), subjects.clone(), round * budget, budget).await;
+            let (rate, lat, _) = run(&http, reqs).await;
+            m_rates.push(rate);
+            m_p99.push(percentile(&lat, 0.99).as_secs_f64() * 1e3);
+        }
+        let (d, m) = (median(d_rates), median(m_rates));
+        println!(
+            "scale {scale}, {rows} rows in the message log: direct {d:.0}/s, mediated {m:.0}/s (p99 {:.2} ms), ratio {:.2}",
+            median(m_p99),
+            m / d
+        );
+        costs.push((scale.to_owned(), d / m));
+    }
+    if let (Some((small, a)), Some((large, b))) = (costs.first(), costs.last())
+        && costs.len() > 1
+    {
+        let growth = b / a;
+        println!(
+            "growth: a mediated exchange's cost (relative to the direct call) at {large} against {small}: {growth:.2}× {}",
+            if growth <= 1.5 {
+                "(goal ≤ 1.5)"
+            } else {
+                "(MISSED: goal ≤ 1.5)"
+            }
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    if let Ok(scales) = std::env::var("NARA_BENCH_SCALES") {
+        growth(&scales).await;
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_demo(&[], dir, free_port()).await;
+    let (direct, mediated) = signers(&node).await;
     let subjects = subjects();
     let http = client();
     // Warm up both paths (connections, caches, the directory).

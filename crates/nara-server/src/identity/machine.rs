@@ -221,11 +221,30 @@ impl Signatures {
         client: &MachineClient,
         now_s: i64,
     ) -> Result<Verified, Refused> {
+        let key = verifying_key(&client.public_key);
+        self.check_key(req, label, &client.key_id, key.as_ref(), now_s)
+    }
+
+    /// [`Signatures::check`] with the key already decoded (none: the
+    /// registered key is not an Ed25519 key, so no signature verifies).
+    pub fn check_key(
+        &self,
+        req: &SignedRequest<'_>,
+        label: &str,
+        key_id: &str,
+        key: Option<&VerifyingKey>,
+        now_s: i64,
+    ) -> Result<Verified, Refused> {
         let Some(ListEntry::InnerList(params)) = self.input.get(label) else {
             return Err(Refused::Malformed);
         };
-        check_one(req, label, params, &self.signatures, client, now_s)
+        check_one(req, label, params, &self.signatures, key_id, key, now_s)
     }
+}
+
+/// A registered key as a verifying key (none if it is not Ed25519).
+pub fn verifying_key(registered: &str) -> Option<VerifyingKey> {
+    VerifyingKey::from_bytes(&decode_key(registered)?).ok()
 }
 
 /// Signs a request as an agency system (or a gateway) does: covers
@@ -283,14 +302,21 @@ pub fn sign_request(
     headers
 }
 
-/// Registered keys by key id, valid while the identity epoch is unchanged
-/// (every revocation bumps it), so a busy gateway does not read the key on
-/// every request.
+/// Registered keys by key id, decoded once, valid while the identity epoch
+/// is unchanged (every revocation bumps it), so a busy gateway neither
+/// reads nor decompresses the key on every request.
 #[derive(Default)]
-pub struct KeyCache(std::sync::RwLock<std::collections::HashMap<String, (MachineClient, u64)>>);
+pub struct KeyCache(std::sync::RwLock<std::collections::HashMap<String, (CachedKey, u64)>>);
+
+/// A registered client with its key decoded (none: not an Ed25519 key).
+#[derive(Clone)]
+struct CachedKey {
+    client: MachineClient,
+    key: Option<VerifyingKey>,
+}
 
 impl KeyCache {
-    async fn get(&self, store: &Store, key_id: &str) -> Option<MachineClient> {
+    async fn get(&self, store: &Store, key_id: &str) -> Option<CachedKey> {
         let epoch = store.identity_epoch();
         if let Ok(map) = self.0.read()
             && let Some((c, e)) = map.get(key_id)
@@ -299,13 +325,17 @@ impl KeyCache {
             return Some(c.clone());
         }
         let client = store.machine_client(key_id).await.ok()??;
+        let cached = CachedKey {
+            key: verifying_key(&client.public_key),
+            client,
+        };
         if let Ok(mut map) = self.0.write() {
             if map.len() > 10_000 {
                 map.clear();
             }
-            map.insert(key_id.to_owned(), (client.clone(), epoch));
+            map.insert(key_id.to_owned(), (cached.clone(), epoch));
         }
-        Some(client)
+        Some(cached)
     }
 }
 
@@ -453,14 +483,14 @@ pub async fn verify_cached(
 ) -> Result<MachineCaller, Refused> {
     let signatures = Signatures::parse(req.headers)?;
     for (label, key_id) in signatures.key_ids()? {
-        let Some(client) = cache.get(store, &key_id).await else {
+        let Some(CachedKey { client, key }) = cache.get(store, &key_id).await else {
             continue;
         };
         if client.revoked_at.is_some() || client.pending_since.is_some() {
             continue;
         }
         return signatures
-            .check(req, &label, &client, now_s)
+            .check_key(req, &label, &client.key_id, key.as_ref(), now_s)
             .map(|signature| MachineCaller {
                 key_id: client.key_id.clone(),
                 agency: client.agency_id.clone(),
@@ -476,7 +506,8 @@ fn check_one(
     label: &str,
     params: &sfv::InnerList,
     signatures: &sfv::Dictionary,
-    client: &MachineClient,
+    key_id: &str,
+    key: Option<&VerifyingKey>,
     now_s: i64,
 ) -> Result<Verified, Refused> {
     if let Some(alg) = params.params.get("alg")
@@ -557,15 +588,14 @@ fn check_one(
         return Err(Refused::Malformed);
     };
     let sig = Signature::from_slice(sig).map_err(|_| Refused::BadSignature)?;
-    let key_bytes: [u8; 32] = decode_key(&client.public_key).ok_or(Refused::BadSignature)?;
-    let key = VerifyingKey::from_bytes(&key_bytes).map_err(|_| Refused::BadSignature)?;
+    let key = key.ok_or(Refused::BadSignature)?;
     key.verify(base.as_bytes(), &sig)
         .map_err(|_| Refused::BadSignature)?;
     Ok(Verified {
         covered: covered.iter().map(|c| c.to_string()).collect(),
         replay_key: format!(
             "sig\n{}\n{}",
-            client.key_id,
+            key_id,
             hex::encode(Sha256::digest(sig.to_bytes()))
         ),
     })
@@ -873,7 +903,7 @@ mod tests {
                 for (label, entry) in &inputs {
                     if let ListEntry::InnerList(params) = entry {
                         // A random string never verifies.
-                        proptest::prop_assert!(check_one(&req, label, params, &sigs, &client, 1_800_000_000).is_err());
+                        proptest::prop_assert!(check_one(&req, label, params, &sigs, &client.key_id, verifying_key(&client.public_key).as_ref(), 1_800_000_000).is_err());
                     }
                 }
             }

@@ -155,6 +155,66 @@ backends! {
         store.migrate().await.unwrap();
         store.ping().await.unwrap();
     }
+
+    async fn the_probe_schedule_follows_systems_and_probes(backend: &str) {
+        use nara_core::secops::{Health, probe_every_ms};
+        use nara_store::health::{BACK_OFF_AFTER_MS, BACK_OFF_FACTOR, ProbeResult};
+        let Some((store, _dir)) = store(backend).await else { return };
+        // Seeded systems (one multi-row insert) are due at once, the most critical first.
+        store.seed(&seed::demo().unwrap(), &|_| {}).await.unwrap();
+        let now = Timestamp::now().0;
+        let seeded = store.probe_targets(now, 10_000, false).await.unwrap();
+        let with_endpoint = seed::demo().unwrap().systems.iter().filter(|s| s.endpoint_url.is_some()).count();
+        assert_eq!(seeded.len(), with_endpoint);
+        assert!(seeded.windows(2).all(|w| w[0].grade <= w[1].grade), "most critical first");
+        assert!(store.probe_targets(now, 10_000, true).await.unwrap().is_empty(), "no seeded endpoint is loopback");
+        assert_eq!(store.probe_targets(now, 7, false).await.unwrap().len(), 7, "a round takes at most its limit");
+
+        store.create_agency(&agency("KR/GOV/MOT"), "test").await.unwrap();
+        let at = |code: &str, grade: i64, url: &str| {
+            let mut s = system("KR/GOV/MOT", code, grade);
+            s.endpoint_url = Some(url.into());
+            s
+        };
+        let a = store.create_system(&at("A", 1, "http://127.0.0.1:9/a"), "test").await.unwrap();
+        let b = store.create_system(&at("B", 3, "tcp://[::1]:9"), "test").await.unwrap();
+        let due = |t: i64| {
+            let store = &store;
+            async move { store.probe_targets(t, 10_000, true).await.unwrap().into_iter().map(|t| t.id).collect::<Vec<_>>() }
+        };
+        assert_eq!(due(now).await, [a.id, b.id], "new loopback systems are due at once, grade 1 first");
+
+        let probed = |id: i64, at: i64, health: Health| ProbeResult {
+            system_id: id, at, health, latency_ms: 3, status_code: None, detail: String::new(),
+        };
+        store.record_probes(&[probed(a.id, now, Health::Up), probed(b.id, now, Health::Down)]).await.unwrap();
+        assert!(due(now).await.is_empty(), "just probed");
+        assert_eq!(due(now + probe_every_ms(1)).await, [a.id], "grade 1 again after its interval");
+        assert_eq!(due(now + probe_every_ms(3)).await, [a.id, b.id]);
+
+        // Down for longer than the back-off: probed less often until it answers.
+        let later = now + BACK_OFF_AFTER_MS;
+        store.record_probes(&[probed(b.id, later, Health::Down)]).await.unwrap();
+        assert!(!due(later + probe_every_ms(3)).await.contains(&b.id), "backed off");
+        assert!(due(later + probe_every_ms(3) * BACK_OFF_FACTOR).await.contains(&b.id));
+        let answered = later + probe_every_ms(3) * BACK_OFF_FACTOR;
+        store.record_probes(&[probed(b.id, answered, Health::Up)]).await.unwrap();
+        assert!(due(answered + probe_every_ms(3)).await.contains(&b.id), "on time again once it answers");
+
+        // A new grade keeps the time due; a new address is due at once; none, never.
+        store.update_system(b.id, &at("B", 1, "tcp://[::1]:9"), "test").await.unwrap();
+        assert!(!due(answered + probe_every_ms(3) - 1).await.contains(&b.id));
+        assert!(due(answered + probe_every_ms(3)).await.contains(&b.id));
+        store.update_system(b.id, &at("B", 1, "https://db.test.go.kr/"), "test").await.unwrap();
+        assert!(due(now).await.is_empty(), "no longer loopback");
+        let everyone: Vec<i64> = store.probe_targets(now, 10_000, false).await.unwrap().into_iter().map(|t| t.id).collect();
+        assert!(everyone.contains(&b.id), "a new address is due at once");
+        let mut none = at("B", 1, "");
+        none.endpoint_url = None;
+        store.update_system(b.id, &none, "test").await.unwrap();
+        let everyone: Vec<i64> = store.probe_targets(answered * 2, 10_000, false).await.unwrap().into_iter().map(|t| t.id).collect();
+        assert!(!everyone.contains(&b.id) && everyone.contains(&a.id), "no address, nothing to probe");
+    }
 }
 
 backends! {

@@ -200,8 +200,18 @@ pub async fn start_demo_env(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> (DemoServer, String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    start_demo_in(nara, tempfile::tempdir().unwrap(), free_port(), extra, env).await
+}
+
+/// `nara demo` on the data folder `dir` (a database already there is
+/// reused: seeded at a scale, say) at `port`.
+pub async fn start_demo_in(
+    nara: &str,
+    dir: tempfile::TempDir,
+    port: u16,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (DemoServer, String, tempfile::TempDir) {
     let child = std::process::Command::new(nara)
         .args(["demo", "--data"])
         .arg(dir.path())
@@ -292,6 +302,27 @@ pub async fn citizen(client: &reqwest::Client, base: &str, demo: &std::path::Pat
 /// systems; seed 7) written by the real `nara seed` into `database_url`.
 pub fn seed_national(nara: &str, database_url: &str) {
     seed_at(nara, database_url, "national");
+}
+
+/// Rows of recorded activity (applications, exchanges) at `scale`: the
+/// issue's 1 million at a tenth of the nation, 10 million at its scale and
+/// 100 million at ten times (for exchanges; a tenth of that for
+/// applications), divided by `NARA_BENCH_ROWS_DIVISOR` (default 10: 100
+/// million exchanges take about 80 GB, more than this machine's disk, and
+/// filling them takes long).
+pub fn activity_rows(scale: &str, per_tenth: u64) -> u64 {
+    let divisor: u64 = std::env::var("NARA_BENCH_ROWS_DIVISOR")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
+        .max(1);
+    let factor = match scale {
+        "tenth" => 1,
+        "national" => 10,
+        "10x" => 100,
+        other => panic!("unknown scale {other}"),
+    };
+    per_tenth * factor / divisor
 }
 
 /// `nara seed --scale SCALE` (tenth, national, 10x) with seed 7.

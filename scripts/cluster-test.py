@@ -3,11 +3,16 @@
 primary with a synchronous standby kept by Patroni (etcd as its store), all on
 loopback. Under write load through HAProxy it kills -9 one nara node, then the
 PostgreSQL primary (its Patroni and its postmaster: the machine's death), and
-restores both. Then it counts:
+restores both. Beside the writes, agency systems exchange through the
+gateway (`nara exchange call`: signed, X-Road-Id, the message log and its
+ledger entry committed before the answer). Then it counts:
 
   - every acknowledged write present exactly once (clients retry what was not
     acknowledged with the same natural key, never what was: a retry that finds
     the write committed gets 409, and counts as acknowledged);
+  - every answered exchange in the message log exactly once and in the ledger
+    (a retry keeps its X-Road-Id: one whose first attempt committed is
+    refused as a replay, 409, and counts as answered);
   - every acknowledged write has its ledger entry, and the log is consistent
     with every checkpoint published before, through and after the failover;
   - the API session (a token issued before) still valid on every node;
@@ -293,6 +298,8 @@ def run(args, nara, work, cluster, nodes):
     env = dict(os.environ, NARA_DATA_DIR=data[0], NARA_DATABASE_URL=url, RUST_LOG="warn",
                NARA_RATE_LIMIT_PER_MINUTE="0")
     subprocess.run([nara, "seed", "--scale", "demo"], env=env, check=True, stdout=subprocess.DEVNULL)
+    # The demo's registries, access rights and client key, for exchange load.
+    subprocess.run([nara, "exchange", "set-up-demo", "--residents", "100"], env=env, check=True, stdout=subprocess.DEVNULL)
     global TOKEN
     TOKEN = subprocess.run([nara, "operator-token", "--username", "cluster-test", "--scopes", "catalogue:write,systems:read", "--days", "1"],
                            env=env, check=True, capture_output=True, text=True).stdout.strip()
@@ -354,6 +361,35 @@ def run(args, nara, work, cluster, nodes):
             else:
                 failed("gave up after 120 s")
 
+    exchanged, exchange_failures = {}, {}
+
+    def exchanger(n):
+        while not stop.is_set():
+            xid = f"cluster-{n}-{next(counter):06d}"
+            deadline, attempts = time.time() + 120, 0
+            while time.time() < deadline:
+                attempts += 1
+                try:
+                    out = subprocess.run([nara, "exchange", "call", "--url", base, "--data", data[0], "--id", xid,
+                                          "--subject", "900101-2345678", "--purpose", "benefit-eligibility",
+                                          "--legal-basis", "Resident Registration Act art. 29",
+                                          "/r1/KR/GOV/MOIS/resident-registry/residents/record"],
+                                         capture_output=True, text=True, timeout=15)
+                    status = out.stdout.split(" ", 1)[0] if out.returncode == 0 else "no answer"
+                except subprocess.TimeoutExpired:
+                    status = "timeout"
+                if status == "200" or (status == "409" and attempts > 1):
+                    # 409: a replay of an attempt that committed but whose answer was lost.
+                    with lock:
+                        exchanged[xid] = status
+                    break
+                with lock:
+                    exchange_failures[status] = exchange_failures.get(status, 0) + 1
+                time.sleep(0.1)
+            else:
+                with lock:
+                    exchange_failures["gave up after 120 s"] = exchange_failures.get("gave up after 120 s", 0) + 1
+
     def watcher():
         while not stop.is_set():
             try:
@@ -362,7 +398,8 @@ def run(args, nara, work, cluster, nodes):
                 pass
             time.sleep(0.2)
 
-    threads = [threading.Thread(target=client) for _ in range(args.clients)] + [threading.Thread(target=watcher)]
+    threads = ([threading.Thread(target=client) for _ in range(args.clients)] + [threading.Thread(target=watcher)]
+               + [threading.Thread(target=exchanger, args=(n,)) for n in range(2)])
     for t in threads:
         t.start()
     time.sleep(3)
@@ -448,6 +485,22 @@ def run(args, nara, work, cluster, nodes):
     note = request(base + "/ledger/checkpoint")[1].decode()
     size = int(note.split("\n")[1])
     subjects = ledger_tiles.subjects(lambda path: request(base + "/ledger/" + path)[1], size)
+    logged = {}
+    for line in subprocess.run(["psql", url, "-qAtc", "SELECT xroad_id, count(*) FROM exchange_log WHERE xroad_id LIKE 'cluster-%' GROUP BY xroad_id"],
+                               capture_output=True, text=True, check=True).stdout.split():
+        xid, count = line.split("|")
+        logged[xid] = int(count)
+    if not exchanged:
+        problems.append("no exchange was answered: the exchange load tested nothing")
+    unlogged = [x for x in exchanged if logged.get(x, 0) == 0]
+    logged_twice = [x for x, c in logged.items() if c > 1]
+    exchange_unrecorded = [x for x in exchanged if f"xroad_id:{x}" not in subjects]
+    if unlogged:
+        problems.append(f"{len(unlogged)} answered exchanges are missing from the message log, e.g. {unlogged[:5]}")
+    if logged_twice:
+        problems.append(f"{len(logged_twice)} exchanges are logged more than once, e.g. {logged_twice[:5]}")
+    if exchange_unrecorded:
+        problems.append(f"{len(exchange_unrecorded)} answered exchanges have no ledger entry, e.g. {exchange_unrecorded[:5]}")
     ids = {c: (i if i else present.get(c, [None])[0]) for c, i in acknowledged.items()}
     unrecorded = [c for c, i in ids.items() if f"system:{i}" not in subjects]
     if unrecorded:
@@ -473,6 +526,9 @@ def run(args, nara, work, cluster, nodes):
         "answers_lost_but_committed": sum(1 for i in acknowledged.values() if i is None),
         "lost": len(lost), "duplicated": len(twice),
         "failed_requests": failures,
+        "answered_exchanges": len(exchanged),
+        "exchanges_answer_lost_but_committed": sum(1 for v in exchanged.values() if v == "409"),
+        "failed_exchange_attempts": exchange_failures,
         "seconds_without_writes_per_failover": [round(o, 2) for o in outages],
         "ledger_size": size, "checkpoints_verified": checked,
         "sessions_valid_on_every_node": sessions_ok,
@@ -495,6 +551,7 @@ def run(args, nara, work, cluster, nodes):
         print(f"failover: seconds without a successful write over {len(o)} failovers: p50 {o[len(o) // 2]:.1f}, "
               f"p99 {o[min(len(o) - 1, round(0.99 * (len(o) - 1)))]:.1f}, max {o[-1]:.1f}")
     print(f"cluster test passed: {len(acknowledged)} acknowledged writes, each present once and in the ledger; "
+          f"{len(exchanged)} answered exchanges, each logged once and in the ledger; "
           f"{checked} checkpoints verified; {', '.join(f'{o:.1f} s' for o in outages)} without a successful write per failover")
 
 

@@ -358,6 +358,18 @@ enum ExchangeCommand {
         #[arg(long)]
         id: Option<String>,
     },
+    /// Set up the demo's exchange in the configured database, as `nara
+    /// demo` does: the hosted registries with their records, the data
+    /// services, the access rights and the demo client system's key (in
+    /// DATA/demo-exchange.json, which `exchange call` reads). For nodes run
+    /// with `nara serve` (a cluster's, say); does nothing if that file exists.
+    SetUpDemo {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// How many fictional residents the registries hold.
+        #[arg(long, default_value_t = 1_000)]
+        residents: u64,
+    },
     /// Print this node's gateway key id and public key (for the global configuration).
     NodeKey {
         #[arg(long)]
@@ -1422,6 +1434,27 @@ async fn exchange_command(command: ExchangeCommand) -> anyhow::Result<()> {
             }
             println!();
             println!("{}", response.text().await?);
+            Ok(())
+        }
+        ExchangeCommand::SetUpDemo { config, residents } => {
+            let config = load_config(config.as_deref(), None)?;
+            let store = open_store(&config).await?;
+            anyhow::ensure!(
+                !store.is_empty().await?,
+                "the database has no catalogue: run `nara seed` first"
+            );
+            let identity = nara_server::identity::auth::IdentityKeys::load_or_create(
+                &config.identity_key_path(),
+            )?;
+            let exchange =
+                nara_server::demo::ensure_exchange(&store, &identity, &config.data_dir, residents)
+                    .await?;
+            println!(
+                "The demo exchange is set up: client system {} signs with key {} (in {}).",
+                exchange.client,
+                exchange.key_id,
+                config.data_dir.join("demo-exchange.json").display()
+            );
             Ok(())
         }
         ExchangeCommand::NodeKey { config } => {

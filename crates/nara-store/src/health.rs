@@ -93,15 +93,15 @@ impl Store {
         loopback_only: bool,
     ) -> Result<Vec<ProbeTarget>> {
         let scope = if loopback_only {
-            " AND d.loopback = TRUE"
+            " AND loopback = TRUE"
         } else {
             ""
         };
+        // Index-only: the endpoint is in the index (see the migration).
         let sql = format!(
-            "SELECT d.system_id AS id, CAST(d.grade AS BIGINT) AS grade, s.endpoint_url \
-             FROM probe_schedule d JOIN systems s ON s.id = d.system_id \
-             WHERE d.grade = $1 AND d.due_at <= $2{scope} AND s.endpoint_url IS NOT NULL \
-             ORDER BY d.due_at, d.system_id LIMIT $3"
+            "SELECT system_id AS id, CAST(grade AS BIGINT) AS grade, endpoint AS endpoint_url \
+             FROM probe_schedule WHERE grade = $1 AND due_at <= $2{scope} \
+             ORDER BY due_at, system_id LIMIT $3"
         );
         // Grade by grade, the most critical first, until the round is full:
         // each an index range read of at most what is still wanted.

@@ -91,8 +91,8 @@ async fn fill_applications(database_url: &str, rows: u64) {
 
 /// Growth (`NARA_BENCH_SCALES=tenth,national,10x`): for each scale, the
 /// catalogue seeded (`nara seed --scale`), the demo set up on it,
-/// applications added ([`activity_rows`]: 100,000, a million and 10
-/// million, divided as it says), the node restarted, then rounds of
+/// applications added (100,000, a million and 10 million: the issue's
+/// 10 million at ten times the nation), the node restarted, then rounds of
 /// submissions against `/healthz`; a submission's cost relative to
 /// `/healthz` at each scale and its growth from the first to the last
 /// (goal ≤ 1.5).

@@ -304,25 +304,16 @@ pub fn seed_national(nara: &str, database_url: &str) {
     seed_at(nara, database_url, "national");
 }
 
-/// Rows of recorded activity (applications, exchanges) at `scale`: the
-/// issue's 1 million at a tenth of the nation, 10 million at its scale and
-/// 100 million at ten times (for exchanges; a tenth of that for
-/// applications), divided by `NARA_BENCH_ROWS_DIVISOR` (default 10: 100
-/// million exchanges take about 80 GB, more than this machine's disk, and
-/// filling them takes long).
+/// Rows of recorded activity at `scale`: `per_tenth` at a tenth of the
+/// nation, ten times that at its scale, a hundred times at ten times.
 pub fn activity_rows(scale: &str, per_tenth: u64) -> u64 {
-    let divisor: u64 = std::env::var("NARA_BENCH_ROWS_DIVISOR")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10)
-        .max(1);
     let factor = match scale {
         "tenth" => 1,
         "national" => 10,
         "10x" => 100,
         other => panic!("unknown scale {other}"),
     };
-    per_tenth * factor / divisor
+    per_tenth * factor
 }
 
 /// `nara seed --scale SCALE` (tenth, national, 10x) with seed 7.

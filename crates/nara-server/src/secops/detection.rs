@@ -226,9 +226,6 @@ impl Detector {
                 .map(|(file, _, why)| RuleError { file, why }),
         );
         let mut engine = CorrelationEngine::new(config);
-        if std::env::var("NARA_DETECTION_BLOOM").is_ok() {
-            engine.set_bloom_prefilter(true);
-        }
         let mut listed = Vec::new();
         let level = |l: Option<&rsigma_parser::Level>| {
             l.map(|l| format!("{l:?}").to_lowercase())

@@ -99,6 +99,7 @@ pub struct UnscreenedReport {
     pub reference: String,
     pub answers: String,
     pub national_id_hash: Option<String>,
+    pub submitted_at: i64,
 }
 
 /// Who changed a record (an official) or appealed (the person affected).
@@ -580,26 +581,33 @@ impl Store {
         Ok(())
     }
 
-    /// Phone-call phishing reports no decision of model `code` has screened
-    /// yet, oldest first, with the reporter's national identifier hash.
+    /// Phone-call phishing reports submitted at or after `since` that no
+    /// decision of model `code` has screened yet, in order of submission,
+    /// with the reporter's national identifier hash. Read from an index
+    /// from `since` on, so a caller that moves `since` along reads what is
+    /// new, not every report ever screened.
     pub async fn unscreened_call_reports(
         &self,
         code: &str,
+        since: i64,
         limit: i64,
     ) -> Result<Vec<UnscreenedReport>> {
-        Ok(with_pool!(self, |pool| sqlx::query_as(
-            "SELECT a.reference, a.answers, acc.national_id_hash FROM applications a \
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+            "SELECT a.reference, a.answers, acc.national_id_hash, a.submitted_at FROM applications a \
              JOIN accounts acc ON acc.id = a.account_id \
-             WHERE a.service_code = $1 AND a.submitted_at IS NOT NULL \
+             WHERE a.service_code = $1 AND a.submitted_at >= $4 \
              AND a.answers LIKE '%\"channel\":\"phone_call\"%' \
              AND a.answers LIKE '%\"transcript\":%' \
              AND NOT EXISTS (SELECT 1 FROM algorithm_decisions d WHERE d.code = $2 \
-             AND d.source = 'application:' || a.reference) ORDER BY a.id LIMIT $3"
+             AND d.source = 'application:' || a.reference) ORDER BY a.submitted_at, a.id LIMIT $3"
         )
         .bind(crate::blocklist::REPORT_SERVICE)
         .bind(code)
         .bind(limit)
+        .bind(since)
         .fetch_all(pool)
-        .await?))
+        .await?
+        }))
     }
 }

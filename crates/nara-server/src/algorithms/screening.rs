@@ -15,6 +15,10 @@ pub const MODEL: &str = nara_algorithms::phishing::CODE;
 
 /// Reports read a round at most.
 const BATCH: i64 = 200;
+/// How far before the newest report already read each round looks again:
+/// a report committed late (a slow transaction, another node's clock) with
+/// an earlier submission time is still screened.
+const LOOK_BACK_MS: i64 = 60_000;
 
 /// Screens new reports every three seconds.
 pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
@@ -24,23 +28,34 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
         // Reports this node could not screen (a transcript out of the
         // model's range): not asked again until it restarts.
         let mut refused = std::collections::HashSet::new();
+        // The newest submission read so far: the first round reads every
+        // report once, the next ones what came since.
+        let mut newest = 0;
         loop {
             tick.tick().await;
-            if let Err(e) = round(&state, &mut refused).await {
+            if let Err(e) = round(&state, &mut refused, &mut newest).await {
                 tracing::warn!(error = %e, "screening phishing reports");
             }
         }
     })
 }
 
-/// One round; how many reports were screened.
+/// One round: the reports submitted since a minute before `newest` (the
+/// newest submission an earlier round read; 0 at first) not screened yet;
+/// how many were screened.
 pub async fn round(
     state: &AppState,
     refused: &mut std::collections::HashSet<String>,
+    newest: &mut i64,
 ) -> Result<usize, nara_store::StoreError> {
-    let reports = state.store.unscreened_call_reports(MODEL, BATCH).await?;
+    let since = newest.saturating_sub(LOOK_BACK_MS);
+    let reports = state
+        .store
+        .unscreened_call_reports(MODEL, since, BATCH)
+        .await?;
     let mut screened = 0;
     for report in reports {
+        *newest = (*newest).max(report.submitted_at);
         if refused.contains(&report.reference) {
             continue;
         }

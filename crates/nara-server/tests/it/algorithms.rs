@@ -359,5 +359,22 @@ backends! {
         assert_eq!(app.store.decisions_about(&hash).await.unwrap().len(), 1, "screened once");
         let (_, mine) = page(&app, "/my/decisions", &minji.cookie).await;
         assert!(mine.contains("An official is reviewing this decision"));
+
+        // Rounds read what was submitted since the newest report they read: a
+        // later report is screened too, and nothing is left behind.
+        let r = app.client.post(app.url("/api/v1/services/phishing-report/applications"))
+            .header("cookie", &minji.cookie).header("x-csrf-token", &minji.csrf)
+            .json(&report).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+        let mut count = 0;
+        for _ in 0..100 {
+            count = app.store.decisions_about(&hash).await.unwrap().len();
+            if count == 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(count, 2, "the later report screened as well");
+        assert!(app.store.unscreened_call_reports("voice-phishing", 0, 10).await.unwrap().is_empty());
     }
 }

@@ -247,6 +247,19 @@ fn subjects() -> Arc<Vec<String>> {
     )
 }
 
+/// The two callers ([`signers`]), the subjects and a client, both paths
+/// warmed up (connections, caches, the directory).
+async fn warmed_up(node: &Node) -> (Arc<Signer>, Arc<Signer>, Arc<Vec<String>>, reqwest::Client) {
+    let (direct, mediated) = signers(node).await;
+    let subjects = subjects();
+    let http = client();
+    for signer in [&direct, &mediated] {
+        let warm = presign(signer.clone(), subjects.clone(), 10_000_000, 2_000).await;
+        run(&http, warm).await;
+    }
+    (direct, mediated, subjects, http)
+}
+
 /// The two callers: the ministry's own system calling its registry's API
 /// (registered here), and Seoul's welfare portal through the exchange.
 async fn signers(node: &Node) -> (Arc<Signer>, Arc<Signer>) {
@@ -377,13 +390,7 @@ async fn growth(scales: &str) {
         let rows = activity_rows(scale, 1_000_000) / log_divisor();
         fill_log(&database_url, rows).await;
         let node = start_demo(&[], dir, port).await;
-        let (direct, mediated) = signers(&node).await;
-        let subjects = subjects();
-        let http = client();
-        for signer in [&direct, &mediated] {
-            let warm = presign(signer.clone(), subjects.clone(), 10_000_000, 2_000).await;
-            run(&http, warm).await;
-        }
+        let (direct, mediated, subjects, http) = warmed_up(&node).await;
         let (mut d_rates, mut m_rates, mut m_p99) = (vec![], vec![], vec![]);
         for round in 0..ROUNDS {
             let budget = 40_000;
@@ -402,19 +409,10 @@ async fn growth(scales: &str) {
         );
         costs.push((scale.to_owned(), d / m));
     }
-    if let (Some((small, a)), Some((large, b))) = (costs.first(), costs.last())
-        && costs.len() > 1
-    {
-        let growth = b / a;
-        println!(
-            "growth: a mediated exchange's cost (relative to the direct call) at {large} against {small}: {growth:.2}× {}",
-            if growth <= 1.5 {
-                "(goal ≤ 1.5)"
-            } else {
-                "(MISSED: goal ≤ 1.5)"
-            }
-        );
-    }
+    print_growth(
+        "a mediated exchange's cost (relative to the direct call)",
+        &costs,
+    );
 }
 
 #[tokio::main]
@@ -425,14 +423,7 @@ async fn main() {
     }
     let dir = tempfile::tempdir().unwrap();
     let node = start_demo(&[], dir, free_port()).await;
-    let (direct, mediated) = signers(&node).await;
-    let subjects = subjects();
-    let http = client();
-    // Warm up both paths (connections, caches, the directory).
-    for signer in [&direct, &mediated] {
-        let warm = presign(signer.clone(), subjects.clone(), 10_000_000, 2_000).await;
-        run(&http, warm).await;
-    }
+    let (direct, mediated, subjects, http) = warmed_up(&node).await;
 
     // For profiling the server: `NARA_BENCH_ONLY=mediated` runs mediated
     // rounds for half a minute and stops.

@@ -30,6 +30,42 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// A client for `clients` connections (redirects not followed) and the
+/// baseline request, `/healthz`.
+fn client_and_healthz(base: &str, clients: usize) -> (reqwest::Client, Request) {
+    let plain = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let healthz: Request = {
+        let (c, url) = (plain.clone(), format!("{base}/healthz"));
+        Arc::new(move || c.get(&url))
+    };
+    (plain, healthz)
+}
+
+/// Interleaved rounds of `/healthz` and full submissions: their median
+/// rates and the submissions' latencies, sorted.
+async fn submissions_against_healthz(
+    healthz: &Request,
+    submit: &Request,
+) -> (f64, f64, Vec<Duration>) {
+    let (mut base_rates, mut sub_rates, mut sub_lat) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        base_rates.push(
+            load(CONCURRENCY, ROUND_SECONDS, 200, healthz.clone())
+                .await
+                .0,
+        );
+        let (rate, lat) = load(CONCURRENCY, ROUND_SECONDS, 201, submit.clone()).await;
+        sub_rates.push(rate);
+        sub_lat.extend(lat);
+    }
+    sub_lat.sort();
+    (median(base_rates), median(sub_rates), sub_lat)
+}
+
 /// Fills `applications` with `rows` more, copied in shape from the year
 /// the demo wrote (each service, version, agency and state in the demo's
 /// proportions, their answers and evidence), spread over the demo's
@@ -113,31 +149,11 @@ async fn growth(nara: &str, scales: &str) {
         let rows = activity_rows(scale, 100_000);
         fill_applications(&database_url, rows).await;
         let (server, base, dir) = start_demo_in(nara, dir, port, &[], &[]).await;
-        let plain = reqwest::Client::builder()
-            .pool_max_idle_per_host(CONCURRENCY)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let healthz: Request = {
-            let (c, url) = (plain.clone(), format!("{base}/healthz"));
-            Arc::new(move || c.get(&url))
-        };
+        let (plain, healthz) = client_and_healthz(&base, CONCURRENCY);
         let Citizen { submit, .. } = citizen(&plain, &base, dir.path()).await;
         load(CONCURRENCY, 0.5, 200, healthz.clone()).await;
         load(CONCURRENCY, 0.5, 201, submit.clone()).await;
-        let (mut base_rates, mut sub_rates, mut sub_lat) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..ROUNDS {
-            base_rates.push(
-                load(CONCURRENCY, ROUND_SECONDS, 200, healthz.clone())
-                    .await
-                    .0,
-            );
-            let (rate, lat) = load(CONCURRENCY, ROUND_SECONDS, 201, submit.clone()).await;
-            sub_rates.push(rate);
-            sub_lat.extend(lat);
-        }
-        sub_lat.sort();
-        let (h, s) = (median(base_rates), median(sub_rates));
+        let (h, s, sub_lat) = submissions_against_healthz(&healthz, &submit).await;
         println!(
             "scale {scale}, {rows} applications added: /healthz {h:.0}/s, submissions {s:.0}/s (p99 {:.2} ms), ratio {:.3}",
             ms(percentile(&sub_lat, 0.99)),
@@ -146,19 +162,7 @@ async fn growth(nara: &str, scales: &str) {
         costs.push((scale.to_owned(), h / s));
         drop(server);
     }
-    if let (Some((small, a)), Some((large, b))) = (costs.first(), costs.last())
-        && costs.len() > 1
-    {
-        let growth = b / a;
-        println!(
-            "growth: a submission's cost (relative to /healthz) at {large} against {small}: {growth:.2}× {}",
-            if growth <= 1.5 {
-                "(goal ≤ 1.5)"
-            } else {
-                "(MISSED: goal ≤ 1.5)"
-            }
-        );
-    }
+    print_growth("a submission's cost (relative to /healthz)", &costs);
 }
 
 #[tokio::main]
@@ -168,15 +172,7 @@ async fn main() {
         return;
     }
     let (server, base, dir) = start_demo(env!("CARGO_BIN_EXE_nara")).await;
-    let plain = reqwest::Client::builder()
-        .pool_max_idle_per_host(PAGE_CLIENTS)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let healthz: Request = {
-        let (c, url) = (plain.clone(), format!("{base}/healthz"));
-        Arc::new(move || c.get(&url))
-    };
+    let (plain, healthz) = client_and_healthz(&base, PAGE_CLIENTS);
     let Citizen { submit, portal } = citizen(&plain, &base, dir.path()).await;
     // Warm up both paths (connections, caches, the first WAL checkpoint).
     load(CONCURRENCY, 0.5, 200, healthz.clone()).await;
@@ -185,20 +181,7 @@ async fn main() {
     println!(
         "nara citizen services benchmark (SQLite, synchronous=FULL; {CONCURRENCY} clients, {ROUNDS} interleaved rounds of {ROUND_SECONDS} s)"
     );
-    let (mut base_rates, mut sub_rates) = (Vec::new(), Vec::new());
-    let mut sub_lat = Vec::new();
-    for _ in 0..ROUNDS {
-        base_rates.push(
-            load(CONCURRENCY, ROUND_SECONDS, 200, healthz.clone())
-                .await
-                .0,
-        );
-        let (rate, lat) = load(CONCURRENCY, ROUND_SECONDS, 201, submit.clone()).await;
-        sub_rates.push(rate);
-        sub_lat.extend(lat);
-    }
-    sub_lat.sort();
-    let (h, s) = (median(base_rates), median(sub_rates));
+    let (h, s, sub_lat) = submissions_against_healthz(&healthz, &submit).await;
     println!("/healthz:                         {h:>8.0} req/s  (baseline)");
     println!(
         "full submissions (check, store, submit, ledger): {s:>8.0} /s  p50 {:.2} ms  p99 {:.2} ms  ratio {:.3} (goal ≥ 2,000/s)",

@@ -304,6 +304,24 @@ pub fn seed_national(nara: &str, database_url: &str) {
     seed_at(nara, database_url, "national");
 }
 
+/// Prints how `what` grew from the first scale measured to the last
+/// (`costs`: each scale's cost relative to its baseline; goal ≤ 1.5).
+pub fn print_growth(what: &str, costs: &[(String, f64)]) {
+    if let (Some((small, a)), Some((large, b))) = (costs.first(), costs.last())
+        && costs.len() > 1
+    {
+        let growth = b / a;
+        println!(
+            "growth: {what} at {large} against {small}: {growth:.2}× {}",
+            if growth <= 1.5 {
+                "(goal ≤ 1.5)"
+            } else {
+                "(MISSED: goal ≤ 1.5)"
+            }
+        );
+    }
+}
+
 /// Rows of recorded activity at `scale`: `per_tenth` at a tenth of the
 /// nation, ten times that at its scale, a hundred times at ten times.
 pub fn activity_rows(scale: &str, per_tenth: u64) -> u64 {

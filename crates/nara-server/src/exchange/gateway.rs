@@ -381,6 +381,11 @@ pub async fn exchange(
             if let Some(key) = &labels.unclaimed {
                 let _ = state.exchange.replay.claim(&state.store, key).await;
             }
+            if fault.kind == FaultKind::DatabaseError
+                && let Some(id) = &labels.admitted_id
+            {
+                state.exchange.replay.forget_here(id);
+            }
             state.metrics.exchange(
                 &labels.service,
                 &labels.client,
@@ -447,6 +452,11 @@ struct Labels {
     /// A signature admitted on this node only, to be claimed in the log's
     /// transaction: claimed for every node if the request is refused.
     unclaimed: Option<String>,
+    /// The X-Road-Id as this node remembers it once admitted: forgotten if
+    /// the exchange fails for want of the database (nothing logged, nothing
+    /// released), so that a retry with the same id is not refused here as a
+    /// duplicate while any other node would take it.
+    admitted_id: Option<String>,
 }
 
 async fn mediate(
@@ -462,6 +472,7 @@ async fn mediate(
         target: parts.uri.path().chars().take(300).collect(),
         claimed: String::new(),
         unclaimed: None,
+        admitted_id: None,
     };
     macro_rules! fail {
         ($e:expr) => {
@@ -592,6 +603,9 @@ async fn mediate(
             .admit(&state.store, &replay_keys, &verified.replay_key, now_ms)
             .await
     };
+    if admitted.is_ok() {
+        labels.admitted_id = Some(replay_keys[0].clone());
+    }
     match admitted {
         Ok(()) if hosted => labels.unclaimed = Some(verified.replay_key.clone()),
         Ok(()) => {}

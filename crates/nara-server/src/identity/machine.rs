@@ -460,6 +460,17 @@ impl ReplayGuard {
         Ok(())
     }
 
+    /// Forgets one key this node admitted, for a request that failed before
+    /// anything was recorded or released (the database unavailable), so
+    /// that a retry under the same key is taken here as on any other node.
+    /// Never for a signature: a retry signs anew.
+    pub fn forget_here(&self, key: &str) {
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+    }
+
     /// Forgets what is past the window (called now and then).
     pub async fn prune(&self, store: &Store, now_ms: i64) {
         self.seen
@@ -829,6 +840,26 @@ pub async fn whoami(request: axum::extract::Request) -> axum::response::Response
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_forgotten_after_a_failed_attempt_is_taken_again_but_never_a_signature() {
+        let guard = ReplayGuard::default();
+        let id = ["id\nKR/LOC/SEOUL/portal\nx-1".to_owned()];
+        assert!(guard.admit_here(&id, "sig-1", 1_000).is_ok());
+        assert!(matches!(
+            guard.admit_here(&id, "sig-2", 1_001),
+            Err(Replay::Repeated)
+        ));
+        // The first attempt failed for want of the database: its id is free again here.
+        guard.forget_here(&id[0]);
+        assert!(guard.admit_here(&id, "sig-3", 1_002).is_ok());
+        // Its signature is not: a request replayed as it was is still refused.
+        let other = ["id\nKR/LOC/SEOUL/portal\nx-2".to_owned()];
+        assert!(matches!(
+            guard.admit_here(&other, "sig-1", 1_003),
+            Err(Replay::Repeated)
+        ));
+    }
 
     #[test]
     fn keys_decode_from_raw_or_pem() {

@@ -612,20 +612,69 @@ impl PageRequest {
     pub fn offset(&self) -> i64 {
         i64::from(self.page.saturating_sub(1)) * i64::from(self.per_page)
     }
+
+    /// How many matches a text search counts before it stops: this page and
+    /// [`COUNT_AHEAD`] more. Beyond it the total is a lower bound.
+    pub fn count_limit(&self) -> u64 {
+        self.offset().max(0) as u64 + u64::from(self.per_page) + COUNT_AHEAD
+    }
 }
 
-/// One page of a list, with the total number of matches.
+/// How many matches past the requested page a text search counts: ten more
+/// pages at the default size. Counting every match of a common word would
+/// make a search cost grow with the catalogue (an agency of 10,000 systems
+/// has 8,000 that name `https://`); like a search engine's "more than", a
+/// lower bound past this keeps a search's cost flat as the country grows.
+pub const COUNT_AHEAD: u64 = 200;
+
+/// How many matches a list counts before it stops: every one, unless it
+/// searches text (then the page and [`COUNT_AHEAD`] more). One rule for the
+/// database and the read model, so that both answer alike.
+pub fn count_limit(q: Option<&SearchText>, page: PageRequest) -> Option<u64> {
+    q.filter(|q| !q.as_str().is_empty())
+        .map(|_| page.count_limit())
+}
+
+/// Whether a page's `total` is every match (`eq`) or a lower bound (`gte`):
+/// a text search stops counting [`COUNT_AHEAD`] matches past the page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TotalRelation {
+    #[default]
+    Eq,
+    Gte,
+}
+
+/// One page of a list, with the number of matches.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
+    /// Every match, or at least this many when `total_relation` is `gte`.
     pub total: u64,
+    pub total_relation: TotalRelation,
     pub page: u32,
     pub per_page: u32,
 }
 
 impl<T> Page<T> {
+    /// An empty first page (a form that did not parse shows nothing).
+    pub fn empty(per_page: u32) -> Self {
+        Page {
+            items: Vec::new(),
+            total: 0,
+            total_relation: TotalRelation::Eq,
+            page: 1,
+            per_page,
+        }
+    }
+
+    /// Pages known to exist: all of them unless the total is a lower bound.
     pub fn pages(&self) -> u32 {
         (self.total.div_ceil(u64::from(self.per_page.max(1)))).max(1) as u32
+    }
+
+    pub fn total_is_lower_bound(&self) -> bool {
+        self.total_relation == TotalRelation::Gte
     }
 }
 

@@ -246,12 +246,23 @@ pub struct CatalogueStats {
     pub systems_by_grade: [u64; 4],
 }
 
-/// Runs a filtered, paged list: one COUNT and one page of rows.
+/// Runs a filtered, paged list: one COUNT and one page of rows. A text
+/// search counts at most one match past its limit (`nara_core::count_limit`).
 macro_rules! list_page {
-    ($store:expr, $table:literal, $columns:expr, $row:ty, $conditions:expr, $page:expr) => {{
+    ($store:expr, $table:literal, $columns:expr, $row:ty, $conditions:expr, $q:expr, $page:expr) => {{
         let page: PageRequest = $page;
-        let mut count = Sql::new(concat!("SELECT COUNT(*) FROM ", $table));
+        let limit = nara_core::count_limit($q, page);
+        let mut count = Sql::new(match limit {
+            Some(_) => concat!("SELECT COUNT(*) FROM (SELECT 1 FROM ", $table),
+            None => concat!("SELECT COUNT(*) FROM ", $table),
+        });
         $conditions(&mut count);
+        if let Some(limit) = limit {
+            count
+                .push(" LIMIT ")
+                .bind(Arg::Int(i64::try_from(limit + 1).unwrap_or(i64::MAX)));
+            count.push(") AS matches");
+        }
         let mut select = Sql::new(&format!("SELECT {} FROM {}", $columns, $table));
         $conditions(&mut select);
         select
@@ -267,12 +278,18 @@ macro_rules! list_page {
                 .await?;
             (total, rows)
         });
+        let total = total.max(0) as u64;
+        let (total, total_relation) = match limit {
+            Some(limit) if total > limit => (limit, nara_core::TotalRelation::Gte),
+            _ => (total, nara_core::TotalRelation::Eq),
+        };
         Ok(Page {
             items: rows
                 .into_iter()
                 .map(TryInto::try_into)
                 .collect::<Result<Vec<_>>>()?,
-            total: total.max(0) as u64,
+            total,
+            total_relation,
             page: page.page,
             per_page: page.per_page,
         })
@@ -293,6 +310,7 @@ impl Store {
             AGENCY_COLUMNS,
             AgencyRow,
             |s: &mut Sql| agency_conditions(s, filter),
+            filter.q.as_ref(),
             page
         )
     }
@@ -416,6 +434,7 @@ impl Store {
             SYSTEM_COLUMNS,
             SystemRow,
             |s: &mut Sql| system_conditions(s, filter),
+            filter.q.as_ref(),
             page
         )
     }
@@ -519,6 +538,7 @@ impl Store {
             SERVICE_COLUMNS,
             ServiceRow,
             |s: &mut Sql| service_conditions(s, filter),
+            filter.q.as_ref(),
             page
         )
     }
@@ -710,9 +730,12 @@ impl Store {
             .into_iter()
             .map(Agency::try_from)
             .collect::<Result<Vec<_>>>()?;
-        Ok(crate::cache::Snapshot::new(
-            version, agencies, systems, services,
-        ))
+        // Indexing 450,000 systems takes a while: off the async workers.
+        tokio::task::spawn_blocking(move || {
+            crate::cache::Snapshot::new(version, agencies, systems, services)
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("building the catalogue's read model: {e}")))
     }
 
     /// Reloads the read model unless the one in place is fresh and current.

@@ -127,12 +127,7 @@ pub async fn services(
         .await
         .map_err(store_failed(ctx.lang))?;
     let page = if form_error.is_some() {
-        Page {
-            items: Vec::new(),
-            total: 0,
-            page: 1,
-            per_page: page_request.per_page,
-        }
+        Page::empty(page_request.per_page)
     } else {
         state
             .store
@@ -361,15 +356,7 @@ pub async fn systems(ctx: PageCtx, State(state): State<AppState>) -> Result<Resp
         .await
         .map_err(store_failed(ctx.lang))?;
     let (page, counts) = if form_error.is_some() {
-        (
-            Page {
-                items: Vec::new(),
-                total: 0,
-                page: 1,
-                per_page: page_request.per_page,
-            },
-            [0; 4],
-        )
+        (Page::empty(page_request.per_page), [0; 4])
     } else {
         let page = state
             .store

@@ -107,6 +107,8 @@ impl NavUser {
 pub struct Pager {
     pub page: u32,
     pub pages: u32,
+    /// More pages may follow `pages` (a search stopped counting).
+    pub more: bool,
     pub previous: Option<String>,
     pub next: Option<String>,
 }
@@ -211,6 +213,7 @@ impl PageCtx {
         Pager {
             page: page.page,
             pages,
+            more: page.total_is_lower_bound(),
             previous: (page.page > 1).then(|| link(page.page - 1)),
             next: (page.page < pages).then(|| link(page.page + 1)),
         }

@@ -147,6 +147,40 @@ async fn the_inventory_is_for_signed_in_staff() {
     let (status, _, html) = page(&app, "/systems?grade=9", &[("cookie", &session.cookie)]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(html.contains("id=\"grade-error\""));
+
+    // A text search counts ten pages past the one shown (the demo's 200
+    // systems and 5 more all hold "kr/"); beyond, the count says "more than"
+    // and the pager offers the next page without a last one.
+    for k in 0..5 {
+        let mut extra = nara_core::seed::demo().unwrap().systems[0].clone();
+        extra.code = format!("EXTRA-{k}");
+        app.store.create_system(&extra, "test").await.unwrap();
+    }
+    let cookie = [("cookie", session.cookie.as_str())];
+    let (_, _, html) = page(&app, "/systems?q=kr%2F&per_page=1&page=2", &cookie).await;
+    assert!(html.contains("More than 202 systems found"), "{html}");
+    assert!(html.contains("Page 2</li>") && html.contains("rel=\"next\""));
+    let (_, _, html) = page(
+        &app,
+        "/systems?q=kr%2F&per_page=100&page=2&lang=es",
+        &cookie,
+    )
+    .await;
+    assert!(html.contains("205 sistemas encontrados") && html.contains("Página 2 de 3"));
+    let body: serde_json::Value = app
+        .client
+        .get(app.url("/api/v1/systems?q=kr%2F&per_page=1"))
+        .header("cookie", &session.cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&body["total"], &body["total_relation"]),
+        (&serde_json::json!(201), &serde_json::json!("gte"))
+    );
     // A forged session id is no session.
     let (status, _, _) = page(&app, "/systems", &[("cookie", "nara_session=forged")]).await;
     assert_eq!(status, StatusCode::SEE_OTHER);

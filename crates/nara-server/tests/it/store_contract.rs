@@ -228,27 +228,30 @@ backends! {
         let q = |s: &str| Some(s.parse::<catalogue::SearchText>().unwrap());
         let agencies = [None, Some(MemberId::parse("KR/GOV/MOIS").unwrap()), Some(MemberId::parse("KR/LOC/JEJU").unwrap()), Some(MemberId::parse("KR/GOV/NOPE").unwrap())];
         let mut compared = 0;
+        let mut relations = std::collections::HashSet::new();
         for agency in &agencies {
-            for text in [None, q("database"), q("03"), q("https://"), q("%"), q("nothing-matches-this")] {
+            for text in [None, q("database"), q("03"), q("https://"), q("%"), q("nothing-matches-this"), q("tax"), q("x"), q("신청")] {
                 for grade in [None, Some(Grade::new(1).unwrap()), Some(Grade::new(4).unwrap())] {
                     for page in [PageRequest { page: 1, per_page: 20 }, PageRequest { page: 3, per_page: 7 }, PageRequest { page: 500, per_page: 100 }] {
                         let f = SystemFilter { agency: agency.clone(), grade, q: text.clone(), kind: Some(SystemKind::Server).filter(|_| grade.is_some()), status: None };
                         let a = sql.list_systems(&f, page).await.unwrap();
                         let b = cached.list_systems(&f, page).await.unwrap();
-                        assert_eq!((a.total, &a.items), (b.total, &b.items), "{f:?} {page:?}");
+                        assert_eq!((a.total, a.total_relation, &a.items), (b.total, b.total_relation, &b.items), "{f:?} {page:?}");
                         assert_eq!(sql.count_systems_by_grade(&f).await.unwrap(), cached.count_systems_by_grade(&f).await.unwrap());
                         compared += 1;
+                        relations.insert(a.total_relation);
                     }
                 }
                 for audience in [None, Some(Audience::Business)] {
                     let f = ServiceFilter { agency: agency.clone(), audience, status: None, q: text.clone() };
                     let a = sql.list_services(&f, PageRequest::default()).await.unwrap();
                     let b = cached.list_services(&f, PageRequest::default()).await.unwrap();
-                    assert_eq!((a.total, &a.items), (b.total, &b.items), "{f:?}");
+                    assert_eq!((a.total, a.total_relation, &a.items), (b.total, b.total_relation, &b.items), "{f:?}");
                 }
             }
         }
         assert!(compared > 200);
+        assert_eq!(relations.len(), 2, "some searches counted every match, some stopped at the limit");
 
         // Read your own writes at once; other nodes' writes within seconds.
         let mut new = SystemInput {

@@ -731,11 +731,19 @@ impl Store {
             .map(Agency::try_from)
             .collect::<Result<Vec<_>>>()?;
         // Indexing 450,000 systems takes a while: off the async workers.
-        tokio::task::spawn_blocking(move || {
+        let (rows, started) = (systems.len() + services.len(), std::time::Instant::now());
+        let snapshot = tokio::task::spawn_blocking(move || {
             crate::cache::Snapshot::new(version, agencies, systems, services)
         })
         .await
-        .map_err(|e| StoreError::Corrupt(format!("building the catalogue's read model: {e}")))
+        .map_err(|e| StoreError::Corrupt(format!("building the catalogue's read model: {e}")))?;
+        tracing::info!(
+            version,
+            rows,
+            index_ms = started.elapsed().as_millis() as u64,
+            "catalogue read model built"
+        );
+        Ok(snapshot)
     }
 
     /// Reloads the read model unless the one in place is fresh and current.

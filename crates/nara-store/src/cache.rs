@@ -51,10 +51,50 @@ type GramMap<V> = HashMap<u32, V, foldhash::fast::RandomState>;
 /// gram.
 #[derive(Debug)]
 enum Postings {
-    Rows(Vec<u32>),
+    Rows(RowList),
     /// Held by more than one row in [`COMMON_SHARE`]: a list that long
     /// narrows a search too little to be worth its memory.
     Common,
+}
+
+/// Ascending row numbers, each stored as its LEB128 difference from the one
+/// before (the first from 0): a byte or two a row instead of four.
+#[derive(Debug, Default)]
+struct RowList {
+    len: u32,
+    last: u32,
+    deltas: Vec<u8>,
+}
+
+impl RowList {
+    fn push(&mut self, row: u32) {
+        let mut delta = row - self.last;
+        while delta >= 0x80 {
+            self.deltas.push((delta as u8) | 0x80);
+            delta >>= 7;
+        }
+        self.deltas.push(delta as u8);
+        self.last = row;
+        self.len += 1;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        let mut bytes = self.deltas.iter();
+        let mut row = 0u32;
+        std::iter::from_fn(move || {
+            let (mut delta, mut shift) = (0u32, 0);
+            loop {
+                let b = *bytes.next()?;
+                delta |= u32::from(b & 0x7f) << shift;
+                if b < 0x80 {
+                    break;
+                }
+                shift += 7;
+            }
+            row += delta;
+            Some(row)
+        })
+    }
 }
 
 /// A gram held by more than one row in this many is not listed.
@@ -104,7 +144,7 @@ impl Segment {
                 let postings = if n as usize > common {
                     Postings::Common
                 } else {
-                    Postings::Rows(Vec::with_capacity(n as usize))
+                    Postings::Rows(RowList::default())
                 };
                 (g, postings)
             })
@@ -116,6 +156,11 @@ impl Segment {
                     // A segment's rows fit in u32 (a catalogue holds millions, not billions).
                     rows.push(k as u32);
                 }
+            }
+        }
+        for postings in grams.values_mut() {
+            if let Postings::Rows(rows) = postings {
+                rows.deltas.shrink_to_fit();
             }
         }
         self.grams = grams;
@@ -139,14 +184,19 @@ impl Segment {
     /// The shortest list of rows that may hold the needle: empty when one of
     /// its grams is in no row; `None` when every gram is common (or the
     /// needle is one byte), and only a scan will do.
-    fn narrowest(&self, needle: &[u8]) -> Option<&[u32]> {
-        let mut best: Option<&[u32]> = None;
+    fn narrowest(&self, needle: &[u8]) -> Option<&RowList> {
+        static NONE: RowList = RowList {
+            len: 0,
+            last: 0,
+            deltas: Vec::new(),
+        };
+        let mut best: Option<&RowList> = None;
         for w in needle_grams(needle) {
             match self.grams.get(&gram(w)) {
-                None => return Some(&[]),
+                None => return Some(&NONE),
                 Some(Postings::Common) => {}
                 Some(Postings::Rows(rows)) => {
-                    if best.is_none_or(|b| rows.len() < b.len()) {
+                    if best.is_none_or(|b| rows.len < b.len) {
                         best = Some(rows);
                     }
                 }
@@ -164,7 +214,7 @@ impl Segment {
             return Box::new(
                 candidates
                     .iter()
-                    .map(|&k| k as usize)
+                    .map(|k| k as usize)
                     .filter(move |&k| finder.find(self.row_text(k)).is_some())
                     .map(move |k| self.rows[k]),
             );
@@ -479,6 +529,18 @@ mod tests {
         }
 
         #[test]
+        fn row_lists_give_back_what_went_in(mut rows in prop::collection::vec(any::<u32>(), 0..200)) {
+            rows.sort_unstable();
+            rows.dedup();
+            let mut list = RowList::default();
+            for &r in &rows {
+                list.push(r);
+            }
+            prop_assert_eq!(list.iter().collect::<Vec<_>>(), rows.clone());
+            prop_assert_eq!(list.len as usize, rows.len());
+        }
+
+        #[test]
         fn every_piece_of_a_text_is_found(texts in texts(), pick in any::<prop::sample::Index>(), from in 0usize..40, len in 1usize..12) {
             prop_assume!(!texts.is_empty());
             let text = &texts[pick.index(texts.len())];
@@ -491,6 +553,10 @@ mod tests {
         }
     }
 
+    fn listed(s: &Segment, needle: &[u8]) -> Option<Vec<u32>> {
+        s.narrowest(needle).map(|rows| rows.iter().collect())
+    }
+
     #[test]
     fn common_grams_are_not_listed_and_absent_grams_find_nothing() {
         let texts: Vec<String> = (0..100)
@@ -501,21 +567,23 @@ mod tests {
         assert!(matches!(s.grams.get(&gram(b"ht")), Some(Postings::Common)));
         assert!(matches!(s.grams.get(&gram(b"htt")), Some(Postings::Common)));
         assert!(
-            matches!(s.grams.get(&gram(b"ta")), Some(Postings::Rows(rows)) if rows == &[100, 101])
+            matches!(s.grams.get(&gram(b"ta")), Some(Postings::Rows(rows)) if rows.iter().eq([100, 101]))
         );
-        assert!(matches!(s.grams.get(&gram(b"axi")), Some(Postings::Rows(rows)) if rows == &[101]));
-        assert_eq!(s.narrowest(b"taxi"), Some(&[101][..]), "the rarest triple");
+        assert!(
+            matches!(s.grams.get(&gram(b"axi")), Some(Postings::Rows(rows)) if rows.iter().eq([101]))
+        );
+        assert_eq!(listed(&s, b"taxi"), Some(vec![101]), "the rarest triple");
         assert_eq!(
-            s.narrowest(b"ta"),
-            Some(&[100, 101][..]),
+            listed(&s, b"ta"),
+            Some(vec![100, 101]),
             "a two-byte needle is its pair"
         );
-        assert_eq!(s.narrowest(b"https"), None, "every triple common: a scan");
-        assert_eq!(s.narrowest(b"t"), None, "one byte: a scan");
-        assert_eq!(s.narrowest(b"zq"), Some(&[][..]), "a pair in no row");
+        assert_eq!(listed(&s, b"https"), None, "every triple common: a scan");
+        assert_eq!(listed(&s, b"t"), None, "one byte: a scan");
+        assert_eq!(listed(&s, b"zq"), Some(vec![]), "a pair in no row");
         assert_eq!(
-            s.narrowest(b"ofi"),
-            Some(&[][..]),
+            listed(&s, b"ofi"),
+            Some(vec![]),
             "a triple in no row, its pairs in some"
         );
         assert_eq!(found(&s, "https://"), expected(&texts, "https://"));

@@ -125,45 +125,32 @@ impl Segment {
         self.text.push(0);
     }
 
-    /// Lists each gram's rows, once every row is in: a first pass counts
-    /// the rows holding each gram, a second lists the uncommon ones, so the
-    /// build never holds more than the index it makes.
+    /// Lists each gram's rows, once every row is in, in one pass; then
+    /// forgets the lists of common grams. The lists are a byte or so a row
+    /// while they are built, so the common ones cost little before they go.
     fn index(&mut self) {
-        let mut counts: GramMap<u32> = GramMap::default();
+        let mut lists: GramMap<RowList> = GramMap::default();
         let mut held = Vec::new();
         for k in 0..self.starts.len() {
             self.grams_of(k, &mut held);
             for &g in &held {
-                *counts.entry(g).or_default() += 1;
+                // A segment's rows fit in u32 (a catalogue holds millions, not billions).
+                lists.entry(g).or_default().push(k as u32);
             }
         }
         let common = (self.rows.len() / COMMON_SHARE).max(1);
-        let mut grams: GramMap<Postings> = counts
+        self.grams = lists
             .into_iter()
-            .map(|(g, n)| {
-                let postings = if n as usize > common {
+            .map(|(g, mut rows)| {
+                let postings = if rows.len as usize > common {
                     Postings::Common
                 } else {
-                    Postings::Rows(RowList::default())
+                    rows.deltas.shrink_to_fit();
+                    Postings::Rows(rows)
                 };
                 (g, postings)
             })
             .collect();
-        for k in 0..self.starts.len() {
-            self.grams_of(k, &mut held);
-            for g in &held {
-                if let Some(Postings::Rows(rows)) = grams.get_mut(g) {
-                    // A segment's rows fit in u32 (a catalogue holds millions, not billions).
-                    rows.push(k as u32);
-                }
-            }
-        }
-        for postings in grams.values_mut() {
-            if let Postings::Rows(rows) = postings {
-                rows.deltas.shrink_to_fit();
-            }
-        }
-        self.grams = grams;
     }
 
     /// The distinct grams of row `k`, into `held`.
@@ -254,10 +241,13 @@ impl<T: Clone> Table<T> {
                 .or_default()
                 .push(i, &r.text);
         }
-        all.index();
-        for segment in by_agency.values_mut() {
-            segment.index();
-        }
+        // Two cores: all the rows on one, the agencies' on another.
+        std::thread::scope(|scope| {
+            scope.spawn(|| all.index());
+            for segment in by_agency.values_mut() {
+                segment.index();
+            }
+        });
         Table {
             rows,
             all,

@@ -350,6 +350,16 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.expect("GET")
     }
 
+    /// GETs `path` in a signed-in session.
+    pub async fn get_in(&self, session: &Session, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .header("cookie", &session.cookie)
+            .send()
+            .await
+            .expect("GET in a session")
+    }
+
     pub async fn get_as_operator(&self, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))

@@ -936,12 +936,8 @@ async fn federation_across_two_nodes() {
     }
     // The citizen sees the access on her node.
     let json: serde_json::Value = a
-        .client
-        .get(a.url("/api/v1/me/data-access"))
-        .header("cookie", &session.cookie)
-        .send()
+        .get_in(&session, "/api/v1/me/data-access")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

@@ -168,12 +168,8 @@ async fn the_inventory_is_for_signed_in_staff() {
     .await;
     assert!(html.contains("205 sistemas encontrados") && html.contains("Página 2 de 3"));
     let body: serde_json::Value = app
-        .client
-        .get(app.url("/api/v1/systems?q=kr%2F&per_page=1"))
-        .header("cookie", &session.cookie)
-        .send()
+        .get_in(&session, "/api/v1/systems?q=kr%2F&per_page=1")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

@@ -2,7 +2,8 @@
 // "done when"): a member of the public reads the register and a model's entry; a citizen
 // reports a scam call through the portal and the registered voice-phishing model screens it;
 // a police official reviews the flagged transcript and overrides it with a reason; the
-// citizen sees the decision about her, with its reasons, and appeals; another official
+// citizen sees the decision about her (and a chat she reports is screened by the grooming-risk
+// score), with its reasons, and appeals; another official
 // decides the appeal; the register counts it all and the ledger holds every record. Every
 // page on the way is audited with axe-core, in en, es and ko.
 //
@@ -66,6 +67,35 @@ const transcript = '여보세요. 서울중앙지검 수사관입니다. 고객�
   // Her newest decision is the screening of this call.
   record = await page.getAttribute('main section.card', 'id');
   await auditAll(page, '/my/decisions', 'decisions about me, waiting');
+  await ctx.close();
+}
+
+// 2b. Minji reports, in Spanish, an adult who approaches her daughter in a game's chat; the
+// grooming-risk score screens the excerpt, and it waits for a police official too.
+{
+  const { ctx, page } = await signIn(browser, citizen, 'es');
+  await page.goto(`${base}/apply/grooming-report?lang=es`, { waitUntil: 'networkidle' });
+  await audit(page, '/apply/grooming-report [es]');
+  await page.click('#start');
+  await page.waitForURL(/\/pages\/1$/);
+  await page.selectOption('#platform', 'game');
+  await page.fill('#handle', 'luna_dulce_12');
+  await page.fill('#excerpt', 'Eres muy madura para tu edad. A qué hora vuelven tus padres. Esto queda entre nosotros no se lo cuentes a nadie. Te mando saldo si me mandas una foto');
+  await page.check('#met_offline-no');
+  await audit(page, 'a grooming report filled [es]');
+  await page.click('form[action$="/pages/1"] button[type=submit]');
+  await page.waitForURL(/\/review$/);
+  await page.click('main form button[type=submit]');
+  await page.waitForURL(/\/applications\/[A-Z]+-\d{4}-\d+$/);
+  const reference = page.url().split('/').pop();
+  let screened = false;
+  for (let i = 0; i < 30 && !screened; i++) {
+    await page.goto(`${base}/my/decisions?lang=en`, { waitUntil: 'networkidle' });
+    screened = (await page.textContent('main section.card')).includes('Grooming risk in reported chats');
+    if (!screened) await sleep(1000);
+  }
+  if (!screened) fail('the chat excerpt was not screened by the grooming-risk score');
+  step(`chat reported as ${reference} and screened`);
   await ctx.close();
 }
 

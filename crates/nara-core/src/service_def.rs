@@ -1055,6 +1055,10 @@ pub const DEMO: &[(&str, &str)] = &[
         "elderly-protection-zone-petition.toml",
         include_str!("../services/elderly-protection-zone-petition.toml"),
     ),
+    (
+        "grooming-report.toml",
+        include_str!("../services/grooming-report.toml"),
+    ),
 ];
 
 #[cfg(test)]

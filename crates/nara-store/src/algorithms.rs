@@ -93,7 +93,17 @@ struct RecordedState<'a> {
     state: &'a str,
 }
 
-/// A phone-call phishing report not yet screened.
+/// Which reports a model screens: those to `service` with text for
+/// `field`, and the answer `only_if` (an answer's id and value) when given.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportScreen<'a> {
+    pub service: &'a str,
+    pub model: &'a str,
+    pub field: &'a str,
+    pub only_if: Option<(&'a str, &'a str)>,
+}
+
+/// A citizen's report not yet screened.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UnscreenedReport {
     pub reference: String,
@@ -581,31 +591,41 @@ impl Store {
         Ok(())
     }
 
-    /// Phone-call phishing reports submitted at or after `since` that no
-    /// decision of model `code` has screened yet, in order of submission,
-    /// with the reporter's national identifier hash. Read from an index
-    /// from `since` on, so a caller that moves `since` along reads what is
-    /// new, not every report ever screened.
-    pub async fn unscreened_call_reports(
+    /// Reports to `service` submitted at or after `since` whose answers
+    /// hold text for `field` (and, when given, the answer `only_if`), that
+    /// no decision of model `code` has screened yet, in order of
+    /// submission, with the reporter's national identifier hash. Read from
+    /// an index from `since` on, so a caller that moves `since` along reads
+    /// what is new, not every report ever screened. The answers' match is a
+    /// prefilter on their JSON text: the caller checks the parsed answers.
+    pub async fn unscreened_reports(
         &self,
-        code: &str,
+        report: &ReportScreen<'_>,
         since: i64,
         limit: i64,
     ) -> Result<Vec<UnscreenedReport>> {
+        // `_` in an answer is a LIKE wildcard: the prefilter may let more
+        // through, never fewer.
+        let has_field = format!("%\"{}\":%", report.field);
+        let condition = report.only_if.map_or_else(
+            || "%".to_owned(),
+            |(id, value)| format!("%\"{id}\":\"{value}\"%"),
+        );
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
             "SELECT a.reference, a.answers, acc.national_id_hash, a.submitted_at FROM applications a \
              JOIN accounts acc ON acc.id = a.account_id \
              WHERE a.service_code = $1 AND a.submitted_at >= $4 \
-             AND a.answers LIKE '%\"channel\":\"phone_call\"%' \
-             AND a.answers LIKE '%\"transcript\":%' \
+             AND a.answers LIKE $5 AND a.answers LIKE $6 \
              AND NOT EXISTS (SELECT 1 FROM algorithm_decisions d WHERE d.code = $2 \
              AND d.source = 'application:' || a.reference) ORDER BY a.submitted_at, a.id LIMIT $3"
         )
-        .bind(crate::blocklist::REPORT_SERVICE)
-        .bind(code)
+        .bind(report.service)
+        .bind(report.model)
         .bind(limit)
         .bind(since)
+        .bind(&has_field)
+        .bind(&condition)
         .fetch_all(pool)
         .await?
         }))

@@ -172,7 +172,8 @@ pub async fn queue(
 struct RecordPage {
     layout: Layout,
     record: RecordView,
-    /// The input as the official reads it: a transcript as text, anything
+    /// The input as the official reads it: a transcript or a chat excerpt
+    /// as text, anything
     /// else as indented JSON.
     transcript: Option<String>,
     input: String,
@@ -249,6 +250,7 @@ async fn record_view(
         ),
         transcript: input
             .get("transcript")
+            .or_else(|| input.get("excerpt"))
             .and_then(|t| t.as_str())
             .map(str::to_owned),
         input: serde_json::to_string_pretty(&input).unwrap_or_default(),

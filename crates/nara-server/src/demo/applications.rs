@@ -253,6 +253,7 @@ fn daily(code: &str) -> (u64, u64) {
         "disability-benefit" => (1, 3),
         "extended-hour-school-enrolment" => (1, 2),
         "phishing-report" => (1, 3),
+        "grooming-report" => (0, 1),
         _ => (0, 2),
     }
 }
@@ -627,6 +628,26 @@ const LURES: &[&str] = &[
     "건강검진 결과 안내: http://health-checkup-result.example/view",
 ];
 
+/// Chat excerpts a parent or teacher might report: half of them an adult
+/// grooming a child, half ordinary chats that worried someone. Written for
+/// the demo, like the grooming model's generated corpus; no real chat.
+const CHATS: &[&str] = &[
+    "너 진짜 어른스럽다 또래랑 달라. 집에 혼자 있는 시간 많아. 우리 얘기는 부모님한테 비밀로 하자. 게임 아이템 사줄게 사진 한 장만 보내줘",
+    "내일 수학 숙제 몇 쪽까지야. 삼십 쪽까지래 같이 하자. 토요일에 축구 몇 시야. 열 시 운동장",
+    "Eres muy madura para tu edad. A qué hora vuelven tus padres. Esto queda entre nosotros no se lo cuentes a nadie. Te mando saldo si me mandas una foto",
+    "Mañana hay examen de ciencias. Sí estudiamos juntos en la biblioteca. Mi madre nos lleva a las cinco",
+    "오빠가 너 제일 잘 이해해. 몇 살이야 학교는 어디 다녀. 다른 앱으로 옮겨서 얘기하자. 주말에 단둘이 만날래",
+    "Nunca había hablado con alguien tan especial. Borra nuestros mensajes cuando termines. Podemos vernos el sábado tú sola",
+];
+
+const HANDLES: &[&str] = &[
+    "sky_star07",
+    "겨울바다_22",
+    "chico.gamer99",
+    "별빛오빠",
+    "luna_dulce_12",
+];
+
 /// One field's answer, or none for what cannot be generated (a file that
 /// is not a PDF, a group).
 fn sample(f: &Field, attachment: &str, submitted: i64, rng: &mut Rng) -> Option<Value> {
@@ -660,6 +681,10 @@ fn sample(f: &Field, attachment: &str, submitted: i64, rng: &mut Rng) -> Option<
         // reports do (the blocklist counts them); `.example` hosts only.
         "text" if id == "sender" => text(SENDERS[rng.below(SENDERS.len() as u64) as usize].into()),
         "text" if id == "content" => text(LURES[rng.below(LURES.len() as u64) as usize].into()),
+        // A grooming report: a chat excerpt, some grooming and some not,
+        // in Korean and Spanish, and the handle it came from.
+        "text" if id == "excerpt" => text(CHATS[rng.below(CHATS.len() as u64) as usize].into()),
+        "text" if id == "handle" => text(HANDLES[rng.below(HANDLES.len() as u64) as usize].into()),
         "text" if id.contains("phone") => text(format!(
             "010-{:04}-{:04}",
             rng.below(10_000),

@@ -375,6 +375,55 @@ backends! {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         assert_eq!(count, 2, "the later report screened as well");
-        assert!(app.store.unscreened_call_reports("voice-phishing", 0, 10).await.unwrap().is_empty());
+        assert!(app.store.unscreened_reports(&nara_server::algorithms::screening::SCREENS[0], 0, 10).await.unwrap().is_empty());
+    }
+
+    /// A parent's report of a chat is scored by the grooming-risk model,
+    /// once, and waits for a police official; an ordinary chat is scored
+    /// too, and the two scores differ as the model says.
+    async fn grooming_reports_are_screened(backend: &str) {
+        let Some(app) = TestApp::on(backend).services().start().await else { return };
+        nara_server::algorithms::publish_shipped(&app.store).await.unwrap();
+        let minji = app.signed_in("minji").await;
+        let report = |excerpt: &str| serde_json::json!({"data": {
+            "platform": "game", "handle": "sky_star07", "excerpt": excerpt, "met_offline": "no"}});
+        let send = |body: serde_json::Value| {
+            app.client.post(app.url("/api/v1/services/grooming-report/applications"))
+                .header("cookie", &minji.cookie).header("x-csrf-token", &minji.csrf)
+                .json(&body).send()
+        };
+        // Too short for the form: refused before anything is screened.
+        let r = send(report("안녕")).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let grooming = "너 진짜 어른스럽다 또래랑 달라. 집에 혼자 있는 시간 많아. 우리 얘기는 부모님한테 비밀로 하자. 게임 아이템 사줄게 사진 한 장만 보내줘";
+        let ordinary = "내일 수학 숙제 몇 쪽까지야. 삼십 쪽까지래 같이 하자. 토요일에 축구 몇 시야. 열 시 운동장";
+        for excerpt in [grooming, ordinary] {
+            let r = send(report(excerpt)).await.unwrap();
+            assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+        }
+        let hash = app.subject_hash("900101-2345678");
+        let mut screened = Vec::new();
+        for _ in 0..100 {
+            screened = app.store.decisions_about(&hash).await.unwrap();
+            if screened.len() >= 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(screened.len(), 2);
+        assert!(screened.iter().all(|d| d.code == "grooming-risk"
+            && d.source.as_deref().unwrap().starts_with("application:")));
+        let flagged: Vec<_> = screened.iter().filter(|d| d.state == "awaiting_review").collect();
+        assert_eq!(flagged.len(), 1, "the grooming chat, not the homework");
+        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+        assert_eq!(app.store.decisions_about(&hash).await.unwrap().len(), 2, "screened once");
+        assert!(app.store.unscreened_reports(&nara_server::algorithms::screening::SCREENS[1], 0, 10).await.unwrap().is_empty());
+        // The police official's queue holds the flagged chat; the reporter
+        // sees that an official is reviewing it.
+        let reviewer = app.signed_in("official.knpa").await;
+        let (_, queue) = page(&app, "/oversight", &reviewer.cookie).await;
+        assert!(queue.contains(&flagged[0].id), "{queue}");
+        let (_, mine) = page(&app, "/my/decisions", &minji.cookie).await;
+        assert!(mine.contains("An official is reviewing this decision"));
     }
 }

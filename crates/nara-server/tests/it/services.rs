@@ -23,7 +23,7 @@ backends! {
             .json()
             .await
             .unwrap();
-        assert_eq!(list.len(), 6);
+        assert_eq!(list.len(), 7);
         let page = app.get("/apply?lang=ko").await.text().await.unwrap();
         assert!(page.contains("주민등록표 등본 발급") && page.contains("피싱·스미싱 문자 신고"));
         let page = app.get("/apply?q=phishing").await.text().await.unwrap();

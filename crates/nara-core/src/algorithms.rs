@@ -430,6 +430,21 @@ pub fn may_take(
     Ok(())
 }
 
+/// Whether an official may see the image a record was made from (held only
+/// for a match, which always waits for review): the officials who may take
+/// its next step (its review, or an open appeal's decision) and the official
+/// who reviewed it. Nobody else, ever: not auditors, not the person
+/// affected, not once the record is settled for anyone but its reviewer.
+pub fn may_see_image(
+    state: DecisionState,
+    appeal: Option<AppealState>,
+    reviewer: Option<i64>,
+    official: i64,
+) -> bool {
+    reviewer == Some(official)
+        || may_take(state, appeal, reviewer, official, Step::Confirm, "").is_ok()
+}
+
 /// Whether the affected person may appeal now: once, after the decision
 /// is final.
 pub fn may_appeal(state: DecisionState, appeal: Option<AppealState>) -> bool {
@@ -455,6 +470,29 @@ pub fn override_rate(accepted: u64, overridden: u64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_image_is_seen_by_its_reviewers_only() {
+        use DecisionState::*;
+        // Waiting: any official of the agency may open it to review.
+        assert!(may_see_image(AwaitingReview, None, None, 7));
+        // Reviewed: its reviewer only.
+        assert!(may_see_image(Accepted, None, Some(7), 7));
+        assert!(!may_see_image(Accepted, None, Some(7), 8));
+        assert!(!may_see_image(Overridden, None, Some(7), 8));
+        // An open appeal: the official who decides it, and the reviewer.
+        let open = Some(AppealState::Open);
+        assert!(may_see_image(Accepted, open, Some(7), 8));
+        assert!(may_see_image(Accepted, open, Some(7), 7));
+        // Settled appeal: the reviewer only; automatic: nobody.
+        assert!(!may_see_image(
+            Accepted,
+            Some(AppealState::Reversed),
+            Some(7),
+            8
+        ));
+        assert!(!may_see_image(Automatic, None, None, 7));
+    }
 
     #[test]
     fn review_and_appeal_follow_one_rule() {

@@ -373,8 +373,10 @@ fn routes() -> (Router<AppState>, Vec<policy::RouteRule>) {
         "/algorithms" => get(algorithms::register::register_page): Public;
         "/algorithms/{code}" => get(algorithms::register::entry_page): Public;
         "/algorithms/{code}/run" => get(algorithms::oversight::run_form): Roles(&[Official]), post(algorithms::oversight::run_submit): Roles(&[Official]);
+        "/algorithms/{code}/image" => post(axum::handler::Handler::layer(algorithms::review_images::check_image, DefaultBodyLimit::max(algorithms::review_images::BODY))): Roles(&[Official]);
         "/oversight" => get(algorithms::oversight::queue): Roles(&[Official]);
         "/oversight/{id}" => get(algorithms::oversight::record_page): Roles(&[Official, Auditor]), post(algorithms::oversight::act): Roles(&[Official]);
+        "/oversight/{id}/image" => get(algorithms::review_images::record_image): Roles(&[Official]);
         "/my/decisions" => get(algorithms::decisions::my_decisions): Roles(&[Citizen]);
         "/my/decisions/{id}/appeal" => post(algorithms::decisions::appeal): Roles(&[Citizen]);
         "/apply" => get(catalogue::services::apply_list): Public;

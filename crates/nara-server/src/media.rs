@@ -1,7 +1,13 @@
 //! What a file is, judged by its content, never by its name or the type a
 //! client claims: the media type from the first bytes, and an image's
 //! dimensions from its header (nothing decoded). Citizens' uploads and
-//! `/verify`'s photographs both ask here.
+//! `/verify`'s photographs both ask here. Files kept by content address
+//! (citizens' uploads, images held for an official's review) are stored
+//! here too.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
 
 /// The media type the content shows, from its first bytes.
 pub fn sniff(bytes: &[u8]) -> &'static str {
@@ -63,4 +69,33 @@ pub fn image_dimensions(bytes: &[u8], media: &str) -> Option<(u64, u64)> {
         "image/jpeg" => jpeg_size(bytes),
         _ => None,
     }
+}
+
+/// Where the file of content address `hash` (`sha256:` and 64 hexadecimal
+/// digits) lives in `folder`; none for anything else, so no address can
+/// name a path outside it.
+pub fn path_in(folder: &Path, hash: &str) -> Option<PathBuf> {
+    let hex = hash.strip_prefix("sha256:")?;
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| folder.join(&hex[..2]).join(hex))
+}
+
+/// Stores the bytes in `folder` under their content address, once (written
+/// to a temporary file and renamed, so a reader never sees half a file);
+/// the address.
+pub async fn store_in(folder: &Path, bytes: &[u8]) -> std::io::Result<String> {
+    let hash = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
+    let Some(path) = path_in(folder, &hash) else {
+        return Err(std::io::Error::other("bad hash"));
+    };
+    if tokio::fs::try_exists(&path).await.unwrap_or(false) {
+        return Ok(hash);
+    }
+    if let Some(parent) = path.parent() {
+        tokio::fs::create_dir_all(parent).await?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", rand::random::<u32>()));
+    tokio::fs::write(&tmp, bytes).await?;
+    tokio::fs::rename(&tmp, &path).await?;
+    Ok(hash)
 }

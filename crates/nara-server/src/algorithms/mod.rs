@@ -16,6 +16,7 @@ pub mod decisions;
 pub mod demo;
 pub mod oversight;
 pub mod register;
+pub mod review_images;
 pub mod screening;
 
 use nara_core::algorithms::{

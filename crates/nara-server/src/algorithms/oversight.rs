@@ -10,7 +10,9 @@
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use nara_core::algorithms::{AppealState, DecisionState, Step, StepRefused, may_take};
+use nara_core::algorithms::{
+    AppealState, DecisionState, Step, StepRefused, may_see_image, may_take,
+};
 use nara_core::identity::Role;
 use nara_store::algorithms::{DecisionRecord, Official};
 use serde::Deserialize;
@@ -177,6 +179,9 @@ struct RecordPage {
     /// else as indented JSON.
     transcript: Option<String>,
     input: String,
+    /// The image the record was made from is held, and this official may
+    /// see it (`nara_core::algorithms::may_see_image`).
+    image: bool,
     csrf: String,
     /// What this official may do here.
     may_review: bool,
@@ -189,7 +194,7 @@ struct RecordPage {
 }
 
 /// The record, for the agency's officials (and auditors), or 404.
-async fn record_for(
+pub(super) async fn record_for(
     ctx: &PageCtx,
     state: &AppState,
     who: &Principal,
@@ -210,6 +215,30 @@ async fn record_for(
     }
 }
 
+/// Whether `who` may see the image `record` was made from: an official of
+/// its agency, a match (nothing else is kept), and the one rule.
+pub(super) fn sees_image(record: &DecisionRecord, who: &Principal) -> bool {
+    let official = nara_core::MemberId::parse(&record.organisation)
+        .is_ok_and(|a| who.has_role_for(Role::Official, &a));
+    let (state, appeal) = states_of(record);
+    official
+        && record.flagged != 0
+        && may_see_image(state, appeal, record.reviewer_id, who.account_id)
+}
+
+/// A record's review and appeal states, parsed.
+fn states_of(record: &DecisionRecord) -> (DecisionState, Option<AppealState>) {
+    let state = record
+        .state
+        .parse::<DecisionState>()
+        .unwrap_or(DecisionState::Automatic);
+    let appeal = record
+        .appeal_state
+        .as_deref()
+        .and_then(|a| a.parse::<AppealState>().ok());
+    (state, appeal)
+}
+
 async fn record_view(
     ctx: &PageCtx,
     state: &AppState,
@@ -223,14 +252,7 @@ async fn record_view(
     let input: serde_json::Value = serde_json::from_str(&record.input).unwrap_or_default();
     let official = nara_core::MemberId::parse(&record.organisation)
         .is_ok_and(|a| who.has_role_for(Role::Official, &a));
-    let decision_state = record
-        .state
-        .parse::<DecisionState>()
-        .unwrap_or(DecisionState::Automatic);
-    let appeal = record
-        .appeal_state
-        .as_deref()
-        .and_then(|a| a.parse::<AppealState>().ok());
+    let (decision_state, appeal) = states_of(record);
     let allowed = |step| {
         may_take(
             decision_state,
@@ -254,6 +276,7 @@ async fn record_view(
             .and_then(|t| t.as_str())
             .map(str::to_owned),
         input: serde_json::to_string_pretty(&input).unwrap_or_default(),
+        image: input.get("image").is_some() && sees_image(record, who),
         csrf: who.csrf().unwrap_or_default().to_owned(),
         may_review: official && appeal.is_none() && allowed(Step::Confirm).is_ok(),
         may_decide_appeal: official && appeal.is_some() && allowed(Step::Confirm).is_ok(),
@@ -407,10 +430,41 @@ struct RunPage {
     input: String,
     csrf: String,
     error: Option<String>,
+    /// The model matches images: the page also takes an image to check.
+    takes_image: bool,
+    /// Why the image last sent was refused.
+    image_error: Option<String>,
+}
+
+/// What the run page shows again after a refused input or image: 400.
+pub(super) struct RunAgain<'a> {
+    pub name: &'a str,
+    pub code: &'a str,
+    pub input: String,
+    pub error: Option<String>,
+    pub image_error: Option<String>,
+}
+
+pub(super) fn run_page(ctx: &PageCtx, who: &Principal, again: RunAgain<'_>) -> Response {
+    let refused = again.error.is_some() || again.image_error.is_some();
+    let mut page = render(&RunPage {
+        layout: ctx.layout(again.name, "oversight"),
+        name: again.name.to_owned(),
+        code: again.code.to_owned(),
+        input: again.input,
+        csrf: who.csrf().unwrap_or_default().to_owned(),
+        error: again.error,
+        takes_image: again.code == nara_algorithms::images::CODE,
+        image_error: again.image_error,
+    });
+    if refused && page.status().is_success() {
+        *page.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+    }
+    page
 }
 
 /// The register entry `code` if this official's agency runs it here.
-async fn runnable(
+pub(super) async fn runnable(
     ctx: &PageCtx,
     state: &AppState,
     who: &Principal,
@@ -443,14 +497,17 @@ pub async fn run_form(
     let example = nara_algorithms::model(&code)
         .map(|m| serde_json::to_string_pretty(&m.example()).unwrap_or_default())
         .unwrap_or_default();
-    Ok(render(&RunPage {
-        layout: ctx.layout(&name, "oversight"),
-        name,
-        code,
-        input: example,
-        csrf: who.csrf().unwrap_or_default().to_owned(),
-        error: None,
-    }))
+    Ok(run_page(
+        &ctx,
+        &who,
+        RunAgain {
+            name: &name,
+            code: &code,
+            input: example,
+            error: None,
+            image_error: None,
+        },
+    ))
 }
 
 #[derive(Deserialize)]
@@ -469,18 +526,21 @@ pub async fn run_submit(
 ) -> Result<Response, PageError> {
     let name = runnable(&ctx, &state, &who, &code).await?;
     let again = |error: String| {
-        render(&RunPage {
-            layout: ctx.layout(&name, "oversight"),
-            name: name.clone(),
-            code: code.clone(),
-            input: form.input.clone(),
-            csrf: who.csrf().unwrap_or_default().to_owned(),
-            error: Some(error),
-        })
+        run_page(
+            &ctx,
+            &who,
+            RunAgain {
+                name: &name,
+                code: &code,
+                input: form.input.clone(),
+                error: Some(error),
+                image_error: None,
+            },
+        )
     };
     let input: serde_json::Value = match serde_json::from_str(&form.input) {
         Ok(v) => v,
-        Err(e) => return Ok(with_status(again(format!("JSON: {e}")))),
+        Err(e) => return Ok(again(format!("JSON: {e}"))),
     };
     let requested = Requested {
         subject_hash: None,
@@ -489,14 +549,8 @@ pub async fn run_submit(
     };
     match run(&state, &code, input, requested).await {
         Ok(record) => Ok(Redirect::to(&format!("/oversight/{}", record.id)).into_response()),
-        Err(RunError::OutOfRange(e)) => Ok(with_status(again(e.to_string()))),
+        Err(RunError::OutOfRange(e)) => Ok(again(e.to_string())),
         Err(RunError::Store(e)) => Err(store_failed(ctx.lang)(e)),
-        Err(e) => Ok(with_status(again(e.to_string()))),
+        Err(e) => Ok(again(e.to_string())),
     }
-}
-
-/// A form shown again with its error: 400.
-fn with_status(mut response: Response) -> Response {
-    *response.status_mut() = axum::http::StatusCode::BAD_REQUEST;
-    response
 }

@@ -14,7 +14,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use nara_core::service_def::Field;
 use nara_store::applications::Upload;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::identity::auth::Principal;
@@ -55,9 +54,19 @@ impl Refused {
     }
 }
 
+/// Where citizens' files are kept, under the data directory.
+const FOLDER: &str = "uploads";
+
 /// Checks a file against a file field: size, type by content, dimensions.
 pub fn check(bytes: &[u8], field: &Field) -> Result<&'static str, Refused> {
-    let max_kib = field.max_kib.unwrap_or(5 * 1024);
+    let accept: Vec<&str> = field.accept.iter().map(|a| a.get_ref().as_str()).collect();
+    check_file(bytes, field.max_kib.unwrap_or(5 * 1024), &accept)
+}
+
+/// Checks a file: not empty, at most `max_kib`, one of the `accept`ed
+/// media types by its content, and an image's header dimensions within
+/// reason; its media type.
+pub fn check_file(bytes: &[u8], max_kib: u32, accept: &[&str]) -> Result<&'static str, Refused> {
     if bytes.is_empty() {
         return Err(Refused::Empty);
     }
@@ -65,7 +74,7 @@ pub fn check(bytes: &[u8], field: &Field) -> Result<&'static str, Refused> {
         return Err(Refused::TooLarge { max_kib });
     }
     let media = crate::media::sniff(bytes);
-    if !field.accept.iter().any(|a| a.get_ref() == media) {
+    if !accept.contains(&media) {
         return Err(Refused::NotAccepted(media));
     }
     let size = match media {
@@ -133,28 +142,12 @@ pub async fn scan(bytes: &[u8]) -> Scan {
 
 /// Where a content address lives on disk.
 fn path_of(dir: &FsPath, hash: &str) -> Option<PathBuf> {
-    let hex = hash.strip_prefix("sha256:")?;
-    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| dir.join("uploads").join(&hex[..2]).join(hex))
+    crate::media::path_in(&dir.join(FOLDER), hash)
 }
 
-/// Stores the bytes under their content address (once; written to a
-/// temporary file and renamed, so a reader never sees half a file).
+/// Stores the bytes under their content address in `data_dir/uploads`.
 pub(crate) async fn store_bytes(dir: &FsPath, bytes: &[u8]) -> std::io::Result<String> {
-    let hash = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
-    let Some(path) = path_of(dir, &hash) else {
-        return Err(std::io::Error::other("bad hash"));
-    };
-    if tokio::fs::try_exists(&path).await.unwrap_or(false) {
-        return Ok(hash);
-    }
-    if let Some(parent) = path.parent() {
-        tokio::fs::create_dir_all(parent).await?;
-    }
-    let tmp = path.with_extension(format!("tmp{}", rand::random::<u32>()));
-    tokio::fs::write(&tmp, bytes).await?;
-    tokio::fs::rename(&tmp, &path).await?;
-    Ok(hash)
+    crate::media::store_in(&dir.join(FOLDER), bytes).await
 }
 
 /// The top-level file field `name` of a definition.

@@ -378,6 +378,87 @@ backends! {
         assert!(app.store.unscreened_reports(&nara_server::algorithms::screening::SCREENS[0], 0, 10).await.unwrap().is_empty());
     }
 
+    /// An official checks images from the run page: the upload rules
+    /// refuse what is not an image or would expand too far; a resized copy
+    /// of a listed picture matches and is kept for its reviewers only (not
+    /// auditors, not another agency, not once reviewed by someone else); a
+    /// picture that matches nothing is not kept.
+    async fn images_are_checked_and_seen_by_reviewers_only(backend: &str) {
+        use nara_algorithms::images::{generated_picture, jpeg};
+        let Some(app) = TestApp::start(backend).await else { return };
+        nara_server::algorithms::publish_shipped(&app.store).await.unwrap();
+        nara_server::algorithms::demo::write_stand_in_list(app.data_dir()).unwrap();
+        nara_server::algorithms::load_hash_lists(app.data_dir()).unwrap();
+        let official = app.signed_in("official.knpa").await;
+        let (status, form) = page(&app, "/algorithms/image-hash-matching/run", &official.cookie).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(form.contains("action=\"/algorithms/image-hash-matching/image\""), "{form}");
+        // Only the image model takes an image.
+        assert!(!page(&app, "/algorithms/voice-phishing/run", &official.cookie).await.1.contains("/image\""));
+        let send = |session: &crate::common::Session, code: &'static str, bytes: Vec<u8>| {
+            let form = reqwest::multipart::Form::new()
+                .text("csrf", session.csrf.clone())
+                .part("file", reqwest::multipart::Part::bytes(bytes).file_name("picture"));
+            app.client.post(app.url(&format!("/algorithms/{code}/image")))
+                .header("cookie", &session.cookie).multipart(form).send()
+        };
+        // Refused, each with why, and nothing recorded.
+        let text = send(&official, "image-hash-matching", b"just some words, not a picture".to_vec()).await.unwrap();
+        assert_eq!(text.status(), StatusCode::BAD_REQUEST);
+        assert!(text.text().await.unwrap().contains("file-error"));
+        let mut bomb = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        bomb.extend_from_slice(&100_000u32.to_be_bytes());
+        bomb.extend_from_slice(&100_000u32.to_be_bytes());
+        bomb.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
+        let r = send(&official, "image-hash-matching", bomb).await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert!(r.text().await.unwrap().contains("too large to process"));
+        let matching = jpeg(640, 480, &generated_picture(3, 640, 480), 80);
+        assert_eq!(send(&official, "voice-phishing", matching.clone()).await.unwrap().status(), StatusCode::NOT_FOUND);
+        assert!(app.store.decisions_of("image-hash-matching", 10).await.unwrap().is_empty(), "nothing recorded");
+
+        // A resized stand-in matches: kept, shown blurred to the reviewers.
+        let r = send(&official, "image-hash-matching", matching.clone()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let to = r.headers()["location"].to_str().unwrap().to_owned();
+        let id = to.trim_start_matches("/oversight/").to_owned();
+        let record = app.store.decision(&id).await.unwrap().unwrap();
+        assert_eq!((record.outcome.as_str(), record.state.as_str()), ("match_found", "awaiting_review"));
+        let digest = format!("sha256:{}", nara_core::algorithms::sha256_hex(&matching));
+        assert!(record.input.contains(&digest), "the record names the image by its digest");
+        let (_, shown) = page(&app, &to, &official.cookie).await;
+        assert!(shown.contains(&format!("/oversight/{id}/image")), "{shown}");
+        let image = app.get_in(&official, &format!("/oversight/{id}/image")).await;
+        assert_eq!(image.status(), StatusCode::OK);
+        assert_eq!(image.headers()["content-type"], "image/jpeg");
+        assert_eq!(image.headers()["cache-control"], "private, no-store");
+        assert_eq!(image.bytes().await.unwrap().as_ref(), matching.as_slice());
+        let auditor = app.signed_in("auditor").await;
+        let (status, audited) = page(&app, &to, &auditor.cookie).await;
+        assert_eq!(status, StatusCode::OK, "auditors read the record");
+        assert!(!audited.contains(&format!("/oversight/{id}/image")));
+        assert_eq!(app.get_in(&auditor, &format!("/oversight/{id}/image")).await.status(), StatusCode::FORBIDDEN);
+        let stranger = app.signed_in("official.seoul").await;
+        assert_eq!(app.get_in(&stranger, &format!("/oversight/{id}/image")).await.status(), StatusCode::NOT_FOUND);
+        // Reviewed: the reviewer still may, another official no longer.
+        let r = post_form(&app, &to, Some(&official.cookie), &[("csrf", &official.csrf), ("step", "confirm")]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let second = app.signed_in("reviewer.knpa").await;
+        assert_eq!(app.get_in(&second, &format!("/oversight/{id}/image")).await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(app.get_in(&official, &format!("/oversight/{id}/image")).await.status(), StatusCode::OK);
+
+        // An unrelated picture matches nothing and is not kept.
+        let unrelated = jpeg(640, 480, &generated_picture(500, 640, 480), 80);
+        let r = send(&official, "image-hash-matching", unrelated.clone()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let id = r.headers()["location"].to_str().unwrap().trim_start_matches("/oversight/").to_owned();
+        assert_eq!(app.store.decision(&id).await.unwrap().unwrap().outcome, "no_match");
+        let hex = nara_core::algorithms::sha256_hex(&unrelated);
+        assert!(!app.data_dir().join("review-images").join(&hex[..2]).join(&hex).exists());
+        let hex = nara_core::algorithms::sha256_hex(&matching);
+        assert!(app.data_dir().join("review-images").join(&hex[..2]).join(&hex).exists());
+    }
+
     /// A parent's report of a chat is scored by the grooming-risk model,
     /// once, and waits for a police official; an ordinary chat is scored
     /// too, and the two scores differ as the model says.

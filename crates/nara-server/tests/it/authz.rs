@@ -252,12 +252,14 @@ fn matrix() -> HashMap<(&'static str, &'static str), &'static str> {
         (("GET", "/algorithms/{code}"), ALL),
         (("GET", "/algorithms/{code}/run"), OFFICIALS),
         (("POST", "/algorithms/{code}/run"), OFFICIALS),
+        (("POST", "/algorithms/{code}/image"), OFFICIALS),
         (("GET", "/oversight"), OFFICIALS),
         (
             ("GET", "/oversight/{id}"),
             "official agency_admin service_designer auditor",
         ),
         (("POST", "/oversight/{id}"), OFFICIALS),
+        (("GET", "/oversight/{id}/image"), OFFICIALS),
         (("GET", "/my/decisions"), "citizen"),
         (("POST", "/my/decisions/{id}/appeal"), "citizen"),
     ])

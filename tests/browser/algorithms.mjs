@@ -8,6 +8,7 @@
 // page on the way is audited with axe-core, in en, es and ko.
 //
 //   NARA_URL=http://127.0.0.1:8080 NARA_ACCOUNTS=nara-data/demo-accounts.json node algorithms.mjs
+import { dirname } from 'node:path';
 import { accounts, audit, auditAll, audited, base, fail, finish, launch, signIn } from './harness.mjs';
 
 const browser = await launch();
@@ -123,6 +124,26 @@ await sleep(30_000 - (Date.now() % 30_000) + 500);
     const state = await page.textContent('main dl');
     if (!state.includes('Overridden by an official')) fail(`the override did not stand: ${state.slice(0, 300)}`);
     step(`${record} overridden with a reason`);
+  }
+  // The official checks an image from the run page (the demo's re-encoded copy of a listed
+  // stand-in): it matches, and she alone sees it, blurred until she focuses it.
+  {
+    const images = `${dirname(process.env.NARA_ACCOUNTS)}/demo-images`;
+    await page.goto(`${base}/algorithms/image-hash-matching/run?lang=ko`, { waitUntil: 'networkidle' });
+    await audit(page, '/algorithms/image-hash-matching/run [ko]');
+    await page.setInputFiles('#file', `${images}/listed-stand-in.jpg`);
+    await page.click('form[action$="/image"] button[type=submit]');
+    await page.waitForURL(/\/oversight\/AD-/);
+    const id = page.url().split('/').pop().split('?')[0];
+    await page.click('details.held-image summary');
+    await page.focus('details.held-image img');
+    await page.waitForFunction(() => document.querySelector('details.held-image img').naturalWidth > 0, null, { timeout: 10_000 });
+    const width = await page.$eval('details.held-image img', (img) => img.naturalWidth);
+    if (width !== 640) fail(`the matched image did not load for its reviewer (${width} px wide)`);
+    await audit(page, `/oversight/${id} with the image [ko]`);
+    const direct = await ctx.request.get(`${base}/oversight/${id}/image`);
+    if (direct.status() !== 200 || direct.headers()['cache-control'] !== 'private, no-store') fail(`the image answered ${direct.status()} to its reviewer`);
+    step(`an image checked: ${id} matched, shown to its reviewer`);
   }
   await ctx.close();
 }

@@ -60,7 +60,8 @@ async fn review(
 
 /// The demo's hash list: PDQ hashes of twenty generated stand-in pictures
 /// (ordinary shapes on gradients — no abuse material exists anywhere in
-/// nara), so image matching can be tried; written once.
+/// nara), so image matching can be tried, and two pictures to try it with
+/// in `DATA/demo-images`; written once.
 pub fn write_stand_in_list(data_dir: &std::path::Path) -> anyhow::Result<()> {
     let dir = super::hash_lists_dir(data_dir);
     let file = dir.join("demo-stand-ins.txt");
@@ -78,6 +79,17 @@ pub fn write_stand_in_list(data_dir: &std::path::Path) -> anyhow::Result<()> {
         }
     }
     std::fs::write(file, text)?;
+    // Two pictures to try "Check an image" with: a re-encoded copy of a
+    // listed stand-in (a match) and an unrelated one.
+    let samples = data_dir.join("demo-images");
+    std::fs::create_dir_all(&samples)?;
+    for (seed, name) in [(3u64, "listed-stand-in.jpg"), (500, "unrelated.jpg")] {
+        let px = nara_algorithms::images::generated_picture(seed, 640, 480);
+        std::fs::write(
+            samples.join(name),
+            nara_algorithms::images::jpeg(640, 480, &px, 80),
+        )?;
+    }
     Ok(())
 }
 

@@ -80,6 +80,8 @@ const transcript = '여보세요. 서울중앙지검 수사관입니다. 고객�
   await page.click('#start');
   await page.waitForURL(/\/pages\/1$/);
   await page.selectOption('#platform', 'game');
+  const platform = await page.$eval('#platform', (el) => el.selectedOptions[0].textContent);
+  if (platform !== 'Videojuego en línea') fail(`the choice is not in Spanish: ${platform}`);
   await page.fill('#handle', 'luna_dulce_12');
   await page.fill('#excerpt', 'Eres muy madura para tu edad. A qué hora vuelven tus padres. Esto queda entre nosotros no se lo cuentes a nadie. Te mando saldo si me mandas una foto');
   await page.check('#met_offline-no');

@@ -131,6 +131,10 @@ pub struct Field {
     /// choice: the allowed values.
     #[serde(default)]
     pub options: Vec<Spanned<String>>,
+    /// choice: each option in words, in every language (none, or one for
+    /// every option; without them a reader sees the option's code).
+    #[serde(default)]
+    pub option_labels: Option<Spanned<BTreeMap<String, Text>>>,
     /// file: allowed media types and the largest size in KiB.
     #[serde(default)]
     pub accept: Vec<Spanned<String>>,
@@ -139,6 +143,21 @@ pub struct Field {
     /// group: its fields, repeated up to `max` times.
     #[serde(default)]
     pub fields: Vec<Field>,
+}
+
+impl Field {
+    /// An answer as a reader sees it: a choice's option in words in `lang`
+    /// (its code when the definition gives none), anything else as given.
+    pub fn answer_text(&self, value: &serde_json::Value, lang: crate::Lang) -> String {
+        match value {
+            serde_json::Value::String(s) => self
+                .option_labels
+                .as_ref()
+                .and_then(|l| l.get_ref().get(s))
+                .map_or_else(|| s.clone(), |t| t.get(lang)),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// The field types.
@@ -300,6 +319,29 @@ pub fn check(source: &str) -> Result<Definition, Vec<Problem>> {
         }
         if kind != "choice" && !f.options.is_empty() {
             at(f.kind.span(), format!("{id}: only a choice has options"));
+        }
+        if let Some(labels) = &f.option_labels {
+            let span = labels.span();
+            let labels = labels.get_ref();
+            for name in labels.keys() {
+                if !f.options.iter().any(|o| o.get_ref() == name) {
+                    at(
+                        span.clone(),
+                        format!("{id}: option_labels names {name:?}, which is not an option"),
+                    );
+                }
+            }
+            for o in &f.options {
+                if !labels.contains_key(o.get_ref()) {
+                    at(
+                        o.span(),
+                        format!(
+                            "{id}: option {:?} has no label; label every option or none",
+                            o.get_ref()
+                        ),
+                    );
+                }
+            }
         }
         if kind == "group" && f.fields.is_empty() {
             at(f.kind.span(), format!("{id}: a group needs fields"));
@@ -1096,6 +1138,56 @@ mod tests {
                 .iter()
                 .any(|p| p.message.contains("no state \"aproved\""))
         );
+    }
+
+    #[test]
+    fn a_choice_is_labelled_for_every_option_or_none() {
+        let (_, source) = DEMO
+            .iter()
+            .find(|(file, _)| *file == "phishing-report.toml")
+            .copied()
+            .unwrap();
+        let def = check(source).unwrap();
+        let channel = &def.pages[0].fields[0];
+        let call = serde_json::json!("phone_call");
+        assert_eq!(channel.answer_text(&call, crate::Lang::Ko), "전화");
+        assert_eq!(
+            channel.answer_text(&call, crate::Lang::Es),
+            "Llamada telefónica"
+        );
+        // A value the definition does not label is shown as given.
+        assert_eq!(
+            channel.answer_text(&serde_json::json!("fax"), crate::Lang::En),
+            "fax"
+        );
+        let one_missing = source.replacen(
+            ", email = { en = \"Email\", es = \"Correo electrónico\", ko = \"이메일\" }",
+            "",
+            1,
+        );
+        assert_ne!(one_missing, source);
+        let problems = check(&one_missing).unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.message.contains("option \"email\" has no label")),
+            "{problems:?}"
+        );
+        let stray = source.replacen("email = {", "e_mail = {", 1);
+        let problems = check(&stray).unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.message.contains("\"e_mail\", which is not an option")),
+            "{problems:?}"
+        );
+        // Unlabelled choices stay valid: labels are optional.
+        let unlabelled: String = source
+            .lines()
+            .filter(|l| !l.starts_with("option_labels"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(check(&unlabelled).is_ok());
     }
 
     #[test]

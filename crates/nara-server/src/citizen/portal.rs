@@ -137,7 +137,8 @@ pub struct Input {
     pub kind: String,
     pub required: bool,
     pub value: String,
-    pub options: Vec<(String, bool)>,
+    /// A choice's options: (code, words in the reader's language, selected).
+    pub options: Vec<(String, String, bool)>,
     pub error: Option<String>,
     pub min: Option<i64>,
     pub max: Option<i64>,
@@ -197,7 +198,10 @@ fn inputs(
                 options: f
                     .options
                     .iter()
-                    .map(|o| (o.get_ref().clone(), *o.get_ref() == value))
+                    .map(|o| {
+                        let words = f.answer_text(&Value::String(o.get_ref().clone()), lang);
+                        (o.get_ref().clone(), words, *o.get_ref() == value)
+                    })
                     .collect(),
                 min: f.min,
                 max: f.max,
@@ -547,11 +551,7 @@ async fn review_view(
     for page in &def.pages {
         for f in &page.fields {
             if let Some(v) = answers.get(f.id.get_ref()) {
-                let text = match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                shown.push((f.label.get(ctx.lang), text));
+                shown.push((f.label.get(ctx.lang), f.answer_text(v, ctx.lang)));
             }
         }
     }

@@ -267,13 +267,11 @@ async fn case_view(
             .flat_map(|p| p.fields.iter())
             .any(|f| f.id.get_ref() == name && f.kind.get_ref() == "file")
     };
-    let label = |name: &str| {
+    let field = |name: &str| {
         def.pages
             .iter()
             .flat_map(|p| p.fields.iter())
             .find(|f| f.id.get_ref() == name)
-            .map(|f| f.label.get(ctx.lang))
-            .unwrap_or_else(|| name.to_owned())
     };
     let shown = names
         .iter()
@@ -281,12 +279,14 @@ async fn case_view(
             let value = service_def::value_of(name, &answers, &evidence);
             let link = (is_file(name) && value.is_some())
                 .then(|| format!("/cases/{}/files/{name}", app.reference));
-            let text = match value {
-                Some(Value::String(s)) => s,
-                Some(other) => other.to_string(),
-                None => "—".into(),
+            let text = match (value, field(name)) {
+                (Some(v), Some(f)) => f.answer_text(&v, ctx.lang),
+                (Some(Value::String(s)), None) => s,
+                (Some(other), None) => other.to_string(),
+                (None, _) => "—".into(),
             };
-            (label(name), text, link)
+            let label = field(name).map_or_else(|| name.to_owned(), |f| f.label.get(ctx.lang));
+            (label, text, link)
         })
         .collect();
     let events = state

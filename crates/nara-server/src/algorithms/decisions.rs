@@ -29,7 +29,9 @@ use crate::web::{Layout, PageCtx, PageError, render, store_failed};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionRequest {
-    /// The model's input (see the register entry and the model's example).
+    /// The model's input (see the register entry and the model's example;
+    /// the image model takes `image`, a PNG or JPEG in base64, or the PDQ
+    /// hash and quality a system computed itself).
     pub input: serde_json::Value,
     /// The affected person's resident registration number, when a person is
     /// affected: she then sees the decision on her account and may appeal.
@@ -188,8 +190,17 @@ pub async fn decide_api(
     let unclaimed = parts
         .extensions
         .get::<crate::identity::machine::UnclaimedSignature>();
-    match run_claiming(&state, &code, asked.input, requested, unclaimed).await {
-        Ok(record) => (StatusCode::CREATED, Json(DecisionDocument::of(&record))).into_response(),
+    let (input, image) = match super::review_images::api_input(&code, asked.input).await {
+        Ok(prepared) => prepared,
+        Err(detail) => return Problem::bad_request("input.image", &detail).into_response(),
+    };
+    match run_claiming(&state, &code, input, requested, unclaimed).await {
+        Ok(record) => {
+            if let Some(bytes) = image {
+                super::review_images::keep_if_matched(&state, &record, &bytes).await;
+            }
+            (StatusCode::CREATED, Json(DecisionDocument::of(&record))).into_response()
+        }
         Err(RunError::OutOfRange(e)) => {
             Problem::bad_request(&format!("input.{}", e.field), e.detail).into_response()
         }

@@ -542,6 +542,12 @@ pub async fn run_submit(
         Ok(v) => v,
         Err(e) => return Ok(again(format!("JSON: {e}"))),
     };
+    // Only nara names a kept image: a picture is sent with "Check an image".
+    if code == nara_algorithms::images::CODE && input.get("image").is_some() {
+        return Ok(again(
+            "image: send the picture itself with \"Check an image\"".into(),
+        ));
+    }
     let requested = Requested {
         subject_hash: None,
         source: None,

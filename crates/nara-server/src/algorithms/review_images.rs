@@ -10,7 +10,7 @@
 use super::oversight::{RunAgain, record_for, run_page, runnable, sees_image};
 use super::{Requested, RunError, run};
 use crate::AppState;
-use crate::citizen::uploads::check_file;
+use crate::citizen::uploads::{Refused, check_file};
 use crate::identity::auth::Principal;
 use crate::identity::request::ClientAddress;
 use crate::web::csrf::{csrf_ok, csrf_refused};
@@ -18,6 +18,7 @@ use crate::web::{PageCtx, PageError, store_failed};
 use axum::extract::{Multipart, Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
+use nara_store::algorithms::DecisionRecord;
 
 /// Where matched images wait for their reviewers, under the data directory.
 const FOLDER: &str = "review-images";
@@ -80,26 +81,11 @@ pub async fn check_image(
             },
         ))
     };
-    let media = match check_file(&bytes, MAX_KIB, TYPES) {
-        Ok(media) => media,
-        Err(r) => return refused(ctx.tr().s(r.key()).to_owned()),
+    let (input, bytes) = match hashed_input(bytes, MAX_KIB).await {
+        Ok(hashed) => hashed,
+        Err(ImageProblem::Refused(r)) => return refused(ctx.tr().s(r.key()).to_owned()),
+        Err(ImageProblem::Unhashable(why)) => return refused(why),
     };
-    let address = format!("sha256:{}", nara_core::algorithms::sha256_hex(&bytes));
-    let hashed = tokio::task::spawn_blocking(move || {
-        nara_algorithms::images::hash_image(&bytes).map(|h| (h, bytes))
-    })
-    .await
-    .map_err(|_| PageError::internal(ctx.lang))?;
-    let ((pdq, quality), bytes) = match hashed {
-        Ok(h) => h,
-        Err(e) => return refused(e.to_string()),
-    };
-    let input = serde_json::json!({
-        "pdq": pdq.hex(),
-        "quality": quality,
-        "image": address,
-        "media_type": media,
-    });
     let requested = Requested {
         subject_hash: None,
         source: None,
@@ -110,14 +96,111 @@ pub async fn check_image(
         Err(RunError::Store(e)) => return Err(store_failed(ctx.lang)(e)),
         Err(e) => return refused(e.to_string()),
     };
-    if record.flagged != 0 {
-        let folder = state.config.data_dir.join(FOLDER);
-        if let Err(e) = crate::media::store_in(&folder, &bytes).await {
-            // The record stands; its reviewers read that the image was not kept.
-            tracing::error!(record = %record.id, error = %e, "a matched image could not be kept for review");
+    keep_if_matched(&state, &record, &bytes).await;
+    Ok(Redirect::to(&format!("/oversight/{}", record.id)).into_response())
+}
+
+/// Why an image was not hashed.
+pub enum ImageProblem {
+    /// The upload rules: empty, too large, not a PNG or JPEG by content,
+    /// a decompression bomb.
+    Refused(Refused),
+    /// It does not decode, or PDQ cannot hash it.
+    Unhashable(String),
+}
+
+impl ImageProblem {
+    /// In English, for an API's problem detail.
+    pub fn detail(&self) -> String {
+        match self {
+            ImageProblem::Refused(Refused::Empty) => "empty".into(),
+            ImageProblem::Refused(Refused::TooLarge { max_kib }) => {
+                format!("larger than {max_kib} KiB")
+            }
+            ImageProblem::Refused(Refused::NotAccepted(what)) => {
+                format!("must be a PNG or JPEG image; this is {what}")
+            }
+            ImageProblem::Refused(Refused::Bomb) => {
+                "its dimensions are too large to process".into()
+            }
+            ImageProblem::Refused(Refused::Infected(what)) => format!("refused: {what}"),
+            ImageProblem::Unhashable(why) => why.clone(),
         }
     }
-    Ok(Redirect::to(&format!("/oversight/{}", record.id)).into_response())
+}
+
+/// An image checked by the upload rules and hashed with PDQ on the
+/// blocking pool: the input `run` reads (hash, quality, media type and the
+/// image's SHA-256 — never the picture), and the bytes back.
+pub async fn hashed_input(
+    bytes: Vec<u8>,
+    max_kib: u32,
+) -> Result<(serde_json::Value, Vec<u8>), ImageProblem> {
+    let media = check_file(&bytes, max_kib, TYPES).map_err(ImageProblem::Refused)?;
+    let address = format!("sha256:{}", nara_core::algorithms::sha256_hex(&bytes));
+    let hashed = tokio::task::spawn_blocking(move || {
+        nara_algorithms::images::hash_image(&bytes).map(|h| (h, bytes))
+    })
+    .await
+    .map_err(|e| ImageProblem::Unhashable(e.to_string()))?;
+    let ((pdq, quality), bytes) = hashed.map_err(|e| ImageProblem::Unhashable(e.to_string()))?;
+    Ok((
+        serde_json::json!({
+            "pdq": pdq.hex(),
+            "quality": quality,
+            "image": address,
+            "media_type": media,
+        }),
+        bytes,
+    ))
+}
+
+/// The largest image a decision request may carry, in KiB (before base64;
+/// the node's body limit may be lower: `max_body_bytes`).
+const API_MAX_KIB: u32 = 8 * 1024;
+
+/// A decision request's input for the image model: `image` (base64 of a
+/// PNG or JPEG) checked and hashed like a page's upload, and the bytes to
+/// keep if it matches; an input without `image` (a system that hashed the
+/// picture itself) as it came. Only nara names a kept image, so `image`
+/// is never taken as anything but the picture.
+pub async fn api_input(
+    code: &str,
+    input: serde_json::Value,
+) -> Result<(serde_json::Value, Option<Vec<u8>>), String> {
+    if code != nara_algorithms::images::CODE {
+        return Ok((input, None));
+    }
+    let Some(image) = input.get("image") else {
+        return Ok((input, None));
+    };
+    if input.get("pdq").is_some() || input.get("quality").is_some() {
+        return Err("send the image or its PDQ hash and quality, not both".into());
+    }
+    let text = image
+        .as_str()
+        .ok_or_else(|| "must be a PNG or JPEG image in base64".to_owned())?;
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| format!("must be a PNG or JPEG image in base64 ({e})"))?;
+    let (input, bytes) = hashed_input(bytes, API_MAX_KIB)
+        .await
+        .map_err(|p| p.detail())?;
+    Ok((input, Some(bytes)))
+}
+
+/// Keeps the image a record was made from when it matched, for its
+/// reviewers; forgets it otherwise.
+pub async fn keep_if_matched(state: &AppState, record: &DecisionRecord, bytes: &[u8]) {
+    if record.flagged == 0 {
+        return;
+    }
+    let folder = state.config.data_dir.join(FOLDER);
+    if let Err(e) = crate::media::store_in(&folder, bytes).await {
+        // The record stands; its reviewers find no image to open.
+        tracing::error!(record = %record.id, error = %e, "a matched image could not be kept for review");
+    }
 }
 
 /// `GET /oversight/{id}/image`: the image a match was made from, to the

@@ -457,6 +457,34 @@ backends! {
         assert!(!app.data_dir().join("review-images").join(&hex[..2]).join(&hex).exists());
         let hex = nara_core::algorithms::sha256_hex(&matching);
         assert!(app.data_dir().join("review-images").join(&hex[..2]).join(&hex).exists());
+
+        // An agency system sends the picture in base64 through the signed
+        // API: the same rules, the same record, kept only on a match.
+        use base64::Engine;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let small = jpeg(320, 240, &generated_picture(7, 320, 240), 85);
+        let uploads = System::new(&app, "KR/GOV/KNPA", "uploads").await;
+        let path = "/api/v1/algorithms/image-hash-matching/decisions";
+        let r = uploads.send(&app, "POST", path, Some(serde_json::json!({"input": {"image": b64(&small)}, "reference": "upload-7"}))).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+        let record: serde_json::Value = r.json().await.unwrap();
+        assert_eq!((record["outcome"].as_str(), record["state"].as_str()), (Some("match_found"), Some("awaiting_review")));
+        let hex = nara_core::algorithms::sha256_hex(&small);
+        assert!(app.data_dir().join("review-images").join(&hex[..2]).join(&hex).exists());
+        for (input, needle) in [
+            (serde_json::json!({"image": format!("sha256:{hex}")}), "base64"),
+            (serde_json::json!({"image": b64(&small), "pdq": "00", "quality": 90}), "not both"),
+            (serde_json::json!({"image": b64(b"plain words, not a picture")}), "PNG or JPEG"),
+            (serde_json::json!({"image": 42}), "base64"),
+        ] {
+            let r = uploads.send(&app, "POST", path, Some(serde_json::json!({"input": input}))).await;
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+            let problem: serde_json::Value = r.json().await.unwrap();
+            assert!(problem.to_string().contains(needle), "{problem}");
+        }
+        // A page's JSON may not name a kept image either.
+        let r = post_form(&app, "/algorithms/image-hash-matching/run", Some(&official.cookie), &[("csrf", &official.csrf), ("input", &format!("{{\"pdq\": \"{}\", \"quality\": 90, \"image\": \"sha256:{hex}\"}}", "0".repeat(64)))]).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     }
 
     /// A parent's report of a chat is scored by the grooming-risk model,

@@ -445,6 +445,21 @@ pub(super) struct RunAgain<'a> {
     pub image_error: Option<String>,
 }
 
+impl<'a> RunAgain<'a> {
+    /// The page as first shown: the model's example as the input.
+    pub fn example(name: &'a str, code: &'a str) -> RunAgain<'a> {
+        RunAgain {
+            name,
+            code,
+            input: nara_algorithms::model(code)
+                .map(|m| serde_json::to_string_pretty(&m.example()).unwrap_or_default())
+                .unwrap_or_default(),
+            error: None,
+            image_error: None,
+        }
+    }
+}
+
 pub(super) fn run_page(ctx: &PageCtx, who: &Principal, again: RunAgain<'_>) -> Response {
     let refused = again.error.is_some() || again.image_error.is_some();
     let mut page = render(&RunPage {
@@ -494,20 +509,7 @@ pub async fn run_form(
     Path(code): Path<String>,
 ) -> Result<Response, PageError> {
     let name = runnable(&ctx, &state, &who, &code).await?;
-    let example = nara_algorithms::model(&code)
-        .map(|m| serde_json::to_string_pretty(&m.example()).unwrap_or_default())
-        .unwrap_or_default();
-    Ok(run_page(
-        &ctx,
-        &who,
-        RunAgain {
-            name: &name,
-            code: &code,
-            input: example,
-            error: None,
-            image_error: None,
-        },
-    ))
+    Ok(run_page(&ctx, &who, RunAgain::example(&name, &code)))
 }
 
 #[derive(Deserialize)]

@@ -10,7 +10,7 @@
 use super::oversight::{RunAgain, record_for, run_page, runnable, sees_image};
 use super::{Requested, RunError, run};
 use crate::AppState;
-use crate::citizen::uploads::{Refused, check_file};
+use crate::citizen::uploads::{Refused, check_file, file_form};
 use crate::identity::auth::Principal;
 use crate::identity::request::ClientAddress;
 use crate::web::csrf::{csrf_ok, csrf_refused};
@@ -40,44 +40,23 @@ pub async fn check_image(
     State(state): State<AppState>,
     who: Principal,
     Path(code): Path<String>,
-    mut multipart: Multipart,
+    multipart: Multipart,
 ) -> Result<Response, PageError> {
     let name = runnable(&ctx, &state, &who, &code).await?;
     if code != nara_algorithms::images::CODE {
         return Err(PageError::not_found(ctx.lang));
     }
-    let mut csrf = String::new();
-    let mut bytes = Vec::new();
-    loop {
-        match multipart.next_field().await {
-            Ok(Some(part)) => match part.name() {
-                Some("csrf") => csrf = part.text().await.unwrap_or_default(),
-                Some("file") => match part.bytes().await {
-                    Ok(b) => bytes = b.to_vec(),
-                    Err(_) => return Err(PageError::payload_too_large(ctx.lang)),
-                },
-                _ => {}
-            },
-            Ok(None) => break,
-            Err(_) => return Err(PageError::payload_too_large(ctx.lang)),
-        }
-    }
+    let (csrf, bytes) = file_form(&ctx, multipart).await?;
     if !csrf_ok(&ctx.caller, &csrf) {
         return Ok(csrf_refused(ctx.lang));
     }
     let refused = |why: String| {
-        let example = nara_algorithms::model(&code)
-            .map(|m| serde_json::to_string_pretty(&m.example()).unwrap_or_default())
-            .unwrap_or_default();
         Ok(run_page(
             &ctx,
             &who,
             RunAgain {
-                name: &name,
-                code: &code,
-                input: example,
-                error: None,
                 image_error: Some(why),
+                ..RunAgain::example(&name, &code)
             },
         ))
     };

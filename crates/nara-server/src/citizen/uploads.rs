@@ -163,24 +163,20 @@ fn file_field<'a>(
     })
 }
 
-/// `POST /applications/{reference}/files/{field}` (multipart: `csrf`,
-/// `file`): checks, scans and stores the file, and sets the field's answer
-/// to its content address; back to the field's page either way.
-pub async fn upload(
-    ctx: PageCtx,
-    State(state): State<AppState>,
-    who: Principal,
-    Path((reference, name)): Path<(String, String)>,
+/// A file form's parts: its `csrf` token and its `file` (empty when none
+/// was sent); a body past the route's limit is 413.
+pub async fn file_form(
+    ctx: &PageCtx,
     mut multipart: Multipart,
-) -> Result<Response, PageError> {
+) -> Result<(String, Vec<u8>), PageError> {
     let mut csrf = String::new();
-    let mut bytes: Option<Vec<u8>> = None;
+    let mut bytes = Vec::new();
     loop {
         match multipart.next_field().await {
             Ok(Some(part)) => match part.name() {
                 Some("csrf") => csrf = part.text().await.unwrap_or_default(),
                 Some("file") => match part.bytes().await {
-                    Ok(b) => bytes = Some(b.to_vec()),
+                    Ok(b) => bytes = b.to_vec(),
                     Err(_) => return Err(PageError::payload_too_large(ctx.lang)),
                 },
                 _ => {}
@@ -189,6 +185,20 @@ pub async fn upload(
             Err(_) => return Err(PageError::payload_too_large(ctx.lang)),
         }
     }
+    Ok((csrf, bytes))
+}
+
+/// `POST /applications/{reference}/files/{field}` (multipart: `csrf`,
+/// `file`): checks, scans and stores the file, and sets the field's answer
+/// to its content address; back to the field's page either way.
+pub async fn upload(
+    ctx: PageCtx,
+    State(state): State<AppState>,
+    who: Principal,
+    Path((reference, name)): Path<(String, String)>,
+    multipart: Multipart,
+) -> Result<Response, PageError> {
+    let (csrf, bytes) = file_form(&ctx, multipart).await?;
     if !csrf_ok(&ctx.caller, &csrf) {
         return Ok(csrf_refused(ctx.lang));
     }
@@ -197,7 +207,6 @@ pub async fn upload(
         return Err(PageError::not_found(ctx.lang));
     }
     let (page, field) = file_field(&def, &name).ok_or_else(|| PageError::not_found(ctx.lang))?;
-    let bytes = bytes.unwrap_or_default();
     let refused = match check(&bytes, field) {
         Err(r) => Some(r),
         Ok(media) => match scan(&bytes).await {

@@ -445,6 +445,44 @@ pub fn may_see_image(
         || may_take(state, appeal, reviewer, official, Step::Confirm, "").is_ok()
 }
 
+/// How long the image a match was made from is kept (only a match's image
+/// is kept at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageHold {
+    /// A step waits for it: the review, or an open appeal's decision.
+    Waiting,
+    /// Settled: kept until then (Unix ms) for its reviewer to look again,
+    /// then deleted.
+    Until(i64),
+}
+
+impl ImageHold {
+    /// Whether the image is still kept at `now_ms`.
+    pub fn kept_at(self, now_ms: i64) -> bool {
+        match self {
+            ImageHold::Waiting => true,
+            ImageHold::Until(until) => now_ms < until,
+        }
+    }
+}
+
+/// The one rule for keeping a matched image, for the record's page and the
+/// sweep that deletes images: kept while its review or an open appeal
+/// waits; once settled, `keep_days` after the record's last step
+/// (`settled_at`, Unix ms), and then never again (an appeal opened later is
+/// decided on the record without the picture).
+pub fn image_hold(
+    state: DecisionState,
+    appeal: Option<AppealState>,
+    settled_at: i64,
+    keep_days: u32,
+) -> ImageHold {
+    if !state.is_final() || appeal == Some(AppealState::Open) {
+        return ImageHold::Waiting;
+    }
+    ImageHold::Until(settled_at.saturating_add(i64::from(keep_days) * 86_400_000))
+}
+
 /// Whether the affected person may appeal now: once, after the decision
 /// is final.
 pub fn may_appeal(state: DecisionState, appeal: Option<AppealState>) -> bool {
@@ -492,6 +530,29 @@ mod tests {
             8
         ));
         assert!(!may_see_image(Automatic, None, None, 7));
+    }
+
+    #[test]
+    fn an_image_is_kept_while_a_step_waits_and_for_a_while_after() {
+        use DecisionState::*;
+        const DAY: i64 = 86_400_000;
+        let settled = 1_000 * DAY;
+        assert_eq!(
+            image_hold(AwaitingReview, None, settled, 90),
+            ImageHold::Waiting
+        );
+        let open = Some(AppealState::Open);
+        assert_eq!(image_hold(Accepted, open, settled, 90), ImageHold::Waiting);
+        assert!(ImageHold::Waiting.kept_at(i64::MAX));
+        for done in [None, Some(AppealState::Upheld), Some(AppealState::Reversed)] {
+            let hold = image_hold(Overridden, done, settled, 90);
+            assert_eq!(hold, ImageHold::Until(settled + 90 * DAY));
+            assert!(hold.kept_at(settled + 90 * DAY - 1));
+            assert!(!hold.kept_at(settled + 90 * DAY));
+        }
+        // Nothing kept: deleted at the first sweep after the last step.
+        assert!(!image_hold(Accepted, None, settled, 0).kept_at(settled));
+        assert!(image_hold(Accepted, None, i64::MAX, u32::MAX).kept_at(i64::MAX - 1));
     }
 
     #[test]

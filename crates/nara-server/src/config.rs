@@ -136,6 +136,16 @@ pub struct Config {
     /// months leave it only once archived (`DATA_DIR/exchange-archive`).
     #[serde(default = "default_exchange_retention")]
     pub exchange_log_retention_days: u32,
+    /// Days an image that matched an authority's hash list is kept once its
+    /// record is settled (reviewed, and any appeal decided), for its
+    /// reviewer to look again; then it is deleted (90 by default; 0: at the
+    /// next hourly sweep). Never while a review or an appeal waits.
+    #[serde(default = "default_review_image_days")]
+    pub review_image_days: u32,
+}
+
+fn default_review_image_days() -> u32 {
+    90
 }
 
 fn default_exchange_retention() -> u32 {
@@ -195,6 +205,7 @@ impl Default for Config {
             probe_ca_file: None,
             security_event_retention_days: default_event_retention(),
             exchange_log_retention_days: default_exchange_retention(),
+            review_image_days: default_review_image_days(),
             smtp_url: None,
             smtp_from: default_smtp_from(),
             trusted_proxies: Vec::new(),
@@ -261,6 +272,7 @@ impl Config {
             "probe_ca_file",
             "security_event_retention_days",
             "exchange_log_retention_days",
+            "review_image_days",
         ]);
         figment.merge(env).extract().map_err(Box::new)
     }

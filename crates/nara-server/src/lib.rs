@@ -523,6 +523,7 @@ pub async fn serve(
     let posture = secops::level::spawn(state.clone());
     let blocklist = secops::blocklist::spawn(state.clone());
     let screening = algorithms::screening::spawn(state.clone());
+    let image_sweep = algorithms::review_images::spawn(state.clone());
     let probes = secops::probes::spawn(state.clone());
     let syslog = match state.config.syslog_listen {
         Some(addr) => Some(secops::syslog::listen(state.clone(), addr).await?),
@@ -557,6 +558,7 @@ pub async fn serve(
     posture.abort();
     blocklist.abort();
     screening.abort();
+    image_sweep.abort();
     probes.abort();
     if let Some(s) = &syslog {
         s.abort();

@@ -89,7 +89,14 @@ pub async fn store_in(folder: &Path, bytes: &[u8]) -> std::io::Result<String> {
         return Err(std::io::Error::other("bad hash"));
     };
     if tokio::fs::try_exists(&path).await.unwrap_or(false) {
-        return Ok(hash);
+        // Stored again: newer than any sweep under way, which leaves it.
+        let touched = std::fs::File::options()
+            .append(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+        if touched.is_ok() {
+            return Ok(hash);
+        }
     }
     if let Some(parent) = path.parent() {
         tokio::fs::create_dir_all(parent).await?;

@@ -388,6 +388,19 @@ impl Store {
             .await?))
     }
 
+    /// Every flagged record of a model, oldest first: for the image model,
+    /// the records whose images are kept (nothing else is).
+    pub async fn flagged_decisions_of(&self, code: &str) -> Result<Vec<DecisionRecord>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM algorithm_decisions WHERE code = $1 AND flagged <> 0 \
+             ORDER BY created_at, id"
+        );
+        Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(code)
+            .fetch_all(pool)
+            .await?))
+    }
+
     /// Per model: reviews kept and changed, waiting, automatic, appeals.
     pub async fn review_counts(&self) -> Result<Vec<ReviewCounts>> {
         Ok(with_pool!(self, |pool| sqlx::query_as(

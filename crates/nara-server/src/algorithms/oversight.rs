@@ -11,7 +11,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use nara_core::algorithms::{
-    AppealState, DecisionState, Step, StepRefused, may_see_image, may_take,
+    AppealState, DecisionState, ImageHold, Step, StepRefused, image_hold, may_see_image, may_take,
 };
 use nara_core::identity::Role;
 use nara_store::algorithms::{DecisionRecord, Official};
@@ -182,6 +182,12 @@ struct RecordPage {
     /// The image the record was made from is held, and this official may
     /// see it (`nara_core::algorithms::may_see_image`).
     image: bool,
+    /// Until when a settled record's image is kept, as the page says it.
+    image_kept_until: Option<String>,
+    /// When the image a match was made from was deleted (`image_hold`).
+    image_deleted: Option<String>,
+    /// `review_image_days`, as the page explains a deletion.
+    keep_days: u32,
     csrf: String,
     /// What this official may do here.
     may_review: bool,
@@ -216,14 +222,27 @@ pub(super) async fn record_for(
 }
 
 /// Whether `who` may see the image `record` was made from: an official of
-/// its agency, a match (nothing else is kept), and the one rule.
-pub(super) fn sees_image(record: &DecisionRecord, who: &Principal) -> bool {
+/// its agency, a match (nothing else is kept) still kept, and the one rule.
+pub(super) fn sees_image(record: &DecisionRecord, who: &Principal, keep_days: u32) -> bool {
     let official = nara_core::MemberId::parse(&record.organisation)
         .is_ok_and(|a| who.has_role_for(Role::Official, &a));
     let (state, appeal) = states_of(record);
     official
         && record.flagged != 0
+        && image_hold_of(record, keep_days).kept_at(nara_core::Timestamp::now().0)
         && may_see_image(state, appeal, record.reviewer_id, who.account_id)
+}
+
+/// How long the image a match was made from is kept: the one rule
+/// ([`image_hold`]) from the record's last step.
+pub(super) fn image_hold_of(record: &DecisionRecord, keep_days: u32) -> ImageHold {
+    let (state, appeal) = states_of(record);
+    let settled_at = [record.reviewed_at, record.appeal_decided_at]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(record.created_at);
+    image_hold(state, appeal, settled_at, keep_days)
 }
 
 /// A record's review and appeal states, parsed.
@@ -265,6 +284,14 @@ async fn record_view(
     };
     let tr = ctx.tr();
     let view = RecordView::of(record, ctx, &names);
+    // Only a match's image is kept; the page says until when, or since when
+    // it is gone.
+    let holds_image = record.flagged != 0 && input.get("image").is_some();
+    let keep_days = state.config.review_image_days;
+    let (hold, now) = (
+        image_hold_of(record, keep_days),
+        nara_core::Timestamp::now().0,
+    );
     Ok(render(&RecordPage {
         layout: ctx.layout(
             &tr.s("oversight.record_title").replace("{id}", &record.id),
@@ -276,7 +303,16 @@ async fn record_view(
             .and_then(|t| t.as_str())
             .map(str::to_owned),
         input: serde_json::to_string_pretty(&input).unwrap_or_default(),
-        image: input.get("image").is_some() && sees_image(record, who),
+        image: holds_image && sees_image(record, who, keep_days),
+        image_kept_until: match hold {
+            ImageHold::Until(until) if holds_image && hold.kept_at(now) => Some(when(until)),
+            _ => None,
+        },
+        image_deleted: match hold {
+            ImageHold::Until(until) if holds_image && !hold.kept_at(now) => Some(when(until)),
+            _ => None,
+        },
+        keep_days,
         csrf: who.csrf().unwrap_or_default().to_owned(),
         may_review: official && appeal.is_none() && allowed(Step::Confirm).is_ok(),
         may_decide_appeal: official && appeal.is_some() && allowed(Step::Confirm).is_ok(),

@@ -5,9 +5,12 @@
 //! its SHA-256. Only a match keeps the image, in `data_dir/review-images`
 //! (apart from citizens' uploads), for the officials who review the record
 //! ([`nara_core::algorithms::may_see_image`]); each look is a security
-//! event. An image that matches nothing is forgotten once hashed.
+//! event. An image that matches nothing is forgotten once hashed; a kept
+//! one is deleted by an hourly sweep once every record made from it is
+//! settled and `review_image_days` have passed
+//! ([`nara_core::algorithms::image_hold`]).
 
-use super::oversight::{RunAgain, record_for, run_page, runnable, sees_image};
+use super::oversight::{RunAgain, image_hold_of, record_for, run_page, runnable, sees_image};
 use super::{Requested, RunError, run};
 use crate::AppState;
 use crate::citizen::uploads::{Refused, check_file, file_form};
@@ -192,7 +195,7 @@ pub async fn record_image(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let record = record_for(&ctx, &state, &who, &id).await?;
-    if !sees_image(&record, &who) {
+    if !sees_image(&record, &who, state.config.review_image_days) {
         return Err(PageError::not_found(ctx.lang));
     }
     let input: serde_json::Value = serde_json::from_str(&record.input).unwrap_or_default();
@@ -224,4 +227,79 @@ pub async fn record_image(
         bytes,
     )
         .into_response())
+}
+
+/// Deletes every kept image that no record holds any longer
+/// ([`nara_core::algorithms::image_hold`] at `now_ms`), and any file no
+/// record names; how many went. A file written or stored again after the
+/// sweep began is left for the next one, so a match recorded meanwhile
+/// never loses its image.
+pub async fn sweep(state: &AppState, now_ms: i64) -> Result<usize, nara_store::StoreError> {
+    let began = std::time::SystemTime::now();
+    let keep_days = state.config.review_image_days;
+    let mut held = std::collections::HashSet::new();
+    let records = state
+        .store
+        .flagged_decisions_of(nara_algorithms::images::CODE)
+        .await?;
+    for record in &records {
+        let input: serde_json::Value = serde_json::from_str(&record.input).unwrap_or_default();
+        if let Some(address) = input.get("image").and_then(|a| a.as_str())
+            && image_hold_of(record, keep_days).kept_at(now_ms)
+        {
+            held.insert(address.to_owned());
+        }
+    }
+    let folder = state.config.data_dir.join(FOLDER);
+    let mut deleted = 0;
+    for path in kept_files(&folder) {
+        let Some(hex) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let address = format!("sha256:{hex}");
+        let touched = std::fs::metadata(&path).and_then(|m| m.modified());
+        if held.contains(&address) || touched.map_or(true, |t| t >= began) {
+            continue;
+        }
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {
+                deleted += 1;
+                tracing::info!(image = %address, keep_days, "a matched image past its keeping deleted");
+            }
+            Err(e) => tracing::warn!(image = %address, error = %e, "deleting a matched image"),
+        }
+    }
+    Ok(deleted)
+}
+
+/// The kept images' files (`FOLDER/ab/abcd…`), temporary files left out.
+fn kept_files(folder: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(shards) = std::fs::read_dir(folder) else {
+        return Vec::new();
+    };
+    shards
+        .flatten()
+        .filter_map(|shard| std::fs::read_dir(shard.path()).ok())
+        .flat_map(|files| files.flatten().map(|f| f.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+        })
+        .collect()
+}
+
+/// Sweeps kept images every hour (the first a minute after start).
+pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3_600));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = sweep(&state, nara_core::Timestamp::now().0).await {
+                tracing::warn!(error = %e, "sweeping matched images");
+            }
+        }
+    })
 }

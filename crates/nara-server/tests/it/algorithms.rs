@@ -487,6 +487,68 @@ backends! {
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     }
 
+    /// A matched image is kept while its review waits, and deleted by the
+    /// sweep once the record is settled and `review_image_days` have
+    /// passed (0 here): the page says when, nobody can open it again, and a
+    /// new match of the same picture keeps it anew. A file no record names
+    /// goes too.
+    async fn matched_images_are_deleted_once_settled(backend: &str) {
+        use nara_algorithms::images::{generated_picture, jpeg};
+        use nara_server::algorithms::review_images::sweep;
+        let config = nara_server::Config { review_image_days: 0, ..Default::default() };
+        let Some(app) = TestApp::start_with(backend, config).await else { return };
+        nara_server::algorithms::publish_shipped(&app.store).await.unwrap();
+        nara_server::algorithms::demo::write_stand_in_list(app.data_dir()).unwrap();
+        nara_server::algorithms::load_hash_lists(app.data_dir()).unwrap();
+        let official = app.signed_in("official.knpa").await;
+        let matching = jpeg(640, 480, &generated_picture(3, 640, 480), 80);
+        let check = || {
+            let form = reqwest::multipart::Form::new()
+                .text("csrf", official.csrf.clone())
+                .part("file", reqwest::multipart::Part::bytes(matching.clone()).file_name("picture"));
+            app.client.post(app.url("/algorithms/image-hash-matching/image"))
+                .header("cookie", &official.cookie).multipart(form).send()
+        };
+        let r = check().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let to = r.headers()["location"].to_str().unwrap().to_owned();
+        let hex = nara_core::algorithms::sha256_hex(&matching);
+        let kept = app.data_dir().join("review-images").join(&hex[..2]).join(&hex);
+        // A file no record names (left by a crash, say).
+        let stray = app.data_dir().join("review-images").join("ab").join("ab".repeat(32));
+        std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
+        std::fs::write(&stray, b"not anything a record names").unwrap();
+        let now = || nara_core::Timestamp::now().0;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
+        // Waiting for its review: kept, whatever the time.
+        assert_eq!(sweep(&app.state, now()).await.unwrap(), 1, "only the stray file");
+        assert!(kept.exists() && !stray.exists());
+        assert_eq!(sweep(&app.state, i64::MAX / 2).await.unwrap(), 0);
+        assert!(kept.exists());
+        assert_eq!(app.get_in(&official, &format!("{to}/image")).await.status(), StatusCode::OK);
+
+        // Reviewed with nothing to keep it for: the next sweep deletes it.
+        let r = post_form(&app, &to, Some(&official.cookie), &[("csrf", &official.csrf), ("step", "confirm")]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(app.get_in(&official, &format!("{to}/image")).await.status(), StatusCode::NOT_FOUND);
+        assert!(kept.exists(), "not before the sweep");
+        assert_eq!(sweep(&app.state, now()).await.unwrap(), 1);
+        assert!(!kept.exists());
+        let (_, shown) = page(&app, &to, &official.cookie).await;
+        assert!(shown.contains("The image was deleted on") && shown.contains("kept 0 days"), "{shown}");
+        assert!(!shown.contains(&format!("{to}/image")));
+
+        // The same picture matched again: kept anew for the new review.
+        let r = check().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let again = r.headers()["location"].to_str().unwrap().to_owned();
+        assert_ne!(again, to);
+        assert!(kept.exists());
+        assert_eq!(sweep(&app.state, now()).await.unwrap(), 0);
+        assert_eq!(app.get_in(&official, &format!("{again}/image")).await.status(), StatusCode::OK);
+    }
+
     /// A parent's report of a chat is scored by the grooming-risk model,
     /// once, and waits for a police official; an ordinary chat is scored
     /// too, and the two scores differ as the model says.

@@ -58,6 +58,9 @@ pub struct TestApp {
     pub url: String,
     pub store: Store,
     pub client: reqwest::Client,
+    /// The node's state, for tests that run its periodic work at a chosen
+    /// time (a sweep) instead of waiting for it.
+    pub state: AppState,
     _dir: Option<tempfile::TempDir>,
     /// The server's identity key (demo accounts are made with it).
     identity: IdentityKeys,
@@ -310,8 +313,9 @@ impl TestApp {
         if let Some(f) = federation {
             state = state.federated(f);
         }
+        let serving = state.clone();
         tokio::spawn(async move {
-            let _ = nara_server::serve(listener, state, async {
+            let _ = nara_server::serve(listener, serving, async {
                 let _ = rx.await;
             })
             .await;
@@ -325,6 +329,7 @@ impl TestApp {
             url: String::new(),
             store,
             client,
+            state,
             _dir: dir,
             demo_dir,
             identity,

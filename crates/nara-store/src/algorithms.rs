@@ -298,7 +298,7 @@ impl Store {
                     sql.push(")");
                 }
                 sql.push(" ON CONFLICT DO NOTHING");
-                let inserted = bind_args!(sqlx::query(&sql.text), sql)
+                let inserted = bind_args!(crate::sql::query(&sql), sql)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();

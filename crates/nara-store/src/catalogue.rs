@@ -270,10 +270,10 @@ macro_rules! list_page {
             .bind(Arg::Int(i64::from(page.per_page)));
         select.push(" OFFSET ").bind(Arg::Int(page.offset()));
         let (total, rows): (i64, Vec<$row>) = with_pool!($store, |pool| {
-            let total = bind_args!(sqlx::query_scalar(&count.text), count)
+            let total = bind_args!(crate::sql::query_scalar(&count), count)
                 .fetch_one(pool)
                 .await?;
-            let rows = bind_args!(sqlx::query_as(&select.text), select)
+            let rows = bind_args!(crate::sql::query_as(&select), select)
                 .fetch_all(pool)
                 .await?;
             (total, rows)
@@ -662,7 +662,7 @@ impl Store {
         system_conditions(&mut sql, &filter);
         sql.push(" GROUP BY grade");
         let rows: Vec<(i32, i64)> =
-            with_pool!(self, |pool| bind_args!(sqlx::query_as(&sql.text), sql)
+            with_pool!(self, |pool| bind_args!(crate::sql::query_as(&sql), sql)
                 .fetch_all(pool)
                 .await?);
         let mut counts = [0u64; 4];

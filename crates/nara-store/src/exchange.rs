@@ -211,7 +211,7 @@ impl Store {
         let what = entry_kind_hint(&sql.text);
         Ok(with_pool!(self, |pool| {
             let (_turn, mut tx) = write_tx!(self, pool);
-            let n = bind_args!(sqlx::query(&sql.text), sql)
+            let n = bind_args!(crate::sql::query(&sql), sql)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| constraint_error(e, what))?
@@ -417,7 +417,7 @@ impl Store {
                     }
                     sql.push("NULL)");
                 }
-                bind_args!(sqlx::query(&sql.text), sql)
+                bind_args!(crate::sql::query(&sql), sql)
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| constraint_error(e, "this consent"))?;
@@ -656,7 +656,7 @@ impl Store {
                     }
                     sql.push(")");
                 }
-                bind_args!(sqlx::query(&sql.text), sql)
+                bind_args!(crate::sql::query(&sql), sql)
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| constraint_error(e, "an exchange with this X-Road-Id"))?;

@@ -58,7 +58,7 @@ macro_rules! claim_all_in_tx {
                  WHERE seen_signatures.seen_at <= ",
             );
             sql.bind(crate::sql::Arg::Int($since));
-            let changed = crate::sql::bind_args!(sqlx::query(&sql.text), sql)
+            let changed = crate::sql::bind_args!(crate::sql::query(&sql), sql)
                 .execute(&mut *$tx)
                 .await?
                 .rows_affected();
@@ -560,7 +560,7 @@ impl Store {
     async fn write_one(&self, sql: Sql, ends_access: bool) -> Result<u64> {
         let n = with_pool!(self, |pool| {
             let (_turn, mut tx) = write_tx!(self, pool);
-            let n = bind_args!(sqlx::query(&sql.text), sql)
+            let n = bind_args!(crate::sql::query(&sql), sql)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();

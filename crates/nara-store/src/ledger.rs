@@ -52,7 +52,7 @@ macro_rules! append_in_tx {
                 }
                 sql.bind(crate::sql::Arg::Bytes(e.clone())).push(")");
             }
-            crate::sql::bind_args!(sqlx::query(&sql.text), sql)
+            crate::sql::bind_args!(crate::sql::query(&sql), sql)
                 .execute(&mut *$tx)
                 .await?;
             offset += chunk.len() as i64;

@@ -259,7 +259,7 @@ impl Store {
         let sqlite = self.kind() == crate::BackendKind::Sqlite;
         let inserted = with_pool!(self, |pool| {
             let (_turn, mut tx) = write_tx!(self, pool);
-            let rows: Vec<(i64, String, String)> = bind_args!(sqlx::query_as(&sql.text), sql)
+            let rows: Vec<(i64, String, String)> = bind_args!(crate::sql::query_as(&sql), sql)
                 .fetch_all(&mut *tx)
                 .await?;
             let n = rows.len() as u64;

@@ -3,7 +3,9 @@
 JPEG, hashed by `nara algorithms pdq` and by the reference; every pair must
 agree to within 4 bits (floating point differs a little between the two;
 unrelated pictures are ~128 bits apart; in practice they are identical or 2
-bits apart). Also compares the quality figures.
+bits apart). Also compares the quality figures, and the eight orientations
+nara matches an image in (`--orientations`): each must be the reference's
+hash of the picture turned (and mirrored) that way by PIL.
 
     python tests/independent/pdq.py path/to/nara
 """
@@ -69,7 +71,39 @@ def main():
                 failures += 1
                 print(f"FAIL {path.name}: nara {hash_hex} q{our_quality}, reference {theirs} q{quality}: {d} bits apart")
         print(f"pdq: {len(files)} pictures (PNG and JPEG) hashed by nara and by Meta's reference; at most {worst} bits apart, {failures} failures")
+        failures += orientations(nara, files)
     sys.exit(1 if failures else 0)
+
+
+def turned(img, orientation):
+    """The picture as nara's orientation names it: mirrored left to right
+    first, then turned clockwise (PIL's ROTATE_n turns counter-clockwise)."""
+    mirrored, _, degrees = orientation.rpartition("+")
+    if mirrored:
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    clockwise = {"0": None, "90": Image.Transpose.ROTATE_270,
+                 "180": Image.Transpose.ROTATE_180, "270": Image.Transpose.ROTATE_90}[degrees]
+    return img.transpose(clockwise) if clockwise is not None else img
+
+
+def orientations(nara, files):
+    out = subprocess.run([nara, "algorithms", "pdq", "--orientations", *map(str, files)],
+                         check=True, capture_output=True, text=True).stdout
+    failures, worst, compared = 0, 0, 0
+    for line in out.strip().splitlines():
+        hash_hex, _, orientation, path = line.split(",", 3)
+        img = turned(Image.open(path).convert("RGB"), orientation)
+        bits, _ = pdqhash.compute(np.asarray(img))
+        d = distance(hash_hex, reference_hex(bits))
+        worst, compared = max(worst, d), compared + 1
+        if d > 4:
+            failures += 1
+            print(f"FAIL {Path(path).name} {orientation}: nara {hash_hex}, reference {reference_hex(bits)}: {d} bits apart")
+    if compared != 8 * len(files):
+        failures += 1
+        print(f"FAIL: {compared} orientations printed for {len(files)} pictures")
+    print(f"pdq: {compared} orientations (8 a picture) hashed by nara and by Meta's reference of the turned picture; at most {worst} bits apart, {failures} failures")
+    return failures
 
 
 if __name__ == "__main__":

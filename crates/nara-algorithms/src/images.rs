@@ -11,6 +11,12 @@
 //! `#` comments and blank lines are skipped. Matching compares against every
 //! hash (four XOR-and-popcounts each), which at a million hashes is a few
 //! milliseconds.
+//!
+//! A copy turned or mirrored has a different PDQ hash, so an image nara
+//! hashes is hashed in all eight orientations (PDQ's "dihedral" hashes: as
+//! given, turned 90°, 180° and 270°, and each of those mirrored) and matched
+//! in any of them, in one pass over the list. A system that sends a hash
+//! alone may send the seven others too (`pdq_turned`).
 
 use std::sync::{LazyLock, RwLock};
 
@@ -21,7 +27,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::{Evaluation, Model, round, sha256_hex};
 
 pub const CODE: &str = "image-hash-matching";
-const VERSION: &str = "1.0.0";
+const VERSION: &str = "1.1.0";
 /// Meta's recommended match threshold for PDQ (Hamming distance out of 256).
 pub const MATCH_DISTANCE: u32 = 31;
 /// Below this quality a PDQ hash says too little to match on (Meta's advice).
@@ -93,6 +99,20 @@ impl std::fmt::Display for ImageRefused {
 /// An image's PDQ hash and quality (0–100), from its encoded bytes (PNG or
 /// JPEG). The size is read from the header and bounded before decoding.
 pub fn hash_image(bytes: &[u8]) -> Result<(Pdq, u8), ImageRefused> {
+    let (width, height, rgb) = decoded(bytes)?;
+    hash_rgb(width, height, rgb)
+}
+
+/// An image's PDQ hashes in its eight [`ORIENTATIONS`] (the first is
+/// [`hash_image`]'s) and its quality, from its encoded bytes.
+pub fn hash_image_turned(bytes: &[u8]) -> Result<([Pdq; 8], u8), ImageRefused> {
+    let (width, height, rgb) = decoded(bytes)?;
+    hash_rgb_turned(width, height, rgb)
+}
+
+/// An encoded PNG or JPEG as RGB pixels, its size bounded from the header
+/// before decoding.
+fn decoded(bytes: &[u8]) -> Result<(u32, u32, Vec<u8>), ImageRefused> {
     let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| ImageRefused::Unreadable(e.to_string()))?;
@@ -114,7 +134,7 @@ pub fn hash_image(bytes: &[u8]) -> Result<(Pdq, u8), ImageRefused> {
     let decoded = image::load_from_memory(bytes)
         .map_err(|e| ImageRefused::Unreadable(e.to_string()))?
         .to_rgb8();
-    hash_rgb(decoded.width(), decoded.height(), decoded.into_raw())
+    Ok((decoded.width(), decoded.height(), decoded.into_raw()))
 }
 
 /// The PDQ hash of raw RGB pixels.
@@ -128,6 +148,71 @@ pub fn hash_rgb(width: u32, height: u32, rgb: Vec<u8>) -> Result<(Pdq, u8), Imag
         Pdq::from_bytes(&bytes),
         (quality * 100.0).round().clamp(0.0, 100.0) as u8,
     ))
+}
+
+/// The eight orientations of an image's hashes, in order: (mirrored left
+/// to right first, then turned clockwise by degrees).
+pub const ORIENTATIONS: [(bool, u16); 8] = [
+    (false, 0),
+    (false, 90),
+    (false, 180),
+    (false, 270),
+    (true, 0),
+    (true, 90),
+    (true, 180),
+    (true, 270),
+];
+
+/// The PDQ hashes of raw RGB pixels in the eight [`ORIENTATIONS`], and the
+/// quality. Each is PDQ of the picture as `pdqhash::generate_pdq` sees it
+/// (at most 512 pixels a side) turned: the first is exactly [`hash_rgb`]'s,
+/// and shrinking once, before turning, keeps the seven others cheap.
+pub fn hash_rgb_turned(
+    width: u32,
+    height: u32,
+    rgb: Vec<u8>,
+) -> Result<([Pdq; 8], u8), ImageRefused> {
+    use pdqhash::image::DynamicImage;
+    const SIDE: u32 = 512;
+    if width < 5 || height < 5 {
+        return Err(ImageRefused::TooSmall);
+    }
+    let buffer = pdqhash::image::RgbImage::from_raw(width, height, rgb)
+        .ok_or_else(|| ImageRefused::Unreadable("pixel buffer of the wrong size".into()))?;
+    let mut base = DynamicImage::ImageRgb8(buffer);
+    if width > SIDE || height > SIDE {
+        base = base.thumbnail_exact(SIDE.min(width), SIDE.min(height));
+    }
+    let hash = |(mirrored, degrees): (bool, u16)| {
+        let seen = if mirrored { base.fliph() } else { base.clone() };
+        let turned = match degrees {
+            90 => seen.rotate90(),
+            180 => seen.rotate180(),
+            270 => seen.rotate270(),
+            _ => seen,
+        };
+        let (bytes, quality) = pdqhash::generate_pdq_full_size(&turned);
+        (Pdq::from_bytes(&bytes), quality)
+    };
+    // Eight hashes of the same picture, half on another core: the answer
+    // waits for them (`benches/algorithms.rs`).
+    let (first, second) = std::thread::scope(|scope| {
+        let other = scope.spawn(|| {
+            ORIENTATIONS[4..]
+                .iter()
+                .map(|o| hash(*o))
+                .collect::<Vec<_>>()
+        });
+        let first: Vec<_> = ORIENTATIONS[..4].iter().map(|o| hash(*o)).collect();
+        (first, other.join())
+    });
+    let second = second.map_err(|_| ImageRefused::Unreadable("hashing failed".into()))?;
+    let mut hashes = [Pdq([0; 4]); 8];
+    for (slot, (hash, _)) in hashes.iter_mut().zip(first.iter().chain(&second)) {
+        *slot = *hash;
+    }
+    let quality = first[0].1;
+    Ok((hashes, (quality * 100.0).round().clamp(0.0, 100.0) as u8))
 }
 
 /// A hash list as an authority supplies it.
@@ -191,13 +276,43 @@ pub fn parse_list(name: &str, text: &str) -> Result<HashList, ListError> {
 
 /// The nearest hash of a list: its index and distance.
 pub fn nearest(list: &[Pdq], hash: &Pdq) -> Option<(usize, u32)> {
-    let mut best: Option<(usize, u32)> = None;
+    nearest_any(list, std::slice::from_ref(hash)).map(|(i, d, _)| (i, d))
+}
+
+/// The hash of a list nearest to any of `hashes` (one image's orientations),
+/// in one pass over the list: its index, the distance and which of
+/// `hashes` came nearest. A long list is split between two cores.
+pub fn nearest_any(list: &[Pdq], hashes: &[Pdq]) -> Option<(usize, u32, usize)> {
+    const SPLIT: usize = 100_000;
+    if list.len() < SPLIT || hashes.len() < 2 {
+        return nearest_in(list, hashes);
+    }
+    let (head, tail) = list.split_at(list.len() / 2);
+    let (a, b) = std::thread::scope(|scope| {
+        let b = scope.spawn(|| nearest_in(tail, hashes));
+        (nearest_in(head, hashes), b.join().ok().flatten())
+    });
+    let b = b.map(|(i, d, o)| (i + head.len(), d, o));
+    // The earlier hash wins a tie, as in one pass.
+    match (a, b) {
+        (Some(a), Some(b)) if b.1 < a.1 => Some(b),
+        (None, b) => b,
+        (a, _) => a,
+    }
+}
+
+fn nearest_in(list: &[Pdq], hashes: &[Pdq]) -> Option<(usize, u32, usize)> {
+    let mut best: Option<(usize, u32, usize)> = None;
+    let mut bound = u32::MAX;
     for (i, h) in list.iter().enumerate() {
-        let d = h.distance(hash);
-        if best.is_none_or(|(_, b)| d < b) {
-            best = Some((i, d));
-            if d == 0 {
-                break;
+        for (o, q) in hashes.iter().enumerate() {
+            let d = h.distance(q);
+            if d < bound {
+                bound = d;
+                best = Some((i, d, o));
+                if d == 0 {
+                    return best;
+                }
             }
         }
     }
@@ -246,7 +361,7 @@ impl Model for Matcher {
     }
     fn artefact_sha256(&self) -> String {
         sha256_hex(
-            format!("pdqhash 0.1.1 (Meta PDQ), Hamming distance <= {MATCH_DISTANCE}, quality >= {MIN_QUALITY}")
+            format!("pdqhash 0.1.1 (Meta PDQ), eight orientations, Hamming distance <= {MATCH_DISTANCE}, quality >= {MIN_QUALITY}")
                 .as_bytes(),
         )
     }
@@ -270,6 +385,24 @@ impl Model for Matcher {
             .and_then(serde_json::Value::as_u64)
             .filter(|q| *q <= 100)
             .ok_or_else(|| OutOfRange::new("quality", "must be the hash's quality, 0 to 100"))?;
+        let turned = match input.get("pdq_turned") {
+            None => Vec::new(),
+            Some(v) => v
+                .as_array()
+                .filter(|a| a.len() == ORIENTATIONS.len() - 1)
+                .and_then(|a| {
+                    a.iter()
+                        .map(|h| h.as_str().and_then(Pdq::parse))
+                        .collect::<Option<Vec<Pdq>>>()
+                })
+                .ok_or_else(|| {
+                    OutOfRange::new(
+                        "pdq_turned",
+                        "must be seven PDQ hashes (64 hexadecimal digits each): the image turned 90°, 180° and 270°, then mirrored and turned 0°, 90°, 180° and 270°",
+                    )
+                })?,
+        };
+        let hashes: Vec<Pdq> = std::iter::once(hash).chain(turned).collect();
         if quality < u64::from(MIN_QUALITY) {
             return Err(OutOfRange::new(
                 "quality",
@@ -290,9 +423,9 @@ impl Model for Matcher {
         }
         let best = lists
             .iter()
-            .filter_map(|l| nearest(&l.hashes, &hash).map(|(i, d)| (l, i, d)))
-            .min_by_key(|(_, _, d)| *d);
-        let Some((list, index, distance)) = best else {
+            .filter_map(|l| nearest_any(&l.hashes, &hashes).map(|(i, d, o)| (l, i, d, o)))
+            .min_by_key(|(_, _, d, _)| *d);
+        let Some((list, index, distance, orientation)) = best else {
             return Err(OutOfRange::new(
                 "lists",
                 "no hash list is loaded on this node",
@@ -324,19 +457,37 @@ impl Model for Matcher {
                 weight: f64::from(distance),
             }
         };
+        let mut factors = vec![factor];
+        // How the submitted picture differs from the listed one, if at all:
+        // its hash turned back by `degrees` matched, so it is the listed
+        // image turned the rest of the way round; mirrored and turned, the
+        // change undoes itself.
+        if let Some((mirrored, degrees)) = ORIENTATIONS
+            .get(orientation)
+            .filter(|_| flagged && orientation > 0)
+        {
+            let (key, degrees) = if *mirrored {
+                ("image_mirrored", *degrees)
+            } else {
+                ("image_turned", (360 - degrees) % 360)
+            };
+            factors.push(Factor {
+                key: key.into(),
+                args: vec![degrees.to_string()],
+                weight: 0.0,
+            });
+        }
+        factors.push(Factor {
+            key: "image_list".into(),
+            args: vec![list.name.clone(), list.sha256.chars().take(16).collect()],
+            weight: 0.0,
+        });
         Ok(Output {
             score: f64::from(distance),
             threshold: f64::from(MATCH_DISTANCE),
             outcome: if flagged { "match_found" } else { "no_match" }.into(),
             flagged,
-            factors: vec![
-                factor,
-                Factor {
-                    key: "image_list".into(),
-                    args: vec![list.name.clone(), list.sha256.chars().take(16).collect()],
-                    weight: 0.0,
-                },
-            ],
+            factors,
         })
     }
 }
@@ -384,20 +535,25 @@ pub fn jpeg(width: u32, height: u32, rgb: &[u8], quality: u8) -> Vec<u8> {
     out
 }
 
-/// What each change does to a generated picture (the evaluation's transforms).
-fn transformed(kind: &str, width: u32, height: u32, rgb: &[u8]) -> Option<(Pdq, u8)> {
+/// A generated picture changed one way (the evaluation's changes), hashed
+/// in its eight orientations as nara hashes an image it is given.
+fn transformed(kind: &str, width: u32, height: u32, rgb: &[u8]) -> Option<[Pdq; 8]> {
     let img = image::RgbImage::from_raw(width, height, rgb.to_vec())?;
+    let hashed = |img: image::RgbImage| {
+        hash_rgb_turned(img.width(), img.height(), img.into_raw())
+            .ok()
+            .map(|(hashes, _)| hashes)
+    };
     match kind {
-        "jpeg_q70" => hash_image(&jpeg(width, height, rgb, 70)).ok(),
-        "resize_half" => {
-            let small = image::imageops::resize(
-                &img,
-                width / 2,
-                height / 2,
-                image::imageops::FilterType::Triangle,
-            );
-            hash_rgb(small.width(), small.height(), small.into_raw()).ok()
-        }
+        "jpeg_q70" => hash_image_turned(&jpeg(width, height, rgb, 70))
+            .ok()
+            .map(|(hashes, _)| hashes),
+        "resize_half" => hashed(image::imageops::resize(
+            &img,
+            width / 2,
+            height / 2,
+            image::imageops::FilterType::Triangle,
+        )),
         "crop_1pct" | "crop_2pct" | "crop_5pct" => {
             let p = match kind {
                 "crop_1pct" => 100,
@@ -405,18 +561,47 @@ fn transformed(kind: &str, width: u32, height: u32, rgb: &[u8]) -> Option<(Pdq, 
                 _ => 20,
             };
             let (dx, dy) = (width / p, height / p);
-            let cropped =
-                image::imageops::crop_imm(&img, dx, dy, width - 2 * dx, height - 2 * dy).to_image();
-            hash_rgb(cropped.width(), cropped.height(), cropped.into_raw()).ok()
+            hashed(
+                image::imageops::crop_imm(&img, dx, dy, width - 2 * dx, height - 2 * dy).to_image(),
+            )
         }
-        _ => hash_rgb(width, height, rgb.to_vec()).ok(),
+        "turn_90" => hashed(image::imageops::rotate90(&img)),
+        "turn_180" => hashed(image::imageops::rotate180(&img)),
+        "mirror" => hashed(image::imageops::flip_horizontal(&img)),
+        "mirror_turn_jpeg" => {
+            let changed = image::imageops::rotate270(&image::imageops::flip_horizontal(&img));
+            hash_image_turned(&jpeg(
+                changed.width(),
+                changed.height(),
+                changed.as_raw(),
+                70,
+            ))
+            .ok()
+            .map(|(hashes, _)| hashes)
+        }
+        _ => hashed(img),
     }
 }
 
+/// The changes the evaluation makes to each picture.
+const CHANGES: [&str; 9] = [
+    "jpeg_q70",
+    "resize_half",
+    "crop_1pct",
+    "crop_2pct",
+    "crop_5pct",
+    "turn_90",
+    "turn_180",
+    "mirror",
+    "mirror_turn_jpeg",
+];
+
 /// Hashes 120 generated pictures into a list (among 10,000 random hashes),
 /// changes each — JPEG re-encoding at quality 70, halving, cropping 1%, 2%
-/// and 5% a side — and reports how many still match at distance ≤ 31; and
-/// how many of 120 other pictures match anything (false matches).
+/// and 5% a side, turning, mirroring — and reports how many still match at
+/// distance ≤ 31 in any orientation (and, for a turned copy, with its hash
+/// as given alone); and how many of 120 other pictures match anything in
+/// any orientation (false matches).
 pub fn evaluate() -> Evaluation {
     const PICTURES: u64 = 120;
     let (w, h) = (320, 240);
@@ -430,45 +615,37 @@ pub fn evaluate() -> Evaluation {
             list.push(hash);
         }
     }
+    let matches =
+        |hashes: &[Pdq]| nearest_any(&list, hashes).is_some_and(|(_, d, _)| d <= MATCH_DISTANCE);
+    let rate = |n: usize| round(n as f64 / PICTURES as f64, 3);
     let mut figures = Vec::new();
-    for kind in [
-        "jpeg_q70",
-        "resize_half",
-        "crop_1pct",
-        "crop_2pct",
-        "crop_5pct",
-    ] {
-        let matched = originals
+    for kind in CHANGES {
+        let hashed: Vec<[Pdq; 8]> = originals
             .iter()
-            .filter(|px| {
-                transformed(kind, w, h, px)
-                    .and_then(|(hash, _)| nearest(&list, &hash))
-                    .is_some_and(|(_, d)| d <= MATCH_DISTANCE)
-            })
-            .count();
-        figures.push((
-            Some(kind.to_owned()),
-            "match_rate".into(),
-            round(matched as f64 / PICTURES as f64, 3),
-        ));
+            .filter_map(|px| transformed(kind, w, h, px))
+            .collect();
+        let matched = hashed.iter().filter(|hashes| matches(&hashes[..])).count();
+        figures.push((Some(kind.to_owned()), "match_rate".into(), rate(matched)));
+        if kind == "turn_90" {
+            let alone = hashed.iter().filter(|hashes| matches(&hashes[..1])).count();
+            figures.push((
+                Some(kind.to_owned()),
+                "match_rate_as_given_only".into(),
+                rate(alone),
+            ));
+        }
     }
     let false_matches = (PICTURES..2 * PICTURES)
         .filter(|s| {
-            hash_rgb(w, h, generated_picture(*s, w, h))
-                .ok()
-                .and_then(|(hash, _)| nearest(&list, &hash))
-                .is_some_and(|(_, d)| d <= MATCH_DISTANCE)
+            let px = generated_picture(*s, w, h);
+            hash_rgb_turned(w, h, px).is_ok_and(|(hashes, _)| matches(&hashes))
         })
         .count();
-    figures.push((
-        None,
-        "false_match_rate".into(),
-        round(false_matches as f64 / PICTURES as f64, 3),
-    ));
+    figures.push((None, "false_match_rate".into(), rate(false_matches)));
     Evaluation {
         model: CODE,
         version: VERSION,
-        setting: "120 generated pictures (shapes on gradients, 320×240) hashed into a list among 10,000 random hashes, each changed five ways; 120 other pictures for false matches".into(),
+        setting: "120 generated pictures (shapes on gradients, 320×240) hashed into a list among 10,000 random hashes, each changed nine ways (re-encoded, halved, cropped, turned, mirrored) and matched in its eight orientations; 120 other pictures for false matches".into(),
         figures,
     }
 }
@@ -494,6 +671,84 @@ mod tests {
         assert_eq!(list.hashes, vec![a, b]);
         let bad = parse_list("bad", &format!("{}\nnot-a-hash\n", a.hex()));
         assert_eq!(bad.err().map(|e| e.line), Some(2));
+    }
+
+    #[test]
+    fn a_turned_or_mirrored_copy_matches_in_one_of_its_orientations() {
+        let (w, h) = (320, 240);
+        let px = generated_picture(7, w, h);
+        let (hashes, quality) = hash_rgb_turned(w, h, px.clone()).unwrap_or_else(|e| panic!("{e}"));
+        let (alone, q) = hash_rgb(w, h, px.clone()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (hashes[0], quality),
+            (alone, q),
+            "as given, the hash is hash_rgb's"
+        );
+        let original = image::RgbImage::from_raw(w, h, px).unwrap_or_else(|| panic!("pixels"));
+        let list = [Pdq([1, 2, 3, 4]), alone];
+        for (changed, orientation) in [
+            (image::imageops::rotate90(&original), 3),
+            (image::imageops::rotate180(&original), 2),
+            (image::imageops::flip_horizontal(&original), 4),
+        ] {
+            let (turned, _) =
+                hash_rgb_turned(changed.width(), changed.height(), changed.into_raw())
+                    .unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                turned[0].distance(&alone) > MATCH_DISTANCE,
+                "the turned copy's own hash differs"
+            );
+            let (index, distance, nearest_orientation) =
+                nearest_any(&list, &turned).unwrap_or_else(|| panic!("a list"));
+            assert_eq!(index, 1);
+            assert!(distance <= MATCH_DISTANCE, "{distance}");
+            // Turning back the other way (or mirroring again) finds it.
+            assert_eq!(nearest_orientation, orientation);
+        }
+    }
+
+    #[test]
+    fn a_systems_orientations_are_seven_hashes_or_refused() {
+        let lists = vec![HashList {
+            name: "test".into(),
+            sha256: "0".repeat(64),
+            hashes: vec![Pdq([u64::MAX, 0, u64::MAX, 0])],
+        }];
+        load_lists(lists);
+        let zero = "0".repeat(64);
+        let seven: Vec<String> = (0..7)
+            .map(|i| {
+                if i == 3 {
+                    Pdq([u64::MAX, 0, u64::MAX, 0]).hex()
+                } else {
+                    zero.clone()
+                }
+            })
+            .collect();
+        let out = model()
+            .decide(&serde_json::json!({"pdq": zero, "quality": 90, "pdq_turned": seven}))
+            .unwrap_or_else(|e| panic!("{}", e.detail));
+        assert!(out.flagged);
+        assert!(
+            out.factors
+                .iter()
+                .any(|f| f.key == "image_mirrored" && f.args == ["0"]),
+            "{:?}",
+            out.factors
+        );
+        for bad in [
+            serde_json::json!(["00"]),
+            serde_json::json!(seven[..6]),
+            serde_json::json!("x"),
+        ] {
+            let refused =
+                model().decide(&serde_json::json!({"pdq": zero, "quality": 90, "pdq_turned": bad}));
+            assert_eq!(
+                refused.err().map(|e| e.field),
+                Some("pdq_turned".to_owned())
+            );
+        }
+        load_lists(Vec::new());
     }
 
     #[test]

@@ -22,6 +22,12 @@ pub enum AlgorithmsCommand {
     Pdq {
         #[arg(required = true)]
         images: Vec<std::path::PathBuf>,
+        /// Print the eight orientations nara matches an image in (PDQ's
+        /// dihedral hashes) as `hash,quality,orientation,file` lines, the
+        /// orientation `0`, `90`, `180`, `270` (turned clockwise) or
+        /// `mirrored+0` … `mirrored+270`.
+        #[arg(long)]
+        orientations: bool,
     },
     /// Check hash-list files (one PDQ hash a line, optionally followed by
     /// more fields) before placing them in DATA/hash-lists; exit non-zero
@@ -35,21 +41,37 @@ pub enum AlgorithmsCommand {
 pub fn run(command: AlgorithmsCommand) -> anyhow::Result<()> {
     match command {
         AlgorithmsCommand::Evaluate { codes, json } => evaluate(&codes, json),
-        AlgorithmsCommand::Pdq { images } => pdq(&images),
+        AlgorithmsCommand::Pdq {
+            images,
+            orientations,
+        } => pdq(&images, orientations),
         AlgorithmsCommand::CheckList { files } => check_lists(&files),
     }
 }
 
-fn pdq(images: &[std::path::PathBuf]) -> anyhow::Result<()> {
+fn pdq(images: &[std::path::PathBuf], orientations: bool) -> anyhow::Result<()> {
+    use nara_algorithms::images::{ORIENTATIONS, hash_image, hash_image_turned};
     let mut failed = 0;
     for path in images {
         let hashed = std::fs::read(path)
             .map_err(|e| e.to_string())
             .and_then(|bytes| {
-                nara_algorithms::images::hash_image(&bytes).map_err(|e| e.to_string())
+                if orientations {
+                    hash_image_turned(&bytes)
+                } else {
+                    hash_image(&bytes).map(|(hash, quality)| ([hash; 8], quality))
+                }
+                .map_err(|e| e.to_string())
             });
         match hashed {
-            Ok((hash, quality)) => println!("{},{quality},{}", hash.hex(), path.display()),
+            Ok((hashes, quality)) if orientations => {
+                for (hash, (mirrored, degrees)) in hashes.iter().zip(ORIENTATIONS) {
+                    let mirrored = if mirrored { "mirrored+" } else { "" };
+                    let file = path.display();
+                    println!("{},{quality},{mirrored}{degrees},{file}", hash.hex());
+                }
+            }
+            Ok((hashes, quality)) => println!("{},{quality},{}", hashes[0].hex(), path.display()),
             Err(why) => {
                 eprintln!("{}: {why}", path.display());
                 failed += 1;
@@ -130,7 +152,7 @@ fn evaluate(codes: &[String], json: bool) -> anyhow::Result<()> {
         println!("  {}", e.setting);
         for (group, metric, value) in &e.figures {
             let group = group.as_deref().unwrap_or("overall");
-            println!("  {group:<14} {metric:<40} {value}");
+            println!("  {group:<16} {metric:<40} {value}");
         }
         println!();
     }

@@ -413,6 +413,8 @@ mod tests {
             "school_baseline",
             "image_match",
             "image_no_match",
+            "image_turned",
+            "image_mirrored",
             "image_list",
             "grooming_phrase",
             "no_grooming_phrases",

@@ -2,7 +2,8 @@
 //! page: the upload rules citizens' files follow (size, type by content,
 //! no decompression bombs), hashed with PDQ on the blocking pool, and run
 //! through [`run`] like every other input — the record names the image by
-//! its SHA-256. Only a match keeps the image, in `data_dir/review-images`
+//! its SHA-256. The image is hashed in its eight orientations, so a turned
+//! or mirrored copy matches too. Only a match keeps the image, in `data_dir/review-images`
 //! (apart from citizens' uploads), for the officials who review the record
 //! ([`nara_core::algorithms::may_see_image`]); each look is a security
 //! event. An image that matches nothing is forgotten once hashed; a kept
@@ -112,7 +113,8 @@ impl ImageProblem {
 }
 
 /// An image checked by the upload rules and hashed with PDQ on the
-/// blocking pool: the input `run` reads (hash, quality, media type and the
+/// blocking pool, in its eight orientations (a turned or mirrored copy
+/// matches too): the input `run` reads (hashes, quality, media type and the
 /// image's SHA-256 — never the picture), and the bytes back.
 pub async fn hashed_input(
     bytes: Vec<u8>,
@@ -121,14 +123,15 @@ pub async fn hashed_input(
     let media = check_file(&bytes, max_kib, TYPES).map_err(ImageProblem::Refused)?;
     let address = format!("sha256:{}", nara_core::algorithms::sha256_hex(&bytes));
     let hashed = tokio::task::spawn_blocking(move || {
-        nara_algorithms::images::hash_image(&bytes).map(|h| (h, bytes))
+        nara_algorithms::images::hash_image_turned(&bytes).map(|h| (h, bytes))
     })
     .await
     .map_err(|e| ImageProblem::Unhashable(e.to_string()))?;
-    let ((pdq, quality), bytes) = hashed.map_err(|e| ImageProblem::Unhashable(e.to_string()))?;
+    let ((hashes, quality), bytes) = hashed.map_err(|e| ImageProblem::Unhashable(e.to_string()))?;
     Ok((
         serde_json::json!({
-            "pdq": pdq.hex(),
+            "pdq": hashes[0].hex(),
+            "pdq_turned": hashes[1..].iter().map(|h| h.hex()).collect::<Vec<_>>(),
             "quality": quality,
             "image": address,
             "media_type": media,
@@ -156,7 +159,10 @@ pub async fn api_input(
     let Some(image) = input.get("image") else {
         return Ok((input, None));
     };
-    if input.get("pdq").is_some() || input.get("quality").is_some() {
+    if ["pdq", "pdq_turned", "quality"]
+        .iter()
+        .any(|field| input.get(field).is_some())
+    {
         return Err("send the image or its PDQ hash and quality, not both".into());
     }
     let text = image
@@ -266,6 +272,8 @@ pub async fn sweep(state: &AppState, now_ms: i64) -> Result<usize, nara_store::S
                 deleted += 1;
                 tracing::info!(image = %address, keep_days, "a matched image past its keeping deleted");
             }
+            // Another node sharing the data directory swept it first.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => tracing::warn!(image = %address, error = %e, "deleting a matched image"),
         }
     }

@@ -471,9 +471,22 @@ backends! {
         assert_eq!((record["outcome"].as_str(), record["state"].as_str()), (Some("match_found"), Some("awaiting_review")));
         let hex = nara_core::algorithms::sha256_hex(&small);
         assert!(app.data_dir().join("review-images").join(&hex[..2]).join(&hex).exists());
+        // A copy mirrored and turned matches too, and the record says how
+        // it was changed.
+        let listed = image::RgbImage::from_raw(320, 240, generated_picture(7, 320, 240)).unwrap();
+        let changed = image::imageops::rotate90(&image::imageops::flip_horizontal(&listed));
+        let changed = jpeg(changed.width(), changed.height(), changed.as_raw(), 85);
+        let r = uploads.send(&app, "POST", path, Some(serde_json::json!({"input": {"image": b64(&changed)}, "reference": "upload-8"}))).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let record: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(record["outcome"], "match_found", "{record}");
+        let stored = app.store.decision(record["id"].as_str().unwrap()).await.unwrap().unwrap();
+        assert!(stored.factors.contains("image_mirrored"), "{}", stored.factors);
+        assert!(stored.input.contains("pdq_turned"), "the record holds the eight hashes");
         for (input, needle) in [
             (serde_json::json!({"image": format!("sha256:{hex}")}), "base64"),
             (serde_json::json!({"image": b64(&small), "pdq": "00", "quality": 90}), "not both"),
+            (serde_json::json!({"image": b64(&small), "pdq_turned": []}), "not both"),
             (serde_json::json!({"image": b64(b"plain words, not a picture")}), "PNG or JPEG"),
             (serde_json::json!({"image": 42}), "base64"),
         ] {

@@ -184,14 +184,17 @@ pub fn hash_rgb_turned(
         base = base.thumbnail_exact(SIDE.min(width), SIDE.min(height));
     }
     let hash = |(mirrored, degrees): (bool, u16)| {
-        let seen = if mirrored { base.fliph() } else { base.clone() };
+        // Copied only to turn or mirror it: the picture as given is hashed
+        // where it lies.
+        let mirror = mirrored.then(|| base.fliph());
+        let seen = mirror.as_ref().unwrap_or(&base);
         let turned = match degrees {
-            90 => seen.rotate90(),
-            180 => seen.rotate180(),
-            270 => seen.rotate270(),
-            _ => seen,
+            90 => Some(seen.rotate90()),
+            180 => Some(seen.rotate180()),
+            270 => Some(seen.rotate270()),
+            _ => None,
         };
-        let (bytes, quality) = pdqhash::generate_pdq_full_size(&turned);
+        let (bytes, quality) = pdqhash::generate_pdq_full_size(turned.as_ref().unwrap_or(seen));
         (Pdq::from_bytes(&bytes), quality)
     };
     // Eight hashes of the same picture, half on another core: the answer

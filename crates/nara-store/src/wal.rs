@@ -235,10 +235,37 @@ pub fn read_committed(wal: &Path, from: Option<&WalPosition>) -> Result<Option<S
     let start = start_of(&h, from);
     file.seek(SeekFrom::Start(frame_offset(&h, start.0) as u64))
         .map_err(io(wal))?;
+    // A restarted log keeps the file's length: past its last frame lie the
+    // frames of earlier logs (other salts), megabytes of them after a busy
+    // spell. Read a chunk at a time and stop at the first such frame,
+    // rather than the whole file every second.
+    let frame_bytes = FRAME_HEADER_BYTES + h.page_size as usize;
     let mut tail = Vec::new();
-    file.read_to_end(&mut tail).map_err(io(wal))?;
+    let mut chunk = vec![0u8; frame_bytes * READ_FRAMES];
+    loop {
+        let mut filled = 0;
+        while filled < chunk.len() {
+            match file.read(&mut chunk[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io(wal)(e)),
+            }
+        }
+        let whole = &chunk[..filled - filled % frame_bytes];
+        tail.extend_from_slice(whole);
+        let stale = whole
+            .chunks_exact(frame_bytes)
+            .any(|f| [be32(f, 8), be32(f, 12)] != h.salt);
+        if filled < chunk.len() || stale {
+            break;
+        }
+    }
     Ok(Some(scan(&h, from, start, &tail)))
 }
+
+/// Frames read from a log file at a time.
+const READ_FRAMES: usize = 256;
 
 /// A database file, opened once per path for the life of the process and
 /// never closed. SQLite's locks are POSIX advisory locks, and a process
@@ -428,6 +455,10 @@ pub struct WalTap {
     /// The store's own queue of writers: the tap waits its turn in it, or
     /// it would rarely win SQLite's lock from a busy node.
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// What the tap's last checkpoint left folded into the database file:
+    /// the log (its salts) and how many of its frames. Nothing else
+    /// checkpoints, so this is the log's own count until the next.
+    backfilled: Option<([u32; 2], u32)>,
 }
 
 /// What a checkpoint by the tap did.
@@ -457,6 +488,7 @@ impl WalTap {
             lock: SqliteConnection::connect_with(&options).await?,
             checkpointer: SqliteConnection::connect_with(&options).await?,
             writer,
+            backfilled: None,
         })
     }
 
@@ -494,14 +526,80 @@ impl WalTap {
 
     async fn checkpoint_locked(&mut self, from: Option<&WalPosition>) -> Result<Checkpointed> {
         let segment = self.read(from)?;
+        self.fold(from, segment).await
+    }
+
+    /// Checkpoints the frames read so far without stopping writers, so that
+    /// the locked [`WalTap::checkpoint`] after it has only the last few
+    /// frames to fold (a checkpoint of a second's frames takes tens of
+    /// milliseconds, every writer waiting). `None` when it cannot be done
+    /// safely (see below); then only the locked checkpoint runs.
+    ///
+    /// A checkpoint folds frames up to the oldest snapshot a reader holds
+    /// (SQLite's read marks), so the tap holds a read transaction begun
+    /// before it reads the log: whatever this checkpoint folds was in that
+    /// snapshot, so it was read — and a restart, which overwrites only
+    /// folded frames, loses nothing unread. A reader holds a mark only if
+    /// the log had unfolded frames when it began (else it reads the file
+    /// alone, and bounds nothing): true when frames were read past
+    /// [`WalTap::backfilled`] in the same log, or any in a log restarted
+    /// since, since only this tap folds frames.
+    pub async fn checkpoint_beside_writers(
+        &mut self,
+        from: &WalPosition,
+    ) -> Result<Option<Checkpointed>> {
+        let unfolded = match self.backfilled {
+            Some((salt, folded)) if salt == from.salt => from.frames > folded,
+            Some(_) => from.frames > 0,
+            None => false,
+        };
+        if !unfolded {
+            return Ok(None);
+        }
+        sqlx::query("BEGIN").execute(&mut self.lock).await?;
+        let outcome = self.checkpoint_under_snapshot(from).await;
+        let released = sqlx::query("ROLLBACK").execute(&mut self.lock).await;
+        let outcome = outcome?;
+        released?;
+        Ok(Some(outcome))
+    }
+
+    async fn checkpoint_under_snapshot(&mut self, from: &WalPosition) -> Result<Checkpointed> {
+        // The snapshot is taken at the first read, not at BEGIN.
+        let _: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_schema")
+            .fetch_one(&mut self.lock)
+            .await?;
+        let segment = self.read(Some(from))?;
+        if segment.as_ref().is_some_and(|s| s.restarted) {
+            // Cannot be while frames are unfolded; refuse rather than fold.
+            return Err(StoreError::Corrupt(
+                "the log restarted while frames were unfolded".into(),
+            ));
+        }
+        self.fold(Some(from), segment).await
+    }
+
+    /// Folds the log into the database file (a passive checkpoint) and
+    /// says whether every frame, each of them read, is now in it. A
+    /// checkpoint past the frames read breaks the invariant this module
+    /// keeps, and is an error: the stream must begin again from a base.
+    async fn fold(
+        &mut self,
+        from: Option<&WalPosition>,
+        segment: Option<Segment>,
+    ) -> Result<Checkpointed> {
         let (busy, log, done): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
             .fetch_one(&mut self.checkpointer)
             .await?;
-        let read_to = segment
-            .as_ref()
-            .map(|s| s.end.frames)
-            .or(from.map(|p| p.frames))
-            .unwrap_or(0);
+        let end = segment.as_ref().map(|s| s.end).or(from.copied());
+        let read_to = end.map_or(0, |p| p.frames);
+        self.backfilled = end.and_then(|p| Some((p.salt, u32::try_from(done).ok()?)));
+        if done > i64::from(read_to) && from.is_some() {
+            self.backfilled = None;
+            return Err(StoreError::Corrupt(format!(
+                "a checkpoint folded {done} frames of the log, {read_to} of them read"
+            )));
+        }
         let complete = busy == 0 && log == done && log == i64::from(read_to);
         Ok(Checkpointed { segment, complete })
     }
@@ -565,6 +663,39 @@ mod tests {
             assert!(restarted.restarted);
             assert_eq!((restarted.first_frame, restarted.count), (0, 1));
         }
+    }
+
+    #[test]
+    fn a_file_is_read_in_chunks_up_to_the_frames_of_an_earlier_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db-wal");
+        let pages = |n: u32| (1..=n).map(|p| (p, p as u8)).collect::<Vec<_>>();
+        // A log longer than a chunk, read whole.
+        let old = log(false, [1, 2], &pages(600), 512);
+        std::fs::write(&path, &old).unwrap();
+        let all = read_committed(&path, None).unwrap().unwrap();
+        assert_eq!((all.count, all.commits), (600, 600));
+        // It restarted with new salts and 300 frames; the file keeps its
+        // length, the old log's last 300 frames after the new log's.
+        let new = log(false, [2, 9], &pages(300), 512);
+        let mut file = new.clone();
+        file.extend_from_slice(&old[new.len()..]);
+        std::fs::write(&path, &file).unwrap();
+        let restarted = read_committed(&path, Some(&all.end)).unwrap().unwrap();
+        assert!(restarted.restarted);
+        assert_eq!((restarted.first_frame, restarted.count), (0, 300));
+        assert_eq!(restarted.frames, new[HEADER_BYTES..]);
+        let ten = read_committed(&path, None).unwrap().unwrap();
+        let first_ten = committed_after(&new[..frame_offset_of(512, 10)], None).unwrap();
+        let rest = read_committed(&path, Some(&first_ten.end))
+            .unwrap()
+            .unwrap();
+        assert_eq!((rest.first_frame, rest.count), (10, 290));
+        assert_eq!(rest.end, ten.end);
+    }
+
+    fn frame_offset_of(page_size: usize, frame: usize) -> usize {
+        HEADER_BYTES + frame * (FRAME_HEADER_BYTES + page_size)
     }
 
     #[test]

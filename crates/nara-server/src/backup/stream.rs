@@ -315,6 +315,10 @@ pub struct Live {
     /// Times the log restarted (after a complete checkpoint) and the stream
     /// followed it.
     pub restarts: AtomicU64,
+    /// Checkpoints that folded every frame without the write lock, and
+    /// those that took it (frames were committed meanwhile).
+    pub folded_beside_writers: AtomicU64,
+    pub folded_locked: AtomicU64,
 }
 
 impl Live {
@@ -527,15 +531,40 @@ impl Shipper {
                     && g.last_checkpoint.elapsed() >= self.checkpoint_after)
         });
         if due {
-            let position = self.generation.as_ref().and_then(|g| g.position);
+            // Fold beside the writers what was read; only if frames were
+            // committed meanwhile, fold those with the write lock held, so
+            // that the log can restart (a checkpoint of a busy second's
+            // frames under the lock held every writer for tens of ms).
             let started = Instant::now();
-            let checkpointed = self.tap.checkpoint(position.as_ref()).await?;
-            tracing::debug!(complete = checkpointed.complete, took = ?started.elapsed(), "checkpointed the log");
-            if let Some(s) = &checkpointed.segment {
-                shipped += self.accept(s).await?;
+            let mut complete = false;
+            if let Some(position) = self.generation.as_ref().and_then(|g| g.position)
+                && let Some(folded) = self.tap.checkpoint_beside_writers(&position).await?
+            {
+                tracing::debug!(complete = folded.complete, took = ?started.elapsed(), "checkpointed the log beside the writers");
+                if let Some(s) = &folded.segment {
+                    shipped += self.accept(s).await?;
+                }
+                complete = folded.complete;
+                if complete {
+                    self.live
+                        .folded_beside_writers
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            if !complete {
+                let position = self.generation.as_ref().and_then(|g| g.position);
+                let started = Instant::now();
+                let checkpointed = self.tap.checkpoint(position.as_ref()).await?;
+                tracing::debug!(complete = checkpointed.complete, took = ?started.elapsed(), "checkpointed the log");
+                if let Some(s) = &checkpointed.segment {
+                    shipped += self.accept(s).await?;
+                }
+                complete = checkpointed.complete;
+                self.live.folded_locked.fetch_add(1, Ordering::Relaxed);
             }
             if let Some(g) = &mut self.generation {
-                g.restart_ok = checkpointed.complete;
+                // Every frame folded and read: the next writer may restart the log.
+                g.restart_ok = complete;
                 g.frames_since_checkpoint = 0;
                 g.last_checkpoint = Instant::now();
             }

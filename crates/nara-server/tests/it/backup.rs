@@ -428,6 +428,18 @@ async fn continuous_backup_restores_every_shipped_write_to_any_point() {
         restarts >= 3,
         "the log restarted {restarts} times under the stream"
     );
+    // Checkpoints fold beside the writers, and take the lock only when
+    // frames were committed meanwhile.
+    let beside = live
+        .folded_beside_writers
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let locked = live
+        .folded_locked
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        beside >= 1,
+        "{beside} checkpoints beside the writers, {locked} locked"
+    );
     let checkpoints: Vec<u64> = store
         .ledger_checkpoint_roots()
         .await

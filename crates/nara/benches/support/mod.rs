@@ -52,6 +52,12 @@ impl Drop for DemoServer {
     }
 }
 
+/// The nodes' log filter: warnings, or `NARA_BENCH_RUST_LOG` (e.g.
+/// `warn,nara_server::backup=debug` to see each checkpoint's duration).
+pub fn server_log_filter() -> String {
+    std::env::var("NARA_BENCH_RUST_LOG").unwrap_or_else(|_| "warn".to_owned())
+}
+
 pub fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -217,7 +223,7 @@ pub async fn start_demo_in(
         .arg(dir.path())
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(extra)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", server_log_filter())
         // The load comes from one address: measure the server, not its limit.
         .env("NARA_RATE_LIMIT_PER_MINUTE", "0")
         .envs(env.iter().copied())
@@ -364,7 +370,7 @@ pub async fn serve(nara: &str, database_url: &str, dir: &std::path::Path) -> (Se
         .env("NARA_LISTEN", format!("127.0.0.1:{port}"))
         // The load comes from one address: measure the server, not its limit.
         .env("NARA_RATE_LIMIT_PER_MINUTE", "0")
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", server_log_filter())
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();

@@ -60,6 +60,13 @@ pub struct Metrics {
     backup_last_verified_age: Gauge,
     backups: Gauge,
     backup_destination_up: Gauge,
+    /// The continuous backup's stream, copied from its own counters at
+    /// each scrape (under the lock, so two scrapes never count a step twice).
+    stream: std::sync::Mutex<()>,
+    stream_segments: Counter,
+    stream_bytes: Counter,
+    stream_restarts: Counter,
+    stream_checkpoints: Family<CheckpointLabels, Counter>,
     exchanges: Family<ExchangeLabels, Counter>,
     exchange_latency: Family<ServiceLabels, Histogram, fn() -> Histogram>,
     syslog: Family<SyslogLabels, Counter>,
@@ -72,6 +79,13 @@ pub struct Metrics {
 struct DecisionLabels {
     model: String,
     state: String,
+}
+
+/// A checkpoint of the continuous backup: whether it held the writers
+/// (took the write lock) or folded the log beside them.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CheckpointLabels {
+    held_writers: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -153,6 +167,29 @@ impl Metrics {
             "Whether the backup destination answered (1) or not (0)",
             backup_destination_up.clone(),
         );
+        let (stream_segments, stream_bytes, stream_restarts) =
+            (Counter::default(), Counter::default(), Counter::default());
+        let stream_checkpoints = Family::<CheckpointLabels, Counter>::default();
+        registry.register(
+            "backup_stream_segments",
+            "Segments of the write-ahead log shipped by the continuous backup",
+            stream_segments.clone(),
+        );
+        registry.register(
+            "backup_stream_bytes",
+            "Bytes of the write-ahead log shipped by the continuous backup, before encryption",
+            stream_bytes.clone(),
+        );
+        registry.register(
+            "backup_stream_log_restarts",
+            "Times the write-ahead log restarted after a complete checkpoint and the stream followed it",
+            stream_restarts.clone(),
+        );
+        registry.register(
+            "backup_stream_checkpoints",
+            "Checkpoints of the continuous backup, by whether they held the writers (took the write lock) or folded the log beside them",
+            stream_checkpoints.clone(),
+        );
         let exchanges = Family::<ExchangeLabels, Counter>::default();
         let exchange_latency: Family<ServiceLabels, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(latency_histogram);
@@ -196,11 +233,41 @@ impl Metrics {
             backup_last_verified_age,
             backups,
             backup_destination_up,
+            stream: std::sync::Mutex::new(()),
+            stream_segments,
+            stream_bytes,
+            stream_restarts,
+            stream_checkpoints,
         })
     }
 }
 
 impl Metrics {
+    /// Brings the stream's counters up to the shipper's own.
+    fn copy_stream(&self, live: &crate::backup::stream::Live) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Ok(_copying) = self.stream.lock() else {
+            return;
+        };
+        let catch_up = |counter: &Counter, now: u64| {
+            counter.inc_by(now.saturating_sub(counter.get()));
+        };
+        catch_up(&self.stream_segments, live.segments.load(Relaxed));
+        catch_up(&self.stream_bytes, live.bytes.load(Relaxed));
+        catch_up(&self.stream_restarts, live.restarts.load(Relaxed));
+        for (held, count) in [
+            ("false", &live.folded_beside_writers),
+            ("true", &live.folded_locked),
+        ] {
+            catch_up(
+                &self
+                    .stream_checkpoints
+                    .get_or_create(&CheckpointLabels { held_writers: held }),
+                count.load(Relaxed),
+            );
+        }
+    }
+
     /// Counts one decision record of a registered model.
     pub fn decision(&self, model: &str, state: &str) {
         self.decisions
@@ -321,6 +388,7 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
             .backup_last_verified_age
             .set(age(status.last_verified_ms));
         metrics.backups.set(status.backups as i64);
+        metrics.copy_stream(&state.backup_stream);
     }
     let mut body = String::new();
     if prometheus_client::encoding::text::encode(&mut body, &metrics.registry).is_err() {
@@ -334,4 +402,37 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
         body,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering::Relaxed;
+
+    use super::*;
+
+    #[test]
+    fn the_backup_streams_counters_are_copied_once_however_often_scraped() {
+        let metrics = Metrics::new();
+        let live = crate::backup::stream::Live::default();
+        live.segments.store(12, Relaxed);
+        live.bytes.store(4_096, Relaxed);
+        live.restarts.store(2, Relaxed);
+        live.folded_beside_writers.store(3, Relaxed);
+        live.folded_locked.store(1, Relaxed);
+        metrics.copy_stream(&live);
+        metrics.copy_stream(&live);
+        live.folded_locked.store(2, Relaxed);
+        metrics.copy_stream(&live);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &metrics.registry).unwrap();
+        for line in [
+            "nara_backup_stream_segments_total 12",
+            "nara_backup_stream_bytes_total 4096",
+            "nara_backup_stream_log_restarts_total 2",
+            "nara_backup_stream_checkpoints_total{held_writers=\"false\"} 3",
+            "nara_backup_stream_checkpoints_total{held_writers=\"true\"} 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
+    }
 }

@@ -413,6 +413,7 @@ impl Shipper {
         let position = self.generation.as_ref().and_then(|g| g.position);
         let read_at = nara_core::Timestamp::now().0;
         let checkpointed = self.tap.checkpoint(position.as_ref()).await?;
+        self.live.folded_locked.fetch_add(1, Ordering::Relaxed);
         if !checkpointed.complete && self.generation.is_some() {
             // Under load a checkpoint can stop short of the whole log; the
             // stream must not stop with it, or the recovery point grows

@@ -107,6 +107,23 @@ async fn presign(
     .unwrap()
 }
 
+/// Sends one pre-signed request; anything but a success fails the run.
+async fn send(client: &reqwest::Client, req: &Signed) {
+    let mut r = client.get(&req.url);
+    for (n, v) in &req.headers {
+        r = r.header(*n, v);
+    }
+    let response = r.send().await.unwrap();
+    let status = response.status();
+    let body = response.bytes().await.unwrap();
+    assert!(
+        status.is_success(),
+        "{}: {status} {}",
+        req.url,
+        String::from_utf8_lossy(&body)
+    );
+}
+
 /// Sends the pre-signed requests with WORKERS connections for SECONDS.
 async fn run(client: &reqwest::Client, requests: Vec<Signed>) -> (f64, Vec<Duration>, usize) {
     run_with(client, requests, WORKERS).await
@@ -129,20 +146,8 @@ async fn run_with(
             while Instant::now() < deadline {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(req) = requests.get(i) else { break };
-                let mut r = client.get(&req.url);
-                for (n, v) in &req.headers {
-                    r = r.header(*n, v);
-                }
                 let t = Instant::now();
-                let response = r.send().await.unwrap();
-                let status = response.status();
-                let body = response.bytes().await.unwrap();
-                assert!(
-                    status.is_success(),
-                    "{}: {status} {}",
-                    req.url,
-                    String::from_utf8_lossy(&body)
-                );
+                send(&client, req).await;
                 latencies.push(t.elapsed());
             }
             latencies
@@ -174,19 +179,7 @@ async fn run_paced(
         tokio::time::sleep_until(due).await;
         let client = client.clone();
         tasks.push(tokio::spawn(async move {
-            let mut r = client.get(&req.url);
-            for (n, v) in &req.headers {
-                r = r.header(*n, v);
-            }
-            let response = r.send().await.unwrap();
-            let status = response.status();
-            let body = response.bytes().await.unwrap();
-            assert!(
-                status.is_success(),
-                "{}: {status} {}",
-                req.url,
-                String::from_utf8_lossy(&body)
-            );
+            send(&client, &req).await;
             due.elapsed()
         }));
     }

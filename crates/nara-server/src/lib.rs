@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod algorithms;
+pub mod background;
 pub mod backup;
 pub mod catalogue;
 pub mod citizen;

@@ -529,11 +529,13 @@ impl WalTap {
         self.fold(from, segment).await
     }
 
-    /// Checkpoints the frames read so far without stopping writers, so that
-    /// the locked [`WalTap::checkpoint`] after it has only the last few
-    /// frames to fold (a checkpoint of a second's frames takes tens of
-    /// milliseconds, every writer waiting). `None` when it cannot be done
-    /// safely (see below); then only the locked checkpoint runs.
+    /// Checkpoints the frames read so far without stopping writers (a
+    /// checkpoint of a second's frames takes tens of milliseconds, every
+    /// writer waiting, under the lock). Unless it is complete — frames were
+    /// committed meanwhile — the caller follows it with the locked
+    /// [`WalTap::checkpoint`], which then has only those few to fold. `None`
+    /// when it cannot be done safely (see below); then only the locked
+    /// checkpoint runs.
     ///
     /// A checkpoint folds frames up to the oldest snapshot a reader holds
     /// (SQLite's read marks), so the tap holds a read transaction begun

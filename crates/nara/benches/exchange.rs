@@ -19,6 +19,11 @@
 //! server inside the measured window. Then a second node is started and the
 //! same call is made through node A to node B (federation), for its figure.
 //!
+//! Light load only: `NARA_BENCH_ONLY=light` runs the three paced rounds and
+//! prints each; `NARA_BENCH_SLOW_MS=8` prints every request slower than that
+//! with the wall-clock second it finished, to lay beside the node's log
+//! (`NARA_BENCH_RUST_LOG`) and find what held it.
+//!
 //! Growth: `NARA_BENCH_SCALES=tenth,national,10x` measures the same calls on
 //! the catalogue seeded at each scale with the message log filled (1, 10 and
 //! 100 million rows, divided by `NARA_BENCH_LOG_DIVISOR`, default 10) and
@@ -172,6 +177,10 @@ async fn run_paced(
     requests: Vec<Signed>,
     per_second: f64,
 ) -> Vec<Duration> {
+    let slow = std::env::var("NARA_BENCH_SLOW_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map(Duration::from_millis);
     let started = tokio::time::Instant::now();
     let mut tasks = Vec::with_capacity(requests.len());
     for (i, req) in requests.into_iter().enumerate() {
@@ -180,7 +189,14 @@ async fn run_paced(
         let client = client.clone();
         tasks.push(tokio::spawn(async move {
             send(&client, &req).await;
-            due.elapsed()
+            let took = due.elapsed();
+            if slow.is_some_and(|slow| took > slow) {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap();
+                eprintln!("slow: {took:?}, finished at {:.3} s", now.as_secs_f64());
+            }
+            took
         }));
     }
     let mut all = Vec::with_capacity(tasks.len());
@@ -477,6 +493,10 @@ async fn main() {
         }
         return;
     }
+    if std::env::var("NARA_BENCH_ONLY").is_ok_and(|v| v == "light") {
+        light_load(&http, &direct, &mediated, &subjects).await;
+        return;
+    }
     let budget = 40_000;
     let (mut d_rates, mut m_rates, mut d_p99, mut m_p99, mut d_p50, mut m_p50) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
@@ -543,23 +563,7 @@ async fn main() {
     // Latency at a light load, where queueing does not hide what the
     // exchange itself adds: a steady LIGHT_RATE requests a second, a tenth
     // or less of what the node answers at saturation, interleaved rounds.
-    let (mut d_paced, mut m_paced) = (vec![], vec![]);
-    for round in 0..3 {
-        let from = 6_000_000 + round * 20_000;
-        let count = (LIGHT_RATE * LIGHT_SECONDS) as usize;
-        for (signer, out) in [(&direct, &mut d_paced), (&mediated, &mut m_paced)] {
-            let lat = run_paced(
-                &http,
-                presign(signer.clone(), subjects.clone(), from, count).await,
-                LIGHT_RATE,
-            )
-            .await;
-            out.push((
-                percentile(&lat, 0.5).as_secs_f64() * 1e3,
-                percentile(&lat, 0.99).as_secs_f64() * 1e3,
-            ));
-        }
-    }
+    let (d_paced, m_paced) = light_load(&http, &direct, &mediated, &subjects).await;
     // And four connections back to back: no longer light on two cores
     // shared with the load generator, but comparable with earlier figures.
     let (mut d_light, mut m_light) = (vec![], vec![]);
@@ -635,6 +639,42 @@ async fn main() {
     // Two nodes: A (Seoul) forwards to B (the ministries), as federation does.
     drop(node);
     federated(&subjects).await;
+}
+
+/// Three rounds of LIGHT_RATE requests a second, direct then mediated:
+/// each round's (p50, p99) in ms, printed as they come.
+async fn light_load(
+    http: &reqwest::Client,
+    direct: &Arc<Signer>,
+    mediated: &Arc<Signer>,
+    subjects: &Arc<Vec<String>>,
+) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+    let (mut d_paced, mut m_paced) = (vec![], vec![]);
+    for round in 0..3 {
+        let from = 6_000_000 + round * 20_000;
+        let count = (LIGHT_RATE * LIGHT_SECONDS) as usize;
+        for (signer, out) in [(direct, &mut d_paced), (mediated, &mut m_paced)] {
+            let lat = run_paced(
+                http,
+                presign(signer.clone(), subjects.clone(), from, count).await,
+                LIGHT_RATE,
+            )
+            .await;
+            out.push((
+                percentile(&lat, 0.5).as_secs_f64() * 1e3,
+                percentile(&lat, 0.99).as_secs_f64() * 1e3,
+            ));
+        }
+        println!(
+            "light load, round {}: direct p50 {:.2} / p99 {:.2} ms, mediated p50 {:.2} / p99 {:.2} ms",
+            round + 1,
+            d_paced[round].0,
+            d_paced[round].1,
+            m_paced[round].0,
+            m_paced[round].1
+        );
+    }
+    (d_paced, m_paced)
 }
 
 async fn federated(subjects: &Arc<Vec<String>>) {

@@ -21,6 +21,7 @@ use nara_store::wal::{self, Segment, WalPosition, WalTap};
 use serde::{Deserialize, Serialize};
 
 use super::{BackupError, Destination, Manifest, Taken, Taking, io, new_id};
+use crate::background::Background;
 
 /// How often the log is read and what was committed shipped.
 pub const SHIP_EVERY: Duration = Duration::from_secs(1);
@@ -51,21 +52,30 @@ pub struct SegmentRef {
     key: String,
 }
 
-fn encode(segment: &Segment, shipped_ms: i64) -> Result<Vec<u8>, BackupError> {
-    let header = SegmentHeader {
-        salt: segment.salt,
-        page_size: segment.page_size,
-        first_frame: segment.first_frame,
-        frames: segment.count,
-        commits: segment.commits,
-        shipped_ms,
-    };
-    let mut out = MAGIC.to_vec();
-    serde_json::to_writer(&mut out, &header)
-        .map_err(|e| BackupError::Manifest("segment".into(), e.to_string()))?;
-    out.push(b'\n');
-    out.extend_from_slice(&segment.frames);
-    Ok(out)
+impl SegmentHeader {
+    fn of(segment: &Segment, shipped_ms: i64) -> SegmentHeader {
+        SegmentHeader {
+            salt: segment.salt,
+            page_size: segment.page_size,
+            first_frame: segment.first_frame,
+            frames: segment.count,
+            commits: segment.commits,
+            shipped_ms,
+        }
+    }
+}
+
+/// Writes a segment as it is stored (before sealing): the magic, its
+/// header as a JSON line, its frames.
+fn encode(
+    out: &mut dyn std::io::Write,
+    header: &SegmentHeader,
+    frames: &[u8],
+) -> std::io::Result<()> {
+    out.write_all(MAGIC)?;
+    serde_json::to_writer(&mut *out, header)?;
+    out.write_all(b"\n")?;
+    out.write_all(frames)
 }
 
 fn decode<'a>(name: &str, bytes: &'a [u8]) -> Result<(SegmentHeader, &'a [u8]), BackupError> {
@@ -92,16 +102,29 @@ pub(super) fn encrypt(
     plaintext: &[u8],
     recipient: &age::x25519::Recipient,
 ) -> Result<Vec<u8>, BackupError> {
+    seal(recipient, plaintext.len(), |w| w.write_all(plaintext))
+}
+
+/// Seals with age to `recipient` what `write` writes (`size` bytes, about),
+/// streamed through the cipher: no plaintext copy of a 12 MB segment.
+fn seal(
+    recipient: &age::x25519::Recipient,
+    size: usize,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<Vec<u8>, BackupError> {
+    let encrypting =
+        |e: &dyn std::fmt::Display| BackupError::Encrypt("segment".into(), e.to_string());
     let encryptor =
         age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
-            .map_err(|e| BackupError::Encrypt("segment".into(), e.to_string()))?;
-    let mut out = Vec::with_capacity(plaintext.len() + 256);
+            .map_err(|e| encrypting(&e))?;
+    // age adds a header and 16 bytes for each 64 KiB chunk.
+    let mut out = Vec::with_capacity(size + size / 4096 + 512);
     let mut writer = encryptor
         .wrap_output(&mut out)
-        .map_err(|e| BackupError::Encrypt("segment".into(), e.to_string()))?;
-    std::io::Write::write_all(&mut writer, plaintext)
+        .map_err(|e| encrypting(&e))?;
+    write(&mut writer)
         .and_then(|()| writer.finish().map(|_| ()))
-        .map_err(|e| BackupError::Encrypt("segment".into(), e.to_string()))?;
+        .map_err(|e| encrypting(&e))?;
     Ok(out)
 }
 
@@ -126,20 +149,33 @@ pub(super) fn decrypt(
 }
 
 impl Destination {
-    /// Stores segment `seq` of backup `base`'s stream.
+    /// Stores segment `seq` of backup `base`'s stream, sealed (and, to a
+    /// directory, written) on the background thread `lane`.
     async fn put_segment(
         &self,
-        base: &str,
-        seq: u64,
-        shipped_ms: i64,
-        plaintext: Vec<u8>,
+        lane: &Background,
+        (base, seq): (&str, u64),
+        header: SegmentHeader,
+        frames: Vec<u8>,
         recipient: age::x25519::Recipient,
     ) -> Result<(), BackupError> {
-        let sealed = tokio::task::spawn_blocking(move || encrypt(&plaintext, &recipient))
-            .await
-            .map_err(|e| broken(&e.to_string()))??;
-        let key = format!("{}/{seq:010}-{shipped_ms}.age", Self::stream_key(base));
-        self.put_bytes(&key, sealed).await
+        let key = format!(
+            "{}/{seq:010}-{}.age",
+            Self::stream_key(base),
+            header.shipped_ms
+        );
+        let sealed = move || seal(&recipient, frames.len(), |w| encode(w, &header, &frames));
+        let unfinished = |e: crate::background::Unfinished| broken(&e.to_string());
+        match self.local_file(&key) {
+            Some(path) => lane
+                .run(move || super::destination::write_atomically(&path, &sealed()?))
+                .await
+                .map_err(unfinished)?,
+            None => {
+                let sealed = lane.run(sealed).await.map_err(unfinished)??;
+                self.put_bytes(&key, sealed).await
+            }
+        }
     }
 
     /// The segments of backup `id`'s stream, in order.
@@ -354,6 +390,9 @@ fn restart_follows(position: Option<&WalPosition>, restart_ok: bool, segment: &S
 /// Ships a node's log: owns its checkpoints.
 pub struct Shipper {
     tap: WalTap,
+    /// Reading, sealing and writing the log run here, not on the threads
+    /// that answer requests.
+    lane: Background,
     data_dir: PathBuf,
     destination: Destination,
     recipient: age::x25519::Recipient,
@@ -379,6 +418,7 @@ impl Shipper {
     ) -> Result<Shipper, BackupError> {
         Ok(Shipper {
             tap: store.wal_tap().await?,
+            lane: Background::start("nara-backup").map_err(|e| broken(&e.to_string()))?,
             data_dir: data_dir.to_owned(),
             destination,
             recipient,
@@ -418,7 +458,7 @@ impl Shipper {
             // Under load a checkpoint can stop short of the whole log; the
             // stream must not stop with it, or the recovery point grows
             // until some checkpoint completes.
-            if let Some(segment) = &checkpointed.segment
+            if let Some(segment) = checkpointed.segment
                 && let Err(e) = self.accept(segment).await
             {
                 self.generation = None;
@@ -433,18 +473,19 @@ impl Shipper {
             }
             return Ok(None);
         }
-        let end = match &checkpointed.segment {
+        let end = match checkpointed.segment {
             Some(segment) => {
+                let end = segment.end;
                 if let Some(g) = &self.generation
                     && !segment.is_empty()
                     && (!segment.restarted
-                        || restart_follows(g.position.as_ref(), g.restart_ok, segment))
+                        || restart_follows(g.position.as_ref(), g.restart_ok, &segment))
                 {
                     // The old generation's last transactions; if they cannot
                     // be stored, the new base holds them anyway.
                     let _ = self.put(segment).await;
                 }
-                Some(segment.end)
+                Some(end)
             }
             None => position,
         };
@@ -513,16 +554,16 @@ impl Shipper {
             return Err(broken("no generation begun"));
         };
         let started = Instant::now();
-        // Reading, sealing and writing run beside the server's tasks, not on them.
         let (log, position) = (self.tap.log_path().to_owned(), g.position);
-        let segment =
-            tokio::task::spawn_blocking(move || wal::read_committed(&log, position.as_ref()))
-                .await
-                .map_err(|e| broken(&e.to_string()))?
-                .map_err(|e| broken(&e.to_string()))?;
+        let segment = self
+            .lane
+            .run(move || wal::read_committed(&log, position.as_ref()))
+            .await
+            .map_err(|e| broken(&e.to_string()))?
+            .map_err(|e| broken(&e.to_string()))?;
         let read = started.elapsed();
         let mut shipped = match segment {
-            Some(s) => self.accept(&s).await?,
+            Some(s) => self.accept(s).await?,
             None => 0,
         };
         tracing::debug!(frames = shipped, ?read, took = ?started.elapsed(), "shipped the log");
@@ -542,7 +583,7 @@ impl Shipper {
                 && let Some(folded) = self.tap.checkpoint_beside_writers(&position).await?
             {
                 tracing::debug!(complete = folded.complete, took = ?started.elapsed(), "checkpointed the log beside the writers");
-                if let Some(s) = &folded.segment {
+                if let Some(s) = folded.segment {
                     shipped += self.accept(s).await?;
                 }
                 complete = folded.complete;
@@ -557,7 +598,7 @@ impl Shipper {
                 let started = Instant::now();
                 let checkpointed = self.tap.checkpoint(position.as_ref()).await?;
                 tracing::debug!(complete = checkpointed.complete, took = ?started.elapsed(), "checkpointed the log");
-                if let Some(s) = &checkpointed.segment {
+                if let Some(s) = checkpointed.segment {
                     shipped += self.accept(s).await?;
                 }
                 complete = checkpointed.complete;
@@ -574,46 +615,46 @@ impl Shipper {
     }
 
     /// Stores a segment read from the log and moves the position past it.
-    async fn accept(&mut self, segment: &Segment) -> Result<u32, BackupError> {
+    async fn accept(&mut self, segment: Segment) -> Result<u32, BackupError> {
         let Some(g) = &self.generation else {
             return Err(broken("no generation begun"));
         };
-        if segment.restarted && !restart_follows(g.position.as_ref(), g.restart_ok, segment) {
+        if segment.restarted && !restart_follows(g.position.as_ref(), g.restart_ok, &segment) {
             return Err(broken(
                 "the log restarted before it was all shipped; a new base follows",
             ));
         }
+        let (restarted, end, count) = (segment.restarted, segment.end, segment.count);
         if !segment.is_empty() {
             self.put(segment).await?;
         }
-        if segment.restarted {
+        if restarted {
             self.live.restarts.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(g) = &mut self.generation
-            && g.position != Some(segment.end)
+            && g.position != Some(end)
         {
-            g.position = Some(segment.end);
+            g.position = Some(end);
             g.restart_ok = false;
-            g.frames_since_checkpoint += segment.count;
+            g.frames_since_checkpoint += count;
         }
-        Ok(segment.count)
+        Ok(count)
     }
 
-    async fn put(&mut self, segment: &Segment) -> Result<(), BackupError> {
+    async fn put(&mut self, segment: Segment) -> Result<(), BackupError> {
         let Some(g) = &mut self.generation else {
             return Ok(());
         };
-        let shipped_ms = nara_core::Timestamp::now().0;
-        let plaintext = encode(segment, shipped_ms)?;
-        let bytes = plaintext.len() as u64;
-        let (destination, recipient, base, seq) = (
-            self.destination.clone(),
-            self.recipient.clone(),
-            g.base.clone(),
-            g.next_seq,
-        );
-        destination
-            .put_segment(&base, seq, shipped_ms, plaintext, recipient)
+        let header = SegmentHeader::of(&segment, nara_core::Timestamp::now().0);
+        let bytes = segment.frames.len() as u64;
+        self.destination
+            .put_segment(
+                &self.lane,
+                (&g.base, g.next_seq),
+                header,
+                segment.frames,
+                self.recipient.clone(),
+            )
             .await?;
         g.next_seq += 1;
         self.live.segments.fetch_add(1, Ordering::Relaxed);
@@ -694,7 +735,13 @@ mod tests {
                 checksum: [0, 0],
             },
         };
-        let bytes = encode(&segment, 42).unwrap();
+        let mut bytes = Vec::new();
+        encode(
+            &mut bytes,
+            &SegmentHeader::of(&segment, 42),
+            &segment.frames,
+        )
+        .unwrap();
         let (header, frames) = decode("s", &bytes).unwrap();
         assert_eq!(
             (header.first_frame, header.frames, header.shipped_ms),

@@ -239,8 +239,8 @@ fn pdq_million() {
 
 #[tokio::main]
 async fn main() {
-    let nara = env!("CARGO_BIN_EXE_nara");
-    let (_server, base, dir) = start_demo_with(nara, &["--no-backups"]).await;
+    let nara = nara_bin();
+    let (_server, base, dir) = start_demo_with(&nara, &["--no-backups"]).await;
     // Each model's agency gets a signing key for a benchmark system (the
     // node reads keys through its cache, refreshed within a second).
     let store = nara_store::Store::connect(&nara_store::Store::sqlite_url(dir.path()))

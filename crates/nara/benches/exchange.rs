@@ -273,12 +273,6 @@ async fn start_demo(env: &[(&str, String)], dir: tempfile::TempDir, port: u16) -
     }
 }
 
-/// The server binary: this build's, or `NARA_BENCH_BIN` (a build with
-/// frame pointers, for profiling).
-fn nara_bin() -> String {
-    std::env::var("NARA_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_nara").to_owned())
-}
-
 fn demo_exchange(dir: &std::path::Path) -> nara_server::demo::DemoExchange {
     serde_json::from_str(&std::fs::read_to_string(dir.join("demo-exchange.json")).unwrap()).unwrap()
 }

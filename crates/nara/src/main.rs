@@ -769,6 +769,14 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// mimalloc rather than glibc's allocator: a request allocates and frees
+/// many small objects on several threads, and glibc's (`_int_malloc`,
+/// `_int_free`, `malloc_consolidate`) was about 15% of the node's CPU under
+/// load. With mimalloc the exchange bench's server CPU per request fell
+/// 11–25% (direct 241–259 → 214–215 µs, mediated 476–504 → 358–425 µs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();

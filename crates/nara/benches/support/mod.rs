@@ -128,6 +128,13 @@ pub async fn round(
 
 /// `nara demo` as a child process on a free port, once it answers and has
 /// written its demo accounts: (the server, its base URL, its data folder).
+/// The server binary: this build's, or `NARA_BENCH_BIN` (another build, to
+/// compare two in alternating runs, or one with frame pointers, for
+/// profiling).
+pub fn nara_bin() -> String {
+    std::env::var("NARA_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_nara").to_owned())
+}
+
 pub async fn start_demo(nara: &str) -> (DemoServer, String, tempfile::TempDir) {
     start_demo_with(nara, &[]).await
 }

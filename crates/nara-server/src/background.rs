@@ -10,11 +10,12 @@
 
 use std::sync::mpsc;
 
-/// The scheduling priority of the thread (Linux `nice`: 0 is the default,
-/// 19 the lowest). At 10 the scheduler weighs it about a tenth of a request
-/// thread: it still gets CPU under sustained load, so the backup keeps up,
-/// only later in each moment.
+/// How much lower the thread's scheduling priority is than the process's
+/// (Linux `nice`, up to 19, the lowest). Ten steps lower the scheduler
+/// weighs it about a tenth of a request thread: it still gets CPU under
+/// sustained load, so the backup keeps up, only later in each moment.
 const NICE: i32 = 10;
+const NICEST: i32 = 19;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -68,12 +69,21 @@ impl Background {
     }
 }
 
-/// Lowers the calling thread's priority (on Linux a thread's own nice
-/// value). Failing is harmless: the work runs at the normal priority.
+/// Lowers the calling thread's priority by [`NICE`] (on Linux a thread has
+/// its own nice value, inherited from the thread that made it). Relative,
+/// so a node started with `nice` keeps the same order; only ever lower,
+/// which needs no privilege. Failing is harmless: the work runs at the
+/// node's priority.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
-    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), NICE) {
-        tracing::debug!(error = %e, "the background thread keeps the normal priority");
+    {
+        use rustix::process::{getpriority_process, setpriority_process};
+        let me = Some(rustix::thread::gettid());
+        let lowered = getpriority_process(me)
+            .and_then(|nice| setpriority_process(me, (nice + NICE).min(NICEST)));
+        if let Err(e) = lowered {
+            tracing::debug!(error = %e, "the background thread keeps the node's priority");
+        }
     }
 }
 
@@ -91,12 +101,10 @@ mod tests {
         assert_eq!(seen, [0, 2, 4]);
         #[cfg(target_os = "linux")]
         {
-            let nice = lane
-                .run(|| rustix::process::getpriority_process(Some(rustix::thread::gettid())))
-                .await
-                .unwrap()
-                .unwrap();
-            assert_eq!(nice, NICE);
+            let nice_here =
+                || rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
+            let (ours, its) = (nice_here(), lane.run(nice_here).await.unwrap());
+            assert_eq!(its, (ours + NICE).min(NICEST));
         }
     }
 

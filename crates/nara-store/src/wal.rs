@@ -157,7 +157,7 @@ pub fn committed_after(bytes: &[u8], from: Option<&WalPosition>) -> Option<Segme
         &h,
         from,
         start,
-        bytes.get(offset..).unwrap_or_default(),
+        bytes.get(offset..).unwrap_or_default().to_vec(),
     ))
 }
 
@@ -175,7 +175,13 @@ fn frame_offset(h: &Header, frame: u32) -> usize {
 
 /// The committed frames in `tail`, which begins at frame `start.0` whose
 /// running checksum before it is `start.1`.
-fn scan(h: &Header, from: Option<&WalPosition>, start: (u32, [u32; 2]), tail: &[u8]) -> Segment {
+/// `tail` becomes the segment's frames, cut after the last commit.
+fn scan(
+    h: &Header,
+    from: Option<&WalPosition>,
+    start: (u32, [u32; 2]),
+    mut tail: Vec<u8>,
+) -> Segment {
     let (first, mut running) = start;
     let restarted = from.is_some_and(|p| p.salt != h.salt);
     let frame_bytes = FRAME_HEADER_BYTES + h.page_size as usize;
@@ -198,12 +204,12 @@ fn scan(h: &Header, from: Option<&WalPosition>, start: (u32, [u32; 2]), tail: &[
             commits = pending_commits;
         }
     }
-    let frames = tail[..(end - first) as usize * frame_bytes].to_vec();
+    tail.truncate((end - first) as usize * frame_bytes);
     Segment {
         salt: h.salt,
         page_size: h.page_size,
         first_frame: first,
-        frames,
+        frames: tail,
         count: end - first,
         commits,
         restarted,
@@ -216,8 +222,16 @@ fn scan(h: &Header, from: Option<&WalPosition>, start: (u32, [u32; 2]), tail: &[
 }
 
 /// Reads a log file's committed frames after `from`, reading only the
-/// header and what follows the position.
-pub fn read_committed(wal: &Path, from: Option<&WalPosition>) -> Result<Option<Segment>, WalError> {
+/// header and what follows the position, into `buffer` (its contents
+/// dropped; the segment's frames are `buffer` itself). A shipper hands back
+/// the last segment's frames: a busy second's log is tens of megabytes, and
+/// memory allocated afresh each second came zeroed by the kernel, page by
+/// page — a sixth of the node's CPU at saturation.
+pub fn read_committed(
+    wal: &Path,
+    from: Option<&WalPosition>,
+    buffer: Vec<u8>,
+) -> Result<Option<Segment>, WalError> {
     let mut file = match std::fs::File::open(wal) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -240,28 +254,26 @@ pub fn read_committed(wal: &Path, from: Option<&WalPosition>) -> Result<Option<S
     // spell. Read a chunk at a time and stop at the first such frame,
     // rather than the whole file every second.
     let frame_bytes = FRAME_HEADER_BYTES + h.page_size as usize;
-    let mut tail = Vec::new();
-    let mut chunk = vec![0u8; frame_bytes * READ_FRAMES];
+    let chunk = frame_bytes * READ_FRAMES;
+    let mut tail = buffer;
+    tail.clear();
     loop {
-        let mut filled = 0;
-        while filled < chunk.len() {
-            match file.read(&mut chunk[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io(wal)(e)),
-            }
-        }
-        let whole = &chunk[..filled - filled % frame_bytes];
-        tail.extend_from_slice(whole);
-        let stale = whole
+        let before = tail.len();
+        tail.reserve(chunk);
+        (&mut file)
+            .take(chunk as u64)
+            .read_to_end(&mut tail)
+            .map_err(io(wal))?;
+        let filled = tail.len() - before;
+        tail.truncate(before + filled - filled % frame_bytes);
+        let stale = tail[before..]
             .chunks_exact(frame_bytes)
             .any(|f| [be32(f, 8), be32(f, 12)] != h.salt);
-        if filled < chunk.len() || stale {
+        if filled < chunk || stale {
             break;
         }
     }
-    Ok(Some(scan(&h, from, start, &tail)))
+    Ok(Some(scan(&h, from, start, tail)))
 }
 
 /// Frames read from a log file at a time.
@@ -501,9 +513,19 @@ impl WalTap {
         &self.wal
     }
 
-    /// The committed frames after `from`, read without any lock.
-    pub fn read(&self, from: Option<&WalPosition>) -> Result<Option<Segment>> {
-        read_committed(&self.wal, from).map_err(|e| StoreError::Corrupt(e.to_string()))
+    /// The committed frames after `from`, read without any lock into
+    /// `buffer` (taken; see [`read_committed`]), on a blocking thread: at
+    /// saturation a second's frames are tens of megabytes.
+    pub async fn read(
+        &self,
+        from: Option<&WalPosition>,
+        buffer: &mut Vec<u8>,
+    ) -> Result<Option<Segment>> {
+        let (wal, from, buffer) = (self.wal.clone(), from.copied(), std::mem::take(buffer));
+        tokio::task::spawn_blocking(move || read_committed(&wal, from.as_ref(), buffer))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("reading the log: {e}")))?
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
     /// Holding the write lock (no transaction can commit meanwhile), reads
@@ -511,21 +533,30 @@ impl WalTap {
     /// file. Only when `complete` can the log restart; because nothing
     /// else checkpoints, every frame a restart overwrites was read here or
     /// before.
-    pub async fn checkpoint(&mut self, from: Option<&WalPosition>) -> Result<Checkpointed> {
+    /// The frames read go into `buffer` (taken), as in [`WalTap::read`].
+    pub async fn checkpoint(
+        &mut self,
+        from: Option<&WalPosition>,
+        buffer: &mut Vec<u8>,
+    ) -> Result<Checkpointed> {
         let writer = self.writer.clone();
         let _turn = writer.lock().await;
         sqlx::query("BEGIN IMMEDIATE")
             .execute(&mut self.lock)
             .await?;
-        let outcome = self.checkpoint_locked(from).await;
+        let outcome = self.checkpoint_locked(from, buffer).await;
         let released = sqlx::query("ROLLBACK").execute(&mut self.lock).await;
         let outcome = outcome?;
         released?;
         Ok(outcome)
     }
 
-    async fn checkpoint_locked(&mut self, from: Option<&WalPosition>) -> Result<Checkpointed> {
-        let segment = self.read(from)?;
+    async fn checkpoint_locked(
+        &mut self,
+        from: Option<&WalPosition>,
+        buffer: &mut Vec<u8>,
+    ) -> Result<Checkpointed> {
+        let segment = self.read(from, buffer).await?;
         self.fold(from, segment).await
     }
 
@@ -549,6 +580,7 @@ impl WalTap {
     pub async fn checkpoint_beside_writers(
         &mut self,
         from: &WalPosition,
+        buffer: &mut Vec<u8>,
     ) -> Result<Option<Checkpointed>> {
         let unfolded = match self.backfilled {
             Some((salt, folded)) if salt == from.salt => from.frames > folded,
@@ -559,19 +591,23 @@ impl WalTap {
             return Ok(None);
         }
         sqlx::query("BEGIN").execute(&mut self.lock).await?;
-        let outcome = self.checkpoint_under_snapshot(from).await;
+        let outcome = self.checkpoint_under_snapshot(from, buffer).await;
         let released = sqlx::query("ROLLBACK").execute(&mut self.lock).await;
         let outcome = outcome?;
         released?;
         Ok(Some(outcome))
     }
 
-    async fn checkpoint_under_snapshot(&mut self, from: &WalPosition) -> Result<Checkpointed> {
+    async fn checkpoint_under_snapshot(
+        &mut self,
+        from: &WalPosition,
+        buffer: &mut Vec<u8>,
+    ) -> Result<Checkpointed> {
         // The snapshot is taken at the first read, not at BEGIN.
         let _: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_schema")
             .fetch_one(&mut self.lock)
             .await?;
-        let segment = self.read(Some(from))?;
+        let segment = self.read(Some(from), buffer).await?;
         if segment.as_ref().is_some_and(|s| s.restarted) {
             // Cannot be while frames are unfolded; refuse rather than fold.
             return Err(StoreError::Corrupt(
@@ -675,7 +711,7 @@ mod tests {
         // A log longer than a chunk, read whole.
         let old = log(false, [1, 2], &pages(600), 512);
         std::fs::write(&path, &old).unwrap();
-        let all = read_committed(&path, None).unwrap().unwrap();
+        let all = read_committed(&path, None, Vec::new()).unwrap().unwrap();
         assert_eq!((all.count, all.commits), (600, 600));
         // It restarted with new salts and 300 frames; the file keeps its
         // length, the old log's last 300 frames after the new log's.
@@ -683,13 +719,17 @@ mod tests {
         let mut file = new.clone();
         file.extend_from_slice(&old[new.len()..]);
         std::fs::write(&path, &file).unwrap();
-        let restarted = read_committed(&path, Some(&all.end)).unwrap().unwrap();
+        // Into the last read's buffer, as a shipper reads: what it held is
+        // dropped, not shipped again.
+        let restarted = read_committed(&path, Some(&all.end), all.frames)
+            .unwrap()
+            .unwrap();
         assert!(restarted.restarted);
         assert_eq!((restarted.first_frame, restarted.count), (0, 300));
         assert_eq!(restarted.frames, new[HEADER_BYTES..]);
-        let ten = read_committed(&path, None).unwrap().unwrap();
+        let ten = read_committed(&path, None, Vec::new()).unwrap().unwrap();
         let first_ten = committed_after(&new[..frame_offset_of(512, 10)], None).unwrap();
-        let rest = read_committed(&path, Some(&first_ten.end))
+        let rest = read_committed(&path, Some(&first_ten.end), Vec::new())
             .unwrap()
             .unwrap();
         assert_eq!((rest.first_frame, rest.count), (10, 290));

@@ -689,19 +689,49 @@ fn hash_file(path: &Path) -> Result<(String, u64), BackupError> {
 
 /// Writes `bytes` to `path` through a synced neighbour and a rename.
 pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
+    write_atomically_with(path, |file| file.write_all(bytes))
+}
+
+/// [`write_atomically`] what `write` writes, as it writes it (a segment
+/// sealed straight into its file, with no sealed copy in memory).
+pub(super) fn write_atomically_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), BackupError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io(parent))?;
     }
     let partial = path.with_extension("partial");
     {
-        let mut f = std::fs::File::create(&partial).map_err(io(&partial))?;
-        for piece in bytes.chunks(SYNC_EVERY) {
-            f.write_all(piece).map_err(io(&partial))?;
-            f.sync_data().map_err(io(&partial))?;
-        }
-        f.sync_all().map_err(io(&partial))?;
+        let file = std::fs::File::create(&partial).map_err(io(&partial))?;
+        let mut pieces = SyncedPieces { file, unsynced: 0 };
+        write(&mut pieces).map_err(io(&partial))?;
+        pieces.file.sync_all().map_err(io(&partial))?;
     }
     std::fs::rename(&partial, path).map_err(io(path))
+}
+
+/// A file whose data is synced after every [`SYNC_EVERY`] bytes written.
+struct SyncedPieces {
+    file: std::fs::File,
+    unsynced: usize,
+}
+
+impl Write for SyncedPieces {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let room = SYNC_EVERY - self.unsynced;
+        let written = self.file.write(&bytes[..bytes.len().min(room)])?;
+        self.unsynced += written;
+        if self.unsynced == SYNC_EVERY {
+            self.file.sync_data()?;
+            self.unsynced = 0;
+        }
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }
 
 /// Bytes written between syncs. A busy second's log segment is 12 MB

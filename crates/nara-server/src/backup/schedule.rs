@@ -310,7 +310,7 @@ async fn checkpoint_only(state: &AppState, stop: Arc<tokio::sync::Notify>) {
             _ = tick.tick() => {}
             () = stop.notified() => break,
         }
-        if let Err(e) = tap.checkpoint(None).await {
+        if let Err(e) = tap.checkpoint(None, &mut Vec::new()).await {
             tracing::warn!(error = %e, "checkpointing the log");
         }
     }

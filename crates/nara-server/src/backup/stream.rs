@@ -30,6 +30,9 @@ pub const SHIP_EVERY: Duration = Duration::from_secs(1);
 /// with any.
 const CHECKPOINT_FRAMES: u32 = 1000;
 const CHECKPOINT_AFTER: Duration = Duration::from_secs(30);
+/// The largest buffer kept between reads of the log: a saturated node's
+/// second (some 60 MB here); a larger one is freed after its segment.
+const KEEP_BUFFER: usize = 128 << 20;
 /// A segment's first bytes.
 const MAGIC: &[u8] = b"nara-wal-segment/1\n";
 
@@ -112,20 +115,24 @@ fn seal(
     size: usize,
     write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
 ) -> Result<Vec<u8>, BackupError> {
-    let encrypting =
-        |e: &dyn std::fmt::Display| BackupError::Encrypt("segment".into(), e.to_string());
+    // age adds a header and 16 bytes for each 64 KiB chunk.
+    let out = Vec::with_capacity(size + size / 4096 + 512);
+    seal_to(recipient, out, write)
+        .map_err(|e| BackupError::Encrypt("segment".into(), e.to_string()))
+}
+
+/// Seals with age to `recipient`, into `out`, what `write` writes.
+fn seal_to<W: std::io::Write>(
+    recipient: &age::x25519::Recipient,
+    out: W,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> std::io::Result<W> {
     let encryptor =
         age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
-            .map_err(|e| encrypting(&e))?;
-    // age adds a header and 16 bytes for each 64 KiB chunk.
-    let mut out = Vec::with_capacity(size + size / 4096 + 512);
-    let mut writer = encryptor
-        .wrap_output(&mut out)
-        .map_err(|e| encrypting(&e))?;
-    write(&mut writer)
-        .and_then(|()| writer.finish().map(|_| ()))
-        .map_err(|e| encrypting(&e))?;
-    Ok(out)
+            .map_err(std::io::Error::other)?;
+    let mut writer = encryptor.wrap_output(out)?;
+    write(&mut writer)?;
+    writer.finish()
 }
 
 /// Opens bytes sealed by [`encrypt`]; `name` says what, in an error.
@@ -150,7 +157,8 @@ pub(super) fn decrypt(
 
 impl Destination {
     /// Stores segment `seq` of backup `base`'s stream, sealed (and, to a
-    /// directory, written) on the background thread `lane`.
+    /// directory, written) on the background thread `lane`; gives back
+    /// `frames` for the next read.
     async fn put_segment(
         &self,
         lane: &Background,
@@ -158,22 +166,34 @@ impl Destination {
         header: SegmentHeader,
         frames: Vec<u8>,
         recipient: age::x25519::Recipient,
-    ) -> Result<(), BackupError> {
+    ) -> Result<Vec<u8>, BackupError> {
         let key = format!(
             "{}/{seq:010}-{}.age",
             Self::stream_key(base),
             header.shipped_ms
         );
-        let sealed = move || seal(&recipient, frames.len(), |w| encode(w, &header, &frames));
         let unfinished = |e: crate::background::Unfinished| broken(&e.to_string());
         match self.local_file(&key) {
+            // Sealed straight into the file: no sealed copy in memory.
             Some(path) => lane
-                .run(move || super::destination::write_atomically(&path, &sealed()?))
+                .run(move || {
+                    super::destination::write_atomically_with(&path, |file| {
+                        seal_to(&recipient, file, |w| encode(w, &header, &frames)).map(|_| ())
+                    })
+                    .map(|()| frames)
+                })
                 .await
                 .map_err(unfinished)?,
             None => {
-                let sealed = lane.run(sealed).await.map_err(unfinished)??;
-                self.put_bytes(&key, sealed).await
+                let (sealed, frames) = lane
+                    .run(move || {
+                        seal(&recipient, frames.len(), |w| encode(w, &header, &frames))
+                            .map(|sealed| (sealed, frames))
+                    })
+                    .await
+                    .map_err(unfinished)??;
+                self.put_bytes(&key, sealed).await?;
+                Ok(frames)
             }
         }
     }
@@ -397,6 +417,9 @@ pub struct Shipper {
     destination: Destination,
     recipient: age::x25519::Recipient,
     generation: Option<Generation>,
+    /// The last segment's frames, read into again (see
+    /// [`wal::read_committed`]).
+    spare: Vec<u8>,
     live: Arc<Live>,
     checkpoint_frames: u32,
     checkpoint_after: Duration,
@@ -423,6 +446,7 @@ impl Shipper {
             destination,
             recipient,
             generation: None,
+            spare: Vec::new(),
             live,
             checkpoint_frames: CHECKPOINT_FRAMES,
             checkpoint_after: CHECKPOINT_AFTER,
@@ -452,7 +476,10 @@ impl Shipper {
     pub async fn begin(&mut self) -> Result<Option<Taken>, BackupError> {
         let position = self.generation.as_ref().and_then(|g| g.position);
         let read_at = nara_core::Timestamp::now().0;
-        let checkpointed = self.tap.checkpoint(position.as_ref()).await?;
+        let checkpointed = self
+            .tap
+            .checkpoint(position.as_ref(), &mut self.spare)
+            .await?;
         self.live.folded_locked.fetch_add(1, Ordering::Relaxed);
         if !checkpointed.complete && self.generation.is_some() {
             // Under load a checkpoint can stop short of the whole log; the
@@ -555,9 +582,10 @@ impl Shipper {
         };
         let started = Instant::now();
         let (log, position) = (self.tap.log_path().to_owned(), g.position);
+        let buffer = std::mem::take(&mut self.spare);
         let segment = self
             .lane
-            .run(move || wal::read_committed(&log, position.as_ref()))
+            .run(move || wal::read_committed(&log, position.as_ref(), buffer))
             .await
             .map_err(|e| broken(&e.to_string()))?
             .map_err(|e| broken(&e.to_string()))?;
@@ -580,7 +608,10 @@ impl Shipper {
             let started = Instant::now();
             let mut complete = false;
             if let Some(position) = self.generation.as_ref().and_then(|g| g.position)
-                && let Some(folded) = self.tap.checkpoint_beside_writers(&position).await?
+                && let Some(folded) = self
+                    .tap
+                    .checkpoint_beside_writers(&position, &mut self.spare)
+                    .await?
             {
                 tracing::debug!(complete = folded.complete, took = ?started.elapsed(), "checkpointed the log beside the writers");
                 if let Some(s) = folded.segment {
@@ -596,7 +627,10 @@ impl Shipper {
             if !complete {
                 let position = self.generation.as_ref().and_then(|g| g.position);
                 let started = Instant::now();
-                let checkpointed = self.tap.checkpoint(position.as_ref()).await?;
+                let checkpointed = self
+                    .tap
+                    .checkpoint(position.as_ref(), &mut self.spare)
+                    .await?;
                 tracing::debug!(complete = checkpointed.complete, took = ?started.elapsed(), "checkpointed the log");
                 if let Some(s) = checkpointed.segment {
                     shipped += self.accept(s).await?;
@@ -647,7 +681,8 @@ impl Shipper {
         };
         let header = SegmentHeader::of(&segment, nara_core::Timestamp::now().0);
         let bytes = segment.frames.len() as u64;
-        self.destination
+        let frames = self
+            .destination
             .put_segment(
                 &self.lane,
                 (&g.base, g.next_seq),
@@ -656,6 +691,11 @@ impl Shipper {
                 self.recipient.clone(),
             )
             .await?;
+        // A checkpoint's few frames follow a second's many in the same
+        // round: keep the larger buffer.
+        if frames.capacity() > self.spare.capacity() && frames.capacity() <= KEEP_BUFFER {
+            self.spare = frames;
+        }
         g.next_seq += 1;
         self.live.segments.fetch_add(1, Ordering::Relaxed);
         self.live.bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -668,7 +708,7 @@ impl Shipper {
     pub async fn checkpoint_unshipped(&mut self) -> Result<(), BackupError> {
         self.generation = None;
         self.live.caught_up_ms.store(0, Ordering::Relaxed);
-        self.tap.checkpoint(None).await?;
+        self.tap.checkpoint(None, &mut Vec::new()).await?;
         Ok(())
     }
 

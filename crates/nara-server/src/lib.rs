@@ -22,6 +22,7 @@ pub mod officials;
 pub mod openapi;
 pub mod policy;
 pub mod problem;
+pub mod recent;
 pub mod secops;
 pub mod web;
 

@@ -659,7 +659,9 @@ impl Shipper {
             ));
         }
         let (restarted, end, count) = (segment.restarted, segment.end, segment.count);
-        if !segment.is_empty() {
+        if segment.is_empty() {
+            self.keep_buffer(segment.frames);
+        } else {
             self.put(segment).await?;
         }
         if restarted {
@@ -691,15 +693,20 @@ impl Shipper {
                 self.recipient.clone(),
             )
             .await?;
-        // A checkpoint's few frames follow a second's many in the same
-        // round: keep the larger buffer.
-        if frames.capacity() > self.spare.capacity() && frames.capacity() <= KEEP_BUFFER {
-            self.spare = frames;
-        }
         g.next_seq += 1;
         self.live.segments.fetch_add(1, Ordering::Relaxed);
         self.live.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.keep_buffer(frames);
         Ok(())
+    }
+
+    /// Keeps a segment's buffer for the next read of the log. A
+    /// checkpoint's few frames (or none) follow a second's many in the same
+    /// round, read into the same buffer: keep the larger.
+    fn keep_buffer(&mut self, frames: Vec<u8>) {
+        if frames.capacity() > self.spare.capacity() && frames.capacity() <= KEEP_BUFFER {
+            self.spare = frames;
+        }
     }
 
     /// Folds the log into the database file without shipping it: when the

@@ -357,78 +357,17 @@ fn claim_batch(store: Store, keys: Vec<String>) -> crate::group_commit::BatchFut
 /// in-memory map answers repeats at once, and the database (`seen_signatures`,
 /// group-committed) decides across nodes and restarts.
 pub struct ReplayGuard {
-    seen: std::sync::Mutex<Sightings>,
+    /// Keys admitted here lately (see [`crate::recent`]).
+    seen: std::sync::Mutex<crate::recent::Recent<String>>,
     shared: crate::group_commit::GroupCommit<String, bool>,
 }
 
 impl Default for ReplayGuard {
     fn default() -> Self {
         ReplayGuard {
-            seen: std::sync::Mutex::default(),
+            seen: std::sync::Mutex::new(crate::recent::Recent::new(REPLAY_WINDOW_MS)),
             shared: crate::group_commit::GroupCommit::new(1_000, claim_batch),
         }
-    }
-}
-
-/// Keys this node saw within the replay window, kept in two generations
-/// of one window each; when the newer is a window old, the older (every
-/// key in it older than the window) is dropped whole. Remembering costs
-/// the same on every request, and memory holds two windows' keys at most.
-/// (One map pruned key by key once it passed a size walked every key of a
-/// busy window on every request past that size: 6% of a saturated node.)
-#[derive(Default)]
-struct Sightings {
-    current: std::collections::HashMap<String, i64>,
-    previous: std::collections::HashMap<String, i64>,
-    /// When `current` began (ms since the epoch).
-    began_ms: i64,
-}
-
-type Generation = std::collections::HashMap<String, i64>;
-
-impl Sightings {
-    /// Begins a new generation if the current one is a window old; gives
-    /// back what expired, to be dropped outside the lock.
-    fn turn(&mut self, now_ms: i64) -> Option<(Generation, Generation)> {
-        let age = now_ms - self.began_ms;
-        if age < REPLAY_WINDOW_MS {
-            return None;
-        }
-        self.began_ms = now_ms;
-        let current = std::mem::take(&mut self.current);
-        if age >= 2 * REPLAY_WINDOW_MS {
-            // Both are past the window.
-            return Some((std::mem::take(&mut self.previous), current));
-        }
-        Some((
-            std::mem::replace(&mut self.previous, current),
-            Generation::new(),
-        ))
-    }
-
-    fn seen(&self, key: &str, now_ms: i64) -> bool {
-        [&self.current, &self.previous]
-            .iter()
-            .any(|g| g.get(key).is_some_and(|at| now_ms - *at < REPLAY_WINDOW_MS))
-    }
-
-    fn insert(&mut self, key: &str, now_ms: i64) {
-        self.current.insert(key.to_owned(), now_ms);
-    }
-
-    fn forget(&mut self, key: &str) {
-        self.current.remove(key);
-        self.previous.remove(key);
-    }
-}
-
-/// Frees an expired generation (millions of keys on a busy node) off the
-/// async workers when there are any.
-fn drop_expired(expired: Option<(Generation, Generation)>) {
-    if let Some(expired) = expired
-        && let Ok(runtime) = tokio::runtime::Handle::try_current()
-    {
-        runtime.spawn_blocking(move || drop(expired));
     }
 }
 
@@ -509,13 +448,13 @@ impl ReplayGuard {
             let expired = seen.turn(now_ms);
             if keys().any(|k| seen.seen(k, now_ms)) {
                 drop(seen);
-                drop_expired(expired);
+                expired.drop_later();
                 return Err(Replay::Repeated);
             }
-            keys().for_each(|k| seen.insert(k, now_ms));
+            keys().for_each(|k| seen.insert(k.to_owned(), now_ms));
             expired
         };
-        drop_expired(expired);
+        expired.drop_later();
         Ok(())
     }
 
@@ -527,7 +466,7 @@ impl ReplayGuard {
         self.seen
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .forget(key);
+            .remove(key);
     }
 
     /// Forgets what is past the window (called now and then).
@@ -537,7 +476,7 @@ impl ReplayGuard {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .turn(now_ms);
-        drop_expired(expired);
+        expired.drop_later();
         if let Err(e) = store.prune_signatures(now_ms - REPLAY_WINDOW_MS).await {
             tracing::warn!(error = %e, "pruning seen signatures");
         }
@@ -920,31 +859,6 @@ mod tests {
             guard.admit_here(&other, "sig-1", 1_003),
             Err(Replay::Repeated)
         ));
-    }
-
-    proptest::proptest! {
-        /// Whatever the spacing of requests, a key is refused exactly while
-        /// the same key was admitted less than a window before: as a map
-        /// that forgets nothing would answer, however the generations turn.
-        #[test]
-        fn a_key_is_refused_exactly_within_the_window(
-            steps in proptest::collection::vec((0i64..REPLAY_WINDOW_MS, 0u8..6), 1..200),
-        ) {
-            let guard = ReplayGuard::default();
-            let mut admitted: std::collections::HashMap<u8, i64> = Default::default();
-            let mut now = 1_700_000_000_000i64;
-            for (gap, key) in steps {
-                now += gap / 3;
-                let expected = admitted
-                    .get(&key)
-                    .is_some_and(|at| now - at < REPLAY_WINDOW_MS);
-                let answer = guard.admit_here(&[], &format!("sig-{key}"), now);
-                proptest::prop_assert_eq!(answer.is_err(), expected);
-                if !expected {
-                    admitted.insert(key, now);
-                }
-            }
-        }
     }
 
     #[test]

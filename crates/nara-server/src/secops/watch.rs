@@ -6,11 +6,11 @@
 //! call). The starter rules count them: one official reading unusually
 //! many records, one key used from two places.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
 use crate::AppState;
+use crate::recent::Recent;
 
 /// A key seen from an address is reported again after this long.
 const SIGHTING_MS: i64 = 10 * 60 * 1000;
@@ -18,9 +18,17 @@ const SIGHTING_MS: i64 = 10 * 60 * 1000;
 const SIGHTINGS_KEPT: usize = 100_000;
 
 /// The (key, address) pairs reported lately.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KeySightings {
-    seen: Mutex<HashMap<(String, IpAddr), i64>>,
+    seen: Mutex<Recent<(String, IpAddr)>>,
+}
+
+impl Default for KeySightings {
+    fn default() -> Self {
+        KeySightings {
+            seen: Mutex::new(Recent::new(SIGHTING_MS)),
+        }
+    }
 }
 
 impl KeySightings {
@@ -31,24 +39,17 @@ impl KeySightings {
             .seen
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if seen.len() >= SIGHTINGS_KEPT {
-            seen.retain(|_, at| now_ms - *at < SIGHTING_MS);
+        let expired = seen.turn(now_ms);
+        let pair = (key_id.to_owned(), address);
+        let news = !seen.seen(&pair, now_ms);
+        // Full of recent pairs: report rather than forget (a missed
+        // sighting could hide a stolen key).
+        if news && seen.len() < SIGHTINGS_KEPT {
+            seen.insert(pair, now_ms);
         }
-        match seen.get_mut(&(key_id.to_owned(), address)) {
-            Some(at) if now_ms - *at < SIGHTING_MS => false,
-            Some(at) => {
-                *at = now_ms;
-                true
-            }
-            None => {
-                // Still full of recent pairs: report rather than forget
-                // (a missed sighting could hide a stolen key).
-                if seen.len() < SIGHTINGS_KEPT {
-                    seen.insert((key_id.to_owned(), address), now_ms);
-                }
-                true
-            }
-        }
+        drop(seen);
+        expired.drop_later();
+        news
     }
 }
 

@@ -31,8 +31,12 @@ pub const SHIP_EVERY: Duration = Duration::from_secs(1);
 const CHECKPOINT_FRAMES: u32 = 1000;
 const CHECKPOINT_AFTER: Duration = Duration::from_secs(30);
 /// The largest buffer kept between reads of the log: a saturated node's
-/// second (some 60 MB here); a larger one is freed after its segment.
-const KEEP_BUFFER: usize = 128 << 20;
+/// second is some 70 MB here, read into a buffer grown by doubling (to
+/// 135 MB); a larger one is freed after its segment.
+const KEEP_BUFFER: usize = 256 << 20;
+/// Rounds (seconds) that read under a quarter of the kept buffer, after
+/// which it is freed.
+const QUIET_ROUNDS: u32 = 60;
 /// A segment's first bytes.
 const MAGIC: &[u8] = b"nara-wal-segment/1\n";
 
@@ -420,6 +424,8 @@ pub struct Shipper {
     /// The last segment's frames, read into again (see
     /// [`wal::read_committed`]).
     spare: Vec<u8>,
+    /// Rounds in a row that read far less than `spare` holds.
+    quiet_rounds: u32,
     live: Arc<Live>,
     checkpoint_frames: u32,
     checkpoint_after: Duration,
@@ -447,6 +453,7 @@ impl Shipper {
             recipient,
             generation: None,
             spare: Vec::new(),
+            quiet_rounds: 0,
             live,
             checkpoint_frames: CHECKPOINT_FRAMES,
             checkpoint_after: CHECKPOINT_AFTER,
@@ -590,10 +597,23 @@ impl Shipper {
             .map_err(|e| broken(&e.to_string()))?
             .map_err(|e| broken(&e.to_string()))?;
         let read = started.elapsed();
+        // A buffer far larger than the seconds lately read is given back
+        // after a quiet minute.
+        let needed = segment.as_ref().map_or(0, |s| s.frames.len());
+        let roomy = segment.as_ref().map_or(0, |s| s.frames.capacity()) / 4;
+        self.quiet_rounds = if needed < roomy {
+            self.quiet_rounds + 1
+        } else {
+            0
+        };
         let mut shipped = match segment {
             Some(s) => self.accept(s).await?,
             None => 0,
         };
+        if self.quiet_rounds >= QUIET_ROUNDS {
+            self.spare = Vec::new();
+            self.quiet_rounds = 0;
+        }
         tracing::debug!(frames = shipped, ?read, took = ?started.elapsed(), "shipped the log");
         let due = self.generation.as_ref().is_some_and(|g| {
             g.frames_since_checkpoint >= self.checkpoint_frames

@@ -440,21 +440,22 @@ impl ReplayGuard {
     /// even after what refused it has changed.
     pub fn admit_here(&self, local: &[String], shared: &str, now_ms: i64) -> Result<(), Replay> {
         let keys = || local.iter().map(String::as_str).chain([shared]);
-        let expired = {
+        let (expired, repeated) = {
             let mut seen = self
                 .seen
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let expired = seen.turn(now_ms);
-            if keys().any(|k| seen.seen(k, now_ms)) {
-                drop(seen);
-                expired.drop_later();
-                return Err(Replay::Repeated);
+            let repeated = keys().any(|k| seen.seen(k, now_ms));
+            if !repeated {
+                keys().for_each(|k| seen.insert(k.to_owned(), now_ms));
             }
-            keys().for_each(|k| seen.insert(k.to_owned(), now_ms));
-            expired
+            (expired, repeated)
         };
         expired.drop_later();
+        if repeated {
+            return Err(Replay::Repeated);
+        }
         Ok(())
     }
 

@@ -477,13 +477,18 @@ async fn main() {
     let node = start_demo(&[], dir, free_port()).await;
     let (direct, mediated, subjects, http) = warmed_up(&node).await;
 
-    // For profiling the server: `NARA_BENCH_ONLY=mediated` runs mediated
-    // rounds for half a minute and stops.
-    if std::env::var("NARA_BENCH_ONLY").is_ok_and(|v| v == "mediated") {
+    // For profiling the server: `NARA_BENCH_ONLY=mediated` (or `direct`)
+    // runs that call's rounds for half a minute and stops, printing each
+    // round's rate and the server's CPU per request.
+    let only = std::env::var("NARA_BENCH_ONLY").unwrap_or_default();
+    if only == "mediated" || only == "direct" {
+        let calls = if only == "direct" { &direct } else { &mediated };
         for round in 0..15 {
-            let reqs = presign(mediated.clone(), subjects.clone(), round * 40_000, 40_000).await;
-            let (rate, _, _) = run(&http, reqs).await;
-            println!("mediated {rate:.0}/s");
+            let reqs = presign(calls.clone(), subjects.clone(), round * 40_000, 40_000).await;
+            let cpu = cpu_seconds(node.pid);
+            let (rate, _, n) = run(&http, reqs).await;
+            let per_request = (cpu_seconds(node.pid) - cpu) / n as f64 * 1e6;
+            println!("{only} {rate:.0}/s, server CPU {per_request:.0} µs a request");
         }
         return;
     }

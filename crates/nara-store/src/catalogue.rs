@@ -543,6 +543,25 @@ impl Store {
         )
     }
 
+    /// [`Store::list_services`] as the API's JSON (`Page<Service>`): from the
+    /// read model's bytes for each service when it is fresh, else serialised.
+    pub async fn list_services_json(
+        &self,
+        filter: &ServiceFilter,
+        page: PageRequest,
+    ) -> Result<Vec<u8>> {
+        if let Some(json) = self
+            .cache
+            .fresh()
+            .and_then(|snapshot| snapshot.list_services_json(filter, page))
+        {
+            return Ok(json);
+        }
+        let page = self.list_services(filter, page).await?;
+        serde_json::to_vec(&page)
+            .map_err(|e| StoreError::Corrupt(format!("a page of services: {e}")))
+    }
+
     pub async fn get_service(&self, id: i64) -> Result<Option<Service>> {
         let sql = format!("SELECT {SERVICE_COLUMNS} FROM services WHERE id = $1");
         let row: Option<ServiceRow> = with_pool!(self, |pool| sqlx::query_as(&sql)

@@ -215,9 +215,10 @@ pub async fn list_services(
     State(state): State<AppState>,
     ApiQuery(filter): ApiQuery<ServiceFilter>,
     ApiQuery(page): ApiQuery<PageRequest>,
-) -> Result<Json<Page<Service>>, Problem> {
+) -> Result<Response, Problem> {
     page.validate()?;
-    Ok(Json(state.store.list_services(&filter, page).await?))
+    let json = state.store.list_services_json(&filter, page).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
 /// Register a service.

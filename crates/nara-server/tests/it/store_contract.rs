@@ -247,6 +247,13 @@ backends! {
                     let a = sql.list_services(&f, PageRequest::default()).await.unwrap();
                     let b = cached.list_services(&f, PageRequest::default()).await.unwrap();
                     assert_eq!((a.total, a.total_relation, &a.items), (b.total, b.total_relation, &b.items), "{f:?}");
+                    // The API's bytes: serialised from the database's rows,
+                    // and laid end to end from the read model's.
+                    for page in [PageRequest::default(), PageRequest { page: 2, per_page: 3 }] {
+                        let a = sql.list_services_json(&f, page).await.unwrap();
+                        let b = cached.list_services_json(&f, page).await.unwrap();
+                        assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap(), "{f:?} {page:?}");
+                    }
                 }
             }
         }

@@ -421,6 +421,22 @@ impl Snapshot {
         )
     }
 
+    /// [`Snapshot::list_systems`] as the API's JSON, serialised from the
+    /// rows where they are (a page of 20 systems cloned, then serialised and
+    /// dropped, made a search's cost grow with its answer).
+    pub fn list_systems_json(&self, f: &SystemFilter, page: PageRequest) -> Option<Vec<u8>> {
+        let needle = Needle::new(f.q.as_ref());
+        let page: Page<&System> = self.systems.page_by(
+            f.agency.as_ref(),
+            &needle,
+            |s| Self::system_matches(f, s),
+            nara_core::count_limit(f.q.as_ref(), page),
+            page,
+            |i| &self.systems.rows[i].item,
+        );
+        serde_json::to_vec(&page).ok()
+    }
+
     pub fn count_systems_by_grade(&self, f: &SystemFilter) -> [u64; 4] {
         let f = SystemFilter {
             grade: None,

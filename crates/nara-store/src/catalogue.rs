@@ -562,6 +562,25 @@ impl Store {
             .map_err(|e| StoreError::Corrupt(format!("a page of services: {e}")))
     }
 
+    /// [`Store::list_systems`] as the API's JSON (`Page<System>`),
+    /// serialised from the read model's rows when it is fresh.
+    pub async fn list_systems_json(
+        &self,
+        filter: &SystemFilter,
+        page: PageRequest,
+    ) -> Result<Vec<u8>> {
+        if let Some(json) = self
+            .cache
+            .fresh()
+            .and_then(|snapshot| snapshot.list_systems_json(filter, page))
+        {
+            return Ok(json);
+        }
+        let page = self.list_systems(filter, page).await?;
+        serde_json::to_vec(&page)
+            .map_err(|e| StoreError::Corrupt(format!("a page of systems: {e}")))
+    }
+
     pub async fn get_service(&self, id: i64) -> Result<Option<Service>> {
         let sql = format!("SELECT {SERVICE_COLUMNS} FROM services WHERE id = $1");
         let row: Option<ServiceRow> = with_pool!(self, |pool| sqlx::query_as(&sql)

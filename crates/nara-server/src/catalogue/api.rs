@@ -134,9 +134,15 @@ pub async fn list_systems(
     State(state): State<AppState>,
     ApiQuery(filter): ApiQuery<SystemFilter>,
     ApiQuery(page): ApiQuery<PageRequest>,
-) -> Result<Json<Page<System>>, Problem> {
+) -> Result<Response, Problem> {
     page.validate()?;
-    Ok(Json(state.store.list_systems(&filter, page).await?))
+    let json = state.store.list_systems_json(&filter, page).await?;
+    Ok(json_bytes(json))
+}
+
+/// Bytes already serialised as JSON, answered as [`Json`] would answer them.
+fn json_bytes(json: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], json).into_response()
 }
 
 /// Register a system.
@@ -218,7 +224,7 @@ pub async fn list_services(
 ) -> Result<Response, Problem> {
     page.validate()?;
     let json = state.store.list_services_json(&filter, page).await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
+    Ok(json_bytes(json))
 }
 
 /// Register a service.

@@ -238,6 +238,8 @@ backends! {
                         let b = cached.list_systems(&f, page).await.unwrap();
                         assert_eq!((a.total, a.total_relation, &a.items), (b.total, b.total_relation, &b.items), "{f:?} {page:?}");
                         assert_eq!(sql.count_systems_by_grade(&f).await.unwrap(), cached.count_systems_by_grade(&f).await.unwrap());
+                        let (json_a, json_b) = (sql.list_systems_json(&f, page).await.unwrap(), cached.list_systems_json(&f, page).await.unwrap());
+                        assert_eq!(String::from_utf8(json_a).unwrap(), String::from_utf8(json_b).unwrap(), "{f:?} {page:?}");
                         compared += 1;
                         relations.insert(a.total_relation);
                     }

@@ -226,7 +226,7 @@ struct Table<T> {
     by_agency: HashMap<MemberId, Segment>,
 }
 
-impl<T: Clone> Table<T> {
+impl<T> Table<T> {
     fn new(
         mut rows: Vec<Indexed<T>>,
         id: impl Fn(&T) -> i64,
@@ -282,22 +282,9 @@ impl<T: Clone> Table<T> {
         Box::new(self.positions(agency, needle).map(|i| &self.rows[i].item))
     }
 
-    fn page(
-        &self,
-        agency: Option<&MemberId>,
-        needle: &Needle,
-        keep: impl Fn(&T) -> bool,
-        limit: Option<u64>,
-        page: PageRequest,
-    ) -> Page<T> {
-        self.page_by(agency, needle, keep, limit, page, |i| {
-            self.rows[i].item.clone()
-        })
-    }
-
-    /// [`Table::page`] with each row on the page given by `pick` (from its
-    /// position in `rows`) rather than cloned.
-    fn page_by<R>(
+    /// A page of the rows that match, each given by `pick` (from its
+    /// position in `rows`): a clone, a reference or bytes kept beside it.
+    fn page<R>(
         &self,
         agency: Option<&MemberId>,
         needle: &Needle,
@@ -410,7 +397,14 @@ impl Snapshot {
             && f.status.is_none_or(|s| d.status == s)
     }
 
-    pub fn list_systems(&self, f: &SystemFilter, page: PageRequest) -> Page<System> {
+    /// A page of the systems that match, each given by `pick` (from its
+    /// position in the table).
+    fn systems_page<R>(
+        &self,
+        f: &SystemFilter,
+        page: PageRequest,
+        pick: impl Fn(usize) -> R,
+    ) -> Page<R> {
         let needle = Needle::new(f.q.as_ref());
         self.systems.page(
             f.agency.as_ref(),
@@ -418,23 +412,19 @@ impl Snapshot {
             |s| Self::system_matches(f, s),
             nara_core::count_limit(f.q.as_ref(), page),
             page,
+            pick,
         )
+    }
+
+    pub fn list_systems(&self, f: &SystemFilter, page: PageRequest) -> Page<System> {
+        self.systems_page(f, page, |i| self.systems.rows[i].item.clone())
     }
 
     /// [`Snapshot::list_systems`] as the API's JSON, serialised from the
     /// rows where they are (a page of 20 systems cloned, then serialised and
     /// dropped, made a search's cost grow with its answer).
     pub fn list_systems_json(&self, f: &SystemFilter, page: PageRequest) -> Option<Vec<u8>> {
-        let needle = Needle::new(f.q.as_ref());
-        let page: Page<&System> = self.systems.page_by(
-            f.agency.as_ref(),
-            &needle,
-            |s| Self::system_matches(f, s),
-            nara_core::count_limit(f.q.as_ref(), page),
-            page,
-            |i| &self.systems.rows[i].item,
-        );
-        serde_json::to_vec(&page).ok()
+        serde_json::to_vec(&self.systems_page(f, page, |i| &self.systems.rows[i].item)).ok()
     }
 
     pub fn count_systems_by_grade(&self, f: &SystemFilter) -> [u64; 4] {
@@ -459,7 +449,14 @@ impl Snapshot {
             && f.status.is_none_or(|st| s.details.status == st)
     }
 
-    pub fn list_services(&self, f: &ServiceFilter, page: PageRequest) -> Page<Service> {
+    /// A page of the services that match, each given by `pick` (from its
+    /// position in the table).
+    fn services_page<R>(
+        &self,
+        f: &ServiceFilter,
+        page: PageRequest,
+        pick: impl Fn(usize) -> R,
+    ) -> Page<R> {
         let needle = Needle::new(f.q.as_ref());
         self.services.page(
             f.agency.as_ref(),
@@ -467,22 +464,19 @@ impl Snapshot {
             |s| Self::service_matches(f, s),
             nara_core::count_limit(f.q.as_ref(), page),
             page,
+            pick,
         )
+    }
+
+    pub fn list_services(&self, f: &ServiceFilter, page: PageRequest) -> Page<Service> {
+        self.services_page(f, page, |i| self.services.rows[i].item.clone())
     }
 
     /// [`Snapshot::list_services`] as the API's JSON, from each service's
     /// bytes kept beside it (none if they were not kept).
     pub fn list_services_json(&self, f: &ServiceFilter, page: PageRequest) -> Option<Vec<u8>> {
         let json = self.services_json.as_ref()?;
-        let needle = Needle::new(f.q.as_ref());
-        let page: Page<&RawValue> = self.services.page_by(
-            f.agency.as_ref(),
-            &needle,
-            |s| Self::service_matches(f, s),
-            nara_core::count_limit(f.q.as_ref(), page),
-            page,
-            |i| &*json[i],
-        );
+        let page: Page<&RawValue> = self.services_page(f, page, |i| &*json[i]);
         serde_json::to_vec(&page).ok()
     }
 }
@@ -686,6 +680,7 @@ mod tests {
             |_| true,
             nara_core::count_limit(Some(&q), page),
             page,
+            |i| table.rows[i].item.clone(),
         );
         assert_eq!(
             (capped.total, capped.total_relation),
@@ -705,13 +700,14 @@ mod tests {
             |_| true,
             nara_core::count_limit(Some(&q), late),
             late,
+            |i| table.rows[i].item.clone(),
         );
         assert_eq!(
             (exact.total, exact.total_relation),
             (250, TotalRelation::Eq),
             "near the end every match is counted"
         );
-        let everything = table.page(None, &Needle::new(None), |_| true, None, page);
+        let everything = table.page(None, &Needle::new(None), |_| true, None, page, |i| i);
         assert_eq!(
             (everything.total, everything.total_relation),
             (500, TotalRelation::Eq)

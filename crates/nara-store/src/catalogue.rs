@@ -550,16 +550,11 @@ impl Store {
         filter: &ServiceFilter,
         page: PageRequest,
     ) -> Result<Vec<u8>> {
-        if let Some(json) = self
-            .cache
-            .fresh()
-            .and_then(|snapshot| snapshot.list_services_json(filter, page))
-        {
-            return Ok(json);
-        }
-        let page = self.list_services(filter, page).await?;
-        serde_json::to_vec(&page)
-            .map_err(|e| StoreError::Corrupt(format!("a page of services: {e}")))
+        self.page_json(
+            |snapshot| snapshot.list_services_json(filter, page),
+            self.list_services(filter, page),
+        )
+        .await
     }
 
     /// [`Store::list_systems`] as the API's JSON (`Page<System>`),
@@ -569,16 +564,25 @@ impl Store {
         filter: &SystemFilter,
         page: PageRequest,
     ) -> Result<Vec<u8>> {
-        if let Some(json) = self
-            .cache
-            .fresh()
-            .and_then(|snapshot| snapshot.list_systems_json(filter, page))
-        {
+        self.page_json(
+            |snapshot| snapshot.list_systems_json(filter, page),
+            self.list_systems(filter, page),
+        )
+        .await
+    }
+
+    /// A page as the API's JSON: written by the read model while it is
+    /// fresh (`cached`), else the page the database gives, serialised.
+    async fn page_json<T: serde::Serialize>(
+        &self,
+        cached: impl FnOnce(&crate::cache::Snapshot) -> Option<Vec<u8>>,
+        from_database: impl std::future::Future<Output = Result<Page<T>>>,
+    ) -> Result<Vec<u8>> {
+        if let Some(json) = self.cache.fresh().and_then(|snapshot| cached(&snapshot)) {
             return Ok(json);
         }
-        let page = self.list_systems(filter, page).await?;
-        serde_json::to_vec(&page)
-            .map_err(|e| StoreError::Corrupt(format!("a page of systems: {e}")))
+        let page = from_database.await?;
+        serde_json::to_vec(&page).map_err(|e| StoreError::Corrupt(format!("a page: {e}")))
     }
 
     pub async fn get_service(&self, id: i64) -> Result<Option<Service>> {

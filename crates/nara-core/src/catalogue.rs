@@ -676,6 +676,17 @@ impl<T> Page<T> {
     pub fn total_is_lower_bound(&self) -> bool {
         self.total_relation == TotalRelation::Gte
     }
+
+    /// The same page lending its items.
+    pub fn as_refs(&self) -> Page<&T> {
+        Page {
+            items: self.items.iter().collect(),
+            total: self.total,
+            total_relation: self.total_relation,
+            page: self.page,
+            per_page: self.per_page,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, IntoParams)]

@@ -472,6 +472,11 @@ impl Snapshot {
         self.services_page(f, page, |i| self.services.rows[i].item.clone())
     }
 
+    /// [`Snapshot::list_services`] lending the rows where they are.
+    pub fn services_lent(&self, f: &ServiceFilter, page: PageRequest) -> Page<&Service> {
+        self.services_page(f, page, |i| &self.services.rows[i].item)
+    }
+
     /// [`Snapshot::list_services`] as the API's JSON, from each service's
     /// bytes kept beside it (none if they were not kept).
     pub fn list_services_json(&self, f: &ServiceFilter, page: PageRequest) -> Option<Vec<u8>> {

@@ -543,6 +543,28 @@ impl Store {
         )
     }
 
+    /// A page of services and every agency, lent to `view` (a page's
+    /// renderer): from the read model's rows where they are while it is
+    /// fresh, else read from the database. A page of 20 services cloned and
+    /// dropped again, with every agency, was most of what a catalogue page
+    /// cost beyond its search.
+    pub async fn view_services<R>(
+        &self,
+        filter: &ServiceFilter,
+        page: PageRequest,
+        view: impl FnOnce(&[Agency], Page<&Service>) -> R,
+    ) -> Result<R> {
+        if let Some(snapshot) = self.cache.fresh() {
+            return Ok(view(
+                &snapshot.agencies,
+                snapshot.services_lent(filter, page),
+            ));
+        }
+        let agencies = self.all_agencies().await?;
+        let page = self.list_services(filter, page).await?;
+        Ok(view(&agencies, page.as_refs()))
+    }
+
     /// [`Store::list_services`] as the API's JSON (`Page<Service>`): from the
     /// read model's bytes for each service when it is fresh, else serialised.
     pub async fn list_services_json(

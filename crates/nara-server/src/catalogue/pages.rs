@@ -98,7 +98,7 @@ struct ServicesPage<'a> {
     audience: String,
     audiences: &'static [Audience],
     agencies: &'a [Agency],
-    page: Page<Service>,
+    page: Page<&'a Service>,
     pager: Pager,
     form_error: Option<FieldError>,
 }
@@ -121,37 +121,40 @@ pub async fn services(
     let query = query.unwrap_or_default();
     let values: FormValues = serde_urlencoded::from_str(&query).unwrap_or_default();
     let (filter, page_request, form_error) = parse_list::<ServiceFilter>(&query);
-    let agencies = state
-        .store
-        .all_agencies()
-        .await
-        .map_err(store_failed(ctx.lang))?;
-    let page = if form_error.is_some() {
-        Page::empty(page_request.per_page)
-    } else {
-        state
-            .store
-            .list_services(&filter, page_request)
-            .await
-            .map_err(store_failed(ctx.lang))?
-    };
     let status = if form_error.is_some() {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
     };
-    let view = ServicesPage {
-        layout: ctx.layout(ctx.tr().s("services.title"), "services"),
-        q: values.q,
-        agency: values.agency,
-        audience: values.audience,
-        audiences: Audience::ALL,
-        agencies: &agencies,
-        pager: ctx.pager(&page),
-        page,
-        form_error,
+    let invalid = form_error.is_some();
+    // Rendered from the rows the store lends: nothing is cloned per row.
+    let page_of = |agencies: &[Agency], page: Page<&Service>| {
+        let view = ServicesPage {
+            layout: ctx.layout(ctx.tr().s("services.title"), "services"),
+            q: values.q,
+            agency: values.agency,
+            audience: values.audience,
+            audiences: Audience::ALL,
+            agencies,
+            pager: ctx.pager(&page),
+            page,
+            form_error,
+        };
+        (status, render(&view)).into_response()
     };
-    Ok((status, render(&view)).into_response())
+    if invalid {
+        let agencies = state
+            .store
+            .all_agencies()
+            .await
+            .map_err(store_failed(ctx.lang))?;
+        return Ok(page_of(&agencies, Page::empty(page_request.per_page)));
+    }
+    state
+        .store
+        .view_services(&filter, page_request, page_of)
+        .await
+        .map_err(store_failed(ctx.lang))
 }
 
 #[derive(Template)]

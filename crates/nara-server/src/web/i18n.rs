@@ -76,7 +76,15 @@ impl Tr {
 
     /// The label of a domain value, e.g. `audience.citizen`.
     pub fn of(&self, group: &str, value: impl std::fmt::Display) -> &'static str {
-        self.s(&format!("{group}.{value}"))
+        // A page asks this for each of its rows' values: the key is written
+        // into one buffer per thread, not a string allocated each time.
+        thread_local!(static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) });
+        KEY.with_borrow_mut(|key| {
+            use std::fmt::Write;
+            key.clear();
+            let _ = write!(key, "{group}.{value}");
+            self.s(key)
+        })
     }
 }
 

@@ -266,9 +266,10 @@ impl Timestamp {
     /// humantime's.
     fn rfc3339_ascii(self) -> [u8; 24] {
         const LAST_MS_OF_9999: i64 = 253_402_300_799_999;
-        let ms = self.0.clamp(0, LAST_MS_OF_9999);
-        let (secs, milli) = (ms / 1000, ms % 1000);
-        let (days, of_day) = (secs / 86_400, secs % 86_400);
+        // In range, so every quantity below fits a u32.
+        let ms = self.0.clamp(0, LAST_MS_OF_9999) as u64;
+        let (secs, milli) = (ms / 1000, (ms % 1000) as u32);
+        let (days, of_day) = ((secs / 86_400) as u32, (secs % 86_400) as u32);
         // Days counted from 0000-03-01, in 400-year eras of 146,097 days.
         let z = days + 719_468;
         let era = z / 146_097;
@@ -283,21 +284,22 @@ impl Timestamp {
         } else {
             month_from_march - 9
         };
-        let year = year_of_era + era * 400 + i64::from(month <= 2);
+        let year = year_of_era + era * 400 + u32::from(month <= 2);
         let mut out = *b"0000-00-00T00:00:00.000Z";
-        let mut put = |at: usize, width: usize, mut value: i64| {
-            for digit in out[at..at + width].iter_mut().rev() {
-                *digit = b'0' + (value % 10) as u8;
-                value /= 10;
-            }
+        let mut two = |at: usize, value: u32| {
+            out[at] = b'0' + (value / 10) as u8;
+            out[at + 1] = b'0' + (value % 10) as u8;
         };
-        put(0, 4, year);
-        put(5, 2, month);
-        put(8, 2, day);
-        put(11, 2, of_day / 3600);
-        put(14, 2, of_day / 60 % 60);
-        put(17, 2, of_day % 60);
-        put(20, 3, milli);
+        two(0, year / 100);
+        two(2, year % 100);
+        two(5, month);
+        two(8, day);
+        two(11, of_day / 3600);
+        two(14, of_day / 60 % 60);
+        two(17, of_day % 60);
+        out[20] = b'0' + (milli / 100) as u8;
+        out[21] = b'0' + (milli / 10 % 10) as u8;
+        out[22] = b'0' + (milli % 10) as u8;
         out
     }
 

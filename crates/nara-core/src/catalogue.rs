@@ -261,7 +261,7 @@ impl Timestamp {
     /// 9999 as its last millisecond (humantime, which wrote these before,
     /// panicked on those). A page of 20 systems carries 40 timestamps:
     /// formatted through `Display` into a fresh string each, a timestamp
-    /// took 75 ns to serialise, written here 55 ns. Days to a civil date as in
+    /// took 75 ns to serialise, written here 55 ns or less. Days to a civil date as in
     /// Howard Hinnant's `civil_from_days`; a test compares the results with
     /// humantime's.
     fn rfc3339_ascii(self) -> [u8; 24] {

@@ -494,7 +494,8 @@ impl Snapshot {
 }
 
 /// A page as the API's JSON, into a buffer sized for it at once (grown
-/// from serde_json's 128 bytes, a page of 20 systems was copied five times).
+/// from serde_json's 128 bytes, a page of 20 systems was copied as it grew,
+/// six times over).
 fn page_bytes<T: serde::Serialize>(page: &Page<T>) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(256 + 512 * page.items.len());
     serde_json::to_writer(&mut out, page).ok()?;

@@ -545,9 +545,8 @@ impl Store {
 
     /// A page of services and every agency, lent to `view` (a page's
     /// renderer): from the read model's rows where they are while it is
-    /// fresh, else read from the database. A page of 20 services cloned and
-    /// dropped again, with every agency, was most of what a catalogue page
-    /// cost beyond its search.
+    /// fresh, else read from the database: a page no longer clones its 20
+    /// services and every agency only to drop them once rendered.
     pub async fn view_services<R>(
         &self,
         filter: &ServiceFilter,

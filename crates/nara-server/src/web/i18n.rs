@@ -15,8 +15,9 @@ const SOURCES: [(Lang, &str); 3] = [
 ];
 
 /// A language's strings by key. Pages look up dozens of keys each (a row's
-/// labels among them): a fast hash, where SipHash was a sixth of a
-/// catalogue page's cost; the keys are this crate's own, not a client's.
+/// labels among them): the lookups were a sixth of a catalogue page's
+/// cost, SipHash half of that, so a fast hash (the keys are this crate's
+/// own, not a client's).
 type Strings = HashMap<String, String, foldhash::fast::RandomState>;
 
 fn flatten(prefix: &str, table: &toml::Table, out: &mut Strings) {
